@@ -1,0 +1,235 @@
+//! Judging one response: status, expectations, error class, replica, captures.
+//! Pure functions over what came back, so they are tested without a network.
+
+use crate::measure::ErrorClass;
+use crate::scenario::{CaptureFrom, Expect, ReplicaSource};
+use reqwest::header::HeaderMap;
+
+/// Follows a dotted path (`results.0.uuid`) into JSON.
+pub fn json_path<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.')
+        .filter(|p| !p.is_empty())
+        .try_fold(value, |v, key| match v {
+            serde_json::Value::Object(map) => map.get(key),
+            serde_json::Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        })
+}
+
+/// The class of an unexpected status.
+pub fn status_class(status: u16) -> ErrorClass {
+    match status {
+        400..=499 => ErrorClass::Http4xx,
+        500..=599 => ErrorClass::Http5xx,
+        _ => ErrorClass::Other,
+    }
+}
+
+/// Checks a response against the request's expectations. `Err` says which
+/// class of failure and why.
+pub fn judge(expect: &Expect, status: u16, body: &[u8]) -> Result<(), (ErrorClass, String)> {
+    let status_ok = if expect.status.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        expect.status.contains(&status)
+    };
+    if !status_ok {
+        return Err((status_class(status), format!("status {status}")));
+    }
+    if let Some(text) = &expect.body_contains {
+        if !String::from_utf8_lossy(body).contains(text.as_str()) {
+            return Err((ErrorClass::Expectation, format!("body lacks {text:?}")));
+        }
+    }
+    if expect.json_present.is_empty() && expect.json_equals.is_empty() {
+        return Ok(());
+    }
+    let json: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| (ErrorClass::Expectation, "body is not JSON".to_owned()))?;
+    for path in &expect.json_present {
+        if json_path(&json, path).is_none() {
+            return Err((ErrorClass::Expectation, format!("JSON lacks `{path}`")));
+        }
+    }
+    for (path, want) in &expect.json_equals {
+        let want = serde_json::to_value(want).unwrap_or(serde_json::Value::Null);
+        if json_path(&json, path) != Some(&want) {
+            return Err((
+                ErrorClass::Expectation,
+                format!("JSON `{path}` is not {want}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The replica named by the response, if it names one.
+pub fn replica_of(source: &ReplicaSource, headers: &HeaderMap) -> Option<String> {
+    match source {
+        ReplicaSource::Header(name) => headers.get(name.as_str())?.to_str().ok().map(str::to_owned),
+        ReplicaSource::Cookie(name) => set_cookie_value(headers, name),
+        ReplicaSource::Unknown => None,
+    }
+}
+
+/// The value a response's `Set-Cookie` gives cookie `name`.
+pub fn set_cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .find_map(|v| {
+            let first = v.to_str().ok()?.split(';').next()?;
+            let (k, value) = first.split_once('=')?;
+            (k.trim() == name).then(|| value.trim().to_owned())
+        })
+}
+
+/// Reads the captures of a good response. `Err` names the first one missing.
+pub fn capture(
+    captures: &[(String, CaptureFrom)],
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, String> {
+    let mut json: Option<Option<serde_json::Value>> = None;
+    captures
+        .iter()
+        .map(|(var, from)| {
+            let value = match from {
+                CaptureFrom::Header(h) => headers
+                    .get(h.as_str())
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                CaptureFrom::Json(path) => {
+                    let doc = json.get_or_insert_with(|| serde_json::from_slice(body).ok());
+                    doc.as_ref()
+                        .and_then(|d| json_path(d, path))
+                        .map(|v| match v {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                }
+            };
+            value
+                .map(|v| (var.clone(), v))
+                .ok_or_else(|| format!("capture `{var}` found nothing"))
+        })
+        .collect()
+}
+
+/// Sorts a transport error into a class.
+pub fn transport_class(error: &reqwest::Error) -> ErrorClass {
+    if error.is_timeout() {
+        return ErrorClass::Timeout;
+    }
+    if error.is_connect() {
+        return ErrorClass::Connect;
+    }
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
+                    return ErrorClass::Reset
+                }
+                TimedOut => return ErrorClass::Timeout,
+                ConnectionRefused => return ErrorClass::Connect,
+                _ => {}
+            }
+        }
+        let text = e.to_string();
+        if text.contains("connection closed")
+            || text.contains("IncompleteMessage")
+            || text.contains("reset")
+        {
+            return ErrorClass::Reset;
+        }
+        source = e.source();
+    }
+    ErrorClass::Other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn json_paths_walk_objects_and_arrays() {
+        let v = serde_json::json!({"results": [{"uuid": "u1"}, {"uuid": "u2"}]});
+        assert_eq!(
+            json_path(&v, "results.1.uuid"),
+            Some(&serde_json::json!("u2"))
+        );
+        assert_eq!(json_path(&v, "results.9.uuid"), None);
+        assert_eq!(json_path(&v, "nope"), None);
+    }
+
+    #[test]
+    fn judges_status_then_body() {
+        let mut expect = Expect::default();
+        assert!(judge(&expect, 204, b"").is_ok());
+        assert_eq!(judge(&expect, 404, b"").unwrap_err().0, ErrorClass::Http4xx);
+        assert_eq!(judge(&expect, 503, b"").unwrap_err().0, ErrorClass::Http5xx);
+        expect.status = vec![412];
+        assert!(
+            judge(&expect, 412, b"{}").is_ok(),
+            "an expected 412 is a good answer"
+        );
+        assert_eq!(judge(&expect, 200, b"{}").unwrap_err().0, ErrorClass::Other);
+        expect.json_equals =
+            BTreeMap::from([("authenticated".to_owned(), toml::Value::Boolean(true))]);
+        assert!(judge(&expect, 412, br#"{"authenticated": true}"#).is_ok());
+        assert_eq!(
+            judge(&expect, 412, br#"{"authenticated": false}"#)
+                .unwrap_err()
+                .0,
+            ErrorClass::Expectation
+        );
+        assert_eq!(
+            judge(&expect, 412, b"<html>").unwrap_err().0,
+            ErrorClass::Expectation
+        );
+    }
+
+    #[test]
+    fn replica_from_header_or_cookie() {
+        let mut h = HeaderMap::new();
+        h.insert("x-served-by", "r2".parse().unwrap());
+        h.append(
+            "set-cookie",
+            "JSESSIONID=abc; Path=/; HttpOnly".parse().unwrap(),
+        );
+        h.append("set-cookie", "openmrs_session=r3; Path=/".parse().unwrap());
+        assert_eq!(
+            replica_of(&ReplicaSource::Header("x-served-by".into()), &h).as_deref(),
+            Some("r2")
+        );
+        assert_eq!(
+            replica_of(&ReplicaSource::Cookie("openmrs_session".into()), &h).as_deref(),
+            Some("r3")
+        );
+        assert_eq!(replica_of(&ReplicaSource::Unknown, &h), None);
+    }
+
+    #[test]
+    fn captures_from_json_and_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("location", "/fhir/Binary/7".parse().unwrap());
+        let caps = vec![
+            ("pid".to_owned(), CaptureFrom::Json("results.0.uuid".into())),
+            ("loc".to_owned(), CaptureFrom::Header("location".into())),
+            ("n".to_owned(), CaptureFrom::Json("total".into())),
+        ];
+        let got = capture(&caps, &h, br#"{"results":[{"uuid":"p1"}],"total":3}"#).unwrap();
+        assert_eq!(
+            got,
+            [
+                ("pid".into(), "p1".into()),
+                ("loc".into(), "/fhir/Binary/7".into()),
+                ("n".into(), "3".into())
+            ]
+        );
+        assert!(capture(&caps, &h, b"{}").unwrap_err().contains("pid"));
+    }
+}

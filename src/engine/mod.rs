@@ -1,0 +1,392 @@
+//! The engine: builds a goose attack from a scenario and runs it in the
+//! closed (virtual users) or open (arrival rate) model.
+//!
+//! Closed model: each persona is a goose scenario, each step a transaction,
+//! and goose's test plan ramps and holds the users. Open model: one goose
+//! scenario whose users form a pool fed by the arrival scheduler in [`open`].
+//! Either way every request goes through [`user::Shared::exchange`], which
+//! times it to the end of the body and feeds the recorder; goose's own
+//! metrics are off. Ctrl-C (goose's handler) and SIGTERM (ours) stop the load,
+//! abandon what is in flight (counted as cancelled) and still return every
+//! measurement.
+
+pub mod auth;
+pub mod check;
+pub mod open;
+pub mod user;
+
+use crate::measure::{Measurements, Recorder, RunInfo};
+use crate::scenario::{LoadPlan, Scenario};
+use anyhow::Context;
+use futures::FutureExt;
+use goose::config::GooseConfiguration;
+use goose::goose::Scenario as GooseScenario;
+use goose::prelude::{GooseAttack, GooseDefault, GooseDefaultType, GooseUser, Transaction};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use user::{Flow, Shared, UserState};
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run id, recorded in the results.
+    pub run_id: String,
+    /// Show a live progress line on the terminal.
+    pub progress: bool,
+}
+
+/// Reason recorded when goose's Ctrl-C handler stopped the run.
+const SIGINT_REASON: &str = "interrupted by SIGINT (Ctrl-C)";
+
+/// Runs `scenario` and returns what it measured, also when interrupted.
+pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result<Measurements> {
+    let recorder = Arc::new(Recorder::new(
+        Shared::request_names(&scenario),
+        scenario.load.stage_ends(),
+    ));
+    let stop = CancellationToken::new();
+    let shared = Arc::new(Shared::new(
+        Arc::clone(&scenario),
+        Arc::clone(&recorder),
+        stop.clone(),
+    ));
+    let interrupted: Arc<Mutex<Option<String>>> = Arc::default();
+    let stopping_ourselves = Arc::new(AtomicBool::new(false));
+
+    let watcher = tokio::spawn(watch_signals(
+        stop.clone(),
+        Arc::clone(&interrupted),
+        Arc::clone(&stopping_ourselves),
+    ));
+    let progress = options
+        .progress
+        .then(|| tokio::spawn(progress_line(Arc::clone(&recorder), stop.clone())));
+
+    let result = match &scenario.load {
+        LoadPlan::Closed { stages } => {
+            let plan = closed_test_plan(stages);
+            let attack = attack(&scenario)?.set_default(GooseDefault::TestPlan, plan.as_str())?;
+            let attack = register_personas(*attack, &shared)?;
+            recorder.begin();
+            attack.execute().await.map(|_| ())
+        }
+        LoadPlan::Open { stages, max_users } => {
+            let pool = Arc::new(open::Pool::default());
+            let run_for =
+                scenario.load.duration() + scenario.target.timeout + Duration::from_secs(60);
+            let attack = attack(&scenario)?
+                .set_default(GooseDefault::Users, *max_users)?
+                .set_default(GooseDefault::IncreaseRate, "1000")?
+                .set_default(GooseDefault::RunTime, run_for.as_secs() as usize)?;
+            let attack = attack.register_scenario(open_scenario(&shared, &pool));
+            let driver = drive_open(
+                Arc::clone(&shared),
+                pool,
+                *max_users,
+                open::arrival_offsets(stages),
+                Arc::clone(&stopping_ourselves),
+            );
+            let (result, ()) = tokio::join!(attack.execute(), driver);
+            result.map(|_| ())
+        }
+    };
+    stop.cancel();
+    watcher.abort();
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    if let Err(e) = result {
+        // Whatever was measured before goose failed is still returned to be written.
+        tracing::error!("load engine stopped with an error: {e}");
+        interrupted
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| format!("load engine error: {e}"));
+    }
+    let reason = interrupted.lock().unwrap().clone();
+    Ok(recorder.finish(RunInfo {
+        run_id: options.run_id,
+        scenario: scenario.name.clone(),
+        scenario_file: scenario.path.display().to_string(),
+        target: scenario.target.base_url.clone(),
+        model: scenario.load.model_name().to_owned(),
+        stage_targets: stage_targets(&scenario.load),
+        interrupted: reason,
+    }))
+}
+
+fn stage_targets(load: &LoadPlan) -> Vec<f64> {
+    match load {
+        LoadPlan::Open { stages, .. } => stages.iter().map(|s| s.rate).collect(),
+        LoadPlan::Closed { stages } => stages.iter().map(|s| s.users as f64).collect(),
+    }
+}
+
+/// Goose's test plan for closed stages: ramp to each stage's users, hold, and
+/// stop everyone at the end.
+pub fn closed_test_plan(stages: &[crate::scenario::ClosedStage]) -> String {
+    let secs = |d: Duration| d.as_secs_f64().round() as u64;
+    let mut steps: Vec<String> = stages
+        .iter()
+        .flat_map(|s| {
+            [
+                format!("{},{}s", s.users, secs(s.ramp.0)),
+                format!("{},{}s", s.users, secs(s.hold.0)),
+            ]
+        })
+        .collect();
+    steps.push("0,0s".to_owned());
+    steps.join(";")
+}
+
+fn attack(scenario: &Scenario) -> anyhow::Result<GooseAttack> {
+    // Private fields rule out struct-literal syntax: start from the default.
+    let mut config = GooseConfiguration::default();
+    config.host = Some(scenario.target.base_url.clone());
+    config.no_telnet = true;
+    config.no_websocket = true;
+    config.no_print_metrics = true;
+    config.no_error_summary = true;
+    // surge records every request itself, to the end of the body; goose's own
+    // metrics would time to the headers and cost throughput.
+    config.no_metrics = true;
+    config.timeout = Some(format!("{}", scenario.target.timeout.as_secs_f64()));
+    config.accept_invalid_certs = !scenario.target.tls_verify;
+    GooseAttack::initialize_with_config(config).context("cannot set up the goose load engine")
+}
+
+/// Runs a transaction body, turning a panic into a counted, reported event
+/// instead of a silently dead user (goose would exit 0 either way). `None`
+/// if it panicked; the caller then resets the user's session.
+async fn guarded<T>(shared: &Shared, body: impl std::future::Future<Output = T>) -> Option<T> {
+    match AssertUnwindSafe(body).catch_unwind().await {
+        Ok(value) => Some(value),
+        Err(_) => {
+            tracing::error!("a virtual user panicked; its session is reset");
+            shared.recorder.user_lost();
+            None
+        }
+    }
+}
+
+fn take_state(user: &mut GooseUser) -> UserState {
+    user.get_session_data_mut::<UserState>()
+        .map(std::mem::take)
+        .unwrap_or_default()
+}
+
+fn register_personas(mut attack: GooseAttack, shared: &Arc<Shared>) -> anyhow::Result<GooseAttack> {
+    for (p, persona) in shared.scenario.personas.iter().enumerate() {
+        let mut goose_scenario =
+            GooseScenario::new(&persona.name).set_weight(persona.weight as usize)?;
+        for step in 0..persona.steps.len() {
+            let shared = Arc::clone(shared);
+            let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
+                let shared = Arc::clone(&shared);
+                Box::pin(async move {
+                    let client = user.client.clone();
+                    let mut state = take_state(user);
+                    if guarded(
+                        &shared,
+                        shared.step(&client, &mut state, p, step, Instant::now()),
+                    )
+                    .await
+                    .is_none()
+                    {
+                        Shared::reset(&mut state);
+                    }
+                    user.set_session_data(state);
+                    Ok(())
+                })
+            }))
+            .set_sequence(step + 1);
+            goose_scenario = goose_scenario.register_transaction(transaction);
+        }
+        attack = attack.register_scenario(goose_scenario);
+    }
+    Ok(attack)
+}
+
+fn open_scenario(shared: &Arc<Shared>, pool: &Arc<open::Pool>) -> GooseScenario {
+    let shared = Arc::clone(shared);
+    let pool = Arc::clone(pool);
+    let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
+        let shared = Arc::clone(&shared);
+        let pool = Arc::clone(&pool);
+        Box::pin(async move {
+            let client = user.client.clone();
+            let mut state = take_state(user);
+            if !state.registered {
+                state.registered = true;
+                pool.user_started();
+            }
+            let arrival = tokio::select! {
+                a = pool.next() => a,
+                _ = shared.stop.cancelled() => None,
+            };
+            match arrival {
+                None => {
+                    // Schedule over: idle until goose stops this user, without spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Some(arrival) => {
+                    let persona = &shared.scenario.personas[arrival.persona];
+                    let iteration = async {
+                        for step in 0..persona.steps.len() {
+                            let due = if step == 0 {
+                                arrival.scheduled
+                            } else {
+                                Instant::now()
+                            };
+                            if shared
+                                .step(&client, &mut state, arrival.persona, step, due)
+                                .await
+                                == Flow::Stop
+                            {
+                                break;
+                            }
+                        }
+                    };
+                    if guarded(&shared, iteration).await.is_none() {
+                        Shared::reset(&mut state);
+                    }
+                    pool.done();
+                }
+            }
+            user.set_session_data(state);
+            Ok(())
+        })
+    }));
+    GooseScenario::new("open-arrivals").register_transaction(transaction)
+}
+
+/// Waits for the user pool, runs the arrival schedule, lets the last
+/// arrivals finish (bounded by the request timeout), then stops goose.
+async fn drive_open(
+    shared: Arc<Shared>,
+    pool: Arc<open::Pool>,
+    users: usize,
+    offsets: Vec<Duration>,
+    stopping_ourselves: Arc<AtomicBool>,
+) {
+    let ready_by = Instant::now() + Duration::from_secs(30);
+    while pool.users_started() < users && Instant::now() < ready_by && !shared.stop.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if pool.users_started() < users {
+        tracing::warn!(
+            "only {} of {users} users started; arrivals beyond them are dropped",
+            pool.users_started()
+        );
+    }
+    shared.recorder.begin();
+    let start = shared.recorder.started();
+    let scenario = Arc::clone(&shared.scenario);
+    let total: u64 = scenario.personas.iter().map(|p| p.weight as u64).sum();
+    let pick = move || {
+        let mut ticket = rand::random_range(0..total);
+        scenario
+            .personas
+            .iter()
+            .position(|p| {
+                let hit = ticket < p.weight as u64;
+                ticket = ticket.saturating_sub(p.weight as u64);
+                hit
+            })
+            .unwrap_or(0)
+    };
+    let stop = shared.stop.clone();
+    open::schedule(
+        offsets,
+        start,
+        Arc::clone(&pool),
+        Arc::clone(&shared.recorder),
+        pick,
+        || stop.is_cancelled(),
+    )
+    .await;
+    let drain_by = Instant::now() + shared.scenario.target.timeout + Duration::from_secs(1);
+    while pool.outstanding() > 0 && Instant::now() < drain_by && !shared.stop.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stopping_ourselves.store(true, Ordering::SeqCst);
+    shared.stop.cancel();
+    goose::trigger_killswitch("surge: arrival schedule complete");
+}
+
+/// Turns SIGTERM, and Ctrl-C as goose's handler reports it, into a stop.
+async fn watch_signals(
+    stop: CancellationToken,
+    interrupted: Arc<Mutex<Option<String>>>,
+    stopping_ourselves: Arc<AtomicBool>,
+) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    loop {
+        let got_term = async {
+            match term.as_mut() {
+                Some(t) => t.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            true = got_term => {
+                interrupted.lock().unwrap().get_or_insert_with(|| "interrupted by SIGTERM".to_owned());
+                stop.cancel();
+                goose::trigger_killswitch("SIGTERM received");
+                return;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if goose::is_killswitch_triggered() && !stopping_ourselves.load(Ordering::SeqCst) {
+                    interrupted.lock().unwrap().get_or_insert_with(|| SIGINT_REASON.to_owned());
+                    stop.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn progress_line(recorder: Arc<Recorder>, stop: CancellationToken) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(200));
+    loop {
+        let live = recorder.live();
+        bar.set_message(format!(
+            "{:>5.0}s  {:>6} req/s  p95 {:>8.1} ms  errors {} ({} total)  dropped {}",
+            live.elapsed_s,
+            live.last_second.requests,
+            live.last_second.p95_ms,
+            live.last_second.errors,
+            live.failed,
+            live.dropped
+        ));
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+    bar.finish_and_clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_plan_ramps_holds_and_stops() {
+        let text = "[scenario]\nname='t'\n[target]\nbase_url='http://127.0.0.1:1'\n[load]\nmodel='closed'\n\
+                    [[load.stages]]\nusers=5\nramp='10s'\nhold='30s'\n[[load.stages]]\nusers=2\nhold='5s'\n\
+                    [[personas]]\nname='p'\nsteps=[{request='a'}]\n[requests.a]\npath='/'\n";
+        let s = crate::scenario::Scenario::from_text(std::path::Path::new("t.toml"), text).unwrap();
+        let LoadPlan::Closed { stages } = &s.load else {
+            unreachable!()
+        };
+        assert_eq!(closed_test_plan(stages), "5,10s;5,30s;2,0s;2,5s;0,0s");
+        assert!(closed_test_plan(stages)
+            .parse::<goose::test_plan::TestPlan>()
+            .is_ok());
+    }
+}

@@ -1,0 +1,254 @@
+//! The open load model goose lacks: arrivals at a planned rate, whatever the
+//! server does.
+//!
+//! A scheduler hands arrival slots to a pool of pre-started users. A slot
+//! carries its scheduled instant, so latency is measured from when the request
+//! SHOULD have started (no coordinated omission), while service time is
+//! measured from the actual send. A slot that finds no idle user is dropped
+//! and counted: dropped arrivals are themselves a saturation signal.
+
+use crate::measure::Recorder;
+use crate::scenario::OpenStage;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Offsets from the start at which arrivals are due, evenly spaced at the
+/// planned rate: each stage ramps linearly from the previous stage's rate to
+/// its own, then holds it.
+pub fn arrival_offsets(stages: &[OpenStage]) -> Vec<Duration> {
+    let mut out = Vec::new();
+    let mut from_rate = 0.0;
+    let mut at = 0.0;
+    // Arrivals owed but not yet due, carried across segments so a ramp into a
+    // hold does not lose or double a slot.
+    let mut owed = 0.0_f64;
+    for stage in stages {
+        for (r0, r1, len) in [
+            (from_rate, stage.rate, stage.ramp.0.as_secs_f64()),
+            (stage.rate, stage.rate, stage.hold.0.as_secs_f64()),
+        ] {
+            if len <= 0.0 {
+                continue;
+            }
+            let a = (r1 - r0) / (2.0 * len);
+            let total = r0 * len + a * len * len;
+            let mut need = 1.0 - owed;
+            while need <= total + 1e-9 {
+                let t = if a.abs() < 1e-12 {
+                    need / r0
+                } else {
+                    (-r0 + (r0 * r0 + 4.0 * a * need).max(0.0).sqrt()) / (2.0 * a)
+                };
+                out.push(Duration::from_secs_f64(at + t.clamp(0.0, len)));
+                need += 1.0;
+            }
+            owed = total - (need - 1.0);
+            at += len;
+        }
+        from_rate = stage.rate;
+    }
+    out
+}
+
+/// One arrival slot.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// When it was due.
+    pub scheduled: Instant,
+    /// Which persona runs.
+    pub persona: usize,
+}
+
+/// The pool of users waiting for slots.
+pub struct Pool {
+    idle: AtomicUsize,
+    outstanding: AtomicUsize,
+    started: AtomicUsize,
+    tx: std::sync::Mutex<Option<flume::Sender<Arrival>>>,
+    rx: flume::Receiver<Arrival>,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        let (tx, rx) = flume::unbounded();
+        Pool {
+            idle: AtomicUsize::new(0),
+            outstanding: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+            tx: std::sync::Mutex::new(Some(tx)),
+            rx,
+        }
+    }
+}
+
+impl Pool {
+    /// A user reports for duty (once).
+    pub fn user_started(&self) {
+        self.started.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Users that have reported.
+    pub fn users_started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    /// A user waits for its next slot; `None` once the schedule is over.
+    pub async fn next(&self) -> Option<Arrival> {
+        self.idle.fetch_add(1, Ordering::SeqCst);
+        // The scheduler took our idle mark when it sent this slot.
+        self.rx.recv_async().await.ok()
+    }
+
+    /// A user has finished a slot.
+    pub fn done(&self) {
+        self.outstanding.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Slots handed out and not yet finished.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::SeqCst)
+    }
+
+    /// Hands a slot to an idle user, or returns false if none is idle.
+    fn offer(&self, arrival: Arrival) -> bool {
+        let claimed = self
+            .idle
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !claimed {
+            return false;
+        }
+        self.outstanding.fetch_add(1, Ordering::SeqCst);
+        let sent = match self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(tx) => tx.send(arrival).is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.outstanding.fetch_sub(1, Ordering::SeqCst);
+        }
+        sent
+    }
+
+    /// Ends the schedule: waiting users get `None`.
+    pub fn close(&self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+/// Runs the schedule from `start`, handing slots to `pool`, until the plan
+/// ends or `stopped` says so. `pick` chooses the persona of each arrival.
+pub async fn schedule(
+    offsets: Vec<Duration>,
+    start: Instant,
+    pool: Arc<Pool>,
+    recorder: Arc<Recorder>,
+    pick: impl Fn() -> usize,
+    stopped: impl Fn() -> bool,
+) {
+    for offset in offsets {
+        let due = start + offset;
+        tokio::time::sleep_until(due.into()).await;
+        if stopped() {
+            break;
+        }
+        let handed = pool.offer(Arrival {
+            scheduled: due,
+            persona: pick(),
+        });
+        recorder.arrival(due, !handed);
+    }
+    pool.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+
+    fn stages(toml_stages: &str) -> Vec<OpenStage> {
+        let text = format!(
+            "[scenario]\nname='t'\n[target]\nbase_url='http://127.0.0.1:1'\n[load]\nmodel='open'\n{toml_stages}\n\
+             [[personas]]\nname='p'\nsteps=[{{request='a'}}]\n[requests.a]\npath='/'\n"
+        );
+        match Scenario::from_text(std::path::Path::new("t.toml"), &text)
+            .unwrap()
+            .load
+        {
+            crate::scenario::LoadPlan::Open { stages, .. } => stages,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn constant_rate_is_evenly_spaced() {
+        let offs = arrival_offsets(&stages("[[load.stages]]\nrate=10\nhold='2s'"));
+        assert_eq!(offs.len(), 20);
+        assert!((offs[0].as_secs_f64() - 0.1).abs() < 1e-9);
+        assert!((offs[19].as_secs_f64() - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_linear_ramp_delivers_its_area() {
+        // 0 → 20/s over 10 s is 100 arrivals, then 20/s for 5 s is 100 more.
+        let offs = arrival_offsets(&stages("[[load.stages]]\nrate=20\nramp='10s'\nhold='5s'"));
+        assert_eq!(offs.len(), 200);
+        let in_first_half = offs.iter().filter(|o| o.as_secs_f64() <= 5.0).count();
+        assert_eq!(
+            in_first_half, 25,
+            "a quarter of the ramp's arrivals fall in its first half"
+        );
+        assert!(offs.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn stages_chain_and_ramp_down() {
+        let offs = arrival_offsets(&stages(
+            "[[load.stages]]\nrate=10\nhold='1s'\n[[load.stages]]\nrate=0.0001\nramp='2s'\nhold='1s'",
+        ));
+        // 10 in the first second, ~10 over the 2 s ramp down, ~0 in the last hold.
+        assert!((19..=21).contains(&offs.len()), "{}", offs.len());
+    }
+
+    #[tokio::test]
+    async fn arrivals_without_an_idle_user_are_dropped() {
+        let pool = Arc::new(Pool::default());
+        let rec = Arc::new(Recorder::new(
+            vec!["a".into()],
+            vec![Duration::from_secs(1)],
+        ));
+        // One idle user takes the first slot; nobody takes the others.
+        let waiter = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { pool.next().await })
+        };
+        while pool.idle.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let offsets = vec![
+            Duration::from_millis(1),
+            Duration::from_millis(2),
+            Duration::from_millis(3),
+        ];
+        schedule(
+            offsets,
+            Instant::now(),
+            Arc::clone(&pool),
+            Arc::clone(&rec),
+            || 0,
+            || false,
+        )
+        .await;
+        assert!(waiter.await.unwrap().is_some());
+        let m = rec.finish(Default::default());
+        assert_eq!(
+            (m.results.totals.arrivals, m.results.totals.dropped_arrivals),
+            (3, 2)
+        );
+        assert_eq!(
+            pool.next().await.map(|a| a.persona),
+            None,
+            "closed after the schedule"
+        );
+    }
+}

@@ -1,0 +1,433 @@
+//! What one virtual user does: render a request from its own values, send it
+//! on its own client (own cookie jar), read the body to the end, judge it,
+//! record it, keep its captures, think.
+
+use super::auth::{self, TokenCache};
+use super::check;
+use crate::measure::{ErrorClass, Recorder, Sample, UNKNOWN_REPLICA};
+use crate::scenario::{
+    Auth, Body, Expect, Method, MissingValue, Part, ReplicaSource, Scenario, Values,
+};
+use reqwest::header::HeaderMap;
+use reqwest::{Client, RequestBuilder};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// A user's own values: captures, current feeder rows, session facts.
+#[derive(Clone, Default)]
+pub struct UserState {
+    vars: HashMap<String, String>,
+    rows: HashMap<String, Arc<HashMap<String, String>>>,
+    logged_in: bool,
+    sticky_replica: Option<String>,
+    /// Set once the user has joined the open-model pool.
+    pub(crate) registered: bool,
+}
+
+impl Values for UserState {
+    fn feeder(&self, feeder: &str, column: &str) -> Option<&str> {
+        self.rows.get(feeder)?.get(column).map(String::as_str)
+    }
+    fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+}
+
+/// Whether the user goes on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Next step.
+    Continue,
+    /// The run is stopping.
+    Stop,
+}
+
+/// What came back from one exchange.
+pub struct Reply {
+    /// Status, if any.
+    pub status: Option<u16>,
+    /// Headers (empty on a transport error).
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: bytes::Bytes,
+    /// The failure class, if it failed.
+    pub error: Option<ErrorClass>,
+}
+
+/// Everything users share during a run.
+pub struct Shared {
+    /// The scenario.
+    pub scenario: Arc<Scenario>,
+    /// The recorder.
+    pub recorder: Arc<Recorder>,
+    /// Cancelled when the run stops: in-flight requests are abandoned (and count as cancelled).
+    pub stop: CancellationToken,
+    /// Recorder index of the login request, when the auth logs in.
+    pub login_index: Option<usize>,
+    /// Recorder index of the token request, when the auth fetches tokens.
+    pub token_index: Option<usize>,
+    /// Shared Keycloak token.
+    pub tokens: TokenCache,
+    login_expect: Expect,
+}
+
+impl Shared {
+    /// Users' shared state; `names` is where auth requests get their recorder indices.
+    pub fn new(scenario: Arc<Scenario>, recorder: Arc<Recorder>, stop: CancellationToken) -> Self {
+        let n = scenario.requests.len();
+        let login_index = auth::logs_in(&scenario.auth).then_some(n);
+        let token_index =
+            auth::fetches_tokens(&scenario.auth).then_some(n + login_index.is_some() as usize);
+        let mut login_expect = Expect {
+            status: vec![200],
+            ..Default::default()
+        };
+        login_expect
+            .json_equals
+            .insert("authenticated".to_owned(), toml::Value::Boolean(true));
+        Shared {
+            scenario,
+            recorder,
+            stop,
+            login_index,
+            token_index,
+            tokens: TokenCache::default(),
+            login_expect,
+        }
+    }
+
+    /// Request names in recorder order: the scenario's, then auth's.
+    pub fn request_names(scenario: &Scenario) -> Vec<String> {
+        let mut names: Vec<String> = scenario.requests.iter().map(|r| r.name.clone()).collect();
+        if auth::logs_in(&scenario.auth) {
+            names.push(auth::LOGIN_REQUEST.to_owned());
+        }
+        if auth::fetches_tokens(&scenario.auth) {
+            names.push(auth::TOKEN_REQUEST.to_owned());
+        }
+        names
+    }
+
+    /// Runs step `step` of `persona`, due at `scheduled`, then thinks.
+    pub async fn step(
+        &self,
+        client: &Client,
+        state: &mut UserState,
+        persona: usize,
+        step: usize,
+        scheduled: Instant,
+    ) -> Flow {
+        let persona = &self.scenario.personas[persona];
+        if step == 0 {
+            for feeder in &self.scenario.feeders {
+                state.rows.insert(feeder.name.clone(), feeder.next_row());
+            }
+        }
+        let mut scheduled = scheduled;
+        if self.login_index.is_some() && !state.logged_in {
+            match self.login(client, state, scheduled).await {
+                None => return Flow::Stop,
+                Some(false) => return self.think(persona.steps[step].think).await,
+                Some(true) => scheduled = Instant::now(),
+            }
+        }
+        let spec = &persona.steps[step];
+        if self
+            .request(client, state, spec.request, scheduled)
+            .await
+            .is_none()
+        {
+            return Flow::Stop;
+        }
+        self.think(spec.think).await
+    }
+
+    async fn think(&self, think: crate::scenario::Think) -> Flow {
+        if think.max.is_zero() {
+            return Flow::Continue;
+        }
+        let wait = if think.max > think.min {
+            think.min + (think.max - think.min).mul_f64(rand::random::<f64>())
+        } else {
+            think.min
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => Flow::Continue,
+            _ = self.stop.cancelled() => Flow::Stop,
+        }
+    }
+
+    /// OpenMRS login: Basic credentials once, then the session cookie.
+    /// `None` if stopped, else whether the session was accepted.
+    async fn login(
+        &self,
+        client: &Client,
+        state: &mut UserState,
+        scheduled: Instant,
+    ) -> Option<bool> {
+        let Auth::OpenmrsBasic {
+            username,
+            password,
+            login_path,
+        } = &self.scenario.auth
+        else {
+            return Some(true);
+        };
+        let url = self.url(login_path);
+        let rb = client.get(url).basic_auth(
+            auth::credential(username).unwrap_or_default(),
+            auth::credential(password),
+        );
+        let reply = self
+            .exchange(self.login_index?, rb, scheduled, &self.login_expect, state)
+            .await?;
+        state.logged_in = reply.error.is_none();
+        Some(state.logged_in)
+    }
+
+    /// The bearer token for this request, fetching it if needed. `Err(())` if stopped.
+    async fn bearer(&self, client: &Client, state: &mut UserState) -> Result<Option<String>, ()> {
+        match &self.scenario.auth {
+            Auth::Bearer { token } => Ok(auth::credential(token)),
+            Auth::Keycloak {
+                token_url,
+                client_id,
+                client_secret,
+                refresh_before,
+            } => {
+                if let Some(token) = self.tokens.current(refresh_before.0).await {
+                    return Ok(Some(token));
+                }
+                let mut slot = self.tokens.lock().await;
+                // Another user may have fetched it while we waited.
+                if let Some((token, expires)) = slot.as_ref() {
+                    if Instant::now() + refresh_before.0 < *expires {
+                        return Ok(Some(token.clone()));
+                    }
+                }
+                let rb = client
+                    .post(auth::credential(token_url).unwrap_or_default())
+                    .form(&[
+                        ("grant_type", "client_credentials".to_owned()),
+                        ("client_id", auth::credential(client_id).unwrap_or_default()),
+                        (
+                            "client_secret",
+                            auth::credential(client_secret).unwrap_or_default(),
+                        ),
+                    ]);
+                let expect = Expect {
+                    status: vec![200],
+                    ..Default::default()
+                };
+                let index = self.token_index.ok_or(())?;
+                let reply = self
+                    .exchange(index, rb, Instant::now(), &expect, state)
+                    .await
+                    .ok_or(())?;
+                if reply.error.is_some() {
+                    return Ok(None);
+                }
+                match auth::parse_token(&reply.body) {
+                    Ok((token, expires_in)) => {
+                        *slot = Some((token.clone(), Instant::now() + expires_in));
+                        Ok(Some(token))
+                    }
+                    Err(e) => {
+                        tracing::warn!("token endpoint answer unusable: {e}");
+                        Ok(None)
+                    }
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}{}", self.scenario.target.base_url, path)
+        }
+    }
+
+    fn build(
+        &self,
+        client: &Client,
+        index: usize,
+        state: &UserState,
+    ) -> Result<RequestBuilder, MissingValue> {
+        let spec = &self.scenario.requests[index];
+        let method = match spec.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+            Method::Head => reqwest::Method::HEAD,
+        };
+        let mut rb = client.request(method, self.url(&spec.path.render(state)?));
+        for (name, value) in &spec.headers {
+            rb = rb.header(name.as_str(), value.render(state)?);
+        }
+        Ok(match &spec.body {
+            Body::None => rb,
+            Body::Json(json) => rb.json(&json.render(state)?),
+            Body::Form(fields) => {
+                let fields: Vec<(String, String)> = fields
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), v.render(state)?)))
+                    .collect::<Result<_, MissingValue>>()?;
+                rb.form(&fields)
+            }
+            Body::Raw {
+                bytes,
+                content_type,
+            } => rb
+                .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
+                .body(bytes.to_vec()),
+            Body::Multipart(parts) => {
+                let mut form = reqwest::multipart::Form::new();
+                for part in parts {
+                    form = match part {
+                        Part::Text { name, value } => form.text(name.clone(), value.render(state)?),
+                        Part::File {
+                            name,
+                            file_name,
+                            bytes,
+                            content_type,
+                        } => form.part(
+                            name.clone(),
+                            reqwest::multipart::Part::bytes(bytes.to_vec())
+                                .file_name(file_name.clone())
+                                .mime_str(content_type)
+                                .unwrap_or_else(|_| {
+                                    reqwest::multipart::Part::bytes(bytes.to_vec())
+                                        .file_name(file_name.clone())
+                                }),
+                        ),
+                    };
+                }
+                rb.multipart(form)
+            }
+        })
+    }
+
+    /// Sends scenario request `index`. `None` if the run stopped meanwhile.
+    pub async fn request(
+        &self,
+        client: &Client,
+        state: &mut UserState,
+        index: usize,
+        scheduled: Instant,
+    ) -> Option<()> {
+        let spec = &self.scenario.requests[index];
+        let mut rb = match self.build(client, index, state) {
+            Ok(rb) => rb,
+            Err(missing) => {
+                tracing::debug!("{} not sent: {missing}", spec.name);
+                self.recorder.issue(index);
+                let now = Instant::now();
+                self.recorder.record(Sample {
+                    request: index,
+                    replica: UNKNOWN_REPLICA,
+                    scheduled,
+                    sent: now,
+                    done: now,
+                    status: None,
+                    error: Some(ErrorClass::Precondition),
+                });
+                return Some(());
+            }
+        };
+        if let Some(token) = self.bearer(client, state).await.ok()? {
+            rb = rb.bearer_auth(token);
+        }
+        let reply = self
+            .exchange(index, rb, scheduled, &spec.expect, state)
+            .await?;
+        if reply.error.is_none() && !spec.captures.is_empty() {
+            match check::capture(&spec.captures, &reply.headers, &reply.body) {
+                Ok(values) => state.vars.extend(values),
+                Err(e) => tracing::debug!("{}: {e}", spec.name),
+            }
+        }
+        Some(())
+    }
+
+    /// One recorded HTTP exchange, timed to the end of the body. `None` if the
+    /// run stopped before it finished (it then counts as cancelled).
+    pub async fn exchange(
+        &self,
+        index: usize,
+        rb: RequestBuilder,
+        scheduled: Instant,
+        expect: &Expect,
+        state: &mut UserState,
+    ) -> Option<Reply> {
+        self.recorder.issue(index);
+        let sent = Instant::now();
+        let io = async {
+            let response = rb.send().await?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, headers, body))
+        };
+        let result = tokio::select! {
+            r = io => r,
+            _ = self.stop.cancelled() => return None,
+        };
+        let done = Instant::now();
+        let reply = match result {
+            Err(e) => Reply {
+                status: None,
+                headers: HeaderMap::new(),
+                body: bytes::Bytes::new(),
+                error: Some(check::transport_class(&e)),
+            },
+            Ok((status, headers, body)) => {
+                let error = check::judge(expect, status, &body)
+                    .err()
+                    .map(|(class, _)| class);
+                Reply {
+                    status: Some(status),
+                    headers,
+                    body,
+                    error,
+                }
+            }
+        };
+        let source = &self.scenario.target.replica;
+        let named = check::replica_of(source, &reply.headers);
+        if let (ReplicaSource::Cookie(_), Some(r)) = (source, &named) {
+            state.sticky_replica = Some(r.clone());
+        }
+        let replica = named.or_else(|| {
+            state
+                .sticky_replica
+                .clone()
+                .filter(|_| reply.status.is_some())
+        });
+        self.recorder.record(Sample {
+            request: index,
+            replica: replica.as_deref().unwrap_or(UNKNOWN_REPLICA),
+            scheduled,
+            sent,
+            done,
+            status: reply.status,
+            error: reply.error,
+        });
+        Some(reply)
+    }
+
+    /// Forgets the session (after a panic, the user starts clean).
+    pub fn reset(state: &mut UserState) {
+        let registered = state.registered;
+        *state = UserState {
+            registered,
+            ..Default::default()
+        };
+    }
+}

@@ -1,0 +1,537 @@
+//! The recorder: HDR histograms per (stage, request, replica), the per-second
+//! timeline, error classes and request accounting.
+//!
+//! The engine calls [`Recorder::issue`] before it sends and
+//! [`Recorder::record`] when the body has been read (or the request failed);
+//! whatever was issued and never recorded was in flight at stop and counts as
+//! cancelled, so `issued = succeeded + failed + cancelled` always holds.
+//! [`Recorder::finish`] turns it all into plain [`RunResults`] plus the
+//! histograms, which `report` writes out. Values are microseconds, 3
+//! significant digits.
+
+mod results;
+mod timeline;
+
+pub use results::*;
+
+use hdrhistogram::Histogram;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+use timeline::Timeline;
+
+/// Replica name used when the target does not say who answered.
+pub const UNKNOWN_REPLICA: &str = "unknown";
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant digits is valid")
+}
+
+/// Records microseconds into an auto-resizing histogram. (`saturating_record`
+/// would clamp to the current top instead of growing it.)
+fn record_us(h: &mut Histogram<u64>, us: u64) {
+    if h.record(us).is_err() {
+        h.saturating_record(us);
+    }
+}
+
+/// One finished request, as the engine saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// Index of the request in the scenario.
+    pub request: usize,
+    /// Replica that answered (or [`UNKNOWN_REPLICA`]).
+    pub replica: &'a str,
+    /// When the request should have started (open model: the arrival slot).
+    pub scheduled: Instant,
+    /// When it was actually sent.
+    pub sent: Instant,
+    /// When the body had been read, or the request failed.
+    pub done: Instant,
+    /// HTTP status, when one came back.
+    pub status: Option<u16>,
+    /// `None` if it met its expectations.
+    pub error: Option<ErrorClass>,
+}
+
+struct Cell {
+    latency: Histogram<u64>,
+    service: Histogram<u64>,
+    ok: u64,
+    errors: BTreeMap<ErrorClass, u64>,
+    statuses: BTreeMap<u16, u64>,
+}
+
+impl Cell {
+    fn new() -> Self {
+        Cell {
+            latency: new_hist(),
+            service: new_hist(),
+            ok: 0,
+            errors: BTreeMap::new(),
+            statuses: BTreeMap::new(),
+        }
+    }
+
+    fn failed(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    fn merge_into(&self, into: &mut Cell) {
+        // Both auto-resize, so `add` cannot run out of range.
+        into.latency
+            .add(&self.latency)
+            .expect("auto-resizing histograms merge");
+        into.service
+            .add(&self.service)
+            .expect("auto-resizing histograms merge");
+        into.ok += self.ok;
+        for (k, v) in &self.errors {
+            *into.errors.entry(*k).or_default() += v;
+        }
+        for (k, v) in &self.statuses {
+            *into.statuses.entry(*k).or_default() += v;
+        }
+    }
+
+    fn stats(&self, name: &str, elapsed_s: f64) -> Stats {
+        let failed = self.failed();
+        let count = self.ok + failed;
+        Stats {
+            name: name.to_owned(),
+            count,
+            ok: self.ok,
+            failed,
+            error_rate: if count == 0 {
+                0.0
+            } else {
+                failed as f64 / count as f64
+            },
+            throughput: if elapsed_s > 0.0 {
+                count as f64 / elapsed_s
+            } else {
+                0.0
+            },
+            latency: Percentiles::from_hist(&self.latency),
+            service: Percentiles::from_hist(&self.service),
+            errors: self.errors.clone(),
+            statuses: self.statuses.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    cells: HashMap<(usize, usize, u32), Cell>,
+    replicas: Vec<String>,
+    timeline: Timeline,
+    arrivals: Vec<u64>,
+    dropped: Vec<u64>,
+    users_lost: u64,
+}
+
+/// Live figures for the progress line.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// Seconds since the start.
+    pub elapsed_s: f64,
+    /// The last complete second.
+    pub last_second: TimelineRow,
+    /// Requests completed so far.
+    pub completed: u64,
+    /// Of which failed.
+    pub failed: u64,
+    /// Arrivals dropped so far.
+    pub dropped: u64,
+}
+
+/// Facts about the run the recorder cannot know itself.
+#[derive(Debug, Clone, Default)]
+pub struct RunInfo {
+    /// Run id.
+    pub run_id: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario file.
+    pub scenario_file: String,
+    /// Base URL.
+    pub target: String,
+    /// `open` or `closed`.
+    pub model: String,
+    /// Per stage: arrivals per second or users.
+    pub stage_targets: Vec<f64>,
+    /// Why the run stopped early, if it did.
+    pub interrupted: Option<String>,
+}
+
+/// A histogram cell for the bundle.
+pub struct CellHistograms {
+    /// Latency from the scheduled start.
+    pub latency: Histogram<u64>,
+    /// Service time from the send.
+    pub service: Histogram<u64>,
+}
+
+/// What [`Recorder::finish`] returns: plain results and the histograms behind them.
+pub struct Measurements {
+    /// Plain results; `results.cells[i]` goes with `histograms[i]`.
+    pub results: RunResults,
+    /// The histograms of each cell.
+    pub histograms: Vec<CellHistograms>,
+}
+
+/// Collects every sample of a run.
+pub struct Recorder {
+    started: OnceLock<(Instant, SystemTime)>,
+    stage_ends: Vec<Duration>,
+    requests: Vec<String>,
+    issued: Vec<AtomicU64>,
+    state: Mutex<State>,
+}
+
+impl Recorder {
+    /// A recorder for these request names and stage end times, starting now.
+    pub fn new(requests: Vec<String>, stage_ends: Vec<Duration>) -> Self {
+        let stages = stage_ends.len().max(1);
+        Recorder {
+            started: OnceLock::new(),
+            issued: requests.iter().map(|_| AtomicU64::new(0)).collect(),
+            requests,
+            stage_ends,
+            state: Mutex::new(State {
+                arrivals: vec![0; stages],
+                dropped: vec![0; stages],
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// Marks the start of the load (the first call wins); stages and the
+    /// timeline count from here.
+    pub fn begin(&self) {
+        self.started
+            .get_or_init(|| (Instant::now(), SystemTime::now()));
+    }
+
+    /// When the load started (now, if [`Recorder::begin`] was never called).
+    pub fn started(&self) -> Instant {
+        self.started
+            .get_or_init(|| (Instant::now(), SystemTime::now()))
+            .0
+    }
+
+    /// The stage an instant falls in (the last one for anything after the plan).
+    pub fn stage_at(&self, at: Instant) -> usize {
+        let offset = at.saturating_duration_since(self.started());
+        self.stage_ends
+            .iter()
+            .position(|end| offset < *end)
+            .unwrap_or(self.stage_ends.len().saturating_sub(1))
+    }
+
+    fn second_of(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started()).as_secs()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panicking user must not take the measurements with it.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts a request as issued; call it right before sending.
+    pub fn issue(&self, request: usize) {
+        self.issued[request].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a finished request.
+    pub fn record(&self, s: Sample<'_>) {
+        let latency = s.done.saturating_duration_since(s.scheduled).as_micros() as u64;
+        let service = s.done.saturating_duration_since(s.sent).as_micros() as u64;
+        let stage = self.stage_at(s.scheduled);
+        let second = self.second_of(s.done);
+        let mut state = self.lock();
+        let replica = match state.replicas.iter().position(|r| r == s.replica) {
+            Some(i) => i as u32,
+            None => {
+                state.replicas.push(s.replica.to_owned());
+                state.replicas.len() as u32 - 1
+            }
+        };
+        let cell = state
+            .cells
+            .entry((stage, s.request, replica))
+            .or_insert_with(Cell::new);
+        record_us(&mut cell.latency, latency.max(1));
+        record_us(&mut cell.service, service.max(1));
+        match s.error {
+            None => cell.ok += 1,
+            Some(class) => *cell.errors.entry(class).or_default() += 1,
+        }
+        if let Some(status) = s.status {
+            *cell.statuses.entry(status).or_default() += 1;
+        }
+        state.timeline.record(second, latency, s.error.is_some());
+    }
+
+    /// Records an open-model arrival at its scheduled time, dropped or handed to a user.
+    pub fn arrival(&self, scheduled: Instant, dropped: bool) {
+        let stage = self.stage_at(scheduled);
+        let second = self.second_of(scheduled);
+        let mut state = self.lock();
+        state.arrivals[stage] += 1;
+        if dropped {
+            state.dropped[stage] += 1;
+            state.timeline.drop_arrival(second);
+        }
+    }
+
+    /// Counts a virtual user that died mid-run.
+    pub fn user_lost(&self) {
+        self.lock().users_lost += 1;
+    }
+
+    /// Figures for a live progress line.
+    pub fn live(&self) -> Live {
+        let elapsed = self.started().elapsed();
+        let state = self.lock();
+        let (mut completed, mut failed) = (0, 0);
+        for cell in state.cells.values() {
+            failed += cell.failed();
+            completed += cell.ok + cell.failed();
+        }
+        Live {
+            elapsed_s: elapsed.as_secs_f64(),
+            last_second: state
+                .timeline
+                .latest_complete(elapsed.as_secs())
+                .unwrap_or_default(),
+            completed,
+            failed,
+            dropped: state.dropped.iter().sum(),
+        }
+    }
+
+    /// Everything measured so far, as results and histograms.
+    pub fn finish(&self, info: RunInfo) -> Measurements {
+        let elapsed = self.started().elapsed();
+        let elapsed_s = elapsed.as_secs_f64();
+        let state = self.lock();
+
+        let mut keys: Vec<_> = state.cells.keys().copied().collect();
+        keys.sort_by(|a, b| {
+            (a.0, &self.requests[a.1], &state.replicas[a.2 as usize]).cmp(&(
+                b.0,
+                &self.requests[b.1],
+                &state.replicas[b.2 as usize],
+            ))
+        });
+        let mut overall = Cell::new();
+        let mut by_request: BTreeMap<&str, Cell> = BTreeMap::new();
+        let mut by_replica: BTreeMap<&str, Cell> = BTreeMap::new();
+        let mut cells = Vec::new();
+        let mut histograms = Vec::new();
+        for key in keys {
+            let cell = &state.cells[&key];
+            let request = self.requests[key.1].as_str();
+            let replica = state.replicas[key.2 as usize].as_str();
+            cell.merge_into(&mut overall);
+            cell.merge_into(by_request.entry(request).or_insert_with(Cell::new));
+            cell.merge_into(by_replica.entry(replica).or_insert_with(Cell::new));
+            let base = format!(
+                "s{}-{}-{}",
+                key.0 + 1,
+                file_safe(request),
+                file_safe(replica)
+            );
+            cells.push(CellStats {
+                stage: key.0,
+                request: request.to_owned(),
+                replica: replica.to_owned(),
+                stats: cell.stats(request, elapsed_s),
+                latency_hdr: format!("hdr/{base}.latency.hdr"),
+                service_hdr: format!("hdr/{base}.service.hdr"),
+            });
+            histograms.push(CellHistograms {
+                latency: cell.latency.clone(),
+                service: cell.service.clone(),
+            });
+        }
+
+        let issued: u64 = self.issued.iter().map(|i| i.load(Ordering::Relaxed)).sum();
+        let overall_stats = overall.stats("all", elapsed_s);
+        let totals = Totals {
+            issued,
+            succeeded: overall_stats.ok,
+            failed: overall_stats.failed,
+            cancelled: issued.saturating_sub(overall_stats.count),
+            dropped_arrivals: state.dropped.iter().sum(),
+            arrivals: state.arrivals.iter().sum(),
+        };
+        let mut start = 0.0;
+        let stages = self
+            .stage_ends
+            .iter()
+            .enumerate()
+            .map(|(i, end)| {
+                let s = StageStats {
+                    index: i,
+                    start_s: start,
+                    end_s: end.as_secs_f64(),
+                    target: info.stage_targets.get(i).copied().unwrap_or_default(),
+                    arrivals: state.arrivals.get(i).copied().unwrap_or_default(),
+                    dropped: state.dropped.get(i).copied().unwrap_or_default(),
+                };
+                start = end.as_secs_f64();
+                s
+            })
+            .collect();
+
+        let results = RunResults {
+            schema_version: SCHEMA_VERSION,
+            run_id: info.run_id,
+            scenario: info.scenario,
+            scenario_file: info.scenario_file,
+            target: info.target,
+            model: info.model,
+            started_at: humantime::format_rfc3339_seconds(
+                self.started
+                    .get_or_init(|| (Instant::now(), SystemTime::now()))
+                    .1,
+            )
+            .to_string(),
+            elapsed_s,
+            planned_s: self
+                .stage_ends
+                .last()
+                .map(Duration::as_secs_f64)
+                .unwrap_or_default(),
+            interrupted: info.interrupted,
+            users_lost: state.users_lost,
+            totals,
+            stages,
+            overall: overall_stats,
+            requests: by_request
+                .iter()
+                .map(|(n, c)| c.stats(n, elapsed_s))
+                .collect(),
+            replicas: by_replica
+                .iter()
+                .map(|(n, c)| c.stats(n, elapsed_s))
+                .collect(),
+            cells,
+            timeline: state.timeline.rows(elapsed.as_secs_f64().ceil() as u64),
+            thresholds: Vec::new(),
+        };
+        Measurements {
+            results,
+            histograms,
+        }
+    }
+}
+
+/// A name made safe for a file name.
+pub fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(
+        request: usize,
+        replica: &str,
+        at: Instant,
+        service_ms: u64,
+        queue_ms: u64,
+        error: Option<ErrorClass>,
+    ) -> Sample<'_> {
+        Sample {
+            request,
+            replica,
+            scheduled: at,
+            sent: at + Duration::from_millis(queue_ms),
+            done: at + Duration::from_millis(queue_ms + service_ms),
+            status: Some(if error.is_some() { 500 } else { 200 }),
+            error,
+        }
+    }
+
+    #[test]
+    fn accounts_for_every_issued_request() {
+        let rec = Recorder::new(
+            vec!["login".into(), "search".into()],
+            vec![Duration::from_secs(10)],
+        );
+        let t0 = rec.started();
+        for i in 0..10 {
+            rec.issue(1);
+            if i < 8 {
+                let err = (i == 0).then_some(ErrorClass::Http5xx);
+                rec.record(sample(
+                    1,
+                    if i % 2 == 0 { "r1" } else { "r2" },
+                    t0,
+                    10,
+                    0,
+                    err,
+                ));
+            }
+        }
+        let m = rec.finish(RunInfo::default());
+        let t = &m.results.totals;
+        assert_eq!(
+            (t.issued, t.succeeded, t.failed, t.cancelled),
+            (10, 7, 1, 2)
+        );
+        assert_eq!(t.issued, t.succeeded + t.failed + t.cancelled);
+        assert_eq!(m.results.replicas.len(), 2);
+        assert_eq!(
+            m.results.request("search").unwrap().errors[&ErrorClass::Http5xx],
+            1
+        );
+        assert_eq!(m.results.cells.len(), m.histograms.len());
+    }
+
+    #[test]
+    fn latency_counts_from_the_schedule_and_service_from_the_send() {
+        let rec = Recorder::new(vec!["a".into()], vec![Duration::from_secs(10)]);
+        rec.issue(0);
+        rec.record(sample(0, "r1", rec.started(), 20, 100, None));
+        let m = rec.finish(RunInfo::default());
+        let s = m.results.request("a").unwrap();
+        assert!((s.latency.p50 - 120.0).abs() < 0.2, "{}", s.latency.p50);
+        assert!((s.service.p50 - 20.0).abs() < 0.1, "{}", s.service.p50);
+    }
+
+    #[test]
+    fn stages_split_by_scheduled_time_and_count_drops() {
+        let rec = Recorder::new(
+            vec!["a".into()],
+            vec![Duration::from_secs(5), Duration::from_secs(10)],
+        );
+        let t0 = rec.started();
+        assert_eq!(rec.stage_at(t0 + Duration::from_secs(4)), 0);
+        assert_eq!(rec.stage_at(t0 + Duration::from_secs(6)), 1);
+        assert_eq!(rec.stage_at(t0 + Duration::from_secs(60)), 1);
+        rec.arrival(t0 + Duration::from_secs(6), true);
+        rec.arrival(t0 + Duration::from_secs(6), false);
+        let m = rec.finish(RunInfo::default());
+        assert_eq!(
+            (m.results.stages[1].arrivals, m.results.stages[1].dropped),
+            (2, 1)
+        );
+        assert_eq!(m.results.totals.dropped_arrivals, 1);
+    }
+}

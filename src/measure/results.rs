@@ -1,0 +1,284 @@
+//! What a run measured, as plain data: the contract between the engine and
+//! every report. Serialised as `summary.json` (see [`SCHEMA_VERSION`]).
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of the `summary.json` layout. Raise it when a field changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Could not connect (refused, DNS, TLS handshake).
+    Connect,
+    /// No complete answer within the timeout.
+    Timeout,
+    /// The connection broke mid-exchange.
+    Reset,
+    /// An unexpected 4xx status.
+    Http4xx,
+    /// An unexpected 5xx status.
+    Http5xx,
+    /// The status was acceptable but the body was not (JSON field, text).
+    Expectation,
+    /// Not sent: it needed a value an earlier request should have captured.
+    Precondition,
+    /// Anything else (an unexpected 1xx/3xx, a body that could not be read).
+    Other,
+}
+
+impl ErrorClass {
+    /// Every class, in report order.
+    pub const ALL: [ErrorClass; 8] = [
+        ErrorClass::Connect,
+        ErrorClass::Timeout,
+        ErrorClass::Reset,
+        ErrorClass::Http4xx,
+        ErrorClass::Http5xx,
+        ErrorClass::Expectation,
+        ErrorClass::Precondition,
+        ErrorClass::Other,
+    ];
+
+    /// Name used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Connect => "connect",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Reset => "reset",
+            ErrorClass::Http4xx => "http_4xx",
+            ErrorClass::Http5xx => "http_5xx",
+            ErrorClass::Expectation => "expectation",
+            ErrorClass::Precondition => "precondition",
+            ErrorClass::Other => "other",
+        }
+    }
+}
+
+/// Latency statistics in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Smallest.
+    pub min: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 75th percentile.
+    pub p75: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// From a histogram of microseconds.
+    pub fn from_hist(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Percentiles {
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p75: ms(h.value_at_quantile(0.75)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+
+    /// A statistic by threshold name (`p95`, `max`, ...).
+    pub fn get(&self, stat: &str) -> Option<f64> {
+        Some(match stat {
+            "min" => self.min,
+            "mean" => self.mean,
+            "p50" => self.p50,
+            "p75" => self.p75,
+            "p90" => self.p90,
+            "p95" => self.p95,
+            "p99" => self.p99,
+            "p999" => self.p999,
+            "max" => self.max,
+            _ => return None,
+        })
+    }
+}
+
+/// Counts and latency of a group of requests (one request name, one replica, all).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Request name, replica name, or `all`.
+    pub name: String,
+    /// Requests that completed (ok + failed).
+    pub count: u64,
+    /// Requests that met their expectations.
+    pub ok: u64,
+    /// Requests that did not.
+    pub failed: u64,
+    /// failed / count.
+    pub error_rate: f64,
+    /// Completed per second of run time.
+    pub throughput: f64,
+    /// From the scheduled start (open model) or the send (closed model) to the end of the body.
+    pub latency: Percentiles,
+    /// From the actual send to the end of the body.
+    pub service: Percentiles,
+    /// Failures by class.
+    pub errors: BTreeMap<ErrorClass, u64>,
+    /// Status codes seen.
+    pub statuses: BTreeMap<u16, u64>,
+}
+
+/// One histogram cell: a (stage, request, replica).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellStats {
+    /// Stage index (0-based).
+    pub stage: usize,
+    /// Request name.
+    pub request: String,
+    /// Replica name.
+    pub replica: String,
+    /// Its statistics.
+    pub stats: Stats,
+    /// Latency histogram file in the bundle (HDR V2, deflate, base64 line).
+    pub latency_hdr: String,
+    /// Service-time histogram file in the bundle.
+    pub service_hdr: String,
+}
+
+/// A load stage as it was planned and as it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageStats {
+    /// 0-based index.
+    pub index: usize,
+    /// Seconds from the run's start.
+    pub start_s: f64,
+    /// Seconds from the run's start.
+    pub end_s: f64,
+    /// Arrivals per second (open) or users (closed) at the end of the ramp.
+    pub target: f64,
+    /// Arrivals scheduled (open model).
+    pub arrivals: u64,
+    /// Arrivals that found no free user (open model).
+    pub dropped: u64,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelineRow {
+    /// Seconds since the start.
+    pub second: u64,
+    /// Requests completed in it.
+    pub requests: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Arrivals dropped in it.
+    pub dropped: u64,
+    /// Latency median, ms.
+    pub p50_ms: f64,
+    /// Latency p95, ms.
+    pub p95_ms: f64,
+    /// Latency p99, ms.
+    pub p99_ms: f64,
+}
+
+/// Request accounting: every request issued is one of succeeded, failed, cancelled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Requests started.
+    pub issued: u64,
+    /// Completed and met expectations.
+    pub succeeded: u64,
+    /// Completed and did not.
+    pub failed: u64,
+    /// Still in flight when the run stopped.
+    pub cancelled: u64,
+    /// Open-model arrivals that found no free user (not requests: never issued).
+    pub dropped_arrivals: u64,
+    /// Open-model arrivals scheduled.
+    pub arrivals: u64,
+}
+
+/// The verdict on one threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// Name as written, e.g. `search_patient.p95`.
+    pub metric: String,
+    /// Limit as written, e.g. `< 800ms`.
+    pub limit: String,
+    /// Measured value in the statistic's unit (ms, fraction, count, per second); None if nothing was measured.
+    pub measured: Option<f64>,
+    /// Measured value for people, e.g. `412.3ms`.
+    pub measured_text: String,
+    /// Pass or fail.
+    pub passed: bool,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    /// Layout version of this file.
+    pub schema_version: u32,
+    /// Run id (the bundle folder's name).
+    pub run_id: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario file.
+    pub scenario_file: String,
+    /// Base URL driven.
+    pub target: String,
+    /// `open` or `closed`.
+    pub model: String,
+    /// Start time, RFC 3339 UTC.
+    pub started_at: String,
+    /// Seconds the load actually ran.
+    pub elapsed_s: f64,
+    /// Seconds the plan asked for.
+    pub planned_s: f64,
+    /// Why the run stopped early, if it did (signal, target gone).
+    pub interrupted: Option<String>,
+    /// Virtual users that died (a panic inside a transaction), which goose alone would not report.
+    pub users_lost: u64,
+    /// Request accounting.
+    pub totals: Totals,
+    /// Stages.
+    pub stages: Vec<StageStats>,
+    /// All requests together.
+    pub overall: Stats,
+    /// Per request name.
+    pub requests: Vec<Stats>,
+    /// Per replica.
+    pub replicas: Vec<Stats>,
+    /// Per (stage, request, replica).
+    pub cells: Vec<CellStats>,
+    /// Per second.
+    pub timeline: Vec<TimelineRow>,
+    /// Threshold verdicts.
+    pub thresholds: Vec<ThresholdResult>,
+}
+
+impl RunResults {
+    /// True when every threshold passed.
+    pub fn thresholds_passed(&self) -> bool {
+        self.thresholds.iter().all(|t| t.passed)
+    }
+
+    /// Statistics of one request name.
+    pub fn request(&self, name: &str) -> Option<&Stats> {
+        self.requests.iter().find(|s| s.name == name)
+    }
+}
