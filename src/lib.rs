@@ -22,5 +22,9 @@
 #![deny(missing_docs)]
 
 pub mod engine;
+pub mod gate;
 pub mod measure;
+pub mod report;
+pub mod runner;
 pub mod scenario;
+pub mod sim;

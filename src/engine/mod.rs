@@ -147,7 +147,6 @@ fn attack(scenario: &Scenario) -> anyhow::Result<GooseAttack> {
     let mut config = GooseConfiguration::default();
     config.host = Some(scenario.target.base_url.clone());
     config.no_telnet = true;
-    config.no_websocket = true;
     config.no_print_metrics = true;
     config.no_error_summary = true;
     // surge records every request itself, to the end of the body; goose's own

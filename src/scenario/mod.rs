@@ -577,25 +577,29 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
             "request `{name}`: expect.status {bad} is not an HTTP status (100-599)"
         ));
     }
-    let captures =
-        def.capture
-            .iter()
-            .map(|(var, from)| {
-                let source = match from.strip_prefix("header:") {
-                    Some(h) if !h.trim().is_empty() => {
-                        CaptureFrom::Header(h.trim().to_ascii_lowercase())
-                    }
-                    Some(_) => return Err(format!(
+    let captures = def
+        .capture
+        .iter()
+        .map(|(var, from)| {
+            let source = match from.strip_prefix("header:") {
+                Some(h) if !h.trim().is_empty() => {
+                    CaptureFrom::Header(h.trim().to_ascii_lowercase())
+                }
+                Some(_) => {
+                    return Err(format!(
                         "request `{name}`: capture `{var}`: header name missing after `header:`"
-                    )),
-                    None if !from.trim().is_empty() => CaptureFrom::Json(from.trim().to_owned()),
-                    None => return Err(format!(
+                    ))
+                }
+                None if !from.trim().is_empty() => CaptureFrom::Json(from.trim().to_owned()),
+                None => {
+                    return Err(format!(
                         "request `{name}`: capture `{var}`: expected a JSON path or header:Name"
-                    )),
-                };
-                Ok((var.clone(), source))
-            })
-            .collect::<Result<_, String>>()?;
+                    ))
+                }
+            };
+            Ok((var.clone(), source))
+        })
+        .collect::<Result<_, String>>()?;
     Ok(RequestSpec {
         name: name.to_owned(),
         method: def.method,

@@ -1,0 +1,77 @@
+//! The result bundle: what a run writes to `reports/<run-id>/`, and the
+//! terminal summary.
+//!
+//! Results are plain data ([`RunResults`]); each file format is one small
+//! module implementing the private [`Export`] trait (`serialize(results) ->
+//! bytes`), and [`write_bundle`] writes them all, plus the HDR histograms
+//! that `summary.json` points to. `surge report DIR` reads a bundle back.
+
+mod csv;
+mod hdr;
+mod json;
+mod terminal;
+
+use crate::measure::{Measurements, RunResults};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+pub use hdr::read_histogram;
+pub use terminal::summary as terminal_summary;
+
+/// One output format.
+trait Export {
+    /// File name inside the bundle.
+    fn file_name(&self) -> &'static str;
+    /// The file's bytes.
+    fn serialize(&self, results: &RunResults) -> anyhow::Result<Vec<u8>>;
+}
+
+fn exporters() -> Vec<Box<dyn Export>> {
+    vec![
+        Box::new(json::Summary),
+        Box::new(csv::Timeline),
+        Box::new(csv::Requests),
+    ]
+}
+
+/// Writes every format and the histograms into `dir` (created if needed).
+pub fn write_bundle(dir: &Path, measurements: &Measurements) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("hdr"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    hdr::write_all(dir, &measurements.results, &measurements.histograms)?;
+    write_files(dir, &measurements.results)
+}
+
+/// Re-writes every format from results (e.g. after thresholds were judged again).
+pub fn write_files(dir: &Path, results: &RunResults) -> anyhow::Result<()> {
+    for exporter in exporters() {
+        let path = dir.join(exporter.file_name());
+        let bytes = exporter
+            .serialize(results)
+            .with_context(|| format!("cannot render {}", path.display()))?;
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Reads `summary.json` from a bundle folder (or the file itself).
+pub fn read_results(path: &Path) -> anyhow::Result<RunResults> {
+    let file: PathBuf = if path.is_dir() {
+        path.join("summary.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let results: RunResults = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a surge summary", file.display()))?;
+    if results.schema_version != crate::measure::SCHEMA_VERSION {
+        anyhow::bail!(
+            "{} has schema_version {}, this surge reads {}",
+            file.display(),
+            results.schema_version,
+            crate::measure::SCHEMA_VERSION
+        );
+    }
+    Ok(results)
+}

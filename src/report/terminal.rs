@@ -1,0 +1,114 @@
+//! The summary printed at the end of a run: totals, one table per request
+//! and per replica, stages, and threshold verdicts.
+
+use crate::measure::{RunResults, Stats};
+use std::fmt::Write as _;
+
+fn table(out: &mut String, title: &str, rows: &[Stats]) {
+    let width = rows
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(title.len());
+    let _ = writeln!(
+        out,
+        "{title:<width$}  {:>8} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "count", "failed", "err%", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "svc p50"
+    );
+    for s in rows {
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>8} {:>7} {:>6.2}% {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            s.name,
+            s.count,
+            s.failed,
+            s.error_rate * 100.0,
+            s.throughput,
+            s.latency.p50,
+            s.latency.p95,
+            s.latency.p99,
+            s.latency.max,
+            s.service.p50
+        );
+    }
+}
+
+/// The summary as text.
+pub fn summary(r: &RunResults) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "surge run {} — scenario {} ({} model) against {}",
+        r.run_id, r.scenario, r.model, r.target
+    );
+    if let Some(why) = &r.interrupted {
+        let _ = writeln!(out, "INTERRUPTED: {why} after {:.1}s of {:.0}s planned; everything measured until then is kept", r.elapsed_s, r.planned_s);
+    }
+    let t = &r.totals;
+    let _ = writeln!(
+        out,
+        "requests: {} issued = {} succeeded + {} failed + {} cancelled at stop",
+        t.issued, t.succeeded, t.failed, t.cancelled
+    );
+    if t.arrivals > 0 {
+        let _ = writeln!(
+            out,
+            "arrivals: {} scheduled, {} dropped (no free user)",
+            t.arrivals, t.dropped_arrivals
+        );
+    }
+    if r.users_lost > 0 {
+        let _ = writeln!(out, "WARNING: {} virtual-user transactions panicked (caught; those users restarted their sessions)", r.users_lost);
+    }
+    let mut errors: Vec<String> = r
+        .overall
+        .errors
+        .iter()
+        .map(|(c, n)| format!("{} {n}", c.as_str()))
+        .collect();
+    if !errors.is_empty() {
+        errors.sort();
+        let _ = writeln!(out, "errors by class: {}", errors.join(", "));
+    }
+    out.push('\n');
+    let mut rows = r.requests.clone();
+    rows.push(r.overall.clone());
+    table(&mut out, "request", &rows);
+    out.push('\n');
+    table(&mut out, "replica", &r.replicas);
+    if r.stages.len() > 1 || t.arrivals > 0 {
+        out.push('\n');
+        let unit = if r.model == "open" {
+            "arrivals/s"
+        } else {
+            "users"
+        };
+        for s in &r.stages {
+            let _ = writeln!(
+                out,
+                "stage {}: {:.0}s–{:.0}s, target {} {unit}, {} arrivals, {} dropped",
+                s.index + 1,
+                s.start_s,
+                s.end_s,
+                s.target,
+                s.arrivals,
+                s.dropped
+            );
+        }
+    }
+    if !r.thresholds.is_empty() {
+        out.push('\n');
+        for th in &r.thresholds {
+            let _ = writeln!(
+                out,
+                "{} {} {} (measured {})",
+                if th.passed { "PASS" } else { "FAIL" },
+                th.metric,
+                th.limit,
+                th.measured_text
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,153 @@
+//! One `surge run`, end to end: load the scenario, apply command-line
+//! changes, check the target answers, drive the load, judge thresholds and
+//! write the bundle. Shared by `surge run`, `surge demo` and the tests.
+
+use crate::engine::{self, RunOptions};
+use crate::measure::{file_safe, RunResults};
+use crate::report;
+use crate::scenario::{threshold, LoadOverride, Scenario, ScenarioError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// Scenario file.
+    pub scenario: PathBuf,
+    /// Replaces the scenario's base URL.
+    pub target: Option<String>,
+    /// Replaces the scenario's load.
+    pub load: LoadOverride,
+    /// Extra thresholds, `name=expression` (added to, or replacing, the file's).
+    pub thresholds: Vec<String>,
+    /// Folder the bundle goes in (`reports`).
+    pub out_dir: PathBuf,
+    /// Show a live progress line.
+    pub progress: bool,
+}
+
+/// Why a run could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The scenario file is wrong.
+    #[error("{0}")]
+    Scenario(#[from] ScenarioError),
+    /// A command-line value is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// The target does not answer.
+    #[error("target {url} is unreachable: {why}")]
+    Unreachable {
+        /// Base URL.
+        url: String,
+        /// What happened.
+        why: String,
+    },
+    /// Anything else (the bundle could not be written, the engine failed to start).
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The bundle folder.
+    pub bundle: PathBuf,
+    /// What it measured and judged.
+    pub results: RunResults,
+}
+
+/// Loads the scenario and applies the request's changes, without running.
+pub fn prepare(request: &RunRequest) -> Result<Scenario, RunError> {
+    let mut scenario = Scenario::load(&request.scenario)?;
+    if let Some(target) = &request.target {
+        let url = reqwest::Url::parse(target)
+            .map_err(|e| RunError::Usage(format!("--target {target:?} is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(RunError::Usage(format!(
+                "--target must be http or https, not {}",
+                url.scheme()
+            )));
+        }
+        scenario.target.base_url = target.trim_end_matches('/').to_owned();
+    }
+    scenario
+        .apply_override(&request.load)
+        .map_err(RunError::Usage)?;
+    for spec in &request.thresholds {
+        let (metric, expression) = spec.split_once('=').ok_or_else(|| {
+            RunError::Usage(format!(
+                "--threshold {spec:?}: expected NAME=EXPRESSION, e.g. 'search_patient.p95=<800ms'"
+            ))
+        })?;
+        let t = threshold::parse(metric.trim(), expression)
+            .map_err(|e| RunError::Usage(format!("--threshold {spec:?}: {e}")))?;
+        scenario.thresholds.retain(|old| old.metric != t.metric);
+        scenario.thresholds.push(t);
+    }
+    Ok(scenario)
+}
+
+/// Checks the target accepts TCP connections (a quick, clear failure instead of a run of connect errors).
+pub async fn preflight(base_url: &str) -> Result<(), RunError> {
+    let unreachable = |why: String| RunError::Unreachable {
+        url: base_url.to_owned(),
+        why,
+    };
+    let url = reqwest::Url::parse(base_url).map_err(|e| unreachable(e.to_string()))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| unreachable("no host".into()))?
+        .to_owned();
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| unreachable("no port".into()))?;
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable("no answer within 5 s".into())),
+    }
+}
+
+/// A new run id: UTC time and scenario name, unique within `out_dir`.
+pub fn new_run_id(out_dir: &Path, scenario: &str) -> String {
+    let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let base = format!("{}-{}-{}", &stamp[..8], &stamp[8..], file_safe(scenario));
+    let mut id = base.clone();
+    let mut n = 2;
+    while out_dir.join(&id).exists() {
+        id = format!("{base}-{n}");
+        n += 1;
+    }
+    id
+}
+
+/// Runs the request to the end and writes its bundle.
+pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
+    let scenario = prepare(request)?;
+    preflight(&scenario.target.base_url).await?;
+    let run_id = new_run_id(&request.out_dir, &scenario.name);
+    let thresholds = scenario.thresholds.clone();
+    let options = RunOptions {
+        run_id: run_id.clone(),
+        progress: request.progress,
+    };
+    let mut measurements = engine::run(Arc::new(scenario), options).await?;
+    measurements.results.thresholds = crate::gate::judge(&thresholds, &measurements.results);
+    let bundle = request.out_dir.join(&run_id);
+    report::write_bundle(&bundle, &measurements)?;
+    Ok(RunReport {
+        bundle,
+        results: measurements.results,
+    })
+}

@@ -1,0 +1,269 @@
+//! The reference clinical cluster (`surge sim`): a test double for a user's
+//! OpenMRS / HAPI FHIR deployment, on loopback, needing nothing installed.
+//!
+//! Replicas are separate OS processes of this same binary (so a kill is a
+//! real kill), supervised like a ReplicaSet: one that exits is restarted
+//! after a start-up delay. A balancer in front spreads requests round-robin
+//! or sticky by cookie. Each replica has a database pool of known size and
+//! hold time, so its true capacity is known.
+
+pub mod balancer;
+pub mod data;
+pub mod replica;
+
+use anyhow::{bail, Context};
+use balancer::{Backend, Backends, Balancing};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
+use tokio_util::sync::CancellationToken;
+
+/// Where replicas keep attachments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachmentStore {
+    /// Each replica its own folder (OpenMRS's default local storage: the bug).
+    PerReplica,
+    /// One folder for all (like S3 storage).
+    Shared,
+}
+
+/// How the cluster is built.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterOptions {
+    /// Number of replicas.
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    /// Balancer port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// How the balancer spreads requests.
+    #[arg(long, value_enum, default_value = "sticky")]
+    pub balancing: Balancing,
+    /// Sticky cookie name.
+    #[arg(long, default_value = "openmrs_session")]
+    pub sticky_cookie: String,
+    /// Database connections per replica.
+    #[arg(long, default_value_t = 10)]
+    pub pool: usize,
+    /// Connection hold time per database-backed request.
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub hold: Duration,
+    /// Wait this long for a connection before answering 500.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub checkout_timeout: Duration,
+    /// Start-up delay before a dead replica is restarted.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub restart_delay: Duration,
+    /// Where attachments are kept.
+    #[arg(long, value_enum, default_value = "shared")]
+    pub attachments: AttachmentStore,
+    /// Folder for the cluster's data (a temporary one if not given).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Login user name.
+    #[arg(long, default_value = "admin")]
+    pub username: String,
+    /// Login password.
+    #[arg(long, default_value = "Admin123", hide_default_value = true)]
+    pub password: String,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            replicas: 3,
+            port: 0,
+            balancing: Balancing::Sticky,
+            sticky_cookie: "openmrs_session".into(),
+            pool: 10,
+            hold: Duration::from_millis(5),
+            checkout_timeout: Duration::from_secs(30),
+            restart_delay: Duration::from_secs(2),
+            attachments: AttachmentStore::Shared,
+            data_dir: None,
+            username: "admin".into(),
+            password: "Admin123".into(),
+        }
+    }
+}
+
+/// A running cluster. Dropping it stops the replicas.
+pub struct Cluster {
+    /// The balancer's base URL.
+    pub url: String,
+    backends: Arc<Backends>,
+    stop: CancellationToken,
+    supervisors: Vec<tokio::task::JoinHandle<()>>,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl Cluster {
+    /// Starts replicas from `exe` (this binary) and the balancer; returns once all answer.
+    pub async fn start(exe: PathBuf, options: ClusterOptions) -> anyhow::Result<Cluster> {
+        if options.replicas == 0 {
+            bail!("--replicas must be at least 1");
+        }
+        let (data_dir, temp) = match &options.data_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let t = tempfile::Builder::new().prefix("surge-sim-").tempdir()?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let names: Vec<String> = (1..=options.replicas).map(|i| format!("r{i}")).collect();
+        let backends = Arc::new(Backends(std::sync::RwLock::new(
+            names
+                .iter()
+                .map(|n| Backend {
+                    name: n.clone(),
+                    port: None,
+                    pid: None,
+                })
+                .collect(),
+        )));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .with_context(|| format!("cannot listen on 127.0.0.1:{}", options.port))?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let stop = CancellationToken::new();
+        let app = balancer::router(
+            Arc::clone(&backends),
+            options.balancing,
+            options.sticky_cookie.clone(),
+        );
+        let serve_stop = stop.clone();
+        let mut supervisors = vec![tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { serve_stop.cancelled().await })
+                .await;
+        })];
+        for name in &names {
+            let attachments = match options.attachments {
+                AttachmentStore::Shared => data_dir.join("attachments"),
+                AttachmentStore::PerReplica => data_dir.join(name).join("attachments"),
+            };
+            let args = vec![
+                "sim".into(),
+                "replica".into(),
+                "--name".into(),
+                name.clone(),
+                "--pool".into(),
+                options.pool.to_string(),
+                "--hold".into(),
+                format!("{}us", options.hold.as_micros()),
+                "--checkout-timeout".into(),
+                format!("{}ms", options.checkout_timeout.as_millis()),
+                "--attachments-dir".into(),
+                attachments.display().to_string(),
+                "--username".into(),
+                options.username.clone(),
+                "--password".into(),
+                options.password.clone(),
+            ];
+            supervisors.push(tokio::spawn(supervise(
+                exe.clone(),
+                args,
+                name.clone(),
+                Arc::clone(&backends),
+                options.restart_delay,
+                stop.clone(),
+            )));
+        }
+        let cluster = Cluster {
+            url,
+            backends,
+            stop,
+            supervisors,
+            _data: temp,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cluster.backends.list().iter().any(|b| b.port.is_none()) {
+            if Instant::now() > deadline {
+                bail!("replicas did not start within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(cluster)
+    }
+
+    /// Replicas as they are now: name, direct URL (None while down), pid.
+    pub fn replicas(&self) -> Vec<(String, Option<String>, Option<u32>)> {
+        self.backends
+            .list()
+            .into_iter()
+            .map(|b| {
+                (
+                    b.name,
+                    b.port.map(|p| format!("http://127.0.0.1:{p}")),
+                    b.pid,
+                )
+            })
+            .collect()
+    }
+
+    /// Stops the balancer and every replica.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        for s in std::mem::take(&mut self.supervisors) {
+            let _ = s.await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Keeps one replica process running until `stop`.
+async fn supervise(
+    exe: PathBuf,
+    args: Vec<String>,
+    name: String,
+    backends: Arc<Backends>,
+    restart_delay: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        let child = tokio::process::Command::new(&exe)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("cannot start replica {name}: {e}");
+                tokio::select! { _ = tokio::time::sleep(restart_delay) => continue, _ = stop.cancelled() => return }
+            }
+        };
+        let pid = child.id();
+        if let Some(stdout) = child.stdout.take() {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            let port = tokio::select! {
+                line = lines.next_line() => line.ok().flatten().and_then(|l| l.strip_prefix("LISTENING ").and_then(|p| p.trim().parse::<u16>().ok())),
+                _ = stop.cancelled() => None,
+            };
+            if port.is_some() {
+                backends.set(&name, port, pid);
+            }
+            // Keep draining stdout so the replica never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        }
+        tokio::select! {
+            status = child.wait() => {
+                backends.set(&name, None, None);
+                tracing::warn!("replica {name} exited ({status:?}); restarting in {restart_delay:?}");
+            }
+            _ = stop.cancelled() => {
+                backends.set(&name, None, None);
+                let _ = child.kill().await;
+                return;
+            }
+        }
+        tokio::select! { _ = tokio::time::sleep(restart_delay) => {}, _ = stop.cancelled() => return }
+    }
+}

@@ -1,0 +1,635 @@
+//! One replica of the reference cluster: an OpenMRS-like REST API and a
+//! HAPI-FHIR-like API, with a database connection pool of known size and
+//! hold time, so its capacity is known (pool ÷ hold per second).
+//!
+//! Like the real systems (../shared/TARGETS.md): sessions live in this
+//! process only (a `JSESSIONID` this replica does not know gets 401 "Session
+//! timed out", even with Basic credentials); attachments are written to this
+//! replica's own folder unless the cluster shares one.
+
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+use super::data::{self, Patient};
+
+/// How one replica behaves.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplicaOptions {
+    /// Replica name, sent in `X-Served-By`.
+    #[arg(long, default_value = "r1")]
+    pub name: String,
+    /// Port on 127.0.0.1 (0 picks a free one; the chosen port is printed).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Database connections in this replica's pool.
+    #[arg(long, default_value_t = 10)]
+    pub pool: usize,
+    /// How long each database-backed request holds a connection.
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub hold: Duration,
+    /// Give up waiting for a connection after this long (c3p0 checkoutTimeout), answering 500.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub checkout_timeout: Duration,
+    /// Folder attachments are written to (this replica's own, or one shared by all).
+    #[arg(long)]
+    pub attachments_dir: PathBuf,
+    /// User name accepted at login.
+    #[arg(long, default_value = "admin")]
+    pub username: String,
+    /// Password accepted at login.
+    #[arg(long, default_value = "Admin123", hide_default_value = true)]
+    pub password: String,
+}
+
+struct Replica {
+    options: ReplicaOptions,
+    sessions: Mutex<HashMap<String, Session>>,
+    pool: Semaphore,
+    patients: Vec<Patient>,
+}
+
+#[derive(Clone)]
+struct Session {
+    location: Option<String>,
+}
+
+type Shared = Arc<Replica>;
+
+const REST: &str = "/openmrs/ws/rest/v1";
+
+/// The replica's routes.
+pub fn router(options: ReplicaOptions) -> Router {
+    std::fs::create_dir_all(&options.attachments_dir).ok();
+    let name = HeaderValue::from_str(&options.name).unwrap_or(HeaderValue::from_static("replica"));
+    let state = Arc::new(Replica {
+        pool: Semaphore::new(options.pool),
+        options,
+        sessions: Mutex::default(),
+        patients: data::patients(),
+    });
+    Router::new()
+        .route(
+            &format!("{REST}/session"),
+            get(get_session).post(set_session_location).delete(logout),
+        )
+        .route(&format!("{REST}/patient"), get(search_patients))
+        .route(&format!("{REST}/location"), get(locations))
+        .route(&format!("{REST}/attachment"), post(upload_attachment))
+        .route(
+            &format!("{REST}/attachment/{{uuid}}/bytes"),
+            get(download_attachment),
+        )
+        .route("/fhir/Patient", get(fhir_search))
+        .route("/openmrs/ws/fhir2/R4/Patient", get(fhir_search))
+        .route("/fhir/{resource_type}/$validate", post(fhir_validate))
+        .route("/fhir/Binary", post(fhir_binary_create))
+        .route("/fhir/Binary/{id}", get(fhir_binary_read))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+        .layer(axum::middleware::map_response(move |mut r: Response| {
+            let name = name.clone();
+            async move {
+                r.headers_mut().insert("x-served-by", name);
+                r
+            }
+        }))
+}
+
+/// Serves on 127.0.0.1, printing `LISTENING <port>` once bound (the supervisor reads it).
+pub async fn serve(options: ReplicaOptions) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
+    println!("LISTENING {}", listener.local_addr()?.port());
+    axum::serve(listener, router(options)).await?;
+    Ok(())
+}
+
+fn text(status: StatusCode, body: &str) -> Response {
+    (status, body.to_owned()).into_response()
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then(|| v.to_owned())
+        })
+}
+
+enum Basic {
+    Absent,
+    Malformed,
+    Credentials(String, String),
+}
+
+fn basic(headers: &HeaderMap) -> Basic {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Basic::Absent;
+    };
+    let decoded = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok());
+    match decoded.as_deref().and_then(|d| d.split_once(':')) {
+        Some((u, p)) if !u.is_empty() => Basic::Credentials(u.to_owned(), p.to_owned()),
+        _ => Basic::Malformed,
+    }
+}
+
+enum Auth {
+    /// A session this replica knows.
+    Session(String),
+    /// Valid Basic credentials and no session cookie: a new session.
+    NewSession(String),
+    /// Refused, with the answer to give.
+    Refused(Response),
+}
+
+impl Replica {
+    /// OpenMRS's rule: a session cookie this replica does not know is 401
+    /// "Session timed out", whatever else the request carries.
+    fn authenticate(&self, headers: &HeaderMap) -> Auth {
+        if let Some(id) = cookie(headers, "JSESSIONID") {
+            if self.sessions.lock().unwrap().contains_key(&id) {
+                return Auth::Session(id);
+            }
+            return Auth::Refused(text(StatusCode::UNAUTHORIZED, "Session timed out"));
+        }
+        match basic(headers) {
+            Basic::Credentials(u, p)
+                if u == self.options.username && p == self.options.password =>
+            {
+                let id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+                self.sessions
+                    .lock()
+                    .unwrap()
+                    .insert(id.clone(), Session { location: None });
+                Auth::NewSession(id)
+            }
+            Basic::Malformed => Auth::Refused(text(
+                StatusCode::BAD_REQUEST,
+                "Malformed Authorization header",
+            )),
+            _ => Auth::Refused(text(StatusCode::UNAUTHORIZED, "User is not logged in")),
+        }
+    }
+
+    /// Runs `work` holding a database connection for the configured time.
+    async fn with_connection<T>(&self, work: impl FnOnce() -> T) -> Result<T, Response> {
+        let permit = tokio::time::timeout(self.options.checkout_timeout, self.pool.acquire())
+            .await
+            .map_err(|_| {
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Could not get JDBC Connection: An attempt by a client to checkout a Connection has timed out.",
+                )
+            })?
+            .map_err(|_| text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+        tokio::time::sleep(self.options.hold).await;
+        let out = work();
+        drop(permit);
+        Ok(out)
+    }
+}
+
+fn with_cookie(mut response: Response, auth: &Auth) -> Response {
+    if let Auth::NewSession(id) = auth {
+        if let Ok(v) = HeaderValue::from_str(&format!("JSESSIONID={id}; Path=/openmrs; HttpOnly")) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+fn user_json(name: &str) -> Value {
+    json!({"uuid": "45ce6c2e-dd5a-11e6-9d9c-0242ac150002", "display": name, "username": name})
+}
+
+async fn get_session(State(r): State<Shared>, headers: HeaderMap) -> Response {
+    let auth = r.authenticate(&headers);
+    let id = match &auth {
+        Auth::Session(id) | Auth::NewSession(id) => id.clone(),
+        Auth::Refused(_) => {
+            let Auth::Refused(refusal) = auth else {
+                unreachable!()
+            };
+            // No session cookie and no usable credentials (absent, or a wrong
+            // password) is 200 with authenticated=false, as in OpenMRS.
+            let anonymous = cookie(&headers, "JSESSIONID").is_none()
+                && !matches!(basic(&headers), Basic::Malformed);
+            return if anonymous {
+                Json(json!({"authenticated": false})).into_response()
+            } else {
+                refusal
+            };
+        }
+    };
+    let location = r
+        .sessions
+        .lock()
+        .unwrap()
+        .get(&id)
+        .and_then(|s| s.location.clone());
+    let body = json!({"authenticated": true, "user": user_json(&r.options.username), "locale": "en",
+                      "sessionLocation": location.map(|l| json!({"uuid": l}))});
+    with_cookie(Json(body).into_response(), &auth)
+}
+
+async fn set_session_location(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let auth = r.authenticate(&headers);
+    let id = match &auth {
+        Auth::Session(id) | Auth::NewSession(id) => id.clone(),
+        Auth::Refused(_) => {
+            let Auth::Refused(refusal) = auth else {
+                unreachable!()
+            };
+            return refusal;
+        }
+    };
+    let location = body
+        .get("sessionLocation")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(s) = r.sessions.lock().unwrap().get_mut(&id) {
+        s.location = location.clone();
+    }
+    with_cookie(
+        Json(
+            json!({"authenticated": true, "sessionLocation": location.map(|l| json!({"uuid": l}))}),
+        )
+        .into_response(),
+        &auth,
+    )
+}
+
+async fn logout(State(r): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(id) = cookie(&headers, "JSESSIONID") {
+        r.sessions.lock().unwrap().remove(&id);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+macro_rules! session_or_refuse {
+    ($r:expr, $headers:expr) => {{
+        let auth = $r.authenticate(&$headers);
+        if let Auth::Refused(resp) = auth {
+            return resp;
+        }
+        auth
+    }};
+}
+
+fn patient_json(p: &Patient, full: bool) -> Value {
+    let mut v = json!({
+        "uuid": p.uuid,
+        "display": format!("{} - {} {}", p.identifier, p.given, p.family),
+        "identifiers": [{"identifier": p.identifier, "display": format!("OpenMRS ID = {}", p.identifier)}],
+        "person": {"gender": p.gender, "birthdate": p.birthdate,
+                   "preferredName": {"givenName": p.given, "familyName": p.family}},
+    });
+    if full {
+        v["person"]["names"] = json!([
+            {"givenName": p.given, "familyName": p.family, "locale": "en"},
+            {"givenName": p.given_bn, "familyName": p.family_bn, "locale": "bn"}
+        ]);
+    }
+    v
+}
+
+async fn search_patients(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let auth = session_or_refuse!(r, headers);
+    let query = q.get("q").cloned().unwrap_or_default();
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(50usize)
+        .clamp(1, 100);
+    let start = q
+        .get("startIndex")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0usize);
+    let full = q.get("v").is_some_and(|v| v == "full");
+    let result = r
+        .with_connection(|| {
+            let hits = data::search(&r.patients, &query);
+            let page: Vec<Value> = hits.iter().skip(start).take(limit).map(|p| patient_json(p, full)).collect();
+            let mut body = json!({"results": page});
+            if start + limit < hits.len() {
+                body["links"] = json!([{"rel": "next",
+                    "uri": format!("{REST}/patient?q={query}&limit={limit}&startIndex={}", start + limit)}]);
+            }
+            if q.get("totalCount").is_some_and(|t| t == "true") {
+                body["totalCount"] = json!(hits.len());
+            }
+            body
+        })
+        .await;
+    match result {
+        Ok(body) => with_cookie(Json(body).into_response(), &auth),
+        Err(resp) => resp,
+    }
+}
+
+async fn locations(State(r): State<Shared>, headers: HeaderMap) -> Response {
+    let auth = session_or_refuse!(r, headers);
+    let body = json!({"results": [
+        {"uuid": "44c3efb0-2583-4c80-a79e-1f756a03c0a1", "display": "Outpatient Clinic"},
+        {"uuid": "aff27d58-a15c-49a6-9beb-d30dcfc0c66e", "display": "Inpatient Ward"}]});
+    with_cookie(Json(body).into_response(), &auth)
+}
+
+fn safe_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+async fn upload_attachment(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    mut multipart: Multipart,
+) -> Response {
+    let auth = session_or_refuse!(r, headers);
+    let (mut file, mut patient, mut caption) = (None, None, String::new());
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_owned();
+                let content_type = field
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_owned();
+                let file_name = field.file_name().unwrap_or("file").to_owned();
+                let Ok(bytes) = field.bytes().await else {
+                    return text(StatusCode::BAD_REQUEST, "unreadable multipart body");
+                };
+                match name.as_str() {
+                    "file" => file = Some((bytes, content_type, file_name)),
+                    "patient" => patient = Some(String::from_utf8_lossy(&bytes).into_owned()),
+                    "fileCaption" => caption = String::from_utf8_lossy(&bytes).into_owned(),
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return text(StatusCode::BAD_REQUEST, &format!("bad multipart body: {e}")),
+        }
+    }
+    let (Some((bytes, content_type, file_name)), Some(patient)) = (file, patient) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "parts `file` and `patient` are required",
+        );
+    };
+    if bytes.len() > 5 * 1024 * 1024 {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "file exceeds attachments.maxUploadFileSize (5 MB)",
+        );
+    }
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let dir = r.options.attachments_dir.clone();
+    let stored = r
+        .with_connection(|| {
+            std::fs::write(dir.join(&uuid), &bytes)?;
+            std::fs::write(
+                dir.join(format!("{uuid}.type")),
+                format!("{content_type}\n{file_name}"),
+            )
+        })
+        .await;
+    match stored {
+        Ok(Ok(())) => with_cookie(
+            (
+                StatusCode::CREATED,
+                Json(json!({"uuid": uuid, "comment": caption, "patient": {"uuid": patient}, "bytesContentFamily": "OTHER"})),
+            )
+                .into_response(),
+            &auth,
+        ),
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot store attachment: {e}")),
+        Err(resp) => resp,
+    }
+}
+
+async fn download_attachment(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+) -> Response {
+    let auth = session_or_refuse!(r, headers);
+    if !safe_id(&uuid) {
+        return text(StatusCode::NOT_FOUND, "no such attachment");
+    }
+    let dir = r.options.attachments_dir.clone();
+    let read = r
+        .with_connection(|| {
+            Ok::<_, std::io::Error>((
+                std::fs::read(dir.join(&uuid))?,
+                std::fs::read_to_string(dir.join(format!("{uuid}.type")))?,
+            ))
+        })
+        .await;
+    match read {
+        Ok(Ok((bytes, meta))) => {
+            let (content_type, file_name) = meta
+                .split_once('\n')
+                .unwrap_or(("application/octet-stream", "file"));
+            let ext = file_name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+            let mut resp = bytes.into_response();
+            for (k, v) in [
+                ("content-type", content_type),
+                ("file-name", file_name),
+                ("file-ext", ext),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(v) {
+                    resp.headers_mut().insert(k, v);
+                }
+            }
+            with_cookie(resp, &auth)
+        }
+        // Stored on another replica's disk: the classic multi-replica bug.
+        Ok(Err(_)) => text(
+            StatusCode::NOT_FOUND,
+            "Object with given uuid doesn't exist",
+        ),
+        Err(resp) => resp,
+    }
+}
+
+fn operation_outcome(severity: &str, code: &str, diagnostics: &str) -> Value {
+    json!({"resourceType": "OperationOutcome",
+           "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]})
+}
+
+fn fhir(status: StatusCode, body: Value) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/fhir+json;charset=utf-8"),
+    );
+    resp
+}
+
+async fn fhir_search(
+    State(r): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let name = q.get("name").cloned().unwrap_or_default();
+    let count = q
+        .get("_count")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(20usize)
+        .clamp(1, 100);
+    let offset = q
+        .get("_getpagesoffset")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0usize);
+    let result = r
+        .with_connection(|| {
+            let hits = data::search(&r.patients, &name);
+            let entries: Vec<Value> = hits
+                .iter()
+                .skip(offset)
+                .take(count)
+                .map(|p| json!({"resource": {"resourceType": "Patient", "id": p.uuid,
+                    "identifier": [{"value": p.identifier}],
+                    "name": [{"family": p.family, "given": [p.given]}],
+                    "gender": if p.gender == "F" {"female"} else {"male"}, "birthDate": p.birthdate}}))
+                .collect();
+            let mut links = vec![json!({"relation": "self", "url": format!("/fhir/Patient?name={name}&_count={count}")})];
+            if offset + count < hits.len() {
+                links.push(json!({"relation": "next",
+                    "url": format!("/fhir?_getpages=search-{name}&_getpagesoffset={}&_count={count}", offset + count)}));
+            }
+            json!({"resourceType": "Bundle", "type": "searchset", "total": hits.len(), "link": links, "entry": entries})
+        })
+        .await;
+    match result {
+        Ok(body) => fhir(StatusCode::OK, body),
+        Err(resp) => resp,
+    }
+}
+
+async fn fhir_validate(Path(resource_type): Path<String>, body: String) -> Response {
+    if body.trim().is_empty() {
+        return fhir(
+            StatusCode::BAD_REQUEST,
+            operation_outcome("error", "required", "No resource supplied for $validate"),
+        );
+    }
+    // Validation is CPU work in HAPI, not database work: no pool here.
+    let outcome =
+        tokio::task::spawn_blocking(move || fhir_check::validate_r4(&body, &resource_type)).await;
+    match outcome {
+        Ok(Ok(())) => fhir(
+            StatusCode::OK,
+            operation_outcome(
+                "information",
+                "informational",
+                "No issues detected during validation",
+            ),
+        ),
+        Ok(Err(diagnostics)) => fhir(
+            StatusCode::PRECONDITION_FAILED,
+            operation_outcome("error", "processing", &diagnostics),
+        ),
+        Err(_) => fhir(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            operation_outcome("fatal", "exception", "validator failed"),
+        ),
+    }
+}
+
+async fn fhir_binary_create(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let id = uuid::Uuid::new_v4().to_string();
+    let dir = r.options.attachments_dir.clone();
+    let stored = r
+        .with_connection(|| {
+            std::fs::write(dir.join(format!("binary-{id}")), &body)?;
+            std::fs::write(dir.join(format!("binary-{id}.type")), &content_type)
+        })
+        .await;
+    match stored {
+        Ok(Ok(())) => {
+            let mut resp = fhir(
+                StatusCode::CREATED,
+                json!({"resourceType": "Binary", "id": id, "contentType": content_type}),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("/fhir/Binary/{id}")) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp
+        }
+        Ok(Err(e)) => fhir(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            operation_outcome("fatal", "exception", &e.to_string()),
+        ),
+        Err(resp) => resp,
+    }
+}
+
+async fn fhir_binary_read(State(r): State<Shared>, Path(id): Path<String>) -> Response {
+    if !safe_id(&id) {
+        return fhir(
+            StatusCode::NOT_FOUND,
+            operation_outcome("error", "not-found", "no such Binary"),
+        );
+    }
+    let dir = r.options.attachments_dir.clone();
+    let read = r
+        .with_connection(|| {
+            Ok::<_, std::io::Error>((
+                std::fs::read(dir.join(format!("binary-{id}")))?,
+                std::fs::read_to_string(dir.join(format!("binary-{id}.type")))?,
+            ))
+        })
+        .await;
+    match read {
+        Ok(Ok((bytes, content_type))) => {
+            let mut resp = bytes.into_response();
+            if let Ok(v) = HeaderValue::from_str(&content_type) {
+                resp.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            resp
+        }
+        Ok(Err(_)) => fhir(
+            StatusCode::NOT_FOUND,
+            operation_outcome("error", "not-found", &format!("Binary/{id} is not known")),
+        ),
+        Err(resp) => resp,
+    }
+}
