@@ -17,12 +17,13 @@ pub mod threshold;
 pub use body::{Body, JsonTemplate, Part};
 pub use error::ScenarioError;
 pub use feeder::Feeder;
-pub use model::{Auth, ClosedStage, Expect, FeederOrder, Method, OpenStage, Think};
+pub use model::{Auth, ClosedStage, Dur, Expect, FeederOrder, Method, OpenStage, Think};
 pub use template::{MapValues, MissingValue, Segment, Template, Values};
 pub use threshold::Threshold;
 
-use model::{Load, RequestDef, ScenarioFile};
+use model::{AuthDef, AuthKind, LoadDef, LoadModel, RequestDef, ScenarioFile};
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,17 +67,6 @@ pub enum LoadPlan {
         /// Stages.
         stages: Vec<ClosedStage>,
     },
-}
-
-impl PartialEq for OpenStage {
-    fn eq(&self, other: &Self) -> bool {
-        self.rate == other.rate && self.ramp == other.ramp && self.hold == other.hold
-    }
-}
-impl PartialEq for ClosedStage {
-    fn eq(&self, other: &Self) -> bool {
-        self.users == other.users && self.ramp == other.ramp && self.hold == other.hold
-    }
 }
 
 impl LoadPlan {
@@ -224,13 +214,16 @@ impl Scenario {
 
         let mut feeders = Vec::new();
         for def in &file.feeders {
-            let span = Some(def.span());
             let def = def.get_ref();
-            if feeders.iter().any(|f: &Arc<Feeder>| f.name == def.name) {
-                return Err(at(span, format!("feeder `{}` is defined twice", def.name)));
+            let name = def.name.get_ref();
+            if feeders.iter().any(|f: &Arc<Feeder>| &f.name == name) {
+                return Err(at(
+                    Some(def.name.span()),
+                    format!("feeder `{name}` is defined twice"),
+                ));
             }
-            let feeder = Feeder::load(&def.name, &fixtures.join(&def.file), def.order)
-                .map_err(|e| at(span, e))?;
+            let feeder = Feeder::load(name, &fixtures.join(def.file.get_ref()), def.order)
+                .map_err(|e| at(Some(def.file.span()), e))?;
             feeders.push(Arc::new(feeder));
         }
 
@@ -293,8 +286,12 @@ impl Scenario {
             });
         }
 
-        let target = compile_target(&file.target).map_err(|e| at(find_table(text, "target"), e))?;
-        let load = compile_load(file.load).map_err(|e| at(find_table(text, "load"), e))?;
+        let target = compile_target(file.target.get_ref())
+            .map_err(|(span, e)| at(span.or(Some(file.target.span())), e))?;
+        let load = compile_load(file.load.get_ref())
+            .map_err(|(span, e)| at(span.or(Some(file.load.span())), e))?;
+        let auth = compile_auth(file.auth)
+            .map_err(|(span, e)| at(span.or(find_table(text, "auth")), e))?;
 
         let mut thresholds = Vec::new();
         for (metric, expression) in &file.thresholds {
@@ -320,7 +317,7 @@ impl Scenario {
             name: file.scenario.name,
             description: file.scenario.description,
             target,
-            auth: file.auth,
+            auth,
             feeders,
             load,
             personas,
@@ -426,80 +423,193 @@ fn find_table(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
     None
 }
 
-fn compile_target(t: &model::Target) -> Result<TargetSpec, String> {
-    let url = reqwest::Url::parse(&t.base_url).map_err(|e| {
-        format!(
-            "target.base_url {:?} is not a URL ({e}): expected e.g. \"http://127.0.0.1:8080\"",
-            t.base_url
-        )
-    })?;
+/// An error message with the place it is about, when known.
+type Located = (Option<Range<usize>>, String);
+
+fn compile_target(t: &model::Target) -> Result<TargetSpec, Located> {
+    let base = t.base_url.get_ref();
+    let here = Some(t.base_url.span());
+    let url = reqwest::Url::parse(base)
+        .map_err(|e| (here.clone(), format!("target.base_url {base:?} is not a URL ({e}): expected e.g. \"http://127.0.0.1:8080\"")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "target.base_url must be http or https, not {}",
-            url.scheme()
+        return Err((
+            here,
+            format!(
+                "target.base_url must be http or https, not {}",
+                url.scheme()
+            ),
         ));
     }
     let replica = match (&t.replica_header, &t.replica_cookie) {
         (Some(_), Some(_)) => {
-            return Err("give target.replica_header or target.replica_cookie, not both".into())
+            return Err((
+                None,
+                "give target.replica_header or target.replica_cookie, not both".into(),
+            ))
         }
         (Some(h), None) => ReplicaSource::Header(h.to_ascii_lowercase()),
         (None, Some(c)) => ReplicaSource::Cookie(c.clone()),
         (None, None) => ReplicaSource::Unknown,
     };
     Ok(TargetSpec {
-        base_url: t.base_url.trim_end_matches('/').to_owned(),
+        base_url: base.trim_end_matches('/').to_owned(),
         replica,
         tls_verify: t.tls_verify,
         timeout: t.timeout.0,
     })
 }
 
-fn compile_load(load: Load) -> Result<LoadPlan, String> {
-    let check_hold = |i: usize, hold: Duration| {
-        if hold.is_zero() {
-            Err(format!("load stage {}: hold must be more than zero", i + 1))
-        } else {
-            Ok(())
-        }
+fn compile_auth(def: AuthDef) -> Result<Auth, Located> {
+    let kind = def.kind;
+    let name = match kind {
+        AuthKind::None => "none",
+        AuthKind::OpenmrsBasic => "openmrs-basic",
+        AuthKind::Bearer => "bearer",
+        AuthKind::Keycloak => "keycloak",
     };
-    match load {
-        Load::Open { stages, max_users } => {
-            if stages.is_empty() {
-                return Err(
-                    "open load has no stages: add [[load.stages]] with rate and hold".into(),
-                );
-            }
-            for (i, s) in stages.iter().enumerate() {
-                if !(s.rate > 0.0 && s.rate.is_finite()) {
-                    return Err(format!(
-                        "load stage {}: rate {} must be a positive number of arrivals per second",
-                        i + 1,
-                        s.rate
-                    ));
-                }
-                check_hold(i, s.hold.0)?;
-            }
-            let peak = stages.iter().map(|s| s.rate).fold(0.0, f64::max);
-            let max_users = max_users.unwrap_or_else(|| default_pool(peak));
-            if max_users == 0 {
-                return Err("load.max_users must be at least 1".into());
-            }
-            Ok(LoadPlan::Open { stages, max_users })
+    // Every field a kind does not use is an error, not silently ignored.
+    let fields: [(&str, Option<Range<usize>>, &[AuthKind]); 8] = [
+        (
+            "username",
+            def.username.as_ref().map(|f| f.span()),
+            &[AuthKind::OpenmrsBasic],
+        ),
+        (
+            "password",
+            def.password.as_ref().map(|f| f.span()),
+            &[AuthKind::OpenmrsBasic],
+        ),
+        (
+            "login_path",
+            def.login_path.as_ref().map(|f| f.span()),
+            &[AuthKind::OpenmrsBasic],
+        ),
+        (
+            "token",
+            def.token.as_ref().map(|f| f.span()),
+            &[AuthKind::Bearer],
+        ),
+        (
+            "token_url",
+            def.token_url.as_ref().map(|f| f.span()),
+            &[AuthKind::Keycloak],
+        ),
+        (
+            "client_id",
+            def.client_id.as_ref().map(|f| f.span()),
+            &[AuthKind::Keycloak],
+        ),
+        (
+            "client_secret",
+            def.client_secret.as_ref().map(|f| f.span()),
+            &[AuthKind::Keycloak],
+        ),
+        (
+            "refresh_before",
+            def.refresh_before.as_ref().map(|f| f.span()),
+            &[AuthKind::Keycloak],
+        ),
+    ];
+    for (field, span, kinds) in &fields {
+        if span.is_some() && !kinds.contains(&kind) {
+            return Err((
+                span.clone(),
+                format!("auth field `{field}` is not used by auth kind `{name}`"),
+            ));
         }
-        Load::Closed { stages } => {
-            if stages.is_empty() {
-                return Err(
-                    "closed load has no stages: add [[load.stages]] with users and hold".into(),
-                );
-            }
-            for (i, s) in stages.iter().enumerate() {
-                if s.users == 0 {
-                    return Err(format!("load stage {}: users must be at least 1", i + 1));
+    }
+    let need = |field: Option<toml::Spanned<Template>>, what: &str| {
+        field
+            .map(toml::Spanned::into_inner)
+            .ok_or_else(|| (None, format!("auth kind `{name}` needs `{what}`")))
+    };
+    Ok(match kind {
+        AuthKind::None => Auth::None,
+        AuthKind::OpenmrsBasic => Auth::OpenmrsBasic {
+            username: need(def.username, "username")?,
+            password: need(def.password, "password")?,
+            login_path: def
+                .login_path
+                .map(toml::Spanned::into_inner)
+                .unwrap_or_else(|| "/openmrs/ws/rest/v1/session".to_owned()),
+        },
+        AuthKind::Bearer => Auth::Bearer {
+            token: need(def.token, "token")?,
+        },
+        AuthKind::Keycloak => Auth::Keycloak {
+            token_url: need(def.token_url, "token_url")?,
+            client_id: need(def.client_id, "client_id")?,
+            client_secret: need(def.client_secret, "client_secret")?,
+            refresh_before: def
+                .refresh_before
+                .map(toml::Spanned::into_inner)
+                .unwrap_or(Dur(Duration::from_secs(30))),
+        },
+    })
+}
+
+fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
+    if load.stages.is_empty() {
+        return Err((
+            None,
+            "load has no stages: add [[load.stages]] with rate (open) or users (closed), and hold"
+                .into(),
+        ));
+    }
+    let mut open = Vec::new();
+    let mut closed = Vec::new();
+    for (i, stage) in load.stages.iter().enumerate() {
+        let here = Some(stage.span());
+        let s = stage.get_ref();
+        let n = i + 1;
+        if s.hold.get_ref().0.is_zero() {
+            return Err((
+                Some(s.hold.span()),
+                format!("load stage {n}: hold must be more than zero"),
+            ));
+        }
+        match (load.model, &s.rate, &s.users) {
+            (LoadModel::Open, Some(rate), None) => {
+                let r = *rate.get_ref();
+                if !(r > 0.0 && r.is_finite()) {
+                    return Err((Some(rate.span()), format!("load stage {n}: rate {r} must be a positive number of arrivals per second")));
                 }
-                check_hold(i, s.hold.0)?;
+                open.push(OpenStage { rate: r, ramp: s.ramp, hold: *s.hold.get_ref() });
             }
-            Ok(LoadPlan::Closed { stages })
+            (LoadModel::Closed, None, Some(users)) => {
+                if *users.get_ref() == 0 {
+                    return Err((Some(users.span()), format!("load stage {n}: users must be at least 1")));
+                }
+                closed.push(ClosedStage { users: *users.get_ref(), ramp: s.ramp, hold: *s.hold.get_ref() });
+            }
+            (LoadModel::Open, _, _) => return Err((here, format!("load stage {n}: the open model needs `rate` (arrivals per second) and no `users`"))),
+            (LoadModel::Closed, _, _) => return Err((here, format!("load stage {n}: the closed model needs `users` and no `rate`"))),
+        }
+    }
+    match load.model {
+        LoadModel::Open => {
+            let peak = open.iter().map(|s| s.rate).fold(0.0, f64::max);
+            let max_users = match &load.max_users {
+                Some(m) if *m.get_ref() == 0 => {
+                    return Err((Some(m.span()), "load.max_users must be at least 1".into()))
+                }
+                Some(m) => *m.get_ref(),
+                None => default_pool(peak),
+            };
+            Ok(LoadPlan::Open {
+                stages: open,
+                max_users,
+            })
+        }
+        LoadModel::Closed => {
+            if let Some(m) = &load.max_users {
+                return Err((
+                    Some(m.span()),
+                    "load.max_users is for the open model; the closed model sets users per stage"
+                        .into(),
+                ));
+            }
+            Ok(LoadPlan::Closed { stages: closed })
         }
     }
 }

@@ -15,15 +15,15 @@ pub struct ScenarioFile {
     /// Name and description.
     pub scenario: Meta,
     /// Where traffic goes and how replicas are told apart.
-    pub target: Target,
+    pub target: Spanned<Target>,
     /// How virtual users authenticate.
     #[serde(default)]
-    pub auth: Auth,
+    pub auth: AuthDef,
     /// CSV feeders.
     #[serde(default)]
     pub feeders: Vec<Spanned<FeederDef>>,
     /// Load model and stages.
-    pub load: Load,
+    pub load: Spanned<LoadDef>,
     /// Weighted personas.
     pub personas: Vec<Spanned<Persona>>,
     /// Named requests the personas' steps refer to.
@@ -56,7 +56,7 @@ fn default_fixtures() -> String {
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// Base URL every path is joined to; `--target` overrides it.
-    pub base_url: String,
+    pub base_url: Spanned<String>,
     /// Response header naming the replica that answered (e.g. `X-Served-By`).
     #[serde(default)]
     pub replica_header: Option<String>,
@@ -78,52 +78,79 @@ fn default_timeout() -> Dur {
     Dur(Duration::from_secs(30))
 }
 
-/// `[auth]`
+/// `[auth]`, flat so that every field keeps its place for error messages;
+/// [`super::Scenario`] checks which fields each kind needs.
 #[derive(Debug, Deserialize, Default)]
-#[serde(tag = "kind", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct AuthDef {
+    /// Which scheme.
+    #[serde(default)]
+    pub kind: AuthKind,
+    /// OpenMRS user name.
+    pub username: Option<Spanned<Template>>,
+    /// OpenMRS password (use `${env:NAME}`).
+    pub password: Option<Spanned<Template>>,
+    /// OpenMRS session resource path.
+    pub login_path: Option<Spanned<String>>,
+    /// Static bearer token (use `${env:NAME}`).
+    pub token: Option<Spanned<Template>>,
+    /// Keycloak token endpoint.
+    pub token_url: Option<Spanned<Template>>,
+    /// Keycloak client id.
+    pub client_id: Option<Spanned<Template>>,
+    /// Keycloak client secret (use `${env:NAME}`).
+    pub client_secret: Option<Spanned<Template>>,
+    /// Refresh the token this long before it expires.
+    pub refresh_before: Option<Spanned<Dur>>,
+}
+
+/// Authentication schemes.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthKind {
+    /// No authentication.
+    #[default]
+    None,
+    /// OpenMRS Basic login once per user, then the session cookie.
+    OpenmrsBasic,
+    /// A static bearer token.
+    Bearer,
+    /// Keycloak client credentials.
+    Keycloak,
+}
+
+/// Authentication, checked.
+#[derive(Debug, Default, Clone)]
 pub enum Auth {
     /// No authentication.
     #[default]
-    #[serde(rename = "none")]
     None,
     /// OpenMRS: `GET` the session resource with Basic credentials once; the
     /// `JSESSIONID` cookie carries the session from then on.
-    #[serde(rename = "openmrs-basic")]
     OpenmrsBasic {
         /// User name.
         username: Template,
-        /// Password (use `${env:NAME}`).
+        /// Password.
         password: Template,
         /// Session resource path.
-        #[serde(default = "default_login_path")]
         login_path: String,
     },
     /// A static bearer token.
-    #[serde(rename = "bearer")]
     Bearer {
-        /// The token (use `${env:NAME}`).
+        /// The token.
         token: Template,
     },
     /// Keycloak client credentials, fetched once, shared, refreshed before expiry.
-    #[serde(rename = "keycloak")]
     Keycloak {
         /// `{kc}/realms/{realm}/protocol/openid-connect/token`
         token_url: Template,
         /// Client id.
         client_id: Template,
-        /// Client secret (use `${env:NAME}`).
+        /// Client secret.
         client_secret: Template,
         /// Refresh this long before `expires_in` runs out.
-        #[serde(default = "default_refresh_before")]
         refresh_before: Dur,
     },
-}
-
-fn default_login_path() -> String {
-    "/openmrs/ws/rest/v1/session".to_owned()
-}
-fn default_refresh_before() -> Dur {
-    Dur(Duration::from_secs(30))
 }
 
 /// `[[feeders]]`
@@ -131,9 +158,9 @@ fn default_refresh_before() -> Dur {
 #[serde(deny_unknown_fields)]
 pub struct FeederDef {
     /// Name used in templates: `${name.column}`.
-    pub name: String,
+    pub name: Spanned<String>,
     /// CSV file with a header row, relative to the fixtures folder.
-    pub file: String,
+    pub file: Spanned<String>,
     /// Row order.
     #[serde(default)]
     pub order: FeederOrder,
@@ -150,48 +177,62 @@ pub enum FeederOrder {
     Random,
 }
 
-/// `[load]`
+/// `[load]`, flat so that every field keeps its place for error messages.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "model", deny_unknown_fields)]
-pub enum Load {
-    /// Arrivals per second, whatever the server does (calibration, SLOs).
-    #[serde(rename = "open")]
-    Open {
-        /// Stages of arrival rate.
-        stages: Vec<OpenStage>,
-        /// Size of the pre-started user pool; an arrival with no free user is dropped.
-        #[serde(default)]
-        max_users: Option<usize>,
-    },
+#[serde(deny_unknown_fields)]
+pub struct LoadDef {
+    /// `open` or `closed`.
+    pub model: LoadModel,
+    /// Open model: size of the pre-started user pool; an arrival with no free user is dropped.
+    #[serde(default)]
+    pub max_users: Option<Spanned<usize>>,
+    /// Stages.
+    #[serde(default)]
+    pub stages: Vec<Spanned<StageDef>>,
+}
+
+/// Load models.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadModel {
+    /// Arrivals per second, whatever the server does.
+    Open,
     /// A fixed population of virtual users with think time.
-    #[serde(rename = "closed")]
-    Closed {
-        /// Stages of user counts.
-        stages: Vec<ClosedStage>,
-    },
+    Closed,
+}
+
+/// `[[load.stages]]`: `rate` (open) or `users` (closed), ramp, hold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageDef {
+    /// Open model: arrivals per second.
+    pub rate: Option<Spanned<f64>>,
+    /// Closed model: virtual users.
+    pub users: Option<Spanned<usize>>,
+    /// Ramp time from the previous stage.
+    #[serde(default)]
+    pub ramp: Dur,
+    /// Hold time.
+    pub hold: Spanned<Dur>,
 }
 
 /// One open-model stage: ramp linearly to `rate`, then hold it.
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OpenStage {
     /// Arrivals per second at the end of the ramp and during the hold.
     pub rate: f64,
     /// Ramp time from the previous stage's rate.
-    #[serde(default)]
     pub ramp: Dur,
     /// Hold time at `rate`.
     pub hold: Dur,
 }
 
 /// One closed-model stage: ramp to `users`, then hold.
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClosedStage {
     /// Users at the end of the ramp and during the hold.
     pub users: usize,
     /// Ramp time from the previous stage's users.
-    #[serde(default)]
     pub ramp: Dur,
     /// Hold time.
     pub hold: Dur,

@@ -1,1 +1,355 @@
+//! Scenario files, good and broken: every broken file must fail with its
+//! file, the line of the mistake, and a message saying what was expected.
 
+use super::*;
+use std::path::PathBuf;
+
+const GOOD: &str = r#"[scenario]
+name = "t"
+
+[target]
+base_url = "http://127.0.0.1:8080"
+replica_header = "X-Served-By"
+
+[auth]
+kind = "openmrs-basic"
+username = "admin"
+password = "pw"
+
+[[feeders]]
+name = "patient"
+file = "patients.csv"
+
+[load]
+model = "open"
+[[load.stages]]
+rate = 5
+ramp = "1s"
+hold = "2s"
+
+[[personas]]
+name = "clinician"
+weight = 2
+steps = [
+  { request = "search", think = "1s..2s" },
+  { request = "open" },
+]
+
+[requests.search]
+path = "/openmrs/ws/rest/v1/patient?q=${patient.given}"
+capture = { pid = "results.0.uuid" }
+
+[requests.open]
+path = "/openmrs/ws/rest/v1/patient/${pid}"
+expect = { status = [200] }
+
+[thresholds]
+"search.p95" = "< 800ms"
+"errors.rate" = "< 1%"
+"#;
+
+fn path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/under-test.toml")
+}
+
+/// Replaces `from` with `to` in the good file, loads it, and checks the error
+/// is on the line holding `marker` and mentions `expected`.
+fn broken(from: &str, to: &str, marker: &str, expected: &str) {
+    assert!(
+        GOOD.contains(from),
+        "test setup: {from:?} not in the good file"
+    );
+    let text = GOOD.replacen(from, to, 1);
+    let err = Scenario::from_text(&path(), &text).expect_err("a broken file must not load");
+    let want_line = text
+        .lines()
+        .position(|l| l.contains(marker))
+        .expect("marker in text")
+        + 1;
+    assert_eq!(err.file, path());
+    assert_eq!(
+        err.line,
+        Some(want_line),
+        "wrong line for {expected:?}: {err}"
+    );
+    assert!(
+        err.message.contains(expected),
+        "message {:?} lacks {expected:?}",
+        err.message
+    );
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with(&format!("{}:{want_line}:", path().display())),
+        "{shown}"
+    );
+}
+
+#[test]
+fn the_good_file_loads() {
+    let s = Scenario::from_text(&path(), GOOD).unwrap();
+    assert_eq!(s.personas[0].steps.len(), 2);
+    assert_eq!(s.personas[0].steps[0].think.max, Duration::from_secs(2));
+    assert_eq!(s.thresholds.len(), 2);
+    assert_eq!(
+        s.target.replica,
+        ReplicaSource::Header("x-served-by".into())
+    );
+}
+
+#[test]
+fn every_shipped_scenario_loads() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1);
+}
+
+#[test]
+fn unknown_field() {
+    broken(
+        "replica_header =",
+        "replica_heder =",
+        "replica_heder",
+        "unknown field `replica_heder`",
+    );
+}
+
+#[test]
+fn bad_duration() {
+    broken(
+        "hold = \"2s\"",
+        "hold = \"2 parsecs\"",
+        "parsecs",
+        "expected e.g. \"500ms\"",
+    );
+}
+
+#[test]
+fn step_names_an_undefined_request() {
+    broken(
+        "{ request = \"open\" }",
+        "{ request = \"opne\" }",
+        "opne",
+        "not defined under [requests]",
+    );
+}
+
+#[test]
+fn unknown_auth_kind() {
+    broken(
+        "kind = \"openmrs-basic\"",
+        "kind = \"saml\"",
+        "saml",
+        "unknown variant `saml`",
+    );
+}
+
+#[test]
+fn missing_feeder_file() {
+    broken(
+        "file = \"patients.csv\"",
+        "file = \"nobody.csv\"",
+        "nobody.csv",
+        "cannot read feeder file",
+    );
+}
+
+#[test]
+fn threshold_with_the_wrong_unit() {
+    broken("\"< 800ms\"", "\"< 80%\"", "80%", "expected a time unit");
+}
+
+#[test]
+fn threshold_on_an_unknown_request() {
+    broken(
+        "\"search.p95\"",
+        "\"serch.p95\"",
+        "serch",
+        "neither a request",
+    );
+}
+
+#[test]
+fn placeholder_for_a_missing_column() {
+    broken(
+        "${patient.given}",
+        "${patient.nickname}",
+        "[requests.search]",
+        "has columns",
+    );
+}
+
+#[test]
+fn variable_nobody_captures() {
+    broken(
+        "${pid}",
+        "${patient_id}",
+        "[requests.open]",
+        "no request captures `patient_id`",
+    );
+}
+
+#[test]
+fn two_bodies_in_one_request() {
+    broken(
+        "expect = { status = [200] }",
+        "json = { a = 1 }\nform = { b = \"2\" }",
+        "[requests.open]",
+        "more than one body",
+    );
+}
+
+#[test]
+fn a_zero_rate() {
+    broken(
+        "rate = 5",
+        "rate = 0",
+        "rate = 0",
+        "positive number of arrivals",
+    );
+}
+
+#[test]
+fn toml_syntax_error() {
+    broken(
+        "name = \"clinician\"",
+        "name = \"clinician",
+        "clinician",
+        "",
+    );
+}
+
+#[test]
+fn a_weight_that_is_not_a_number() {
+    broken("weight = 2", "weight = \"heavy\"", "heavy", "expected u32");
+}
+
+#[test]
+fn unknown_load_model() {
+    broken(
+        "model = \"open\"",
+        "model = \"half-open\"",
+        "half-open",
+        "unknown variant `half-open`",
+    );
+}
+
+#[test]
+fn think_time_running_backwards() {
+    broken(
+        "think = \"1s..2s\"",
+        "think = \"3s..1s\"",
+        "3s..1s",
+        "runs backwards",
+    );
+}
+
+#[test]
+fn a_bad_placeholder() {
+    broken(
+        "${patient.given}",
+        "${patient given}",
+        "patient given",
+        "bad placeholder",
+    );
+}
+
+#[test]
+fn an_unset_environment_variable() {
+    broken(
+        "password = \"pw\"",
+        "password = \"${env:SURGE_TEST_SURELY_UNSET}\"",
+        "SURGE_TEST_SURELY_UNSET",
+        "is not set",
+    );
+}
+
+#[test]
+fn a_target_that_is_not_a_url() {
+    broken(
+        "base_url = \"http://127.0.0.1:8080\"",
+        "base_url = \"127.0.0.1:8080\"",
+        "base_url",
+        "is not a URL",
+    );
+}
+
+#[test]
+fn an_auth_field_the_kind_does_not_use() {
+    broken(
+        "password = \"pw\"",
+        "password = \"pw\"\ntoken = \"abc\"",
+        "token = ",
+        "not used by auth kind `openmrs-basic`",
+    );
+}
+
+#[test]
+fn an_auth_kind_missing_its_credentials() {
+    broken(
+        "kind = \"openmrs-basic\"",
+        "kind = \"keycloak\"",
+        "username",
+        "not used by auth kind `keycloak`",
+    );
+    broken(
+        "kind = \"openmrs-basic\"\nusername = \"admin\"\npassword = \"pw\"",
+        "kind = \"bearer\"",
+        "[auth]",
+        "auth kind `bearer` needs `token`",
+    );
+}
+
+#[test]
+fn a_closed_stage_with_a_rate() {
+    broken(
+        "model = \"open\"",
+        "model = \"closed\"",
+        "[[load.stages]]",
+        "closed model needs `users`",
+    );
+}
+
+#[test]
+fn no_file_no_panic() {
+    let err = Scenario::load(Path::new("/nonexistent/x.toml")).unwrap_err();
+    assert!(err
+        .to_string()
+        .starts_with("/nonexistent/x.toml: cannot read scenario file"));
+}
+
+#[test]
+fn overrides_replace_the_load() {
+    let mut s = Scenario::from_text(&path(), GOOD).unwrap();
+    s.apply_override(&LoadOverride {
+        users: Some(4),
+        duration: Some(Duration::from_secs(10)),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(s.load.model_name(), "closed");
+    assert_eq!(s.load.duration(), Duration::from_secs(10));
+    s.apply_override(&LoadOverride {
+        duration: Some(Duration::from_secs(20)),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        s.load.duration(),
+        Duration::from_secs(20),
+        "duration alone rescales the plan"
+    );
+    let err = s
+        .apply_override(&LoadOverride {
+            rate: Some(-1.0),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(err.contains("positive"));
+}
