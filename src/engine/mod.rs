@@ -73,8 +73,12 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
             recorder.begin();
             attack.execute().await.map(|_| ())
         }
-        LoadPlan::Open { stages, max_users } => {
-            let pool = Arc::new(open::Pool::default());
+        LoadPlan::Open {
+            stages,
+            max_users,
+            queue_timeout,
+        } => {
+            let pool = Arc::new(open::Pool::new(*queue_timeout));
             let run_for =
                 scenario.load.duration() + scenario.target.timeout + Duration::from_secs(60);
             let attack = attack(&scenario)?
@@ -223,7 +227,7 @@ fn open_scenario(shared: &Arc<Shared>, pool: &Arc<open::Pool>) -> GooseScenario 
                 pool.user_started();
             }
             let arrival = tokio::select! {
-                a = pool.next() => a,
+                a = pool.next(&shared.recorder) => a,
                 _ = shared.stop.cancelled() => None,
             };
             match arrival {
@@ -311,6 +315,7 @@ async fn drive_open(
     while pool.outstanding() > 0 && Instant::now() < drain_by && !shared.stop.is_cancelled() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    pool.drop_leftovers(&shared.recorder);
     stopping_ourselves.store(true, Ordering::SeqCst);
     shared.stop.cancel();
     goose::trigger_killswitch("surge: arrival schedule complete");

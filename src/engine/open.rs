@@ -5,7 +5,9 @@
 //! carries its scheduled instant, so latency is measured from when the request
 //! SHOULD have started (no coordinated omission), while service time is
 //! measured from the actual send. A slot that finds no idle user is dropped
-//! and counted: dropped arrivals are themselves a saturation signal.
+//! and counted — at once, or (with `queue_timeout`) once it has waited that
+//! long for a user; dropped arrivals are themselves a saturation signal, and
+//! a slot served late shows its wait in the latency.
 
 use crate::measure::Recorder;
 use crate::scenario::OpenStage;
@@ -58,10 +60,24 @@ pub struct Arrival {
     pub scheduled: Instant,
     /// Which persona runs.
     pub persona: usize,
+    /// It found no idle user and waited in the queue.
+    pub queued: bool,
+}
+
+/// What became of a slot when it was due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// An idle user took it.
+    Handed,
+    /// No user was idle; it waits up to the queue timeout.
+    Queued,
+    /// No user was idle and there is no queue.
+    Dropped,
 }
 
 /// The pool of users waiting for slots.
 pub struct Pool {
+    queue_timeout: Duration,
     idle: AtomicUsize,
     outstanding: AtomicUsize,
     started: AtomicUsize,
@@ -69,10 +85,12 @@ pub struct Pool {
     rx: flume::Receiver<Arrival>,
 }
 
-impl Default for Pool {
-    fn default() -> Self {
+impl Pool {
+    /// A pool whose slots may wait `queue_timeout` for a user.
+    pub fn new(queue_timeout: Duration) -> Self {
         let (tx, rx) = flume::unbounded();
         Pool {
+            queue_timeout,
             idle: AtomicUsize::new(0),
             outstanding: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
@@ -80,9 +98,7 @@ impl Default for Pool {
             rx,
         }
     }
-}
 
-impl Pool {
     /// A user reports for duty (once).
     pub fn user_started(&self) {
         self.started.fetch_add(1, Ordering::SeqCst);
@@ -94,10 +110,26 @@ impl Pool {
     }
 
     /// A user waits for its next slot; `None` once the schedule is over.
-    pub async fn next(&self) -> Option<Arrival> {
-        self.idle.fetch_add(1, Ordering::SeqCst);
-        // The scheduler took our idle mark when it sent this slot.
-        self.rx.recv_async().await.ok()
+    /// Queued slots that waited past the timeout are dropped here.
+    pub async fn next(&self, recorder: &Recorder) -> Option<Arrival> {
+        loop {
+            self.idle.fetch_add(1, Ordering::SeqCst);
+            let arrival = self.rx.recv_async().await.ok()?;
+            if !arrival.queued {
+                // The scheduler took our idle mark (and recorded the arrival) when it sent this slot.
+                return Some(arrival);
+            }
+            // A queued slot was sent without taking an idle mark: take back ours.
+            let _ = self
+                .idle
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            let late = arrival.scheduled.elapsed() > self.queue_timeout;
+            recorder.arrival(arrival.scheduled, late);
+            if !late {
+                return Some(arrival);
+            }
+            self.done();
+        }
     }
 
     /// A user has finished a slot.
@@ -110,15 +142,16 @@ impl Pool {
         self.outstanding.load(Ordering::SeqCst)
     }
 
-    /// Hands a slot to an idle user, or returns false if none is idle.
-    fn offer(&self, arrival: Arrival) -> bool {
+    /// Hands a slot to an idle user, queues it, or drops it.
+    fn offer(&self, mut arrival: Arrival) -> Offer {
         let claimed = self
             .idle
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-        if !claimed {
-            return false;
+        if !claimed && self.queue_timeout.is_zero() {
+            return Offer::Dropped;
         }
+        arrival.queued = !claimed;
         self.outstanding.fetch_add(1, Ordering::SeqCst);
         let sent = match self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             Some(tx) => tx.send(arrival).is_ok(),
@@ -126,13 +159,28 @@ impl Pool {
         };
         if !sent {
             self.outstanding.fetch_sub(1, Ordering::SeqCst);
+            return Offer::Dropped;
         }
-        sent
+        if claimed {
+            Offer::Handed
+        } else {
+            Offer::Queued
+        }
     }
 
-    /// Ends the schedule: waiting users get `None`.
+    /// Ends the schedule: waiting users get `None` once the queue is empty.
     pub fn close(&self) {
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Counts slots still queued at the very end as dropped.
+    pub fn drop_leftovers(&self, recorder: &Recorder) {
+        while let Ok(arrival) = self.rx.try_recv() {
+            if arrival.queued {
+                recorder.arrival(arrival.scheduled, true);
+            }
+            self.done();
+        }
     }
 }
 
@@ -152,11 +200,17 @@ pub async fn schedule(
         if stopped() {
             break;
         }
-        let handed = pool.offer(Arrival {
+        let offer = pool.offer(Arrival {
             scheduled: due,
             persona: pick(),
+            queued: false,
         });
-        recorder.arrival(due, !handed);
+        match offer {
+            Offer::Handed => recorder.arrival(due, false),
+            Offer::Dropped => recorder.arrival(due, true),
+            // Recorded by the user that takes it, or by `drop_leftovers`.
+            Offer::Queued => {}
+        }
     }
     pool.close();
 }
@@ -212,15 +266,15 @@ mod tests {
 
     #[tokio::test]
     async fn arrivals_without_an_idle_user_are_dropped() {
-        let pool = Arc::new(Pool::default());
+        let pool = Arc::new(Pool::new(Duration::ZERO));
         let rec = Arc::new(Recorder::new(
             vec!["a".into()],
             vec![Duration::from_secs(1)],
         ));
         // One idle user takes the first slot; nobody takes the others.
         let waiter = {
-            let pool = Arc::clone(&pool);
-            tokio::spawn(async move { pool.next().await })
+            let (pool, rec) = (Arc::clone(&pool), Arc::clone(&rec));
+            tokio::spawn(async move { pool.next(&rec).await })
         };
         while pool.idle.load(Ordering::SeqCst) == 0 {
             tokio::task::yield_now().await;
@@ -246,7 +300,7 @@ mod tests {
             (3, 2)
         );
         assert_eq!(
-            pool.next().await.map(|a| a.persona),
+            pool.next(&rec).await.map(|a| a.persona),
             None,
             "closed after the schedule"
         );

@@ -61,6 +61,9 @@ pub enum LoadPlan {
         stages: Vec<OpenStage>,
         /// Pre-started user pool size.
         max_users: usize,
+        /// How long an arrival that finds no idle user may wait for one before
+        /// it counts as dropped (zero: dropped at once).
+        queue_timeout: Duration,
     },
     /// Virtual users.
     Closed {
@@ -343,9 +346,13 @@ impl Scenario {
                         "--rate {rate}: expected a positive number of arrivals per second"
                     ));
                 }
-                let max_users = match &self.load {
-                    LoadPlan::Open { max_users, .. } => *max_users,
-                    LoadPlan::Closed { .. } => default_pool(rate),
+                let (max_users, queue_timeout) = match &self.load {
+                    LoadPlan::Open {
+                        max_users,
+                        queue_timeout,
+                        ..
+                    } => ((*max_users).max(default_pool(rate)), *queue_timeout),
+                    LoadPlan::Closed { .. } => (default_pool(rate), Duration::ZERO),
                 };
                 self.load = LoadPlan::Open {
                     stages: vec![OpenStage {
@@ -354,6 +361,7 @@ impl Scenario {
                         hold,
                     }],
                     max_users,
+                    queue_timeout,
                 };
             }
             (None, Some(users)) => {
@@ -596,9 +604,11 @@ fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
                 Some(m) => *m.get_ref(),
                 None => default_pool(peak),
             };
+            let queue_timeout = load.queue_timeout.map(|q| q.0).unwrap_or_default();
             Ok(LoadPlan::Open {
                 stages: open,
                 max_users,
+                queue_timeout,
             })
         }
         LoadModel::Closed => {
@@ -608,6 +618,9 @@ fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
                     "load.max_users is for the open model; the closed model sets users per stage"
                         .into(),
                 ));
+            }
+            if load.queue_timeout.is_some() {
+                return Err((None, "load.queue_timeout is for the open model".into()));
             }
             Ok(LoadPlan::Closed { stages: closed })
         }

@@ -186,6 +186,9 @@ pub struct LoadDef {
     /// Open model: size of the pre-started user pool; an arrival with no free user is dropped.
     #[serde(default)]
     pub max_users: Option<Spanned<usize>>,
+    /// Open model: how long an arrival may wait for a free user before it is dropped.
+    #[serde(default)]
+    pub queue_timeout: Option<Dur>,
     /// Stages.
     #[serde(default)]
     pub stages: Vec<Spanned<StageDef>>,
