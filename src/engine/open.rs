@@ -305,4 +305,40 @@ mod tests {
             "closed after the schedule"
         );
     }
+
+    #[tokio::test]
+    async fn queued_arrivals_are_served_late_or_dropped_after_the_timeout() {
+        let pool = Arc::new(Pool::new(Duration::from_millis(50)));
+        let rec = Arc::new(Recorder::new(
+            vec!["a".into()],
+            vec![Duration::from_secs(1)],
+        ));
+        // Nobody is idle: both slots queue.
+        let offsets = vec![Duration::ZERO, Duration::from_millis(1)];
+        schedule(
+            offsets,
+            Instant::now(),
+            Arc::clone(&pool),
+            Arc::clone(&rec),
+            || 0,
+            || false,
+        )
+        .await;
+        // A user turns up in time for the first, ...
+        let first = pool
+            .next(&rec)
+            .await
+            .expect("served late, within the timeout");
+        assert!(first.queued);
+        pool.done();
+        // ... and too late for the second, which is dropped; then the schedule is over.
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(pool.next(&rec).await.is_none());
+        let m = rec.finish(Default::default());
+        assert_eq!(
+            (m.results.totals.arrivals, m.results.totals.dropped_arrivals),
+            (2, 1)
+        );
+        assert_eq!(pool.outstanding(), 0);
+    }
 }
