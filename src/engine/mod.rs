@@ -56,6 +56,9 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     let interrupted: Arc<Mutex<Option<String>>> = Arc::default();
     let stopping_ourselves = Arc::new(AtomicBool::new(false));
 
+    // goose keeps its stop switch in a process-wide static; a previous run in
+    // this process may have left it set, which would read as a Ctrl-C here.
+    goose::reset_killswitch();
     let watcher = tokio::spawn(watch_signals(
         stop.clone(),
         Arc::clone(&interrupted),
@@ -99,6 +102,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     };
     stop.cancel();
     watcher.abort();
+    goose::reset_killswitch();
     if let Some(p) = progress {
         let _ = p.await;
     }
@@ -152,6 +156,7 @@ fn attack(scenario: &Scenario) -> anyhow::Result<GooseAttack> {
     config.host = Some(scenario.target.base_url.clone());
     config.no_telnet = true;
     config.no_print_metrics = true;
+    config.quiet = 1;
     config.no_error_summary = true;
     // surge records every request itself, to the end of the body; goose's own
     // metrics would time to the headers and cost throughput.

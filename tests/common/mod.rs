@@ -1,0 +1,66 @@
+//! Shared set-up for the end-to-end tests: a reference cluster on loopback and
+//! scenario files written for it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use surge::sim::{Cluster, ClusterOptions};
+
+/// goose keeps its stop switch in a process-wide static, so runs inside one
+/// test process must not overlap.
+pub static ENGINE: Mutex<()> = Mutex::new(());
+
+/// Holds the engine lock, even if a previous test panicked while holding it.
+pub fn engine_lock() -> std::sync::MutexGuard<'static, ()> {
+    ENGINE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn surge_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_surge"))
+}
+
+pub async fn cluster(options: ClusterOptions) -> Cluster {
+    Cluster::start(surge_bin(), ClusterOptions { port: 0, ..options })
+        .await
+        .expect("reference cluster starts")
+}
+
+/// Writes a scenario into `dir`, with fixtures resolved from the repository.
+pub fn scenario_file(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let text = format!(
+        "[scenario]\nname = \"{name}\"\nfixtures = \"{}\"\n\n{body}",
+        repo().join("fixtures").display()
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A FHIR patient search, no auth: the simplest request the sim serves from its database pool.
+pub fn fhir_search_scenario(base_url: &str, load: &str) -> String {
+    format!(
+        r#"[target]
+base_url = "{base_url}"
+replica_header = "X-Served-By"
+timeout = "5s"
+
+[[feeders]]
+name = "patient"
+file = "patients.csv"
+
+{load}
+
+[[personas]]
+name = "searcher"
+steps = [{{ request = "fhir_search" }}]
+
+[requests.fhir_search]
+path = "/fhir/Patient?name=${{patient.family}}&_count=5"
+expect = {{ status = [200], json_equals = {{ "resourceType" = "Bundle" }} }}
+"#
+    )
+}
