@@ -67,6 +67,12 @@ pub struct ClusterOptions {
     /// Login password.
     #[arg(long, default_value = "Admin123", hide_default_value = true)]
     pub password: String,
+    /// Require a bearer token (from `/realms/{realm}/protocol/openid-connect/token`) on /fhir.
+    #[arg(long)]
+    pub fhir_auth: bool,
+    /// Lifetime of issued tokens.
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    pub token_ttl: Duration,
 }
 
 impl Default for ClusterOptions {
@@ -84,6 +90,8 @@ impl Default for ClusterOptions {
             data_dir: None,
             username: "admin".into(),
             password: "Admin123".into(),
+            fhir_auth: false,
+            token_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -160,7 +168,13 @@ impl Cluster {
                 options.username.clone(),
                 "--password".into(),
                 options.password.clone(),
+                "--token-ttl".into(),
+                format!("{}ms", options.token_ttl.as_millis()),
             ];
+            let mut args = args;
+            if options.fhir_auth {
+                args.push("--fhir-auth".into());
+            }
             supervisors.push(tokio::spawn(supervise(
                 exe.clone(),
                 args,

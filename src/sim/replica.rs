@@ -49,6 +49,18 @@ pub struct ReplicaOptions {
     /// Password accepted at login.
     #[arg(long, default_value = "Admin123", hide_default_value = true)]
     pub password: String,
+    /// Require a bearer token from the token endpoint on /fhir (as a Keycloak-protected HAPI).
+    #[arg(long)]
+    pub fhir_auth: bool,
+    /// Lifetime of the tokens the token endpoint issues.
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    pub token_ttl: Duration,
+    /// Client id the token endpoint accepts.
+    #[arg(long, default_value = "surge")]
+    pub client_id: String,
+    /// Client secret the token endpoint accepts.
+    #[arg(long, default_value = "surge-secret", hide_default_value = true)]
+    pub client_secret: String,
 }
 
 struct Replica {
@@ -94,6 +106,10 @@ pub fn router(options: ReplicaOptions) -> Router {
         .route("/fhir/{resource_type}/$validate", post(fhir_validate))
         .route("/fhir/Binary", post(fhir_binary_create))
         .route("/fhir/Binary/{id}", get(fhir_binary_read))
+        .route(
+            "/realms/{realm}/protocol/openid-connect/token",
+            post(issue_token),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
         .layer(axum::middleware::map_response(move |mut r: Response| {
@@ -495,10 +511,75 @@ fn fhir(status: StatusCode, body: Value) -> Response {
     resp
 }
 
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+/// Keycloak's client-credentials grant. Tokens carry their expiry, so every
+/// replica can check them without shared state (as a signed JWT would).
+async fn issue_token(
+    State(r): State<Shared>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if field("grant_type") != "client_credentials" {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "unsupported_grant_type"})),
+        )
+            .into_response();
+    }
+    if field("client_id") != r.options.client_id
+        || field("client_secret") != r.options.client_secret
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "unauthorized_client"})),
+        )
+            .into_response();
+    }
+    let ttl = r.options.token_ttl;
+    let expires = unix_ms() + ttl.as_millis();
+    let token = format!("tok-{expires}-{}", uuid::Uuid::new_v4().simple());
+    Json(json!({"access_token": token, "expires_in": ttl.as_secs(), "token_type": "Bearer"}))
+        .into_response()
+}
+
+/// With `--fhir-auth`, a FHIR request needs an unexpired token from [`issue_token`].
+fn check_bearer(r: &Replica, headers: &HeaderMap) -> Result<(), Response> {
+    if !r.options.fhir_auth {
+        return Ok(());
+    }
+    let expires = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer tok-"))
+        .and_then(|t| t.split('-').next())
+        .and_then(|ms| ms.parse::<u128>().ok());
+    match expires {
+        Some(ms) if ms > unix_ms() => Ok(()),
+        Some(_) => Err(fhir(
+            StatusCode::UNAUTHORIZED,
+            operation_outcome("error", "login", "token expired"),
+        )),
+        None => Err(fhir(
+            StatusCode::UNAUTHORIZED,
+            operation_outcome("error", "login", "bearer token required"),
+        )),
+    }
+}
+
 async fn fhir_search(
     State(r): State<Shared>,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    if let Err(refusal) = check_bearer(&r, &headers) {
+        return refusal;
+    }
     let name = q.get("name").cloned().unwrap_or_default();
     let count = q
         .get("_count")
@@ -535,7 +616,15 @@ async fn fhir_search(
     }
 }
 
-async fn fhir_validate(Path(resource_type): Path<String>, body: String) -> Response {
+async fn fhir_validate(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    Path(resource_type): Path<String>,
+    body: String,
+) -> Response {
+    if let Err(refusal) = check_bearer(&r, &headers) {
+        return refusal;
+    }
     if body.trim().is_empty() {
         return fhir(
             StatusCode::BAD_REQUEST,
@@ -602,7 +691,14 @@ async fn fhir_binary_create(
     }
 }
 
-async fn fhir_binary_read(State(r): State<Shared>, Path(id): Path<String>) -> Response {
+async fn fhir_binary_read(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(refusal) = check_bearer(&r, &headers) {
+        return refusal;
+    }
     if !safe_id(&id) {
         return fhir(
             StatusCode::NOT_FOUND,
