@@ -659,6 +659,9 @@ async fn fhir_binary_create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    if let Err(refusal) = check_bearer(&r, &headers) {
+        return refusal;
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
