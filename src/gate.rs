@@ -89,7 +89,7 @@ mod tests {
             elapsed_s: 10.0,
             planned_s: 10.0,
             interrupted: None,
-            users_lost: 0,
+            user_panics: 0,
             totals: Totals {
                 arrivals: 50,
                 dropped_arrivals: 5,

@@ -174,7 +174,7 @@ async fn guarded<T>(shared: &Shared, body: impl std::future::Future<Output = T>)
         Ok(value) => Some(value),
         Err(_) => {
             tracing::error!("a virtual user panicked; its session is reset");
-            shared.recorder.user_lost();
+            shared.recorder.user_panicked();
             None
         }
     }
@@ -397,5 +397,21 @@ mod tests {
         assert!(closed_test_plan(stages)
             .parse::<goose::test_plan::TestPlan>()
             .is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_transaction_is_counted_and_the_run_goes_on() {
+        let text = "[scenario]\nname='t'\n[target]\nbase_url='http://127.0.0.1:1'\n[load]\nmodel='closed'\n\
+                    [[load.stages]]\nusers=1\nhold='1s'\n[[personas]]\nname='p'\nsteps=[{request='a'}]\n[requests.a]\npath='/'\n";
+        let scenario = Arc::new(
+            crate::scenario::Scenario::from_text(std::path::Path::new("t.toml"), text).unwrap(),
+        );
+        let recorder = Arc::new(Recorder::new(vec!["a".into()], scenario.load.stage_ends()));
+        let shared = Shared::new(scenario, Arc::clone(&recorder), CancellationToken::new());
+        let panicked: Option<()> =
+            guarded(&shared, async { panic!("a bug in a transaction") }).await;
+        assert!(panicked.is_none());
+        assert_eq!(guarded(&shared, async { 7 }).await, Some(7));
+        assert_eq!(recorder.finish(RunInfo::default()).results.user_panics, 1);
     }
 }

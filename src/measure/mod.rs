@@ -128,7 +128,7 @@ struct State {
     timeline: Timeline,
     arrivals: Vec<u64>,
     dropped: Vec<u64>,
-    users_lost: u64,
+    user_panics: u64,
 }
 
 /// Live figures for the progress line.
@@ -288,9 +288,9 @@ impl Recorder {
         }
     }
 
-    /// Counts a virtual user that died mid-run.
-    pub fn user_lost(&self) {
-        self.lock().users_lost += 1;
+    /// Counts a transaction that panicked.
+    pub fn user_panicked(&self) {
+        self.lock().user_panics += 1;
     }
 
     /// Figures for a live progress line.
@@ -409,7 +409,7 @@ impl Recorder {
                 .map(Duration::as_secs_f64)
                 .unwrap_or_default(),
             interrupted: info.interrupted,
-            users_lost: state.users_lost,
+            user_panics: state.user_panics,
             totals,
             stages,
             overall: overall_stats,

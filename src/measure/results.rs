@@ -251,8 +251,10 @@ pub struct RunResults {
     pub planned_s: f64,
     /// Why the run stopped early, if it did (signal, target gone).
     pub interrupted: Option<String>,
-    /// Virtual users that died (a panic inside a transaction), which goose alone would not report.
-    pub users_lost: u64,
+    /// Transactions that panicked. goose alone would lose such a user silently
+    /// and still exit 0; surge catches the panic, counts it here, and the user
+    /// starts a fresh session.
+    pub user_panics: u64,
     /// Request accounting.
     pub totals: Totals,
     /// Stages.

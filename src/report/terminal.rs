@@ -58,8 +58,8 @@ pub fn summary(r: &RunResults) -> String {
             t.arrivals, t.dropped_arrivals
         );
     }
-    if r.users_lost > 0 {
-        let _ = writeln!(out, "WARNING: {} virtual-user transactions panicked (caught; those users restarted their sessions)", r.users_lost);
+    if r.user_panics > 0 {
+        let _ = writeln!(out, "WARNING: {} virtual-user transactions panicked (caught; those users restarted their sessions)", r.user_panics);
     }
     let mut errors: Vec<String> = r
         .overall
