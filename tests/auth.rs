@@ -18,6 +18,13 @@ fn fhir_with_auth(base_url: &str, auth: &str) -> String {
 }
 
 async fn run_with(auth: impl Fn(&str) -> String) -> surge::measure::RunResults {
+    run_keeping_bundle(auth).await.0
+}
+
+/// Runs, and returns the results with every byte of the bundle.
+async fn run_keeping_bundle(
+    auth: impl Fn(&str) -> String,
+) -> (surge::measure::RunResults, Vec<u8>) {
     let _engine = engine_lock();
     let cluster = cluster(ClusterOptions {
         fhir_auth: true,
@@ -38,7 +45,22 @@ async fn run_with(auth: impl Fn(&str) -> String) -> surge::measure::RunResults {
     };
     let report = runner::run(&request).await.expect("run completes");
     cluster.shutdown().await;
-    report.results
+    let mut bytes = Vec::new();
+    for dir in [report.bundle.clone(), report.bundle.join("hdr")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                bytes.extend(std::fs::read(path).unwrap());
+            }
+        }
+    }
+    (report.results, bytes)
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 fn keycloak(secret: &str) -> impl Fn(&str) -> String + '_ {
@@ -52,7 +74,12 @@ fn keycloak(secret: &str) -> impl Fn(&str) -> String + '_ {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keycloak_token_is_shared_and_refreshed_before_it_expires() {
-    let r = run_with(keycloak("surge-secret")).await;
+    let (r, bundle) = run_keeping_bundle(keycloak("surge-secret")).await;
+    assert!(
+        !contains(&bundle, "surge-secret"),
+        "the client secret leaked into the bundle"
+    );
+    assert!(!contains(&bundle, "tok-"), "a token leaked into the bundle");
     let search = r.request("fhir_search").unwrap();
     assert_eq!(search.failed, 0, "{}", surge::report::terminal_summary(&r));
     assert!(search.count >= 95);
@@ -81,9 +108,13 @@ async fn a_wrong_client_secret_shows_as_failed_token_fetches_and_401s() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_static_bearer_token_is_sent_on_every_request() {
     // A token the sim accepts until the year 2286.
-    let good =
-        run_with(|_| "[auth]\nkind = \"bearer\"\ntoken = \"tok-9999999999999-static\"\n".into())
-            .await;
+    let token =
+        |_: &str| "[auth]\nkind = \"bearer\"\ntoken = \"tok-9999999999999-static\"\n".to_owned();
+    let (good, bundle) = run_keeping_bundle(token).await;
+    assert!(
+        !contains(&bundle, "9999999999999"),
+        "the token leaked into the bundle"
+    );
     assert_eq!(good.request("fhir_search").unwrap().failed, 0);
     assert!(
         good.request("auth.token").is_none(),

@@ -119,7 +119,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         run_id: options.run_id,
         scenario: scenario.name.clone(),
         scenario_file: scenario.path.display().to_string(),
-        target: scenario.target.base_url.clone(),
+        target: scenario.target.display_url(),
         model: scenario.load.model_name().to_owned(),
         stage_targets: stage_targets(&scenario.load),
         interrupted: reason,

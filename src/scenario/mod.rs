@@ -52,6 +52,20 @@ pub struct TargetSpec {
     pub timeout: Duration,
 }
 
+impl TargetSpec {
+    /// The base URL as reports may show it: without user name or password.
+    pub fn display_url(&self) -> String {
+        match reqwest::Url::parse(&self.base_url) {
+            Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.as_str().trim_end_matches('/').to_owned()
+            }
+            _ => self.base_url.clone(),
+        }
+    }
+}
+
 /// The load model with its stages.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoadPlan {

@@ -353,3 +353,13 @@ fn overrides_replace_the_load() {
         .unwrap_err();
     assert!(err.contains("positive"));
 }
+
+#[test]
+fn credentials_in_the_base_url_never_reach_reports() {
+    let text = GOOD.replace(
+        "http://127.0.0.1:8080",
+        "http://admin:s3cret@127.0.0.1:8080",
+    );
+    let s = Scenario::from_text(&path(), &text).unwrap();
+    assert_eq!(s.target.display_url(), "http://127.0.0.1:8080");
+}
