@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 use surge::measure::ErrorClass;
-use surge::runner::{self, RunRequest};
+use surge::sim::replica::ServiceOptions;
 use surge::sim::ClusterOptions;
 
 fn fhir_with_auth(base_url: &str, auth: &str) -> String {
@@ -27,8 +27,11 @@ async fn run_keeping_bundle(
 ) -> (surge::measure::RunResults, Vec<u8>) {
     let _engine = engine_lock();
     let cluster = cluster(ClusterOptions {
-        fhir_auth: true,
-        token_ttl: Duration::from_secs(2),
+        service: ServiceOptions {
+            fhir_auth: true,
+            token_ttl: Duration::from_secs(2),
+            ..Default::default()
+        },
         ..Default::default()
     })
     .await;
@@ -38,12 +41,7 @@ async fn run_keeping_bundle(
         "auth",
         &fhir_with_auth(&cluster.url, &auth(&cluster.url)),
     );
-    let request = RunRequest {
-        scenario: path,
-        out_dir: dir.path().join("reports"),
-        ..Default::default()
-    };
-    let report = runner::run(&request).await.expect("run completes");
+    let report = run(path, None, None, &dir.path().join("reports")).await;
     cluster.shutdown().await;
     let mut bytes = Vec::new();
     for dir in [report.bundle.clone(), report.bundle.join("hdr")] {

@@ -6,8 +6,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 use surge::measure::ErrorClass;
-use surge::runner::{self, RunRequest};
-use surge::scenario::LoadOverride;
+use surge::sim::replica::ServiceOptions;
 use surge::sim::ClusterOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,17 +14,14 @@ async fn the_demo_scenario_runs_healthy_on_three_replicas() {
     let _engine = engine_lock();
     let cluster = cluster(ClusterOptions::default()).await;
     let out = tempfile::tempdir().unwrap();
-    let request = RunRequest {
-        scenario: repo().join("scenarios/demo.toml"),
-        target: Some(cluster.url.clone()),
-        load: LoadOverride {
-            duration: Some(Duration::from_secs(6)),
-            ..Default::default()
-        },
-        out_dir: out.path().to_path_buf(),
-        ..Default::default()
-    };
-    let report = runner::run(&request).await.expect("run completes");
+    let demo = repo().join("scenarios/demo.toml");
+    let report = run(
+        demo,
+        Some(&cluster.url),
+        Some(Duration::from_secs(6)),
+        out.path(),
+    )
+    .await;
     cluster.shutdown().await;
     let r = &report.results;
 
@@ -100,12 +96,7 @@ async fn the_open_model_achieves_its_rate_on_an_unsaturated_cluster() {
         "rate",
         &fhir_search_scenario(&cluster.url, load),
     );
-    let request = RunRequest {
-        scenario: path,
-        out_dir: dir.path().join("reports"),
-        ..Default::default()
-    };
-    let report = runner::run(&request).await.expect("run completes");
+    let report = run(path, None, None, &dir.path().join("reports")).await;
     cluster.shutdown().await;
     let r = &report.results;
     let achieved = r.overall.count as f64 / r.planned_s;
@@ -131,8 +122,11 @@ async fn a_saturated_cluster_drops_arrivals_and_latency_exceeds_service_time() {
     // One replica, one connection held 50 ms: capacity 20 requests/s.
     let cluster = cluster(ClusterOptions {
         replicas: 1,
-        pool: 1,
-        hold: Duration::from_millis(50),
+        service: ServiceOptions {
+            pool: 1,
+            hold: Duration::from_millis(50),
+            ..Default::default()
+        },
         ..Default::default()
     })
     .await;
@@ -143,12 +137,7 @@ async fn a_saturated_cluster_drops_arrivals_and_latency_exceeds_service_time() {
         "saturated",
         &fhir_search_scenario(&cluster.url, load),
     );
-    let request = RunRequest {
-        scenario: path,
-        out_dir: dir.path().join("reports"),
-        ..Default::default()
-    };
-    let report = runner::run(&request).await.expect("run completes");
+    let report = run(path, None, None, &dir.path().join("reports")).await;
     cluster.shutdown().await;
     let r = &report.results;
     assert!(
@@ -184,12 +173,7 @@ async fn the_closed_model_runs_users_with_think_time() {
         "closed",
         &fhir_search_scenario(&cluster.url, load),
     );
-    let request = RunRequest {
-        scenario: path,
-        out_dir: dir.path().join("reports"),
-        ..Default::default()
-    };
-    let report = runner::run(&request).await.expect("run completes");
+    let report = run(path, None, None, &dir.path().join("reports")).await;
     cluster.shutdown().await;
     let r = &report.results;
     assert_eq!(r.model, "closed");
@@ -218,17 +202,14 @@ async fn sessions_local_to_a_replica_break_without_stickiness() {
     })
     .await;
     let out = tempfile::tempdir().unwrap();
-    let request = RunRequest {
-        scenario: repo().join("scenarios/demo.toml"),
-        target: Some(cluster.url.clone()),
-        load: LoadOverride {
-            duration: Some(Duration::from_secs(3)),
-            ..Default::default()
-        },
-        out_dir: out.path().to_path_buf(),
-        ..Default::default()
-    };
-    let report = runner::run(&request).await.expect("run completes");
+    let demo = repo().join("scenarios/demo.toml");
+    let report = run(
+        demo,
+        Some(&cluster.url),
+        Some(Duration::from_secs(3)),
+        out.path(),
+    )
+    .await;
     cluster.shutdown().await;
     let search = report.results.request("search_patient").unwrap();
     assert!(

@@ -77,18 +77,6 @@ pub fn router(backends: Arc<Backends>, mode: Balancing, cookie: String) -> Route
     Router::new().fallback(proxy).with_state(state)
 }
 
-fn request_cookie(req: &Request, name: &str) -> Option<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then(|| v.to_owned())
-        })
-}
-
 impl Balancer {
     fn pick(&self, sticky_to: Option<&str>) -> Option<(String, u16)> {
         let backends = self.backends.0.read().unwrap();
@@ -117,7 +105,7 @@ fn bad_gateway(why: &str) -> Response {
 
 async fn proxy(State(lb): State<Arc<Balancer>>, req: Request) -> Response {
     let sticky_value = match lb.mode {
-        Balancing::Sticky => request_cookie(&req, &lb.cookie),
+        Balancing::Sticky => super::request_cookie(req.headers(), &lb.cookie),
         Balancing::RoundRobin => None,
     };
     let Some((name, port)) = lb.pick(sticky_value.as_deref()) else {

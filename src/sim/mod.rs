@@ -19,6 +19,19 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub(crate) fn request_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then(|| v.to_owned())
+        })
+}
+
 /// Where replicas keep attachments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AttachmentStore {
@@ -43,15 +56,6 @@ pub struct ClusterOptions {
     /// Sticky cookie name.
     #[arg(long, default_value = "openmrs_session")]
     pub sticky_cookie: String,
-    /// Database connections per replica.
-    #[arg(long, default_value_t = 10)]
-    pub pool: usize,
-    /// Connection hold time per database-backed request.
-    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
-    pub hold: Duration,
-    /// Wait this long for a connection before answering 500.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub checkout_timeout: Duration,
     /// Start-up delay before a dead replica is restarted.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub restart_delay: Duration,
@@ -61,38 +65,20 @@ pub struct ClusterOptions {
     /// Folder for the cluster's data (a temporary one if not given).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Login user name.
-    #[arg(long, default_value = "admin")]
-    pub username: String,
-    /// Login password.
-    #[arg(long, default_value = "Admin123", hide_default_value = true)]
-    pub password: String,
-    /// Require a bearer token (from `/realms/{realm}/protocol/openid-connect/token`) on /fhir.
-    #[arg(long)]
-    pub fhir_auth: bool,
-    /// Lifetime of issued tokens.
-    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
-    pub token_ttl: Duration,
+    /// Pool, credentials, tokens of every replica.
+    #[command(flatten)]
+    pub service: replica::ServiceOptions,
 }
 
 impl Default for ClusterOptions {
+    /// The command line's defaults (one source of truth).
     fn default() -> Self {
-        ClusterOptions {
-            replicas: 3,
-            port: 0,
-            balancing: Balancing::Sticky,
-            sticky_cookie: "openmrs_session".into(),
-            pool: 10,
-            hold: Duration::from_millis(5),
-            checkout_timeout: Duration::from_secs(30),
-            restart_delay: Duration::from_secs(2),
-            attachments: AttachmentStore::Shared,
-            data_dir: None,
-            username: "admin".into(),
-            password: "Admin123".into(),
-            fhir_auth: false,
-            token_ttl: Duration::from_secs(300),
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            cluster: ClusterOptions,
         }
+        <Defaults as clap::Parser>::parse_from(["surge"]).cluster
     }
 }
 
@@ -151,30 +137,13 @@ impl Cluster {
                 AttachmentStore::Shared => data_dir.join("attachments"),
                 AttachmentStore::PerReplica => data_dir.join(name).join("attachments"),
             };
-            let args = vec![
-                "sim".into(),
-                "replica".into(),
-                "--name".into(),
-                name.clone(),
-                "--pool".into(),
-                options.pool.to_string(),
-                "--hold".into(),
-                format!("{}us", options.hold.as_micros()),
-                "--checkout-timeout".into(),
-                format!("{}ms", options.checkout_timeout.as_millis()),
-                "--attachments-dir".into(),
-                attachments.display().to_string(),
-                "--username".into(),
-                options.username.clone(),
-                "--password".into(),
-                options.password.clone(),
-                "--token-ttl".into(),
-                format!("{}ms", options.token_ttl.as_millis()),
+            let mut args = vec![
+                "sim".to_owned(),
+                "replica".to_owned(),
+                format!("--name={name}"),
+                format!("--attachments-dir={}", attachments.display()),
             ];
-            let mut args = args;
-            if options.fhir_auth {
-                args.push("--fhir-auth".into());
-            }
+            args.extend(options.service.to_args());
             supervisors.push(tokio::spawn(supervise(
                 exe.clone(),
                 args,

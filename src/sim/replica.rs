@@ -22,16 +22,12 @@ use tokio::sync::Semaphore;
 
 use super::data::{self, Patient};
 
-/// How one replica behaves.
+/// How every replica of a cluster behaves: its database pool, who may log
+/// in, and its token rules. `surge sim up` takes these and hands them to each
+/// replica process, so both parse them with the same definitions.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ReplicaOptions {
-    /// Replica name, sent in `X-Served-By`.
-    #[arg(long, default_value = "r1")]
-    pub name: String,
-    /// Port on 127.0.0.1 (0 picks a free one; the chosen port is printed).
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
-    /// Database connections in this replica's pool.
+pub struct ServiceOptions {
+    /// Database connections in each replica's pool.
     #[arg(long, default_value_t = 10)]
     pub pool: usize,
     /// How long each database-backed request holds a connection.
@@ -40,16 +36,13 @@ pub struct ReplicaOptions {
     /// Give up waiting for a connection after this long (c3p0 checkoutTimeout), answering 500.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub checkout_timeout: Duration,
-    /// Folder attachments are written to (this replica's own, or one shared by all).
-    #[arg(long)]
-    pub attachments_dir: PathBuf,
     /// User name accepted at login.
     #[arg(long, default_value = "admin")]
     pub username: String,
     /// Password accepted at login.
     #[arg(long, default_value = "Admin123", hide_default_value = true)]
     pub password: String,
-    /// Require a bearer token from the token endpoint on /fhir (as a Keycloak-protected HAPI).
+    /// Require a bearer token from `/realms/{realm}/protocol/openid-connect/token` on /fhir (as a Keycloak-protected HAPI).
     #[arg(long)]
     pub fhir_auth: bool,
     /// Lifetime of the tokens the token endpoint issues.
@@ -61,6 +54,55 @@ pub struct ReplicaOptions {
     /// Client secret the token endpoint accepts.
     #[arg(long, default_value = "surge-secret", hide_default_value = true)]
     pub client_secret: String,
+}
+
+impl Default for ServiceOptions {
+    /// The command line's defaults (one source of truth).
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            service: ServiceOptions,
+        }
+        <Defaults as clap::Parser>::parse_from(["surge"]).service
+    }
+}
+
+impl ServiceOptions {
+    /// The same options as command-line arguments, for a replica process.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec![
+            format!("--pool={}", self.pool),
+            format!("--hold={}us", self.hold.as_micros()),
+            format!("--checkout-timeout={}ms", self.checkout_timeout.as_millis()),
+            format!("--username={}", self.username),
+            format!("--password={}", self.password),
+            format!("--token-ttl={}ms", self.token_ttl.as_millis()),
+            format!("--client-id={}", self.client_id),
+            format!("--client-secret={}", self.client_secret),
+        ];
+        if self.fhir_auth {
+            args.push("--fhir-auth".into());
+        }
+        args
+    }
+}
+
+/// How one replica process runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplicaOptions {
+    /// Replica name, sent in `X-Served-By`.
+    #[arg(long, default_value = "r1")]
+    pub name: String,
+    /// Port on 127.0.0.1 (0 picks a free one; the chosen port is printed).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Folder attachments are written to (this replica's own, or one shared by all).
+    #[arg(long)]
+    pub attachments_dir: PathBuf,
+    /// Pool, credentials, tokens.
+    #[command(flatten)]
+    pub service: ServiceOptions,
 }
 
 struct Replica {
@@ -84,7 +126,7 @@ pub fn router(options: ReplicaOptions) -> Router {
     std::fs::create_dir_all(&options.attachments_dir).ok();
     let name = HeaderValue::from_str(&options.name).unwrap_or(HeaderValue::from_static("replica"));
     let state = Arc::new(Replica {
-        pool: Semaphore::new(options.pool),
+        pool: Semaphore::new(options.service.pool),
         options,
         sessions: Mutex::default(),
         patients: data::patients(),
@@ -133,18 +175,6 @@ fn text(status: StatusCode, body: &str) -> Response {
     (status, body.to_owned()).into_response()
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then(|| v.to_owned())
-        })
-}
-
 enum Basic {
     Absent,
     Malformed,
@@ -184,7 +214,7 @@ impl Replica {
     /// OpenMRS's rule: a session cookie this replica does not know is 401
     /// "Session timed out", whatever else the request carries.
     fn authenticate(&self, headers: &HeaderMap) -> Auth {
-        if let Some(id) = cookie(headers, "JSESSIONID") {
+        if let Some(id) = super::request_cookie(headers, "JSESSIONID") {
             if self.sessions.lock().unwrap().contains_key(&id) {
                 return Auth::Session(id);
             }
@@ -192,7 +222,7 @@ impl Replica {
         }
         match basic(headers) {
             Basic::Credentials(u, p)
-                if u == self.options.username && p == self.options.password =>
+                if u == self.options.service.username && p == self.options.service.password =>
             {
                 let id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
                 self.sessions
@@ -211,7 +241,7 @@ impl Replica {
 
     /// Runs `work` holding a database connection for the configured time.
     async fn with_connection<T>(&self, work: impl FnOnce() -> T) -> Result<T, Response> {
-        let permit = tokio::time::timeout(self.options.checkout_timeout, self.pool.acquire())
+        let permit = tokio::time::timeout(self.options.service.checkout_timeout, self.pool.acquire())
             .await
             .map_err(|_| {
                 text(
@@ -220,7 +250,7 @@ impl Replica {
                 )
             })?
             .map_err(|_| text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
-        tokio::time::sleep(self.options.hold).await;
+        tokio::time::sleep(self.options.service.hold).await;
         let out = work();
         drop(permit);
         Ok(out)
@@ -250,7 +280,7 @@ async fn get_session(State(r): State<Shared>, headers: HeaderMap) -> Response {
             };
             // No session cookie and no usable credentials (absent, or a wrong
             // password) is 200 with authenticated=false, as in OpenMRS.
-            let anonymous = cookie(&headers, "JSESSIONID").is_none()
+            let anonymous = super::request_cookie(&headers, "JSESSIONID").is_none()
                 && !matches!(basic(&headers), Basic::Malformed);
             return if anonymous {
                 Json(json!({"authenticated": false})).into_response()
@@ -265,7 +295,7 @@ async fn get_session(State(r): State<Shared>, headers: HeaderMap) -> Response {
         .unwrap()
         .get(&id)
         .and_then(|s| s.location.clone());
-    let body = json!({"authenticated": true, "user": user_json(&r.options.username), "locale": "en",
+    let body = json!({"authenticated": true, "user": user_json(&r.options.service.username), "locale": "en",
                       "sessionLocation": location.map(|l| json!({"uuid": l}))});
     with_cookie(Json(body).into_response(), &auth)
 }
@@ -302,7 +332,7 @@ async fn set_session_location(
 }
 
 async fn logout(State(r): State<Shared>, headers: HeaderMap) -> Response {
-    if let Some(id) = cookie(&headers, "JSESSIONID") {
+    if let Some(id) = super::request_cookie(&headers, "JSESSIONID") {
         r.sessions.lock().unwrap().remove(&id);
     }
     StatusCode::NO_CONTENT.into_response()
@@ -342,15 +372,9 @@ async fn search_patients(
 ) -> Response {
     let auth = session_or_refuse!(r, headers);
     let query = q.get("q").cloned().unwrap_or_default();
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(50usize)
-        .clamp(1, 100);
-    let start = q
-        .get("startIndex")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0usize);
+    // OpenMRS: default page 50, hard maximum 100.
+    let limit = number(&q, "limit", 50).clamp(1, 100);
+    let start = number(&q, "startIndex", 0);
     let full = q.get("v").is_some_and(|v| v == "full");
     let result = r
         .with_connection(|| {
@@ -497,6 +521,11 @@ async fn download_attachment(
     }
 }
 
+/// A numeric query parameter, or `default` when absent or not a number.
+fn number(q: &HashMap<String, String>, key: &str, default: usize) -> usize {
+    q.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn operation_outcome(severity: &str, code: &str, diagnostics: &str) -> Value {
     json!({"resourceType": "OperationOutcome",
            "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]})
@@ -532,8 +561,8 @@ async fn issue_token(
         )
             .into_response();
     }
-    if field("client_id") != r.options.client_id
-        || field("client_secret") != r.options.client_secret
+    if field("client_id") != r.options.service.client_id
+        || field("client_secret") != r.options.service.client_secret
     {
         return (
             StatusCode::UNAUTHORIZED,
@@ -541,7 +570,7 @@ async fn issue_token(
         )
             .into_response();
     }
-    let ttl = r.options.token_ttl;
+    let ttl = r.options.service.token_ttl;
     let expires = unix_ms() + ttl.as_millis();
     let token = format!("tok-{expires}-{}", uuid::Uuid::new_v4().simple());
     Json(json!({"access_token": token, "expires_in": ttl.as_secs(), "token_type": "Bearer"}))
@@ -550,7 +579,7 @@ async fn issue_token(
 
 /// With `--fhir-auth`, a FHIR request needs an unexpired token from [`issue_token`].
 fn check_bearer(r: &Replica, headers: &HeaderMap) -> Result<(), Response> {
-    if !r.options.fhir_auth {
+    if !r.options.service.fhir_auth {
         return Ok(());
     }
     let expires = headers
@@ -581,15 +610,9 @@ async fn fhir_search(
         return refusal;
     }
     let name = q.get("name").cloned().unwrap_or_default();
-    let count = q
-        .get("_count")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(20usize)
-        .clamp(1, 100);
-    let offset = q
-        .get("_getpagesoffset")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0usize);
+    // HAPI: default page 20.
+    let count = number(&q, "_count", 20).clamp(1, 100);
+    let offset = number(&q, "_getpagesoffset", 0);
     let result = r
         .with_connection(|| {
             let hits = data::search(&r.patients, &name);
@@ -730,5 +753,29 @@ async fn fhir_binary_read(
             operation_outcome("error", "not-found", &format!("Binary/{id} is not known")),
         ),
         Err(resp) => resp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        service: ServiceOptions,
+    }
+
+    #[test]
+    fn service_options_survive_the_trip_to_a_replica_process() {
+        let mut options = ServiceOptions::default();
+        options.pool = 3;
+        options.hold = Duration::from_micros(2500);
+        options.fhir_auth = true;
+        options.password = "p=w;d".into();
+        let args = std::iter::once("surge".to_owned()).chain(options.to_args());
+        let back = Cli::parse_from(args).service;
+        assert_eq!(format!("{back:?}"), format!("{options:?}"));
     }
 }

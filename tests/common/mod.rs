@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
+use surge::runner::{RunReport, RunRequest};
+use surge::scenario::LoadOverride;
 use surge::sim::{Cluster, ClusterOptions};
 
 /// goose keeps its stop switch in a process-wide static, so runs inside one
@@ -63,4 +66,25 @@ path = "/fhir/Patient?name=${{patient.family}}&_count=5"
 expect = {{ status = [200], json_equals = {{ "resourceType" = "Bundle" }} }}
 "#
     )
+}
+
+/// Runs a scenario file (optionally against `target`, for `duration`) and
+/// writes its bundle under `out`.
+pub async fn run(
+    scenario: PathBuf,
+    target: Option<&str>,
+    duration: Option<Duration>,
+    out: &Path,
+) -> RunReport {
+    let request = RunRequest {
+        scenario,
+        target: target.map(str::to_owned),
+        load: LoadOverride {
+            duration,
+            ..Default::default()
+        },
+        out_dir: out.to_path_buf(),
+        ..Default::default()
+    };
+    surge::runner::run(&request).await.expect("run completes")
 }
