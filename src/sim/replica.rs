@@ -454,13 +454,7 @@ async fn upload_attachment(
     let uuid = uuid::Uuid::new_v4().to_string();
     let dir = r.options.attachments_dir.clone();
     let stored = r
-        .with_connection(|| {
-            std::fs::write(dir.join(&uuid), &bytes)?;
-            std::fs::write(
-                dir.join(format!("{uuid}.type")),
-                format!("{content_type}\n{file_name}"),
-            )
-        })
+        .with_connection(|| store(&dir, &uuid, &bytes, &format!("{content_type}\n{file_name}")))
         .await;
     match stored {
         Ok(Ok(())) => with_cookie(
@@ -486,14 +480,7 @@ async fn download_attachment(
         return text(StatusCode::NOT_FOUND, "no such attachment");
     }
     let dir = r.options.attachments_dir.clone();
-    let read = r
-        .with_connection(|| {
-            Ok::<_, std::io::Error>((
-                std::fs::read(dir.join(&uuid))?,
-                std::fs::read_to_string(dir.join(format!("{uuid}.type")))?,
-            ))
-        })
-        .await;
+    let read = r.with_connection(|| load(&dir, &uuid)).await;
     match read {
         Ok(Ok((bytes, meta))) => {
             let (content_type, file_name) = meta
@@ -519,6 +506,20 @@ async fn download_attachment(
         ),
         Err(resp) => resp,
     }
+}
+
+/// Writes a stored object and its metadata (content type, file name) under `dir`.
+fn store(dir: &std::path::Path, id: &str, bytes: &[u8], meta: &str) -> std::io::Result<()> {
+    std::fs::write(dir.join(id), bytes)?;
+    std::fs::write(dir.join(format!("{id}.type")), meta)
+}
+
+/// Reads back what [`store`] wrote: the bytes and the metadata.
+fn load(dir: &std::path::Path, id: &str) -> std::io::Result<(Vec<u8>, String)> {
+    Ok((
+        std::fs::read(dir.join(id))?,
+        std::fs::read_to_string(dir.join(format!("{id}.type")))?,
+    ))
 }
 
 /// A numeric query parameter, or `default` when absent or not a number.
@@ -693,10 +694,7 @@ async fn fhir_binary_create(
     let id = uuid::Uuid::new_v4().to_string();
     let dir = r.options.attachments_dir.clone();
     let stored = r
-        .with_connection(|| {
-            std::fs::write(dir.join(format!("binary-{id}")), &body)?;
-            std::fs::write(dir.join(format!("binary-{id}.type")), &content_type)
-        })
+        .with_connection(|| store(&dir, &format!("binary-{id}"), &body, &content_type))
         .await;
     match stored {
         Ok(Ok(())) => {
@@ -733,12 +731,7 @@ async fn fhir_binary_read(
     }
     let dir = r.options.attachments_dir.clone();
     let read = r
-        .with_connection(|| {
-            Ok::<_, std::io::Error>((
-                std::fs::read(dir.join(format!("binary-{id}")))?,
-                std::fs::read_to_string(dir.join(format!("binary-{id}.type")))?,
-            ))
-        })
+        .with_connection(|| load(&dir, &format!("binary-{id}")))
         .await;
     match read {
         Ok(Ok((bytes, content_type))) => {
