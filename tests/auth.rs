@@ -25,7 +25,7 @@ async fn run_with(auth: impl Fn(&str) -> String) -> surge::measure::RunResults {
 async fn run_keeping_bundle(
     auth: impl Fn(&str) -> String,
 ) -> (surge::measure::RunResults, Vec<u8>) {
-    let _engine = engine_lock();
+    let _engine = engine_lock().await;
     let cluster = cluster(ClusterOptions {
         service: ServiceOptions {
             fhir_auth: true,

@@ -11,7 +11,7 @@ use surge::sim::ClusterOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_scenario_runs_healthy_on_three_replicas() {
-    let _engine = engine_lock();
+    let _engine = engine_lock().await;
     let cluster = cluster(ClusterOptions::default()).await;
     let out = tempfile::tempdir().unwrap();
     let demo = repo().join("scenarios/demo.toml");
@@ -86,7 +86,7 @@ async fn the_demo_scenario_runs_healthy_on_three_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_open_model_achieves_its_rate_on_an_unsaturated_cluster() {
-    let _engine = engine_lock();
+    let _engine = engine_lock().await;
     let cluster = cluster(ClusterOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let load =
@@ -118,7 +118,7 @@ async fn the_open_model_achieves_its_rate_on_an_unsaturated_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saturated_cluster_drops_arrivals_and_latency_exceeds_service_time() {
-    let _engine = engine_lock();
+    let _engine = engine_lock().await;
     // One replica, one connection held 50 ms: capacity 20 requests/s.
     let cluster = cluster(ClusterOptions {
         replicas: 1,
@@ -159,7 +159,7 @@ async fn a_saturated_cluster_drops_arrivals_and_latency_exceeds_service_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_closed_model_runs_users_with_think_time() {
-    let _engine = engine_lock();
+    let _engine = engine_lock().await;
     let cluster = cluster(ClusterOptions {
         balancing: surge::sim::balancer::Balancing::RoundRobin,
         ..Default::default()
@@ -193,7 +193,7 @@ async fn the_closed_model_runs_users_with_think_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_local_to_a_replica_break_without_stickiness() {
-    let _engine = engine_lock();
+    let _engine = engine_lock().await;
     // Round-robin with per-replica sessions: the JSESSIONID from one replica
     // is unknown to the next, which answers 401 "Session timed out".
     let cluster = cluster(ClusterOptions {

@@ -481,6 +481,9 @@ fn compile_target(t: &model::Target) -> Result<TargetSpec, Located> {
     })
 }
 
+/// An auth field: its name, where it was written (if it was), and the kinds that use it.
+type AuthField<'a> = (&'a str, Option<Range<usize>>, &'a [AuthKind]);
+
 fn compile_auth(def: AuthDef) -> Result<Auth, Located> {
     let kind = def.kind;
     let name = match kind {
@@ -490,7 +493,7 @@ fn compile_auth(def: AuthDef) -> Result<Auth, Located> {
         AuthKind::Keycloak => "keycloak",
     };
     // Every field a kind does not use is an error, not silently ignored.
-    let fields: [(&str, Option<Range<usize>>, &[AuthKind]); 8] = [
+    let fields: [AuthField; 8] = [
         (
             "username",
             def.username.as_ref().map(|f| f.span()),

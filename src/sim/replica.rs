@@ -578,10 +578,11 @@ async fn issue_token(
         .into_response()
 }
 
-/// With `--fhir-auth`, a FHIR request needs an unexpired token from [`issue_token`].
-fn check_bearer(r: &Replica, headers: &HeaderMap) -> Result<(), Response> {
+/// With `--fhir-auth`, a FHIR request needs an unexpired token from
+/// [`issue_token`]; the refusal to send when it has none.
+fn refuse_without_bearer(r: &Replica, headers: &HeaderMap) -> Option<Response> {
     if !r.options.service.fhir_auth {
-        return Ok(());
+        return None;
     }
     let expires = headers
         .get(header::AUTHORIZATION)
@@ -590,12 +591,12 @@ fn check_bearer(r: &Replica, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|t| t.split('-').next())
         .and_then(|ms| ms.parse::<u128>().ok());
     match expires {
-        Some(ms) if ms > unix_ms() => Ok(()),
-        Some(_) => Err(fhir(
+        Some(ms) if ms > unix_ms() => None,
+        Some(_) => Some(fhir(
             StatusCode::UNAUTHORIZED,
             operation_outcome("error", "login", "token expired"),
         )),
-        None => Err(fhir(
+        None => Some(fhir(
             StatusCode::UNAUTHORIZED,
             operation_outcome("error", "login", "bearer token required"),
         )),
@@ -607,7 +608,7 @@ async fn fhir_search(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refusal) = check_bearer(&r, &headers) {
+    if let Some(refusal) = refuse_without_bearer(&r, &headers) {
         return refusal;
     }
     let name = q.get("name").cloned().unwrap_or_default();
@@ -646,7 +647,7 @@ async fn fhir_validate(
     Path(resource_type): Path<String>,
     body: String,
 ) -> Response {
-    if let Err(refusal) = check_bearer(&r, &headers) {
+    if let Some(refusal) = refuse_without_bearer(&r, &headers) {
         return refusal;
     }
     if body.trim().is_empty() {
@@ -683,7 +684,7 @@ async fn fhir_binary_create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(refusal) = check_bearer(&r, &headers) {
+    if let Some(refusal) = refuse_without_bearer(&r, &headers) {
         return refusal;
     }
     let content_type = headers
@@ -720,7 +721,7 @@ async fn fhir_binary_read(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(refusal) = check_bearer(&r, &headers) {
+    if let Some(refusal) = refuse_without_bearer(&r, &headers) {
         return refusal;
     }
     if !safe_id(&id) {
@@ -762,11 +763,13 @@ mod tests {
 
     #[test]
     fn service_options_survive_the_trip_to_a_replica_process() {
-        let mut options = ServiceOptions::default();
-        options.pool = 3;
-        options.hold = Duration::from_micros(2500);
-        options.fhir_auth = true;
-        options.password = "p=w;d".into();
+        let options = ServiceOptions {
+            pool: 3,
+            hold: Duration::from_micros(2500),
+            fhir_auth: true,
+            password: "p=w;d".into(),
+            ..Default::default()
+        };
         let args = std::iter::once("surge".to_owned()).chain(options.to_args());
         let back = Cli::parse_from(args).service;
         assert_eq!(format!("{back:?}"), format!("{options:?}"));

@@ -3,19 +3,19 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 use surge::runner::{RunReport, RunRequest};
 use surge::scenario::LoadOverride;
 use surge::sim::{Cluster, ClusterOptions};
 
 /// goose keeps its stop switch in a process-wide static, so runs inside one
-/// test process must not overlap.
-pub static ENGINE: Mutex<()> = Mutex::new(());
+/// test process must not overlap. (A tokio mutex: it is held across awaits,
+/// and does not poison when a test fails while holding it.)
+pub static ENGINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Holds the engine lock, even if a previous test panicked while holding it.
-pub fn engine_lock() -> std::sync::MutexGuard<'static, ()> {
-    ENGINE.lock().unwrap_or_else(|p| p.into_inner())
+/// Waits for the engine.
+pub async fn engine_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    ENGINE.lock().await
 }
 
 pub fn repo() -> PathBuf {
