@@ -24,6 +24,8 @@ pub fn measured(t: &Threshold, r: &RunResults) -> Option<f64> {
         ("dropped", "rate") => (r.totals.arrivals > 0)
             .then(|| r.totals.dropped_arrivals as f64 / r.totals.arrivals as f64),
         ("dropped", "count") => Some(r.totals.dropped_arrivals as f64),
+        ("session", "drops") => Some(r.sessions.drops as f64),
+        ("session", "drop_rate") => (r.sessions.sessions > 0).then_some(r.sessions.drop_rate),
         ("requests", stat) => stat_of(&r.overall, stat),
         (name, stat) => r.request(name).and_then(|s| stat_of(s, stat)),
     }
@@ -104,6 +106,7 @@ mod tests {
             replicas: vec![],
             cells: vec![],
             timeline: vec![],
+            sessions: Default::default(),
             thresholds: vec![],
         }
     }

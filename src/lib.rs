@@ -9,6 +9,7 @@
 //! - [`scenario`] reads and validates a TOML scenario file;
 //! - [`engine`] drives it with goose, in the open or closed load model;
 //! - [`measure`] records every request in HDR histograms and a timeline;
+//! - [`verify`] keeps the session and consistency ledgers and their verdicts;
 //! - [`gate`] judges thresholds (pure, no I/O);
 //! - [`report`] writes the result bundle and the terminal summary;
 //! - [`sim`] is the reference clinical cluster the demo and tests run against.
@@ -28,3 +29,4 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod sim;
+pub mod verify;

@@ -115,7 +115,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
             .get_or_insert_with(|| format!("load engine error: {e}"));
     }
     let reason = interrupted.lock().unwrap().clone();
-    Ok(recorder.finish(RunInfo {
+    let mut measurements = recorder.finish(RunInfo {
         run_id: options.run_id,
         scenario: scenario.name.clone(),
         scenario_file: scenario.path.display().to_string(),
@@ -123,7 +123,10 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         model: scenario.load.model_name().to_owned(),
         stage_targets: stage_targets(&scenario.load),
         interrupted: reason,
-    }))
+    });
+    // No chaos windows yet: the chaos runner will pass the ones it made.
+    measurements.results.sessions = shared.sessions.verdict(&[]);
+    Ok(measurements)
 }
 
 fn stage_targets(load: &LoadPlan) -> Vec<f64> {

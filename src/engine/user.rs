@@ -6,22 +6,34 @@ use super::auth::{self, TokenCache};
 use super::check;
 use crate::measure::{ErrorClass, Recorder, Sample, UNKNOWN_REPLICA};
 use crate::scenario::{
-    Auth, Body, Expect, Method, MissingValue, Part, ReplicaSource, Scenario, Values,
+    Auth, Body, Expect, Method, MissingValue, OnDrop, Part, ReplicaSource, Scenario, Values,
 };
+use crate::verify::session::{DropEvent, SessionLedger};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Numbers virtual users for the session ledger.
+static NEXT_USER: AtomicU64 = AtomicU64::new(1);
 use tokio_util::sync::CancellationToken;
 
 /// A user's own values: captures, current feeder rows, session facts.
 #[derive(Clone, Default)]
 pub struct UserState {
+    id: u64,
     vars: HashMap<String, String>,
     rows: HashMap<String, Arc<HashMap<String, String>>>,
     logged_in: bool,
     sticky_replica: Option<String>,
+    /// While a session the cluster accepted is alive: the replica that served it last.
+    session: Option<String>,
+    /// The last session was dropped: the next one accepted is a re-login.
+    dropped: bool,
+    /// `on_drop = "stop"` took this user out of the run.
+    stopped: bool,
     /// Set once the user has joined the open-model pool.
     pub(crate) registered: bool,
 }
@@ -54,6 +66,8 @@ pub struct Reply {
     pub body: bytes::Bytes,
     /// The failure class, if it failed.
     pub error: Option<ErrorClass>,
+    /// The replica that answered, when known.
+    pub replica: Option<String>,
 }
 
 /// Everything users share during a run.
@@ -70,6 +84,8 @@ pub struct Shared {
     pub token_index: Option<usize>,
     /// Shared Keycloak token.
     pub tokens: TokenCache,
+    /// Every session accepted, switched and dropped.
+    pub sessions: SessionLedger,
     login_expect: Expect,
 }
 
@@ -94,6 +110,7 @@ impl Shared {
             login_index,
             token_index,
             tokens: TokenCache::default(),
+            sessions: SessionLedger::default(),
             login_expect,
         }
     }
@@ -120,6 +137,18 @@ impl Shared {
         scheduled: Instant,
     ) -> Flow {
         let persona = &self.scenario.personas[persona];
+        if state.id == 0 {
+            state.id = NEXT_USER.fetch_add(1, Ordering::Relaxed);
+        }
+        if state.stopped {
+            // Taken out after a dropped session (`on_drop = "stop"`): idle, cheaply.
+            return self
+                .think(crate::scenario::Think {
+                    min: std::time::Duration::from_millis(200),
+                    max: std::time::Duration::from_millis(200),
+                })
+                .await;
+        }
         if step == 0 {
             for feeder in &self.scenario.feeders {
                 state.rows.insert(feeder.name.clone(), feeder.next_row());
@@ -176,14 +205,24 @@ impl Shared {
             return Some(true);
         };
         let url = self.url(login_path);
-        let rb = client.get(url).basic_auth(
+        let mut rb = client.get(url).basic_auth(
             auth::credential(username).unwrap_or_default(),
             auth::credential(password),
         );
+        if state.dropped {
+            // The jar still holds the dead JSESSIONID, and OpenMRS refuses a
+            // login that carries an unknown one ("Session timed out"). A Cookie
+            // header of our own keeps reqwest from adding the jar's cookies.
+            rb = rb.header(reqwest::header::COOKIE, "surge_relogin=1");
+        }
         let reply = self
             .exchange(self.login_index?, rb, scheduled, &self.login_expect, state)
             .await?;
         state.logged_in = reply.error.is_none();
+        if state.logged_in {
+            self.sessions.accepted(std::mem::take(&mut state.dropped));
+            state.session = Some(reply.replica.unwrap_or_else(|| UNKNOWN_REPLICA.to_owned()));
+        }
         Some(state.logged_in)
     }
 
@@ -347,6 +386,7 @@ impl Shared {
         let reply = self
             .exchange(index, rb, scheduled, &spec.expect, state)
             .await?;
+        self.follow_session(state, index, &reply);
         if reply.error.is_none() && !spec.captures.is_empty() {
             match check::capture(&spec.captures, &reply.headers, &reply.body) {
                 Ok(values) => state.vars.extend(values),
@@ -354,6 +394,55 @@ impl Shared {
             }
         }
         Some(())
+    }
+
+    /// Updates the user's session from an answer: a drop, a replica switch,
+    /// or (for token auth) the first accepted request.
+    fn follow_session(&self, state: &mut UserState, index: usize, reply: &Reply) {
+        let Some(status) = reply.status else { return };
+        let Some(last) = state.session.clone() else {
+            let token_auth = matches!(
+                self.scenario.auth,
+                Auth::Bearer { .. } | Auth::Keycloak { .. }
+            );
+            if token_auth && reply.error.is_none() {
+                self.sessions.accepted(std::mem::take(&mut state.dropped));
+                state.session = Some(
+                    reply
+                        .replica
+                        .clone()
+                        .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned()),
+                );
+            }
+            return;
+        };
+        let rules = &self.scenario.session;
+        let location = reply
+            .headers
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok());
+        let answered_by = reply
+            .replica
+            .clone()
+            .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned());
+        if rules.is_unauthenticated(status, location, &reply.body, rules.probe == Some(index)) {
+            self.sessions.dropped(DropEvent {
+                at_s: self.recorder.started().elapsed().as_secs_f64(),
+                user: state.id,
+                request: self.scenario.requests[index].name.clone(),
+                before: last,
+                after: answered_by,
+                status,
+                during_chaos: false,
+            });
+            state.session = None;
+            state.logged_in = false;
+            state.dropped = true;
+            state.stopped = rules.on_drop == OnDrop::Stop;
+        } else if reply.replica.is_some() && answered_by != last {
+            self.sessions.switched();
+            state.session = Some(answered_by);
+        }
     }
 
     /// One recorded HTTP exchange, timed to the end of the body. `None` if the
@@ -386,6 +475,7 @@ impl Shared {
                 headers: HeaderMap::new(),
                 body: bytes::Bytes::new(),
                 error: Some(check::transport_class(&e)),
+                replica: None,
             },
             Ok((status, headers, body)) => {
                 let error = check::judge(expect, status, &body)
@@ -396,6 +486,7 @@ impl Shared {
                     headers,
                     body,
                     error,
+                    replica: None,
                 }
             }
         };
@@ -404,7 +495,8 @@ impl Shared {
         if let (ReplicaSource::Cookie(_), Some(r)) = (source, &named) {
             state.sticky_replica = Some(r.clone());
         }
-        let replica = named.or_else(|| {
+        let mut reply = reply;
+        reply.replica = named.or_else(|| {
             state
                 .sticky_replica
                 .clone()
@@ -412,7 +504,7 @@ impl Shared {
         });
         self.recorder.record(Sample {
             request: index,
-            replica: replica.as_deref().unwrap_or(UNKNOWN_REPLICA),
+            replica: reply.replica.as_deref().unwrap_or(UNKNOWN_REPLICA),
             scheduled,
             sent,
             done,
@@ -424,9 +516,9 @@ impl Shared {
 
     /// Forgets the session (after a panic, the user starts clean).
     pub fn reset(state: &mut UserState) {
-        let registered = state.registered;
         *state = UserState {
-            registered,
+            id: state.id,
+            registered: state.registered,
             ..Default::default()
         };
     }

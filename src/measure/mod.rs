@@ -423,6 +423,7 @@ impl Recorder {
                 .collect(),
             cells,
             timeline: state.timeline.rows(elapsed.as_secs_f64().ceil() as u64),
+            sessions: Default::default(),
             thresholds: Vec::new(),
         };
         Measurements {

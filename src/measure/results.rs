@@ -269,6 +269,9 @@ pub struct RunResults {
     pub cells: Vec<CellStats>,
     /// Per second.
     pub timeline: Vec<TimelineRow>,
+    /// Session continuity: accepted sessions, switches, drops.
+    #[serde(default)]
+    pub sessions: crate::verify::session::SessionVerdict,
     /// Threshold verdicts.
     pub thresholds: Vec<ThresholdResult>,
 }

@@ -61,6 +61,26 @@ pub fn summary(r: &RunResults) -> String {
     if r.user_panics > 0 {
         let _ = writeln!(out, "WARNING: {} virtual-user transactions panicked (caught; those users restarted their sessions)", r.user_panics);
     }
+    let sv = &r.sessions;
+    if sv.sessions > 0 {
+        let _ = writeln!(
+            out,
+            "sessions: {} accepted ({} re-logins), {} replica switches, {} dropped ({:.1} per 1,000 sessions{})",
+            sv.sessions,
+            sv.relogins,
+            sv.switches,
+            sv.drops,
+            sv.drops_per_1000_sessions,
+            if sv.drops_during_chaos > 0 { format!(", {} during chaos", sv.drops_during_chaos) } else { String::new() }
+        );
+        for t in &sv.transitions {
+            let _ = writeln!(
+                out,
+                "  session drops {} -> {}: {}",
+                t.before, t.after, t.drops
+            );
+        }
+    }
     let mut errors: Vec<String> = r
         .overall
         .errors

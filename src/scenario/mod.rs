@@ -17,11 +17,13 @@ pub mod threshold;
 pub use body::{Body, JsonTemplate, Part};
 pub use error::ScenarioError;
 pub use feeder::Feeder;
-pub use model::{Auth, ClosedStage, Dur, Expect, FeederOrder, Method, OpenStage, Think};
+pub use model::{
+    Auth, ClosedStage, Dur, Expect, FeederOrder, Method, OnDrop, OpenStage, SessionPreset, Think,
+};
 pub use template::{MapValues, MissingValue, Segment, Template, Values};
 pub use threshold::Threshold;
 
-use model::{AuthDef, AuthKind, LoadDef, LoadModel, RequestDef, ScenarioFile};
+use model::{AuthDef, AuthKind, LoadDef, LoadModel, RequestDef, ScenarioFile, SessionDef};
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -180,6 +182,51 @@ pub struct RequestSpec {
     pub captures: Vec<(String, CaptureFrom)>,
 }
 
+/// What counts as a dropped session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRules {
+    /// Statuses meaning "not logged in".
+    pub drop_statuses: Vec<u16>,
+    /// A 3xx whose Location contains this is a redirect to the login page.
+    pub login_redirect: Option<String>,
+    /// The probe request's index, if one is configured.
+    pub probe: Option<usize>,
+    /// JSON (path, value) pairs the probe's answer holds when the session is gone.
+    pub probe_unauthenticated: Vec<(String, serde_json::Value)>,
+    /// What a user does after a drop.
+    pub on_drop: OnDrop,
+}
+
+impl SessionRules {
+    /// Whether an answer says the session is gone. `probe` is true for the probe request.
+    pub fn is_unauthenticated(
+        &self,
+        status: u16,
+        location: Option<&str>,
+        body: &[u8],
+        probe: bool,
+    ) -> bool {
+        if self.drop_statuses.contains(&status) {
+            return true;
+        }
+        if (300..400).contains(&status) {
+            if let (Some(marker), Some(location)) = (&self.login_redirect, location) {
+                if location.contains(marker.as_str()) {
+                    return true;
+                }
+            }
+        }
+        if probe && !self.probe_unauthenticated.is_empty() {
+            if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
+                return self.probe_unauthenticated.iter().all(|(path, want)| {
+                    crate::engine::check::json_path(&json, path) == Some(want)
+                });
+            }
+        }
+        false
+    }
+}
+
 /// A validated scenario.
 #[derive(Debug)]
 pub struct Scenario {
@@ -203,10 +250,12 @@ pub struct Scenario {
     pub requests: Vec<RequestSpec>,
     /// Thresholds.
     pub thresholds: Vec<Threshold>,
+    /// What counts as a dropped session.
+    pub session: SessionRules,
 }
 
 /// Subjects a threshold may name besides a request.
-pub const THRESHOLD_SUBJECTS: [&str; 3] = ["requests", "errors", "dropped"];
+pub const THRESHOLD_SUBJECTS: [&str; 4] = ["requests", "errors", "dropped", "session"];
 
 impl Scenario {
     /// Reads and validates a scenario file.
@@ -329,6 +378,9 @@ impl Scenario {
             thresholds.push(t);
         }
 
+        let session = compile_session(&file.session, &index)
+            .map_err(|(span, e)| at(span.or(find_table(text, "session")), e))?;
+
         Ok(Scenario {
             path: path.to_path_buf(),
             name: file.scenario.name,
@@ -340,6 +392,7 @@ impl Scenario {
             personas,
             requests,
             thresholds,
+            session,
         })
     }
 
@@ -570,6 +623,56 @@ fn compile_auth(def: AuthDef) -> Result<Auth, Located> {
                 .map(toml::Spanned::into_inner)
                 .unwrap_or(Dur(Duration::from_secs(30))),
         },
+    })
+}
+
+fn compile_session(
+    def: &SessionDef,
+    requests: &HashMap<String, usize>,
+) -> Result<SessionRules, Located> {
+    let (statuses, redirect, probe_json) = match def.preset {
+        SessionPreset::Openmrs => (
+            vec![401, 403],
+            "login",
+            vec![("authenticated".to_owned(), serde_json::Value::Bool(false))],
+        ),
+        SessionPreset::Keycloak => (vec![401, 403], "/protocol/openid-connect/auth", vec![]),
+    };
+    let probe = match &def.probe {
+        Some(name) => Some(*requests.get(name.get_ref()).ok_or_else(|| {
+            (
+                Some(name.span()),
+                format!(
+                    "session.probe names request `{}`, which is not defined under [requests]",
+                    name.get_ref()
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let probe_unauthenticated = match &def.probe_unauthenticated {
+        Some(map) => map
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    k.clone(),
+                    serde_json::to_value(v).map_err(|e| (None, e.to_string()))?,
+                ))
+            })
+            .collect::<Result<_, Located>>()?,
+        None => probe_json,
+    };
+    Ok(SessionRules {
+        drop_statuses: def.drop_statuses.clone().unwrap_or(statuses),
+        login_redirect: Some(
+            def.login_redirect
+                .clone()
+                .unwrap_or_else(|| redirect.to_owned()),
+        )
+        .filter(|r| !r.is_empty()),
+        probe,
+        probe_unauthenticated,
+        on_drop: def.on_drop,
     })
 }
 

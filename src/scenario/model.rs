@@ -31,6 +31,52 @@ pub struct ScenarioFile {
     /// Pass/fail limits.
     #[serde(default)]
     pub thresholds: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// What counts as a dropped session, and what a user does then.
+    #[serde(default)]
+    pub session: SessionDef,
+}
+
+/// `[session]`: what counts as a dropped session. Defaults come from `preset`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SessionDef {
+    /// `openmrs` (default) or `keycloak`: the target's usual unauthenticated answers.
+    #[serde(default)]
+    pub preset: SessionPreset,
+    /// Statuses that mean "not logged in".
+    pub drop_statuses: Option<Vec<u16>>,
+    /// A redirect whose Location contains this text is a redirect to the login page.
+    pub login_redirect: Option<String>,
+    /// A request whose answer says whether the session is alive (OpenMRS: GET the session resource).
+    pub probe: Option<Spanned<String>>,
+    /// JSON the probe's answer holds when the session is gone (OpenMRS: `authenticated = false`).
+    pub probe_unauthenticated: Option<BTreeMap<String, toml::Value>>,
+    /// What a user does after a drop.
+    #[serde(default)]
+    pub on_drop: OnDrop,
+}
+
+/// Presets for what "unauthenticated" looks like.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionPreset {
+    /// OpenMRS: 401 ("Session timed out") or 403, a redirect to `login`, the
+    /// session resource answering `authenticated: false`.
+    #[default]
+    Openmrs,
+    /// Keycloak-protected FHIR: 401 or 403, a redirect to the OpenID Connect auth endpoint.
+    Keycloak,
+}
+
+/// What a user does after its session was dropped.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDrop {
+    /// Log in again and carry on (recorded as a re-login).
+    #[default]
+    Relogin,
+    /// Stop this user for the rest of the run.
+    Stop,
 }
 
 /// `[scenario]`

@@ -10,6 +10,7 @@
 pub mod balancer;
 pub mod data;
 pub mod replica;
+pub mod sessions;
 
 use anyhow::{bail, Context};
 use balancer::{Backend, Backends, Balancing};
@@ -39,6 +40,8 @@ pub enum AttachmentStore {
     PerReplica,
     /// One folder for all (like S3 storage).
     Shared,
+    /// Each replica its own folder, copied to the others after `--replication-delay`.
+    Replicated,
 }
 
 /// How the cluster is built.
@@ -133,9 +136,10 @@ impl Cluster {
                 .await;
         })];
         for name in &names {
+            let own = |n: &str| data_dir.join(n).join("attachments");
             let attachments = match options.attachments {
                 AttachmentStore::Shared => data_dir.join("attachments"),
-                AttachmentStore::PerReplica => data_dir.join(name).join("attachments"),
+                AttachmentStore::PerReplica | AttachmentStore::Replicated => own(name),
             };
             let mut args = vec![
                 "sim".to_owned(),
@@ -143,6 +147,20 @@ impl Cluster {
                 format!("--name={name}"),
                 format!("--attachments-dir={}", attachments.display()),
             ];
+            if options.attachments == AttachmentStore::Replicated {
+                args.extend(
+                    names
+                        .iter()
+                        .filter(|n| *n != name)
+                        .map(|n| format!("--replicate-to={}", own(n).display())),
+                );
+            }
+            if options.service.sessions == sessions::SessionStoreKind::Shared {
+                args.push(format!(
+                    "--sessions-dir={}",
+                    data_dir.join("sessions").display()
+                ));
+            }
             args.extend(options.service.to_args());
             supervisors.push(tokio::spawn(supervise(
                 exe.clone(),

@@ -16,11 +16,12 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::data::{self, Patient};
+use super::sessions::{SessionStore, SessionStoreKind};
 
 /// How every replica of a cluster behaves: its database pool, who may log
 /// in, and its token rules. `surge sim up` takes these and hands them to each
@@ -54,6 +55,15 @@ pub struct ServiceOptions {
     /// Client secret the token endpoint accepts.
     #[arg(long, default_value = "surge-secret", hide_default_value = true)]
     pub client_secret: String,
+    /// Where login sessions live: per replica (the bug), a shared store, or Redis.
+    #[arg(long, value_enum, default_value = "per-replica")]
+    pub sessions: SessionStoreKind,
+    /// Redis server for `--sessions redis`, e.g. redis://127.0.0.1:6379.
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// With replicated attachments: how long after an upload the other replicas get it.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub replication_delay: Duration,
 }
 
 impl Default for ServiceOptions {
@@ -80,7 +90,20 @@ impl ServiceOptions {
             format!("--token-ttl={}ms", self.token_ttl.as_millis()),
             format!("--client-id={}", self.client_id),
             format!("--client-secret={}", self.client_secret),
+            format!(
+                "--sessions={}",
+                clap::ValueEnum::to_possible_value(&self.sessions)
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default()
+            ),
+            format!(
+                "--replication-delay={}ms",
+                self.replication_delay.as_millis()
+            ),
         ];
+        if let Some(url) = &self.redis_url {
+            args.push(format!("--redis-url={url}"));
+        }
         if self.fhir_auth {
             args.push("--fhir-auth".into());
         }
@@ -100,6 +123,12 @@ pub struct ReplicaOptions {
     /// Folder attachments are written to (this replica's own, or one shared by all).
     #[arg(long)]
     pub attachments_dir: PathBuf,
+    /// Other replicas' attachment folders, each written `--replication-delay` after an upload.
+    #[arg(long)]
+    pub replicate_to: Vec<PathBuf>,
+    /// Folder of the shared session store (with `--sessions shared`).
+    #[arg(long)]
+    pub sessions_dir: Option<PathBuf>,
     /// Pool, credentials, tokens.
     #[command(flatten)]
     pub service: ServiceOptions,
@@ -107,14 +136,9 @@ pub struct ReplicaOptions {
 
 struct Replica {
     options: ReplicaOptions,
-    sessions: Mutex<HashMap<String, Session>>,
+    sessions: SessionStore,
     pool: Semaphore,
     patients: Vec<Patient>,
-}
-
-#[derive(Clone)]
-struct Session {
-    location: Option<String>,
 }
 
 type Shared = Arc<Replica>;
@@ -122,16 +146,22 @@ type Shared = Arc<Replica>;
 const REST: &str = "/openmrs/ws/rest/v1";
 
 /// The replica's routes.
-pub fn router(options: ReplicaOptions) -> Router {
-    std::fs::create_dir_all(&options.attachments_dir).ok();
+pub async fn router(options: ReplicaOptions) -> anyhow::Result<Router> {
+    std::fs::create_dir_all(&options.attachments_dir)?;
     let name = HeaderValue::from_str(&options.name).unwrap_or(HeaderValue::from_static("replica"));
+    let sessions = SessionStore::open(
+        options.service.sessions,
+        options.sessions_dir.clone(),
+        options.service.redis_url.as_deref(),
+    )
+    .await?;
     let state = Arc::new(Replica {
         pool: Semaphore::new(options.service.pool),
         options,
-        sessions: Mutex::default(),
+        sessions,
         patients: data::patients(),
     });
-    Router::new()
+    Ok(Router::new()
         .route(
             &format!("{REST}/session"),
             get(get_session).post(set_session_location).delete(logout),
@@ -160,14 +190,14 @@ pub fn router(options: ReplicaOptions) -> Router {
                 r.headers_mut().insert("x-served-by", name);
                 r
             }
-        }))
+        })))
 }
 
 /// Serves on 127.0.0.1, printing `LISTENING <port>` once bound (the supervisor reads it).
 pub async fn serve(options: ReplicaOptions) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
     println!("LISTENING {}", listener.local_addr()?.port());
-    axum::serve(listener, router(options)).await?;
+    axum::serve(listener, router(options).await?).await?;
     Ok(())
 }
 
@@ -213,9 +243,9 @@ enum Auth {
 impl Replica {
     /// OpenMRS's rule: a session cookie this replica does not know is 401
     /// "Session timed out", whatever else the request carries.
-    fn authenticate(&self, headers: &HeaderMap) -> Auth {
+    async fn authenticate(&self, headers: &HeaderMap) -> Auth {
         if let Some(id) = super::request_cookie(headers, "JSESSIONID") {
-            if self.sessions.lock().unwrap().contains_key(&id) {
+            if self.sessions.get(&id).await.is_some() {
                 return Auth::Session(id);
             }
             return Auth::Refused(text(StatusCode::UNAUTHORIZED, "Session timed out"));
@@ -225,10 +255,7 @@ impl Replica {
                 if u == self.options.service.username && p == self.options.service.password =>
             {
                 let id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
-                self.sessions
-                    .lock()
-                    .unwrap()
-                    .insert(id.clone(), Session { location: None });
+                self.sessions.put(&id, "").await;
                 Auth::NewSession(id)
             }
             Basic::Malformed => Auth::Refused(text(
@@ -271,7 +298,7 @@ fn user_json(name: &str) -> Value {
 }
 
 async fn get_session(State(r): State<Shared>, headers: HeaderMap) -> Response {
-    let auth = r.authenticate(&headers);
+    let auth = r.authenticate(&headers).await;
     let id = match &auth {
         Auth::Session(id) | Auth::NewSession(id) => id.clone(),
         Auth::Refused(_) => {
@@ -289,12 +316,7 @@ async fn get_session(State(r): State<Shared>, headers: HeaderMap) -> Response {
             };
         }
     };
-    let location = r
-        .sessions
-        .lock()
-        .unwrap()
-        .get(&id)
-        .and_then(|s| s.location.clone());
+    let location = r.sessions.get(&id).await.filter(|l| !l.is_empty());
     let body = json!({"authenticated": true, "user": user_json(&r.options.service.username), "locale": "en",
                       "sessionLocation": location.map(|l| json!({"uuid": l}))});
     with_cookie(Json(body).into_response(), &auth)
@@ -305,7 +327,7 @@ async fn set_session_location(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let auth = r.authenticate(&headers);
+    let auth = r.authenticate(&headers).await;
     let id = match &auth {
         Auth::Session(id) | Auth::NewSession(id) => id.clone(),
         Auth::Refused(_) => {
@@ -319,9 +341,9 @@ async fn set_session_location(
         .get("sessionLocation")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    if let Some(s) = r.sessions.lock().unwrap().get_mut(&id) {
-        s.location = location.clone();
-    }
+    r.sessions
+        .put(&id, location.as_deref().unwrap_or_default())
+        .await;
     with_cookie(
         Json(
             json!({"authenticated": true, "sessionLocation": location.map(|l| json!({"uuid": l}))}),
@@ -333,14 +355,14 @@ async fn set_session_location(
 
 async fn logout(State(r): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(id) = super::request_cookie(&headers, "JSESSIONID") {
-        r.sessions.lock().unwrap().remove(&id);
+        r.sessions.remove(&id).await;
     }
     StatusCode::NO_CONTENT.into_response()
 }
 
 macro_rules! session_or_refuse {
     ($r:expr, $headers:expr) => {{
-        let auth = $r.authenticate(&$headers);
+        let auth = $r.authenticate(&$headers).await;
         if let Auth::Refused(resp) = auth {
             return resp;
         }
@@ -456,6 +478,9 @@ async fn upload_attachment(
     let stored = r
         .with_connection(|| store(&dir, &uuid, &bytes, &format!("{content_type}\n{file_name}")))
         .await;
+    if matches!(stored, Ok(Ok(()))) {
+        replicate(&r, uuid.clone());
+    }
     match stored {
         Ok(Ok(())) => with_cookie(
             (
@@ -512,6 +537,31 @@ async fn download_attachment(
 fn store(dir: &std::path::Path, id: &str, bytes: &[u8], meta: &str) -> std::io::Result<()> {
     std::fs::write(dir.join(id), bytes)?;
     std::fs::write(dir.join(format!("{id}.type")), meta)
+}
+
+/// Copies a stored object into the other replicas' folders after the
+/// replication delay, as an asynchronously replicated volume would. The
+/// metadata file goes last, so a reader never sees half an object.
+fn replicate(r: &Replica, id: String) {
+    if r.options.replicate_to.is_empty() {
+        return;
+    }
+    let from = r.options.attachments_dir.clone();
+    let to = r.options.replicate_to.clone();
+    let delay = r.options.service.replication_delay;
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        for dir in to {
+            let _ = tokio::fs::create_dir_all(&dir).await;
+            for name in [id.clone(), format!("{id}.type")] {
+                let tmp = dir.join(format!(".{name}.part"));
+                let copied = tokio::fs::copy(from.join(&name), &tmp).await.is_ok();
+                if !copied || tokio::fs::rename(&tmp, dir.join(&name)).await.is_err() {
+                    tracing::error!("replicating {name} to {} failed", dir.display());
+                }
+            }
+        }
+    });
 }
 
 /// Reads back what [`store`] wrote: the bytes and the metadata.
@@ -697,6 +747,9 @@ async fn fhir_binary_create(
     let stored = r
         .with_connection(|| store(&dir, &format!("binary-{id}"), &body, &content_type))
         .await;
+    if matches!(stored, Ok(Ok(()))) {
+        replicate(&r, format!("binary-{id}"));
+    }
     match stored {
         Ok(Ok(())) => {
             let mut resp = fhir(

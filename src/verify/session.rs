@@ -1,0 +1,250 @@
+//! Session continuity: a ledger of every user session (when it was accepted,
+//! through which replica, each replica switch) and every drop — a request
+//! carrying a session the cluster had accepted, answered as unauthenticated.
+//!
+//! The engine writes events into a [`SessionLedger`] as they happen;
+//! [`SessionLedger::verdict`] turns them into a [`SessionVerdict`] (pure).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// One dropped session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DropEvent {
+    /// Seconds since the start of the run.
+    pub at_s: f64,
+    /// Virtual user.
+    pub user: u64,
+    /// Request that found its session gone.
+    pub request: String,
+    /// Replica that served this session before the drop.
+    pub before: String,
+    /// Replica that answered as unauthenticated.
+    pub after: String,
+    /// Status of that answer.
+    pub status: u16,
+    /// Whether a chaos event was in progress at the time.
+    #[serde(default)]
+    pub during_chaos: bool,
+}
+
+/// Drops between one pair of replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    /// Replica before.
+    pub before: String,
+    /// Replica after.
+    pub after: String,
+    /// Drops.
+    pub drops: u64,
+}
+
+/// Drops in one second.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DropSecond {
+    /// Seconds since the start.
+    pub second: u64,
+    /// Drops in it.
+    pub drops: u64,
+}
+
+/// The session-continuity verdict of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionVerdict {
+    /// Sessions the cluster accepted (first logins and re-logins).
+    pub sessions: u64,
+    /// Of which re-logins after a drop.
+    pub relogins: u64,
+    /// Requests of an accepted session answered by another replica than the one before.
+    pub switches: u64,
+    /// Drops.
+    pub drops: u64,
+    /// Drops per session accepted (0..).
+    pub drop_rate: f64,
+    /// Drops per 1,000 sessions.
+    pub drops_per_1000_sessions: f64,
+    /// Drops while a chaos event was in progress.
+    pub drops_during_chaos: u64,
+    /// Drops by (replica before, replica after).
+    pub transitions: Vec<Transition>,
+    /// Drops per second.
+    pub timeline: Vec<DropSecond>,
+    /// The drops themselves (the first [`MAX_EVENTS`]; the counts above are complete).
+    pub events: Vec<DropEvent>,
+}
+
+/// How many drop events a verdict lists one by one.
+pub const MAX_EVENTS: usize = 1000;
+
+#[derive(Default)]
+struct State {
+    sessions: u64,
+    relogins: u64,
+    switches: u64,
+    drops: Vec<DropEvent>,
+}
+
+/// Session events of a run, from every user.
+#[derive(Default)]
+pub struct SessionLedger {
+    state: Mutex<State>,
+}
+
+impl SessionLedger {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cluster accepted a session (a re-login if it follows a drop).
+    pub fn accepted(&self, relogin: bool) {
+        let mut s = self.lock();
+        s.sessions += 1;
+        if relogin {
+            s.relogins += 1;
+        }
+    }
+
+    /// A session's request was served by another replica than its previous one.
+    pub fn switched(&self) {
+        self.lock().switches += 1;
+    }
+
+    /// A session was dropped.
+    pub fn dropped(&self, event: DropEvent) {
+        self.lock().drops.push(event);
+    }
+
+    /// The verdict, given the chaos windows `(start_s, end_s)` of the run.
+    pub fn verdict(&self, chaos: &[(f64, f64)]) -> SessionVerdict {
+        let s = self.lock();
+        verdict(s.sessions, s.relogins, s.switches, &s.drops, chaos)
+    }
+}
+
+/// Pure: counts, rates, transitions and a timeline from the raw events.
+pub fn verdict(
+    sessions: u64,
+    relogins: u64,
+    switches: u64,
+    drops: &[DropEvent],
+    chaos: &[(f64, f64)],
+) -> SessionVerdict {
+    let mut transitions: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut timeline: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut events = Vec::new();
+    let mut during_chaos = 0;
+    for d in drops {
+        let in_chaos = chaos.iter().any(|(a, b)| d.at_s >= *a && d.at_s <= *b);
+        during_chaos += in_chaos as u64;
+        *transitions
+            .entry((d.before.clone(), d.after.clone()))
+            .or_default() += 1;
+        *timeline.entry(d.at_s.max(0.0) as u64).or_default() += 1;
+        if events.len() < MAX_EVENTS {
+            events.push(DropEvent {
+                during_chaos: in_chaos,
+                ..d.clone()
+            });
+        }
+    }
+    let n = drops.len() as u64;
+    let rate = if sessions == 0 {
+        0.0
+    } else {
+        n as f64 / sessions as f64
+    };
+    SessionVerdict {
+        sessions,
+        relogins,
+        switches,
+        drops: n,
+        drop_rate: rate,
+        drops_per_1000_sessions: rate * 1000.0,
+        drops_during_chaos: during_chaos,
+        transitions: transitions
+            .into_iter()
+            .map(|((before, after), drops)| Transition {
+                before,
+                after,
+                drops,
+            })
+            .collect(),
+        timeline: timeline
+            .into_iter()
+            .map(|(second, drops)| DropSecond { second, drops })
+            .collect(),
+        events,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drop_at(at_s: f64, before: &str, after: &str) -> DropEvent {
+        DropEvent {
+            at_s,
+            user: 1,
+            request: "search".into(),
+            before: before.into(),
+            after: after.into(),
+            status: 401,
+            during_chaos: false,
+        }
+    }
+
+    #[test]
+    fn no_drops_is_a_clean_verdict() {
+        let v = verdict(10, 0, 25, &[], &[]);
+        assert_eq!((v.sessions, v.drops, v.drop_rate), (10, 0, 0.0));
+        assert!(v.transitions.is_empty() && v.timeline.is_empty());
+    }
+
+    #[test]
+    fn drops_are_counted_by_transition_second_and_chaos() {
+        let drops = [
+            drop_at(1.2, "r1", "r2"),
+            drop_at(1.9, "r1", "r2"),
+            drop_at(5.0, "r2", "r3"),
+        ];
+        let v = verdict(40, 3, 30, &drops, &[(4.5, 6.0)]);
+        assert_eq!(v.drops, 3);
+        assert!((v.drops_per_1000_sessions - 75.0).abs() < 1e-9);
+        assert_eq!(
+            v.transitions[0],
+            Transition {
+                before: "r1".into(),
+                after: "r2".into(),
+                drops: 2
+            }
+        );
+        assert_eq!(
+            v.timeline,
+            [
+                DropSecond {
+                    second: 1,
+                    drops: 2
+                },
+                DropSecond {
+                    second: 5,
+                    drops: 1
+                }
+            ]
+        );
+        assert_eq!(v.drops_during_chaos, 1);
+        assert!(v.events[2].during_chaos && !v.events[0].during_chaos);
+    }
+
+    #[test]
+    fn the_ledger_collects_from_many_users() {
+        let ledger = SessionLedger::default();
+        ledger.accepted(false);
+        ledger.accepted(false);
+        ledger.switched();
+        ledger.dropped(drop_at(0.5, "r1", "r2"));
+        ledger.accepted(true);
+        let v = ledger.verdict(&[]);
+        assert_eq!((v.sessions, v.relogins, v.switches, v.drops), (3, 1, 1, 1));
+    }
+}

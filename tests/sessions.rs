@@ -1,0 +1,194 @@
+//! Session continuity verdicts, each shown both ways: on a cluster that
+//! shares sessions (or keeps clients sticky) no drop may be reported; on one
+//! that loses them, drops must be reported — exactly where they happened.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+use surge::sim::balancer::Balancing;
+use surge::sim::replica::ServiceOptions;
+use surge::sim::sessions::SessionStoreKind;
+use surge::sim::ClusterOptions;
+use surge::verify::session::SessionVerdict;
+
+/// Clinicians log in once (Basic, then JSESSIONID) and search patients.
+fn clinic(base_url: &str, load: &str) -> String {
+    format!(
+        r#"[target]
+base_url = "{base_url}"
+replica_header = "X-Served-By"
+timeout = "5s"
+
+[auth]
+kind = "openmrs-basic"
+username = "admin"
+password = "Admin123"
+
+[[feeders]]
+name = "patient"
+file = "patients.csv"
+order = "random"
+
+{load}
+
+[[personas]]
+name = "clinician"
+steps = [
+  {{ request = "search", think = "20ms" }},
+  {{ request = "check_session", think = "20ms" }},
+]
+
+[requests.search]
+path = "/openmrs/ws/rest/v1/patient?q=${{patient.family}}&limit=5"
+expect = {{ status = [200] }}
+
+[requests.check_session]
+path = "/openmrs/ws/rest/v1/session"
+expect = {{ status = [200], json_equals = {{ authenticated = true }} }}
+
+[session]
+preset = "openmrs"
+probe = "check_session"
+
+[thresholds]
+"session.drops" = "< 1"
+"#
+    )
+}
+
+const CLOSED: &str = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 6\nhold = \"4s\"\n";
+
+async fn run_clinic(cluster: &surge::sim::Cluster, load: &str) -> surge::measure::RunResults {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario_file(dir.path(), "clinic", &clinic(&cluster.url, load));
+    run(path, None, None, &dir.path().join("reports"))
+        .await
+        .results
+}
+
+fn sessions(store: SessionStoreKind) -> ServiceOptions {
+    ServiceOptions {
+        sessions: store,
+        ..Default::default()
+    }
+}
+
+fn show(v: &SessionVerdict) -> String {
+    format!(
+        "{} sessions, {} switches, {} drops {:?}",
+        v.sessions, v.switches, v.drops, v.transitions
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_sessions_survive_round_robin() {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions {
+        balancing: Balancing::RoundRobin,
+        service: sessions(SessionStoreKind::Shared),
+        ..Default::default()
+    })
+    .await;
+    let r = run_clinic(&cluster, CLOSED).await;
+    cluster.shutdown().await;
+    let v = &r.sessions;
+    assert_eq!(v.drops, 0, "{}", show(v));
+    assert!(
+        v.switches > 50,
+        "round-robin moves every request: {}",
+        show(v)
+    );
+    assert_eq!(v.sessions, 6, "one login per user: {}", show(v));
+    assert_eq!(r.overall.failed, 0);
+    assert!(r.thresholds_passed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_replica_sessions_drop_on_nearly_every_switch() {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions {
+        balancing: Balancing::RoundRobin,
+        service: sessions(SessionStoreKind::PerReplica),
+        ..Default::default()
+    })
+    .await;
+    let r = run_clinic(&cluster, CLOSED).await;
+    cluster.shutdown().await;
+    let v = &r.sessions;
+    assert!(v.drops > 20, "{}", show(v));
+    let moves = v.drops + v.switches;
+    assert!(
+        v.drops as f64 >= 0.9 * moves as f64,
+        "drops on nearly every switch: {}",
+        show(v)
+    );
+    assert!(
+        v.relogins >= v.drops - 6,
+        "users log in again after a drop: {}",
+        show(v)
+    );
+    assert!(
+        v.transitions.iter().all(|t| t.before != t.after),
+        "a drop is a move between replicas"
+    );
+    assert!(!r.thresholds_passed(), "session.drops < 1 must fail");
+    let text = surge::report::terminal_summary(&r);
+    assert!(text.contains("dropped"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_sessions_hold_until_a_replica_dies_then_only_its_users_drop() {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions {
+        balancing: Balancing::Sticky,
+        service: sessions(SessionStoreKind::PerReplica),
+        restart_delay: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let load = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 9\nhold = \"6s\"\n";
+    let (victim, _, pid) = cluster.replicas()[0].clone();
+    let pid = pid.unwrap();
+    let killer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+    });
+    let r = run_clinic(&cluster, load).await;
+    killer.await.unwrap();
+    cluster.shutdown().await;
+    let v = &r.sessions;
+    assert!(
+        v.drops > 0,
+        "the killed replica's users lost their sessions: {}",
+        show(v)
+    );
+    for drop in &v.events {
+        assert_eq!(drop.before, victim, "only {victim}'s users drop: {drop:?}");
+        assert!(drop.at_s > 2.0, "no drop before the kill: {drop:?}");
+    }
+    assert!(
+        v.drops <= 9,
+        "each of the victim's users drops about once: {}",
+        show(v)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_sessions_without_a_failure_never_drop() {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions {
+        balancing: Balancing::Sticky,
+        service: sessions(SessionStoreKind::PerReplica),
+        ..Default::default()
+    })
+    .await;
+    let r = run_clinic(&cluster, CLOSED).await;
+    cluster.shutdown().await;
+    assert_eq!(r.sessions.drops, 0, "{}", show(&r.sessions));
+    assert_eq!(r.sessions.switches, 0, "{}", show(&r.sessions));
+    assert!(r.thresholds_passed());
+}
