@@ -26,8 +26,29 @@ pub fn measured(t: &Threshold, r: &RunResults) -> Option<f64> {
         ("dropped", "count") => Some(r.totals.dropped_arrivals as f64),
         ("session", "drops") => Some(r.sessions.drops as f64),
         ("session", "drop_rate") => (r.sessions.sessions > 0).then_some(r.sessions.drop_rate),
+        ("attachments", stat) => attachments(r, stat),
         ("requests", stat) => stat_of(&r.overall, stat),
         (name, stat) => r.request(name).and_then(|s| stat_of(s, stat)),
+    }
+}
+
+fn attachments(r: &RunResults, stat: &str) -> Option<f64> {
+    use crate::verify::consistency::Verdict;
+    let c = &r.consistency;
+    let count = |v| Some(c.count(v) as f64);
+    match stat {
+        "missing" => count(Verdict::Missing),
+        "corrupted" => count(Verdict::Corrupted),
+        "stale" => count(Verdict::Stale),
+        "errors" => count(Verdict::Error),
+        "unverified" => count(Verdict::Unverified),
+        "uploads" => Some(c.uploads as f64),
+        _ => {
+            let p = stat.strip_prefix("visible_")?;
+            (c.visible_everywhere > 0)
+                .then(|| c.visible.get(p))
+                .flatten()
+        }
     }
 }
 
@@ -107,6 +128,7 @@ mod tests {
             cells: vec![],
             timeline: vec![],
             sessions: Default::default(),
+            consistency: Default::default(),
             thresholds: vec![],
         }
     }

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod check;
 pub mod open;
+pub mod readback;
 pub mod user;
 
 use crate::measure::{Measurements, Recorder, RunInfo};
@@ -47,11 +48,15 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         Shared::request_names(&scenario),
         scenario.load.stage_ends(),
     ));
-    let stop = CancellationToken::new();
+    // A signal cancels `interrupt` (and with it `stop`); the end of the load
+    // cancels only `stop`, so read-backs of the last uploads can finish.
+    let interrupt = CancellationToken::new();
+    let stop = interrupt.child_token();
     let shared = Arc::new(Shared::new(
         Arc::clone(&scenario),
         Arc::clone(&recorder),
         stop.clone(),
+        interrupt.clone(),
     ));
     let interrupted: Arc<Mutex<Option<String>>> = Arc::default();
     let stopping_ourselves = Arc::new(AtomicBool::new(false));
@@ -60,7 +65,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     // this process may have left it set, which would read as a Ctrl-C here.
     goose::reset_killswitch();
     let watcher = tokio::spawn(watch_signals(
-        stop.clone(),
+        interrupt.clone(),
         Arc::clone(&interrupted),
         Arc::clone(&stopping_ourselves),
     ));
@@ -101,8 +106,6 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         }
     };
     stop.cancel();
-    watcher.abort();
-    goose::reset_killswitch();
     if let Some(p) = progress {
         let _ = p.await;
     }
@@ -126,6 +129,16 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     });
     // No chaos windows yet: the chaos runner will pass the ones it made.
     measurements.results.sessions = shared.sessions.verdict(&[]);
+    // The last uploads' read-backs run to the end of their windows (or a signal).
+    let checked = shared.readback.finish().await;
+    let (consistency, visible) = crate::verify::consistency::summarise(&checked);
+    measurements.results.consistency = consistency;
+    measurements.visible = Some(visible).filter(|h| !h.is_empty());
+    watcher.abort();
+    goose::reset_killswitch();
+    if measurements.results.interrupted.is_none() {
+        measurements.results.interrupted = interrupted.lock().unwrap().clone();
+    }
     Ok(measurements)
 }
 
@@ -410,7 +423,12 @@ mod tests {
             crate::scenario::Scenario::from_text(std::path::Path::new("t.toml"), text).unwrap(),
         );
         let recorder = Arc::new(Recorder::new(vec!["a".into()], scenario.load.stage_ends()));
-        let shared = Shared::new(scenario, Arc::clone(&recorder), CancellationToken::new());
+        let shared = Shared::new(
+            scenario,
+            Arc::clone(&recorder),
+            CancellationToken::new(),
+            CancellationToken::new(),
+        );
         let panicked: Option<()> =
             guarded(&shared, async { panic!("a bug in a transaction") }).await;
         assert!(panicked.is_none());

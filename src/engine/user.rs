@@ -4,10 +4,13 @@
 
 use super::auth::{self, TokenCache};
 use super::check;
+use super::readback::{Job, Readback};
 use crate::measure::{ErrorClass, Recorder, Sample, UNKNOWN_REPLICA};
+use crate::scenario::Generated;
 use crate::scenario::{
     Auth, Body, Expect, Method, MissingValue, OnDrop, Part, ReplicaSource, Scenario, Values,
 };
+use crate::verify::consistency::{sha256_hex, Upload};
 use crate::verify::session::{DropEvent, SessionLedger};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder};
@@ -47,6 +50,25 @@ impl Values for UserState {
     }
 }
 
+/// A user's values plus `${id}`, for rendering read-back paths.
+struct WithId<'a> {
+    id: &'a str,
+    user: &'a UserState,
+}
+
+impl Values for WithId<'_> {
+    fn feeder(&self, feeder: &str, column: &str) -> Option<&str> {
+        self.user.feeder(feeder, column)
+    }
+    fn var(&self, name: &str) -> Option<&str> {
+        if name == "id" {
+            Some(self.id)
+        } else {
+            self.user.var(name)
+        }
+    }
+}
+
 /// Whether the user goes on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Flow {
@@ -83,7 +105,9 @@ pub struct Shared {
     /// Recorder index of the token request, when the auth fetches tokens.
     pub token_index: Option<usize>,
     /// Shared Keycloak token.
-    pub tokens: TokenCache,
+    pub tokens: Arc<TokenCache>,
+    /// Reads uploads back from every replica.
+    pub readback: Readback,
     /// Every session accepted, switched and dropped.
     pub sessions: SessionLedger,
     login_expect: Expect,
@@ -91,7 +115,12 @@ pub struct Shared {
 
 impl Shared {
     /// Users' shared state; `names` is where auth requests get their recorder indices.
-    pub fn new(scenario: Arc<Scenario>, recorder: Arc<Recorder>, stop: CancellationToken) -> Self {
+    pub fn new(
+        scenario: Arc<Scenario>,
+        recorder: Arc<Recorder>,
+        stop: CancellationToken,
+        interrupt: CancellationToken,
+    ) -> Self {
         let n = scenario.requests.len();
         let login_index = auth::logs_in(&scenario.auth).then_some(n);
         let token_index =
@@ -103,13 +132,16 @@ impl Shared {
         login_expect
             .json_equals
             .insert("authenticated".to_owned(), toml::Value::Boolean(true));
+        let tokens = Arc::new(TokenCache::default());
+        let readback = Readback::new(Arc::clone(&scenario), Arc::clone(&tokens), interrupt);
         Shared {
             scenario,
             recorder,
             stop,
             login_index,
             token_index,
-            tokens: TokenCache::default(),
+            tokens,
+            readback,
             sessions: SessionLedger::default(),
             login_expect,
         }
@@ -291,12 +323,14 @@ impl Shared {
         }
     }
 
+    /// Builds request `index` for this user. Generated content is made
+    /// here; its hash and size come back for the consistency ledger.
     fn build(
         &self,
         client: &Client,
         index: usize,
         state: &UserState,
-    ) -> Result<RequestBuilder, MissingValue> {
+    ) -> Result<(RequestBuilder, Option<(String, u64)>), MissingValue> {
         let spec = &self.scenario.requests[index];
         let method = match spec.method {
             Method::Get => reqwest::Method::GET,
@@ -310,7 +344,18 @@ impl Shared {
         for (name, value) in &spec.headers {
             rb = rb.header(name.as_str(), value.render(state)?);
         }
-        Ok(match &spec.body {
+        let mut made: Option<(String, u64)> = None;
+        let mut generate = |content: &Generated| {
+            let bytes = content.make();
+            made.get_or_insert_with(|| (sha256_hex(&bytes), bytes.len() as u64));
+            bytes
+        };
+        let file_part = |bytes: Vec<u8>, file_name: String, content_type: &str| {
+            let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name);
+            // A content type that does not parse is sent as the default instead.
+            part.mime_str(content_type)
+        };
+        let rb = match &spec.body {
             Body::None => rb,
             Body::Json(json) => rb.json(&json.render(state)?),
             Body::Form(fields) => {
@@ -326,6 +371,9 @@ impl Shared {
             } => rb
                 .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
                 .body(bytes.to_vec()),
+            Body::Generated { content } => rb
+                .header(reqwest::header::CONTENT_TYPE, content.content_type())
+                .body(generate(content)),
             Body::Multipart(parts) => {
                 let mut form = reqwest::multipart::Form::new();
                 for part in parts {
@@ -336,21 +384,29 @@ impl Shared {
                             file_name,
                             bytes,
                             content_type,
-                        } => form.part(
-                            name.clone(),
-                            reqwest::multipart::Part::bytes(bytes.to_vec())
-                                .file_name(file_name.clone())
-                                .mime_str(content_type)
-                                .unwrap_or_else(|_| {
-                                    reqwest::multipart::Part::bytes(bytes.to_vec())
-                                        .file_name(file_name.clone())
-                                }),
-                        ),
+                        } => match file_part(bytes.to_vec(), file_name.clone(), content_type) {
+                            Ok(p) => form.part(name.clone(), p),
+                            Err(_) => form.part(
+                                name.clone(),
+                                reqwest::multipart::Part::bytes(bytes.to_vec())
+                                    .file_name(file_name.clone()),
+                            ),
+                        },
+                        Part::Generated { name, content } => {
+                            let p = file_part(
+                                generate(content),
+                                content.file_name(),
+                                content.content_type(),
+                            )
+                            .expect("generated content types are valid MIME types");
+                            form.part(name.clone(), p)
+                        }
                     };
                 }
                 rb.multipart(form)
             }
-        })
+        };
+        Ok((rb, made))
     }
 
     /// Sends scenario request `index`. `None` if the run stopped meanwhile.
@@ -362,8 +418,13 @@ impl Shared {
         scheduled: Instant,
     ) -> Option<()> {
         let spec = &self.scenario.requests[index];
-        let mut rb = match self.build(client, index, state) {
-            Ok(rb) => rb,
+        let building = Instant::now();
+        let built = self.build(client, index, state);
+        // Making the request (rendering, generating content) is the client's
+        // work, not the server's: it does not count towards latency.
+        let scheduled = scheduled + building.elapsed();
+        let (mut rb, made) = match built {
+            Ok(built) => built,
             Err(missing) => {
                 tracing::debug!("{} not sent: {missing}", spec.name);
                 self.recorder.issue(index);
@@ -393,7 +454,61 @@ impl Shared {
                 Err(e) => tracing::debug!("{}: {e}", spec.name),
             }
         }
+        if let (Some(consistency), Some((sha256, size)), None) =
+            (&spec.consistency, made, reply.error)
+        {
+            self.ledger_upload(state, index, consistency, sha256, size, &reply);
+        }
         Some(())
+    }
+
+    /// Ledgers a stored object and starts reading it back from every replica.
+    fn ledger_upload(
+        &self,
+        state: &UserState,
+        index: usize,
+        consistency: &crate::scenario::ConsistencySpec,
+        sha256: String,
+        size: u64,
+        reply: &Reply,
+    ) {
+        let name = &self.scenario.requests[index].name;
+        let found = check::capture(
+            &[("id".to_owned(), consistency.id.clone())],
+            &reply.headers,
+            &reply.body,
+        );
+        let Some(id) = found.ok().and_then(|mut v| v.pop()).map(|(_, id)| id) else {
+            tracing::warn!(
+                "{name}: the answer does not name the stored object; it cannot be read back"
+            );
+            return;
+        };
+        let values = WithId {
+            id: &id,
+            user: state,
+        };
+        let Ok(read) = consistency.read.render(&values) else {
+            tracing::warn!("{name}: the read-back path needs a value this user lacks");
+            return;
+        };
+        let upload = Upload {
+            id,
+            request: name.clone(),
+            sha256,
+            size,
+            replica: reply
+                .replica
+                .clone()
+                .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned()),
+            at_s: self.recorder.started().elapsed().as_secs_f64(),
+        };
+        let job = Job {
+            upload,
+            read,
+            done_at: Instant::now(),
+        };
+        self.readback.check(job, self.recorder.replicas());
     }
 
     /// Updates the user's session from an answer: a drop, a replica switch,

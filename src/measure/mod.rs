@@ -179,6 +179,8 @@ pub struct Measurements {
     pub results: RunResults,
     /// The histograms of each cell.
     pub histograms: Vec<CellHistograms>,
+    /// Time until uploads were visible on every replica (µs), if any were checked.
+    pub visible: Option<Histogram<u64>>,
 }
 
 /// Collects every sample of a run.
@@ -286,6 +288,11 @@ impl Recorder {
             state.dropped[stage] += 1;
             state.timeline.drop_arrival(second);
         }
+    }
+
+    /// Replicas that have answered so far.
+    pub fn replicas(&self) -> Vec<String> {
+        self.lock().replicas.clone()
     }
 
     /// Counts a transaction that panicked.
@@ -424,11 +431,13 @@ impl Recorder {
             cells,
             timeline: state.timeline.rows(elapsed.as_secs_f64().ceil() as u64),
             sessions: Default::default(),
+            consistency: Default::default(),
             thresholds: Vec::new(),
         };
         Measurements {
             results,
             histograms,
+            visible: None,
         }
     }
 }

@@ -272,6 +272,9 @@ pub struct RunResults {
     /// Session continuity: accepted sessions, switches, drops.
     #[serde(default)]
     pub sessions: crate::verify::session::SessionVerdict,
+    /// Write-then-read consistency of uploads.
+    #[serde(default)]
+    pub consistency: crate::verify::consistency::ConsistencyVerdict,
     /// Threshold verdicts.
     pub thresholds: Vec<ThresholdResult>,
 }

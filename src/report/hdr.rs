@@ -17,11 +17,19 @@ fn encode(h: &Histogram<u64>) -> anyhow::Result<String> {
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
+/// Where the time-until-visible histogram of uploads goes in a bundle.
+pub const VISIBLE_HDR: &str = "hdr/attachments-visible.hdr";
+
 pub(super) fn write_all(
     dir: &Path,
     results: &RunResults,
     histograms: &[CellHistograms],
+    visible: Option<&Histogram<u64>>,
 ) -> anyhow::Result<()> {
+    if let Some(h) = visible {
+        std::fs::write(dir.join(VISIBLE_HDR), encode(h)? + "\n")
+            .with_context(|| format!("cannot write {VISIBLE_HDR}"))?;
+    }
     for (cell, h) in results.cells.iter().zip(histograms) {
         for (file, hist) in [
             (&cell.latency_hdr, &h.latency),

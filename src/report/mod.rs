@@ -15,7 +15,7 @@ use crate::measure::{Measurements, RunResults};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
-pub use hdr::read_histogram;
+pub use hdr::{read_histogram, VISIBLE_HDR};
 pub use terminal::summary as terminal_summary;
 
 /// One output format.
@@ -38,7 +38,12 @@ fn exporters() -> Vec<Box<dyn Export>> {
 pub fn write_bundle(dir: &Path, measurements: &Measurements) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("hdr"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    hdr::write_all(dir, &measurements.results, &measurements.histograms)?;
+    hdr::write_all(
+        dir,
+        &measurements.results,
+        &measurements.histograms,
+        measurements.visible.as_ref(),
+    )?;
     write_files(dir, &measurements.results)
 }
 

@@ -81,6 +81,35 @@ pub fn summary(r: &RunResults) -> String {
             );
         }
     }
+    let c = &r.consistency;
+    if c.uploads > 0 {
+        use crate::verify::consistency::Verdict;
+        let counts: Vec<String> = Verdict::ALL
+            .iter()
+            .filter(|v| c.count(**v) > 0)
+            .map(|v| format!("{} {}", format!("{v:?}").to_lowercase(), c.count(*v)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "attachments: {} uploads read back on every replica: {}; visible everywhere for {} (p50 {:.0} ms, p99 {:.0} ms)",
+            c.uploads,
+            counts.join(", "),
+            c.visible_everywhere,
+            c.visible.p50,
+            c.visible.p99
+        );
+        for rc in &c.replicas {
+            let bad: Vec<String> = rc
+                .verdicts
+                .iter()
+                .filter(|(v, _)| **v != Verdict::Ok)
+                .map(|(v, n)| format!("{} {n}", format!("{v:?}").to_lowercase()))
+                .collect();
+            if !bad.is_empty() {
+                let _ = writeln!(out, "  on {}: {}", rc.replica, bad.join(", "));
+            }
+        }
+    }
     let mut errors: Vec<String> = r
         .overall
         .errors

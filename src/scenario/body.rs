@@ -1,5 +1,6 @@
 //! Request bodies: JSON with templated strings, forms, multipart, raw files.
 
+use super::model::ContentKind;
 use super::template::{MissingValue, Template, Values};
 use std::sync::Arc;
 
@@ -14,6 +15,11 @@ pub enum Body {
     Form(Vec<(String, Template)>),
     /// `multipart/form-data`.
     Multipart(Vec<Part>),
+    /// Content generated for each request.
+    Generated {
+        /// What to generate.
+        content: Generated,
+    },
     /// Bytes from a file, with their content type.
     Raw {
         /// The file's bytes, loaded once.
@@ -21,6 +27,57 @@ pub enum Body {
         /// Content type sent.
         content_type: String,
     },
+}
+
+/// Content made fresh for each request, so a stale copy cannot pass for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generated {
+    /// What it looks like.
+    pub kind: ContentKind,
+    /// How many bytes.
+    pub size: u64,
+}
+
+impl Generated {
+    /// Its content type.
+    pub fn content_type(&self) -> &'static str {
+        match self.kind {
+            ContentKind::Bin => "application/octet-stream",
+            ContentKind::Pdf => "application/pdf",
+            ContentKind::Text => "text/plain",
+        }
+    }
+
+    /// A file name for multipart.
+    pub fn file_name(&self) -> String {
+        let ext = match self.kind {
+            ContentKind::Bin => "bin",
+            ContentKind::Pdf => "pdf",
+            ContentKind::Text => "txt",
+        };
+        format!("surge-{}.{ext}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// New random content of the right kind and size.
+    pub fn make(&self) -> Vec<u8> {
+        use rand::Rng;
+        let size = self.size as usize;
+        let mut rng = rand::rng();
+        match self.kind {
+            ContentKind::Bin => (0..size).map(|_| rng.random::<u8>()).collect(),
+            ContentKind::Text => (0..size)
+                .map(|_| rng.sample(rand::distr::Alphanumeric))
+                .collect(),
+            ContentKind::Pdf => {
+                let (head, tail) = (b"%PDF-1.4\n%".as_slice(), b"\n%%EOF\n".as_slice());
+                let middle = size.saturating_sub(head.len() + tail.len());
+                let mut out = head.to_vec();
+                out.extend((0..middle).map(|_| rng.sample(rand::distr::Alphanumeric)));
+                out.extend_from_slice(tail);
+                out
+            }
+        }
+    }
 }
 
 /// A multipart part.
@@ -43,6 +100,13 @@ pub enum Part {
         bytes: Arc<[u8]>,
         /// Content type sent.
         content_type: String,
+    },
+    /// Content generated for each upload.
+    Generated {
+        /// Part name.
+        name: String,
+        /// What to generate.
+        content: Generated,
     },
 }
 
@@ -113,17 +177,26 @@ impl JsonTemplate {
 }
 
 impl Body {
+    /// Whether the body holds generated content (what consistency checks compare).
+    pub fn generates(&self) -> bool {
+        match self {
+            Body::Generated { .. } => true,
+            Body::Multipart(parts) => parts.iter().any(|p| matches!(p, Part::Generated { .. })),
+            _ => false,
+        }
+    }
+
     /// Every template inside, for validation.
     pub fn templates(&self) -> Vec<&Template> {
         match self {
-            Body::None | Body::Raw { .. } => vec![],
+            Body::None | Body::Raw { .. } | Body::Generated { .. } => vec![],
             Body::Json(json) => json.templates(),
             Body::Form(fields) => fields.iter().map(|(_, t)| t).collect(),
             Body::Multipart(parts) => parts
                 .iter()
                 .filter_map(|p| match p {
                     Part::Text { value, .. } => Some(value),
-                    Part::File { .. } => None,
+                    Part::File { .. } | Part::Generated { .. } => None,
                 })
                 .collect(),
         }
@@ -154,5 +227,26 @@ mod tests {
             serde_json::json!({"subject": {"reference": "Patient/42"}, "count": 3, "ok": true})
         );
         assert_eq!(t.templates().len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod generated_tests {
+    use super::*;
+
+    #[test]
+    fn generated_content_has_its_size_and_kind_and_is_new_each_time() {
+        for kind in [ContentKind::Bin, ContentKind::Pdf, ContentKind::Text] {
+            let g = Generated { kind, size: 4096 };
+            let (a, b) = (g.make(), g.make());
+            assert_eq!(a.len(), 4096);
+            assert_ne!(a, b, "{kind:?} content must differ between uploads");
+        }
+        let pdf = Generated {
+            kind: ContentKind::Pdf,
+            size: 64,
+        }
+        .make();
+        assert!(pdf.starts_with(b"%PDF-1.4") && pdf.ends_with(b"%%EOF\n"));
     }
 }

@@ -14,7 +14,7 @@ mod model;
 mod template;
 pub mod threshold;
 
-pub use body::{Body, JsonTemplate, Part};
+pub use body::{Body, Generated, JsonTemplate, Part};
 pub use error::ScenarioError;
 pub use feeder::Feeder;
 pub use model::{
@@ -180,6 +180,30 @@ pub struct RequestSpec {
     pub expect: Expect,
     /// Captures: variable and source.
     pub captures: Vec<(String, CaptureFrom)>,
+    /// Ledger what this request stores and read it back from every replica.
+    pub consistency: Option<ConsistencySpec>,
+}
+
+/// How a storing request's result is found and read back.
+#[derive(Debug, Clone)]
+pub struct ConsistencySpec {
+    /// Where the answer names the stored object.
+    pub id: CaptureFrom,
+    /// Path that reads it back; `${id}` is the id.
+    pub read: Template,
+}
+
+/// `[verify]`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifySpec {
+    /// Replica base URLs to read straight from.
+    pub replicas: Vec<String>,
+    /// How long an upload may take to appear everywhere.
+    pub visible_within: Duration,
+    /// Pause between read-backs.
+    pub poll: Duration,
+    /// Also read through the balancer.
+    pub through_balancer: bool,
 }
 
 /// What counts as a dropped session.
@@ -252,10 +276,13 @@ pub struct Scenario {
     pub thresholds: Vec<Threshold>,
     /// What counts as a dropped session.
     pub session: SessionRules,
+    /// Read-back settings for consistency checks.
+    pub verify: VerifySpec,
 }
 
 /// Subjects a threshold may name besides a request.
-pub const THRESHOLD_SUBJECTS: [&str; 4] = ["requests", "errors", "dropped", "session"];
+pub const THRESHOLD_SUBJECTS: [&str; 5] =
+    ["requests", "errors", "dropped", "session", "attachments"];
 
 impl Scenario {
     /// Reads and validates a scenario file.
@@ -378,6 +405,7 @@ impl Scenario {
             thresholds.push(t);
         }
 
+        let verify = compile_verify(&file.verify).map_err(|e| at(find_table(text, "verify"), e))?;
         let session = compile_session(&file.session, &index)
             .map_err(|(span, e)| at(span.or(find_table(text, "session")), e))?;
 
@@ -393,6 +421,7 @@ impl Scenario {
             requests,
             thresholds,
             session,
+            verify,
         })
     }
 
@@ -626,6 +655,29 @@ fn compile_auth(def: AuthDef) -> Result<Auth, Located> {
     })
 }
 
+fn compile_verify(def: &model::VerifyDef) -> Result<VerifySpec, String> {
+    for url in &def.replicas {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| format!("verify.replicas: {url:?} is not a URL ({e})"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("verify.replicas: {url:?} must be http or https"));
+        }
+    }
+    if def.poll.0.is_zero() {
+        return Err("verify.poll must be more than zero".into());
+    }
+    Ok(VerifySpec {
+        replicas: def
+            .replicas
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .collect(),
+        visible_within: def.visible_within.0,
+        poll: def.poll.0,
+        through_balancer: def.through_balancer,
+    })
+}
+
 fn compile_session(
     def: &SessionDef,
     requests: &HashMap<String, usize>,
@@ -759,10 +811,11 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
         def.form.is_some(),
         def.multipart.is_some(),
         def.body_file.is_some(),
+        def.generate.is_some(),
     ];
     if bodies.iter().filter(|b| **b).count() > 1 {
         return Err(format!(
-            "request `{name}` has more than one body: expected at most one of json, json_file, form, multipart, body_file"
+            "request `{name}` has more than one body: expected at most one of json, json_file, form, multipart, body_file, generate"
         ));
     }
     if def.content_type.is_some() && def.body_file.is_none() {
@@ -785,11 +838,18 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
         let mut out = Vec::new();
         for part in parts {
             out.push(match (&part.value, &part.file) {
-                (Some(value), None) if part.content_type.is_none() => Part::Text {
+                (None, None) if part.generate.is_some() && part.content_type.is_none() => {
+                    let g = part.generate.expect("checked just above");
+                    Part::Generated {
+                        name: part.name.clone(),
+                        content: Generated { kind: g.kind, size: g.size.0 },
+                    }
+                }
+                (Some(value), None) if part.content_type.is_none() && part.generate.is_none() => Part::Text {
                     name: part.name.clone(),
                     value: value.clone(),
                 },
-                (None, Some(file)) => Part::File {
+                (None, Some(file)) if part.generate.is_none() => Part::File {
                     name: part.name.clone(),
                     file_name: Path::new(file).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
                     bytes: read_fixture(fixtures, file)?.into(),
@@ -797,7 +857,7 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
                 },
                 _ => {
                     return Err(format!(
-                        "request `{name}`: multipart part `{}` needs either value (text) or file (with optional content_type)",
+                        "request `{name}`: multipart part `{}` needs one of value (text), file (with optional content_type) or generate",
                         part.name
                     ))
                 }
@@ -812,8 +872,27 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
                 .clone()
                 .unwrap_or_else(|| "application/octet-stream".into()),
         }
+    } else if let Some(g) = &def.generate {
+        Body::Generated {
+            content: Generated {
+                kind: g.kind,
+                size: g.size.0,
+            },
+        }
     } else {
         Body::None
+    };
+    let consistency = match &def.consistency {
+        None => None,
+        Some(_) if !body.generates() => {
+            return Err(format!(
+                "request `{name}`: consistency checks compare generated content: add generate = {{ kind = \"pdf\", size = \"16KiB\" }} to the body or a multipart part"
+            ))
+        }
+        Some(c) => Some(ConsistencySpec {
+            id: capture_source(name, "consistency.id", &c.id)?,
+            read: c.read.clone(),
+        }),
     };
     if let Some(bad) = def.expect.status.iter().find(|s| !(100..=599).contains(*s)) {
         return Err(format!(
@@ -824,23 +903,10 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
         .capture
         .iter()
         .map(|(var, from)| {
-            let source = match from.strip_prefix("header:") {
-                Some(h) if !h.trim().is_empty() => {
-                    CaptureFrom::Header(h.trim().to_ascii_lowercase())
-                }
-                Some(_) => {
-                    return Err(format!(
-                        "request `{name}`: capture `{var}`: header name missing after `header:`"
-                    ))
-                }
-                None if !from.trim().is_empty() => CaptureFrom::Json(from.trim().to_owned()),
-                None => {
-                    return Err(format!(
-                        "request `{name}`: capture `{var}`: expected a JSON path or header:Name"
-                    ))
-                }
-            };
-            Ok((var.clone(), source))
+            Ok((
+                var.clone(),
+                capture_source(name, &format!("capture `{var}`"), from)?,
+            ))
         })
         .collect::<Result<_, String>>()?;
     Ok(RequestSpec {
@@ -860,7 +926,22 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
             body_contains: def.expect.body_contains.clone(),
         },
         captures,
+        consistency,
     })
+}
+
+/// Parses where a value is read from: `header:Name` or a JSON path.
+fn capture_source(request: &str, what: &str, from: &str) -> Result<CaptureFrom, String> {
+    match from.strip_prefix("header:") {
+        Some(h) if !h.trim().is_empty() => Ok(CaptureFrom::Header(h.trim().to_ascii_lowercase())),
+        Some(_) => Err(format!(
+            "request `{request}`: {what}: header name missing after `header:`"
+        )),
+        None if !from.trim().is_empty() => Ok(CaptureFrom::Json(from.trim().to_owned())),
+        None => Err(format!(
+            "request `{request}`: {what}: expected a JSON path or header:Name"
+        )),
+    }
 }
 
 fn check_placeholders(
@@ -868,7 +949,9 @@ fn check_placeholders(
     feeders: &[Arc<Feeder>],
     captured: &BTreeSet<&str>,
 ) -> Result<(), String> {
+    let read = spec.consistency.as_ref().map(|c| &c.read);
     let templates = std::iter::once(&spec.path)
+        .chain(read)
         .chain(spec.headers.iter().map(|(_, t)| t))
         .chain(spec.body.templates());
     for template in templates {
@@ -887,6 +970,8 @@ fn check_placeholders(
                         ));
                     }
                 }
+                // `${id}` in a read-back path is the stored object's id.
+                Segment::Var(var) if var == "id" && spec.consistency.as_ref().is_some_and(|c| c.read.segments().contains(segment)) => {}
                 Segment::Var(var) if !captured.contains(var.as_str()) => {
                     return Err(format!(
                         "request `{}` uses `${{{var}}}` but no request captures `{var}` (add capture = {{ {var} = \"json.path\" }})",

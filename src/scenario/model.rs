@@ -34,6 +34,124 @@ pub struct ScenarioFile {
     /// What counts as a dropped session, and what a user does then.
     #[serde(default)]
     pub session: SessionDef,
+    /// How uploads are read back to check every replica has them.
+    #[serde(default)]
+    pub verify: VerifyDef,
+}
+
+/// `[verify]`: write-then-read consistency checks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyDef {
+    /// Replica base URLs to read straight from (besides through the balancer).
+    #[serde(default)]
+    pub replicas: Vec<String>,
+    /// How long an upload may take to appear before it counts as missing.
+    #[serde(default = "default_visible_within")]
+    pub visible_within: Dur,
+    /// Pause between read-backs of the same upload.
+    #[serde(default = "default_poll")]
+    pub poll: Dur,
+    /// Also read through the balancer until every replica seen in the run has answered.
+    #[serde(default = "yes")]
+    pub through_balancer: bool,
+}
+
+impl Default for VerifyDef {
+    fn default() -> Self {
+        VerifyDef {
+            replicas: Vec::new(),
+            visible_within: default_visible_within(),
+            poll: default_poll(),
+            through_balancer: true,
+        }
+    }
+}
+
+fn default_visible_within() -> Dur {
+    Dur(Duration::from_secs(5))
+}
+fn default_poll() -> Dur {
+    Dur(Duration::from_millis(100))
+}
+
+/// Content made fresh for each upload, so a stale copy cannot pass for it.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateDef {
+    /// What it looks like.
+    #[serde(default)]
+    pub kind: ContentKind,
+    /// How big: `"16KiB"`, `"1MiB"`, `"500B"`.
+    #[serde(default = "default_size")]
+    pub size: Size,
+}
+
+fn default_size() -> Size {
+    Size(16 * 1024)
+}
+
+/// Kinds of generated content. None is an image, so OpenMRS never rescales it.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentKind {
+    /// Random bytes (`application/octet-stream`).
+    #[default]
+    Bin,
+    /// A PDF-shaped file with a random body (`application/pdf`).
+    Pdf,
+    /// Random printable text (`text/plain`).
+    Text,
+}
+
+/// A byte size written as `"16KiB"`, `"1MiB"`, `"500B"` or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => return Ok(Size(n)),
+            Raw::Text(t) => t,
+        };
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let n: u64 = number.parse().map_err(|_| {
+            D::Error::custom(format!(
+                "bad size {text:?}: expected e.g. \"16KiB\", \"1MiB\" or \"500B\""
+            ))
+        })?;
+        let factor = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1024,
+            "MiB" => 1024 * 1024,
+            "KB" | "kB" => 1000,
+            "MB" => 1_000_000,
+            other => {
+                return Err(D::Error::custom(format!(
+                    "bad size unit {other:?} in {text:?}: expected B, KiB, MiB, KB or MB"
+                )))
+            }
+        };
+        Ok(Size(n * factor))
+    }
+}
+
+/// `consistency = { id = "uuid", read = "/path/${id}/bytes" }` on an upload request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyDef {
+    /// Where the answer names the stored object: a JSON path or `header:Name`.
+    pub id: String,
+    /// Path that reads it back; `${id}` is the id.
+    pub read: Template,
 }
 
 /// `[session]`: what counts as a dropped session. Defaults come from `preset`.
@@ -378,6 +496,12 @@ pub struct RequestDef {
     /// Values to keep from the answer: variable → `json.path` or `header:Name`.
     #[serde(default)]
     pub capture: BTreeMap<String, String>,
+    /// A raw body generated for each request (sent with `content_type`).
+    #[serde(default)]
+    pub generate: Option<GenerateDef>,
+    /// This request stores something: ledger it and read it back from every replica.
+    #[serde(default)]
+    pub consistency: Option<ConsistencyDef>,
 }
 
 fn get() -> Method {
@@ -399,6 +523,9 @@ pub struct PartDef {
     /// Content type of the file part.
     #[serde(default)]
     pub content_type: Option<String>,
+    /// Content generated for each upload instead of a file.
+    #[serde(default)]
+    pub generate: Option<GenerateDef>,
 }
 
 /// `expect = { ... }`

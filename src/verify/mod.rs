@@ -1,6 +1,9 @@
 //! Does the cluster behave as one system? Ledgers the engine fills while the
 //! load runs, and the verdicts computed from them (pure).
 //!
-//! - [`session`]: session continuity — drops, re-logins, replica switches.
+//! - [`session`]: session continuity — drops, re-logins, replica switches;
+//! - [`consistency`]: write-then-read — is an upload byte-identical from every
+//!   replica, and how long until it is.
 
+pub mod consistency;
 pub mod session;

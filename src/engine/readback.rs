@@ -1,0 +1,232 @@
+//! Reading uploads back: through the balancer until every replica seen in
+//! the run has answered, and straight from each replica whose address is
+//! given, polling until the right bytes appear or the window closes.
+//!
+//! Read-backs run beside the load on their own client (no cookie jar, so a
+//! sticky balancer spreads them), authenticate per request, and are not
+//! counted as load; what they see goes to `verify::consistency`.
+
+use super::auth::{self, TokenCache};
+use super::check;
+use crate::measure::UNKNOWN_REPLICA;
+use crate::scenario::{Auth, Scenario};
+use crate::verify::consistency::{compare, Checked, Observation, Seen, Upload};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Read-backs running at once, at most.
+const CONCURRENT_CHECKS: usize = 32;
+
+/// An upload to check.
+pub struct Job {
+    /// What was stored.
+    pub upload: Upload,
+    /// Path (or URL) that reads it back.
+    pub read: String,
+    /// When the upload completed.
+    pub done_at: Instant,
+}
+
+/// The read-back service of a run.
+pub struct Readback {
+    scenario: Arc<Scenario>,
+    tokens: Arc<TokenCache>,
+    client: reqwest::Client,
+    limit: Arc<Semaphore>,
+    stop: CancellationToken,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<Checked>>>,
+}
+
+impl Readback {
+    /// A read-back service for `scenario`; `stop` abandons checks in progress.
+    pub fn new(scenario: Arc<Scenario>, tokens: Arc<TokenCache>, stop: CancellationToken) -> Self {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(scenario.target.timeout)
+            .danger_accept_invalid_certs(!scenario.target.tls_verify)
+            .build()
+            .expect("a plain HTTP client builds");
+        Readback {
+            scenario,
+            tokens,
+            client,
+            limit: Arc::new(Semaphore::new(CONCURRENT_CHECKS)),
+            stop,
+            tasks: Mutex::default(),
+        }
+    }
+
+    /// Starts checking an upload; `replicas` are those seen so far in the run.
+    pub fn check(&self, job: Job, replicas: Vec<String>) {
+        let scenario = Arc::clone(&self.scenario);
+        let tokens = Arc::clone(&self.tokens);
+        let client = self.client.clone();
+        let limit = Arc::clone(&self.limit);
+        let stop = self.stop.clone();
+        let task = tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            poll(&scenario, &tokens, &client, job, replicas, &stop).await
+        });
+        self.tasks.lock().unwrap().push(task);
+    }
+
+    /// Waits for every check (each ends by its own window, or at stop).
+    pub async fn finish(&self) -> Vec<Checked> {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
+        let mut out = Vec::new();
+        for t in tasks {
+            if let Ok(checked) = t.await {
+                out.push(checked);
+            }
+        }
+        out
+    }
+}
+
+async fn read(
+    scenario: &Scenario,
+    tokens: &TokenCache,
+    client: &reqwest::Client,
+    url: &str,
+    upload: &Upload,
+) -> (Option<String>, Seen) {
+    let mut rb = client.get(url);
+    match &scenario.auth {
+        Auth::OpenmrsBasic {
+            username, password, ..
+        } => {
+            rb = rb.basic_auth(
+                auth::credential(username).unwrap_or_default(),
+                auth::credential(password),
+            );
+        }
+        Auth::Bearer { token } => {
+            if let Some(t) = auth::credential(token) {
+                rb = rb.bearer_auth(t);
+            }
+        }
+        Auth::Keycloak { refresh_before, .. } => {
+            if let Some(t) = tokens.current(refresh_before.0).await {
+                rb = rb.bearer_auth(t);
+            }
+        }
+        Auth::None => {}
+    }
+    match rb.send().await {
+        Err(e) => (
+            None,
+            Seen::Error(check::transport_class(&e).as_str().to_owned()),
+        ),
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let replica = check::replica_of(&scenario.target.replica, response.headers());
+            match response.bytes().await {
+                Ok(body) => (replica, compare(status, &body, upload)),
+                Err(e) => (
+                    replica,
+                    Seen::Error(check::transport_class(&e).as_str().to_owned()),
+                ),
+            }
+        }
+    }
+}
+
+fn absolute(base: &str, path: &str) -> String {
+    if path.starts_with("http://") || path.starts_with("https://") {
+        path.to_owned()
+    } else {
+        format!("{base}{path}")
+    }
+}
+
+/// Polls one upload until every replica shows the right bytes (or wrong
+/// ones: that verdict is final) or the visibility window closes.
+async fn poll(
+    scenario: &Scenario,
+    tokens: &TokenCache,
+    client: &reqwest::Client,
+    job: Job,
+    replicas: Vec<String>,
+    stop: &CancellationToken,
+) -> Checked {
+    let verify = &scenario.verify;
+    let deadline = job.done_at + verify.visible_within;
+    let mut expected: BTreeSet<String> = replicas
+        .into_iter()
+        .filter(|r| r != UNKNOWN_REPLICA)
+        .collect();
+    let mut seen: BTreeMap<String, Vec<Observation>> = BTreeMap::new();
+    let settled = |seen: &BTreeMap<String, Vec<Observation>>, name: &str| {
+        seen.get(name).is_some_and(|o| {
+            o.iter()
+                .any(|o| matches!(o.seen, Seen::Same | Seen::Different))
+        })
+    };
+    let balancer_url = absolute(&scenario.target.base_url, &job.read);
+    // A direct address's replica name, once its first answer told it.
+    let mut direct_names: std::collections::HashMap<String, String> = Default::default();
+    loop {
+        let mut reads: Vec<(String, Option<String>)> = Vec::new();
+        for base in &verify.replicas {
+            reads.push((absolute(base, &job.read), Some(base.clone())));
+        }
+        if verify.through_balancer {
+            // One read per replica still unsettled (at least one), so a
+            // spreading balancer reaches each of them over a few rounds.
+            let open = expected
+                .iter()
+                .filter(|r| !settled(&seen, r))
+                .count()
+                .max(1);
+            reads.extend(std::iter::repeat_n((balancer_url.clone(), None), open));
+        }
+        for (url, direct) in reads {
+            if let Some(name) = direct.as_ref().and_then(|base| direct_names.get(base)) {
+                if settled(&seen, name) {
+                    continue;
+                }
+            }
+            let (replica, what) = tokio::select! {
+                r = read(scenario, tokens, client, &url, &job.upload) => r,
+                _ = stop.cancelled() => break,
+            };
+            let name = replica
+                .or(direct.clone())
+                .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned());
+            if let Some(base) = direct {
+                direct_names.insert(base, name.clone());
+            }
+            if name != UNKNOWN_REPLICA {
+                expected.insert(name.clone());
+            }
+            if settled(&seen, &name) {
+                continue;
+            }
+            let after_ms = job.done_at.elapsed().as_millis() as u64;
+            seen.entry(name).or_default().push(Observation {
+                after_ms,
+                seen: what,
+            });
+        }
+        let all_settled = !expected.is_empty() && expected.iter().all(|r| settled(&seen, r));
+        if all_settled || Instant::now() >= deadline || stop.is_cancelled() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(verify.poll) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+    for replica in expected {
+        // Never reached: its verdict is "unverified", not silently absent.
+        seen.entry(replica).or_default();
+    }
+    seen.remove(UNKNOWN_REPLICA);
+    Checked {
+        upload: job.upload,
+        seen,
+    }
+}

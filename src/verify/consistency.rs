@@ -1,0 +1,322 @@
+//! Write-then-read consistency: is a document uploaded through one replica
+//! byte-identical from every replica, and how long until it is?
+//!
+//! Every upload is ledgered (id, sha256, size, uploading replica, time). Its
+//! read-backs are [`Observation`]s, per replica, in the order they were made;
+//! [`judge`] turns one replica's observations into a [`Verdict`], and
+//! [`summarise`] all uploads into a [`ConsistencyVerdict`]. Pure: the reading
+//! itself is `engine::readback`.
+
+use crate::measure::Percentiles;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// What one read-back saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// The same bytes.
+    Same,
+    /// Bytes, but not the ones uploaded.
+    Different,
+    /// 404 or 410.
+    Missing,
+    /// Anything else (another status, no answer).
+    Error(String),
+}
+
+/// One read-back of one upload from one replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// Milliseconds after the upload completed.
+    pub after_ms: u64,
+    /// What it saw.
+    pub seen: Seen,
+}
+
+/// Compares a read-back with the upload.
+pub fn compare(status: u16, body: &[u8], upload: &Upload) -> Seen {
+    match status {
+        200..=299 if body.len() as u64 == upload.size && sha256_hex(body) == upload.sha256 => {
+            Seen::Same
+        }
+        200..=299 => Seen::Different,
+        404 | 410 => Seen::Missing,
+        other => Seen::Error(format!("status {other}")),
+    }
+}
+
+/// Hex sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The verdict on one upload as seen from one replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The same bytes on the first read.
+    Ok,
+    /// Missing at first, the same bytes later (replication lag).
+    Stale,
+    /// Never there within the window.
+    Missing,
+    /// Different bytes (hash or size).
+    Corrupted,
+    /// No usable answer.
+    Error,
+    /// Not read back (the run stopped first, or no read reached this replica).
+    Unverified,
+}
+
+impl Verdict {
+    /// Every verdict, in report order.
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Ok,
+        Verdict::Stale,
+        Verdict::Missing,
+        Verdict::Corrupted,
+        Verdict::Error,
+        Verdict::Unverified,
+    ];
+}
+
+/// Judges one replica's observations of one upload: the verdict, and when the
+/// right bytes were first seen.
+pub fn judge(observations: &[Observation]) -> (Verdict, Option<u64>) {
+    if observations.iter().any(|o| o.seen == Seen::Different) {
+        return (Verdict::Corrupted, None);
+    }
+    match observations.iter().position(|o| o.seen == Seen::Same) {
+        Some(0) => (Verdict::Ok, Some(observations[0].after_ms)),
+        Some(i) => (Verdict::Stale, Some(observations[i].after_ms)),
+        None if observations.iter().any(|o| o.seen == Seen::Missing) => (Verdict::Missing, None),
+        None if observations.is_empty() => (Verdict::Unverified, None),
+        None => (Verdict::Error, None),
+    }
+}
+
+/// An upload as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Upload {
+    /// The id the server returned.
+    pub id: String,
+    /// Request that uploaded it.
+    pub request: String,
+    /// Hex sha256 of the bytes sent.
+    pub sha256: String,
+    /// Bytes sent.
+    pub size: u64,
+    /// Replica that took the upload.
+    pub replica: String,
+    /// Seconds since the start of the run.
+    pub at_s: f64,
+}
+
+/// One upload's read-backs, per replica.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The upload.
+    pub upload: Upload,
+    /// Replica → observations in order.
+    pub seen: BTreeMap<String, Vec<Observation>>,
+}
+
+/// One problem, for the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Upload id.
+    pub id: String,
+    /// Request that uploaded it.
+    pub request: String,
+    /// Replica that took the upload.
+    pub uploaded_on: String,
+    /// Replica read.
+    pub replica: String,
+    /// Verdict there.
+    pub verdict: Verdict,
+    /// When the right bytes appeared, ms after the upload (stale ones).
+    pub visible_after_ms: Option<u64>,
+}
+
+/// Verdict counts on one replica.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaCounts {
+    /// Replica.
+    pub replica: String,
+    /// Counts by verdict.
+    pub verdicts: BTreeMap<Verdict, u64>,
+}
+
+/// How many problems a verdict lists one by one.
+pub const MAX_PROBLEMS: usize = 1000;
+
+/// The consistency verdict of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsistencyVerdict {
+    /// Uploads ledgered.
+    pub uploads: u64,
+    /// Verdicts over all (upload, replica) pairs.
+    pub verdicts: BTreeMap<Verdict, u64>,
+    /// Per replica.
+    pub replicas: Vec<ReplicaCounts>,
+    /// Uploads seen with the right bytes on every replica read.
+    pub visible_everywhere: u64,
+    /// Time from upload until visible on every replica read, ms.
+    pub visible: Percentiles,
+    /// Problems (the first [`MAX_PROBLEMS`]; counts above are complete).
+    pub problems: Vec<Problem>,
+}
+
+impl ConsistencyVerdict {
+    /// Count of one verdict.
+    pub fn count(&self, v: Verdict) -> u64 {
+        self.verdicts.get(&v).copied().unwrap_or(0)
+    }
+}
+
+/// Summarises every checked upload; also returns the time-to-visible
+/// histogram (µs) for the bundle.
+pub fn summarise(checked: &[Checked]) -> (ConsistencyVerdict, Histogram<u64>) {
+    let mut visible = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+    let mut out = ConsistencyVerdict {
+        uploads: checked.len() as u64,
+        ..Default::default()
+    };
+    let mut per_replica: BTreeMap<String, BTreeMap<Verdict, u64>> = BTreeMap::new();
+    for c in checked {
+        let mut everywhere: Option<u64> = Some(0);
+        for (replica, observations) in &c.seen {
+            let (verdict, at) = judge(observations);
+            *out.verdicts.entry(verdict).or_default() += 1;
+            *per_replica
+                .entry(replica.clone())
+                .or_default()
+                .entry(verdict)
+                .or_default() += 1;
+            everywhere = match (everywhere, at) {
+                (Some(e), Some(a)) => Some(e.max(a)),
+                _ => None,
+            };
+            if verdict != Verdict::Ok && out.problems.len() < MAX_PROBLEMS {
+                out.problems.push(Problem {
+                    id: c.upload.id.clone(),
+                    request: c.upload.request.clone(),
+                    uploaded_on: c.upload.replica.clone(),
+                    replica: replica.clone(),
+                    verdict,
+                    visible_after_ms: at.filter(|_| verdict == Verdict::Stale),
+                });
+            }
+        }
+        if let (Some(ms), false) = (everywhere, c.seen.is_empty()) {
+            out.visible_everywhere += 1;
+            let _ = visible.record((ms * 1000).max(1));
+        }
+    }
+    out.replicas = per_replica
+        .into_iter()
+        .map(|(replica, verdicts)| ReplicaCounts { replica, verdicts })
+        .collect();
+    out.visible = Percentiles::from_hist(&visible);
+    (out, visible)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(after_ms: u64, seen: Seen) -> Observation {
+        Observation { after_ms, seen }
+    }
+
+    fn upload(bytes: &[u8]) -> Upload {
+        Upload {
+            id: "a1".into(),
+            request: "upload".into(),
+            sha256: sha256_hex(bytes),
+            size: bytes.len() as u64,
+            replica: "r1".into(),
+            at_s: 1.0,
+        }
+    }
+
+    #[test]
+    fn read_backs_compare_by_hash_and_size() {
+        let u = upload(b"hello");
+        assert_eq!(compare(200, b"hello", &u), Seen::Same);
+        assert_eq!(compare(200, b"hellO", &u), Seen::Different);
+        assert_eq!(compare(200, b"hello!", &u), Seen::Different);
+        assert_eq!(compare(404, b"", &u), Seen::Missing);
+        assert_eq!(compare(410, b"", &u), Seen::Missing);
+        assert_eq!(compare(500, b"", &u), Seen::Error("status 500".into()));
+    }
+
+    #[test]
+    fn verdicts_from_observations() {
+        assert_eq!(judge(&[obs(3, Seen::Same)]), (Verdict::Ok, Some(3)));
+        assert_eq!(
+            judge(&[obs(3, Seen::Missing), obs(250, Seen::Same)]),
+            (Verdict::Stale, Some(250))
+        );
+        assert_eq!(
+            judge(&[obs(3, Seen::Missing), obs(900, Seen::Missing)]),
+            (Verdict::Missing, None)
+        );
+        assert_eq!(
+            judge(&[obs(3, Seen::Same), obs(9, Seen::Different)]).0,
+            Verdict::Corrupted
+        );
+        assert_eq!(
+            judge(&[obs(3, Seen::Error("status 502".into()))]).0,
+            Verdict::Error
+        );
+        assert_eq!(judge(&[]).0, Verdict::Unverified);
+    }
+
+    #[test]
+    fn summary_counts_every_pair_and_times_visibility() {
+        let checked = vec![
+            Checked {
+                upload: upload(b"x"),
+                seen: BTreeMap::from([
+                    ("r1".into(), vec![obs(2, Seen::Same)]),
+                    (
+                        "r2".into(),
+                        vec![obs(2, Seen::Missing), obs(400, Seen::Same)],
+                    ),
+                ]),
+            },
+            Checked {
+                upload: upload(b"y"),
+                seen: BTreeMap::from([
+                    ("r1".into(), vec![obs(2, Seen::Same)]),
+                    (
+                        "r2".into(),
+                        vec![obs(2, Seen::Missing), obs(5000, Seen::Missing)],
+                    ),
+                ]),
+            },
+        ];
+        let (v, hist) = summarise(&checked);
+        assert_eq!(v.uploads, 2);
+        assert_eq!(
+            (
+                v.count(Verdict::Ok),
+                v.count(Verdict::Stale),
+                v.count(Verdict::Missing)
+            ),
+            (2, 1, 1)
+        );
+        assert_eq!(v.visible_everywhere, 1);
+        assert_eq!(hist.len(), 1);
+        assert!((v.visible.p50 - 400.0).abs() < 1.0, "{}", v.visible.p50);
+        assert_eq!(v.problems.len(), 2);
+        let r2 = v.replicas.iter().find(|r| r.replica == "r2").unwrap();
+        assert_eq!(r2.verdicts.get(&Verdict::Missing), Some(&1));
+    }
+}
