@@ -9,66 +9,17 @@ use common::*;
 use std::time::Duration;
 use surge::measure::RunResults;
 use surge::sim::replica::ServiceOptions;
-use surge::sim::{AttachmentStore, Cluster, ClusterOptions};
+use surge::sim::{AttachmentStore, ClusterOptions};
 use surge::verify::consistency::Verdict;
-
-/// Clinicians upload a fresh document each (sticky, so their own download
-/// works), and surge reads every upload back from every replica directly.
-fn uploads(cluster: &Cluster, visible_within: &str) -> String {
-    let replicas: Vec<String> = cluster
-        .replicas()
-        .into_iter()
-        .map(|(_, url, _)| format!("\"{}\"", url.unwrap()))
-        .collect();
-    format!(
-        r#"[target]
-base_url = "{}"
-replica_header = "X-Served-By"
-timeout = "5s"
-
-[auth]
-kind = "openmrs-basic"
-username = "admin"
-password = "Admin123"
-
-[load]
-model = "closed"
-[[load.stages]]
-users = 3
-hold = "3s"
-
-[[personas]]
-name = "clinician"
-steps = [{{ request = "upload", think = "200ms" }}]
-
-[requests.upload]
-method = "POST"
-path = "/openmrs/ws/rest/v1/attachment"
-multipart = [
-  {{ name = "file", generate = {{ kind = "bin", size = "8KiB" }} }},
-  {{ name = "patient", value = "5e1f0000-0000-4000-8000-000000000000" }},
-]
-expect = {{ status = [201] }}
-consistency = {{ id = "uuid", read = "/openmrs/ws/rest/v1/attachment/${{id}}/bytes" }}
-
-[verify]
-replicas = [{}]
-visible_within = "{visible_within}"
-poll = "25ms"
-
-[thresholds]
-"attachments.missing" = "< 1"
-"attachments.corrupted" = "< 1"
-"#,
-        cluster.url,
-        replicas.join(", ")
-    )
-}
 
 async fn run_uploads(options: ClusterOptions, visible_within: &str) -> RunResults {
     let cluster = cluster(options).await;
     let dir = tempfile::tempdir().unwrap();
-    let path = scenario_file(dir.path(), "uploads", &uploads(&cluster, visible_within));
+    let path = scenario_file(
+        dir.path(),
+        "uploads",
+        &uploads(&cluster.url, &replica_urls(&cluster), visible_within),
+    );
     let report = run(path, None, None, &dir.path().join("reports")).await;
     cluster.shutdown().await;
     // Shown with --nocapture: the figures behind the verdicts.

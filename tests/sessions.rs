@@ -12,51 +12,6 @@ use surge::sim::sessions::SessionStoreKind;
 use surge::sim::ClusterOptions;
 use surge::verify::session::SessionVerdict;
 
-/// Clinicians log in once (Basic, then JSESSIONID) and search patients.
-fn clinic(base_url: &str, load: &str) -> String {
-    format!(
-        r#"[target]
-base_url = "{base_url}"
-replica_header = "X-Served-By"
-timeout = "5s"
-
-[auth]
-kind = "openmrs-basic"
-username = "admin"
-password = "Admin123"
-
-[[feeders]]
-name = "patient"
-file = "patients.csv"
-order = "random"
-
-{load}
-
-[[personas]]
-name = "clinician"
-steps = [
-  {{ request = "search", think = "20ms" }},
-  {{ request = "check_session", think = "20ms" }},
-]
-
-[requests.search]
-path = "/openmrs/ws/rest/v1/patient?q=${{patient.family}}&limit=5"
-expect = {{ status = [200] }}
-
-[requests.check_session]
-path = "/openmrs/ws/rest/v1/session"
-expect = {{ status = [200], json_equals = {{ authenticated = true }} }}
-
-[session]
-preset = "openmrs"
-probe = "check_session"
-
-[thresholds]
-"session.drops" = "< 1"
-"#
-    )
-}
-
 const CLOSED: &str = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 6\nhold = \"4s\"\n";
 
 async fn run_clinic(cluster: &surge::sim::Cluster, load: &str) -> surge::measure::RunResults {

@@ -14,14 +14,6 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-fn replica_urls(cluster: &surge::sim::Cluster) -> Vec<String> {
-    cluster
-        .replicas()
-        .into_iter()
-        .map(|(_, url, _)| url.expect("replica up"))
-        .collect()
-}
-
 async fn login(c: &reqwest::Client, base: &str) -> String {
     let r = c
         .get(format!("{base}{REST}/session"))

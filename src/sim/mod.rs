@@ -59,6 +59,10 @@ pub struct ClusterOptions {
     /// Sticky cookie name.
     #[arg(long, default_value = "openmrs_session")]
     pub sticky_cookie: String,
+    /// Give replica i the port BASE+i (restarts reuse it), so another balancer
+    /// such as HAProxy can be pointed at them; free ports when not given.
+    #[arg(long)]
+    pub replica_port_base: Option<u16>,
     /// Start-up delay before a dead replica is restarted.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub restart_delay: Duration,
@@ -141,10 +145,14 @@ impl Cluster {
                 AttachmentStore::Shared => data_dir.join("attachments"),
                 AttachmentStore::PerReplica | AttachmentStore::Replicated => own(name),
             };
+            let port = options.replica_port_base.map_or(0, |base| {
+                base + names.iter().position(|n| n == name).unwrap_or(0) as u16
+            });
             let mut args = vec![
                 "sim".to_owned(),
                 "replica".to_owned(),
                 format!("--name={name}"),
+                format!("--port={port}"),
                 format!("--attachments-dir={}", attachments.display()),
             ];
             if options.attachments == AttachmentStore::Replicated {

@@ -88,3 +88,250 @@ pub async fn run(
     };
     surge::runner::run(&request).await.expect("run completes")
 }
+
+/// A Debian program a test needs. On CI (`CI` set) its absence fails the
+/// test; elsewhere the test is skipped with a note, since `.ci/run` is what
+/// installs it.
+pub fn program(name: &str) -> Option<PathBuf> {
+    let found = ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/sbin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is not installed: .ci/run installs it with apt-get"
+        );
+        eprintln!("SKIPPED: {name} is not installed (apt-get install it, or run .ci/run)");
+    }
+    found
+}
+
+/// A free TCP port on loopback (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `count` consecutive free ports, for replicas with fixed ports.
+pub fn free_port_run(count: u16) -> u16 {
+    for _ in 0..50 {
+        let base = 20_000 + (rand_u16() % 30_000);
+        if (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no run of {count} free ports found");
+}
+
+fn rand_u16() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    (nanos ^ std::process::id()) as u16
+}
+
+/// A server process the test started, killed when dropped.
+pub struct Server {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    /// Its address.
+    pub url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}
+
+/// A throwaway redis-server on loopback (no persistence).
+pub async fn redis() -> Option<Server> {
+    let bin = program("redis-server")?;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = std::process::Command::new(bin)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    wait_for_port(port).await;
+    Some(Server {
+        child,
+        _dir: dir,
+        url: format!("redis://127.0.0.1:{port}"),
+    })
+}
+
+/// HAProxy in front of replicas on `base..base+count`, round-robin, and
+/// sticky by an inserted cookie when `sticky`; health checks mark a dead
+/// replica down and redispatch its clients.
+pub async fn haproxy(base: u16, count: u16, sticky: bool) -> Option<Server> {
+    let bin = program("haproxy")?;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cfg = format!(
+        "global\n  maxconn 2000\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n  option redispatch\n  retries 1\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\nbackend be\n  balance roundrobin\n"
+    );
+    if sticky {
+        cfg.push_str("  cookie SERVERID insert indirect nocache\n");
+    }
+    for i in 0..count {
+        cfg.push_str(&format!(
+            "  server r{n} 127.0.0.1:{p} cookie r{n} check inter 200ms fall 1 rise 2\n",
+            n = i + 1,
+            p = base + i
+        ));
+    }
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let child = std::process::Command::new(bin)
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("haproxy starts");
+    wait_for_port(port).await;
+    Some(Server {
+        child,
+        _dir: dir,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+/// Every replica's direct URL (all must be up).
+pub fn replica_urls(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .replicas()
+        .into_iter()
+        .map(|(_, url, _)| url.expect("replica up"))
+        .collect()
+}
+
+/// Clinicians log in once (Basic, then JSESSIONID) and search patients.
+pub fn clinic(base_url: &str, load: &str) -> String {
+    format!(
+        r#"[target]
+base_url = "{base_url}"
+replica_header = "X-Served-By"
+timeout = "5s"
+
+[auth]
+kind = "openmrs-basic"
+username = "admin"
+password = "Admin123"
+
+[[feeders]]
+name = "patient"
+file = "patients.csv"
+order = "random"
+
+{load}
+
+[[personas]]
+name = "clinician"
+steps = [
+  {{ request = "search", think = "20ms" }},
+  {{ request = "check_session", think = "20ms" }},
+]
+
+[requests.search]
+path = "/openmrs/ws/rest/v1/patient?q=${{patient.family}}&limit=5"
+expect = {{ status = [200] }}
+
+[requests.check_session]
+path = "/openmrs/ws/rest/v1/session"
+expect = {{ status = [200], json_equals = {{ authenticated = true }} }}
+
+[session]
+preset = "openmrs"
+probe = "check_session"
+
+[thresholds]
+"session.drops" = "< 1"
+"#
+    )
+}
+
+/// Clinicians upload a fresh document each (sticky, so their own download
+/// works), and surge reads every upload back from every replica directly.
+pub fn uploads(base_url: &str, replica_urls: &[String], visible_within: &str) -> String {
+    let replicas: Vec<String> = replica_urls
+        .iter()
+        .map(|url| format!("\"{url}\""))
+        .collect();
+    format!(
+        r#"[target]
+base_url = "{}"
+replica_header = "X-Served-By"
+timeout = "5s"
+
+[auth]
+kind = "openmrs-basic"
+username = "admin"
+password = "Admin123"
+
+[load]
+model = "closed"
+[[load.stages]]
+users = 3
+hold = "3s"
+
+[[personas]]
+name = "clinician"
+steps = [{{ request = "upload", think = "200ms" }}]
+
+[requests.upload]
+method = "POST"
+path = "/openmrs/ws/rest/v1/attachment"
+multipart = [
+  {{ name = "file", generate = {{ kind = "bin", size = "8KiB" }} }},
+  {{ name = "patient", value = "5e1f0000-0000-4000-8000-000000000000" }},
+]
+expect = {{ status = [201] }}
+consistency = {{ id = "uuid", read = "/openmrs/ws/rest/v1/attachment/${{id}}/bytes" }}
+
+[verify]
+replicas = [{}]
+visible_within = "{visible_within}"
+poll = "25ms"
+
+[thresholds]
+"attachments.missing" = "< 1"
+"attachments.corrupted" = "< 1"
+"#,
+        base_url,
+        replicas.join(", ")
+    )
+}
