@@ -111,3 +111,108 @@ async fn delayed_replication_is_stale_and_its_lag_is_measured() {
     );
     assert!(r.thresholds_passed(), "stale is not missing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_copies_are_caught_by_hash() {
+    let _engine = engine_lock().await;
+    let r = run_uploads(
+        ClusterOptions {
+            attachments: AttachmentStore::Replicated,
+            service: ServiceOptions {
+                corrupt_replication: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        "1s",
+    )
+    .await;
+    let c = &r.consistency;
+    assert!(c.uploads >= 5, "{c:?}");
+    assert_eq!(
+        c.count(Verdict::Ok),
+        c.uploads,
+        "intact where it was uploaded: {:?}",
+        c.verdicts
+    );
+    assert_eq!(
+        c.count(Verdict::Corrupted),
+        2 * c.uploads,
+        "corrupted on both copies: {:?}",
+        c.verdicts
+    );
+    assert!(
+        !r.thresholds_passed(),
+        "attachments.corrupted < 1 must fail"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_write_here_read_there_check_works_too_fhir_binary() {
+    let _engine = engine_lock().await;
+    // The same mechanism on another API: a FHIR Binary, its id from the
+    // Location header, replicated with a delay.
+    let cluster = cluster(ClusterOptions {
+        attachments: AttachmentStore::Replicated,
+        service: ServiceOptions {
+            replication_delay: Duration::from_millis(300),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let replicas: Vec<String> = replica_urls(&cluster)
+        .iter()
+        .map(|u| format!("\"{u}\""))
+        .collect();
+    let body = format!(
+        r#"[target]
+base_url = "{}"
+replica_header = "X-Served-By"
+
+[load]
+model = "open"
+max_users = 4
+[[load.stages]]
+rate = 4
+hold = "2s"
+
+[[personas]]
+name = "integration"
+steps = [{{ request = "binary" }}]
+
+[requests.binary]
+method = "POST"
+path = "/fhir/Binary"
+generate = {{ kind = "text", size = "2KiB" }}
+expect = {{ status = [201] }}
+consistency = {{ id = "id", read = "/fhir/Binary/${{id}}" }}
+
+[verify]
+replicas = [{}]
+visible_within = "2s"
+poll = "20ms"
+"#,
+        cluster.url,
+        replicas.join(", ")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario_file(dir.path(), "binary", &body);
+    let report = run(path, None, None, &dir.path().join("reports")).await;
+    cluster.shutdown().await;
+    let c = &report.results.consistency;
+    assert_eq!(c.uploads, 8, "{c:?}");
+    assert_eq!(c.count(Verdict::Stale), 2 * c.uploads, "{:?}", c.verdicts);
+    assert!(
+        (c.visible.p50 - 300.0).abs() <= 75.0,
+        "staleness window p50 {:.0} ms for a 300 ms delay",
+        c.visible.p50
+    );
+    // The verdicts and figures are in summary.json for every later report.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.bundle.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["consistency"]["uploads"], 8);
+    assert_eq!(summary["consistency"]["verdicts"]["stale"], 16);
+    assert!(summary["sessions"].is_object());
+}

@@ -64,6 +64,9 @@ pub struct ServiceOptions {
     /// With replicated attachments: how long after an upload the other replicas get it.
     #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
     pub replication_delay: Duration,
+    /// Fault: replication flips a byte of every copy (a corrupting volume).
+    #[arg(long)]
+    pub corrupt_replication: bool,
 }
 
 impl Default for ServiceOptions {
@@ -101,6 +104,9 @@ impl ServiceOptions {
                 self.replication_delay.as_millis()
             ),
         ];
+        if self.corrupt_replication {
+            args.push("--corrupt-replication".into());
+        }
         if let Some(url) = &self.redis_url {
             args.push(format!("--redis-url={url}"));
         }
@@ -549,13 +555,24 @@ fn replicate(r: &Replica, id: String) {
     let from = r.options.attachments_dir.clone();
     let to = r.options.replicate_to.clone();
     let delay = r.options.service.replication_delay;
+    let corrupt = r.options.service.corrupt_replication;
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         for dir in to {
             let _ = tokio::fs::create_dir_all(&dir).await;
-            for name in [id.clone(), format!("{id}.type")] {
+            for (name, is_data) in [(id.clone(), true), (format!("{id}.type"), false)] {
                 let tmp = dir.join(format!(".{name}.part"));
-                let copied = tokio::fs::copy(from.join(&name), &tmp).await.is_ok();
+                let copied = match tokio::fs::read(from.join(&name)).await {
+                    Ok(mut bytes) => {
+                        if corrupt && is_data {
+                            if let Some(first) = bytes.first_mut() {
+                                *first ^= 0xff;
+                            }
+                        }
+                        tokio::fs::write(&tmp, bytes).await.is_ok()
+                    }
+                    Err(_) => false,
+                };
                 if !copied || tokio::fs::rename(&tmp, dir.join(&name)).await.is_err() {
                     tracing::error!("replicating {name} to {} failed", dir.display());
                 }
@@ -820,6 +837,7 @@ mod tests {
             pool: 3,
             hold: Duration::from_micros(2500),
             fhir_auth: true,
+            corrupt_replication: true,
             password: "p=w;d".into(),
             ..Default::default()
         };
