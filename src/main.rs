@@ -72,6 +72,9 @@ struct RunArgs {
     /// Extra or replacing threshold, e.g. 'search_patient.p95=<800ms' (repeatable).
     #[arg(long = "threshold")]
     thresholds: Vec<String>,
+    /// A replica's own base URL, to read uploads back from directly (repeatable).
+    #[arg(long = "replica")]
+    replicas: Vec<String>,
     /// Folder for the bundle.
     #[arg(long, default_value = "reports")]
     out: PathBuf,
@@ -125,6 +128,7 @@ async fn dispatch(command: Command) -> ExitCode {
                     duration: args.duration,
                 },
                 thresholds: args.thresholds,
+                replicas: args.replicas,
                 out_dir: args.out,
                 progress: !args.no_progress,
             };
@@ -239,9 +243,16 @@ async fn demo(scenario: PathBuf, duration: Option<Duration>, out: PathBuf) -> Ex
         cluster.url,
         cluster.replicas().len()
     );
+    // Read uploads back straight from each replica too, for exact figures.
+    let replicas = cluster
+        .replicas()
+        .into_iter()
+        .filter_map(|(_, url, _)| url)
+        .collect();
     let request = RunRequest {
         scenario,
         target: Some(cluster.url.clone()),
+        replicas,
         load: LoadOverride {
             duration,
             ..Default::default()

@@ -21,6 +21,8 @@ pub struct RunRequest {
     pub load: LoadOverride,
     /// Extra thresholds, `name=expression` (added to, or replacing, the file's).
     pub thresholds: Vec<String>,
+    /// Replica base URLs to read uploads back from directly (added to `[verify] replicas`).
+    pub replicas: Vec<String>,
     /// Folder the bundle goes in (`reports`).
     pub out_dir: PathBuf,
     /// Show a live progress line.
@@ -75,6 +77,20 @@ pub fn prepare(request: &RunRequest) -> Result<Scenario, RunError> {
     scenario
         .apply_override(&request.load)
         .map_err(RunError::Usage)?;
+    for replica in &request.replicas {
+        let url = reqwest::Url::parse(replica)
+            .map_err(|e| RunError::Usage(format!("--replica {replica:?} is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(RunError::Usage(format!(
+                "--replica must be http or https, not {}",
+                url.scheme()
+            )));
+        }
+        scenario
+            .verify
+            .replicas
+            .push(replica.trim_end_matches('/').to_owned());
+    }
     for spec in &request.thresholds {
         let (metric, expression) = spec.split_once('=').ok_or_else(|| {
             RunError::Usage(format!(

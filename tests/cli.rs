@@ -108,6 +108,16 @@ fn a_bad_scenario_or_an_unreachable_target_cannot_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unreachable"));
 
+    let out = surge(&[
+        "run",
+        "scenarios/demo.toml",
+        "--replica",
+        "ftp://x",
+        "--no-progress",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--replica must be http or https"));
+
     let out = surge(&["check", "scenarios/demo.toml"]);
     assert_eq!(out.status.code(), Some(0));
 }

@@ -147,3 +147,33 @@ async fn sticky_sessions_without_a_failure_never_drop() {
     assert_eq!(r.sessions.switches, 0, "{}", show(&r.sessions));
     assert!(r.thresholds_passed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_drop_stop_takes_the_user_out_after_its_first_drop() {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions {
+        balancing: Balancing::RoundRobin,
+        service: sessions(SessionStoreKind::PerReplica),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = clinic(&cluster.url, CLOSED).replace(
+        "probe = \"check_session\"",
+        "probe = \"check_session\"\non_drop = \"stop\"",
+    );
+    let path = scenario_file(dir.path(), "stop", &text);
+    let r = run(path, None, None, &dir.path().join("reports"))
+        .await
+        .results;
+    cluster.shutdown().await;
+    let v = &r.sessions;
+    assert_eq!(
+        v.drops,
+        6,
+        "each of the 6 users drops once, then stops: {}",
+        show(v)
+    );
+    assert_eq!(v.relogins, 0, "{}", show(v));
+    assert_eq!(v.sessions, 6);
+}
