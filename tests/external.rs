@@ -145,6 +145,10 @@ async fn haproxy_cookie_stickiness_holds_sessions_until_a_replica_dies() {
 async fn uploads_through_haproxy(attachments: AttachmentStore) -> Option<RunResults> {
     let options = ClusterOptions {
         attachments,
+        service: ServiceOptions {
+            replication_delay: Duration::from_millis(400),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let (cluster, haproxy) = behind_haproxy(options, true).await?;
@@ -178,4 +182,20 @@ async fn haproxy_attachments_shared_are_ok_and_per_replica_are_missing() {
     assert!(c.uploads >= 6);
     assert_eq!(c.count(Verdict::Ok), c.uploads, "{:?}", c.verdicts);
     assert_eq!(c.count(Verdict::Missing), 2 * c.uploads, "{:?}", c.verdicts);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_attachments_replicated_late_are_stale_with_the_lag_measured() {
+    let _engine = engine_lock().await;
+    let Some(r) = uploads_through_haproxy(AttachmentStore::Replicated).await else {
+        return;
+    };
+    let c = &r.consistency;
+    assert!(c.uploads >= 5);
+    assert_eq!(c.count(Verdict::Stale), 2 * c.uploads, "{:?}", c.verdicts);
+    assert!(
+        (c.visible.p50 - 400.0).abs() <= 100.0,
+        "median {:.0} ms for a 400 ms delay",
+        c.visible.p50
+    );
 }
