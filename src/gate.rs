@@ -127,6 +127,7 @@ mod tests {
             replicas: vec![],
             cells: vec![],
             timeline: vec![],
+            request_timelines: vec![],
             sessions: Default::default(),
             consistency: Default::default(),
             thresholds: vec![],

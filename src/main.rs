@@ -43,9 +43,9 @@ enum Command {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
     },
-    /// Print the summary of an earlier run's bundle.
+    /// Re-render every report of an earlier run's bundle (HTML, Markdown, JUnit, CSV, charts) and print its summary.
     Report {
-        /// Bundle folder (reports/<run-id>) or its summary.json.
+        /// Bundle folder (reports/<run-id>).
         bundle: PathBuf,
     },
     /// The reference clinical cluster.
@@ -158,9 +158,10 @@ async fn dispatch(command: Command) -> ExitCode {
             }
             ExitCode::from(if failed { 2 } else { 0 })
         }
-        Command::Report { bundle } => match surge::report::read_results(&bundle) {
+        Command::Report { bundle } => match surge::report::rerender(&bundle) {
             Ok(results) => {
                 print!("{}", surge::report::terminal_summary(&results));
+                println!("\nre-rendered: {}", bundle.display());
                 verdict_code(&results)
             }
             Err(e) => {

@@ -95,6 +95,13 @@ impl Cell {
         }
     }
 
+    fn stats_with_curve(&self, name: &str, elapsed_s: f64) -> Stats {
+        Stats {
+            curve: curve(&self.latency),
+            ..self.stats(name, elapsed_s)
+        }
+    }
+
     fn stats(&self, name: &str, elapsed_s: f64) -> Stats {
         let failed = self.failed();
         let count = self.ok + failed;
@@ -117,6 +124,7 @@ impl Cell {
             service: Percentiles::from_hist(&self.service),
             errors: self.errors.clone(),
             statuses: self.statuses.clone(),
+            curve: Vec::new(),
         }
     }
 }
@@ -126,6 +134,7 @@ struct State {
     cells: HashMap<(usize, usize, u32), Cell>,
     replicas: Vec<String>,
     timeline: Timeline,
+    request_timelines: Vec<Timeline>,
     arrivals: Vec<u64>,
     dropped: Vec<u64>,
     user_panics: u64,
@@ -276,6 +285,12 @@ impl Recorder {
             *cell.statuses.entry(status).or_default() += 1;
         }
         state.timeline.record(second, latency, s.error.is_some());
+        if state.request_timelines.len() <= s.request {
+            state
+                .request_timelines
+                .resize_with(s.request + 1, Timeline::default);
+        }
+        state.request_timelines[s.request].record(second, latency, s.error.is_some());
     }
 
     /// Records an open-model arrival at its scheduled time, dropped or handed to a user.
@@ -368,7 +383,7 @@ impl Recorder {
         }
 
         let issued: u64 = self.issued.iter().map(|i| i.load(Ordering::Relaxed)).sum();
-        let overall_stats = overall.stats("all", elapsed_s);
+        let overall_stats = overall.stats_with_curve("all", elapsed_s);
         let totals = Totals {
             issued,
             succeeded: overall_stats.ok,
@@ -422,7 +437,7 @@ impl Recorder {
             overall: overall_stats,
             requests: by_request
                 .iter()
-                .map(|(n, c)| c.stats(n, elapsed_s))
+                .map(|(n, c)| c.stats_with_curve(n, elapsed_s))
                 .collect(),
             replicas: by_replica
                 .iter()
@@ -430,6 +445,16 @@ impl Recorder {
                 .collect(),
             cells,
             timeline: state.timeline.rows(elapsed.as_secs_f64().ceil() as u64),
+            request_timelines: state
+                .request_timelines
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| !t.is_empty())
+                .map(|(i, t)| RequestTimeline {
+                    request: self.requests[i].clone(),
+                    rows: t.rows(elapsed.as_secs_f64().ceil() as u64),
+                })
+                .collect(),
             sessions: Default::default(),
             consistency: Default::default(),
             thresholds: Vec::new(),

@@ -141,6 +141,49 @@ pub struct Stats {
     pub errors: BTreeMap<ErrorClass, u64>,
     /// Status codes seen.
     pub statuses: BTreeMap<u16, u64>,
+    /// Latency at quantiles from 0 to 1, for percentile-curve charts (per
+    /// request and overall; empty on cells).
+    #[serde(default)]
+    pub curve: Vec<CurvePoint>,
+}
+
+/// Latency at one quantile.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// 0..1.
+    pub quantile: f64,
+    /// Latency there, ms.
+    pub latency_ms: f64,
+}
+
+/// Quantiles a percentile curve is drawn through: dense in the tail, where
+/// latency problems live.
+pub const CURVE_QUANTILES: [f64; 19] = [
+    0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999, 0.9995,
+    0.9999, 0.99999, 1.0,
+];
+
+/// The percentile curve of a histogram of microseconds.
+pub fn curve(h: &Histogram<u64>) -> Vec<CurvePoint> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    CURVE_QUANTILES
+        .iter()
+        .map(|&quantile| CurvePoint {
+            quantile,
+            latency_ms: h.value_at_quantile(quantile) as f64 / 1000.0,
+        })
+        .collect()
+}
+
+/// One request's timeline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestTimeline {
+    /// Request name.
+    pub request: String,
+    /// One row a second.
+    pub rows: Vec<TimelineRow>,
 }
 
 /// One histogram cell: a (stage, request, replica).
@@ -269,6 +312,9 @@ pub struct RunResults {
     pub cells: Vec<CellStats>,
     /// Per second.
     pub timeline: Vec<TimelineRow>,
+    /// Per second, per request.
+    #[serde(default)]
+    pub request_timelines: Vec<RequestTimeline>,
     /// Session continuity: accepted sessions, switches, drops.
     #[serde(default)]
     pub sessions: crate::verify::session::SessionVerdict,

@@ -61,6 +61,11 @@ impl Timeline {
         }
     }
 
+    /// True before anything was recorded.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
     /// Records a dropped arrival.
     pub(crate) fn drop_arrival(&mut self, second: u64) {
         self.slot(second).row.dropped += 1;

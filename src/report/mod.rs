@@ -6,9 +6,13 @@
 //! bytes`), and [`write_bundle`] writes them all, plus the HDR histograms
 //! that `summary.json` points to. `surge report DIR` reads a bundle back.
 
+mod charts;
 mod csv;
 mod hdr;
+mod html;
 mod json;
+mod junit;
+mod markdown;
 mod terminal;
 
 use crate::measure::{Measurements, RunResults};
@@ -31,6 +35,9 @@ fn exporters() -> Vec<Box<dyn Export>> {
         Box::new(json::Summary),
         Box::new(csv::Timeline),
         Box::new(csv::Requests),
+        Box::new(markdown::Summary),
+        Box::new(junit::Junit),
+        Box::new(html::Html),
     ]
 }
 
@@ -56,7 +63,25 @@ pub fn write_files(dir: &Path, results: &RunResults) -> anyhow::Result<()> {
             .with_context(|| format!("cannot render {}", path.display()))?;
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    // PNG copies of the charts, for slides and tickets.
+    std::fs::create_dir_all(dir.join("charts"))?;
+    for chart in charts::list(results) {
+        let path = dir.join("charts").join(format!("{}.png", chart.name));
+        charts::png(results, &chart, &path)
+            .with_context(|| format!("cannot draw {}", path.display()))?;
+    }
     Ok(())
+}
+
+/// Re-renders every format of a bundle from its `summary.json` (the
+/// histograms stay as they are); returns the results.
+pub fn rerender(dir: &Path) -> anyhow::Result<RunResults> {
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a bundle folder", dir.display());
+    }
+    let results = read_results(dir)?;
+    write_files(dir, &results)?;
+    Ok(results)
 }
 
 /// Reads `summary.json` from a bundle folder (or the file itself).

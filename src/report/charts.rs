@@ -1,0 +1,446 @@
+//! Charts of a run, drawn with plotters from [`RunResults`] alone (so any
+//! past bundle can be re-drawn): SVG for the HTML report, PNG copies beside it.
+//!
+//! Text needs a font: DejaVu Sans is embedded in the binary and registered
+//! once, so no system fonts or fontconfig are needed.
+
+use crate::measure::{RunResults, TimelineRow};
+use anyhow::anyhow;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+const SIZE: (u32, u32) = (960, 360);
+const FONT: &str = "sans-serif";
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font is embedded at build time; failing to parse it is a build defect.
+        if plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_err() {
+            panic!("the embedded DejaVu Sans does not parse");
+        }
+    });
+}
+
+/// Which chart.
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    /// Requests, errors and dropped arrivals per second.
+    Throughput,
+    /// p50/p95/p99 per second of one request (index into request_timelines).
+    RequestLatency(usize),
+    /// Percentile curves of every request.
+    Curves,
+    /// Requests and p95 per replica.
+    Replicas,
+    /// Session drops per second.
+    Drops,
+    /// Read-back verdicts per replica.
+    Attachments,
+}
+
+/// A chart the run has data for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chart {
+    /// File stem (`throughput`, `latency-search_patient`, ...).
+    pub name: String,
+    /// Title shown above it.
+    pub title: String,
+    kind: Kind,
+}
+
+/// The charts `r` has data for, in report order.
+pub fn list(r: &RunResults) -> Vec<Chart> {
+    let mut out = vec![Chart {
+        name: "throughput".into(),
+        title: "Throughput, errors and dropped arrivals per second".into(),
+        kind: Kind::Throughput,
+    }];
+    for (i, t) in r.request_timelines.iter().enumerate() {
+        out.push(Chart {
+            name: format!("latency-{}", crate::measure::file_safe(&t.request)),
+            title: format!("{}: latency over time (p50, p95, p99)", t.request),
+            kind: Kind::RequestLatency(i),
+        });
+    }
+    if r.requests.iter().any(|s| !s.curve.is_empty()) {
+        out.push(Chart {
+            name: "percentiles".into(),
+            title: "Latency distribution per request (percentile curves)".into(),
+            kind: Kind::Curves,
+        });
+    }
+    if !r.replicas.is_empty() {
+        out.push(Chart {
+            name: "replicas".into(),
+            title: "Traffic and p95 latency per replica".into(),
+            kind: Kind::Replicas,
+        });
+    }
+    if r.sessions.drops > 0 {
+        out.push(Chart {
+            name: "session-drops".into(),
+            title: "Session drops per second".into(),
+            kind: Kind::Drops,
+        });
+    }
+    if r.consistency.uploads > 0 {
+        out.push(Chart {
+            name: "attachments".into(),
+            title: "Upload read-backs per replica, by verdict".into(),
+            kind: Kind::Attachments,
+        });
+    }
+    out
+}
+
+/// The chart as an SVG document.
+pub fn svg(r: &RunResults, chart: &Chart) -> anyhow::Result<String> {
+    register_font();
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        draw(r, chart, &root)?;
+        root.present()
+            .map_err(|e| anyhow!("drawing {}: {e:?}", chart.name))?;
+    }
+    Ok(out)
+}
+
+/// The chart as a PNG file.
+pub fn png(r: &RunResults, chart: &Chart, path: &Path) -> anyhow::Result<()> {
+    register_font();
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    draw(r, chart, &root)?;
+    root.present()
+        .map_err(|e| anyhow!("drawing {}: {e:?}", chart.name))?;
+    Ok(())
+}
+
+type Series = (String, Vec<(f64, f64)>, RGBColor);
+
+fn draw<DB: DrawingBackend>(
+    r: &RunResults,
+    chart: &Chart,
+    root: &DrawingArea<DB, Shift>,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    let per_second = |rows: &[TimelineRow], f: fn(&TimelineRow) -> f64| {
+        rows.iter().map(|row| (row.second as f64, f(row))).collect()
+    };
+    match &chart.kind {
+        Kind::Throughput => lines(
+            root,
+            &chart.title,
+            "second",
+            "per second",
+            &[
+                (
+                    "requests".into(),
+                    per_second(&r.timeline, |row| row.requests as f64),
+                    BLUE,
+                ),
+                (
+                    "errors".into(),
+                    per_second(&r.timeline, |row| row.errors as f64),
+                    RED,
+                ),
+                (
+                    "dropped".into(),
+                    per_second(&r.timeline, |row| row.dropped as f64),
+                    full_palette::ORANGE,
+                ),
+            ],
+            None,
+        ),
+        Kind::RequestLatency(i) => {
+            let rows = &r.request_timelines[*i].rows;
+            // Seconds with no completed request have no latency: leave gaps out.
+            let busy: Vec<TimelineRow> = rows
+                .iter()
+                .filter(|row| row.requests > 0)
+                .cloned()
+                .collect();
+            lines(
+                root,
+                &chart.title,
+                "second",
+                "ms",
+                &[
+                    ("p50".into(), per_second(&busy, |row| row.p50_ms), GREEN),
+                    (
+                        "p95".into(),
+                        per_second(&busy, |row| row.p95_ms),
+                        full_palette::ORANGE,
+                    ),
+                    ("p99".into(), per_second(&busy, |row| row.p99_ms), RED),
+                ],
+                None,
+            )
+        }
+        Kind::Curves => {
+            let palette = [
+                BLUE,
+                RED,
+                GREEN,
+                MAGENTA,
+                CYAN,
+                full_palette::ORANGE,
+                full_palette::PURPLE,
+                full_palette::BROWN,
+                BLACK,
+            ];
+            let series: Vec<Series> = r
+                .requests
+                .iter()
+                .filter(|s| !s.curve.is_empty())
+                .enumerate()
+                .map(|(i, s)| {
+                    let points = s
+                        .curve
+                        .iter()
+                        .map(|p| (nines(p.quantile), p.latency_ms))
+                        .collect();
+                    (s.name.clone(), points, palette[i % palette.len()])
+                })
+                .collect();
+            lines(
+                root,
+                &chart.title,
+                "percentile",
+                "ms",
+                &series,
+                Some(nines_label),
+            )
+        }
+        Kind::Replicas => {
+            let labels: Vec<String> = r.replicas.iter().map(|s| s.name.clone()).collect();
+            let (top, bottom) = root.split_vertically(SIZE.1 / 2);
+            bars(
+                &top,
+                "Requests per replica",
+                &labels,
+                &[(
+                    "requests".into(),
+                    r.replicas.iter().map(|s| s.count as f64).collect(),
+                    BLUE,
+                )],
+            )?;
+            bars(
+                &bottom,
+                "p95 latency per replica (ms)",
+                &labels,
+                &[(
+                    "p95 ms".into(),
+                    r.replicas.iter().map(|s| s.latency.p95).collect(),
+                    full_palette::ORANGE,
+                )],
+            )
+        }
+        Kind::Drops => {
+            let points: Vec<(f64, f64)> = r
+                .sessions
+                .timeline
+                .iter()
+                .map(|d| (d.second as f64, d.drops as f64))
+                .collect();
+            let labels: Vec<String> = points.iter().map(|(s, _)| format!("{s:.0}s")).collect();
+            bars(
+                root,
+                &chart.title,
+                &labels,
+                &[("drops".into(), points.iter().map(|p| p.1).collect(), RED)],
+            )
+        }
+        Kind::Attachments => {
+            use crate::verify::consistency::Verdict;
+            let c = &r.consistency;
+            let labels: Vec<String> = c.replicas.iter().map(|rc| rc.replica.clone()).collect();
+            let colour = |v: Verdict| match v {
+                Verdict::Ok => GREEN,
+                Verdict::Stale => full_palette::ORANGE,
+                Verdict::Missing => RED,
+                Verdict::Corrupted => MAGENTA,
+                Verdict::Error => BLACK,
+                Verdict::Unverified => full_palette::GREY,
+            };
+            let series: Vec<Series> = Verdict::ALL
+                .iter()
+                .filter(|v| c.count(**v) > 0)
+                .map(|v| {
+                    let values = c
+                        .replicas
+                        .iter()
+                        .map(|rc| rc.verdicts.get(v).copied().unwrap_or(0) as f64)
+                        .enumerate()
+                        .map(|(i, n)| (i as f64, n))
+                        .collect();
+                    (format!("{v:?}").to_lowercase(), values, colour(*v))
+                })
+                .collect();
+            let grouped: Vec<(String, Vec<f64>, RGBColor)> = series
+                .into_iter()
+                .map(|(n, v, c)| (n, v.into_iter().map(|p| p.1).collect(), c))
+                .collect();
+            bars(root, &chart.title, &labels, &grouped)
+        }
+    }
+}
+
+/// A quantile on a "number of nines" axis: 0.9 → 1, 0.99 → 2, ...
+fn nines(q: f64) -> f64 {
+    if q >= 1.0 {
+        5.0
+    } else {
+        (-(1.0 - q).log10()).min(5.0)
+    }
+}
+
+fn nines_label(x: &f64) -> String {
+    let q = 1.0 - 10f64.powf(-x);
+    format!("{}%", (q * 100.0 * 1000.0).round() / 1000.0)
+}
+
+fn lines<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    x_label: Option<fn(&f64) -> String>,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let x_max = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.0))
+        .fold(1.0, f64::max);
+    let y_max = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.1))
+        .fold(0.0, f64::max)
+        .max(1e-3)
+        * 1.1;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 18))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x_desc).y_desc(y_desc).label_style((FONT, 12));
+    let formatter = x_label.unwrap_or(|x: &f64| format!("{x:.0}"));
+    mesh.x_label_formatter(&formatter);
+    if x_label.is_some() {
+        // One tick per "nine", at whole numbers, where the labels are exact.
+        mesh.x_labels(x_max as usize + 1);
+    }
+    mesh.draw().map_err(|e| anyhow!("{e:?}"))?;
+    for (name, points, colour) in series {
+        let colour = *colour;
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                colour.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("{e:?}"))?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font((FONT, 12))
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// Grouped bars: one group per label, one bar per series.
+fn bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    labels: &[String],
+    series: &[(String, Vec<f64>, RGBColor)],
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let n = labels.len().max(1);
+    let y_max = series
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .fold(0.0, f64::max)
+        .max(1.0)
+        * 1.15;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 16))
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..n as f64, 0.0..y_max)
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let label_of = |x: &f64| {
+        let i = (x - 0.5).round();
+        if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
+            labels.get(i as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n * 2 + 1)
+        .x_label_formatter(&label_of)
+        .label_style((FONT, 12))
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let width = 0.8 / series.len().max(1) as f64;
+    for (k, (name, values, colour)) in series.iter().enumerate() {
+        let colour = *colour;
+        chart
+            .draw_series(values.iter().enumerate().map(|(i, v)| {
+                let x0 = i as f64 + 0.1 + k as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width * 0.95, *v)], colour.filled())
+            }))
+            .map_err(|e| anyhow!("{e:?}"))?
+            .label(name.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
+    }
+    if series.len() > 1 || !series.is_empty() {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font((FONT, 12))
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nines_axis_maps_quantiles() {
+        assert_eq!(nines(0.0), 0.0);
+        assert!((nines(0.99) - 2.0).abs() < 1e-9);
+        assert_eq!(nines(1.0), 5.0);
+        assert_eq!(nines_label(&2.0), "99%");
+        assert_eq!(nines_label(&3.0), "99.9%");
+    }
+}

@@ -1,0 +1,107 @@
+//! `summary.md`: the verdicts in Markdown, short enough for a PR comment.
+
+use super::Export;
+use crate::measure::RunResults;
+use std::fmt::Write as _;
+
+pub(super) struct Summary;
+
+/// One-word verdict of a run.
+pub(super) fn verdict(r: &RunResults) -> &'static str {
+    if r.interrupted.is_some() {
+        "INTERRUPTED"
+    } else if r.thresholds_passed() {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+impl Export for Summary {
+    fn file_name(&self) -> &'static str {
+        "summary.md"
+    }
+
+    fn serialize(&self, r: &RunResults) -> anyhow::Result<Vec<u8>> {
+        let mut out = String::new();
+        writeln!(out, "## surge: {} — **{}**\n", r.scenario, verdict(r))?;
+        writeln!(
+            out,
+            "Run `{}` against `{}` ({} model, {:.0} s). {} requests: {} ok, {} failed, {} cancelled.",
+            r.run_id, r.target, r.model, r.elapsed_s, r.totals.issued, r.totals.succeeded, r.totals.failed, r.totals.cancelled
+        )?;
+        if let Some(why) = &r.interrupted {
+            writeln!(
+                out,
+                "\n> Interrupted: {why}. Everything measured until then is included."
+            )?;
+        }
+        if r.totals.arrivals > 0 {
+            writeln!(
+                out,
+                "Arrivals: {} scheduled, {} dropped.",
+                r.totals.arrivals, r.totals.dropped_arrivals
+            )?;
+        }
+        if !r.thresholds.is_empty() {
+            writeln!(
+                out,
+                "\n| threshold | limit | measured | |\n|---|---|---|---|"
+            )?;
+            for t in &r.thresholds {
+                writeln!(
+                    out,
+                    "| `{}` | `{}` | {} | {} |",
+                    t.metric,
+                    t.limit,
+                    t.measured_text,
+                    if t.passed { "pass" } else { "**FAIL**" }
+                )?;
+            }
+        }
+        let s = &r.sessions;
+        if s.sessions > 0 {
+            writeln!(
+                out,
+                "\n**Sessions:** {} accepted, {} replica switches, **{} dropped** ({:.1} per 1,000 sessions).",
+                s.sessions, s.switches, s.drops, s.drops_per_1000_sessions
+            )?;
+            for t in &s.transitions {
+                writeln!(out, "- {} → {}: {} drops", t.before, t.after, t.drops)?;
+            }
+        }
+        let c = &r.consistency;
+        if c.uploads > 0 {
+            let counts: Vec<String> = c
+                .verdicts
+                .iter()
+                .map(|(v, n)| format!("{} {n}", format!("{v:?}").to_lowercase()))
+                .collect();
+            writeln!(
+                out,
+                "\n**Attachments:** {} uploads read back on every replica: {}. Visible everywhere: p50 {:.0} ms, p99 {:.0} ms.",
+                c.uploads,
+                counts.join(", "),
+                c.visible.p50,
+                c.visible.p99
+            )?;
+        }
+        writeln!(
+            out,
+            "\n| request | count | errors | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|---|"
+        )?;
+        for st in r.requests.iter().chain(std::iter::once(&r.overall)) {
+            writeln!(
+                out,
+                "| {} | {} | {:.2}% | {:.1} | {:.1} | {:.1} |",
+                st.name,
+                st.count,
+                st.error_rate * 100.0,
+                st.latency.p50,
+                st.latency.p95,
+                st.latency.p99
+            )?;
+        }
+        Ok(out.into_bytes())
+    }
+}
