@@ -11,7 +11,9 @@
 //! - [`measure`] records every request in HDR histograms and a timeline;
 //! - [`verify`] keeps the session and consistency ledgers and their verdicts;
 //! - [`gate`] judges thresholds (pure, no I/O);
-//! - [`report`] writes the result bundle and the terminal summary;
+//! - [`report`] writes the result bundle (JSON, CSV, HDR, HTML with charts,
+//!   Markdown, JUnit) and the terminal summary;
+//! - [`compare`] judges a run against a baseline, noise-aware (pure);
 //! - [`sim`] is the reference clinical cluster the demo and tests run against.
 //!
 //! A scenario can be loaded and checked without sending anything:
@@ -22,6 +24,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod compare;
 pub mod engine;
 pub mod gate;
 pub mod measure;

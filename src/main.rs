@@ -9,7 +9,7 @@ use surge::runner::{self, RunError, RunRequest};
 use surge::scenario::LoadOverride;
 use surge::sim::{self, Cluster, ClusterOptions};
 
-const EXIT_CODES: &str = "Exit codes:\n  0  the run completed and every threshold passed\n  1  a threshold failed\n  2  the run could not be carried out (bad scenario or option, target unreachable)\n  3  the run was interrupted (Ctrl-C, SIGTERM); its bundle is still written";
+const EXIT_CODES: &str = "Exit codes:\n  0  the run completed and every threshold passed (compare: no regression)\n  1  a threshold failed (compare: a regression beyond the limits)\n  2  the run could not be carried out (bad scenario or option, target unreachable)\n  3  the run was interrupted (Ctrl-C, SIGTERM); its bundle is still written";
 
 /// Load tests and autoscaling calibration for clinical web clusters (OpenMRS, HAPI FHIR).
 #[derive(Parser)]
@@ -47,6 +47,17 @@ enum Command {
     Report {
         /// Bundle folder (reports/<run-id>).
         bundle: PathBuf,
+    },
+    /// Compare a run with a baseline: per request, percentile and error-rate changes, noise-aware.
+    #[command(after_help = EXIT_CODES)]
+    Compare {
+        /// Baseline bundle (folder or summary.json).
+        baseline: PathBuf,
+        /// Current bundle (folder or summary.json).
+        current: PathBuf,
+        /// Allowed worsening, e.g. p95=10% (latency, relative) or error_rate=1% (points); repeatable.
+        #[arg(long = "max-regression", default_values_t = ["p50=10%".to_owned(), "p95=10%".to_owned(), "p99=20%".to_owned(), "error_rate=1%".to_owned()])]
+        limits: Vec<String>,
     },
     /// The reference clinical cluster.
     #[command(subcommand)]
@@ -169,6 +180,11 @@ async fn dispatch(command: Command) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Compare {
+            baseline,
+            current,
+            limits,
+        } => compare(&baseline, &current, &limits),
         Command::Sim(SimCommand::Replica(options)) => match sim::replica::serve(options).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -189,6 +205,42 @@ async fn dispatch(command: Command) -> ExitCode {
             }
         }
         Command::Sim(SimCommand::Up(options)) => sim_up(options).await,
+    }
+}
+
+fn compare(baseline: &std::path::Path, current: &std::path::Path, limits: &[String]) -> ExitCode {
+    let limits: Result<Vec<_>, _> = limits
+        .iter()
+        .map(|l| surge::compare::parse_limit(l))
+        .collect();
+    let limits = match limits {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let sides = surge::report::comparison_side(baseline)
+        .and_then(|b| Ok((b, surge::report::comparison_side(current)?)));
+    let ((base_results, base), (cur_results, cur)) = match sides {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "baseline {} ({}), current {} ({})",
+        base_results.run_id, base_results.scenario, cur_results.run_id, cur_results.scenario
+    );
+    let comparison = surge::compare::compare(&base, &cur, &limits);
+    print!("{}", surge::compare::render(&comparison));
+    if comparison.regressed() {
+        println!("\nREGRESSION beyond the allowed limits");
+        ExitCode::from(1)
+    } else {
+        println!("\nno regression beyond the allowed limits");
+        ExitCode::SUCCESS
     }
 }
 

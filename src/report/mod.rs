@@ -84,6 +84,32 @@ pub fn rerender(dir: &Path) -> anyhow::Result<RunResults> {
     Ok(results)
 }
 
+/// Reads a bundle (folder or its `summary.json`) for `surge compare`: the
+/// results, and per request the merged latency histograms and outcomes.
+pub fn comparison_side(path: &Path) -> anyhow::Result<(RunResults, crate::compare::Side)> {
+    let results = read_results(path)?;
+    let dir = if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.parent().unwrap_or(Path::new(".")).to_path_buf()
+    };
+    let mut side = crate::compare::Side::default();
+    for cell in &results.cells {
+        let h = read_histogram(&dir.join(&cell.latency_hdr))?;
+        // Histograms read back have a fixed range; merge into an auto-resizing one.
+        let merged = side.latency.entry(cell.request.clone()).or_insert_with(|| {
+            hdrhistogram::Histogram::new(3).expect("3 significant digits is valid")
+        });
+        merged
+            .add(&h)
+            .map_err(|e| anyhow::anyhow!("cannot merge histograms of {}: {e:?}", cell.request))?;
+    }
+    for s in &results.requests {
+        side.outcomes.insert(s.name.clone(), (s.count, s.failed));
+    }
+    Ok((results, side))
+}
+
 /// Reads `summary.json` from a bundle folder (or the file itself).
 pub fn read_results(path: &Path) -> anyhow::Result<RunResults> {
     let file: PathBuf = if path.is_dir() {

@@ -67,6 +67,10 @@ pub struct ServiceOptions {
     /// Fault: replication flips a byte of every copy (a corrupting volume).
     #[arg(long)]
     pub corrupt_replication: bool,
+    /// Slow requests whose path starts with PREFIX by FACTOR × the hold time
+    /// (e.g. `/fhir/Patient=3`); repeatable. For regression tests.
+    #[arg(long, value_parser = parse_slow)]
+    pub slow: Vec<(String, f64)>,
 }
 
 impl Default for ServiceOptions {
@@ -107,6 +111,11 @@ impl ServiceOptions {
         if self.corrupt_replication {
             args.push("--corrupt-replication".into());
         }
+        args.extend(
+            self.slow
+                .iter()
+                .map(|(prefix, factor)| format!("--slow={prefix}={factor}")),
+        );
         if let Some(url) = &self.redis_url {
             args.push(format!("--redis-url={url}"));
         }
@@ -115,6 +124,20 @@ impl ServiceOptions {
         }
         args
     }
+}
+
+/// Parses `PREFIX=FACTOR` for `--slow`.
+fn parse_slow(text: &str) -> Result<(String, f64), String> {
+    let (prefix, factor) = text
+        .rsplit_once('=')
+        .ok_or("expected PREFIX=FACTOR, e.g. /fhir/Patient=3")?;
+    let factor: f64 = factor
+        .parse()
+        .map_err(|_| format!("{factor:?} is not a number"))?;
+    if !prefix.starts_with('/') || factor < 1.0 {
+        return Err("expected a path prefix starting with / and a factor of at least 1".into());
+    }
+    Ok((prefix.to_owned(), factor))
 }
 
 /// How one replica process runs.
@@ -189,7 +212,26 @@ pub async fn router(options: ReplicaOptions) -> anyhow::Result<Router> {
             post(issue_token),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(state)
+        .with_state(Arc::clone(&state))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let state = Arc::clone(&state);
+                async move {
+                    // `--slow`: extra time on matching paths, in units of the hold time.
+                    let path = req.uri().path();
+                    if let Some((_, factor)) = state
+                        .options
+                        .service
+                        .slow
+                        .iter()
+                        .find(|(p, _)| path.starts_with(p.as_str()))
+                    {
+                        tokio::time::sleep(state.options.service.hold.mul_f64(factor - 1.0)).await;
+                    }
+                    next.run(req).await
+                }
+            },
+        ))
         .layer(axum::middleware::map_response(move |mut r: Response| {
             let name = name.clone();
             async move {
@@ -838,6 +880,7 @@ mod tests {
             hold: Duration::from_micros(2500),
             fhir_auth: true,
             corrupt_replication: true,
+            slow: vec![("/fhir/Patient".into(), 3.0)],
             password: "p=w;d".into(),
             ..Default::default()
         };
