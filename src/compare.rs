@@ -4,7 +4,10 @@
 //!
 //! Noise is judged from the histograms, not from single numbers: for a
 //! quantile q of n samples, the true quantile lies (with ~99% confidence)
-//! between the order statistics at ranks n·q ± 2.576·√(n·q·(1−q)). Two runs
+//! between the order statistics at ranks n·q ± 2.576·√(n·q·(1−q)). That
+//! alone assumes independent samples; a shared machine drifts, so for p50,
+//! p95 and p99 the interval is widened to the batch-means interval of the
+//! per-second values (each second a batch), whichever is wider. Two runs
 //! differ beyond noise only when those intervals do not overlap. Error rates
 //! use a two-proportion z-test at the same level.
 
@@ -61,6 +64,8 @@ fn quantile_of(stat: &str) -> Option<f64> {
 pub struct Side {
     /// Latency histograms (µs) per request name.
     pub latency: BTreeMap<String, Histogram<u64>>,
+    /// Per-second p50/p95/p99 (ms) per request name: how much the run itself wandered.
+    pub seconds: BTreeMap<String, Vec<crate::measure::TimelineRow>>,
     /// (completed, failed) per request name.
     pub outcomes: BTreeMap<String, (u64, u64)>,
 }
@@ -116,16 +121,21 @@ impl Comparison {
     }
 }
 
-/// The value at quantile `q` and its ~99% interval, in ms.
+/// The value at quantile `q` and its ~99% interval, in ms. When the
+/// interval's rank falls outside the sample (too few samples for that
+/// quantile, e.g. p99 of 4 requests) the bound is open: 0 or infinity.
 pub fn quantile_range(h: &Histogram<u64>, q: f64) -> (f64, f64, f64) {
     let n = h.len() as f64;
     let spread = Z * (n * q * (1.0 - q)).sqrt();
     let at = |rank: f64| h.value_at_quantile((rank / n).clamp(0.0, 1.0)) as f64 / 1000.0;
-    (
-        at(n * q),
-        at((n * q - spread).floor()),
-        at((n * q + spread).ceil()),
-    )
+    let (lo_rank, hi_rank) = ((n * q - spread).floor(), (n * q + spread).ceil());
+    let lo = if lo_rank < 1.0 { 0.0 } else { at(lo_rank) };
+    let hi = if hi_rank > n {
+        f64::INFINITY
+    } else {
+        at(hi_rank)
+    };
+    (at(n * q), lo, hi)
 }
 
 /// Compares `current` against `baseline` under `limits`.
@@ -150,8 +160,16 @@ pub fn compare(baseline: &Side, current: &Side, limits: &[Limit]) -> Comparison 
                 if bh.is_empty() || ch.is_empty() {
                     continue;
                 }
-                let (bv, blo, bhi) = quantile_range(bh, q);
-                let (cv, clo, chi) = quantile_range(ch, q);
+                let (bv, blo, bhi) = widen(
+                    quantile_range(bh, q),
+                    baseline.seconds.get(name),
+                    &limit.stat,
+                );
+                let (cv, clo, chi) = widen(
+                    quantile_range(ch, q),
+                    current.seconds.get(name),
+                    &limit.stat,
+                );
                 let change = if bv > 0.0 { cv / bv - 1.0 } else { 0.0 };
                 let verdict = if clo > bhi {
                     if change > limit.allowed {
@@ -181,6 +199,35 @@ pub fn compare(baseline: &Side, current: &Side, limits: &[Limit]) -> Comparison 
         }
     }
     out
+}
+
+/// Widens a quantile's interval to the batch-means interval of its
+/// per-second values, when there are enough busy seconds.
+fn widen(
+    (value, lo, hi): (f64, f64, f64),
+    seconds: Option<&Vec<crate::measure::TimelineRow>>,
+    stat: &str,
+) -> (f64, f64, f64) {
+    let pick: fn(&crate::measure::TimelineRow) -> f64 = match stat {
+        "p50" => |r| r.p50_ms,
+        "p95" => |r| r.p95_ms,
+        "p99" => |r| r.p99_ms,
+        _ => return (value, lo, hi),
+    };
+    let batches: Vec<f64> = seconds
+        .into_iter()
+        .flatten()
+        .filter(|r| r.requests > 0)
+        .map(pick)
+        .collect();
+    let k = batches.len() as f64;
+    if k < 5.0 {
+        return (value, lo, hi);
+    }
+    let mean = batches.iter().sum::<f64>() / k;
+    let sd = (batches.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (k - 1.0)).sqrt();
+    let half = Z * sd / k.sqrt();
+    (value, lo.min(value - half).max(0.0), hi.max(value + half))
 }
 
 fn error_rate_row(name: &str, (bn, bf): (u64, u64), (cn, cf): (u64, u64), allowed: f64) -> Row {
@@ -284,7 +331,33 @@ mod tests {
         Side {
             latency: BTreeMap::from([(name.to_owned(), h)]),
             outcomes: BTreeMap::from([(name.to_owned(), (n, failed))]),
+            seconds: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn a_run_that_wandered_widens_its_interval() {
+        use crate::measure::TimelineRow;
+        let base = side("a", hist((1..=2000).map(|i| 1000 + i)), 0);
+        let mut drifted = side("a", hist((1..=2000).map(|i| 1300 + i)), 0);
+        let narrow = compare(&base, &drifted, &[parse_limit("p50=10%").unwrap()]);
+        assert_eq!(
+            narrow.rows[0].verdict,
+            Change::Regression,
+            "15% worse, tight samples: {narrow:?}"
+        );
+        // The same run, whose per-second medians swung between 1 and 4 ms.
+        let rows = (0..10)
+            .map(|s| TimelineRow {
+                second: s,
+                requests: 200,
+                p50_ms: if s % 2 == 0 { 1.0 } else { 4.0 },
+                ..Default::default()
+            })
+            .collect();
+        drifted.seconds.insert("a".into(), rows);
+        let wide = compare(&base, &drifted, &[parse_limit("p50=10%").unwrap()]);
+        assert_eq!(wide.rows[0].verdict, Change::WithinNoise, "{wide:?}");
     }
 
     fn limits() -> Vec<Limit> {
@@ -352,6 +425,16 @@ mod tests {
                 .verdict,
             Change::WithinNoise
         );
+    }
+
+    #[test]
+    fn too_few_samples_for_a_tail_quantile_never_regress() {
+        // p99 of four samples: its upper bound is open, so no claim can be made.
+        let base = side("a", hist([1000, 1010, 1020, 1030]), 0);
+        let slow = side("a", hist([1300, 1310, 1320, 1330]), 0);
+        let c = compare(&base, &slow, &[parse_limit("p99=10%").unwrap()]);
+        assert_eq!(c.rows[0].verdict, Change::WithinNoise, "{c:?}");
+        assert_eq!(c.rows[0].baseline_range.1, f64::INFINITY);
     }
 
     #[test]

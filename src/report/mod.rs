@@ -107,6 +107,9 @@ pub fn comparison_side(path: &Path) -> anyhow::Result<(RunResults, crate::compar
     for s in &results.requests {
         side.outcomes.insert(s.name.clone(), (s.count, s.failed));
     }
+    for t in &results.request_timelines {
+        side.seconds.insert(t.request.clone(), t.rows.clone());
+    }
     Ok((results, side))
 }
 
