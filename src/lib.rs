@@ -14,6 +14,7 @@
 //! - [`report`] writes the result bundle (JSON, CSV, HDR, HTML with charts,
 //!   Markdown, JUnit) and the terminal summary;
 //! - [`compare`] judges a run against a baseline, noise-aware (pure);
+//! - [`calibrate`] turns capacity measurements into HPA and pool settings (pure);
 //! - [`sim`] is the reference clinical cluster the demo and tests run against.
 //!
 //! A scenario can be loaded and checked without sending anything:
@@ -24,6 +25,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod calibrate;
 pub mod compare;
 pub mod engine;
 pub mod gate;

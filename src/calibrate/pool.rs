@@ -1,0 +1,245 @@
+//! Database connection pools: the size each replica needs (Erlang C on the
+//! connection hold time), the knobs users actually have, and a check of a
+//! user's plan against the database's limits.
+
+use super::erlang;
+use serde::{Deserialize, Serialize};
+
+/// PostgreSQL keeps this many connections for superusers.
+pub const POSTGRES_RESERVED: u32 = 3;
+
+/// A pool-size recommendation for one replica.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolSize {
+    /// Connections per replica.
+    pub size: u32,
+    /// Offered load on the pool, Erlangs (rate per replica × hold time).
+    pub offered_erlangs: f64,
+    /// Probability a request waits for a connection at that size.
+    pub wait_probability: f64,
+    /// Mean wait for a connection, ms.
+    pub mean_wait_ms: f64,
+    /// Why this size.
+    pub reason: String,
+}
+
+/// The smallest pool per replica with waiting probability ≤ `epsilon` at
+/// `rate_per_replica` requests/s each holding a connection `hold_s` seconds,
+/// and not below `floor` (the deadlock-free minimum).
+pub fn size(rate_per_replica: f64, hold_s: f64, epsilon: f64, floor: u32) -> PoolSize {
+    let a = rate_per_replica * hold_s;
+    let c = erlang::smallest_pool(a, epsilon, floor);
+    let wait = erlang::erlang_c(c, a);
+    PoolSize {
+        size: c,
+        offered_erlangs: a,
+        wait_probability: wait,
+        mean_wait_ms: erlang::mean_wait(c, rate_per_replica, hold_s) * 1000.0,
+        reason: format!(
+            "{c} connections: offered load {a:.2} Erlangs ({rate_per_replica:.1} req/s × {:.1} ms held); Erlang C wait probability {:.3} ≤ {epsilon}{}",
+            hold_s * 1000.0,
+            wait,
+            if c == floor && erlang::smallest_pool(a, epsilon, 1) < floor { format!(" (raised to the deadlock-free minimum {floor})") } else { String::new() }
+        ),
+    }
+}
+
+/// The knobs, as users have them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Knobs {
+    /// HikariCP `maximum-pool-size` (HAPI FHIR: `spring.datasource.hikari.maximum-pool-size`).
+    pub hikari_maximum_pool_size: u32,
+    /// c3p0 `hibernate.c3p0.max_size` (OpenMRS).
+    pub c3p0_max_size: u32,
+    /// pgBouncer `default_pool_size`, when pgBouncer sits in front.
+    pub pgbouncer_default_pool_size: u32,
+    /// pgBouncer `max_client_conn`.
+    pub pgbouncer_max_client_conn: u32,
+    /// PostgreSQL `max_connections` (MariaDB: `max_connections` alike).
+    pub max_connections: u32,
+}
+
+/// The knobs for `max_replicas` replicas of `pool` connections each.
+pub fn knobs(pool: u32, max_replicas: u32) -> Knobs {
+    let total = pool * max_replicas;
+    Knobs {
+        hikari_maximum_pool_size: pool,
+        c3p0_max_size: pool,
+        pgbouncer_default_pool_size: total,
+        pgbouncer_max_client_conn: total.max(100),
+        max_connections: total + POSTGRES_RESERVED,
+    }
+}
+
+/// A user's plan: replicas, pool per replica, and the limits behind them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Replicas.
+    pub replicas: u32,
+    /// Pool per replica.
+    pub pool: u32,
+    /// pgBouncer `default_pool_size`, if pgBouncer is used.
+    pub pgbouncer_pool: Option<u32>,
+    /// Database `max_connections`.
+    pub max_connections: Option<u32>,
+    /// Connections kept back on the database (PostgreSQL: 3 for superusers).
+    pub reserved: u32,
+}
+
+/// What a plan check found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanCheck {
+    /// Every limit holds at the planned replicas.
+    pub fits: bool,
+    /// The first limit to break as replicas grow, and the replica count at which it does.
+    pub first_break: Option<(String, u32)>,
+    /// The arithmetic, line by line.
+    pub lines: Vec<String>,
+}
+
+/// Checks a plan: what breaks first, and at what replica count.
+pub fn check(plan: &Plan) -> PlanCheck {
+    let mut limits: Vec<(String, u32)> = Vec::new();
+    let mut lines = Vec::new();
+    let total = plan.replicas * plan.pool;
+    if let Some(bouncer) = plan.pgbouncer_pool {
+        limits.push((format!("pgBouncer default_pool_size {bouncer}"), bouncer));
+        lines.push(format!(
+            "{} replicas × {} connections = {total} {} pgBouncer default_pool_size {bouncer}",
+            plan.replicas,
+            plan.pool,
+            if total <= bouncer { "fits" } else { "exceeds" }
+        ));
+        if let Some(max) = plan.max_connections {
+            let room = max.saturating_sub(plan.reserved);
+            lines.push(format!(
+                "pgBouncer pool {bouncer} {} max_connections {max} − {} reserved = {room}",
+                if bouncer <= room { "fits" } else { "exceeds" },
+                plan.reserved
+            ));
+            if bouncer > room {
+                // pgBouncer itself opens more than the database takes: it breaks at once.
+                limits.push((
+                    format!("max_connections {max} (pgBouncer pool {bouncer} > {room})"),
+                    0,
+                ));
+            }
+        }
+    } else if let Some(max) = plan.max_connections {
+        let room = max.saturating_sub(plan.reserved);
+        limits.push((
+            format!("max_connections {max} − {} reserved", plan.reserved),
+            room,
+        ));
+        lines.push(format!(
+            "{} replicas × {} connections = {total} {} max_connections {max} − {} reserved = {room}",
+            plan.replicas,
+            plan.pool,
+            if total <= room { "fits" } else { "exceeds" },
+            plan.reserved
+        ));
+    }
+    // The first limit to break: the smallest replica count whose connections exceed it.
+    let first_break = limits
+        .iter()
+        .map(|(name, capacity)| {
+            let breaks_at = if *capacity == 0 {
+                1
+            } else {
+                capacity / plan.pool.max(1) + 1
+            };
+            (name.clone(), breaks_at)
+        })
+        .min_by_key(|(_, at)| *at);
+    if let Some((name, at)) = &first_break {
+        lines.push(format!(
+            "first to break: {name}, at {at} replicas of {} connections",
+            plan.pool
+        ));
+    }
+    let fits = first_break
+        .as_ref()
+        .is_none_or(|(_, at)| plan.replicas < *at);
+    PlanCheck {
+        fits,
+        first_break,
+        lines,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(replicas: u32) -> Plan {
+        Plan {
+            replicas,
+            pool: 5,
+            pgbouncer_pool: Some(20),
+            max_connections: Some(30),
+            reserved: POSTGRES_RESERVED,
+        }
+    }
+
+    #[test]
+    fn the_seed_arithmetic() {
+        let ok = check(&seed(3));
+        assert!(ok.fits, "{:?}", ok.lines);
+        assert!(ok.lines[0]
+            .contains("3 replicas × 5 connections = 15 fits pgBouncer default_pool_size 20"));
+        let bad = check(&seed(5));
+        assert!(!bad.fits);
+        assert!(bad.lines[0].contains("= 25 exceeds"));
+        assert_eq!(
+            bad.first_break,
+            Some(("pgBouncer default_pool_size 20".into(), 5))
+        );
+        // The seed's fix: pool 30 and max_connections 40.
+        let fixed = check(&Plan {
+            pgbouncer_pool: Some(30),
+            max_connections: Some(40),
+            ..seed(5)
+        });
+        assert!(fixed.fits, "{:?}", fixed.lines);
+    }
+
+    #[test]
+    fn openmrs_on_galera_breaks_near_ten_pods() {
+        // 50 connections per pod, max_connections 200 on one Galera node... ×3 nodes = 600.
+        let c = check(&Plan {
+            replicas: 12,
+            pool: 50,
+            pgbouncer_pool: None,
+            max_connections: Some(600),
+            reserved: 0,
+        });
+        assert_eq!(c.first_break.as_ref().map(|b| b.1), Some(13));
+        let c = check(&Plan {
+            replicas: 12,
+            pool: 50,
+            pgbouncer_pool: None,
+            max_connections: Some(500),
+            reserved: 0,
+        });
+        assert!(!c.fits && c.first_break.unwrap().1 == 11);
+    }
+
+    #[test]
+    fn sizes_from_erlang_c_and_respects_the_floor() {
+        let p = size(200.0, 0.02, 0.05, 1); // a = 4 Erlangs
+        assert_eq!(p.size, erlang::smallest_pool(4.0, 0.05, 1));
+        assert!(p.wait_probability <= 0.05);
+        let floored = size(1.0, 0.01, 0.05, 10);
+        assert_eq!(floored.size, 10);
+        assert!(floored.reason.contains("deadlock-free minimum"));
+        let k = knobs(8, 5);
+        assert_eq!(
+            (
+                k.hikari_maximum_pool_size,
+                k.pgbouncer_default_pool_size,
+                k.max_connections
+            ),
+            (8, 40, 43)
+        );
+    }
+}
