@@ -110,6 +110,7 @@ mod tests {
             model: "open".into(),
             started_at: String::new(),
             elapsed_s: 10.0,
+            busy_s: 10.0,
             planned_s: 10.0,
             interrupted: None,
             user_panics: 0,

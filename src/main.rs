@@ -59,6 +59,26 @@ enum Command {
         #[arg(long = "max-regression", default_values_t = ["p50=10%".to_owned(), "p95=10%".to_owned(), "p99=20%".to_owned(), "error_rate=1%".to_owned()])]
         limits: Vec<String>,
     },
+    /// Measure capacity with a staircase of arrival rates and recommend HPA and pool settings.
+    Calibrate(CalibrateArgs),
+    /// Check a connection plan: replicas × pool against pgBouncer and max_connections.
+    Plan {
+        /// Replicas planned.
+        #[arg(long)]
+        replicas: u32,
+        /// Connections per replica (HikariCP maximum-pool-size, hibernate.c3p0.max_size).
+        #[arg(long)]
+        pool: u32,
+        /// pgBouncer default_pool_size, if pgBouncer sits in front.
+        #[arg(long)]
+        pgbouncer_pool: Option<u32>,
+        /// Database max_connections.
+        #[arg(long)]
+        max_connections: Option<u32>,
+        /// Connections the database keeps back (PostgreSQL: 3 for superusers).
+        #[arg(long, default_value_t = surge::calibrate::pool::POSTGRES_RESERVED)]
+        reserved: u32,
+    },
     /// The reference clinical cluster.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -92,6 +112,84 @@ struct RunArgs {
     /// No live progress line.
     #[arg(long)]
     no_progress: bool,
+}
+
+#[derive(clap::Args)]
+struct CalibrateArgs {
+    /// Scenario replayed at each step (open model; its own load is replaced).
+    scenario: Option<PathBuf>,
+    /// Analyse the stages of an earlier open-model bundle instead of running.
+    #[arg(long, conflicts_with = "scenario")]
+    from_bundle: Option<PathBuf>,
+    /// Base URL to drive instead of the scenario's.
+    #[arg(long)]
+    target: Option<String>,
+    /// Replicas serving during the measurement.
+    #[arg(long)]
+    replicas: u32,
+    /// p99 latency the SLO allows.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    slo_p99: Duration,
+    /// Error budget, percent.
+    #[arg(long, default_value_t = 1.0)]
+    error_budget: f64,
+    /// First step's arrivals per second.
+    #[arg(long, default_value_t = 10.0)]
+    start_rate: f64,
+    /// Arrivals per second added at each step.
+    #[arg(long, default_value_t = 10.0)]
+    step_rate: f64,
+    /// Length of each step.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    step_duration: Duration,
+    /// At most this many steps.
+    #[arg(long, default_value_t = 8)]
+    max_steps: usize,
+    /// Everyday demand, requests per second (default: a quarter of the peak).
+    #[arg(long)]
+    base_rate: Option<f64>,
+    /// Peak demand, requests per second (default: the measured cluster capacity).
+    #[arg(long)]
+    peak_rate: Option<f64>,
+    /// Load growth, percent per minute, the HPA must keep up with.
+    #[arg(long, default_value_t = 10.0)]
+    growth_per_minute: f64,
+    /// Scaling metric window.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    metric_window: Duration,
+    /// Pod start-up time (measured by a chaos run, or known).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pod_start: Duration,
+    /// Readiness delay after start.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    readiness: Duration,
+    /// Connection hold time per request (e.g. HikariCP usage time); pools are sized only with it.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    hold: Option<Duration>,
+    /// Acceptable probability of waiting for a connection, percent.
+    #[arg(long, default_value_t = 5.0)]
+    wait_probability: f64,
+    /// Smallest pool allowed (deadlock-free minimum).
+    #[arg(long, default_value_t = 1)]
+    pool_floor: u32,
+    /// Connections the database allows the application (default: PostgreSQL's 100 − 3 reserved).
+    #[arg(long, default_value_t = 97)]
+    connection_budget: u32,
+    /// Kind of the workload the HPA scales.
+    #[arg(long, default_value = "Deployment", value_parser = ["Deployment", "StatefulSet"])]
+    kind: String,
+    /// Name of the workload.
+    #[arg(long, default_value = "app")]
+    name: String,
+    /// Namespace of the workload.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Per-pod request-rate metric the HPA reads (through a metrics adapter).
+    #[arg(long, default_value = "http_server_requests_per_second")]
+    metric: String,
+    /// Folder for the calibration bundle.
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -185,6 +283,37 @@ async fn dispatch(command: Command) -> ExitCode {
             current,
             limits,
         } => compare(&baseline, &current, &limits),
+        Command::Calibrate(args) => calibrate(args).await,
+        Command::Plan {
+            replicas,
+            pool,
+            pgbouncer_pool,
+            max_connections,
+            reserved,
+        } => {
+            let check = surge::calibrate::pool::check(&surge::calibrate::pool::Plan {
+                replicas,
+                pool,
+                pgbouncer_pool,
+                max_connections,
+                reserved,
+            });
+            for line in &check.lines {
+                println!("{line}");
+            }
+            if check.lines.is_empty() {
+                println!("no limit given: add --pgbouncer-pool and/or --max-connections");
+            }
+            println!(
+                "{}",
+                if check.fits {
+                    "the plan fits"
+                } else {
+                    "the plan does NOT fit"
+                }
+            );
+            ExitCode::from(if check.fits { 0 } else { 1 })
+        }
         Command::Sim(SimCommand::Replica(options)) => match sim::replica::serve(options).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -241,6 +370,110 @@ fn compare(baseline: &std::path::Path, current: &std::path::Path, limits: &[Stri
     } else {
         println!("\nno regression beyond the allowed limits");
         ExitCode::SUCCESS
+    }
+}
+
+async fn calibrate(a: CalibrateArgs) -> ExitCode {
+    use surge::calibrate::{self, capacity::Slo, manifest, Demand};
+    let slo = Slo {
+        p99_ms: a.slo_p99.as_secs_f64() * 1000.0,
+        error_budget: a.error_budget / 100.0,
+    };
+    let id = runner::new_run_id(&a.out, "calibrate");
+    let dir = a.out.join(&id);
+    let steps = match (&a.scenario, &a.from_bundle) {
+        (_, Some(bundle)) => {
+            surge::staircase::steps_from_bundle(bundle).map_err(|e| format!("{e:#}"))
+        }
+        (Some(scenario), None) => {
+            let stairs = surge::staircase::Staircase {
+                scenario: scenario.clone(),
+                target: a.target.clone(),
+                start_rate: a.start_rate,
+                step_rate: a.step_rate,
+                step_duration: a.step_duration,
+                max_steps: a.max_steps,
+                slo,
+                out_dir: dir.join("steps"),
+            };
+            println!(
+                "staircase: up to {} steps of {:?} from {}/s by {}/s, SLO p99 ≤ {:?}",
+                a.max_steps, a.step_duration, a.start_rate, a.step_rate, a.slo_p99
+            );
+            surge::staircase::climb(&stairs, |s, bundle| {
+                println!("  {:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {} ({})", s.rate, s.achieved, s.p99_ms, s.error_rate * 100.0, s.dropped, bundle.display())
+            })
+            .await
+            .map_err(|e| e.to_string())
+        }
+        (None, None) => Err("give a scenario to run, or --from-bundle DIR".into()),
+    };
+    let steps = match steps {
+        Ok(s) if !s.is_empty() => s,
+        Ok(_) => {
+            eprintln!("error: no step completed");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let demand = Demand {
+        base_rate: a.base_rate,
+        peak_rate: a.peak_rate,
+        growth_per_s: a.growth_per_minute / 100.0 / 60.0,
+        metric_window_s: a.metric_window.as_secs_f64(),
+        pod_start_s: a.pod_start.as_secs_f64(),
+        readiness_s: a.readiness.as_secs_f64(),
+        hold_s: a.hold.map(|h| h.as_secs_f64()),
+        wait_probability: a.wait_probability / 100.0,
+        pool_floor: a.pool_floor,
+        connection_budget: a.connection_budget,
+    };
+    let result = calibrate::analyse(steps, a.replicas, slo, &demand);
+    print!("\n{}", surge::staircase::table(&result.steps));
+    println!();
+    for reason in &result.reasons {
+        println!("- {reason}");
+    }
+    let written = (|| -> anyhow::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("calibration.json"),
+            serde_json::to_vec_pretty(&result)?,
+        )?;
+        if let Some(plan) = &result.hpa {
+            let workload = manifest::Workload {
+                kind: a.kind.clone(),
+                name: a.name.clone(),
+                namespace: a.namespace.clone(),
+                metric: a.metric.clone(),
+            };
+            let hpa = manifest::hpa(&workload, plan);
+            let yaml = match (&result.pool, &result.knobs) {
+                (Some(p), Some(k)) => manifest::to_yaml(
+                    &hpa,
+                    &manifest::PoolSettings {
+                        per_replica: p.clone(),
+                        knobs: k.clone(),
+                    },
+                )?,
+                _ => serde_saphyr::to_string(&hpa).map_err(|e| anyhow::anyhow!("{e}"))?,
+            };
+            std::fs::write(dir.join("recommendations.yaml"), yaml)?;
+        }
+        Ok(())
+    })();
+    match written {
+        Ok(()) => {
+            println!("\ncalibration: {}", dir.display());
+            ExitCode::from(if result.hpa.is_some() { 0 } else { 1 })
+        }
+        Err(e) => {
+            eprintln!("error: cannot write the calibration: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }
 

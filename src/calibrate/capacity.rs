@@ -38,9 +38,19 @@ pub struct Slo {
 }
 
 impl Step {
-    /// Whether the step met the SLO (and kept every arrival).
+    /// Whether the step met the SLO, kept every arrival, and kept up with
+    /// the offered rate (a growing backlog is not sustainable, whatever the
+    /// latency of a short step says).
     pub fn meets(&self, slo: &Slo) -> bool {
-        self.p99_ms <= slo.p99_ms && self.error_rate <= slo.error_budget && self.dropped == 0
+        self.p99_ms <= slo.p99_ms
+            && self.error_rate <= slo.error_budget
+            && self.dropped == 0
+            && self.keeps_up()
+    }
+
+    /// Throughput within 5% of the offered rate.
+    pub fn keeps_up(&self) -> bool {
+        self.achieved >= 0.95 * self.rate
     }
 
     /// Concurrency in the system by Little's law: N = X · R.
@@ -65,7 +75,7 @@ pub fn knee(steps: &[Step]) -> Option<usize> {
     let base = steps.first()?.p99_ms.max(0.001);
     steps
         .iter()
-        .position(|s| s.achieved < 0.95 * s.rate || s.p99_ms > 3.0 * base || s.dropped > 0)
+        .position(|s| !s.keeps_up() || s.p99_ms > 3.0 * base || s.dropped > 0)
 }
 
 /// Whether a staircase should stop: the SLO broken on the last two steps, or

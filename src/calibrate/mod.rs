@@ -6,5 +6,172 @@
 pub mod capacity;
 pub mod erlang;
 pub mod hpa;
+pub mod manifest;
 pub mod pool;
 pub mod usl;
+
+use capacity::{Slo, Step};
+use hpa::{HpaInputs, HpaPlan};
+use pool::{Knobs, PoolSize};
+use serde::{Deserialize, Serialize};
+use usl::UslFit;
+
+/// What the operator knows that a load test cannot measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Demand {
+    /// Everyday request rate (req/s); a quarter of the peak when not given.
+    pub base_rate: Option<f64>,
+    /// Peak request rate (req/s); the measured cluster's capacity when not given.
+    pub peak_rate: Option<f64>,
+    /// Load growth, fraction per second.
+    pub growth_per_s: f64,
+    /// Metric window of the scaling metric, s.
+    pub metric_window_s: f64,
+    /// Pod start-up, s.
+    pub pod_start_s: f64,
+    /// Readiness delay, s.
+    pub readiness_s: f64,
+    /// Connection hold time per request, s (measured or given); no pool sizing without it.
+    pub hold_s: Option<f64>,
+    /// Target probability of waiting for a connection.
+    pub wait_probability: f64,
+    /// Never size a pool below this (deadlock-free minimum).
+    pub pool_floor: u32,
+    /// Connections the database allows the application.
+    pub connection_budget: u32,
+}
+
+/// Everything calibration concluded, with its reasons.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Replicas during the measurement.
+    pub replicas: u32,
+    /// The SLO.
+    pub slo: Slo,
+    /// The staircase.
+    pub steps: Vec<Step>,
+    /// Per-pod capacity at the SLO, req/s.
+    pub capacity_per_pod: Option<f64>,
+    /// Index of the step that set it.
+    pub capacity_step: Option<usize>,
+    /// Index of the first step past the knee.
+    pub knee_step: Option<usize>,
+    /// USL fit over the steps (concurrency by Little's law).
+    pub usl: Option<UslFit>,
+    /// HPA settings.
+    pub hpa: Option<HpaPlan>,
+    /// Pool per replica.
+    pub pool: Option<PoolSize>,
+    /// The knobs, sized for maxReplicas.
+    pub knobs: Option<Knobs>,
+    /// Every conclusion, with the measurement and the constraint that bound it.
+    pub reasons: Vec<String>,
+}
+
+/// Analyses a staircase measured at `replicas` replicas.
+pub fn analyse(steps: Vec<Step>, replicas: u32, slo: Slo, demand: &Demand) -> Calibration {
+    let mut reasons = Vec::new();
+    let capacity = capacity::per_pod_capacity(&steps, replicas, &slo);
+    let knee = capacity::knee(&steps);
+    match capacity {
+        Some((c, i)) => reasons.push(format!(
+            "capacity {c:.1} req/s per pod: step {} achieved {:.1} req/s on {replicas} replicas with p99 {:.0} ms ≤ {:.0} ms and errors {:.2}% ≤ {:.2}%",
+            i + 1,
+            steps[i].achieved,
+            steps[i].p99_ms,
+            slo.p99_ms,
+            steps[i].error_rate * 100.0,
+            slo.error_budget * 100.0
+        )),
+        None => reasons.push("no step met the SLO: no capacity can be stated; start the staircase lower".into()),
+    }
+    if let Some(k) = knee {
+        reasons.push(format!(
+            "knee at step {} ({:.0} req/s offered, {:.0} achieved, p99 {:.0} ms)",
+            k + 1,
+            steps[k].rate,
+            steps[k].achieved,
+            steps[k].p99_ms
+        ));
+    }
+    let points: Vec<(f64, f64)> = steps
+        .iter()
+        .map(|s| (s.concurrency(), s.achieved))
+        .collect();
+    let usl = usl::fit(&points);
+    if let Some(f) = &usl {
+        reasons.push(format!(
+            "USL over {} steps: σ {:.3} ({:.3}–{:.3}), κ {:.5} ({:.5}–{:.5}), peak at N* {:.0} ({:.0}–{:.0}) in flight, R² {:.3}",
+            steps.len(),
+            f.sigma,
+            f.sigma_range.0,
+            f.sigma_range.1,
+            f.kappa,
+            f.kappa_range.0,
+            f.kappa_range.1,
+            f.n_star,
+            f.n_star_range.0,
+            f.n_star_range.1,
+            f.r_squared
+        ));
+    }
+    let (mut hpa_plan, mut pool_size, mut knobs) = (None, None, None);
+    if let Some((c_pod, _)) = capacity {
+        let peak = demand.peak_rate.unwrap_or_else(|| {
+            reasons.push(format!(
+                "peak demand not given: assumed the measured cluster capacity, {:.1} req/s",
+                c_pod * replicas as f64
+            ));
+            c_pod * replicas as f64
+        });
+        let base = demand.base_rate.unwrap_or(peak / 4.0);
+        // Size the pool first, then bound maxReplicas by the connections it needs.
+        let per_replica = match demand.hold_s {
+            Some(hold) => {
+                // A pod can be pushed to its capacity before the HPA reacts: size for that.
+                let p = pool::size(c_pod, hold, demand.wait_probability, demand.pool_floor);
+                reasons.push(format!(
+                    "pool per replica: {} (sized for the per-pod capacity {c_pod:.1} req/s)",
+                    p.reason
+                ));
+                Some(p)
+            }
+            None => {
+                reasons
+                    .push("no connection hold time given (--hold): pool sizes not computed".into());
+                None
+            }
+        };
+        let pool_per_replica = per_replica.as_ref().map_or(1, |p| p.size);
+        let plan = hpa::plan(&HpaInputs {
+            capacity_per_pod: c_pod,
+            metric_window_s: demand.metric_window_s,
+            pod_start_s: demand.pod_start_s,
+            readiness_s: demand.readiness_s,
+            growth_per_s: demand.growth_per_s,
+            base_rate: base,
+            peak_rate: peak,
+            pool_per_replica,
+            connection_budget: demand.connection_budget,
+        });
+        reasons.extend(plan.reasons.iter().cloned());
+        knobs = per_replica
+            .as_ref()
+            .map(|p| pool::knobs(p.size, plan.max_replicas));
+        pool_size = per_replica;
+        hpa_plan = Some(plan);
+    }
+    Calibration {
+        replicas,
+        slo,
+        steps,
+        capacity_per_pod: capacity.map(|c| c.0),
+        capacity_step: capacity.map(|c| c.1),
+        knee_step: knee,
+        usl,
+        hpa: hpa_plan,
+        pool: pool_size,
+        knobs,
+        reasons,
+    }
+}

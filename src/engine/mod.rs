@@ -91,7 +91,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
                 scenario.load.duration() + scenario.target.timeout + Duration::from_secs(60);
             let attack = attack(&scenario)?
                 .set_default(GooseDefault::Users, *max_users)?
-                .set_default(GooseDefault::IncreaseRate, "1000")?
+                .set_default(GooseDefault::IncreaseRate, "10000")?
                 .set_default(GooseDefault::RunTime, run_for.as_secs() as usize)?;
             let attack = attack.register_scenario(open_scenario(&shared, &pool));
             let driver = drive_open(

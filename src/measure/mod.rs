@@ -135,6 +135,7 @@ struct State {
     replicas: Vec<String>,
     timeline: Timeline,
     request_timelines: Vec<Timeline>,
+    last_done: Option<Instant>,
     arrivals: Vec<u64>,
     dropped: Vec<u64>,
     user_panics: u64,
@@ -285,6 +286,9 @@ impl Recorder {
             *cell.statuses.entry(status).or_default() += 1;
         }
         state.timeline.record(second, latency, s.error.is_some());
+        if state.last_done.is_none_or(|t| s.done > t) {
+            state.last_done = Some(s.done);
+        }
         if state.request_timelines.len() <= s.request {
             state
                 .request_timelines
@@ -425,6 +429,10 @@ impl Recorder {
             )
             .to_string(),
             elapsed_s,
+            busy_s: state
+                .last_done
+                .map(|t| t.saturating_duration_since(self.started()).as_secs_f64())
+                .unwrap_or_default(),
             planned_s: self
                 .stage_ends
                 .last()

@@ -290,6 +290,9 @@ pub struct RunResults {
     pub started_at: String,
     /// Seconds the load actually ran.
     pub elapsed_s: f64,
+    /// Seconds from the start to the last completed request.
+    #[serde(default)]
+    pub busy_s: f64,
     /// Seconds the plan asked for.
     pub planned_s: f64,
     /// Why the run stopped early, if it did (signal, target gone).

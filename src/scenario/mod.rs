@@ -499,9 +499,10 @@ impl Scenario {
 }
 
 /// The user pool for an open model when the file does not size it: enough
-/// for each arrival to take 20 s at the peak rate, and at least 10.
+/// for each arrival to take 2 s at the peak rate, and at least 10. Slower
+/// than that, arrivals drop — which is the saturation signal, not a fault.
 fn default_pool(peak_rate: f64) -> usize {
-    ((peak_rate * 20.0).ceil() as usize).max(10)
+    ((peak_rate * 2.0).ceil() as usize).max(10)
 }
 
 fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {

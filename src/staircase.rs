@@ -1,0 +1,154 @@
+//! `surge calibrate`: a staircase of open-model rates against a target at a
+//! known replica count, each step a full run with its own bundle, stopping by
+//! itself past saturation (SLO broken on two steps, or arrivals dropped);
+//! or the steps read back from an earlier multi-stage open-model bundle.
+//! The analysis is `calibrate` (pure); this module only runs and reads.
+
+use crate::calibrate::capacity::{saturated, Slo, Step};
+use crate::measure::RunResults;
+use crate::runner::{self, RunError, RunRequest};
+use crate::scenario::LoadOverride;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How to climb.
+#[derive(Debug, Clone)]
+pub struct Staircase {
+    /// Scenario to replay at each step.
+    pub scenario: PathBuf,
+    /// Target base URL instead of the scenario's.
+    pub target: Option<String>,
+    /// First step's arrival rate, per second.
+    pub start_rate: f64,
+    /// Added at each step, per second.
+    pub step_rate: f64,
+    /// Length of each step.
+    pub step_duration: Duration,
+    /// At most this many steps.
+    pub max_steps: usize,
+    /// The SLO that decides when to stop.
+    pub slo: Slo,
+    /// Where the steps' bundles go.
+    pub out_dir: PathBuf,
+}
+
+/// One step from a run's results: the whole run is the step. Throughput
+/// counts until the last request completed (at least the planned time), so a
+/// server that fell behind and drained a backlog shows its true rate.
+pub fn step_of(rate: f64, r: &RunResults) -> Step {
+    let seconds = r.busy_s.max(r.planned_s).max(1e-9);
+    Step {
+        rate,
+        achieved: r.overall.count as f64 / seconds,
+        p50_ms: r.overall.latency.p50,
+        p95_ms: r.overall.latency.p95,
+        p99_ms: r.overall.latency.p99,
+        mean_ms: r.overall.latency.mean,
+        error_rate: r.overall.error_rate,
+        dropped: r.totals.dropped_arrivals,
+    }
+}
+
+/// Climbs until saturation or `max_steps`; `each` sees every step as it ends.
+pub async fn climb(
+    s: &Staircase,
+    mut each: impl FnMut(&Step, &Path),
+) -> Result<Vec<Step>, RunError> {
+    let mut steps = Vec::new();
+    for k in 0..s.max_steps {
+        let rate = s.start_rate + s.step_rate * k as f64;
+        let request = RunRequest {
+            scenario: s.scenario.clone(),
+            target: s.target.clone(),
+            load: LoadOverride {
+                rate: Some(rate),
+                duration: Some(s.step_duration),
+                ..Default::default()
+            },
+            out_dir: s.out_dir.clone(),
+            ..Default::default()
+        };
+        let report = runner::run(&request).await?;
+        if report.results.interrupted.is_some() {
+            // A stopped step is not a measurement of the rate it was meant to hold.
+            break;
+        }
+        let step = step_of(rate, &report.results);
+        each(&step, &report.bundle);
+        steps.push(step);
+        if saturated(&steps, &s.slo) {
+            break;
+        }
+    }
+    Ok(steps)
+}
+
+/// Steps from an earlier open-model bundle whose stages climbed: each stage's
+/// cells merged into one step.
+pub fn steps_from_bundle(dir: &Path) -> anyhow::Result<Vec<Step>> {
+    let r = crate::report::read_results(dir)?;
+    if r.model != "open" {
+        anyhow::bail!(
+            "{} is a {} model run: calibration needs open-model stages (arrival rates)",
+            dir.display(),
+            r.model
+        );
+    }
+    let mut steps = Vec::new();
+    for stage in &r.stages {
+        let mut merged =
+            hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is valid");
+        let (mut count, mut failed) = (0u64, 0u64);
+        for cell in r.cells.iter().filter(|c| c.stage == stage.index) {
+            let h = crate::report::read_histogram(&dir.join(&cell.latency_hdr))?;
+            merged
+                .add(&h)
+                .map_err(|e| anyhow::anyhow!("cannot merge histograms: {e:?}"))?;
+            count += cell.stats.count;
+            failed += cell.stats.failed;
+        }
+        let seconds = (stage.end_s - stage.start_s).max(1e-9);
+        let p = crate::measure::Percentiles::from_hist(&merged);
+        steps.push(Step {
+            rate: stage.target,
+            achieved: count as f64 / seconds,
+            p50_ms: p.p50,
+            p95_ms: p.p95,
+            p99_ms: p.p99,
+            mean_ms: p.mean,
+            error_rate: if count == 0 {
+                0.0
+            } else {
+                failed as f64 / count as f64
+            },
+            dropped: stage.dropped,
+        });
+    }
+    Ok(steps)
+}
+
+/// The staircase as a table.
+pub fn table(steps: &[Step]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>5} {:>10} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}",
+        "step", "rate/s", "achieved", "p50 ms", "p95 ms", "p99 ms", "err%", "dropped"
+    );
+    for (i, s) in steps.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{:>5} {:>10.1} {:>10.1} {:>9.1} {:>9.1} {:>9.1} {:>6.2}% {:>8}",
+            i + 1,
+            s.rate,
+            s.achieved,
+            s.p50_ms,
+            s.p95_ms,
+            s.p99_ms,
+            s.error_rate * 100.0,
+            s.dropped
+        );
+    }
+    out
+}

@@ -1,0 +1,149 @@
+//! Calibration against the reference cluster, whose capacity is known from
+//! its pool size and hold time: the measured per-pod capacity must land near
+//! the analytic value, and the recommended pool must match an Erlang C
+//! computed independently here.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+use surge::calibrate::capacity::Slo;
+use surge::calibrate::{analyse, Demand};
+use surge::sim::balancer::Balancing;
+use surge::sim::replica::ServiceOptions;
+use surge::sim::ClusterOptions;
+use surge::staircase::{climb, Staircase};
+
+const POOL: usize = 4;
+const HOLD_MS: u64 = 20;
+
+/// Erlang C by its textbook formula with factorials: independent of surge's.
+fn erlang_c_textbook(c: u32, a: f64) -> f64 {
+    let fact = |n: u32| (1..=n).map(|k| k as f64).product::<f64>();
+    let top = a.powi(c as i32) / fact(c) * c as f64 / (c as f64 - a);
+    let sum: f64 = (0..c).map(|k| a.powi(k as i32) / fact(k)).sum();
+    top / (sum + top)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions {
+        replicas: 2,
+        balancing: Balancing::RoundRobin,
+        service: ServiceOptions {
+            pool: POOL,
+            hold: Duration::from_millis(HOLD_MS),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let slo = Slo {
+        p99_ms: 1000.0,
+        error_budget: 0.01,
+    };
+    let stairs = Staircase {
+        scenario: repo().join("scenarios/capacity-fhir-search.toml"),
+        target: Some(cluster.url.clone()),
+        start_rate: 280.0,
+        step_rate: 40.0,
+        step_duration: Duration::from_secs(3),
+        max_steps: 6,
+        slo,
+        out_dir: out.path().to_path_buf(),
+    };
+    let steps = climb(&stairs, |_, _| {}).await.expect("the staircase runs");
+    cluster.shutdown().await;
+    assert!(steps.len() >= 3, "{steps:?}");
+    // Stopped by itself past saturation, before running every step.
+    assert!(
+        steps.len() < 6 || !steps.last().unwrap().keeps_up(),
+        "{}",
+        surge::staircase::table(&steps)
+    );
+
+    let demand = Demand {
+        base_rate: Some(100.0),
+        peak_rate: Some(1000.0),
+        growth_per_s: 0.001,
+        metric_window_s: 30.0,
+        pod_start_s: 20.0,
+        readiness_s: 5.0,
+        hold_s: Some(HOLD_MS as f64 / 1000.0),
+        wait_probability: 0.05,
+        pool_floor: 1,
+        connection_budget: 40,
+    };
+    let c = analyse(steps, 2, slo, &demand);
+    let table = surge::staircase::table(&c.steps);
+    // Shown with --nocapture: the staircase and the reasoning.
+    eprintln!("{table}{}", c.reasons.join("\n"));
+    let analytic = POOL as f64 / (HOLD_MS as f64 / 1000.0); // 200 req/s per pod
+    let measured = c
+        .capacity_per_pod
+        .unwrap_or_else(|| panic!("no capacity: {table}"));
+    assert!(
+        (measured - analytic).abs() / analytic <= 0.15,
+        "measured {measured:.1} req/s per pod vs analytic {analytic}\n{table}"
+    );
+    assert!(
+        c.knee_step.is_some(),
+        "the staircase went past the knee\n{table}"
+    );
+
+    // The pool: smallest c with C(c, a) ≤ 5% at the per-pod capacity, by the textbook formula.
+    let a = measured * HOLD_MS as f64 / 1000.0;
+    let independent = ((a.floor() as u32 + 1)..100)
+        .find(|&k| erlang_c_textbook(k, a) <= 0.05)
+        .unwrap();
+    let recommended = c.pool.as_ref().unwrap().size;
+    assert!(
+        recommended.abs_diff(independent) <= 1,
+        "pool {recommended} vs independent Erlang C {independent}"
+    );
+
+    // The connection budget (40) binds maxReplicas before the 1000 req/s peak does, and says so.
+    let hpa = c.hpa.as_ref().unwrap();
+    assert_eq!(hpa.max_bound, surge::calibrate::hpa::MaxBound::Connections);
+    assert_eq!(hpa.max_replicas, (40 / recommended).max(hpa.min_replicas));
+    assert!(
+        c.reasons.iter().any(|r| r.contains("connection budget")),
+        "{:?}",
+        c.reasons
+    );
+}
+
+#[test]
+fn plan_checks_the_seed_arithmetic_from_the_command_line() {
+    let plan = |replicas: &str| {
+        Command::new(surge_bin())
+            .args([
+                "plan",
+                "--replicas",
+                replicas,
+                "--pool",
+                "5",
+                "--pgbouncer-pool",
+                "20",
+                "--max-connections",
+                "30",
+            ])
+            .output()
+            .unwrap()
+    };
+    let fits = plan("3");
+    assert_eq!(fits.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&fits.stdout)
+        .contains("3 replicas × 5 connections = 15 fits pgBouncer default_pool_size 20"));
+    let breaks = plan("5");
+    assert_eq!(breaks.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&breaks.stdout);
+    assert!(
+        text.contains("= 25 exceeds")
+            && text.contains("first to break: pgBouncer default_pool_size 20, at 5 replicas"),
+        "{text}"
+    );
+}
