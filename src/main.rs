@@ -187,6 +187,9 @@ struct CalibrateArgs {
     /// Per-pod request-rate metric the HPA reads (through a metrics adapter).
     #[arg(long, default_value = "http_server_requests_per_second")]
     metric: String,
+    /// Replay the scenario at the recommended per-pod rate × replicas and check it holds the SLO.
+    #[arg(long)]
+    verify: bool,
     /// Folder for the calibration bundle.
     #[arg(long, default_value = "reports")]
     out: PathBuf,
@@ -381,26 +384,29 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
     };
     let id = runner::new_run_id(&a.out, "calibrate");
     let dir = a.out.join(&id);
-    let steps = match (&a.scenario, &a.from_bundle) {
+    let stairs = a
+        .scenario
+        .as_ref()
+        .map(|scenario| surge::staircase::Staircase {
+            scenario: scenario.clone(),
+            target: a.target.clone(),
+            start_rate: a.start_rate,
+            step_rate: a.step_rate,
+            step_duration: a.step_duration,
+            max_steps: a.max_steps,
+            slo,
+            out_dir: dir.join("steps"),
+        });
+    let steps = match (&stairs, &a.from_bundle) {
         (_, Some(bundle)) => {
             surge::staircase::steps_from_bundle(bundle).map_err(|e| format!("{e:#}"))
         }
-        (Some(scenario), None) => {
-            let stairs = surge::staircase::Staircase {
-                scenario: scenario.clone(),
-                target: a.target.clone(),
-                start_rate: a.start_rate,
-                step_rate: a.step_rate,
-                step_duration: a.step_duration,
-                max_steps: a.max_steps,
-                slo,
-                out_dir: dir.join("steps"),
-            };
+        (Some(stairs), None) => {
             println!(
                 "staircase: up to {} steps of {:?} from {}/s by {}/s, SLO p99 ≤ {:?}",
                 a.max_steps, a.step_duration, a.start_rate, a.step_rate, a.slo_p99
             );
-            surge::staircase::climb(&stairs, |s, bundle| {
+            surge::staircase::climb(stairs, |s, bundle| {
                 println!("  {:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {} ({})", s.rate, s.achieved, s.p99_ms, s.error_rate * 100.0, s.dropped, bundle.display())
             })
             .await
@@ -431,7 +437,29 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
         pool_floor: a.pool_floor,
         connection_budget: a.connection_budget,
     };
-    let result = calibrate::analyse(steps, a.replicas, slo, &demand);
+    let mut result = calibrate::analyse(steps, a.replicas, slo, &demand);
+    let mut verified = true;
+    if let (true, Some(stairs), Some(plan)) = (a.verify, &stairs, &result.hpa) {
+        let rate = plan.target_per_pod * a.replicas as f64;
+        match surge::staircase::run_step(stairs, rate).await {
+            Ok(Some((step, _))) => {
+                verified = step.meets(&slo);
+                result.reasons.push(format!(
+                    "verification: {rate:.1} req/s (the HPA target × {} replicas) gave p99 {:.0} ms, errors {:.2}%: {}",
+                    a.replicas,
+                    step.p99_ms,
+                    step.error_rate * 100.0,
+                    if verified { "the SLO holds" } else { "the SLO does NOT hold" }
+                ));
+                result.verification = Some(step);
+            }
+            Ok(None) => verified = false,
+            Err(e) => {
+                eprintln!("error: verification run failed: {e}");
+                verified = false;
+            }
+        }
+    }
     print!("\n{}", surge::staircase::table(&result.steps));
     println!();
     for reason in &result.reasons {
@@ -468,7 +496,11 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
     match written {
         Ok(()) => {
             println!("\ncalibration: {}", dir.display());
-            ExitCode::from(if result.hpa.is_some() { 0 } else { 1 })
+            ExitCode::from(if result.hpa.is_some() && verified {
+                0
+            } else {
+                1
+            })
         }
         Err(e) => {
             eprintln!("error: cannot write the calibration: {e:#}");

@@ -49,6 +49,27 @@ pub fn step_of(rate: f64, r: &RunResults) -> Step {
     }
 }
 
+/// Runs one step at `rate`; `None` if it was interrupted (a stopped step is
+/// not a measurement of the rate it was meant to hold).
+pub async fn run_step(s: &Staircase, rate: f64) -> Result<Option<(Step, PathBuf)>, RunError> {
+    let request = RunRequest {
+        scenario: s.scenario.clone(),
+        target: s.target.clone(),
+        load: LoadOverride {
+            rate: Some(rate),
+            duration: Some(s.step_duration),
+            ..Default::default()
+        },
+        out_dir: s.out_dir.clone(),
+        ..Default::default()
+    };
+    let report = runner::run(&request).await?;
+    if report.results.interrupted.is_some() {
+        return Ok(None);
+    }
+    Ok(Some((step_of(rate, &report.results), report.bundle)))
+}
+
 /// Climbs until saturation or `max_steps`; `each` sees every step as it ends.
 pub async fn climb(
     s: &Staircase,
@@ -57,24 +78,10 @@ pub async fn climb(
     let mut steps = Vec::new();
     for k in 0..s.max_steps {
         let rate = s.start_rate + s.step_rate * k as f64;
-        let request = RunRequest {
-            scenario: s.scenario.clone(),
-            target: s.target.clone(),
-            load: LoadOverride {
-                rate: Some(rate),
-                duration: Some(s.step_duration),
-                ..Default::default()
-            },
-            out_dir: s.out_dir.clone(),
-            ..Default::default()
-        };
-        let report = runner::run(&request).await?;
-        if report.results.interrupted.is_some() {
-            // A stopped step is not a measurement of the rate it was meant to hold.
+        let Some((step, bundle)) = run_step(s, rate).await? else {
             break;
-        }
-        let step = step_of(rate, &report.results);
-        each(&step, &report.bundle);
+        };
+        each(&step, &bundle);
         steps.push(step);
         if saturated(&steps, &s.slo) {
             break;

@@ -56,7 +56,6 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
         out_dir: out.path().to_path_buf(),
     };
     let steps = climb(&stairs, |_, _| {}).await.expect("the staircase runs");
-    cluster.shutdown().await;
     assert!(steps.len() >= 3, "{steps:?}");
     // Stopped by itself past saturation, before running every step.
     assert!(
@@ -113,6 +112,18 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
         c.reasons.iter().any(|r| r.contains("connection budget")),
         "{:?}",
         c.reasons
+    );
+
+    // --verify: a replay at the recommended per-pod rate on both replicas holds the SLO.
+    let rate = hpa.target_per_pod * 2.0;
+    let (check, _) = surge::staircase::run_step(&stairs, rate)
+        .await
+        .unwrap()
+        .unwrap();
+    cluster.shutdown().await;
+    assert!(
+        check.meets(&slo),
+        "at the recommended {rate:.0} req/s: {check:?}"
     );
 }
 

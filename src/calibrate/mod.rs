@@ -64,6 +64,8 @@ pub struct Calibration {
     pub pool: Option<PoolSize>,
     /// The knobs, sized for maxReplicas.
     pub knobs: Option<Knobs>,
+    /// A replay at the recommended rate (`--verify`), when run.
+    pub verification: Option<Step>,
     /// Every conclusion, with the measurement and the constraint that bound it.
     pub reasons: Vec<String>,
 }
@@ -172,6 +174,7 @@ pub fn analyse(steps: Vec<Step>, replicas: u32, slo: Slo, demand: &Demand) -> Ca
         hpa: hpa_plan,
         pool: pool_size,
         knobs,
+        verification: None,
         reasons,
     }
 }
