@@ -33,6 +33,7 @@ pub mod measure;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod scrape;
 pub mod sim;
 pub mod staircase;
 pub mod verify;

@@ -190,6 +190,10 @@ struct CalibrateArgs {
     /// Replay the scenario at the recommended per-pod rate × replicas and check it holds the SLO.
     #[arg(long)]
     verify: bool,
+    /// A replica's Prometheus endpoint (e.g. http://pod:8081/actuator/prometheus), scraped
+    /// during the staircase for HikariCP pool series; repeatable. Measures the hold time.
+    #[arg(long = "metrics-url")]
+    metrics_urls: Vec<String>,
     /// Folder for the calibration bundle.
     #[arg(long, default_value = "reports")]
     out: PathBuf,
@@ -397,6 +401,7 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
             slo,
             out_dir: dir.join("steps"),
         });
+    let mut pool_samples = Vec::new();
     let steps = match (&stairs, &a.from_bundle) {
         (_, Some(bundle)) => {
             surge::staircase::steps_from_bundle(bundle).map_err(|e| format!("{e:#}"))
@@ -406,11 +411,18 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
                 "staircase: up to {} steps of {:?} from {}/s by {}/s, SLO p99 ≤ {:?}",
                 a.max_steps, a.step_duration, a.start_rate, a.step_rate, a.slo_p99
             );
-            surge::staircase::climb(stairs, |s, bundle| {
+            let scraper = (!a.metrics_urls.is_empty()).then(|| {
+                surge::scrape::Scraper::start(a.metrics_urls.clone(), Duration::from_secs(1))
+            });
+            let climbed = surge::staircase::climb(stairs, |s, bundle| {
                 println!("  {:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {} ({})", s.rate, s.achieved, s.p99_ms, s.error_rate * 100.0, s.dropped, bundle.display())
             })
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+            if let Some(scraper) = scraper {
+                pool_samples = scraper.finish().await;
+            }
+            climbed
         }
         (None, None) => Err("give a scenario to run, or --from-bundle DIR".into()),
     };
@@ -425,6 +437,7 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let measured_hold = surge::scrape::hold_time(&pool_samples);
     let demand = Demand {
         base_rate: a.base_rate,
         peak_rate: a.peak_rate,
@@ -432,12 +445,28 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
         metric_window_s: a.metric_window.as_secs_f64(),
         pod_start_s: a.pod_start.as_secs_f64(),
         readiness_s: a.readiness.as_secs_f64(),
-        hold_s: a.hold.map(|h| h.as_secs_f64()),
+        hold_s: a
+            .hold
+            .map(|h| h.as_secs_f64())
+            .or(measured_hold.map(|(hold, _)| hold)),
         wait_probability: a.wait_probability / 100.0,
         pool_floor: a.pool_floor,
         connection_budget: a.connection_budget,
     };
     let mut result = calibrate::analyse(steps, a.replicas, slo, &demand);
+    if !pool_samples.is_empty() {
+        let reason = match measured_hold {
+            Some((hold, n)) => format!(
+                "connection hold time measured from hikaricp_connections_usage_seconds: {:.1} ms over {n:.0} checkouts{}; up to {:.0} threads waited for a connection",
+                hold * 1000.0,
+                if a.hold.is_some() { " (--hold given, used instead)" } else { "" },
+                surge::scrape::max_pending(&pool_samples)
+            ),
+            None => "the metrics endpoints showed no connection checkouts".to_owned(),
+        };
+        result.reasons.insert(0, reason);
+        result.pool_metrics = pool_samples;
+    }
     let mut verified = true;
     if let (true, Some(stairs), Some(plan)) = (a.verify, &stairs, &result.hpa) {
         let rate = plan.target_per_pod * a.replicas as f64;

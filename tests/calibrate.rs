@@ -55,7 +55,25 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
         slo,
         out_dir: out.path().to_path_buf(),
     };
+    // Scrape each replica's HikariCP-style pool series during the staircase.
+    let metrics: Vec<String> = replica_urls(&cluster)
+        .iter()
+        .map(|u| format!("{u}/actuator/prometheus"))
+        .collect();
+    let scraper = surge::scrape::Scraper::start(metrics, Duration::from_millis(500));
     let steps = climb(&stairs, |_, _| {}).await.expect("the staircase runs");
+    let samples = scraper.finish().await;
+    let (hold, checkouts) = surge::scrape::hold_time(&samples).expect("checkouts were scraped");
+    assert!(checkouts > 1000.0, "{checkouts}");
+    assert!(
+        (hold * 1000.0 - HOLD_MS as f64).abs() / HOLD_MS as f64 <= 0.10,
+        "measured hold {:.2} ms for {HOLD_MS} ms",
+        hold * 1000.0
+    );
+    assert!(
+        surge::scrape::max_pending(&samples) > 0.0,
+        "past the knee, threads waited for connections"
+    );
     assert!(steps.len() >= 3, "{steps:?}");
     // Stopped by itself past saturation, before running every step.
     assert!(
@@ -71,7 +89,8 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
         metric_window_s: 30.0,
         pod_start_s: 20.0,
         readiness_s: 5.0,
-        hold_s: Some(HOLD_MS as f64 / 1000.0),
+        // The hold time as measured from the scraped pool series, not as configured.
+        hold_s: Some(hold),
         wait_probability: 0.05,
         pool_floor: 1,
         connection_budget: 40,

@@ -66,6 +66,9 @@ pub struct Calibration {
     pub knobs: Option<Knobs>,
     /// A replay at the recommended rate (`--verify`), when run.
     pub verification: Option<Step>,
+    /// Pool series scraped from the target during the staircase.
+    #[serde(default)]
+    pub pool_metrics: Vec<crate::scrape::PoolSample>,
     /// Every conclusion, with the measurement and the constraint that bound it.
     pub reasons: Vec<String>,
 }
@@ -175,6 +178,7 @@ pub fn analyse(steps: Vec<Step>, replicas: u32, slo: Slo, demand: &Demand) -> Ca
         pool: pool_size,
         knobs,
         verification: None,
+        pool_metrics: Vec::new(),
         reasons,
     }
 }

@@ -16,6 +16,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -167,6 +168,7 @@ struct Replica {
     options: ReplicaOptions,
     sessions: SessionStore,
     pool: Semaphore,
+    metrics: PoolMetrics,
     patients: Vec<Patient>,
 }
 
@@ -186,6 +188,7 @@ pub async fn router(options: ReplicaOptions) -> anyhow::Result<Router> {
     .await?;
     let state = Arc::new(Replica {
         pool: Semaphore::new(options.service.pool),
+        metrics: PoolMetrics::default(),
         options,
         sessions,
         patients: data::patients(),
@@ -211,6 +214,7 @@ pub async fn router(options: ReplicaOptions) -> anyhow::Result<Router> {
             "/realms/{realm}/protocol/openid-connect/token",
             post(issue_token),
         )
+        .route("/actuator/prometheus", get(prometheus))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Arc::clone(&state))
         .layer(axum::middleware::from_fn(
@@ -316,8 +320,12 @@ impl Replica {
 
     /// Runs `work` holding a database connection for the configured time.
     async fn with_connection<T>(&self, work: impl FnOnce() -> T) -> Result<T, Response> {
-        let permit = tokio::time::timeout(self.options.service.checkout_timeout, self.pool.acquire())
-            .await
+        self.metrics.pending.fetch_add(1, Ordering::Relaxed);
+        let acquired =
+            tokio::time::timeout(self.options.service.checkout_timeout, self.pool.acquire()).await;
+        self.metrics.pending.fetch_sub(1, Ordering::Relaxed);
+        let held_from = std::time::Instant::now();
+        let permit = acquired
             .map_err(|_| {
                 text(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -328,8 +336,42 @@ impl Replica {
         tokio::time::sleep(self.options.service.hold).await;
         let out = work();
         drop(permit);
+        self.metrics.usage_count.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .usage_micros
+            .fetch_add(held_from.elapsed().as_micros() as u64, Ordering::Relaxed);
         Ok(out)
     }
+}
+
+/// HikariCP-style pool metrics, as HAPI FHIR exposes them at /actuator/prometheus.
+#[derive(Default)]
+struct PoolMetrics {
+    pending: AtomicUsize,
+    usage_count: AtomicU64,
+    usage_micros: AtomicU64,
+}
+
+async fn prometheus(State(r): State<Shared>) -> Response {
+    let max = r.options.service.pool;
+    let active = max - r.pool.available_permits().min(max);
+    let m = &r.metrics;
+    let pool = "HikariPool-1";
+    let body = format!(
+        "# HELP hikaricp_connections_active Active connections\n# TYPE hikaricp_connections_active gauge\n\
+         hikaricp_connections_active{{pool=\"{pool}\"}} {active}\n\
+         # HELP hikaricp_connections_pending Pending threads\n# TYPE hikaricp_connections_pending gauge\n\
+         hikaricp_connections_pending{{pool=\"{pool}\"}} {}\n\
+         # HELP hikaricp_connections_max Max connections\n# TYPE hikaricp_connections_max gauge\n\
+         hikaricp_connections_max{{pool=\"{pool}\"}} {max}\n\
+         # HELP hikaricp_connections_usage_seconds Connection usage time\n# TYPE hikaricp_connections_usage_seconds summary\n\
+         hikaricp_connections_usage_seconds_count{{pool=\"{pool}\"}} {}\n\
+         hikaricp_connections_usage_seconds_sum{{pool=\"{pool}\"}} {}\n",
+        m.pending.load(Ordering::Relaxed),
+        m.usage_count.load(Ordering::Relaxed),
+        m.usage_micros.load(Ordering::Relaxed) as f64 / 1e6,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 fn with_cookie(mut response: Response, auth: &Auth) -> Response {

@@ -1,0 +1,187 @@
+//! Scraping the target's Prometheus endpoints during calibration
+//! (`--metrics-url`, one per replica): the connection-pool series HAPI FHIR
+//! exposes through Micrometer at /actuator/prometheus. The exposition text is
+//! parsed by prometheus-parse; what surge keeps is plain data, and the
+//! conclusions drawn from it ([`hold_time`], [`max_pending`]) are pure.
+
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The pool series of one endpoint at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolSample {
+    /// Seconds since scraping started.
+    pub at_s: f64,
+    /// Which endpoint.
+    pub url: String,
+    /// `hikaricp_connections_active`.
+    pub active: f64,
+    /// `hikaricp_connections_pending`.
+    pub pending: f64,
+    /// `hikaricp_connections_max`.
+    pub max: f64,
+    /// `hikaricp_connections_usage_seconds_count`.
+    pub usage_count: f64,
+    /// `hikaricp_connections_usage_seconds_sum`.
+    pub usage_sum: f64,
+}
+
+/// Reads the pool series from exposition text (summed over pools).
+pub fn parse(text: &str, url: &str, at_s: f64) -> anyhow::Result<PoolSample> {
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))?;
+    let mut s = PoolSample {
+        at_s,
+        url: url.to_owned(),
+        ..Default::default()
+    };
+    for sample in scrape.samples {
+        let value = match sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => continue,
+        };
+        match sample.metric.as_str() {
+            "hikaricp_connections_active" => s.active += value,
+            "hikaricp_connections_pending" => s.pending += value,
+            "hikaricp_connections_max" => s.max += value,
+            "hikaricp_connections_usage_seconds_count" => s.usage_count += value,
+            "hikaricp_connections_usage_seconds_sum" => s.usage_sum += value,
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+/// Mean connection hold time over the scrapes: Δsum/Δcount per endpoint,
+/// pooled. Returns (seconds, checkouts seen).
+pub fn hold_time(samples: &[PoolSample]) -> Option<(f64, f64)> {
+    let mut urls: Vec<&str> = samples.iter().map(|s| s.url.as_str()).collect();
+    urls.sort_unstable();
+    urls.dedup();
+    let (mut sum, mut count) = (0.0, 0.0);
+    for url in urls {
+        let mine: Vec<&PoolSample> = samples.iter().filter(|s| s.url == url).collect();
+        if let (Some(first), Some(last)) = (mine.first(), mine.last()) {
+            // A restarted pod resets its counters: only a rise counts.
+            if last.usage_count > first.usage_count {
+                sum += last.usage_sum - first.usage_sum;
+                count += last.usage_count - first.usage_count;
+            }
+        }
+    }
+    (count > 0.0).then(|| (sum / count, count))
+}
+
+/// Highest number of threads waiting for a connection on any endpoint.
+pub fn max_pending(samples: &[PoolSample]) -> f64 {
+    samples.iter().map(|s| s.pending).fold(0.0, f64::max)
+}
+
+/// Scrapes every URL each `every` until stopped.
+pub struct Scraper {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Vec<PoolSample>>,
+}
+
+impl Scraper {
+    /// Starts scraping `urls`.
+    pub fn start(urls: Vec<String>, every: Duration) -> Self {
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("a plain HTTP client builds");
+            let started = Instant::now();
+            let mut out = Vec::new();
+            loop {
+                for url in &urls {
+                    let at = started.elapsed().as_secs_f64();
+                    match client
+                        .get(url)
+                        .send()
+                        .await
+                        .and_then(|r| r.error_for_status())
+                    {
+                        Ok(response) => match response.text().await {
+                            Ok(text) => match parse(&text, url, at) {
+                                Ok(sample) => out.push(sample),
+                                Err(e) => {
+                                    tracing::warn!("{url}: not Prometheus exposition text: {e}")
+                                }
+                            },
+                            Err(e) => tracing::warn!("{url}: {e}"),
+                        },
+                        Err(e) => tracing::warn!("cannot scrape {url}: {e}"),
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = token.cancelled() => break,
+                }
+            }
+            out
+        });
+        Scraper { stop, task }
+    }
+
+    /// Stops, after one last scrape round, and returns every sample.
+    pub async fn finish(self) -> Vec<PoolSample> {
+        self.stop.cancel();
+        self.task.await.unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "# TYPE hikaricp_connections_active gauge\n\
+        hikaricp_connections_active{pool=\"HikariPool-1\"} 3\n\
+        # TYPE hikaricp_connections_pending gauge\n\
+        hikaricp_connections_pending{pool=\"HikariPool-1\"} 2\n\
+        # TYPE hikaricp_connections_max gauge\n\
+        hikaricp_connections_max{pool=\"HikariPool-1\"} 10\n\
+        # TYPE hikaricp_connections_usage_seconds summary\n\
+        hikaricp_connections_usage_seconds_count{pool=\"HikariPool-1\"} 400\n\
+        hikaricp_connections_usage_seconds_sum{pool=\"HikariPool-1\"} 8.0\n\
+        # TYPE jvm_memory_used_bytes gauge\n\
+        jvm_memory_used_bytes{area=\"heap\"} 1.2e8\n";
+
+    #[test]
+    fn parses_the_pool_series() {
+        let s = parse(TEXT, "http://x/actuator/prometheus", 1.0).unwrap();
+        assert_eq!(
+            (s.active, s.pending, s.max, s.usage_count, s.usage_sum),
+            (3.0, 2.0, 10.0, 400.0, 8.0)
+        );
+    }
+
+    #[test]
+    fn hold_time_from_counter_deltas_across_endpoints() {
+        let at = |url: &str, t: f64, count: f64, sum: f64| PoolSample {
+            at_s: t,
+            url: url.into(),
+            usage_count: count,
+            usage_sum: sum,
+            ..Default::default()
+        };
+        let samples = [
+            at("a", 0.0, 100.0, 2.0),
+            at("b", 0.0, 0.0, 0.0),
+            at("a", 5.0, 600.0, 12.0),
+            at("b", 5.0, 500.0, 15.0),
+        ];
+        let (hold, n) = hold_time(&samples).unwrap();
+        assert_eq!(n, 1000.0);
+        assert!(
+            (hold - 0.025).abs() < 1e-12,
+            "(10 + 15) s over 1000 checkouts: {hold}"
+        );
+        assert_eq!(hold_time(&samples[..2]), None);
+    }
+}
