@@ -194,6 +194,15 @@ struct CalibrateArgs {
     /// during the staircase for HikariCP pool series; repeatable. Measures the hold time.
     #[arg(long = "metrics-url")]
     metrics_urls: Vec<String>,
+    /// Also write a KEDA ScaledObject reading request rate from this Prometheus server.
+    #[arg(long)]
+    keda_prometheus: Option<String>,
+    /// The PromQL query of the cluster's total request rate, for KEDA.
+    #[arg(
+        long,
+        default_value = "sum(rate(http_server_requests_seconds_count[1m]))"
+    )]
+    keda_query: String,
     /// Folder for the calibration bundle.
     #[arg(long, default_value = "reports")]
     out: PathBuf,
@@ -508,16 +517,18 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
                 metric: a.metric.clone(),
             };
             let hpa = manifest::hpa(&workload, plan);
-            let yaml = match (&result.pool, &result.knobs) {
-                (Some(p), Some(k)) => manifest::to_yaml(
-                    &hpa,
-                    &manifest::PoolSettings {
-                        per_replica: p.clone(),
-                        knobs: k.clone(),
-                    },
-                )?,
-                _ => serde_saphyr::to_string(&hpa).map_err(|e| anyhow::anyhow!("{e}"))?,
+            let pools = match (&result.pool, &result.knobs) {
+                (Some(p), Some(k)) => Some(manifest::PoolSettings {
+                    per_replica: p.clone(),
+                    knobs: k.clone(),
+                }),
+                _ => None,
             };
+            let keda = a
+                .keda_prometheus
+                .as_ref()
+                .map(|server| manifest::keda(&workload, plan, server, &a.keda_query));
+            let yaml = manifest::to_yaml(&hpa, pools.as_ref(), keda.as_ref())?;
             std::fs::write(dir.join("recommendations.yaml"), yaml)?;
         }
         Ok(())

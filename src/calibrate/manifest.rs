@@ -100,6 +100,83 @@ pub fn hpa(workload: &Workload, plan: &HpaPlan) -> HorizontalPodAutoscaler {
     }
 }
 
+/// A KEDA ScaledObject scaling on request rate from Prometheus, for clusters
+/// that run KEDA instead of a metrics adapter. KEDA's Prometheus scaler with
+/// an AverageValue target computes desired = ⌈query / threshold⌉.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaledObject {
+    /// `keda.sh/v1alpha1`.
+    pub api_version: String,
+    /// `ScaledObject`.
+    pub kind: String,
+    /// Name and namespace.
+    pub metadata: ObjectMeta,
+    /// What and how to scale.
+    pub spec: ScaledObjectSpec,
+}
+
+/// The ScaledObject's spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaledObjectSpec {
+    /// The workload.
+    pub scale_target_ref: CrossVersionObjectReference,
+    /// Fewest replicas.
+    pub min_replica_count: u32,
+    /// Most replicas.
+    pub max_replica_count: u32,
+    /// The Prometheus trigger.
+    pub triggers: Vec<Trigger>,
+}
+
+/// A KEDA trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// `prometheus`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `AverageValue`.
+    #[serde(rename = "metricType")]
+    pub metric_type: String,
+    /// serverAddress, query, threshold.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The ScaledObject for `plan`: total request rate over `threshold` per pod.
+pub fn keda(workload: &Workload, plan: &HpaPlan, prometheus: &str, query: &str) -> ScaledObject {
+    ScaledObject {
+        api_version: "keda.sh/v1alpha1".into(),
+        kind: "ScaledObject".into(),
+        metadata: ObjectMeta {
+            name: Some(workload.name.clone()),
+            namespace: workload.namespace.clone(),
+            ..Default::default()
+        },
+        spec: ScaledObjectSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: workload.kind.clone(),
+                name: workload.name.clone(),
+            },
+            min_replica_count: plan.min_replicas,
+            max_replica_count: plan.max_replicas,
+            triggers: vec![Trigger {
+                type_: "prometheus".into(),
+                metric_type: "AverageValue".into(),
+                metadata: BTreeMap::from([
+                    ("serverAddress".to_owned(), prometheus.to_owned()),
+                    ("query".to_owned(), query.to_owned()),
+                    (
+                        "threshold".to_owned(),
+                        format!("{:.3}", plan.target_per_pod),
+                    ),
+                ]),
+            }],
+        },
+    }
+}
+
 /// Pool settings, as the YAML's second document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolSettings {
@@ -109,15 +186,34 @@ pub struct PoolSettings {
     pub knobs: Knobs,
 }
 
-/// Both documents as YAML.
-pub fn to_yaml(hpa: &HorizontalPodAutoscaler, pools: &PoolSettings) -> anyhow::Result<String> {
-    let hpa_yaml = serde_saphyr::to_string(hpa)
-        .map_err(|e| anyhow::anyhow!("cannot write the HPA as YAML: {e}"))?;
-    let pool_yaml = serde_saphyr::to_string(pools)
-        .map_err(|e| anyhow::anyhow!("cannot write pool settings as YAML: {e}"))?;
-    Ok(format!(
-        "# HorizontalPodAutoscaler recommended by surge calibrate; the annotation holds the reasoning.\n{hpa_yaml}---\n# Connection pools: HikariCP maximum-pool-size (HAPI FHIR), hibernate.c3p0.max_size (OpenMRS),\n# pgBouncer default_pool_size / max_client_conn, database max_connections.\n{pool_yaml}"
-    ))
+/// The documents as YAML: the HPA, the pool settings when sized, and the
+/// KEDA ScaledObject when asked for.
+pub fn to_yaml(
+    hpa: &HorizontalPodAutoscaler,
+    pools: Option<&PoolSettings>,
+    keda: Option<&ScaledObject>,
+) -> anyhow::Result<String> {
+    fn yaml<T: Serialize>(what: &str, value: &T) -> anyhow::Result<String> {
+        serde_saphyr::to_string(value)
+            .map_err(|e| anyhow::anyhow!("cannot write {what} as YAML: {e}"))
+    }
+    let mut out = format!(
+        "# HorizontalPodAutoscaler recommended by surge calibrate; the annotation holds the reasoning.\n{}",
+        yaml("the HPA", hpa)?
+    );
+    if let Some(pools) = pools {
+        out.push_str(&format!(
+            "---\n# Connection pools: HikariCP maximum-pool-size (HAPI FHIR), hibernate.c3p0.max_size (OpenMRS),\n# pgBouncer default_pool_size / max_client_conn, database max_connections.\n{}",
+            yaml("pool settings", pools)?
+        ));
+    }
+    if let Some(keda) = keda {
+        out.push_str(&format!(
+            "---\n# The same scaling with KEDA's Prometheus scaler (use this or the HPA, not both).\n{}",
+            yaml("the ScaledObject", keda)?
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -149,7 +245,13 @@ mod tests {
             per_replica: pool::size(50.0, 0.02, 0.05, 10),
             knobs: pool::knobs(10, p.max_replicas),
         };
-        let yaml = to_yaml(&hpa(&workload, &p), &pools).unwrap();
+        let keda_object = keda(
+            &workload,
+            &p,
+            "http://prometheus:9090",
+            "sum(rate(http_server_requests_seconds_count[1m]))",
+        );
+        let yaml = to_yaml(&hpa(&workload, &p), Some(&pools), Some(&keda_object)).unwrap();
         let mut docs = yaml.split("\n---\n");
         let back: HorizontalPodAutoscaler = serde_saphyr::from_str(docs.next().unwrap()).unwrap();
         let spec = back.spec.unwrap();
@@ -175,5 +277,8 @@ mod tests {
         assert!(back.metadata.annotations.unwrap()["surge/reasoning"].contains("maxReplicas"));
         let pools_back: PoolSettings = serde_saphyr::from_str(docs.next().unwrap()).unwrap();
         assert_eq!(pools_back.knobs.hikari_maximum_pool_size, 10);
+        let keda_back: ScaledObject = serde_saphyr::from_str(docs.next().unwrap()).unwrap();
+        assert_eq!(keda_back, keda_object);
+        assert_eq!(keda_back.spec.max_replica_count, p.max_replicas);
     }
 }
