@@ -58,9 +58,21 @@ fn main() {
             pool_floor: 1,
             connection_budget: 97,
         };
-        let c = analyse(steps, 3, Slo { p99_ms: 100.0, error_budget: 0.01 }, &demand);
+        let c = analyse(
+            steps,
+            3,
+            Slo {
+                p99_ms: 100.0,
+                error_budget: 0.01,
+            },
+            &demand,
+        );
         let analyse_time = started.elapsed();
         assert_eq!(c.steps.len(), 8);
-        println!("| {n} | {record_ns:.0} | {:.0} ms | {:.1} ms |", write.as_secs_f64() * 1000.0, analyse_time.as_secs_f64() * 1000.0);
+        println!(
+            "| {n} | {record_ns:.0} | {:.0} ms | {:.1} ms |",
+            write.as_secs_f64() * 1000.0,
+            analyse_time.as_secs_f64() * 1000.0
+        );
     }
 }

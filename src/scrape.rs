@@ -25,6 +25,12 @@ pub struct PoolSample {
     pub usage_count: f64,
     /// `hikaricp_connections_usage_seconds_sum`.
     pub usage_sum: f64,
+    /// `process_cpu_usage` (0..1 of the pod's CPUs), when exposed.
+    #[serde(default)]
+    pub cpu: Option<f64>,
+    /// `jvm_memory_used_bytes`, all areas, when exposed.
+    #[serde(default)]
+    pub jvm_memory_bytes: Option<f64>,
 }
 
 /// Reads the pool series from exposition text (summed over pools).
@@ -48,6 +54,10 @@ pub fn parse(text: &str, url: &str, at_s: f64) -> anyhow::Result<PoolSample> {
             "hikaricp_connections_max" => s.max += value,
             "hikaricp_connections_usage_seconds_count" => s.usage_count += value,
             "hikaricp_connections_usage_seconds_sum" => s.usage_sum += value,
+            "process_cpu_usage" => s.cpu = Some(s.cpu.unwrap_or(0.0) + value),
+            "jvm_memory_used_bytes" => {
+                s.jvm_memory_bytes = Some(s.jvm_memory_bytes.unwrap_or(0.0) + value)
+            }
             _ => {}
         }
     }
@@ -159,6 +169,7 @@ mod tests {
             (s.active, s.pending, s.max, s.usage_count, s.usage_sum),
             (3.0, 2.0, 10.0, 400.0, 8.0)
         );
+        assert_eq!((s.cpu, s.jvm_memory_bytes), (None, Some(1.2e8)));
     }
 
     #[test]
