@@ -98,6 +98,10 @@ pub fn analyse(steps: Vec<Step>, replicas: u32, slo: Slo, demand: &Demand) -> Ca
             steps[k].achieved,
             steps[k].p99_ms
         ));
+    } else if capacity.is_some() {
+        reasons.push(
+            "the staircase ended before the knee: the capacity above is a LOWER BOUND; start higher or add steps to find the real one".into(),
+        );
     }
     let points: Vec<(f64, f64)> = steps
         .iter()
@@ -180,5 +184,94 @@ pub fn analyse(steps: Vec<Step>, replicas: u32, slo: Slo, demand: &Demand) -> Ca
         verification: None,
         pool_metrics: Vec::new(),
         reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(rate: f64, achieved: f64, p99: f64) -> Step {
+        Step {
+            rate,
+            achieved,
+            p50_ms: p99 / 2.0,
+            p95_ms: p99,
+            p99_ms: p99,
+            mean_ms: p99 / 2.0,
+            error_rate: 0.0,
+            dropped: 0,
+        }
+    }
+
+    fn demand() -> Demand {
+        Demand {
+            base_rate: Some(50.0),
+            peak_rate: Some(400.0),
+            growth_per_s: 0.0,
+            metric_window_s: 30.0,
+            pod_start_s: 30.0,
+            readiness_s: 0.0,
+            hold_s: Some(0.01),
+            wait_probability: 0.05,
+            pool_floor: 1,
+            connection_budget: 97,
+        }
+    }
+
+    #[test]
+    fn a_staircase_that_never_saturated_says_its_capacity_is_a_lower_bound() {
+        let steps = vec![
+            step(100.0, 100.0, 10.0),
+            step(200.0, 199.0, 11.0),
+            step(300.0, 299.0, 12.0),
+        ];
+        let c = analyse(
+            steps,
+            2,
+            Slo {
+                p99_ms: 100.0,
+                error_budget: 0.01,
+            },
+            &demand(),
+        );
+        assert_eq!(c.knee_step, None);
+        assert!(
+            c.reasons.iter().any(|r| r.contains("LOWER BOUND")),
+            "{:?}",
+            c.reasons
+        );
+    }
+
+    #[test]
+    fn a_saturated_staircase_names_its_knee_and_every_number_has_a_reason() {
+        let steps = vec![
+            step(100.0, 100.0, 10.0),
+            step(200.0, 199.0, 11.0),
+            step(300.0, 240.0, 400.0),
+            step(400.0, 241.0, 900.0),
+        ];
+        let c = analyse(
+            steps,
+            2,
+            Slo {
+                p99_ms: 100.0,
+                error_budget: 0.01,
+            },
+            &demand(),
+        );
+        assert_eq!((c.capacity_per_pod, c.knee_step), (Some(99.5), Some(2)));
+        assert!(!c.reasons.iter().any(|r| r.contains("LOWER BOUND")));
+        let hpa = c.hpa.unwrap();
+        for n in [hpa.min_replicas, hpa.max_replicas] {
+            assert!(
+                c.reasons
+                    .iter()
+                    .any(|r| r.contains(&format!("Replicas {n}"))),
+                "{n}: {:?}",
+                c.reasons
+            );
+        }
+        assert!(c.reasons.iter().any(|r| r.starts_with("pool per replica")));
     }
 }
