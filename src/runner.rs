@@ -60,36 +60,33 @@ pub struct RunReport {
     pub results: RunResults,
 }
 
+/// An http(s) base URL from the command line, without a trailing slash.
+fn http_base(flag: &str, text: &str) -> Result<String, RunError> {
+    let url = reqwest::Url::parse(text)
+        .map_err(|e| RunError::Usage(format!("{flag} {text:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(RunError::Usage(format!(
+            "{flag} must be http or https, not {}",
+            url.scheme()
+        )));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
 /// Loads the scenario and applies the request's changes, without running.
 pub fn prepare(request: &RunRequest) -> Result<Scenario, RunError> {
     let mut scenario = Scenario::load(&request.scenario)?;
     if let Some(target) = &request.target {
-        let url = reqwest::Url::parse(target)
-            .map_err(|e| RunError::Usage(format!("--target {target:?} is not a URL: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(RunError::Usage(format!(
-                "--target must be http or https, not {}",
-                url.scheme()
-            )));
-        }
-        scenario.target.base_url = target.trim_end_matches('/').to_owned();
+        scenario.target.base_url = http_base("--target", target)?;
     }
     scenario
         .apply_override(&request.load)
         .map_err(RunError::Usage)?;
     for replica in &request.replicas {
-        let url = reqwest::Url::parse(replica)
-            .map_err(|e| RunError::Usage(format!("--replica {replica:?} is not a URL: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(RunError::Usage(format!(
-                "--replica must be http or https, not {}",
-                url.scheme()
-            )));
-        }
         scenario
             .verify
             .replicas
-            .push(replica.trim_end_matches('/').to_owned());
+            .push(http_base("--replica", replica)?);
     }
     for spec in &request.thresholds {
         let (metric, expression) = spec.split_once('=').ok_or_else(|| {

@@ -134,14 +134,6 @@ async fn read(
     }
 }
 
-fn absolute(base: &str, path: &str) -> String {
-    if path.starts_with("http://") || path.starts_with("https://") {
-        path.to_owned()
-    } else {
-        format!("{base}{path}")
-    }
-}
-
 /// Polls one upload until every replica shows the right bytes (or wrong
 /// ones: that verdict is final) or the visibility window closes.
 async fn poll(
@@ -165,13 +157,16 @@ async fn poll(
                 .any(|o| matches!(o.seen, Seen::Same | Seen::Different))
         })
     };
-    let balancer_url = absolute(&scenario.target.base_url, &job.read);
+    let balancer_url = crate::scenario::join_url(&scenario.target.base_url, &job.read);
     // A direct address's replica name, once its first answer told it.
     let mut direct_names: std::collections::HashMap<String, String> = Default::default();
     loop {
         let mut reads: Vec<(String, Option<String>)> = Vec::new();
         for base in &verify.replicas {
-            reads.push((absolute(base, &job.read), Some(base.clone())));
+            reads.push((
+                crate::scenario::join_url(base, &job.read),
+                Some(base.clone()),
+            ));
         }
         if verify.through_balancer {
             // One read per replica still unsettled (at least one), so a

@@ -316,11 +316,7 @@ impl Shared {
     }
 
     fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_owned()
-        } else {
-            format!("{}{}", self.scenario.target.base_url, path)
-        }
+        self.scenario.target.url(path)
     }
 
     /// Builds request `index` for this user. Generated content is made

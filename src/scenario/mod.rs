@@ -55,6 +55,11 @@ pub struct TargetSpec {
 }
 
 impl TargetSpec {
+    /// A request path joined to the base URL (a full URL is kept as it is).
+    pub fn url(&self, path: &str) -> String {
+        join_url(&self.base_url, path)
+    }
+
     /// The base URL as reports may show it: without user name or password.
     pub fn display_url(&self) -> String {
         match reqwest::Url::parse(&self.base_url) {
@@ -65,6 +70,15 @@ impl TargetSpec {
             }
             _ => self.base_url.clone(),
         }
+    }
+}
+
+/// `path` joined to `base`, unless it is already a full http(s) URL.
+pub fn join_url(base: &str, path: &str) -> String {
+    if path.starts_with("http://") || path.starts_with("https://") {
+        path.to_owned()
+    } else {
+        format!("{base}{path}")
     }
 }
 
