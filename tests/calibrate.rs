@@ -177,3 +177,93 @@ fn plan_checks_the_seed_arithmetic_from_the_command_line() {
         "{text}"
     );
 }
+
+/// The cluster's capacity (req/s) at `replicas` replicas of pool 4 × 20 ms,
+/// with an optional database-wide connection limit.
+async fn cluster_capacity(
+    replicas: usize,
+    db_limit: Option<usize>,
+    start: f64,
+    step: f64,
+) -> (f64, surge::calibrate::Calibration) {
+    let cluster = cluster(ClusterOptions {
+        replicas,
+        balancing: Balancing::RoundRobin,
+        service: ServiceOptions {
+            pool: POOL,
+            hold: Duration::from_millis(HOLD_MS),
+            db_limit,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let slo = Slo {
+        p99_ms: 1000.0,
+        error_budget: 0.01,
+    };
+    let stairs = Staircase {
+        scenario: repo().join("scenarios/capacity-fhir-search.toml"),
+        target: Some(cluster.url.clone()),
+        start_rate: start,
+        step_rate: step,
+        step_duration: Duration::from_millis(2500),
+        max_steps: 7,
+        slo,
+        out_dir: out.path().to_path_buf(),
+    };
+    let steps = climb(&stairs, |_, _| {}).await.expect("the staircase runs");
+    cluster.shutdown().await;
+    let demand = Demand {
+        base_rate: Some(50.0),
+        peak_rate: Some(1000.0),
+        growth_per_s: 0.0,
+        metric_window_s: 30.0,
+        pod_start_s: 20.0,
+        readiness_s: 5.0,
+        hold_s: Some(HOLD_MS as f64 / 1000.0),
+        wait_probability: 0.05,
+        pool_floor: 1,
+        // The database's limit, as the operator would give it.
+        connection_budget: db_limit.unwrap_or(1000) as u32,
+    };
+    let c = analyse(steps, replicas as u32, slo, &demand);
+    let per_pod = c
+        .capacity_per_pod
+        .unwrap_or_else(|| panic!("no capacity:\n{}", surge::staircase::table(&c.steps)));
+    eprintln!(
+        "{replicas} replicas, db limit {db_limit:?}:\n{}{}",
+        surge::staircase::table(&c.steps),
+        c.reasons.join("\n")
+    );
+    (per_pod * replicas as f64, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doubling_replicas_doubles_capacity_until_the_database_limit_binds() {
+    let _engine = engine_lock().await;
+    let (one, _) = cluster_capacity(1, None, 120.0, 20.0).await;
+    let (two, _) = cluster_capacity(2, None, 240.0, 40.0).await;
+    assert!(
+        (two / one - 2.0).abs() <= 0.4,
+        "without a database limit: {one:.0} → {two:.0} req/s"
+    );
+    // A database taking 6 connections at once caps the cluster near 6 / 20 ms = 300 req/s.
+    let (limited, c) = cluster_capacity(2, Some(6), 180.0, 30.0).await;
+    assert!(
+        limited < 0.85 * two,
+        "the database limit binds: {limited:.0} vs {two:.0} req/s"
+    );
+    assert!(
+        limited <= 300.0 * 1.05,
+        "{limited:.0} req/s is above what 6 connections allow"
+    );
+    let hpa = c.hpa.unwrap();
+    assert_eq!(hpa.max_bound, surge::calibrate::hpa::MaxBound::Connections);
+    assert!(
+        c.reasons.iter().any(|r| r.contains("connection budget")),
+        "the report names the limit: {:?}",
+        c.reasons
+    );
+}

@@ -9,6 +9,7 @@
 
 pub mod balancer;
 pub mod data;
+pub mod database;
 pub mod replica;
 pub mod sessions;
 
@@ -162,6 +163,9 @@ impl Cluster {
                         .filter(|n| *n != name)
                         .map(|n| format!("--replicate-to={}", own(n).display())),
                 );
+            }
+            if options.service.db_limit.is_some() {
+                args.push(format!("--db-dir={}", data_dir.join("database").display()));
             }
             if options.service.sessions == sessions::SessionStoreKind::Shared {
                 args.push(format!(

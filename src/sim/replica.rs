@@ -35,6 +35,10 @@ pub struct ServiceOptions {
     /// How long each database-backed request holds a connection.
     #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
     pub hold: Duration,
+    /// The shared database takes at most this many connections at once, from
+    /// all replicas together (like max_connections); no limit when not given.
+    #[arg(long)]
+    pub db_limit: Option<usize>,
     /// Give up waiting for a connection after this long (c3p0 checkoutTimeout), answering 500.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub checkout_timeout: Duration,
@@ -112,6 +116,9 @@ impl ServiceOptions {
         if self.corrupt_replication {
             args.push("--corrupt-replication".into());
         }
+        if let Some(limit) = self.db_limit {
+            args.push(format!("--db-limit={limit}"));
+        }
         args.extend(
             self.slow
                 .iter()
@@ -159,6 +166,9 @@ pub struct ReplicaOptions {
     /// Folder of the shared session store (with `--sessions shared`).
     #[arg(long)]
     pub sessions_dir: Option<PathBuf>,
+    /// Folder of the shared database's connection slots (with `--db-limit`).
+    #[arg(long)]
+    pub db_dir: Option<PathBuf>,
     /// Pool, credentials, tokens.
     #[command(flatten)]
     pub service: ServiceOptions,
@@ -168,6 +178,7 @@ struct Replica {
     options: ReplicaOptions,
     sessions: SessionStore,
     pool: Semaphore,
+    database: Option<super::database::Database>,
     metrics: PoolMetrics,
     patients: Vec<Patient>,
 }
@@ -188,6 +199,11 @@ pub async fn router(options: ReplicaOptions) -> anyhow::Result<Router> {
     .await?;
     let state = Arc::new(Replica {
         pool: Semaphore::new(options.service.pool),
+        database: match (options.service.db_limit, &options.db_dir) {
+            (Some(limit), Some(dir)) => Some(super::database::Database::open(dir, limit)?),
+            (Some(_), None) => anyhow::bail!("--db-limit needs --db-dir (the cluster sets it)"),
+            (None, _) => None,
+        },
         metrics: PoolMetrics::default(),
         options,
         sessions,
@@ -324,7 +340,6 @@ impl Replica {
         let acquired =
             tokio::time::timeout(self.options.service.checkout_timeout, self.pool.acquire()).await;
         self.metrics.pending.fetch_sub(1, Ordering::Relaxed);
-        let held_from = std::time::Instant::now();
         let permit = acquired
             .map_err(|_| {
                 text(
@@ -333,7 +348,24 @@ impl Replica {
                 )
             })?
             .map_err(|_| text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+        // The pool's connection is held from here, including any wait for the
+        // shared database to take it (as a real connection would be).
+        let held_from = std::time::Instant::now();
+        let slot = match &self.database {
+            Some(db) => Some(
+                db.connect(self.options.service.checkout_timeout)
+                    .await
+                    .ok_or_else(|| {
+                        text(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "FATAL: sorry, too many clients already",
+                        )
+                    })?,
+            ),
+            None => None,
+        };
         tokio::time::sleep(self.options.service.hold).await;
+        drop(slot);
         let out = work();
         drop(permit);
         self.metrics.usage_count.fetch_add(1, Ordering::Relaxed);
@@ -922,6 +954,7 @@ mod tests {
             hold: Duration::from_micros(2500),
             fhir_auth: true,
             corrupt_replication: true,
+            db_limit: Some(6),
             slow: vec![("/fhir/Patient".into(), 3.0)],
             password: "p=w;d".into(),
             ..Default::default()
