@@ -509,6 +509,10 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
             dir.join("calibration.json"),
             serde_json::to_vec_pretty(&result)?,
         )?;
+        std::fs::write(
+            dir.join("calibration.html"),
+            surge::report::calibration_html(&result)?,
+        )?;
         if let Some(plan) = &result.hpa {
             let workload = manifest::Workload {
                 kind: a.kind.clone(),

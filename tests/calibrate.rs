@@ -111,6 +111,18 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
         c.knee_step.is_some(),
         "the staircase went past the knee\n{table}"
     );
+    // calibration.html: self-contained, the staircase, latency and USL charts, every reason.
+    let page = surge::report::calibration_html(&c).unwrap();
+    assert_eq!(page.matches("<svg").count(), 3);
+    assert!(!page.contains("<script"));
+    let escaped = |r: &str| {
+        r.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#39;")
+    };
+    assert!(c.reasons.iter().all(|r| page.contains(&escaped(r))));
 
     // The pool: smallest c with C(c, a) ≤ 5% at the per-pod capacity, by the textbook formula.
     let a = measured * HOLD_MS as f64 / 1000.0;

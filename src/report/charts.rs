@@ -11,11 +11,11 @@ use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
 
-const SIZE: (u32, u32) = (960, 360);
+pub(super) const SIZE: (u32, u32) = (960, 360);
 const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
-fn register_font() {
+pub(super) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The font is embedded at build time; failing to parse it is a build defect.
@@ -120,7 +120,7 @@ pub fn png(r: &RunResults, chart: &Chart, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-type Series = (String, Vec<(f64, f64)>, RGBColor);
+pub(super) type Series = (String, Vec<(f64, f64)>, RGBColor);
 
 fn draw<DB: DrawingBackend>(
     r: &RunResults,
@@ -307,7 +307,7 @@ fn nines_label(x: &f64) -> String {
     format!("{}%", (q * 100.0 * 1000.0).round() / 1000.0)
 }
 
-fn lines<DB: DrawingBackend>(
+pub(super) fn lines<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     x_desc: &str,

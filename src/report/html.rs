@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 pub(super) struct Html;
 
 /// Escapes text for HTML.
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -20,7 +20,7 @@ fn esc(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1000px;color:#222}\
+pub(super) const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1000px;color:#222}\
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}\
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}\
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}\
@@ -29,7 +29,11 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}\
 .fail{color:#b22222;font-weight:bold}.chart{margin:1em 0}.chart svg{max-width:100%;height:auto;border:1px solid #eee}\
 details{margin:.5em 0}";
 
-fn table(out: &mut String, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
+pub(super) fn table(
+    out: &mut String,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) {
     out.push_str("<table><tr>");
     for h in header {
         let _ = write!(out, "<th>{}</th>", esc(h));

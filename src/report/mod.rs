@@ -6,6 +6,7 @@
 //! bytes`), and [`write_bundle`] writes them all, plus the HDR histograms
 //! that `summary.json` points to. `surge report DIR` reads a bundle back.
 
+mod calibration;
 mod charts;
 mod csv;
 mod hdr;
@@ -19,6 +20,7 @@ use crate::measure::{Measurements, RunResults};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
+pub use calibration::html as calibration_html;
 pub use hdr::{read_histogram, VISIBLE_HDR};
 pub use terminal::summary as terminal_summary;
 

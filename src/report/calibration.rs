@@ -1,0 +1,188 @@
+//! `calibration.html`: the staircase, the knee, the USL fit and every
+//! recommended number with its reason, self-contained like `report.html`.
+
+use super::charts::{lines, register_font, Series, SIZE};
+use super::html::{esc, table, STYLE};
+use crate::calibrate::{usl, Calibration};
+use anyhow::anyhow;
+use plotters::prelude::*;
+use std::fmt::Write as _;
+
+fn svg(
+    draw: impl FnOnce(&DrawingArea<SVGBackend, plotters::coord::Shift>) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
+    register_font();
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+        draw(&root)?;
+        root.present().map_err(|e| anyhow!("{e:?}"))?;
+    }
+    Ok(out.find("<svg").map(|i| out[i..].to_owned()).unwrap_or(out))
+}
+
+/// A vertical marker line from 0 to `top` at `x`.
+fn marker(name: &str, x: f64, top: f64) -> Series {
+    (name.to_owned(), vec![(x, 0.0), (x, top)], BLACK)
+}
+
+/// The page.
+pub fn html(c: &Calibration) -> anyhow::Result<String> {
+    let mut o = String::new();
+    write!(o, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>surge calibration</title><style>{STYLE}</style></head><body>")?;
+    o.push_str("<h1>surge: capacity calibration</h1>");
+    match c.capacity_per_pod {
+        Some(cap) => write!(o, "<p>Per-pod capacity at the SLO (p99 ≤ {:.0} ms, errors ≤ {:.2}%): <b>{cap:.1} req/s</b>, measured on {} replicas.</p>", c.slo.p99_ms, c.slo.error_budget * 100.0, c.replicas)?,
+        None => o.push_str("<p class=\"fail\">No step met the SLO: no capacity can be stated.</p>"),
+    }
+    if let Some(h) = &c.hpa {
+        write!(o, "<p>HPA: target <b>{:.1} req/s per pod</b>, minReplicas <b>{}</b>, maxReplicas <b>{}</b>", h.target_per_pod, h.min_replicas, h.max_replicas)?;
+        if let Some(p) = &c.pool {
+            write!(o, "; pool <b>{} connections</b> per replica", p.size)?;
+        }
+        o.push_str(".</p>");
+    }
+    o.push_str("<h2>Why</h2><ul>");
+    for r in &c.reasons {
+        write!(o, "<li>{}</li>", esc(r))?;
+    }
+    o.push_str("</ul><h2>Staircase</h2>");
+
+    let offered: Vec<f64> = c.steps.iter().map(|s| s.rate).collect();
+    let top_rate = offered.iter().copied().fold(1.0, f64::max) * 1.05;
+    let knee = c.knee_step.map(|k| c.steps[k].rate);
+    let mut throughput: Vec<Series> = vec![
+        (
+            "offered".into(),
+            c.steps.iter().map(|s| (s.rate, s.rate)).collect(),
+            full_palette::GREY,
+        ),
+        (
+            "achieved".into(),
+            c.steps.iter().map(|s| (s.rate, s.achieved)).collect(),
+            BLUE,
+        ),
+    ];
+    if let Some(k) = knee {
+        throughput.push(marker("knee", k, top_rate));
+    }
+    o.push_str(&format!(
+        "<div class=\"chart\" id=\"chart-staircase\">{}</div>",
+        svg(|root| lines(
+            root,
+            "Throughput per step (offered vs achieved)",
+            "offered req/s",
+            "req/s",
+            &throughput,
+            None
+        ))?
+    ));
+    let top_latency = c
+        .steps
+        .iter()
+        .map(|s| s.p99_ms)
+        .fold(c.slo.p99_ms, f64::max)
+        * 1.05;
+    let mut latency: Vec<Series> = vec![
+        (
+            "p50".into(),
+            c.steps.iter().map(|s| (s.rate, s.p50_ms)).collect(),
+            GREEN,
+        ),
+        (
+            "p95".into(),
+            c.steps.iter().map(|s| (s.rate, s.p95_ms)).collect(),
+            full_palette::ORANGE,
+        ),
+        (
+            "p99".into(),
+            c.steps.iter().map(|s| (s.rate, s.p99_ms)).collect(),
+            RED,
+        ),
+        (
+            "SLO p99".into(),
+            vec![(0.0, c.slo.p99_ms), (top_rate, c.slo.p99_ms)],
+            MAGENTA,
+        ),
+    ];
+    if let Some(k) = knee {
+        latency.push(marker("knee", k, top_latency));
+    }
+    o.push_str(&format!(
+        "<div class=\"chart\" id=\"chart-latency\">{}</div>",
+        svg(|root| lines(
+            root,
+            "Latency per step",
+            "offered req/s",
+            "ms",
+            &latency,
+            None
+        ))?
+    ));
+    if let Some(f) = &c.usl {
+        let measured: Vec<(f64, f64)> = c
+            .steps
+            .iter()
+            .map(|s| (s.concurrency(), s.achieved))
+            .collect();
+        let n_max = measured.iter().map(|p| p.0).fold(1.0, f64::max) * 1.2;
+        let curve: Vec<(f64, f64)> = (0..=100)
+            .map(|i| {
+                let n = n_max * i as f64 / 100.0;
+                (n, usl::throughput(f.lambda, f.sigma, f.kappa, n.max(1e-9)))
+            })
+            .collect();
+        let series: Vec<Series> = vec![
+            ("measured".into(), measured, BLUE),
+            ("USL fit".into(), curve, RED),
+        ];
+        o.push_str(&format!(
+            "<div class=\"chart\" id=\"chart-usl\">{}</div>",
+            svg(|root| lines(
+                root,
+                &format!(
+                    "Universal Scalability Law: σ {:.3}, κ {:.5}, N* {:.0}",
+                    f.sigma, f.kappa, f.n_star
+                ),
+                "concurrency (Little's law)",
+                "req/s",
+                &series,
+                None
+            ))?
+        ));
+    }
+    table(
+        &mut o,
+        &[
+            "step",
+            "offered req/s",
+            "achieved req/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "errors",
+            "dropped",
+            "meets SLO",
+        ],
+        c.steps.iter().enumerate().map(|(i, s)| {
+            vec![
+                (i + 1).to_string(),
+                format!("{:.1}", s.rate),
+                format!("{:.1}", s.achieved),
+                format!("{:.1}", s.p50_ms),
+                format!("{:.1}", s.p95_ms),
+                format!("{:.1}", s.p99_ms),
+                format!("{:.2}%", s.error_rate * 100.0),
+                s.dropped.to_string(),
+                if s.meets(&c.slo) {
+                    "yes".into()
+                } else {
+                    "<span class=\"fail\">no</span>".into()
+                },
+            ]
+        }),
+    );
+    o.push_str("</body></html>\n");
+    Ok(o)
+}
