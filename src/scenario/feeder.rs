@@ -55,16 +55,6 @@ impl Feeder {
         })
     }
 
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    /// True when the feeder has no rows (never, once loaded).
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     /// The next row, as the feeder's order says.
     pub fn next_row(&self) -> Arc<HashMap<String, String>> {
         let index = match self.order {

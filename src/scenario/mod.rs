@@ -505,11 +505,6 @@ impl Scenario {
         }
         Ok(())
     }
-
-    /// The index of the request called `name`.
-    pub fn request_index(&self, name: &str) -> Option<usize> {
-        self.requests.iter().position(|r| r.name == name)
-    }
 }
 
 /// The user pool for an open model when the file does not size it: enough

@@ -113,14 +113,6 @@ impl Template {
         Self::parse_with(text, |name| std::env::var(name).ok())
     }
 
-    /// A template of plain text.
-    pub fn literal(text: &str) -> Self {
-        Template {
-            segments: vec![Segment::Literal(text.to_owned())],
-            has_env: false,
-        }
-    }
-
     /// The placeholders that need per-user values.
     pub fn segments(&self) -> &[Segment] {
         &self.segments
