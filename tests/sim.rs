@@ -344,3 +344,49 @@ async fn the_balancer_is_sticky_by_cookie_or_round_robin() {
     );
     rr.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fhir_search_pages_through_next_links_on_any_replica() {
+    let cluster = cluster(ClusterOptions {
+        replicas: 2,
+        ..Default::default()
+    })
+    .await;
+    let urls = replica_urls(&cluster);
+    let c = client();
+    let first: serde_json::Value = c
+        .get(format!("{}/fhir/Patient?name=Rahman&_count=10", urls[0]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let total = first["total"].as_u64().unwrap();
+    let next = first["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .expect("a next link")["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(next.contains("_getpages="), "{next}");
+    // Search state lives in the database: the other replica serves the next page.
+    let second: serde_json::Value = c
+        .get(format!("{}{next}", urls[1]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["resourceType"], "Bundle");
+    assert_eq!(second["total"].as_u64(), Some(total));
+    assert_ne!(
+        second["entry"][0]["resource"]["id"],
+        first["entry"][0]["resource"]["id"]
+    );
+    cluster.shutdown().await;
+}

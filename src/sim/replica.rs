@@ -222,6 +222,8 @@ pub async fn router(options: ReplicaOptions) -> anyhow::Result<Router> {
             get(download_attachment),
         )
         .route("/fhir/Patient", get(fhir_search))
+        // HAPI's paging links: /fhir?_getpages=<search id>&_getpagesoffset=N.
+        .route("/fhir", get(fhir_search))
         .route("/openmrs/ws/fhir2/R4/Patient", get(fhir_search))
         .route("/fhir/{resource_type}/$validate", post(fhir_validate))
         .route("/fhir/Binary", post(fhir_binary_create))
@@ -794,7 +796,17 @@ async fn fhir_search(
     if let Some(refusal) = refuse_without_bearer(&r, &headers) {
         return refusal;
     }
-    let name = q.get("name").cloned().unwrap_or_default();
+    // A page of an earlier search names it in `_getpages` (HAPI keeps searches
+    // in the database, so any replica can serve any page).
+    let name = q
+        .get("name")
+        .cloned()
+        .or_else(|| {
+            q.get("_getpages")
+                .and_then(|id| id.strip_prefix("search-"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
     // HAPI: default page 20.
     let count = number(&q, "_count", 20).clamp(1, 100);
     let offset = number(&q, "_getpagesoffset", 0);
