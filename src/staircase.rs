@@ -103,17 +103,10 @@ pub fn steps_from_bundle(dir: &Path) -> anyhow::Result<Vec<Step>> {
     }
     let mut steps = Vec::new();
     for stage in &r.stages {
-        let mut merged =
-            hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is valid");
-        let (mut count, mut failed) = (0u64, 0u64);
-        for cell in r.cells.iter().filter(|c| c.stage == stage.index) {
-            let h = crate::report::read_histogram(&dir.join(&cell.latency_hdr))?;
-            merged
-                .add(&h)
-                .map_err(|e| anyhow::anyhow!("cannot merge histograms: {e:?}"))?;
-            count += cell.stats.count;
-            failed += cell.stats.failed;
-        }
+        let cells: Vec<_> = r.cells.iter().filter(|c| c.stage == stage.index).collect();
+        let merged = crate::report::merged_latency(dir, cells.iter().copied())?;
+        let count: u64 = cells.iter().map(|c| c.stats.count).sum();
+        let failed: u64 = cells.iter().map(|c| c.stats.failed).sum();
         let seconds = (stage.end_s - stage.start_s).max(1e-9);
         let p = crate::measure::Percentiles::from_hist(&merged);
         steps.push(Step {

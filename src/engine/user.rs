@@ -121,10 +121,12 @@ impl Shared {
         stop: CancellationToken,
         interrupt: CancellationToken,
     ) -> Self {
-        let n = scenario.requests.len();
-        let login_index = auth::logs_in(&scenario.auth).then_some(n);
-        let token_index =
-            auth::fetches_tokens(&scenario.auth).then_some(n + login_index.is_some() as usize);
+        // Auth requests follow the scenario's own in the recorder's names.
+        let names = Self::request_names(&scenario);
+        let own = scenario.requests.len();
+        let index_of = |name: &str| names[own..].iter().position(|n| n == name).map(|i| own + i);
+        let (login_index, token_index) =
+            (index_of(auth::LOGIN_REQUEST), index_of(auth::TOKEN_REQUEST));
         let mut login_expect = Expect {
             status: vec![200],
             ..Default::default()

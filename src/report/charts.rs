@@ -281,7 +281,7 @@ where
                         .enumerate()
                         .map(|(i, n)| (i as f64, n))
                         .collect();
-                    (format!("{v:?}").to_lowercase(), values, colour(*v))
+                    (v.as_str().to_owned(), values, colour(*v))
                 })
                 .collect();
             let grouped: Vec<(String, Vec<f64>, RGBColor)> = series

@@ -246,10 +246,7 @@ impl Export for Html {
             )?;
             chart(&mut o, r, "attachments")?;
             let mut header = vec!["replica"];
-            let names: Vec<String> = Verdict::ALL
-                .iter()
-                .map(|v| format!("{v:?}").to_lowercase())
-                .collect();
+            let names: Vec<String> = Verdict::ALL.iter().map(|v| v.as_str().to_owned()).collect();
             header.extend(names.iter().map(String::as_str));
             table(
                 &mut o,
@@ -282,7 +279,7 @@ impl Export for Html {
                             esc(&p.request),
                             esc(&p.uploaded_on),
                             esc(&p.replica),
-                            format!("{:?}", p.verdict).to_lowercase(),
+                            p.verdict.as_str().to_owned(),
                             p.visible_after_ms
                                 .map(|m| m.to_string())
                                 .unwrap_or_default(),

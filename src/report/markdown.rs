@@ -75,7 +75,7 @@ impl Export for Summary {
             let counts: Vec<String> = c
                 .verdicts
                 .iter()
-                .map(|(v, n)| format!("{} {n}", format!("{v:?}").to_lowercase()))
+                .map(|(v, n)| format!("{} {n}", v.as_str().to_owned()))
                 .collect();
             writeln!(
                 out,

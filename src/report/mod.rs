@@ -86,6 +86,22 @@ pub fn rerender(dir: &Path) -> anyhow::Result<RunResults> {
     Ok(results)
 }
 
+/// The latency histograms of `cells` of the bundle in `dir`, merged.
+pub fn merged_latency<'a>(
+    dir: &Path,
+    cells: impl IntoIterator<Item = &'a crate::measure::CellStats>,
+) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    // Histograms read back have a fixed range; merge into an auto-resizing one.
+    let mut merged = hdrhistogram::Histogram::new(3).expect("3 significant digits is valid");
+    for cell in cells {
+        let h = read_histogram(&dir.join(&cell.latency_hdr))?;
+        merged
+            .add(&h)
+            .map_err(|e| anyhow::anyhow!("cannot merge histograms of {}: {e:?}", cell.request))?;
+    }
+    Ok(merged)
+}
+
 /// Reads a bundle (folder or its `summary.json`) for `surge compare`: the
 /// results, and per request the merged latency histograms and outcomes.
 pub fn comparison_side(path: &Path) -> anyhow::Result<(RunResults, crate::compare::Side)> {
@@ -96,15 +112,10 @@ pub fn comparison_side(path: &Path) -> anyhow::Result<(RunResults, crate::compar
         path.parent().unwrap_or(Path::new(".")).to_path_buf()
     };
     let mut side = crate::compare::Side::default();
-    for cell in &results.cells {
-        let h = read_histogram(&dir.join(&cell.latency_hdr))?;
-        // Histograms read back have a fixed range; merge into an auto-resizing one.
-        let merged = side.latency.entry(cell.request.clone()).or_insert_with(|| {
-            hdrhistogram::Histogram::new(3).expect("3 significant digits is valid")
-        });
-        merged
-            .add(&h)
-            .map_err(|e| anyhow::anyhow!("cannot merge histograms of {}: {e:?}", cell.request))?;
+    for s in &results.requests {
+        let cells = results.cells.iter().filter(|c| c.request == s.name);
+        side.latency
+            .insert(s.name.clone(), merged_latency(&dir, cells)?);
     }
     for s in &results.requests {
         side.outcomes.insert(s.name.clone(), (s.count, s.failed));

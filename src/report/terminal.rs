@@ -87,7 +87,7 @@ pub fn summary(r: &RunResults) -> String {
         let counts: Vec<String> = Verdict::ALL
             .iter()
             .filter(|v| c.count(**v) > 0)
-            .map(|v| format!("{} {}", format!("{v:?}").to_lowercase(), c.count(*v)))
+            .map(|v| format!("{} {}", v.as_str().to_owned(), c.count(*v)))
             .collect();
         let _ = writeln!(
             out,
@@ -103,7 +103,7 @@ pub fn summary(r: &RunResults) -> String {
                 .verdicts
                 .iter()
                 .filter(|(v, _)| **v != Verdict::Ok)
-                .map(|(v, n)| format!("{} {n}", format!("{v:?}").to_lowercase()))
+                .map(|(v, n)| format!("{} {n}", v.as_str().to_owned()))
                 .collect();
             if !bad.is_empty() {
                 let _ = writeln!(out, "  on {}: {}", rc.replica, bad.join(", "));

@@ -74,6 +74,11 @@ pub struct Threshold {
     pub written: String,
 }
 
+/// Latency statistics a threshold may name.
+const LATENCY_STATS: [&str; 9] = [
+    "p50", "p75", "p90", "p95", "p99", "p999", "max", "mean", "min",
+];
+
 /// The kind of `stat` on `subject`, or what was expected instead.
 pub fn stat_kind(subject: &str, stat: &str) -> Result<Kind, String> {
     let kind = match (subject, stat) {
@@ -83,7 +88,7 @@ pub fn stat_kind(subject: &str, stat: &str) -> Result<Kind, String> {
         ("session", "drops") => Kind::Count,
         ("session", "drop_rate") => Kind::Rate,
         ("attachments", "missing" | "corrupted" | "stale" | "errors" | "unverified" | "uploads") => Kind::Count,
-        ("attachments", s) if s.strip_prefix("visible_").is_some_and(|p| ["p50", "p75", "p90", "p95", "p99", "p999", "max", "mean", "min"].contains(&p)) => {
+        ("attachments", s) if s.strip_prefix("visible_").is_some_and(|p| LATENCY_STATS.contains(&p)) => {
             Kind::Latency
         }
         ("attachments", _) => {
@@ -92,7 +97,7 @@ pub fn stat_kind(subject: &str, stat: &str) -> Result<Kind, String> {
             ))
         }
         ("session", _) => return Err(format!("`session` has the statistics `drops` and `drop_rate`, not `{stat}`")),
-        (_, "p50" | "p75" | "p90" | "p95" | "p99" | "p999" | "max" | "mean" | "min") => Kind::Latency,
+        (_, s) if LATENCY_STATS.contains(&s) => Kind::Latency,
         (_, "error_rate") => Kind::Rate,
         (_, "count") => Kind::Count,
         (_, "throughput") => Kind::PerSecond,

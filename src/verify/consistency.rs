@@ -74,6 +74,18 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Name used in reports (as in `summary.json`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Stale => "stale",
+            Verdict::Missing => "missing",
+            Verdict::Corrupted => "corrupted",
+            Verdict::Error => "error",
+            Verdict::Unverified => "unverified",
+        }
+    }
+
     /// Every verdict, in report order.
     pub const ALL: [Verdict; 6] = [
         Verdict::Ok,
