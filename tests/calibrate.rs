@@ -26,35 +26,63 @@ fn erlang_c_textbook(c: u32, a: f64) -> f64 {
     top / (sum + top)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
-    let _engine = engine_lock().await;
-    let cluster = cluster(ClusterOptions {
-        replicas: 2,
+const SLO: Slo = Slo {
+    p99_ms: 1000.0,
+    error_budget: 0.01,
+};
+
+/// A round-robin cluster of `replicas`, each a pool of 4 × 20 ms, with an
+/// optional database-wide connection limit.
+async fn pool_cluster(replicas: usize, db_limit: Option<usize>) -> surge::sim::Cluster {
+    cluster(ClusterOptions {
+        replicas,
         balancing: Balancing::RoundRobin,
         service: ServiceOptions {
             pool: POOL,
             hold: Duration::from_millis(HOLD_MS),
+            db_limit,
             ..Default::default()
         },
         ..Default::default()
     })
-    .await;
-    let out = tempfile::tempdir().unwrap();
-    let slo = Slo {
-        p99_ms: 1000.0,
-        error_budget: 0.01,
-    };
-    let stairs = Staircase {
+    .await
+}
+
+/// The FHIR search staircase against `url`.
+fn staircase(
+    url: &str,
+    start_rate: f64,
+    step_rate: f64,
+    step_duration: Duration,
+    max_steps: usize,
+    out: &std::path::Path,
+) -> Staircase {
+    Staircase {
         scenario: repo().join("scenarios/capacity-fhir-search.toml"),
-        target: Some(cluster.url.clone()),
-        start_rate: 280.0,
-        step_rate: 40.0,
-        step_duration: Duration::from_secs(3),
-        max_steps: 6,
-        slo,
-        out_dir: out.path().to_path_buf(),
-    };
+        target: Some(url.to_owned()),
+        start_rate,
+        step_rate,
+        step_duration,
+        max_steps,
+        slo: SLO,
+        out_dir: out.to_path_buf(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
+    let _engine = engine_lock().await;
+    let cluster = pool_cluster(2, None).await;
+    let out = tempfile::tempdir().unwrap();
+    let slo = SLO;
+    let stairs = staircase(
+        &cluster.url,
+        280.0,
+        40.0,
+        Duration::from_secs(3),
+        6,
+        out.path(),
+    );
     // Scrape each replica's HikariCP-style pool series during the staircase.
     let metrics: Vec<String> = replica_urls(&cluster)
         .iter()
@@ -198,33 +226,17 @@ async fn cluster_capacity(
     start: f64,
     step: f64,
 ) -> (f64, surge::calibrate::Calibration) {
-    let cluster = cluster(ClusterOptions {
-        replicas,
-        balancing: Balancing::RoundRobin,
-        service: ServiceOptions {
-            pool: POOL,
-            hold: Duration::from_millis(HOLD_MS),
-            db_limit,
-            ..Default::default()
-        },
-        ..Default::default()
-    })
-    .await;
+    let cluster = pool_cluster(replicas, db_limit).await;
     let out = tempfile::tempdir().unwrap();
-    let slo = Slo {
-        p99_ms: 1000.0,
-        error_budget: 0.01,
-    };
-    let stairs = Staircase {
-        scenario: repo().join("scenarios/capacity-fhir-search.toml"),
-        target: Some(cluster.url.clone()),
-        start_rate: start,
-        step_rate: step,
-        step_duration: Duration::from_millis(2500),
-        max_steps: 7,
-        slo,
-        out_dir: out.path().to_path_buf(),
-    };
+    let slo = SLO;
+    let stairs = staircase(
+        &cluster.url,
+        start,
+        step,
+        Duration::from_millis(2500),
+        7,
+        out.path(),
+    );
     let steps = climb(&stairs, |_, _| {}).await.expect("the staircase runs");
     cluster.shutdown().await;
     let demand = Demand {
