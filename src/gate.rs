@@ -132,6 +132,7 @@ mod tests {
             sessions: Default::default(),
             consistency: Default::default(),
             thresholds: vec![],
+            chaos: None,
         }
     }
 

@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod calibrate;
+pub mod chaos;
 pub mod compare;
 pub mod engine;
 pub mod gate;

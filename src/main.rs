@@ -36,6 +36,10 @@ enum Command {
         /// Folder for the bundle.
         #[arg(long, default_value = "reports")]
         out: PathBuf,
+        /// Kill replicas mid-run (real kill -9; the cluster restarts them after 2 s), e.g.
+        /// kill-pod@10s or kill-pod:most-sessions@every:15s (repeatable).
+        #[arg(long = "chaos")]
+        chaos: Vec<String>,
     },
     /// Check a scenario file without sending anything.
     Check {
@@ -112,6 +116,73 @@ struct RunArgs {
     /// No live progress line.
     #[arg(long)]
     no_progress: bool,
+    #[command(flatten)]
+    chaos: ChaosArgs,
+}
+
+/// Chaos: faults injected while the load runs (see scenarios/README.md).
+#[derive(clap::Args)]
+#[command(next_help_heading = "Chaos")]
+struct ChaosArgs {
+    /// A chaos action, replacing the scenario's: kill-pod[:random|oldest|most-sessions]@30s,
+    /// kill-pod@every:60s, rollout-restart@2m, scale:5@90s, 'exec:docker kill web-2@45s' (repeatable).
+    #[arg(long = "chaos")]
+    specs: Vec<String>,
+    /// Pod backend: kubernetes, or local (the reference cluster; surge demo).
+    #[arg(long, value_parser = ["kubernetes", "local"])]
+    chaos_backend: Option<String>,
+    /// Kubernetes namespace of the workload.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Label selector of the workload's pods, e.g. app=openmrs.
+    #[arg(long)]
+    selector: Option<String>,
+    /// deployment/NAME or statefulset/NAME (watched; patched by rollout-restart and scale).
+    #[arg(long)]
+    workload: Option<String>,
+    /// HorizontalPodAutoscaler to record current/desired replicas from.
+    #[arg(long)]
+    hpa: Option<String>,
+    /// kubeconfig context (default: the current one).
+    #[arg(long)]
+    context: Option<String>,
+    /// kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// A namespace chaos may act in (required, repeatable; kube-system is always refused).
+    #[arg(long = "allow-namespace")]
+    allow_namespaces: Vec<String>,
+    /// At most this many pod kills in the run (default 5).
+    #[arg(long)]
+    max_kills: Option<u32>,
+    /// Pod delete grace period (default 0s: a hard kill).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    grace_period: Option<Duration>,
+    /// Print the chaos plan after the safety checks and exit: no load, no API call.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl ChaosArgs {
+    fn request(&self) -> surge::chaos::setup::ChaosRequest {
+        surge::chaos::setup::ChaosRequest {
+            specs: self.specs.clone(),
+            backend: self.chaos_backend.as_deref().map(|b| match b {
+                "local" => surge::chaos::BackendKind::Local,
+                _ => surge::chaos::BackendKind::Kubernetes,
+            }),
+            namespace: self.namespace.clone(),
+            selector: self.selector.clone(),
+            workload: self.workload.clone(),
+            hpa: self.hpa.clone(),
+            context: self.context.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            allow_namespaces: self.allow_namespaces.clone(),
+            max_kills: self.max_kills,
+            grace_period: self.grace_period,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -256,14 +327,28 @@ async fn dispatch(command: Command) -> ExitCode {
                 replicas: args.replicas,
                 out_dir: args.out,
                 progress: !args.no_progress,
+                chaos: args.chaos.request(),
             };
+            if args.chaos.dry_run {
+                return match runner::chaos_dry_run(&request) {
+                    Ok(lines) => {
+                        println!("dry run: nothing is sent and nothing is touched");
+                        for line in lines {
+                            println!("{line}");
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => finish(Err(e)),
+                };
+            }
             finish(runner::run(&request).await)
         }
         Command::Demo {
             scenario,
             duration,
             out,
-        } => demo(scenario, duration, out).await,
+            chaos,
+        } => demo(scenario, duration, out, chaos).await,
         Command::Check { scenarios } => {
             let mut failed = false;
             for path in scenarios {
@@ -584,7 +669,12 @@ fn this_exe() -> Result<PathBuf, ExitCode> {
     })
 }
 
-async fn demo(scenario: PathBuf, duration: Option<Duration>, out: PathBuf) -> ExitCode {
+async fn demo(
+    scenario: PathBuf,
+    duration: Option<Duration>,
+    out: PathBuf,
+    chaos: Vec<String>,
+) -> ExitCode {
     let exe = match this_exe() {
         Ok(e) => e,
         Err(code) => return code,
@@ -606,12 +696,25 @@ async fn demo(scenario: PathBuf, duration: Option<Duration>, out: PathBuf) -> Ex
         cluster.replicas().len()
     );
     // Read uploads back straight from each replica too, for exact figures.
-    let replicas = cluster
-        .replicas()
-        .into_iter()
-        .filter_map(|(_, url, _)| url)
-        .collect();
+    // With chaos, replicas come back on new ports: follow them instead.
+    let replicas = if chaos.is_empty() {
+        cluster
+            .replicas()
+            .into_iter()
+            .filter_map(|(_, url, _)| url)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let chaos = surge::chaos::setup::ChaosRequest {
+        discover_replicas: !chaos.is_empty(),
+        specs: chaos,
+        backend: Some(surge::chaos::BackendKind::Local),
+        local: Some(cluster.backends()),
+        ..Default::default()
+    };
     let request = RunRequest {
+        chaos,
         scenario,
         target: Some(cluster.url.clone()),
         replicas,

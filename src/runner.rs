@@ -27,6 +27,8 @@ pub struct RunRequest {
     pub out_dir: PathBuf,
     /// Show a live progress line.
     pub progress: bool,
+    /// Chaos settings from the command line.
+    pub chaos: crate::chaos::setup::ChaosRequest,
 }
 
 /// Why a run could not be carried out.
@@ -145,15 +147,44 @@ pub fn new_run_id(out_dir: &Path, scenario: &str) -> String {
     id
 }
 
+/// `--dry-run`: the chaos plan as it would run, after the safety rules,
+/// without connecting to anything.
+pub fn chaos_dry_run(request: &RunRequest) -> Result<Vec<String>, RunError> {
+    let scenario = prepare(request)?;
+    match crate::chaos::setup::resolve(&request.chaos, &scenario)
+        .map_err(|e| RunError::Usage(format!("chaos: {e}")))?
+    {
+        None => Ok(vec![
+            "no chaos in this run: no actions and no pod discovery".into(),
+        ]),
+        Some((plan, kube)) => Ok(crate::chaos::plan::describe_plan(
+            &plan,
+            &kube,
+            scenario.load.duration(),
+        )),
+    }
+}
+
 /// Runs the request to the end and writes its bundle.
 pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
     let scenario = prepare(request)?;
     preflight(&scenario.target.base_url).await?;
+    let chaos = match crate::chaos::setup::resolve(&request.chaos, &scenario)
+        .map_err(|e| RunError::Usage(format!("chaos: {e}")))?
+    {
+        Some((plan, kube)) => Some(
+            crate::chaos::setup::connect(&request.chaos, plan, kube)
+                .await
+                .map_err(|e| RunError::Usage(format!("chaos: {e}")))?,
+        ),
+        None => None,
+    };
     let run_id = new_run_id(&request.out_dir, &scenario.name);
     let thresholds = scenario.thresholds.clone();
     let options = RunOptions {
         run_id: run_id.clone(),
         progress: request.progress,
+        chaos,
     };
     let mut measurements = engine::run(Arc::new(scenario), options).await?;
     measurements.results.thresholds = crate::gate::judge(&thresholds, &measurements.results);

@@ -31,12 +31,14 @@ use tokio_util::sync::CancellationToken;
 use user::{Flow, Shared, UserState};
 
 /// How to run.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct RunOptions {
     /// Run id, recorded in the results.
     pub run_id: String,
     /// Show a live progress line on the terminal.
     pub progress: bool,
+    /// Faults to inject while the load runs.
+    pub chaos: Option<crate::chaos::Chaos>,
 }
 
 /// Reason recorded when goose's Ctrl-C handler stopped the run.
@@ -72,6 +74,14 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     let progress = options
         .progress
         .then(|| tokio::spawn(progress_line(Arc::clone(&recorder), stop.clone())));
+    let chaos = options.chaos.map(|chaos| {
+        tokio::spawn(crate::chaos::runner::run(
+            chaos,
+            Arc::clone(&shared),
+            scenario.load.duration(),
+            stop.clone(),
+        ))
+    });
 
     let result = match &scenario.load {
         LoadPlan::Closed { stages } => {
@@ -127,8 +137,23 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         stage_targets: stage_targets(&scenario.load),
         interrupted: reason,
     });
-    // No chaos windows yet: the chaos runner will pass the ones it made.
-    measurements.results.sessions = shared.sessions.verdict(&[]);
+    let chaos = match chaos {
+        Some(task) => task.await.ok(),
+        None => None,
+    };
+    let windows = chaos
+        .as_ref()
+        .map(|c| c.report.windows(measurements.results.elapsed_s))
+        .unwrap_or_default();
+    measurements.results.sessions = shared.sessions.verdict(&windows);
+    if let Some(ran) = chaos {
+        measurements.results.chaos = Some(crate::chaos::runner::assess(
+            ran,
+            &measurements.results,
+            &recorder,
+            &scenario,
+        ));
+    }
     // The last uploads' read-backs run to the end of their windows (or a signal).
     let checked = shared.readback.finish().await;
     let (consistency, visible) = crate::verify::consistency::summarise(&checked);

@@ -12,7 +12,7 @@ use crate::measure::UNKNOWN_REPLICA;
 use crate::scenario::{Auth, Scenario};
 use crate::verify::consistency::{compare, Checked, Observation, Seen, Upload};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +38,7 @@ pub struct Readback {
     limit: Arc<Semaphore>,
     stop: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<Checked>>>,
+    direct: Arc<RwLock<Vec<String>>>,
 }
 
 impl Readback {
@@ -49,6 +50,7 @@ impl Readback {
             .danger_accept_invalid_certs(!scenario.target.tls_verify)
             .build()
             .expect("a plain HTTP client builds");
+        let scenario_replicas = scenario.verify.replicas.clone();
         Readback {
             scenario,
             tokens,
@@ -56,7 +58,15 @@ impl Readback {
             limit: Arc::new(Semaphore::new(CONCURRENT_CHECKS)),
             stop,
             tasks: Mutex::default(),
+            direct: Arc::new(RwLock::new(scenario_replicas)),
         }
+    }
+
+    /// Replaces the replicas read straight from (pods found through
+    /// Kubernetes change as they are killed and replaced); checks in progress
+    /// use the new list from their next round.
+    pub fn set_direct(&self, replicas: Vec<String>) {
+        *self.direct.write().unwrap() = replicas;
     }
 
     /// Starts checking an upload; `replicas` are those seen so far in the run.
@@ -66,9 +76,10 @@ impl Readback {
         let client = self.client.clone();
         let limit = Arc::clone(&self.limit);
         let stop = self.stop.clone();
+        let direct = Arc::clone(&self.direct);
         let task = tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
-            poll(&scenario, &tokens, &client, job, replicas, &stop).await
+            poll(&scenario, &tokens, &client, job, replicas, &direct, &stop).await
         });
         self.tasks.lock().unwrap().push(task);
     }
@@ -142,6 +153,7 @@ async fn poll(
     client: &reqwest::Client,
     job: Job,
     replicas: Vec<String>,
+    direct: &RwLock<Vec<String>>,
     stop: &CancellationToken,
 ) -> Checked {
     let verify = &scenario.verify;
@@ -162,7 +174,8 @@ async fn poll(
     let mut direct_names: std::collections::HashMap<String, String> = Default::default();
     loop {
         let mut reads: Vec<(String, Option<String>)> = Vec::new();
-        for base in &verify.replicas {
+        let bases = direct.read().unwrap().clone();
+        for base in &bases {
             reads.push((
                 crate::scenario::join_url(base, &job.read),
                 Some(base.clone()),

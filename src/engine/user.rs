@@ -254,8 +254,10 @@ impl Shared {
             .await?;
         state.logged_in = reply.error.is_none();
         if state.logged_in {
-            self.sessions.accepted(std::mem::take(&mut state.dropped));
-            state.session = Some(reply.replica.unwrap_or_else(|| UNKNOWN_REPLICA.to_owned()));
+            let replica = reply.replica.unwrap_or_else(|| UNKNOWN_REPLICA.to_owned());
+            self.sessions
+                .accepted(std::mem::take(&mut state.dropped), &replica);
+            state.session = Some(replica);
         }
         Some(state.logged_in)
     }
@@ -519,13 +521,13 @@ impl Shared {
                 Auth::Bearer { .. } | Auth::Keycloak { .. }
             );
             if token_auth && reply.error.is_none() {
-                self.sessions.accepted(std::mem::take(&mut state.dropped));
-                state.session = Some(
-                    reply
-                        .replica
-                        .clone()
-                        .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned()),
-                );
+                let replica = reply
+                    .replica
+                    .clone()
+                    .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned());
+                self.sessions
+                    .accepted(std::mem::take(&mut state.dropped), &replica);
+                state.session = Some(replica);
             }
             return;
         };

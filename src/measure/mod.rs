@@ -9,6 +9,7 @@
 //! histograms, which `report` writes out. Values are microseconds, 3
 //! significant digits.
 
+mod marks;
 mod results;
 mod timeline;
 
@@ -139,6 +140,22 @@ struct State {
     arrivals: Vec<u64>,
     dropped: Vec<u64>,
     user_panics: u64,
+    marks: marks::Marks,
+}
+
+/// Latency around a marked moment, from [`Recorder::mark`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AroundMark {
+    /// Requests completed in the minute before.
+    pub before_count: u64,
+    /// Their p95 and p99, ms.
+    pub before_p95_ms: Option<f64>,
+    /// p99 before, ms.
+    pub before_p99_ms: Option<f64>,
+    /// Requests completed in the minute from the mark on.
+    pub after_count: u64,
+    /// p99 after, ms.
+    pub after_p99_ms: Option<f64>,
 }
 
 /// Live figures for the progress line.
@@ -286,6 +303,7 @@ impl Recorder {
             *cell.statuses.entry(status).or_default() += 1;
         }
         state.timeline.record(second, latency, s.error.is_some());
+        state.marks.record(second, latency.max(1));
         if state.last_done.is_none_or(|t| s.done > t) {
             state.last_done = Some(s.done);
         }
@@ -306,6 +324,35 @@ impl Recorder {
         if dropped {
             state.dropped[stage] += 1;
             state.timeline.drop_arrival(second);
+        }
+    }
+
+    /// True once the load has started.
+    pub fn has_begun(&self) -> bool {
+        self.started.get().is_some()
+    }
+
+    /// Marks this moment (a chaos event) for [`Recorder::around_mark`].
+    pub fn mark(&self) -> usize {
+        let second = self.second_of(Instant::now());
+        self.lock().marks.mark(second)
+    }
+
+    /// Latency in the minute before and the minute after a mark.
+    pub fn around_mark(&self, index: usize) -> AroundMark {
+        let state = self.lock();
+        let Some(m) = state.marks.get(index) else {
+            return AroundMark::default();
+        };
+        let q = |h: &Histogram<u64>, q: f64| {
+            (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
+        };
+        AroundMark {
+            before_count: m.before.len(),
+            before_p95_ms: q(&m.before, 0.95),
+            before_p99_ms: q(&m.before, 0.99),
+            after_count: m.after.len(),
+            after_p99_ms: q(&m.after, 0.99),
         }
     }
 
@@ -466,6 +513,7 @@ impl Recorder {
             sessions: Default::default(),
             consistency: Default::default(),
             thresholds: Vec::new(),
+            chaos: None,
         };
         Measurements {
             results,

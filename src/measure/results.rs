@@ -326,6 +326,9 @@ pub struct RunResults {
     pub consistency: crate::verify::consistency::ConsistencyVerdict,
     /// Threshold verdicts.
     pub thresholds: Vec<ThresholdResult>,
+    /// What chaos did and what users felt, when the run had chaos.
+    #[serde(default)]
+    pub chaos: Option<crate::chaos::ChaosReport>,
 }
 
 impl RunResults {

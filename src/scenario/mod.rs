@@ -18,7 +18,8 @@ pub use body::{Body, Generated, JsonTemplate, Part};
 pub use error::ScenarioError;
 pub use feeder::Feeder;
 pub use model::{
-    Auth, ClosedStage, Dur, Expect, FeederOrder, Method, OnDrop, OpenStage, SessionPreset, Think,
+    parse_duration, Auth, ClosedStage, Dur, Expect, FeederOrder, Method, OnDrop, OpenStage,
+    SessionPreset, Think,
 };
 pub use template::{MapValues, MissingValue, Segment, Template, Values};
 pub use threshold::Threshold;
@@ -292,6 +293,10 @@ pub struct Scenario {
     pub session: SessionRules,
     /// Read-back settings for consistency checks.
     pub verify: VerifySpec,
+    /// Where the workload runs on Kubernetes (empty when not said).
+    pub kubernetes: crate::chaos::KubeTarget,
+    /// Faults to inject while the load runs.
+    pub chaos: Option<crate::chaos::ChaosPlan>,
 }
 
 /// Subjects a threshold may name besides a request.
@@ -423,6 +428,18 @@ impl Scenario {
         let session = compile_session(&file.session, &index)
             .map_err(|(span, e)| at(span.or(find_table(text, "session")), e))?;
 
+        let kubernetes = match &file.kubernetes {
+            Some(def) => crate::chaos::plan::compile_kubernetes(def)
+                .map_err(|e| at(find_table(text, "kubernetes"), e))?,
+            None => Default::default(),
+        };
+        let chaos = file
+            .chaos
+            .as_ref()
+            .map(crate::chaos::plan::compile_chaos)
+            .transpose()
+            .map_err(|(span, e)| at(span.or(find_table(text, "chaos")), e))?;
+
         Ok(Scenario {
             path: path.to_path_buf(),
             name: file.scenario.name,
@@ -436,6 +453,8 @@ impl Scenario {
             thresholds,
             session,
             verify,
+            kubernetes,
+            chaos,
         })
     }
 

@@ -37,6 +37,10 @@ pub struct ScenarioFile {
     /// How uploads are read back to check every replica has them.
     #[serde(default)]
     pub verify: VerifyDef,
+    /// Where the workload runs on Kubernetes (chaos, replica discovery).
+    pub kubernetes: Option<crate::chaos::plan::KubernetesDef>,
+    /// Faults to inject while the load runs.
+    pub chaos: Option<crate::chaos::plan::ChaosDef>,
 }
 
 /// `[verify]`: write-then-read consistency checks.

@@ -29,6 +29,8 @@ pub struct Backend {
     pub port: Option<u16>,
     /// Process id while it is up.
     pub pid: Option<u32>,
+    /// When it started answering (while it is up): a pod's start time.
+    pub since: Option<std::time::SystemTime>,
 }
 
 /// The replicas, updated by the supervisor as they die and come back.
@@ -46,6 +48,7 @@ impl Backends {
         if let Some(b) = self.0.write().unwrap().iter_mut().find(|b| b.name == name) {
             b.port = port;
             b.pid = pid;
+            b.since = port.map(|_| std::time::SystemTime::now());
         }
     }
 }

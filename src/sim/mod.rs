@@ -121,6 +121,7 @@ impl Cluster {
                     name: n.clone(),
                     port: None,
                     pid: None,
+                    since: None,
                 })
                 .collect(),
         )));
@@ -213,6 +214,16 @@ impl Cluster {
                 )
             })
             .collect()
+    }
+
+    /// The supervisor's live replica list (for the local chaos backend).
+    pub fn backends(&self) -> Arc<Backends> {
+        Arc::clone(&self.backends)
+    }
+
+    /// Every replica as the supervisor sees it: up ones have a port, pid and start time.
+    pub fn replica_states(&self) -> Vec<balancer::Backend> {
+        self.backends.list()
     }
 
     /// Stops the balancer and every replica.

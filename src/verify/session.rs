@@ -83,6 +83,7 @@ struct State {
     relogins: u64,
     switches: u64,
     drops: Vec<DropEvent>,
+    by_replica: BTreeMap<String, u64>,
 }
 
 /// Session events of a run, from every user.
@@ -96,13 +97,19 @@ impl SessionLedger {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cluster accepted a session (a re-login if it follows a drop).
-    pub fn accepted(&self, relogin: bool) {
+    /// The cluster accepted a session through `replica` (a re-login if it follows a drop).
+    pub fn accepted(&self, relogin: bool, replica: &str) {
         let mut s = self.lock();
         s.sessions += 1;
+        *s.by_replica.entry(replica.to_owned()).or_default() += 1;
         if relogin {
             s.relogins += 1;
         }
+    }
+
+    /// Sessions accepted so far, by the replica that accepted them.
+    pub fn sessions_by_replica(&self) -> BTreeMap<String, u64> {
+        self.lock().by_replica.clone()
     }
 
     /// A session's request was served by another replica than its previous one.
@@ -239,12 +246,13 @@ mod tests {
     #[test]
     fn the_ledger_collects_from_many_users() {
         let ledger = SessionLedger::default();
-        ledger.accepted(false);
-        ledger.accepted(false);
+        ledger.accepted(false, "r1");
+        ledger.accepted(false, "r2");
         ledger.switched();
         ledger.dropped(drop_at(0.5, "r1", "r2"));
-        ledger.accepted(true);
+        ledger.accepted(true, "r2");
         let v = ledger.verdict(&[]);
         assert_eq!((v.sessions, v.relogins, v.switches, v.drops), (3, 1, 1, 1));
+        assert_eq!(ledger.sessions_by_replica()["r2"], 2);
     }
 }

@@ -1,0 +1,355 @@
+//! The Kubernetes backend, through kube-rs: the calls a chaos run makes and
+//! nothing else (see `deploy/rbac.yaml` for the Role they need).
+//!
+//! - pods: list by label selector, delete with a grace period;
+//! - the workload (Deployment or StatefulSet): get, watch, and merge-patch
+//!   (`rollout-restart` sets the pod template's `restartedAt` annotation
+//!   exactly as `kubectl rollout restart` does; `scale` sets `spec.replicas`);
+//! - the HPA (autoscaling/v2): get, for current and desired replicas.
+
+use super::plan::{KubeTarget, Workload, WorkloadKind};
+use super::{ChaosError, Pod, ReplicaCount};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod as KubePod;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use std::time::Duration;
+
+/// A connected Kubernetes backend.
+pub struct KubeBackend {
+    client: Client,
+    target: KubeTarget,
+}
+
+/// Turns a kube-rs error into one chaos understands: 404 means the target is
+/// already gone; everything else is not understood, and stops the chaos.
+fn api_error(what: &str, e: kube::Error) -> ChaosError {
+    match e {
+        kube::Error::Api(status) if status.code == 404 => {
+            ChaosError::Gone(format!("{what}: 404 {}", status.message))
+        }
+        kube::Error::Api(status) => ChaosError::Api(format!(
+            "{what}: {} {} {}",
+            status.code, status.reason, status.message
+        )),
+        other => ChaosError::Api(format!("{what}: {other}")),
+    }
+}
+
+impl KubeBackend {
+    /// Connects as kubectl would: `KUBECONFIG` (or `~/.kube/config`) with the
+    /// given context, else the in-cluster service account.
+    pub async fn connect(target: KubeTarget) -> Result<Self, ChaosError> {
+        let config = match &target.context {
+            Some(context) => Config::from_kubeconfig(&KubeConfigOptions {
+                context: Some(context.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ChaosError::Api(format!("kubeconfig context {context}: {e}")))?,
+            None => Config::infer()
+                .await
+                .map_err(|e| ChaosError::Api(format!("no Kubernetes configuration: {e}")))?,
+        };
+        Self::with_config(config, target)
+    }
+
+    /// Connects with a kubeconfig file (what the tests' fake API server uses).
+    pub async fn from_kubeconfig_file(
+        path: &std::path::Path,
+        target: KubeTarget,
+    ) -> Result<Self, ChaosError> {
+        let kubeconfig = Kubeconfig::read_from(path)
+            .map_err(|e| ChaosError::Api(format!("{}: {e}", path.display())))?;
+        let options = KubeConfigOptions {
+            context: target.context.clone(),
+            ..Default::default()
+        };
+        let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| ChaosError::Api(format!("{}: {e}", path.display())))?;
+        Self::with_config(config, target)
+    }
+
+    fn with_config(config: Config, target: KubeTarget) -> Result<Self, ChaosError> {
+        let client = Client::try_from(config)
+            .map_err(|e| ChaosError::Api(format!("cannot build a Kubernetes client: {e}")))?;
+        Ok(KubeBackend { client, target })
+    }
+
+    fn pods_api(&self) -> Api<KubePod> {
+        Api::namespaced(self.client.clone(), &self.target.namespace)
+    }
+
+    fn workload(&self) -> Result<&Workload, ChaosError> {
+        self.target
+            .workload
+            .as_ref()
+            .ok_or_else(|| ChaosError::Api("no workload configured".into()))
+    }
+
+    /// Pods behind the selector, with readiness and (for discovery) an address.
+    pub async fn pods(&self) -> Result<Vec<Pod>, ChaosError> {
+        let list = self
+            .pods_api()
+            .list(&ListParams::default().labels(&self.target.selector))
+            .await
+            .map_err(|e| api_error("list pods", e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|p| to_pod(&p, self.target.pod_port))
+            .collect())
+    }
+
+    /// Deletes one pod with the grace period.
+    pub async fn delete_pod(&self, name: &str, grace: Duration) -> Result<String, ChaosError> {
+        let params = DeleteParams {
+            grace_period_seconds: Some(grace.as_secs() as u32),
+            ..Default::default()
+        };
+        self.pods_api()
+            .delete(name, &params)
+            .await
+            .map_err(|e| api_error(&format!("delete pod {name}"), e))?;
+        Ok(format!(
+            "pod {}/{name} deleted (grace period {} s)",
+            self.target.namespace,
+            grace.as_secs()
+        ))
+    }
+
+    async fn patch_workload(&self, patch: serde_json::Value) -> Result<String, ChaosError> {
+        let w = self.workload()?;
+        let ns = &self.target.namespace;
+        let params = PatchParams::default();
+        let what = format!("patch {:?} {ns}/{}", w.kind, w.name);
+        match w.kind {
+            WorkloadKind::Deployment => Api::<Deployment>::namespaced(self.client.clone(), ns)
+                .patch(&w.name, &params, &Patch::Merge(&patch))
+                .await
+                .map(|_| ()),
+            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(self.client.clone(), ns)
+                .patch(&w.name, &params, &Patch::Merge(&patch))
+                .await
+                .map(|_| ()),
+        }
+        .map_err(|e| api_error(&what, e))?;
+        Ok(format!("{what}: accepted"))
+    }
+
+    /// `kubectl rollout restart`: a new pod-template annotation rolls every pod.
+    pub async fn rollout_restart(&self) -> Result<String, ChaosError> {
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        self.patch_workload(restart_patch(&now)).await
+    }
+
+    /// Sets `spec.replicas`.
+    pub async fn scale(&self, replicas: u32) -> Result<String, ChaosError> {
+        self.patch_workload(serde_json::json!({ "spec": { "replicas": replicas } }))
+            .await
+    }
+
+    /// Desired and ready replicas of the workload (or of the pods, when none
+    /// is named), and the HPA's current and desired replicas.
+    pub async fn counts(&self) -> Result<ReplicaCount, ChaosError> {
+        let mut count = match &self.target.workload {
+            Some(w) => self.workload_counts(w).await?,
+            None => {
+                let pods = self.pods().await?;
+                ReplicaCount {
+                    desired: None,
+                    ready: pods.iter().filter(|p| p.ready).count() as u32,
+                    ..Default::default()
+                }
+            }
+        };
+        if let Some(hpa) = &self.target.hpa {
+            let api: Api<HorizontalPodAutoscaler> =
+                Api::namespaced(self.client.clone(), &self.target.namespace);
+            // An HPA that is not there (yet) is not an error: the counts say so.
+            if let Some(h) = api
+                .get_opt(hpa)
+                .await
+                .map_err(|e| api_error(&format!("get hpa {hpa}"), e))?
+            {
+                let status = h.status.unwrap_or_default();
+                count.hpa_current = status.current_replicas.map(|n| n as u32);
+                count.hpa_desired = Some(status.desired_replicas as u32);
+            }
+        }
+        Ok(count)
+    }
+
+    async fn workload_counts(&self, w: &Workload) -> Result<ReplicaCount, ChaosError> {
+        let ns = &self.target.namespace;
+        let what = format!("get {:?} {ns}/{}", w.kind, w.name);
+        let (desired, ready) = match w.kind {
+            WorkloadKind::Deployment => {
+                let d = Api::<Deployment>::namespaced(self.client.clone(), ns)
+                    .get(&w.name)
+                    .await
+                    .map_err(|e| api_error(&what, e))?;
+                deployment_counts(&d)
+            }
+            WorkloadKind::StatefulSet => {
+                let s = Api::<StatefulSet>::namespaced(self.client.clone(), ns)
+                    .get(&w.name)
+                    .await
+                    .map_err(|e| api_error(&what, e))?;
+                statefulset_counts(&s)
+            }
+        };
+        Ok(ReplicaCount {
+            desired,
+            ready,
+            ..Default::default()
+        })
+    }
+
+    /// Watches the workload: one (desired, ready) per change, until the
+    /// server ends the watch (the caller watches again).
+    pub async fn watch_workload(
+        &self,
+    ) -> Result<impl Stream<Item = (Option<u32>, u32)> + use<>, ChaosError> {
+        let w = self.workload()?.clone();
+        let ns = self.target.namespace.clone();
+        let params = WatchParams::default()
+            .fields(&format!("metadata.name={}", w.name))
+            .timeout(290);
+        let what = format!("watch {:?} {ns}/{}", w.kind, w.name);
+        let stream = match w.kind {
+            WorkloadKind::Deployment => Api::<Deployment>::namespaced(self.client.clone(), &ns)
+                .watch(&params, "0")
+                .await
+                .map_err(|e| api_error(&what, e))?
+                .filter_map(|e| async move { applied(e.ok()?).map(|d| deployment_counts(&d)) })
+                .boxed(),
+            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(self.client.clone(), &ns)
+                .watch(&params, "0")
+                .await
+                .map_err(|e| api_error(&what, e))?
+                .filter_map(|e| async move { applied(e.ok()?).map(|s| statefulset_counts(&s)) })
+                .boxed(),
+        };
+        Ok(stream)
+    }
+}
+
+fn applied<K>(event: WatchEvent<K>) -> Option<K> {
+    match event {
+        WatchEvent::Added(k) | WatchEvent::Modified(k) => Some(k),
+        _ => None,
+    }
+}
+
+fn deployment_counts(d: &Deployment) -> (Option<u32>, u32) {
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).map(|n| n as u32);
+    let ready = d
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0) as u32;
+    (desired, ready)
+}
+
+fn statefulset_counts(s: &StatefulSet) -> (Option<u32>, u32) {
+    let desired = s.spec.as_ref().and_then(|s| s.replicas).map(|n| n as u32);
+    let ready = s
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0) as u32;
+    (desired, ready)
+}
+
+/// The merge patch `kubectl rollout restart` sends.
+pub fn restart_patch(now_rfc3339: &str) -> serde_json::Value {
+    serde_json::json!({
+        "spec": { "template": { "metadata": { "annotations": {
+            "kubectl.kubernetes.io/restartedAt": now_rfc3339
+        }}}}
+    })
+}
+
+/// A Kubernetes pod as chaos sees it. A pod being deleted is not ready,
+/// whatever its last condition said.
+fn to_pod(p: &KubePod, port: Option<u16>) -> Pod {
+    let status = p.status.as_ref();
+    let ready = p.metadata.deletion_timestamp.is_none()
+        && status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let port = port.or_else(|| {
+        p.spec
+            .as_ref()?
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .map(|p| p.container_port as u16)
+            .next()
+    });
+    let ip = status.and_then(|s| s.pod_ip.clone());
+    Pod {
+        name: p.metadata.name.clone().unwrap_or_default(),
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        started: p
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| std::time::SystemTime::from(t.0)),
+        ready,
+        url: match (ip, port) {
+            (Some(ip), Some(port)) if ip.contains(':') => Some(format!("http://[{ip}]:{port}")),
+            (Some(ip), Some(port)) => Some(format!("http://{ip}:{port}")),
+            _ => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restart_patch_is_kubectls() {
+        let p = restart_patch("2026-11-22T10:00:00Z");
+        assert_eq!(
+            p["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+            "2026-11-22T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn pods_read_readiness_and_address() {
+        let pod: KubePod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "openmrs-0", "uid": "u1", "creationTimestamp": "2026-11-22T10:00:00Z"},
+            "spec": {"containers": [{"name": "web", "ports": [{"containerPort": 8080}]}]},
+            "status": {"podIP": "10.0.0.7", "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        let p = to_pod(&pod, None);
+        assert!(p.ready);
+        assert_eq!(p.url.as_deref(), Some("http://10.0.0.7:8080"));
+        assert_eq!(
+            to_pod(&pod, Some(9000)).url.as_deref(),
+            Some("http://10.0.0.7:9000")
+        );
+        let mut deleting = pod.clone();
+        deleting.metadata.deletion_timestamp = pod.metadata.creation_timestamp.clone();
+        assert!(!to_pod(&deleting, None).ready);
+        let mut unready = pod;
+        unready
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()[0]
+            .status = "False".into();
+        assert!(!to_pod(&unready, None).ready);
+    }
+}

@@ -1,0 +1,215 @@
+//! Chaos: break the cluster on a schedule while the load runs, and record
+//! what was done, what the API answered, how long the replicas took to come
+//! back, and what users felt.
+//!
+//! - [`plan`]: the schedule as written and the safety rules (pure).
+//! - [`kube`]: the Kubernetes backend (kube-rs: pods by label selector,
+//!   delete with a grace period, workload patch and watch, HPA read).
+//! - [`local`]: the reference cluster's replica processes (a real `kill -9`).
+//! - [`runner`]: carries out the timetable beside the load and watches recovery.
+//! - [`impact`]: per-event impact from the run's measurements (pure).
+//!
+//! Exec actions (`sh -c COMMAND`) need no backend.
+
+pub mod impact;
+pub mod kube;
+pub mod local;
+pub mod plan;
+pub mod runner;
+pub mod setup;
+
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime};
+
+pub use plan::{Action, BackendKind, ChaosPlan, KubeTarget, Pick};
+pub use runner::Chaos;
+
+/// One pod (or replica process) as a backend sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pod {
+    /// Name (the pod name; the sim's replica name).
+    pub name: String,
+    /// Changes when the pod is replaced (uid; the sim's pid).
+    pub uid: String,
+    /// When it was created or started.
+    pub started: Option<SystemTime>,
+    /// Ready to serve.
+    pub ready: bool,
+    /// `http://IP:PORT` when known, for read-backs straight to the pod.
+    pub url: Option<String>,
+}
+
+/// Replica counts of the workload at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaCount {
+    /// Seconds since the start of the load.
+    pub at_s: f64,
+    /// Replicas the workload asks for.
+    pub desired: Option<u32>,
+    /// Ready replicas.
+    pub ready: u32,
+    /// The HPA's current replicas, when there is one.
+    #[serde(default)]
+    pub hpa_current: Option<u32>,
+    /// The HPA's desired replicas, when there is one.
+    #[serde(default)]
+    pub hpa_desired: Option<u32>,
+}
+
+/// What happened to one scheduled action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Carried out.
+    Done,
+    /// Not carried out, by a limit (cap on kills, pods down at once, no pod to pick).
+    Skipped,
+    /// The API said the target was already gone.
+    Gone,
+    /// The command or API call failed in a way surge understands (the run goes on).
+    Failed,
+    /// An API error surge does not understand: chaos stopped here (the load went on).
+    Aborted,
+    /// `--dry-run`: planned, not done.
+    Planned,
+}
+
+/// One chaos event on the run's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChaosEvent {
+    /// Seconds since the start of the load.
+    pub at_s: f64,
+    /// What was asked, e.g. `kill-pod oldest`.
+    pub action: String,
+    /// What it was aimed at (pod names, workload, command).
+    pub target: Vec<String>,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// What the API (or the command) answered.
+    pub answer: String,
+    /// Ready replicas just before.
+    pub ready_before: Option<u32>,
+    /// Seconds from the action until the replicas were ready again (and a
+    /// killed pod replaced); None if they were not within the recovery limit.
+    pub ready_after_s: Option<f64>,
+    /// What users felt (filled in after the run).
+    pub impact: Option<impact::Impact>,
+}
+
+/// Everything chaos did in a run, for `summary.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChaosReport {
+    /// `kubernetes`, `local` or `exec`.
+    pub backend: String,
+    /// Namespace and selector (Kubernetes).
+    pub scope: String,
+    /// Why chaos stopped early, if it did.
+    pub aborted: Option<String>,
+    /// The events, in order.
+    pub events: Vec<ChaosEvent>,
+    /// Ready / desired replicas over time.
+    pub replica_counts: Vec<ReplicaCount>,
+    /// Seconds from a pod kill until its replacement was ready, per kill
+    /// that recovered: the pod start-up time the HPA calibration needs.
+    pub pod_startup_s: Vec<f64>,
+    /// The p95 events are judged against (ms), and where it came from.
+    pub slo_p95_ms: Option<f64>,
+    /// Where `slo_p95_ms` came from.
+    pub slo_source: String,
+}
+
+impl ChaosReport {
+    /// The windows during which a chaos event was in progress (from the
+    /// action until the replicas were back; to the end of the run if never).
+    pub fn windows(&self, run_end_s: f64) -> Vec<(f64, f64)> {
+        self.events
+            .iter()
+            .filter(|e| matches!(e.outcome, Outcome::Done | Outcome::Gone))
+            .map(|e| {
+                let end = e.ready_after_s.map_or(run_end_s, |r| e.at_s + r);
+                (e.at_s, end.max(e.at_s))
+            })
+            .collect()
+    }
+
+    /// Median pod start-up time, seconds.
+    pub fn median_startup_s(&self) -> Option<f64> {
+        let mut v = self.pod_startup_s.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some(v[v.len() / 2])
+    }
+}
+
+/// Why a backend call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChaosError {
+    /// The target no longer exists (404): nothing to do, chaos goes on.
+    #[error("{0}")]
+    Gone(String),
+    /// Anything else: chaos stops (the load goes on).
+    #[error("{0}")]
+    Api(String),
+}
+
+/// A pod backend.
+pub enum Backend {
+    /// Kubernetes through kube-rs (boxed: a client is large, and there is one per run).
+    Kube(Box<kube::KubeBackend>),
+    /// The reference cluster's replica processes.
+    Local(local::LocalBackend),
+}
+
+impl Backend {
+    /// Name for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Kube(_) => "kubernetes",
+            Backend::Local(_) => "local",
+        }
+    }
+
+    /// Pods behind the selector.
+    pub async fn pods(&self) -> Result<Vec<Pod>, ChaosError> {
+        match self {
+            Backend::Kube(k) => k.pods().await,
+            Backend::Local(l) => l.pods().await,
+        }
+    }
+
+    /// Kills one pod; returns what the API answered.
+    pub async fn kill(&self, pod: &str, grace: Duration) -> Result<String, ChaosError> {
+        match self {
+            Backend::Kube(k) => k.delete_pod(pod, grace).await,
+            Backend::Local(l) => l.kill(pod).await,
+        }
+    }
+
+    /// Restarts the workload's pods as `kubectl rollout restart` does.
+    pub async fn rollout_restart(&self) -> Result<String, ChaosError> {
+        match self {
+            Backend::Kube(k) => k.rollout_restart().await,
+            Backend::Local(_) => Err(ChaosError::Api(
+                "the local backend cannot restart a rollout".into(),
+            )),
+        }
+    }
+
+    /// Sets the workload's replicas.
+    pub async fn scale(&self, replicas: u32) -> Result<String, ChaosError> {
+        match self {
+            Backend::Kube(k) => k.scale(replicas).await,
+            Backend::Local(_) => Err(ChaosError::Api("the local backend cannot scale".into())),
+        }
+    }
+
+    /// Desired and ready replicas, and the HPA's view when there is one.
+    pub async fn counts(&self) -> Result<ReplicaCount, ChaosError> {
+        match self {
+            Backend::Kube(k) => k.counts().await,
+            Backend::Local(l) => l.counts().await,
+        }
+    }
+}

@@ -1,0 +1,668 @@
+//! The chaos schedule as written (`[kubernetes]` and `[chaos]` in a scenario,
+//! or `--chaos` on the command line), what it compiles to, and the safety
+//! rules every plan must pass before anything is touched. Pure: no network.
+
+use crate::scenario::Dur;
+use serde::Deserialize;
+use std::time::Duration;
+use toml::Spanned;
+
+/// `[kubernetes]`: where the pods are and how to reach them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesDef {
+    /// Namespace of the workload (required for any action).
+    pub namespace: Option<String>,
+    /// Label selector of its pods, e.g. `app=openmrs` (required for any action).
+    pub selector: Option<String>,
+    /// `deployment/NAME` or `statefulset/NAME`: watched for ready replicas,
+    /// patched by `rollout-restart` and `scale`.
+    pub workload: Option<Spanned<String>>,
+    /// HorizontalPodAutoscaler to read current and desired replicas from.
+    pub hpa: Option<String>,
+    /// kubeconfig context (default: the current one).
+    pub context: Option<String>,
+    /// Read uploads back straight from each pod (`http://POD_IP:PORT/BASE_PATH`).
+    #[serde(default)]
+    pub discover_replicas: bool,
+    /// Pod port for discovery (default: the pod's first container port).
+    pub pod_port: Option<u16>,
+    /// Path prepended to read-back paths on a pod, e.g. `/openmrs`.
+    #[serde(default)]
+    pub base_path: String,
+}
+
+/// `[chaos]`: what to break, when, and the limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChaosDef {
+    /// `kubernetes` (pods through the API) or `local` (the reference
+    /// cluster's replica processes).
+    #[serde(default)]
+    pub backend: BackendKind,
+    /// Grace period of a pod delete (`0s`, the default, is a hard kill).
+    #[serde(default)]
+    pub grace_period: Dur,
+    /// Most pod kills in one run (default 5).
+    pub max_kills: Option<u32>,
+    /// Most pods down at once: a kill that would exceed it is skipped (default 1).
+    pub max_down: Option<u32>,
+    /// How long to wait for the replicas to be back after an action (default 120s).
+    pub recover_within: Option<Dur>,
+    /// Latency p95 the cluster must be back under after an event (default:
+    /// the scenario's `requests.p95` threshold, else twice the p95 before the event).
+    pub slo_p95: Option<Dur>,
+    /// The actions.
+    #[serde(default)]
+    pub actions: Vec<Spanned<ActionDef>>,
+}
+
+/// One `[[chaos.actions]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionDef {
+    /// `kill-pod`, `rollout-restart`, `scale` or `exec`.
+    pub action: String,
+    /// For `kill-pod`: `random` (default), `oldest` or `most-sessions`.
+    pub pick: Option<String>,
+    /// For `scale`: the replica count.
+    pub replicas: Option<u32>,
+    /// For `exec`: a shell command, run with `sh -c`.
+    pub command: Option<String>,
+    /// Once, this long after the load starts.
+    pub at: Option<Dur>,
+    /// Repeatedly, this often.
+    pub every: Option<Dur>,
+    /// With `every`: the first time (default: one period in).
+    pub from: Option<Dur>,
+}
+
+/// Which backend carries out pod actions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// The Kubernetes API, through kube-rs.
+    #[default]
+    Kubernetes,
+    /// The reference cluster's own replica processes (`kill -9`).
+    Local,
+}
+
+/// Which pod a kill chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// Any ready pod.
+    Random,
+    /// The ready pod that started first.
+    Oldest,
+    /// The ready pod that accepted most sessions so far in the run.
+    MostSessions,
+}
+
+/// What one chaos step does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Delete one pod (or kill one replica process).
+    KillPod(Pick),
+    /// Patch the pod template's `kubectl.kubernetes.io/restartedAt`, as
+    /// `kubectl rollout restart` does.
+    RolloutRestart,
+    /// Set the workload's replicas.
+    Scale(u32),
+    /// Run a shell command.
+    Exec(String),
+}
+
+impl Action {
+    /// How the action reads in reports, e.g. `kill-pod oldest`.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::KillPod(Pick::Random) => "kill-pod random".into(),
+            Action::KillPod(Pick::Oldest) => "kill-pod oldest".into(),
+            Action::KillPod(Pick::MostSessions) => "kill-pod most-sessions".into(),
+            Action::RolloutRestart => "rollout-restart".into(),
+            Action::Scale(n) => format!("scale to {n}"),
+            Action::Exec(_) => "exec".into(),
+        }
+    }
+
+    /// Whether it goes through the pod backend (as opposed to a command).
+    pub fn needs_backend(&self) -> bool {
+        !matches!(self, Action::Exec(_))
+    }
+}
+
+/// When an action happens, counted from the start of the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Once.
+    At(Duration),
+    /// Every `every`, starting at `from`.
+    Every {
+        /// Period.
+        every: Duration,
+        /// First time.
+        from: Duration,
+    },
+}
+
+/// A scheduled action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    /// What.
+    pub action: Action,
+    /// When.
+    pub when: When,
+}
+
+/// A workload kind and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    /// `Deployment` or `StatefulSet`.
+    pub kind: WorkloadKind,
+    /// Its name.
+    pub name: String,
+}
+
+/// Workloads surge can watch and patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// apps/v1 Deployment.
+    Deployment,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+}
+
+/// `[kubernetes]` compiled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeTarget {
+    /// Namespace (empty when not given).
+    pub namespace: String,
+    /// Label selector (empty when not given).
+    pub selector: String,
+    /// Workload, if named.
+    pub workload: Option<Workload>,
+    /// HPA name, if any.
+    pub hpa: Option<String>,
+    /// kubeconfig context.
+    pub context: Option<String>,
+    /// Read uploads back straight from each pod.
+    pub discover_replicas: bool,
+    /// Pod port for discovery.
+    pub pod_port: Option<u16>,
+    /// Path prefix on a pod.
+    pub base_path: String,
+}
+
+/// `[chaos]` compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChaosPlan {
+    /// Pod backend.
+    pub backend: BackendKind,
+    /// Actions.
+    pub actions: Vec<Scheduled>,
+    /// Pod delete grace period.
+    pub grace_period: Duration,
+    /// Cap on pod kills per run.
+    pub max_kills: u32,
+    /// Cap on pods down at once.
+    pub max_down: u32,
+    /// Recovery watch limit.
+    pub recover_within: Duration,
+    /// The p95 to be back under after an event.
+    pub slo_p95: Option<Duration>,
+}
+
+impl Default for ChaosPlan {
+    fn default() -> Self {
+        ChaosPlan {
+            backend: BackendKind::Kubernetes,
+            actions: Vec::new(),
+            grace_period: Duration::ZERO,
+            max_kills: 5,
+            max_down: 1,
+            recover_within: Duration::from_secs(120),
+            slo_p95: None,
+        }
+    }
+}
+
+/// Compiles `[kubernetes]`. Errors name the field.
+pub fn compile_kubernetes(def: &KubernetesDef) -> Result<KubeTarget, String> {
+    let workload = def
+        .workload
+        .as_ref()
+        .map(|w| parse_workload(w.get_ref()))
+        .transpose()?;
+    Ok(KubeTarget {
+        namespace: def.namespace.clone().unwrap_or_default(),
+        selector: def.selector.clone().unwrap_or_default(),
+        workload,
+        hpa: def.hpa.clone(),
+        context: def.context.clone(),
+        discover_replicas: def.discover_replicas,
+        pod_port: def.pod_port,
+        base_path: def.base_path.trim_end_matches('/').to_owned(),
+    })
+}
+
+/// Parses `deployment/NAME` or `statefulset/NAME`.
+pub fn parse_workload(text: &str) -> Result<Workload, String> {
+    let (kind, name) = text.split_once('/').ok_or_else(|| {
+        format!("workload {text:?}: expected deployment/NAME or statefulset/NAME")
+    })?;
+    let kind = match kind.to_ascii_lowercase().as_str() {
+        "deployment" | "deploy" | "deployments" => WorkloadKind::Deployment,
+        "statefulset" | "sts" | "statefulsets" => WorkloadKind::StatefulSet,
+        other => {
+            return Err(format!(
+                "workload {text:?}: kind `{other}` is not deployment or statefulset"
+            ))
+        }
+    };
+    if name.is_empty() {
+        return Err(format!("workload {text:?}: the name is empty"));
+    }
+    Ok(Workload {
+        kind,
+        name: name.to_owned(),
+    })
+}
+
+/// Compiles `[chaos]`; errors carry the span of the action they are about.
+pub fn compile_chaos(
+    def: &ChaosDef,
+) -> Result<ChaosPlan, (Option<std::ops::Range<usize>>, String)> {
+    let defaults = ChaosPlan::default();
+    let mut actions = Vec::new();
+    for a in &def.actions {
+        actions.push(compile_action(a.get_ref()).map_err(|e| (Some(a.span()), e))?);
+    }
+    let max_down = def.max_down.unwrap_or(defaults.max_down);
+    if max_down == 0 {
+        return Err((
+            None,
+            "max_down = 0 would refuse every kill: expected 1 or more".into(),
+        ));
+    }
+    Ok(ChaosPlan {
+        backend: def.backend,
+        actions,
+        grace_period: def.grace_period.0,
+        max_kills: def.max_kills.unwrap_or(defaults.max_kills),
+        max_down,
+        recover_within: def.recover_within.map_or(defaults.recover_within, |d| d.0),
+        slo_p95: def.slo_p95.map(|d| d.0),
+    })
+}
+
+fn compile_action(a: &ActionDef) -> Result<Scheduled, String> {
+    let unused = |field: &str, present: bool| {
+        if present {
+            Err(format!("`{field}` does not apply to action `{}`", a.action))
+        } else {
+            Ok(())
+        }
+    };
+    let action = match a.action.as_str() {
+        "kill-pod" => {
+            unused("replicas", a.replicas.is_some())?;
+            unused("command", a.command.is_some())?;
+            Action::KillPod(parse_pick(a.pick.as_deref().unwrap_or("random"))?)
+        }
+        "rollout-restart" => {
+            unused("pick", a.pick.is_some())?;
+            unused("replicas", a.replicas.is_some())?;
+            unused("command", a.command.is_some())?;
+            Action::RolloutRestart
+        }
+        "scale" => {
+            unused("pick", a.pick.is_some())?;
+            unused("command", a.command.is_some())?;
+            Action::Scale(a.replicas.ok_or("action `scale` needs `replicas = N`")?)
+        }
+        "exec" => {
+            unused("pick", a.pick.is_some())?;
+            unused("replicas", a.replicas.is_some())?;
+            let command = a.command.clone().unwrap_or_default();
+            if command.trim().is_empty() {
+                return Err("action `exec` needs `command = \"...\"`".into());
+            }
+            Action::Exec(command)
+        }
+        other => {
+            return Err(format!(
+                "unknown action `{other}`: expected kill-pod, rollout-restart, scale or exec"
+            ))
+        }
+    };
+    let when = match (a.at, a.every) {
+        (Some(at), None) => {
+            unused("from", a.from.is_some())?;
+            When::At(at.0)
+        }
+        (None, Some(every)) if !every.0.is_zero() => When::Every {
+            every: every.0,
+            from: a.from.map_or(every.0, |d| d.0),
+        },
+        (None, Some(_)) => return Err("`every` must be more than zero".into()),
+        _ => return Err("give `at = \"30s\"` or `every = \"60s\"` (one of them)".into()),
+    };
+    Ok(Scheduled { action, when })
+}
+
+fn parse_pick(text: &str) -> Result<Pick, String> {
+    match text {
+        "random" => Ok(Pick::Random),
+        "oldest" => Ok(Pick::Oldest),
+        "most-sessions" => Ok(Pick::MostSessions),
+        other => Err(format!(
+            "pick `{other}`: expected random, oldest or most-sessions"
+        )),
+    }
+}
+
+/// Parses a `--chaos` value: `ACTION[:ARG]@WHEN`, where ACTION is
+/// `kill-pod[:random|oldest|most-sessions]`, `rollout-restart`, `scale:N` or
+/// `exec:COMMAND`, and WHEN is `30s` or `every:60s`.
+pub fn parse_cli(spec: &str) -> Result<Scheduled, String> {
+    let usage = "expected ACTION@WHEN, e.g. kill-pod@30s, kill-pod:oldest@every:60s, \
+                 rollout-restart@2m, scale:5@90s, 'exec:docker kill web-2@45s'";
+    let (what, when) = spec
+        .rsplit_once('@')
+        .ok_or_else(|| format!("--chaos {spec:?}: {usage}"))?;
+    let (action, arg) = match what.split_once(':') {
+        Some((a, b)) => (a.trim(), Some(b.trim())),
+        None => (what.trim(), None),
+    };
+    let bad = |e: String| format!("--chaos {spec:?}: {e}");
+    let def = ActionDef {
+        action: action.to_owned(),
+        pick: (action == "kill-pod")
+            .then(|| arg.map(str::to_owned))
+            .flatten(),
+        replicas: match (action, arg) {
+            ("scale", Some(n)) => Some(
+                n.parse()
+                    .map_err(|_| bad(format!("scale:{n}: expected a replica count")))?,
+            ),
+            _ => None,
+        },
+        command: (action == "exec").then(|| arg.unwrap_or("").to_owned()),
+        at: None,
+        every: None,
+        from: None,
+    };
+    if arg.is_some() && !matches!(action, "kill-pod" | "scale" | "exec") {
+        return Err(bad(format!("`{action}` takes no `:` argument; {usage}")));
+    }
+    let duration = |t: &str| crate::scenario::parse_duration(t).map(Dur).map_err(bad);
+    let def = match when.trim().strip_prefix("every:") {
+        Some(period) => ActionDef {
+            every: Some(duration(period)?),
+            ..def
+        },
+        None => ActionDef {
+            at: Some(duration(when)?),
+            ..def
+        },
+    };
+    compile_action(&def).map_err(bad)
+}
+
+/// The concrete times of the plan's actions within a run of `length`, in order.
+pub fn timetable(actions: &[Scheduled], length: Duration) -> Vec<(Duration, Action)> {
+    let mut out = Vec::new();
+    for s in actions {
+        match s.when {
+            When::At(at) if at < length => out.push((at, s.action.clone())),
+            When::At(_) => {}
+            When::Every { every, from } => {
+                let mut t = from;
+                while t < length {
+                    out.push((t, s.action.clone()));
+                    t += every;
+                }
+            }
+        }
+    }
+    out.sort_by_key(|(t, _)| *t);
+    out
+}
+
+/// Namespaces chaos never touches, whatever the operator allows.
+pub const FORBIDDEN_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
+/// The safety rules, checked before any call: pod actions on Kubernetes need
+/// an explicit namespace and selector, in a namespace the operator allowed
+/// on the command line and never a system one; workload actions need the
+/// workload; the local backend only kills.
+pub fn authorize(plan: &ChaosPlan, kube: &KubeTarget, allowed: &[String]) -> Result<(), String> {
+    let pod_actions: Vec<&Action> = plan
+        .actions
+        .iter()
+        .map(|s| &s.action)
+        .filter(|a| a.needs_backend())
+        .collect();
+    if pod_actions.is_empty() {
+        return Ok(());
+    }
+    match plan.backend {
+        BackendKind::Local => {
+            if let Some(a) = pod_actions
+                .iter()
+                .find(|a| !matches!(a, Action::KillPod(_)))
+            {
+                return Err(format!(
+                    "the local backend only kills replica processes; `{}` needs backend = \"kubernetes\"",
+                    a.describe()
+                ));
+            }
+            Ok(())
+        }
+        BackendKind::Kubernetes => {
+            if kube.namespace.trim().is_empty() {
+                return Err("no namespace: chaos on Kubernetes needs an explicit namespace ([kubernetes] namespace or --namespace)".into());
+            }
+            if kube.selector.trim().is_empty() {
+                return Err("no label selector: chaos on Kubernetes needs one ([kubernetes] selector or --selector), so it can only touch the pods it names".into());
+            }
+            if FORBIDDEN_NAMESPACES.contains(&kube.namespace.as_str()) {
+                return Err(format!(
+                    "namespace `{}` is refused: surge never runs chaos in a system namespace",
+                    kube.namespace
+                ));
+            }
+            if !allowed.iter().any(|n| n == &kube.namespace) {
+                return Err(format!(
+                    "namespace `{}` is not allowed: pass --allow-namespace {} to confirm chaos there",
+                    kube.namespace, kube.namespace
+                ));
+            }
+            if kube.workload.is_none() {
+                if let Some(a) = pod_actions
+                    .iter()
+                    .find(|a| matches!(a, Action::RolloutRestart | Action::Scale(_)))
+                {
+                    return Err(format!(
+                        "`{}` needs the workload: [kubernetes] workload = \"deployment/NAME\" or --workload",
+                        a.describe()
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The plan as lines for `--dry-run` and the log.
+pub fn describe_plan(plan: &ChaosPlan, kube: &KubeTarget, length: Duration) -> Vec<String> {
+    let mut lines = vec![format!(
+        "chaos plan: backend {}, grace period {:?}, at most {} kills, at most {} down at once",
+        match plan.backend {
+            BackendKind::Kubernetes => format!(
+                "kubernetes (namespace {}, selector {}{})",
+                kube.namespace,
+                kube.selector,
+                kube.workload
+                    .as_ref()
+                    .map(|w| format!(", workload {:?}/{}", w.kind, w.name))
+                    .unwrap_or_default()
+            ),
+            BackendKind::Local => "local replica processes".into(),
+        },
+        plan.grace_period,
+        plan.max_kills,
+        plan.max_down
+    )];
+    for (at, action) in timetable(&plan.actions, length) {
+        let extra = match &action {
+            Action::Exec(command) => format!(": sh -c {command:?}"),
+            _ => String::new(),
+        };
+        lines.push(format!(
+            "  at {:>7.1}s  {}{extra}",
+            at.as_secs_f64(),
+            action.describe()
+        ));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kube(ns: &str, sel: &str) -> KubeTarget {
+        KubeTarget {
+            namespace: ns.into(),
+            selector: sel.into(),
+            ..Default::default()
+        }
+    }
+
+    fn plan_of(specs: &[&str]) -> ChaosPlan {
+        ChaosPlan {
+            actions: specs.iter().map(|s| parse_cli(s).unwrap()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cli_specs_parse() {
+        assert_eq!(
+            parse_cli("kill-pod@30s").unwrap(),
+            Scheduled {
+                action: Action::KillPod(Pick::Random),
+                when: When::At(Duration::from_secs(30))
+            }
+        );
+        assert_eq!(
+            parse_cli("kill-pod:oldest@every:1m").unwrap().when,
+            When::Every {
+                every: Duration::from_secs(60),
+                from: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(parse_cli("scale:5@90s").unwrap().action, Action::Scale(5));
+        assert_eq!(
+            parse_cli("exec:docker kill web@2 @45s").unwrap().action,
+            Action::Exec("docker kill web@2".into())
+        );
+        for bad in [
+            "kill-pod",
+            "kill-pod:newest@3s",
+            "scale:x@3s",
+            "reboot@3s",
+            "rollout-restart:now@3s",
+            "kill-pod@soon",
+            "exec:@3s",
+        ] {
+            let e = parse_cli(bad).unwrap_err();
+            assert!(e.contains("--chaos"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn timetable_expands_every_and_drops_what_falls_after_the_run() {
+        let plan = plan_of(&["kill-pod@every:20s", "rollout-restart@25s", "scale:3@2m"]);
+        let times: Vec<(u64, String)> = timetable(&plan.actions, Duration::from_secs(60))
+            .into_iter()
+            .map(|(t, a)| (t.as_secs(), a.describe()))
+            .collect();
+        assert_eq!(
+            times,
+            [
+                (20, "kill-pod random".into()),
+                (25, "rollout-restart".into()),
+                (40, "kill-pod random".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn safety_rules_refuse_and_allow() {
+        let plan = plan_of(&["kill-pod@10s"]);
+        let allowed = ["clinic".to_owned()];
+        assert!(authorize(&plan, &kube("clinic", "app=openmrs"), &allowed).is_ok());
+        let refused =
+            |k: KubeTarget, allowed: &[String]| authorize(&plan, &k, allowed).unwrap_err();
+        assert!(refused(kube("", "app=x"), &allowed).contains("no namespace"));
+        assert!(refused(kube("clinic", " "), &allowed).contains("no label selector"));
+        assert!(refused(kube("kube-system", "app=x"), &["kube-system".into()]).contains("refused"));
+        assert!(refused(kube("other", "app=x"), &allowed).contains("--allow-namespace other"));
+        // Workload actions need the workload; exec-only plans need nothing.
+        let restart = plan_of(&["rollout-restart@10s"]);
+        assert!(authorize(&restart, &kube("clinic", "app=x"), &allowed)
+            .unwrap_err()
+            .contains("workload"));
+        assert!(authorize(&plan_of(&["exec:true@1s"]), &KubeTarget::default(), &[]).is_ok());
+        // The local backend kills processes and nothing else.
+        let local = ChaosPlan {
+            backend: BackendKind::Local,
+            ..plan_of(&["kill-pod@1s", "scale:2@2s"])
+        };
+        assert!(authorize(&local, &KubeTarget::default(), &[])
+            .unwrap_err()
+            .contains("local backend"));
+    }
+
+    #[test]
+    fn scenario_actions_say_what_is_wrong() {
+        let def = |t: &str| toml::from_str::<ChaosDef>(t).map_err(|e| e.to_string());
+        let compiled = |t: &str| compile_chaos(&def(t).unwrap()).map_err(|e| e.1);
+        assert!(def("surprise = 1").unwrap_err().contains("unknown field"));
+        assert!(
+            compiled("[[actions]]\naction='kill-pod'\nat='5s'\nreplicas=2")
+                .unwrap_err()
+                .contains("`replicas` does not apply")
+        );
+        assert!(compiled("[[actions]]\naction='scale'\nat='5s'")
+            .unwrap_err()
+            .contains("replicas = N"));
+        assert!(compiled("[[actions]]\naction='kill-pod'")
+            .unwrap_err()
+            .contains("`at"));
+        assert!(compiled("max_down = 0").unwrap_err().contains("max_down"));
+        let ok = compiled("grace_period='5s'\nmax_kills=2\n[[actions]]\naction='kill-pod'\npick='oldest'\nevery='30s'\nfrom='10s'").unwrap();
+        assert_eq!(ok.grace_period, Duration::from_secs(5));
+        assert_eq!(ok.max_kills, 2);
+        assert_eq!(
+            ok.actions[0].when,
+            When::Every {
+                every: Duration::from_secs(30),
+                from: Duration::from_secs(10)
+            }
+        );
+    }
+
+    #[test]
+    fn workloads_parse() {
+        assert_eq!(
+            parse_workload("statefulset/hapi").unwrap().kind,
+            WorkloadKind::StatefulSet
+        );
+        assert!(parse_workload("daemonset/x").is_err());
+        assert!(parse_workload("openmrs").is_err());
+    }
+}

@@ -1,0 +1,502 @@
+//! Carries out a chaos timetable beside the load: each action at its time,
+//! within the caps; for each, a watch until the replicas are back; all along,
+//! the workload's replica counts (and the HPA's) on the run's timeline, and
+//! (when asked) the pods' addresses for direct read-backs.
+//!
+//! An API error surge does not understand stops the chaos — never the load.
+
+use super::plan::{timetable, Action, ChaosPlan, Pick};
+use super::{Backend, ChaosError, ChaosEvent, ChaosReport, Outcome, Pod, ReplicaCount};
+use crate::engine::user::Shared;
+use futures::StreamExt;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// How often recovery and counts are polled when there is no watch.
+const POLL: Duration = Duration::from_millis(200);
+/// How long an exec action may run.
+const EXEC_LIMIT: Duration = Duration::from_secs(60);
+
+/// A chaos run ready to go: the plan, authorised, and its backend.
+pub struct Chaos {
+    /// The plan.
+    pub plan: ChaosPlan,
+    /// Pod backend (None when every action is `exec`).
+    pub backend: Option<Backend>,
+    /// Namespace and selector, for the report.
+    pub scope: String,
+    /// Read uploads back straight from the pods behind the selector; the
+    /// string is the path prefix on a pod.
+    pub discover_replicas: Option<String>,
+}
+
+/// What the runner hands back: the report and, per event, the recorder mark.
+pub struct Ran {
+    /// The report (impact not yet filled in).
+    pub report: ChaosReport,
+    /// Recorder mark of each event, by event index.
+    pub marks: Vec<Option<usize>>,
+}
+
+struct Log {
+    events: Mutex<Vec<ChaosEvent>>,
+    marks: Mutex<Vec<Option<usize>>>,
+    counts: Mutex<Vec<ReplicaCount>>,
+    startups: Mutex<Vec<f64>>,
+    started: Instant,
+}
+
+impl Log {
+    fn now_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    fn push(&self, event: ChaosEvent, mark: Option<usize>) -> usize {
+        let mut events = self.events.lock().unwrap();
+        events.push(event);
+        self.marks.lock().unwrap().push(mark);
+        events.len() - 1
+    }
+
+    fn count(&self, mut c: ReplicaCount) {
+        let mut counts = self.counts.lock().unwrap();
+        let same = counts.last().is_some_and(|l| {
+            (l.desired, l.ready, l.hpa_current, l.hpa_desired)
+                == (c.desired, c.ready, c.hpa_current, c.hpa_desired)
+        });
+        if !same {
+            c.at_s = self.now_s();
+            counts.push(c);
+        }
+    }
+}
+
+/// Runs the chaos beside the load until `stop`; `length` is the planned run.
+pub async fn run(
+    chaos: Chaos,
+    shared: Arc<Shared>,
+    length: Duration,
+    stop: CancellationToken,
+) -> Ran {
+    while !shared.recorder.has_begun() {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+    let started = shared.recorder.started();
+    let log = Arc::new(Log {
+        events: Mutex::default(),
+        marks: Mutex::default(),
+        counts: Mutex::default(),
+        startups: Mutex::default(),
+        started,
+    });
+    let backend = chaos.backend.map(Arc::new);
+    let monitor = backend.as_ref().map(|b| {
+        tokio::spawn(monitor(
+            Arc::clone(b),
+            Arc::clone(&log),
+            Arc::clone(&shared),
+            chaos.discover_replicas.clone(),
+            stop.clone(),
+        ))
+    });
+
+    let plan = chaos.plan;
+    let mut kills = 0;
+    let mut aborted = None;
+    let mut watchers = Vec::new();
+    for (at, action) in timetable(&plan.actions, length) {
+        tokio::select! {
+            _ = tokio::time::sleep_until((started + at).into()) => {}
+            _ = stop.cancelled() => break,
+        }
+        let mut event = ChaosEvent {
+            at_s: log.now_s(),
+            action: action.describe(),
+            target: Vec::new(),
+            outcome: Outcome::Done,
+            answer: String::new(),
+            ready_before: None,
+            ready_after_s: None,
+            impact: None,
+        };
+        let pods_before = match &backend {
+            Some(b) => match b.pods().await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    aborted = Some(abort(&log, event, e, &shared));
+                    break;
+                }
+            },
+            None => None,
+        };
+        event.ready_before = pods_before
+            .as_ref()
+            .map(|p| p.iter().filter(|p| p.ready).count() as u32);
+        let result = match (&action, &backend, &pods_before) {
+            (Action::Exec(command), _, _) => {
+                event.target = vec![command.clone()];
+                exec(command).await
+            }
+            (Action::KillPod(pick), Some(b), Some(pods)) => {
+                match choose(*pick, pods, &plan, kills, &shared) {
+                    Err(why) => {
+                        event.outcome = Outcome::Skipped;
+                        event.answer = why;
+                        log.push(event, None);
+                        continue;
+                    }
+                    Ok(victim) => {
+                        event.target = vec![victim.clone()];
+                        kills += 1;
+                        b.kill(&victim, plan.grace_period).await
+                    }
+                }
+            }
+            (Action::RolloutRestart, Some(b), _) => b.rollout_restart().await,
+            (Action::Scale(n), Some(b), _) => b.scale(*n).await,
+            _ => Err(ChaosError::Api(format!(
+                "`{}` needs a pod backend",
+                action.describe()
+            ))),
+        };
+        let mark = Some(shared.recorder.mark());
+        match result {
+            Ok(answer) => event.answer = answer,
+            Err(ChaosError::Gone(answer)) => {
+                event.outcome = Outcome::Gone;
+                event.answer = answer;
+            }
+            Err(e) => {
+                aborted = Some(abort(&log, event, e, &shared));
+                break;
+            }
+        }
+        tracing::warn!(
+            "chaos at {:.1}s: {} {:?}: {}",
+            event.at_s,
+            event.action,
+            event.target,
+            event.answer
+        );
+        let outcome = event.outcome;
+        let index = log.push(event, mark);
+        if let (Some(b), Some(before), Outcome::Done) = (&backend, pods_before, outcome) {
+            watchers.push(tokio::spawn(watch_recovery(
+                Arc::clone(b),
+                Arc::clone(&log),
+                index,
+                action,
+                before,
+                plan.recover_within,
+                stop.clone(),
+            )));
+        }
+    }
+    for w in watchers {
+        let _ = w.await;
+    }
+    stop.cancelled().await;
+    if let Some(m) = monitor {
+        let _ = m.await;
+    }
+    let report = ChaosReport {
+        backend: backend.as_ref().map_or("exec", |b| b.name()).to_owned(),
+        scope: chaos.scope,
+        aborted,
+        events: log.events.lock().unwrap().clone(),
+        replica_counts: log.counts.lock().unwrap().clone(),
+        pod_startup_s: log.startups.lock().unwrap().clone(),
+        slo_p95_ms: None,
+        slo_source: String::new(),
+    };
+    let marks = log.marks.lock().unwrap().clone();
+    Ran { report, marks }
+}
+
+fn abort(log: &Log, mut event: ChaosEvent, e: ChaosError, shared: &Shared) -> String {
+    let why = format!("chaos stopped: {e} (the load goes on)");
+    tracing::error!("{why}");
+    event.outcome = Outcome::Aborted;
+    event.answer = e.to_string();
+    log.push(event, Some(shared.recorder.mark()));
+    why
+}
+
+/// Picks the pod to kill, or says why none is killed.
+fn choose(
+    pick: Pick,
+    pods: &[Pod],
+    plan: &ChaosPlan,
+    kills: u32,
+    shared: &Shared,
+) -> Result<String, String> {
+    if kills >= plan.max_kills {
+        return Err(format!(
+            "cap reached: {} kills per run (max_kills)",
+            plan.max_kills
+        ));
+    }
+    let down = pods.iter().filter(|p| !p.ready).count() as u32;
+    if down >= plan.max_down {
+        return Err(format!(
+            "{down} pod(s) already down: at most {} down at once (max_down)",
+            plan.max_down
+        ));
+    }
+    let ready: Vec<&Pod> = pods.iter().filter(|p| p.ready).collect();
+    if ready.is_empty() {
+        return Err("no ready pod to kill".into());
+    }
+    let victim = match pick {
+        Pick::Random => ready[rand::random_range(0..ready.len())],
+        Pick::Oldest => ready
+            .iter()
+            .min_by_key(|p| (p.started, p.name.clone()))
+            .copied()
+            .expect("not empty"),
+        Pick::MostSessions => {
+            let sessions = shared.sessions.sessions_by_replica();
+            ready
+                .iter()
+                .max_by_key(|p| {
+                    (
+                        sessions.get(&p.name).copied().unwrap_or(0),
+                        std::cmp::Reverse(p.name.clone()),
+                    )
+                })
+                .copied()
+                .expect("not empty")
+        }
+    };
+    Ok(victim.name.clone())
+}
+
+/// Runs `sh -c COMMAND` (bounded); its exit status and the end of its
+/// stderr are the answer.
+async fn exec(command: &str) -> Result<String, ChaosError> {
+    let child = tokio::process::Command::new("sh")
+        .args(["-c", command])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(EXEC_LIMIT, child).await {
+        Err(_) => Ok(format!("still running after {EXEC_LIMIT:?}: killed")),
+        Ok(Err(e)) => Err(ChaosError::Api(format!("cannot run sh: {e}"))),
+        Ok(Ok(out)) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let tail: String = stderr
+                .trim()
+                .chars()
+                .rev()
+                .take(200)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            Ok(match (out.status.code(), tail.is_empty()) {
+                (Some(0), _) => "exit 0".to_owned(),
+                (code, true) => format!("exit {code:?}"),
+                (code, false) => format!("exit {code:?}: {tail}"),
+            })
+        }
+    }
+}
+
+/// Waits until the action's effect is over: for a kill, the victim replaced
+/// and as many pods ready as before; for a restart, every old pod replaced;
+/// for a scale, the new count ready; for a command, any pod replaced (or the
+/// ready count dipped) and the count back.
+async fn watch_recovery(
+    backend: Arc<Backend>,
+    log: Arc<Log>,
+    index: usize,
+    action: Action,
+    before: Vec<Pod>,
+    limit: Duration,
+    stop: CancellationToken,
+) {
+    let t0 = Instant::now();
+    let old: BTreeSet<String> = before
+        .iter()
+        .filter(|p| p.ready)
+        .map(|p| p.uid.clone())
+        .collect();
+    let ready_before = old.len();
+    let victims: BTreeSet<String> = {
+        let target = &log.events.lock().unwrap()[index].target;
+        before
+            .iter()
+            .filter(|p| target.contains(&p.name))
+            .map(|p| p.uid.clone())
+            .collect()
+    };
+    let mut dipped = false;
+    while t0.elapsed() < limit && !stop.is_cancelled() {
+        if let Ok(pods) = backend.pods().await {
+            let ready: BTreeSet<String> = pods
+                .iter()
+                .filter(|p| p.ready)
+                .map(|p| p.uid.clone())
+                .collect();
+            dipped |= ready.len() < ready_before || ready != old;
+            let back = match &action {
+                Action::KillPod(_) => victims.is_disjoint(&ready) && ready.len() >= ready_before,
+                Action::RolloutRestart => old.is_disjoint(&ready) && ready.len() >= ready_before,
+                Action::Scale(n) => ready.len() == *n as usize && pods.len() == *n as usize,
+                Action::Exec(_) => dipped && ready.len() >= ready_before,
+            };
+            if back {
+                let secs = t0.elapsed().as_secs_f64();
+                log.events.lock().unwrap()[index].ready_after_s = Some(secs);
+                if matches!(action, Action::KillPod(_)) {
+                    log.startups.lock().unwrap().push(secs);
+                }
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Records replica counts as they change (a watch on the workload when there
+/// is one, else polling), polls the HPA, and keeps the direct read-back list
+/// on the pods' current addresses.
+async fn monitor(
+    backend: Arc<Backend>,
+    log: Arc<Log>,
+    shared: Arc<Shared>,
+    discover: Option<String>,
+    stop: CancellationToken,
+) {
+    let mut last_full = Instant::now() - Duration::from_secs(60);
+    let mut watch = None;
+    let mut failures = 0;
+    loop {
+        if let Backend::Kube(k) = backend.as_ref() {
+            if watch.is_none() {
+                watch = k.watch_workload().await.ok();
+            }
+        }
+        if last_full.elapsed() >= Duration::from_secs(5) || watch.is_none() {
+            // Counts (with the HPA) in full every few seconds; the watch
+            // fills in the changes between.
+            match backend.counts().await {
+                Ok(c) => {
+                    failures = 0;
+                    log.count(c);
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 3 {
+                        tracing::warn!("replica counts unavailable: {e}");
+                    }
+                }
+            }
+            last_full = Instant::now();
+        }
+        if let Some(prefix) = &discover {
+            if let Ok(pods) = backend.pods().await {
+                shared.readback.set_direct(
+                    pods.iter()
+                        .filter(|p| p.ready)
+                        .filter_map(|p| p.url.as_ref().map(|u| format!("{u}{prefix}")))
+                        .collect(),
+                );
+            }
+        }
+        let wait = tokio::time::sleep(if watch.is_some() {
+            Duration::from_secs(1)
+        } else {
+            POLL
+        });
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = wait => {}
+            item = async { watch.as_mut().expect("guarded").next().await }, if watch.is_some() => {
+                match item {
+                    Some((desired, ready)) => {
+                        let hpa = log.counts.lock().unwrap().last().map(|l| (l.hpa_current, l.hpa_desired)).unwrap_or_default();
+                        log.count(ReplicaCount { at_s: 0.0, desired, ready, hpa_current: hpa.0, hpa_desired: hpa.1 });
+                    }
+                    None => watch = None,
+                }
+            }
+        }
+    }
+}
+
+/// Fills in each event's impact once the run is over, and the SLO it was
+/// judged against: `[chaos] slo_p95`, else the scenario's `requests.p95`
+/// threshold, else (per event) twice the p95 of the minute before.
+pub fn assess(
+    ran: Ran,
+    results: &crate::measure::RunResults,
+    recorder: &crate::measure::Recorder,
+    scenario: &crate::scenario::Scenario,
+) -> ChaosReport {
+    let mut report = ran.report;
+    let configured = scenario
+        .chaos
+        .as_ref()
+        .and_then(|c| c.slo_p95)
+        .map(|d| (d.as_secs_f64() * 1000.0, "[chaos] slo_p95"))
+        .or_else(|| {
+            scenario
+                .thresholds
+                .iter()
+                .find(|t| t.subject == "requests" && t.stat == "p95")
+                .map(|t| (t.limit, "the requests.p95 threshold"))
+        });
+    report.slo_p95_ms = configured.map(|c| c.0);
+    report.slo_source = configured.map_or_else(
+        || "twice the p95 of the minute before each event".to_owned(),
+        |c| c.1.to_owned(),
+    );
+    let starts: Vec<f64> = report.events.iter().map(|e| e.at_s).collect();
+    for (i, event) in report.events.iter_mut().enumerate() {
+        if !matches!(
+            event.outcome,
+            Outcome::Done | Outcome::Gone | Outcome::Aborted
+        ) {
+            continue;
+        }
+        let around = ran
+            .marks
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|m| recorder.around_mark(m))
+            .unwrap_or_default();
+        let slo = configured
+            .map(|c| c.0)
+            .or(around.before_p95_ms.map(|p| 2.0 * p));
+        let until = starts
+            .iter()
+            .copied()
+            .find(|s| *s > event.at_s)
+            .unwrap_or(results.elapsed_s)
+            .min(results.elapsed_s);
+        let mut impact = super::impact::impact(
+            super::impact::EventWindow {
+                at_s: event.at_s,
+                until_s: until,
+                ready_after_s: event.ready_after_s,
+            },
+            &results.timeline,
+            &results.sessions.timeline,
+            slo,
+        );
+        impact.p99_before_ms = around.before_p99_ms;
+        impact.p99_after_ms = around.after_p99_ms;
+        event.impact = Some(impact);
+    }
+    report
+}

@@ -1,0 +1,143 @@
+//! From a scenario's `[kubernetes]`/`[chaos]` and the command line to a
+//! chaos run that passed the safety rules and reached its backend.
+
+use super::plan::{self, BackendKind, ChaosPlan, KubeTarget};
+use super::{kube::KubeBackend, local::LocalBackend, Backend, Chaos};
+use crate::scenario::Scenario;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Chaos settings from the command line (each replaces the scenario's).
+#[derive(Debug, Clone, Default)]
+pub struct ChaosRequest {
+    /// `--chaos ACTION@WHEN`, replacing the scenario's actions.
+    pub specs: Vec<String>,
+    /// `--chaos-backend`.
+    pub backend: Option<BackendKind>,
+    /// `--namespace`.
+    pub namespace: Option<String>,
+    /// `--selector`.
+    pub selector: Option<String>,
+    /// `--workload`.
+    pub workload: Option<String>,
+    /// `--hpa`.
+    pub hpa: Option<String>,
+    /// `--context`.
+    pub context: Option<String>,
+    /// `--kubeconfig` (default: `KUBECONFIG`, `~/.kube/config`, in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// `--allow-namespace`: the only namespaces chaos may touch.
+    pub allow_namespaces: Vec<String>,
+    /// `--max-kills`.
+    pub max_kills: Option<u32>,
+    /// `--grace-period`.
+    pub grace_period: Option<Duration>,
+    /// The reference cluster's replicas, for the local backend (`surge demo`, tests).
+    pub local: Option<Arc<crate::sim::balancer::Backends>>,
+    /// Read uploads back straight from each pod the backend lists.
+    pub discover_replicas: bool,
+}
+
+/// The plan and the Kubernetes target, after the command line and the
+/// safety rules; None when the run has no chaos and no pod discovery.
+pub fn resolve(
+    request: &ChaosRequest,
+    scenario: &Scenario,
+) -> Result<Option<(ChaosPlan, KubeTarget)>, String> {
+    let mut kube = scenario.kubernetes.clone();
+    let set = |field: &mut String, value: &Option<String>| {
+        if let Some(v) = value {
+            *field = v.clone();
+        }
+    };
+    set(&mut kube.namespace, &request.namespace);
+    set(&mut kube.selector, &request.selector);
+    if let Some(w) = &request.workload {
+        kube.workload = Some(plan::parse_workload(w).map_err(|e| format!("--workload: {e}"))?);
+    }
+    if request.hpa.is_some() {
+        kube.hpa = request.hpa.clone();
+    }
+    if request.context.is_some() {
+        kube.context = request.context.clone();
+    }
+    kube.discover_replicas |= request.discover_replicas;
+    let mut plan = scenario.chaos.clone().unwrap_or_default();
+    if !request.specs.is_empty() {
+        plan.actions = request
+            .specs
+            .iter()
+            .map(|s| plan::parse_cli(s))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(b) = request.backend {
+        plan.backend = b;
+    }
+    if let Some(n) = request.max_kills {
+        plan.max_kills = n;
+    }
+    if let Some(g) = request.grace_period {
+        plan.grace_period = g;
+    }
+    if plan.actions.is_empty() && !kube.discover_replicas {
+        return Ok(None);
+    }
+    plan::authorize(&plan, &kube, &request.allow_namespaces)?;
+    if kube.discover_replicas
+        && plan.backend == BackendKind::Kubernetes
+        && (kube.namespace.is_empty() || kube.selector.is_empty())
+    {
+        return Err("[kubernetes] discover_replicas needs a namespace and a selector".into());
+    }
+    Ok(Some((plan, kube)))
+}
+
+/// Reaches the backend (one pod list, so a wrong context or missing
+/// permission fails before the load starts, not in the middle of it).
+pub async fn connect(
+    request: &ChaosRequest,
+    plan: ChaosPlan,
+    kube: KubeTarget,
+) -> Result<Chaos, String> {
+    let needs_backend =
+        plan.actions.iter().any(|s| s.action.needs_backend()) || kube.discover_replicas;
+    let scope = match plan.backend {
+        BackendKind::Kubernetes => {
+            format!("namespace {}, selector {}", kube.namespace, kube.selector)
+        }
+        BackendKind::Local => "reference cluster replicas".to_owned(),
+    };
+    let discover_replicas = kube.discover_replicas.then(|| kube.base_path.clone());
+    let backend = if !needs_backend {
+        None
+    } else {
+        Some(match plan.backend {
+            BackendKind::Local => Backend::Local(LocalBackend::new(request.local.clone().ok_or(
+                "the local chaos backend drives the reference cluster: use it with `surge demo`",
+            )?)),
+            BackendKind::Kubernetes => Backend::Kube(Box::new(
+                match &request.kubeconfig {
+                    Some(path) => KubeBackend::from_kubeconfig_file(path, kube).await,
+                    None => KubeBackend::connect(kube).await,
+                }
+                .map_err(|e| e.to_string())?,
+            )),
+        })
+    };
+    if let Some(b) = &backend {
+        let pods = b
+            .pods()
+            .await
+            .map_err(|e| format!("cannot list the pods chaos would act on: {e}"))?;
+        if pods.is_empty() {
+            return Err(format!("no pods match ({scope}): nothing to act on"));
+        }
+    }
+    Ok(Chaos {
+        plan,
+        backend,
+        scope,
+        discover_replicas,
+    })
+}
