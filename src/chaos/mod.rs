@@ -213,3 +213,78 @@ impl Backend {
         }
     }
 }
+
+fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Done => "done",
+        Outcome::Skipped => "skipped",
+        Outcome::Gone => "already gone",
+        Outcome::Failed => "failed",
+        Outcome::Aborted => "ABORTED",
+        Outcome::Planned => "planned",
+    }
+}
+
+impl ChaosEvent {
+    /// One line for people: what, on what, what the API said, how long the
+    /// replicas took, and what users felt.
+    pub fn summary_line(&self) -> String {
+        let mut line = format!("at {:.1}s {}", self.at_s, self.action);
+        if !self.target.is_empty() && self.action != "exec" {
+            line += &format!(" → {}", self.target.join(", "));
+        }
+        line += &format!(": {} ({})", outcome_word(self.outcome), self.answer);
+        if matches!(self.outcome, Outcome::Done | Outcome::Gone) {
+            line += &match self.ready_after_s {
+                Some(s) => format!("; replicas ready again after {s:.1} s"),
+                None => "; replicas NOT back within the recovery limit".to_owned(),
+            };
+        }
+        if let Some(i) = &self.impact {
+            line += &format!(
+                "; {} failed requests over {} s; {} session drops",
+                i.burst_errors, i.burst_s, i.session_drops
+            );
+            if let (Some(b), Some(a)) = (i.p99_before_ms, i.p99_after_ms) {
+                line += &format!("; p99 {b:.0} → {a:.0} ms (minute before → after)");
+            }
+            if let Some(slo) = i.slo_p95_ms {
+                line += &match i.p95_back_s {
+                    Some(s) => format!("; p95 under {slo:.0} ms from +{s:.0} s"),
+                    None => format!("; p95 NOT back under {slo:.0} ms"),
+                };
+            }
+        }
+        line
+    }
+}
+
+impl ChaosReport {
+    /// Lines for the terminal and the Markdown summary.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "chaos ({}, {}): {} events{}",
+            self.backend,
+            self.scope,
+            self.events.len(),
+            self.median_startup_s()
+                .map(|s| format!(", pod start-up (kill → ready) median {s:.1} s"))
+                .unwrap_or_default()
+        )];
+        if let Some(why) = &self.aborted {
+            out.push(format!("CHAOS ABORTED: {why}"));
+        }
+        out.extend(self.events.iter().map(ChaosEvent::summary_line));
+        out
+    }
+
+    /// True when chaos ran to plan and every action's effect was over in time.
+    pub fn recovered(&self) -> bool {
+        self.aborted.is_none()
+            && self
+                .events
+                .iter()
+                .filter(|e| e.outcome == Outcome::Done)
+                .all(|e| e.ready_after_s.is_some() || e.action == "exec")
+    }
+}

@@ -30,6 +30,8 @@ pub struct Chaos {
     /// Read uploads back straight from the pods behind the selector; the
     /// string is the path prefix on a pod.
     pub discover_replicas: Option<String>,
+    /// The workload, e.g. `deployment/openmrs`, for the report.
+    pub workload: Option<String>,
 }
 
 /// What the runner hands back: the report and, per event, the recorder mark.
@@ -106,6 +108,7 @@ pub async fn run(
     });
 
     let plan = chaos.plan;
+    let workload = chaos.workload;
     let mut kills = 0;
     let mut aborted = None;
     let mut watchers = Vec::new();
@@ -157,8 +160,14 @@ pub async fn run(
                     }
                 }
             }
-            (Action::RolloutRestart, Some(b), _) => b.rollout_restart().await,
-            (Action::Scale(n), Some(b), _) => b.scale(*n).await,
+            (Action::RolloutRestart, Some(b), _) => {
+                event.target = workload.clone().into_iter().collect();
+                b.rollout_restart().await
+            }
+            (Action::Scale(n), Some(b), _) => {
+                event.target = workload.clone().into_iter().collect();
+                b.scale(*n).await
+            }
             _ => Err(ChaosError::Api(format!(
                 "`{}` needs a pod backend",
                 action.describe()
@@ -298,10 +307,14 @@ async fn exec(command: &str) -> Result<String, ChaosError> {
                 .into_iter()
                 .rev()
                 .collect();
-            Ok(match (out.status.code(), tail.is_empty()) {
-                (Some(0), _) => "exit 0".to_owned(),
-                (code, true) => format!("exit {code:?}"),
-                (code, false) => format!("exit {code:?}: {tail}"),
+            let status = match out.status.code() {
+                Some(code) => format!("exit {code}"),
+                None => "killed by a signal".to_owned(),
+            };
+            Ok(if tail.is_empty() || out.status.success() {
+                status
+            } else {
+                format!("{status}: {tail}")
             })
         }
     }

@@ -109,6 +109,13 @@ pub async fn connect(
         BackendKind::Local => "reference cluster replicas".to_owned(),
     };
     let discover_replicas = kube.discover_replicas.then(|| kube.base_path.clone());
+    let workload = kube.workload.as_ref().map(|w| {
+        let kind = match w.kind {
+            super::plan::WorkloadKind::Deployment => "deployment",
+            super::plan::WorkloadKind::StatefulSet => "statefulset",
+        };
+        format!("{kind}/{}", w.name)
+    });
     let backend = if !needs_backend {
         None
     } else {
@@ -139,5 +146,6 @@ pub async fn connect(
         backend,
         scope,
         discover_replicas,
+        workload,
     })
 }

@@ -40,6 +40,8 @@ enum Kind {
     Drops,
     /// Read-back verdicts per replica.
     Attachments,
+    /// Ready and desired replicas over time during chaos.
+    ReadyReplicas,
 }
 
 /// A chart the run has data for.
@@ -87,6 +89,16 @@ pub fn list(r: &RunResults) -> Vec<Chart> {
             kind: Kind::Drops,
         });
     }
+    if r.chaos
+        .as_ref()
+        .is_some_and(|c| !c.replica_counts.is_empty())
+    {
+        out.push(Chart {
+            name: "ready-replicas".into(),
+            title: "Ready and desired replicas over time, with chaos events".into(),
+            kind: Kind::ReadyReplicas,
+        });
+    }
     if r.consistency.uploads > 0 {
         out.push(Chart {
             name: "attachments".into(),
@@ -131,11 +143,16 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    let chaos_marks: Vec<f64> = r
+        .chaos
+        .iter()
+        .flat_map(|c| c.events.iter().map(|e| e.at_s))
+        .collect();
     let per_second = |rows: &[TimelineRow], f: fn(&TimelineRow) -> f64| {
         rows.iter().map(|row| (row.second as f64, f(row))).collect()
     };
     match &chart.kind {
-        Kind::Throughput => lines(
+        Kind::Throughput => lines_marked(
             root,
             &chart.title,
             "second",
@@ -158,6 +175,7 @@ where
                 ),
             ],
             None,
+            &chaos_marks,
         ),
         Kind::RequestLatency(i) => {
             let rows = &r.request_timelines[*i].rows;
@@ -167,7 +185,7 @@ where
                 .filter(|row| row.requests > 0)
                 .cloned()
                 .collect();
-            lines(
+            lines_marked(
                 root,
                 &chart.title,
                 "second",
@@ -182,6 +200,7 @@ where
                     ("p99".into(), per_second(&busy, |row| row.p99_ms), RED),
                 ],
                 None,
+                &chaos_marks,
             )
         }
         Kind::Curves => {
@@ -258,6 +277,48 @@ where
                 &[("drops".into(), points.iter().map(|p| p.1).collect(), RED)],
             )
         }
+        Kind::ReadyReplicas => {
+            let counts = r
+                .chaos
+                .as_ref()
+                .map(|c| c.replica_counts.as_slice())
+                .unwrap_or_default();
+            // Counts hold until the next change: draw steps out to the end of the run.
+            let steps = |f: &dyn Fn(&crate::chaos::ReplicaCount) -> Option<f64>| {
+                let mut points = Vec::new();
+                for (i, c) in counts.iter().enumerate() {
+                    let Some(v) = f(c) else { continue };
+                    let until = counts.get(i + 1).map_or(r.elapsed_s, |n| n.at_s);
+                    points.push((c.at_s, v));
+                    points.push((until, v));
+                }
+                points
+            };
+            let mut series: Vec<Series> = vec![
+                ("ready".into(), steps(&|c| Some(c.ready as f64)), GREEN),
+                (
+                    "desired".into(),
+                    steps(&|c| c.desired.map(|d| d as f64)),
+                    BLUE,
+                ),
+            ];
+            if counts.iter().any(|c| c.hpa_desired.is_some()) {
+                series.push((
+                    "HPA desired".into(),
+                    steps(&|c| c.hpa_desired.map(|d| d as f64)),
+                    full_palette::ORANGE,
+                ));
+            }
+            lines_marked(
+                root,
+                &chart.title,
+                "second",
+                "replicas",
+                &series,
+                None,
+                &chaos_marks,
+            )
+        }
         Kind::Attachments => {
             use crate::verify::consistency::Verdict;
             let c = &r.consistency;
@@ -318,6 +379,22 @@ pub(super) fn lines<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
+    lines_marked(root, title, x_desc, y_desc, series, x_label, &[])
+}
+
+/// Line chart with vertical marks (chaos events) at `marks` on the x axis.
+fn lines_marked<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    x_label: Option<fn(&f64) -> String>,
+    marks: &[f64],
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
     let x_max = series
         .iter()
         .flat_map(|s| s.1.iter().map(|p| p.0))
@@ -344,6 +421,20 @@ where
         mesh.x_labels(x_max as usize + 1);
     }
     mesh.draw().map_err(|e| anyhow!("{e:?}"))?;
+    if !marks.is_empty() {
+        let colour = full_palette::PURPLE;
+        chart
+            .draw_series(
+                marks
+                    .iter()
+                    .map(|&x| PathElement::new(vec![(x, 0.0), (x, y_max)], colour.stroke_width(2))),
+            )
+            .map_err(|e| anyhow!("{e:?}"))?
+            .label("chaos event")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+            });
+    }
     for (name, points, colour) in series {
         let colour = *colour;
         chart

@@ -187,6 +187,58 @@ impl Export for Html {
             );
         }
 
+        if let Some(chaos) = &r.chaos {
+            o.push_str("<h2>Chaos</h2>");
+            write!(o, "<p>{}</p>", esc(&chaos.lines()[0]))?;
+            if let Some(why) = &chaos.aborted {
+                write!(o, "<p class=\"fail\">{}</p>", esc(why))?;
+            }
+            write!(
+                o,
+                "<p>Latency SLO for recovery: p95 ≤ {} ({}).</p>",
+                chaos
+                    .slo_p95_ms
+                    .map_or("per event".to_owned(), |v| format!("{v:.0} ms")),
+                esc(&chaos.slo_source)
+            )?;
+            chart(&mut o, r, "ready-replicas")?;
+            let opt = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.1}"));
+            table(
+                &mut o,
+                &[
+                    "at s",
+                    "action",
+                    "target",
+                    "outcome",
+                    "answer",
+                    "ready after s",
+                    "failed requests",
+                    "burst s",
+                    "session drops",
+                    "p99 before ms",
+                    "p99 after ms",
+                    "p95 back after s",
+                ],
+                chaos.events.iter().map(|e| {
+                    let i = e.impact.clone().unwrap_or_default();
+                    vec![
+                        format!("{:.1}", e.at_s),
+                        esc(&e.action),
+                        esc(&e.target.join(", ")),
+                        format!("{:?}", e.outcome).to_lowercase(),
+                        esc(&e.answer),
+                        opt(e.ready_after_s),
+                        i.burst_errors.to_string(),
+                        i.burst_s.to_string(),
+                        i.session_drops.to_string(),
+                        opt(i.p99_before_ms),
+                        opt(i.p99_after_ms),
+                        opt(i.p95_back_s),
+                    ]
+                }),
+            );
+        }
+
         let s = &r.sessions;
         o.push_str("<h2>Session continuity</h2>");
         if s.sessions == 0 {

@@ -67,6 +67,30 @@ fn cases(r: &RunResults) -> Vec<(&'static str, String, Outcome)> {
         Outcome::Pass
     };
     out.push(("verdicts", "attachment consistency".to_owned(), attachments));
+    if let Some(chaos) = &r.chaos {
+        let recovery = if chaos.recovered() {
+            Outcome::Pass
+        } else {
+            let not_back: Vec<String> = chaos
+                .events
+                .iter()
+                .filter(|e| {
+                    e.outcome == crate::chaos::Outcome::Done
+                        && e.ready_after_s.is_none()
+                        && e.action != "exec"
+                })
+                .map(|e| format!("{} at {:.1}s", e.action, e.at_s))
+                .collect();
+            Outcome::Fail(match &chaos.aborted {
+                Some(why) => why.clone(),
+                None => format!(
+                    "replicas not back within the limit after: {}",
+                    not_back.join(", ")
+                ),
+            })
+        };
+        out.push(("verdicts", "chaos recovery".to_owned(), recovery));
+    }
     out
 }
 

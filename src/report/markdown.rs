@@ -86,6 +86,13 @@ impl Export for Summary {
                 c.visible.p99
             )?;
         }
+        if let Some(chaos) = &r.chaos {
+            let lines = chaos.lines();
+            writeln!(out, "\n**Chaos:** {}", lines[0])?;
+            for line in &lines[1..] {
+                writeln!(out, "- {line}")?;
+            }
+        }
         writeln!(
             out,
             "\n| request | count | errors | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|---|"

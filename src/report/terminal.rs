@@ -110,6 +110,11 @@ pub fn summary(r: &RunResults) -> String {
             }
         }
     }
+    if let Some(chaos) = &r.chaos {
+        for (i, line) in chaos.lines().iter().enumerate() {
+            let _ = writeln!(out, "{}{line}", if i == 0 { "" } else { "  " });
+        }
+    }
     let mut errors: Vec<String> = r
         .overall
         .errors

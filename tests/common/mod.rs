@@ -2,6 +2,8 @@
 //! scenario files written for it.
 #![allow(dead_code)]
 
+pub mod fake_kube;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use surge::runner::{RunReport, RunRequest};

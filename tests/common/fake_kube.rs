@@ -1,0 +1,317 @@
+//! A fake Kubernetes API server on loopback, backed by a reference cluster:
+//! its replicas are the pods of Deployment `clinic` (label `app=clinic`) in
+//! namespace `clinic`, so deleting a pod kills a real replica process, which
+//! the sim restarts after its start-up delay. It implements only what surge
+//! calls — pods list (labelSelector) and delete, Deployment/StatefulSet get,
+//! patch and watch, HPA get — and records every call.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use surge::sim::balancer::Backends;
+
+/// Namespace of the fake workload.
+pub const NAMESPACE: &str = "clinic";
+/// Its label selector.
+pub const SELECTOR: &str = "app=clinic";
+/// Its Deployment (and HPA) name.
+pub const WORKLOAD: &str = "clinic";
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub body: String,
+}
+
+#[derive(Clone)]
+struct Fake {
+    backends: Arc<Backends>,
+    calls: Arc<Mutex<Vec<Call>>>,
+    /// Answer pod deletes with this status instead (e.g. 403).
+    refuse_deletes: Option<u16>,
+}
+
+/// A running fake API server.
+pub struct FakeKube {
+    pub url: String,
+    pub kubeconfig: PathBuf,
+    calls: Arc<Mutex<Vec<Call>>>,
+    _dir: tempfile::TempDir,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeKube {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeKube {
+    /// Serves `backends` as pods; `refuse_deletes` makes every pod delete fail with that status.
+    pub async fn start(backends: Arc<Backends>, refuse_deletes: Option<u16>) -> FakeKube {
+        let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
+        let fake = Fake {
+            backends,
+            calls: Arc::clone(&calls),
+            refuse_deletes,
+        };
+        let app = axum::Router::new().fallback(handle).with_state(fake);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n\
+                 users:\n- name: tester\n  user:\n    token: fake-token\n\
+                 contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\n    namespace: {NAMESPACE}\n\
+                 current-context: fake\n"
+            ),
+        )
+        .unwrap();
+        FakeKube {
+            url,
+            kubeconfig,
+            calls,
+            _dir: dir,
+            server,
+        }
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// Calls with this method.
+    pub fn calls_of(&self, method: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == method)
+            .collect()
+    }
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    (
+        StatusCode::from_u16(code).unwrap(),
+        axum::Json(json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": message, "reason": reason, "code": code
+        })),
+    )
+        .into_response()
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn pods(fake: &Fake) -> Vec<Value> {
+    fake.backends
+        .list()
+        .into_iter()
+        .map(|b| {
+            let ready = b.port.is_some() && b.pid.is_some();
+            json!({
+                "metadata": {
+                    "name": b.name, "namespace": NAMESPACE,
+                    "uid": b.pid.map(|p| format!("pid-{p}")).unwrap_or_else(|| format!("down-{}", b.name)),
+                    "labels": {"app": "clinic"},
+                    "creationTimestamp": b.since.map(rfc3339),
+                },
+                "spec": {"containers": [{"name": "web", "ports": b.port.map(|p| vec![json!({"containerPort": p})]).unwrap_or_default()}]},
+                "status": {
+                    "phase": if ready { "Running" } else { "Pending" },
+                    "podIP": b.port.map(|_| "127.0.0.1"),
+                    "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]
+                }
+            })
+        })
+        .collect()
+}
+
+fn workload(fake: &Fake, kind: &str) -> Value {
+    let list = fake.backends.list();
+    let ready = list
+        .iter()
+        .filter(|b| b.port.is_some() && b.pid.is_some())
+        .count();
+    json!({
+        "apiVersion": "apps/v1", "kind": kind,
+        "metadata": {"name": WORKLOAD, "namespace": NAMESPACE, "resourceVersion": "1"},
+        "spec": {"replicas": list.len(), "selector": {"matchLabels": {"app": "clinic"}},
+                 "template": {"metadata": {"labels": {"app": "clinic"}}, "spec": {"containers": []}}},
+        "status": {"replicas": list.len(), "readyReplicas": ready}
+    })
+}
+
+fn query_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| {
+            v.replace("%3D", "=")
+                .replace("%2C", ",")
+                .replace("%3d", "=")
+        })
+    })
+}
+
+async fn handle(State(fake): State<Fake>, request: Request) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    fake.calls.lock().unwrap().push(Call {
+        method: method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        body: body.clone(),
+    });
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, parts.as_slice()) {
+        (Method::GET, ["api", "v1", "namespaces", ns, "pods"]) => {
+            let items = if *ns == NAMESPACE
+                && query_param(&query, "labelSelector").as_deref() == Some(SELECTOR)
+            {
+                pods(&fake)
+            } else {
+                Vec::new()
+            };
+            axum::Json(json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items})).into_response()
+        }
+        (Method::DELETE, ["api", "v1", "namespaces", ns, "pods", name]) => {
+            if let Some(code) = fake.refuse_deletes {
+                return status(
+                    code,
+                    "Forbidden",
+                    "pods is forbidden: user cannot delete pods",
+                );
+            }
+            let victim = fake.backends.list().into_iter().find(|b| b.name == *name);
+            match victim.and_then(|b| b.pid) {
+                Some(pid) if *ns == NAMESPACE => {
+                    let before = pods(&fake)
+                        .into_iter()
+                        .find(|p| p["metadata"]["name"] == *name);
+                    std::process::Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status()
+                        .unwrap();
+                    axum::Json(before.unwrap_or(Value::Null)).into_response()
+                }
+                _ => status(404, "NotFound", &format!("pods \"{name}\" not found")),
+            }
+        }
+        (Method::GET, ["apis", "apps", "v1", "namespaces", _, kind])
+            if query_param(&query, "watch").is_some() =>
+        {
+            watch(
+                fake,
+                if *kind == "statefulsets" {
+                    "StatefulSet"
+                } else {
+                    "Deployment"
+                },
+                &query,
+            )
+        }
+        (Method::GET, ["apis", "apps", "v1", "namespaces", ns, kind, name])
+            if *ns == NAMESPACE && *name == WORKLOAD =>
+        {
+            axum::Json(workload(
+                &fake,
+                if *kind == "statefulsets" {
+                    "StatefulSet"
+                } else {
+                    "Deployment"
+                },
+            ))
+            .into_response()
+        }
+        (Method::PATCH, ["apis", "apps", "v1", "namespaces", ns, kind, name])
+            if *ns == NAMESPACE && *name == WORKLOAD =>
+        {
+            axum::Json(workload(
+                &fake,
+                if *kind == "statefulsets" {
+                    "StatefulSet"
+                } else {
+                    "Deployment"
+                },
+            ))
+            .into_response()
+        }
+        (
+            Method::GET,
+            ["apis", "autoscaling", "v2", "namespaces", ns, "horizontalpodautoscalers", name],
+        ) if *ns == NAMESPACE && *name == WORKLOAD => {
+            let n = fake.backends.list().len();
+            axum::Json(json!({
+                "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": WORKLOAD, "namespace": NAMESPACE},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": WORKLOAD}, "minReplicas": 2, "maxReplicas": 6},
+                "status": {"currentReplicas": n, "desiredReplicas": n}
+            }))
+            .into_response()
+        }
+        _ => status(
+            404,
+            "NotFound",
+            &format!("the fake API server does not serve {path}"),
+        ),
+    }
+}
+
+/// A watch: ADDED now, MODIFIED whenever the ready count changes, until the
+/// requested timeout (or the client goes away).
+fn watch(fake: Fake, kind: &'static str, query: &str) -> Response {
+    let timeout = query_param(query, "timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(60u64);
+    let stream = async_stream(fake, kind, Duration::from_secs(timeout));
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+fn async_stream(
+    fake: Fake,
+    kind: &'static str,
+    limit: Duration,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    let end = tokio::time::Instant::now() + limit;
+    futures::stream::unfold(
+        (fake, None::<Value>, true),
+        move |(fake, last, first)| async move {
+            loop {
+                if tokio::time::Instant::now() >= end {
+                    return None;
+                }
+                let now = workload(&fake, kind);
+                if last.as_ref().map(|l| &l["status"]) != Some(&now["status"]) {
+                    let kind_of = if first { "ADDED" } else { "MODIFIED" };
+                    let line = format!("{}\n", json!({"type": kind_of, "object": now}));
+                    return Some((Ok(bytes::Bytes::from(line)), (fake, Some(now), false)));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        },
+    )
+}
