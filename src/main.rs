@@ -228,9 +228,13 @@ struct CalibrateArgs {
     /// Scaling metric window.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     metric_window: Duration,
-    /// Pod start-up time (measured by a chaos run, or known).
+    /// Pod start-up time (known; or see --pod-start-from).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pod_start: Duration,
+    /// Take the pod start-up time from a chaos run's bundle: the median time
+    /// from a pod kill until its replacement was ready.
+    #[arg(long, conflicts_with = "pod_start")]
+    pod_start_from: Option<PathBuf>,
     /// Readiness delay after start.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     readiness: Duration,
@@ -474,6 +478,13 @@ fn compare(baseline: &std::path::Path, current: &std::path::Path, limits: &[Stri
     }
 }
 
+/// The median kill-to-ready time a chaos run measured.
+fn pod_start_from(bundle: &std::path::Path) -> anyhow::Result<f64> {
+    let (median, why) = surge::chaos::startup_from_bundle(bundle)?;
+    println!("{why}");
+    Ok(median)
+}
+
 async fn calibrate(a: CalibrateArgs) -> ExitCode {
     use surge::calibrate::{self, capacity::Slo, manifest, Demand};
     let slo = Slo {
@@ -532,12 +543,22 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
         }
     };
     let measured_hold = surge::scrape::hold_time(&pool_samples);
+    let pod_start_s = match &a.pod_start_from {
+        None => a.pod_start.as_secs_f64(),
+        Some(bundle) => match pod_start_from(bundle) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: --pod-start-from {}: {e:#}", bundle.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
     let demand = Demand {
         base_rate: a.base_rate,
         peak_rate: a.peak_rate,
         growth_per_s: a.growth_per_minute / 100.0 / 60.0,
         metric_window_s: a.metric_window.as_secs_f64(),
-        pod_start_s: a.pod_start.as_secs_f64(),
+        pod_start_s,
         readiness_s: a.readiness.as_secs_f64(),
         hold_s: a
             .hold

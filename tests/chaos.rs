@@ -71,6 +71,43 @@ async fn sticky_cluster(sessions: SessionStoreKind) -> surge::sim::Cluster {
     .await
 }
 
+/// Every call the fake received is allowed by the shipped least-privilege Role.
+fn assert_rbac_allows(calls: &[common::fake_kube::Call]) {
+    let text = std::fs::read_to_string(repo().join("deploy/rbac.yaml")).unwrap();
+    let role_doc = text
+        .split("\n---\n")
+        .find(|d| d.contains("kind: Role\n"))
+        .expect("a Role in deploy/rbac.yaml");
+    let role: k8s_openapi::api::rbac::v1::Role = serde_saphyr::from_str(role_doc).unwrap();
+    let rules = role.rules.unwrap_or_default();
+    for call in calls {
+        let parts: Vec<&str> = call.path.trim_matches('/').split('/').collect();
+        let (group, rest) = match parts.as_slice() {
+            ["api", "v1", "namespaces", _, rest @ ..] => ("", rest),
+            ["apis", group, _, "namespaces", _, rest @ ..] => (*group, rest),
+            _ => panic!("unexpected call {call:?}"),
+        };
+        let verb = match (call.method.as_str(), rest.len()) {
+            ("GET", 1) if call.query.contains("watch=true") => "watch",
+            ("GET", 1) => "list",
+            ("GET", _) => "get",
+            ("DELETE", _) => "delete",
+            ("PATCH", _) => "patch",
+            other => panic!("unexpected method {other:?}"),
+        };
+        let allowed = rules.iter().any(|r| {
+            r.api_groups.iter().flatten().any(|g| g == group)
+                && r.resources.iter().flatten().any(|x| x == rest[0])
+                && r.verbs.iter().any(|v| v == verb)
+        });
+        assert!(
+            allowed,
+            "deploy/rbac.yaml does not allow {verb} {group}/{}",
+            rest[0]
+        );
+    }
+}
+
 fn chaos_of(r: &surge::measure::RunResults) -> &ChaosReport {
     r.chaos.as_ref().expect("the run has a chaos report")
 }
@@ -126,6 +163,7 @@ async fn killing_a_pod_drops_only_its_users_and_recovery_matches_the_start_up_de
     assert!(lists.iter().any(|c| c
         .path
         .ends_with(&format!("horizontalpodautoscalers/{WORKLOAD}"))));
+    assert_rbac_allows(&fake.calls());
 
     // The events: the kill, then the refusal by the cap.
     assert_eq!(chaos.events.len(), 2, "{:?}", chaos.events);
@@ -148,6 +186,12 @@ async fn killing_a_pod_drops_only_its_users_and_recovery_matches_the_start_up_de
         "ready after {ready:.2} s, delay {delay} s"
     );
     assert_eq!(chaos.pod_startup_s, vec![ready]);
+    // What `surge calibrate --pod-start-from BUNDLE` takes as the pod start-up time.
+    let (startup, why) = surge::chaos::startup_from_bundle(&report.bundle).unwrap();
+    assert!(
+        (startup - ready).abs() < 1e-6 && why.contains("median of 1"),
+        "{why}"
+    );
     // The replica counts dipped and came back, with the HPA's view.
     let readies: Vec<u32> = chaos.replica_counts.iter().map(|c| c.ready).collect();
     assert!(
@@ -183,7 +227,14 @@ async fn killing_a_pod_drops_only_its_users_and_recovery_matches_the_start_up_de
     assert!(read("summary.md").contains("**Chaos:**"));
     let junit = read("junit.xml");
     let case = junit.find("name=\"chaos recovery\"").expect("a chaos case");
-    assert!(!junit[case..].split("</testcase>").next().unwrap().contains("<failure"), "recovered: {junit}");
+    assert!(
+        !junit[case..]
+            .split("</testcase>")
+            .next()
+            .unwrap()
+            .contains("<failure"),
+        "recovered: {junit}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,8 +352,12 @@ async fn workload_actions_patch_as_kubectl_does() {
     // Nothing was really restarted: the rollout never completes, and the report says so.
     assert_eq!(events[0].ready_after_s, None);
     let junit = std::fs::read_to_string(report.bundle.join("junit.xml")).unwrap();
-    assert!(junit.contains("replicas not back within the limit after: rollout-restart"), "{junit}");
+    assert!(
+        junit.contains("replicas not back within the limit after: rollout-restart"),
+        "{junit}"
+    );
     assert!(fake.calls_of("DELETE").is_empty());
+    assert_rbac_allows(&fake.calls());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,4 +421,74 @@ async fn unsafe_plans_are_refused_before_any_call() {
     );
     assert!(!dir.path().join("reports").exists());
     cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_read_back_from_the_pods_behind_the_selector() {
+    let _engine = engine_lock().await;
+    // Attachments on each replica's own disk: a pod that did not take the
+    // upload must be reported missing — which it can only be if surge found
+    // the pods through the API (no static list, no reads through the balancer).
+    let cluster = cluster(ClusterOptions {
+        attachments: surge::sim::AttachmentStore::PerReplica,
+        ..Default::default()
+    })
+    .await;
+    let fake = FakeKube::start(cluster.backends(), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = uploads(&cluster.url, &[], "1s").replace(
+        "poll = \"25ms\"",
+        "poll = \"25ms\"\nthrough_balancer = false",
+    );
+    let body = format!(
+        "{body}\n[kubernetes]\nnamespace = \"{NAMESPACE}\"\nselector = \"{SELECTOR}\"\ndiscover_replicas = true\n"
+    );
+    let scenario = scenario_file(dir.path(), "discovery", &body);
+    let report = surge::runner::run(&request(scenario, &fake, &dir.path().join("reports")))
+        .await
+        .expect("run completes");
+    cluster.shutdown().await;
+    let c = &report.results.consistency;
+    use surge::verify::consistency::Verdict;
+    assert!(c.uploads > 3, "{c:?}");
+    assert_eq!(c.replicas.len(), 3, "every pod read: {:?}", c.replicas);
+    assert_eq!(c.count(Verdict::Ok), c.uploads);
+    assert_eq!(c.count(Verdict::Missing), 2 * c.uploads);
+    assert!(fake.calls_of("DELETE").is_empty(), "discovery only reads");
+    assert!(report.results.chaos.as_ref().unwrap().events.is_empty());
+    let e = surge::chaos::startup_from_bundle(&report.bundle).unwrap_err();
+    assert!(e.to_string().contains("no pod kill that recovered"), "{e}");
+}
+
+#[test]
+fn the_demo_kills_a_real_replica_process_and_reports_it() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(surge_bin())
+        .current_dir(repo())
+        .args([
+            "demo",
+            "--duration",
+            "8s",
+            "--chaos",
+            "kill-pod:oldest@3s",
+            "--out",
+        ])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("chaos (local, reference cluster replicas): 1 events"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("killed with SIGKILL"), "{stdout}");
+    assert!(
+        stdout.contains("replicas ready again after 2."),
+        "the sim restarts after 2 s: {stdout}"
+    );
 }

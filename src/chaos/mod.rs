@@ -288,3 +288,21 @@ impl ChaosReport {
                 .all(|e| e.ready_after_s.is_some() || e.action == "exec")
     }
 }
+
+/// The pod start-up time a chaos run measured (median kill-to-ready), for
+/// the HPA calibration's reaction time, with a sentence saying where it came from.
+pub fn startup_from_bundle(bundle: &std::path::Path) -> anyhow::Result<(f64, String)> {
+    let results = crate::report::read_results(bundle)?;
+    let chaos = results
+        .chaos
+        .ok_or_else(|| anyhow::anyhow!("run {} had no chaos", results.run_id))?;
+    let median = chaos
+        .median_startup_s()
+        .ok_or_else(|| anyhow::anyhow!("run {} has no pod kill that recovered", results.run_id))?;
+    let why = format!(
+        "pod start-up {median:.1} s: median of {} kill-to-ready times measured by chaos run {}",
+        chaos.pod_startup_s.len(),
+        results.run_id
+    );
+    Ok((median, why))
+}

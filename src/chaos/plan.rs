@@ -498,7 +498,7 @@ pub fn authorize(plan: &ChaosPlan, kube: &KubeTarget, allowed: &[String]) -> Res
 /// The plan as lines for `--dry-run` and the log.
 pub fn describe_plan(plan: &ChaosPlan, kube: &KubeTarget, length: Duration) -> Vec<String> {
     let mut lines = vec![format!(
-        "chaos plan: backend {}, grace period {:?}, at most {} kills, at most {} down at once",
+        "chaos plan: backend {}, grace period {}, at most {} kills, at most {} down at once",
         match plan.backend {
             BackendKind::Kubernetes => format!(
                 "kubernetes (namespace {}, selector {}{})",
@@ -511,7 +511,7 @@ pub fn describe_plan(plan: &ChaosPlan, kube: &KubeTarget, length: Duration) -> V
             ),
             BackendKind::Local => "local replica processes".into(),
         },
-        plan.grace_period,
+        humantime::format_duration(plan.grace_period),
         plan.max_kills,
         plan.max_down
     )];

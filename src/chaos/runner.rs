@@ -9,7 +9,7 @@ use super::plan::{timetable, Action, ChaosPlan, Pick};
 use super::{Backend, ChaosError, ChaosEvent, ChaosReport, Outcome, Pod, ReplicaCount};
 use crate::engine::user::Shared;
 use futures::StreamExt;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -146,7 +146,9 @@ pub async fn run(
                 exec(command).await
             }
             (Action::KillPod(pick), Some(b), Some(pods)) => {
-                match choose(*pick, pods, &plan, kills, &shared) {
+                match choose(*pick, pods, &plan, kills, || {
+                    shared.sessions.sessions_by_replica()
+                }) {
                     Err(why) => {
                         event.outcome = Outcome::Skipped;
                         event.answer = why;
@@ -242,7 +244,7 @@ fn choose(
     pods: &[Pod],
     plan: &ChaosPlan,
     kills: u32,
-    shared: &Shared,
+    sessions: impl FnOnce() -> BTreeMap<String, u64>,
 ) -> Result<String, String> {
     if kills >= plan.max_kills {
         return Err(format!(
@@ -269,7 +271,7 @@ fn choose(
             .copied()
             .expect("not empty"),
         Pick::MostSessions => {
-            let sessions = shared.sessions.sessions_by_replica();
+            let sessions = sessions();
             ready
                 .iter()
                 .max_by_key(|p| {
@@ -512,4 +514,60 @@ pub fn assess(
         event.impact = Some(impact);
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn pod(name: &str, age_s: u64, ready: bool) -> Pod {
+        Pod {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            started: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1000 - age_s)),
+            ready,
+            url: None,
+        }
+    }
+
+    #[test]
+    fn picks_follow_the_rule_and_the_caps_refuse() {
+        let pods = [pod("a", 10, true), pod("b", 300, true), pod("c", 50, true)];
+        let plan = ChaosPlan::default();
+        let no_sessions = BTreeMap::new;
+        assert_eq!(
+            choose(Pick::Oldest, &pods, &plan, 0, no_sessions).unwrap(),
+            "b"
+        );
+        let sessions = || BTreeMap::from([("a".to_owned(), 3), ("c".to_owned(), 9)]);
+        assert_eq!(
+            choose(Pick::MostSessions, &pods, &plan, 0, sessions).unwrap(),
+            "c"
+        );
+        for _ in 0..20 {
+            let p = choose(Pick::Random, &pods, &plan, 0, no_sessions).unwrap();
+            assert!(["a", "b", "c"].contains(&p.as_str()));
+        }
+        // The cap on kills.
+        let e = choose(Pick::Oldest, &pods, &plan, plan.max_kills, no_sessions).unwrap_err();
+        assert!(e.contains("max_kills"), "{e}");
+        // A pod already down, max_down 1: no second one.
+        let one_down = [pod("a", 10, false), pod("b", 300, true)];
+        let e = choose(Pick::Oldest, &one_down, &plan, 0, no_sessions).unwrap_err();
+        assert!(e.contains("max_down"), "{e}");
+        let two = ChaosPlan {
+            max_down: 2,
+            ..ChaosPlan::default()
+        };
+        assert_eq!(
+            choose(Pick::Oldest, &one_down, &two, 0, no_sessions).unwrap(),
+            "b"
+        );
+        // Never a pod that is not ready.
+        let none_ready = [pod("a", 10, false)];
+        assert!(choose(Pick::Random, &none_ready, &two, 0, no_sessions)
+            .unwrap_err()
+            .contains("no ready pod"));
+    }
 }
