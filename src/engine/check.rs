@@ -5,15 +5,56 @@ use crate::measure::ErrorClass;
 use crate::scenario::{CaptureFrom, Expect, ReplicaSource};
 use reqwest::header::HeaderMap;
 
-/// Follows a dotted path (`results.0.uuid`) into JSON.
+/// Every value a dotted path reaches in JSON. A segment is an object key,
+/// an array index, `*` (every element of an array) or `[key=value]` (the
+/// elements of an array whose `key` equals `value`, as in HAPI's
+/// `link.[relation=next].url` or OpenMRS's `links.[rel=next].uri`).
+pub fn json_path_all<'a>(value: &'a serde_json::Value, path: &str) -> Vec<&'a serde_json::Value> {
+    let mut current = vec![value];
+    for segment in path.split('.').filter(|p| !p.is_empty()) {
+        let filter = segment
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .and_then(|s| s.split_once('='));
+        current = current
+            .into_iter()
+            .flat_map(|v| -> Vec<&serde_json::Value> {
+                match (v, segment, filter) {
+                    (serde_json::Value::Array(items), "*", _) => items.iter().collect(),
+                    (serde_json::Value::Array(items), _, Some((key, want))) => items
+                        .iter()
+                        .filter(|item| {
+                            item.get(key).is_some_and(|v| match v {
+                                serde_json::Value::String(s) => s == want,
+                                other => {
+                                    serde_json::from_str::<serde_json::Value>(want)
+                                        .ok()
+                                        .as_ref()
+                                        == Some(other)
+                                }
+                            })
+                        })
+                        .collect(),
+                    (serde_json::Value::Object(map), _, _) => {
+                        map.get(segment).into_iter().collect()
+                    }
+                    (serde_json::Value::Array(items), _, None) => segment
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| items.get(i))
+                        .into_iter()
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            })
+            .collect();
+    }
+    current
+}
+
+/// The first value a dotted path reaches (see [`json_path_all`]).
 pub fn json_path<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    path.split('.')
-        .filter(|p| !p.is_empty())
-        .try_fold(value, |v, key| match v {
-            serde_json::Value::Object(map) => map.get(key),
-            serde_json::Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
-            _ => None,
-        })
+    json_path_all(value, path).into_iter().next()
 }
 
 /// The class of an unexpected status.
@@ -84,34 +125,53 @@ pub fn set_cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         })
 }
 
-/// Reads the captures of a good response. `Err` names the first one missing.
+/// Reads the captures of a good response: per variable, every value found
+/// (a path with `*` or `[key=value]` may find several, or none).
+pub fn capture_all(
+    captures: &[(String, CaptureFrom)],
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Vec<(String, Vec<String>)> {
+    let mut json: Option<Option<serde_json::Value>> = None;
+    captures
+        .iter()
+        .map(|(var, from)| {
+            let values = match from {
+                CaptureFrom::Header(h) => headers
+                    .get(h.as_str())
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+                    .into_iter()
+                    .collect(),
+                CaptureFrom::Json(path) => {
+                    let doc = json.get_or_insert_with(|| serde_json::from_slice(body).ok());
+                    doc.as_ref()
+                        .map(|d| json_path_all(d, path))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|v| match v {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect()
+                }
+            };
+            (var.clone(), values)
+        })
+        .collect()
+}
+
+/// Reads the captures of a good response, one value each. `Err` names the first one missing.
 pub fn capture(
     captures: &[(String, CaptureFrom)],
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Vec<(String, String)>, String> {
-    let mut json: Option<Option<serde_json::Value>> = None;
-    captures
-        .iter()
-        .map(|(var, from)| {
-            let value = match from {
-                CaptureFrom::Header(h) => headers
-                    .get(h.as_str())
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-                CaptureFrom::Json(path) => {
-                    let doc = json.get_or_insert_with(|| serde_json::from_slice(body).ok());
-                    doc.as_ref()
-                        .and_then(|d| json_path(d, path))
-                        .map(|v| match v {
-                            serde_json::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        })
-                }
-            };
-            value
-                .map(|v| (var.clone(), v))
-                .ok_or_else(|| format!("capture `{var}` found nothing"))
+    capture_all(captures, headers, body)
+        .into_iter()
+        .map(|(var, values)| match values.into_iter().next() {
+            Some(v) => Ok((var, v)),
+            None => Err(format!("capture `{var}` found nothing")),
         })
         .collect()
 }
@@ -163,6 +223,29 @@ mod tests {
         );
         assert_eq!(json_path(&v, "results.9.uuid"), None);
         assert_eq!(json_path(&v, "nope"), None);
+    }
+
+    #[test]
+    fn json_paths_fan_out_and_select() {
+        let openmrs = serde_json::json!({"results": [{"uuid": "u1"}, {"uuid": "u2"}],
+            "links": [{"rel": "prev", "uri": "p"}, {"rel": "next", "uri": "n"}]});
+        let uuids: Vec<_> = json_path_all(&openmrs, "results.*.uuid");
+        assert_eq!(uuids, [&serde_json::json!("u1"), &serde_json::json!("u2")]);
+        assert_eq!(
+            json_path(&openmrs, "links.[rel=next].uri"),
+            Some(&serde_json::json!("n"))
+        );
+        assert_eq!(json_path(&openmrs, "links.[rel=last].uri"), None);
+        assert!(json_path_all(&serde_json::json!({"results": []}), "results.*.uuid").is_empty());
+        let hapi = serde_json::json!({"link": [{"relation": "self", "url": "s"}, {"relation": "next", "url": "x"}]});
+        assert_eq!(
+            json_path(&hapi, "link.[relation=next].url"),
+            Some(&serde_json::json!("x"))
+        );
+        assert_eq!(
+            json_path(&serde_json::json!({"a": [{"n": 2}]}), "a.[n=2]"),
+            Some(&serde_json::json!({"n": 2}))
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::readback::{Job, Readback};
 use crate::measure::{ErrorClass, Recorder, Sample, UNKNOWN_REPLICA};
 use crate::scenario::Generated;
 use crate::scenario::{
-    Auth, Body, Expect, Method, MissingValue, OnDrop, Part, ReplicaSource, Scenario, Values,
+    Auth, Body, Expect, Method, MissingValue, OnDrop, Part, Repeat, ReplicaSource, Scenario, Values,
 };
 use crate::verify::consistency::{sha256_hex, Upload};
 use crate::verify::session::{DropEvent, SessionLedger};
@@ -28,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 pub struct UserState {
     id: u64,
     vars: HashMap<String, String>,
+    /// Every value of each capture (several for `results.*.uuid`), for `for_each`.
+    lists: HashMap<String, Vec<String>>,
     rows: HashMap<String, Arc<HashMap<String, String>>>,
     logged_in: bool,
     sticky_replica: Option<String>,
@@ -197,11 +199,41 @@ impl Shared {
             }
         }
         let spec = &persona.steps[step];
-        if self
-            .request(client, state, spec.request, scheduled)
-            .await
-            .is_none()
-        {
+        let sent = match &spec.repeat {
+            Repeat::Once => self.request(client, state, spec.request, scheduled).await,
+            Repeat::ForEach { var, max } => {
+                // The follow-up calls a UI fires per search hit, back to back.
+                let items: Vec<String> = state
+                    .lists
+                    .get(var)
+                    .map(|l| l.iter().take(*max).cloned().collect())
+                    .unwrap_or_default();
+                let mut sent = Some(());
+                for (i, item) in items.into_iter().enumerate() {
+                    state.vars.insert(var.clone(), item);
+                    let due = if i == 0 { scheduled } else { Instant::now() };
+                    sent = self.request(client, state, spec.request, due).await;
+                    if sent.is_none() {
+                        break;
+                    }
+                }
+                sent
+            }
+            Repeat::While { var, max } => {
+                let mut sent = Some(());
+                let mut n = 0;
+                while n < *max && state.vars.contains_key(var) {
+                    let due = if n == 0 { scheduled } else { Instant::now() };
+                    sent = self.request(client, state, spec.request, due).await;
+                    n += 1;
+                    if sent.is_none() {
+                        break;
+                    }
+                }
+                sent
+            }
+        };
+        if sent.is_none() {
             return Flow::Stop;
         }
         self.think(spec.think).await
@@ -449,9 +481,14 @@ impl Shared {
             .await?;
         self.follow_session(state, index, &reply);
         if reply.error.is_none() && !spec.captures.is_empty() {
-            match check::capture(&spec.captures, &reply.headers, &reply.body) {
-                Ok(values) => state.vars.extend(values),
-                Err(e) => tracing::debug!("{}: {e}", spec.name),
+            // A capture that finds nothing unsets its variable: a stale value
+            // (last page's `next` link, last search's hits) must not be reused.
+            for (var, values) in check::capture_all(&spec.captures, &reply.headers, &reply.body) {
+                match values.first() {
+                    Some(first) => state.vars.insert(var.clone(), first.clone()),
+                    None => state.vars.remove(&var),
+                };
+                state.lists.insert(var, values);
             }
         }
         if let (Some(consistency), Some((sha256, size)), None) =

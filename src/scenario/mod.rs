@@ -156,7 +156,33 @@ pub struct StepSpec {
     pub request: usize,
     /// Think time after it.
     pub think: Think,
+    /// Once, per value of a capture, or while a capture has a value.
+    pub repeat: Repeat,
 }
+
+/// How many times a step sends its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repeat {
+    /// Once.
+    Once,
+    /// Once per value of the capture `var`, at most `max` times.
+    ForEach {
+        /// Capture whose values are iterated.
+        var: String,
+        /// Cap.
+        max: usize,
+    },
+    /// While the capture `var` has a value, at most `max` times.
+    While {
+        /// Capture that must be set.
+        var: String,
+        /// Cap.
+        max: usize,
+    },
+}
+
+/// Requests a `for_each`/`while` step sends at most, unless it says `max`.
+pub const DEFAULT_REPEAT_MAX: usize = 10;
 
 /// A weighted persona.
 #[derive(Debug, Clone)]
@@ -388,7 +414,8 @@ impl Scenario {
                             format!("step names request `{name}`, which is not defined under [requests] (defined: {})", list(index.keys())),
                         )
                     })?;
-                    Ok(StepSpec { request, think: step.think })
+                    let repeat = compile_repeat(step, &captured).map_err(|(span, e)| at(span, e))?;
+                    Ok(StepSpec { request, think: step.think, repeat })
                 })
                 .collect::<Result<_, ScenarioError>>()?;
             personas.push(PersonaSpec {
@@ -957,6 +984,47 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
         captures,
         consistency,
     })
+}
+
+fn compile_repeat(step: &model::Step, captured: &BTreeSet<&str>) -> Result<Repeat, Located> {
+    use toml::Spanned;
+    let max = step.max.unwrap_or(DEFAULT_REPEAT_MAX);
+    if max == 0 {
+        return Err((
+            Some(step.request.span()),
+            "max = 0 would never send the request: expected 1 or more".into(),
+        ));
+    }
+    let var = |v: &Spanned<String>, what: &str| -> Result<String, Located> {
+        let name = v.get_ref();
+        if captured.contains(name.as_str()) {
+            Ok(name.clone())
+        } else {
+            Err((
+                Some(v.span()),
+                format!("{what} = \"{name}\": no request captures `{name}` (add capture = {{ {name} = \"json.path\" }})"),
+            ))
+        }
+    };
+    match (&step.for_each, &step.while_) {
+        (Some(_), Some(w)) => Err((
+            Some(w.span()),
+            "a step takes for_each or while, not both".into(),
+        )),
+        (Some(v), None) => Ok(Repeat::ForEach {
+            var: var(v, "for_each")?,
+            max,
+        }),
+        (None, Some(v)) => Ok(Repeat::While {
+            var: var(v, "while")?,
+            max,
+        }),
+        (None, None) if step.max.is_some() => Err((
+            Some(step.request.span()),
+            "max applies only with for_each or while".into(),
+        )),
+        (None, None) => Ok(Repeat::Once),
+    }
 }
 
 /// Parses where a value is read from: `header:Name` or a JSON path.

@@ -435,6 +435,15 @@ pub struct Step {
     /// Think time after the step: `"2s"` or `"1s..3s"`.
     #[serde(default)]
     pub think: Think,
+    /// Send the request once per value of this capture (e.g. every search
+    /// hit's uuid), with `${VAR}` bound to each in turn.
+    pub for_each: Option<Spanned<String>>,
+    /// Send the request again while this capture has a value (e.g. a `next`
+    /// paging link, which the request captures afresh each time).
+    #[serde(rename = "while")]
+    pub while_: Option<Spanned<String>>,
+    /// At most this many requests for `for_each` or `while` (default 10).
+    pub max: Option<usize>,
 }
 
 /// A think time, fixed or uniformly random in a range.

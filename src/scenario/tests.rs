@@ -363,3 +363,49 @@ fn credentials_in_the_base_url_never_reach_reports() {
     let s = Scenario::from_text(&path(), &text).unwrap();
     assert_eq!(s.target.display_url(), "http://127.0.0.1:8080");
 }
+
+#[test]
+fn repeated_steps_name_a_capture_and_a_sensible_cap() {
+    let good = GOOD.replace(
+        r#"{ request = "open" },"#,
+        r#"{ request = "open", for_each = "pid", max = 3 },"#,
+    );
+    let s = Scenario::from_text(&path(), &good).unwrap();
+    assert_eq!(
+        s.personas[0].steps[1].repeat,
+        Repeat::ForEach {
+            var: "pid".into(),
+            max: 3
+        }
+    );
+    broken(
+        r#"{ request = "open" },"#,
+        r#"{ request = "open", for_each = "hits" },"#,
+        "for_each",
+        "no request captures `hits`",
+    );
+    broken(
+        r#"{ request = "open" },"#,
+        r#"{ request = "open", while = "pid", max = 0 },"#,
+        "while",
+        "max = 0",
+    );
+    broken(
+        r#"{ request = "open" },"#,
+        r#"{ request = "open", for_each = "pid", while = "pid" },"#,
+        "while",
+        "not both",
+    );
+    broken(
+        r#"{ request = "open" },"#,
+        r#"{ request = "open", max = 2 },"#,
+        "max",
+        "only with for_each or while",
+    );
+    broken(
+        r#"{ request = "open" },"#,
+        r#"{ request = "open", forEach = "pid" },"#,
+        "forEach",
+        "unknown field",
+    );
+}
