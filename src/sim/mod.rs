@@ -73,6 +73,10 @@ pub struct ClusterOptions {
     /// Folder for the cluster's data (a temporary one if not given).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Each replica appends the shape of every request it receives to
+    /// `capture-<replica>.jsonl` in this folder (no credentials).
+    #[arg(long)]
+    pub capture_dir: Option<PathBuf>,
     /// Pool, credentials, tokens of every replica.
     #[command(flatten)]
     pub service: replica::ServiceOptions,
@@ -156,7 +160,14 @@ impl Cluster {
                 format!("--name={name}"),
                 format!("--port={port}"),
                 format!("--attachments-dir={}", attachments.display()),
+                format!("--shared-dir={}", data_dir.join("shared").display()),
             ];
+            if let Some(dir) = &options.capture_dir {
+                args.push(format!(
+                    "--capture-file={}",
+                    dir.join(format!("capture-{name}.jsonl")).display()
+                ));
+            }
             if options.attachments == AttachmentStore::Replicated {
                 args.extend(
                     names

@@ -76,6 +76,12 @@ pub struct ServiceOptions {
     /// (e.g. `/fhir/Patient=3`); repeatable. For regression tests.
     #[arg(long, value_parser = parse_slow)]
     pub slow: Vec<(String, f64)>,
+    /// How an openFHIR template uploaded to one replica reaches the others' caches.
+    #[arg(long, value_enum, default_value = "broadcast")]
+    pub openfhir_invalidation: openfhir::Invalidation,
+    /// Each replica reloads its openFHIR templates this often (with `--openfhir-invalidation none`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub openfhir_reload: Option<Duration>,
 }
 
 impl Default for ServiceOptions {
@@ -130,6 +136,15 @@ impl ServiceOptions {
         if self.fhir_auth {
             args.push("--fhir-auth".into());
         }
+        args.push(format!(
+            "--openfhir-invalidation={}",
+            clap::ValueEnum::to_possible_value(&self.openfhir_invalidation)
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default()
+        ));
+        if let Some(every) = self.openfhir_reload {
+            args.push(format!("--openfhir-reload={}ms", every.as_millis()));
+        }
         args
     }
 }
@@ -169,6 +184,15 @@ pub struct ReplicaOptions {
     /// Folder of the shared database's connection slots (with `--db-limit`).
     #[arg(long)]
     pub db_dir: Option<PathBuf>,
+    /// Folder every replica shares as "the database": FHIR resources and
+    /// openFHIR templates (default: `shared` beside the attachments).
+    #[arg(long)]
+    pub shared_dir: Option<PathBuf>,
+    /// Append one JSON line per request received (method, path, query,
+    /// content type, auth scheme, cookie names, multipart parts; never a
+    /// credential): what the request-shape tests check.
+    #[arg(long)]
+    pub capture_file: Option<PathBuf>,
     /// Pool, credentials, tokens.
     #[command(flatten)]
     pub service: ServiceOptions,
@@ -181,6 +205,14 @@ struct Replica {
     database: Option<super::database::Database>,
     metrics: PoolMetrics,
     patients: Vec<Patient>,
+    /// Where FHIR resources are stored (shared by all replicas).
+    resources_dir: PathBuf,
+    /// idgen's sequence.
+    next_identifier: AtomicU64,
+    /// openFHIR template cache.
+    openfhir: openfhir::Cache,
+    /// `--capture-file`, open for appending.
+    capture: Option<std::sync::Mutex<std::fs::File>>,
 }
 
 type Shared = Arc<Replica>;
@@ -190,6 +222,10 @@ const REST: &str = "/openmrs/ws/rest/v1";
 /// The replica's routes.
 pub async fn router(options: ReplicaOptions) -> anyhow::Result<Router> {
     std::fs::create_dir_all(&options.attachments_dir)?;
+    let shared_dir = options
+        .shared_dir
+        .clone()
+        .unwrap_or_else(|| options.attachments_dir.join("shared"));
     let name = HeaderValue::from_str(&options.name).unwrap_or(HeaderValue::from_static("replica"));
     let sessions = SessionStore::open(
         options.service.sessions,
@@ -205,23 +241,45 @@ pub async fn router(options: ReplicaOptions) -> anyhow::Result<Router> {
             (None, _) => None,
         },
         metrics: PoolMetrics::default(),
+        resources_dir: shared_dir.join("fhir"),
+        next_identifier: AtomicU64::new(1),
+        openfhir: openfhir::Cache::new(
+            shared_dir.join("openfhir"),
+            options.service.openfhir_invalidation,
+        ),
+        capture: match &options.capture_file {
+            Some(path) => Some(std::sync::Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            )),
+            None => None,
+        },
         options,
         sessions,
         patients: data::patients(),
     });
+    openfhir::start_reload(Arc::clone(&state), state.options.service.openfhir_reload);
     Ok(Router::new()
         .route(
             &format!("{REST}/session"),
             get(get_session).post(set_session_location).delete(logout),
         )
-        .route(&format!("{REST}/patient"), get(search_patients))
+        .route(
+            &format!("{REST}/patient"),
+            get(search_patients).post(clinic::register_patient),
+        )
         .route(&format!("{REST}/location"), get(locations))
         .route(&format!("{REST}/attachment"), post(upload_attachment))
         .route(
             &format!("{REST}/attachment/{{uuid}}/bytes"),
             get(download_attachment),
         )
-        .route("/fhir/Patient", get(fhir_search))
+        .route(
+            "/fhir/Patient",
+            get(fhir_search).post(clinic::fhir_create_patient),
+        )
         // HAPI's paging links: /fhir?_getpages=<search id>&_getpagesoffset=N.
         .route("/fhir", get(fhir_search))
         .route("/openmrs/ws/fhir2/R4/Patient", get(fhir_search))
@@ -234,11 +292,14 @@ pub async fn router(options: ReplicaOptions) -> anyhow::Result<Router> {
         )
         .route("/actuator/prometheus", get(prometheus))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(clinic::routes())
+        .merge(openfhir::routes())
         .with_state(Arc::clone(&state))
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
                 let state = Arc::clone(&state);
                 async move {
+                    state.capture_request(&req);
                     // `--slow`: extra time on matching paths, in units of the hold time.
                     let path = req.uri().path();
                     if let Some((_, factor)) = state
@@ -494,6 +555,40 @@ macro_rules! session_or_refuse {
     }};
 }
 
+mod clinic;
+mod openfhir;
+pub use openfhir::Invalidation;
+
+impl Replica {
+    /// `--capture-file`: the shape of a request, never a credential.
+    fn capture_request(&self, req: &axum::extract::Request) {
+        let h = req.headers();
+        let text =
+            |name: header::HeaderName| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let auth = text(header::AUTHORIZATION)
+            .map(|a| a.split(' ').next().unwrap_or("").to_ascii_lowercase());
+        let cookies: Vec<String> = h
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.trim().to_owned()))
+            .collect();
+        self.capture(json!({
+            "method": req.method().as_str(), "path": req.uri().path(), "query": req.uri().query(),
+            "content_type": text(header::CONTENT_TYPE), "accept": text(header::ACCEPT),
+            "auth": auth, "cookies": cookies,
+        }));
+    }
+
+    fn capture(&self, line: Value) {
+        if let Some(file) = &self.capture {
+            use std::io::Write as _;
+            let _ = writeln!(file.lock().unwrap(), "{line}");
+        }
+    }
+}
+
 fn patient_json(p: &Patient, full: bool) -> Value {
     let mut v = json!({
         "uuid": p.uuid,
@@ -551,6 +646,11 @@ async fn locations(State(r): State<Shared>, headers: HeaderMap) -> Response {
     with_cookie(Json(body).into_response(), &auth)
 }
 
+/// A part's content type as sent (text parts usually have none).
+fn field_content_type(file: bool, content_type: &str) -> Option<String> {
+    (file || content_type != "application/octet-stream").then(|| content_type.to_owned())
+}
+
 fn safe_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
@@ -562,6 +662,7 @@ async fn upload_attachment(
 ) -> Response {
     let auth = session_or_refuse!(r, headers);
     let (mut file, mut patient, mut caption) = (None, None, String::new());
+    let mut parts = Vec::new();
     loop {
         match multipart.next_field().await {
             Ok(Some(field)) => {
@@ -571,9 +672,12 @@ async fn upload_attachment(
                     .unwrap_or("application/octet-stream")
                     .to_owned();
                 let file_name = field.file_name().unwrap_or("file").to_owned();
+                let has_file_name = field.file_name().is_some();
                 let Ok(bytes) = field.bytes().await else {
                     return text(StatusCode::BAD_REQUEST, "unreadable multipart body");
                 };
+                parts.push(json!({"name": name, "content_type": field_content_type(has_file_name, &content_type),
+                    "file_name": has_file_name, "bytes": bytes.len()}));
                 match name.as_str() {
                     "file" => file = Some((bytes, content_type, file_name)),
                     "patient" => patient = Some(String::from_utf8_lossy(&bytes).into_owned()),
@@ -585,6 +689,7 @@ async fn upload_attachment(
             Err(e) => return text(StatusCode::BAD_REQUEST, &format!("bad multipart body: {e}")),
         }
     }
+    r.capture(json!({"multipart": parts, "path": format!("{REST}/attachment")}));
     let (Some((bytes, content_type, file_name)), Some(patient)) = (file, patient) else {
         return text(
             StatusCode::BAD_REQUEST,
@@ -597,6 +702,13 @@ async fn upload_attachment(
             "file exceeds attachments.maxUploadFileSize (5 MB)",
         );
     }
+    // OpenMRS rescales images over attachments.maxStorageFileSize (1.2 MB) on
+    // store: what comes back is not what was sent.
+    let bytes = if content_type.starts_with("image/") && bytes.len() > 1_200_000 {
+        bytes.slice(..bytes.len() / 2)
+    } else {
+        bytes
+    };
     let uuid = uuid::Uuid::new_v4().to_string();
     let dir = r.options.attachments_dir.clone();
     let stored = r
