@@ -104,6 +104,12 @@ struct RunArgs {
     /// Run this long (e.g. 30s, 5m).
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
+    /// Multiply every think time by this (e.g. 0.1: ten times the pace per user).
+    #[arg(long)]
+    think_scale: Option<f64>,
+    /// A persona's weight, NAME=WEIGHT (repeatable; 0 leaves the persona out).
+    #[arg(long = "persona")]
+    personas: Vec<String>,
     /// Extra or replacing threshold, e.g. 'search_patient.p95=<800ms' (repeatable).
     #[arg(long = "threshold")]
     thresholds: Vec<String>,
@@ -326,6 +332,8 @@ async fn dispatch(command: Command) -> ExitCode {
                     rate: args.rate,
                     users: args.users,
                     duration: args.duration,
+                    think_scale: args.think_scale,
+                    persona_weights: args.personas,
                 },
                 thresholds: args.thresholds,
                 replicas: args.replicas,

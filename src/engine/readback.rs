@@ -10,7 +10,7 @@ use super::auth::{self, TokenCache};
 use super::check;
 use crate::measure::UNKNOWN_REPLICA;
 use crate::scenario::{Auth, Scenario};
-use crate::verify::consistency::{compare, Checked, Observation, Seen, Upload};
+use crate::verify::consistency::{compare, Checked, Observation, ReadRule, Seen, Upload};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -26,6 +26,8 @@ pub struct Job {
     pub upload: Upload,
     /// Path (or URL) that reads it back.
     pub read: String,
+    /// How the read-back is sent and judged.
+    pub rule: ReadRule,
     /// When the upload completed.
     pub done_at: Instant,
 }
@@ -103,8 +105,14 @@ async fn read(
     client: &reqwest::Client,
     url: &str,
     upload: &Upload,
+    rule: &ReadRule,
 ) -> (Option<String>, Seen) {
-    let mut rb = client.get(url);
+    let mut rb = client.request(rule.method.into(), url);
+    if let Some((content_type, body)) = &rule.body {
+        rb = rb
+            .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
+            .body(body.to_vec());
+    }
     match &scenario.auth {
         Auth::OpenmrsBasic {
             username, password, ..
@@ -135,7 +143,7 @@ async fn read(
             let status = response.status().as_u16();
             let replica = check::replica_of(&scenario.target.replica, response.headers());
             match response.bytes().await {
-                Ok(body) => (replica, compare(status, &body, upload)),
+                Ok(body) => (replica, compare(status, &body, upload, rule)),
                 Err(e) => (
                     replica,
                     Seen::Error(check::transport_class(&e).as_str().to_owned()),
@@ -198,7 +206,7 @@ async fn poll(
                 }
             }
             let (replica, what) = tokio::select! {
-                r = read(scenario, tokens, client, &url, &job.upload) => r,
+                r = read(scenario, tokens, client, &url, &job.upload, &job.rule) => r,
                 _ = stop.cancelled() => break,
             };
             let name = replica

@@ -8,7 +8,7 @@ use super::readback::{Job, Readback};
 use crate::measure::{ErrorClass, Recorder, Sample, UNKNOWN_REPLICA};
 use crate::scenario::Generated;
 use crate::scenario::{
-    Auth, Body, Expect, Method, MissingValue, OnDrop, Part, Repeat, ReplicaSource, Scenario, Values,
+    Auth, Body, Expect, MissingValue, OnDrop, Part, Repeat, ReplicaSource, Scenario, Values,
 };
 use crate::verify::consistency::{sha256_hex, Upload};
 use crate::verify::session::{DropEvent, SessionLedger};
@@ -37,6 +37,8 @@ pub struct UserState {
     session: Option<String>,
     /// The last session was dropped: the next one accepted is a re-login.
     dropped: bool,
+    /// The user logged out: the next login must not carry the old cookie.
+    logged_out: bool,
     /// `on_drop = "stop"` took this user out of the run.
     stopped: bool,
     /// Set once the user has joined the open-model pool.
@@ -275,7 +277,7 @@ impl Shared {
             auth::credential(username).unwrap_or_default(),
             auth::credential(password),
         );
-        if state.dropped {
+        if state.dropped || std::mem::take(&mut state.logged_out) {
             // The jar still holds the dead JSESSIONID, and OpenMRS refuses a
             // login that carries an unknown one ("Session timed out"). A Cookie
             // header of our own keeps reqwest from adding the jar's cookies.
@@ -364,15 +366,7 @@ impl Shared {
         state: &UserState,
     ) -> Result<(RequestBuilder, Option<(String, u64)>), MissingValue> {
         let spec = &self.scenario.requests[index];
-        let method = match spec.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-            Method::Put => reqwest::Method::PUT,
-            Method::Patch => reqwest::Method::PATCH,
-            Method::Delete => reqwest::Method::DELETE,
-            Method::Head => reqwest::Method::HEAD,
-        };
-        let mut rb = client.request(method, self.url(&spec.path.render(state)?));
+        let mut rb = client.request(spec.method.into(), self.url(&spec.path.render(state)?));
         for (name, value) in &spec.headers {
             rb = rb.header(name.as_str(), value.render(state)?);
         }
@@ -396,6 +390,15 @@ impl Shared {
                     .map(|(k, v)| Ok((k.clone(), v.render(state)?)))
                     .collect::<Result<_, MissingValue>>()?;
                 rb.form(&fields)
+            }
+            Body::Text {
+                template,
+                content_type,
+            } => {
+                let text = template.render(state)?.into_bytes();
+                made.get_or_insert_with(|| (sha256_hex(&text), text.len() as u64));
+                rb.header(reqwest::header::CONTENT_TYPE, content_type.as_str())
+                    .body(text)
             }
             Body::Raw {
                 bytes,
@@ -480,6 +483,11 @@ impl Shared {
             .exchange(index, rb, scheduled, &spec.expect, state)
             .await?;
         self.follow_session(state, index, &reply);
+        if spec.ends_session && reply.error.is_none() {
+            state.logged_in = false;
+            state.session = None;
+            state.logged_out = true;
+        }
         if reply.error.is_none() && !spec.captures.is_empty() {
             // A capture that finds nothing unsets its variable: a stale value
             // (last page's `next` link, last search's hits) must not be reused.
@@ -543,6 +551,7 @@ impl Shared {
         let job = Job {
             upload,
             read,
+            rule: consistency.rule.clone(),
             done_at: Instant::now(),
         };
         self.readback.check(job, self.recorder.replicas());

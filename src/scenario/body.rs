@@ -20,6 +20,13 @@ pub enum Body {
         /// What to generate.
         content: Generated,
     },
+    /// Text from a file with placeholders, filled per request.
+    Text {
+        /// The file's text.
+        template: Template,
+        /// Content type sent.
+        content_type: String,
+    },
     /// Bytes from a file, with their content type.
     Raw {
         /// The file's bytes, loaded once.
@@ -180,7 +187,8 @@ impl Body {
     /// Whether the body holds generated content (what consistency checks compare).
     pub fn generates(&self) -> bool {
         match self {
-            Body::Generated { .. } => true,
+            // A filled-in template is unique per request when it holds ${uuid}.
+            Body::Generated { .. } | Body::Text { .. } => true,
             Body::Multipart(parts) => parts.iter().any(|p| matches!(p, Part::Generated { .. })),
             _ => false,
         }
@@ -191,6 +199,7 @@ impl Body {
         match self {
             Body::None | Body::Raw { .. } | Body::Generated { .. } => vec![],
             Body::Json(json) => json.templates(),
+            Body::Text { template, .. } => vec![template],
             Body::Form(fields) => fields.iter().map(|(_, t)| t).collect(),
             Body::Multipart(parts) => parts
                 .iter()

@@ -147,6 +147,10 @@ pub struct LoadOverride {
     pub users: Option<usize>,
     /// Run this long (a single stage).
     pub duration: Option<Duration>,
+    /// Multiply every think time by this (e.g. 0.1 to compress a clinic's day).
+    pub think_scale: Option<f64>,
+    /// `NAME=WEIGHT`: a persona's new weight (0 leaves it out).
+    pub persona_weights: Vec<String>,
 }
 
 /// A persona's step, resolved.
@@ -223,6 +227,8 @@ pub struct RequestSpec {
     pub captures: Vec<(String, CaptureFrom)>,
     /// Ledger what this request stores and read it back from every replica.
     pub consistency: Option<ConsistencySpec>,
+    /// A logout: after it succeeds the user logs in afresh.
+    pub ends_session: bool,
 }
 
 /// How a storing request's result is found and read back.
@@ -232,6 +238,8 @@ pub struct ConsistencySpec {
     pub id: CaptureFrom,
     /// Path that reads it back; `${id}` is the id.
     pub read: Template,
+    /// How the read-back is sent and judged.
+    pub rule: crate::verify::consistency::ReadRule,
 }
 
 /// `[verify]`, checked.
@@ -548,6 +556,38 @@ impl Scenario {
                 }
             }
             (None, None) => {}
+        }
+        for spec in &o.persona_weights {
+            let (name, weight) = spec
+                .split_once('=')
+                .and_then(|(n, w)| Some((n.trim(), w.trim().parse::<u32>().ok()?)))
+                .ok_or_else(|| {
+                    format!("--persona {spec:?}: expected NAME=WEIGHT, e.g. doctor=3")
+                })?;
+            let names = list(self.personas.iter().map(|p| &p.name));
+            let persona = self
+                .personas
+                .iter_mut()
+                .find(|p| p.name == name)
+                .ok_or_else(|| {
+                    format!("--persona {spec:?}: no persona `{name}` (the scenario has: {names})")
+                })?;
+            persona.weight = weight;
+        }
+        self.personas.retain(|p| p.weight > 0);
+        if self.personas.is_empty() {
+            return Err("--persona left no persona with a weight above 0".into());
+        }
+        if let Some(scale) = o.think_scale {
+            if !(scale >= 0.0 && scale.is_finite()) {
+                return Err(format!(
+                    "--think-scale {scale}: expected a factor of 0 or more"
+                ));
+            }
+            for step in self.personas.iter_mut().flat_map(|p| p.steps.iter_mut()) {
+                step.think.min = step.think.min.mul_f64(scale);
+                step.think.max = step.think.max.mul_f64(scale);
+            }
         }
         Ok(())
     }
@@ -867,16 +907,17 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
         def.form.is_some(),
         def.multipart.is_some(),
         def.body_file.is_some(),
+        def.body_template.is_some(),
         def.generate.is_some(),
     ];
     if bodies.iter().filter(|b| **b).count() > 1 {
         return Err(format!(
-            "request `{name}` has more than one body: expected at most one of json, json_file, form, multipart, body_file, generate"
+            "request `{name}` has more than one body: expected at most one of json, json_file, form, multipart, body_file, body_template, generate"
         ));
     }
-    if def.content_type.is_some() && def.body_file.is_none() {
+    if def.content_type.is_some() && def.body_file.is_none() && def.body_template.is_none() {
         return Err(format!(
-            "request `{name}`: content_type goes with body_file"
+            "request `{name}`: content_type goes with body_file or body_template"
         ));
     }
     let body = if let Some(value) = &def.json {
@@ -920,6 +961,18 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
             });
         }
         Body::Multipart(out)
+    } else if let Some(file) = &def.body_template {
+        let bytes = read_fixture(fixtures, file)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("request `{name}`: body_template {file:?} is not UTF-8 text"))?;
+        Body::Text {
+            template: Template::parse(&text)
+                .map_err(|e| format!("request `{name}`: body_template {file:?}: {e}"))?,
+            content_type: def
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "text/plain".into()),
+        }
     } else if let Some(file) = &def.body_file {
         Body::Raw {
             bytes: read_fixture(fixtures, file)?.into(),
@@ -942,12 +995,13 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
         None => None,
         Some(_) if !body.generates() => {
             return Err(format!(
-                "request `{name}`: consistency checks compare generated content: add generate = {{ kind = \"pdf\", size = \"16KiB\" }} to the body or a multipart part"
+                "request `{name}`: consistency checks compare generated content: add generate = {{ kind = \"pdf\", size = \"16KiB\" }} to the body or a multipart part, or send a body_template holding ${{uuid}}"
             ))
         }
         Some(c) => Some(ConsistencySpec {
             id: capture_source(name, "consistency.id", &c.id)?,
             read: c.read.clone(),
+            rule: read_rule(name, c, fixtures)?,
         }),
     };
     if let Some(bad) = def.expect.status.iter().find(|s| !(100..=599).contains(*s)) {
@@ -983,6 +1037,7 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
         },
         captures,
         consistency,
+        ends_session: def.ends_session,
     })
 }
 
@@ -1025,6 +1080,46 @@ fn compile_repeat(step: &model::Step, captured: &BTreeSet<&str>) -> Result<Repea
         )),
         (None, None) => Ok(Repeat::Once),
     }
+}
+
+fn read_rule(
+    name: &str,
+    c: &model::ConsistencyDef,
+    fixtures: &Path,
+) -> Result<crate::verify::consistency::ReadRule, String> {
+    let mut rule = crate::verify::consistency::ReadRule::default();
+    if let Some(m) = c.method {
+        rule.method = m;
+    }
+    rule.by_status = match c.compare.as_deref() {
+        None | Some("bytes") => false,
+        Some("status") => true,
+        Some(other) => {
+            return Err(format!(
+            "request `{name}`: consistency.compare = {other:?}: expected \"bytes\" or \"status\""
+        ))
+        }
+    };
+    if let Some(absent) = &c.absent {
+        rule.absent = absent.clone();
+    }
+    match (&c.body_file, &c.content_type) {
+        (Some(file), content_type) => {
+            rule.body = Some((
+                content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/json".into()),
+                read_fixture(fixtures, file)?.into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(format!(
+                "request `{name}`: consistency.content_type goes with consistency.body_file"
+            ))
+        }
+        (None, None) => {}
+    }
+    Ok(rule)
 }
 
 /// Parses where a value is read from: `header:Name` or a JSON path.

@@ -156,6 +156,22 @@ pub struct ConsistencyDef {
     pub id: String,
     /// Path that reads it back; `${id}` is the id.
     pub read: Template,
+    /// Method of the read-back (default GET; POST for a probe such as a mapping call).
+    #[serde(default)]
+    pub method: Option<Method>,
+    /// Body of a POST read-back, from the fixtures folder ...
+    #[serde(default)]
+    pub body_file: Option<String>,
+    /// ... with this content type.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// `bytes` (default): the stored bytes must come back; `status`: any 2xx
+    /// means the replica has it (a cache-invalidation probe).
+    #[serde(default)]
+    pub compare: Option<String>,
+    /// Statuses meaning "not there (yet)" (default 404 and 410).
+    #[serde(default)]
+    pub absent: Option<Vec<u16>>,
 }
 
 /// `[session]`: what counts as a dropped session. Defaults come from `preset`.
@@ -473,6 +489,19 @@ pub enum Method {
     Head,
 }
 
+impl From<Method> for reqwest::Method {
+    fn from(m: Method) -> Self {
+        match m {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+            Method::Head => reqwest::Method::HEAD,
+        }
+    }
+}
+
 /// `[requests.NAME]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -500,9 +529,13 @@ pub struct RequestDef {
     /// A raw body from a fixtures file, sent with `content_type`.
     #[serde(default)]
     pub body_file: Option<String>,
-    /// Content type of `body_file`.
+    /// Content type of `body_file` or `body_template`.
     #[serde(default)]
     pub content_type: Option<String>,
+    /// A text body from a fixtures file whose `${...}` placeholders are
+    /// filled per request (e.g. a template with a `${uuid}` id).
+    #[serde(default)]
+    pub body_template: Option<String>,
     /// What a good answer looks like.
     #[serde(default)]
     pub expect: Expect,
@@ -515,6 +548,10 @@ pub struct RequestDef {
     /// This request stores something: ledger it and read it back from every replica.
     #[serde(default)]
     pub consistency: Option<ConsistencyDef>,
+    /// A logout (`DELETE /session`): once it succeeds the user logs in afresh,
+    /// and the next 401 is not a dropped session.
+    #[serde(default)]
+    pub ends_session: bool,
 }
 
 fn get() -> Method {

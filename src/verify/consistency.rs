@@ -35,14 +35,40 @@ pub struct Observation {
     pub seen: Seen,
 }
 
+/// How a read-back is sent and judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRule {
+    /// `GET` unless the probe is, say, a mapping call (`POST`).
+    pub method: crate::scenario::Method,
+    /// Body of the read-back (content type, bytes), for a `POST` probe.
+    pub body: Option<(String, std::sync::Arc<[u8]>)>,
+    /// Judge by status only: any 2xx means the replica has it (a cache
+    /// probe, whose answer is not the stored bytes).
+    pub by_status: bool,
+    /// Statuses meaning "not there (yet)".
+    pub absent: Vec<u16>,
+}
+
+impl Default for ReadRule {
+    fn default() -> Self {
+        ReadRule {
+            method: crate::scenario::Method::Get,
+            body: None,
+            by_status: false,
+            absent: vec![404, 410],
+        }
+    }
+}
+
 /// Compares a read-back with the upload.
-pub fn compare(status: u16, body: &[u8], upload: &Upload) -> Seen {
+pub fn compare(status: u16, body: &[u8], upload: &Upload, rule: &ReadRule) -> Seen {
     match status {
+        200..=299 if rule.by_status => Seen::Same,
         200..=299 if body.len() as u64 == upload.size && sha256_hex(body) == upload.sha256 => {
             Seen::Same
         }
         200..=299 => Seen::Different,
-        404 | 410 => Seen::Missing,
+        s if rule.absent.contains(&s) => Seen::Missing,
         other => Seen::Error(format!("status {other}")),
     }
 }
@@ -260,12 +286,36 @@ mod tests {
     #[test]
     fn read_backs_compare_by_hash_and_size() {
         let u = upload(b"hello");
-        assert_eq!(compare(200, b"hello", &u), Seen::Same);
-        assert_eq!(compare(200, b"hellO", &u), Seen::Different);
-        assert_eq!(compare(200, b"hello!", &u), Seen::Different);
-        assert_eq!(compare(404, b"", &u), Seen::Missing);
-        assert_eq!(compare(410, b"", &u), Seen::Missing);
-        assert_eq!(compare(500, b"", &u), Seen::Error("status 500".into()));
+        assert_eq!(compare(200, b"hello", &u, &ReadRule::default()), Seen::Same);
+        assert_eq!(
+            compare(200, b"hellO", &u, &ReadRule::default()),
+            Seen::Different
+        );
+        assert_eq!(
+            compare(200, b"hello!", &u, &ReadRule::default()),
+            Seen::Different
+        );
+        assert_eq!(compare(404, b"", &u, &ReadRule::default()), Seen::Missing);
+        assert_eq!(compare(410, b"", &u, &ReadRule::default()), Seen::Missing);
+        assert_eq!(
+            compare(500, b"", &u, &ReadRule::default()),
+            Seen::Error("status 500".into())
+        );
+        let probe = ReadRule {
+            by_status: true,
+            absent: vec![400, 404],
+            ..ReadRule::default()
+        };
+        assert_eq!(
+            compare(200, b"{}", &u, &probe),
+            Seen::Same,
+            "a cache probe judges by status"
+        );
+        assert_eq!(
+            compare(400, b"template not found", &u, &probe),
+            Seen::Missing
+        );
+        assert!(matches!(compare(500, b"", &u, &probe), Seen::Error(_)));
     }
 
     #[test]

@@ -113,7 +113,7 @@ async fn observations(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let auth = session_or_refuse!(r, headers);
-    if q.get("patient").is_none() {
+    if !q.contains_key("patient") {
         return with_cookie(
             (
                 StatusCode::BAD_REQUEST,
