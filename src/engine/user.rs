@@ -317,7 +317,8 @@ impl Shared {
                     }
                 }
                 let rb = client
-                    .post(auth::credential(token_url).unwrap_or_default())
+                    // A path (no scheme) is on the target itself, e.g. Keycloak behind the same ingress.
+                    .post(self.url(&auth::credential(token_url).unwrap_or_default()))
                     .form(&[
                         ("grant_type", "client_credentials".to_owned()),
                         ("client_id", auth::credential(client_id).unwrap_or_default()),
@@ -366,7 +367,13 @@ impl Shared {
         state: &UserState,
     ) -> Result<(RequestBuilder, Option<(String, u64)>), MissingValue> {
         let spec = &self.scenario.requests[index];
-        let mut rb = client.request(spec.method.into(), self.url(&spec.path.render(state)?));
+        let path = spec.path.render(state)?;
+        let url = if spec.rebase {
+            crate::scenario::rebase_url(&self.scenario.target.base_url, &path)
+        } else {
+            self.url(&path)
+        };
+        let mut rb = client.request(spec.method.into(), url);
         for (name, value) in &spec.headers {
             rb = rb.header(name.as_str(), value.render(state)?);
         }

@@ -83,6 +83,29 @@ pub fn join_url(base: &str, path: &str) -> String {
     }
 }
 
+/// A full URL's path and query joined to `base`: a paging link built by a
+/// server behind a proxy names the server's internal host; following it
+/// as is would bypass the balancer (or fail).
+pub fn rebase_url(base: &str, url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {
+            let mut path = u.path().to_owned();
+            // The base may carry a path prefix the link repeats (`/fhir`).
+            if let Ok(b) = reqwest::Url::parse(base) {
+                let prefix = b.path().trim_end_matches('/');
+                if !prefix.is_empty() && path.starts_with(prefix) {
+                    path = path[prefix.len()..].to_owned();
+                }
+            }
+            match u.query() {
+                Some(q) => format!("{base}{path}?{q}"),
+                None => format!("{base}{path}"),
+            }
+        }
+        _ => join_url(base, url),
+    }
+}
+
 /// The load model with its stages.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoadPlan {
@@ -229,6 +252,8 @@ pub struct RequestSpec {
     pub consistency: Option<ConsistencySpec>,
     /// A logout: after it succeeds the user logs in afresh.
     pub ends_session: bool,
+    /// A full URL in `path` keeps its path and query but goes to the target.
+    pub rebase: bool,
 }
 
 /// How a storing request's result is found and read back.
@@ -1038,6 +1063,7 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
         captures,
         consistency,
         ends_session: def.ends_session,
+        rebase: def.rebase,
     })
 }
 

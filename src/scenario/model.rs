@@ -552,6 +552,10 @@ pub struct RequestDef {
     /// and the next 401 is not a dropped session.
     #[serde(default)]
     pub ends_session: bool,
+    /// `path` renders to a full URL (a paging link) whose host may be the
+    /// server's internal one: send its path and query to the target instead.
+    #[serde(default)]
+    pub rebase: bool,
 }
 
 fn get() -> Method {
