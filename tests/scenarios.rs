@@ -17,7 +17,7 @@ async fn every_shipped_scenario_runs_clean_against_the_sim() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 3, "{files:?}");
+    assert!(files.len() >= 6, "{files:?}");
     for file in files {
         let scenario = surge::scenario::Scenario::load(&file).unwrap();
         let cluster = cluster(ClusterOptions::default()).await;
@@ -30,13 +30,19 @@ async fn every_shipped_scenario_runs_clean_against_the_sim() {
             .max()
             .unwrap_or(1);
         let seconds = (steps as u64 + 2).max(4);
-        let report = run(
-            file.clone(),
-            Some(&cluster.url),
-            Some(Duration::from_secs(seconds)),
-            out.path(),
-        )
-        .await;
+        // Think times compressed 20×: realistic pauses would take minutes.
+        let request = surge::runner::RunRequest {
+            scenario: file.clone(),
+            target: Some(cluster.url.clone()),
+            load: surge::scenario::LoadOverride {
+                duration: Some(Duration::from_secs(seconds)),
+                think_scale: Some(0.05),
+                ..Default::default()
+            },
+            out_dir: out.path().to_path_buf(),
+            ..Default::default()
+        };
+        let report = surge::runner::run(&request).await.expect("run completes");
         cluster.shutdown().await;
         let r = &report.results;
         let name = file.display();

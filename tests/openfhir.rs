@@ -1,0 +1,77 @@
+//! The openFHIR cache-invalidation check (scenarios/openfhir-mapping.toml),
+//! both ways: with a working invalidation every replica maps a new template
+//! at once; with a missed one, peers are stale until their reload — or, with
+//! no reload, never learn it.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+use surge::runner::RunRequest;
+use surge::scenario::LoadOverride;
+use surge::sim::replica::{Invalidation, ServiceOptions};
+use surge::sim::ClusterOptions;
+use surge::verify::consistency::{ConsistencyVerdict, Verdict};
+
+async fn mapping_run(invalidation: Invalidation, reload: Option<Duration>) -> (ConsistencyVerdict, bool) {
+    let cluster = cluster(ClusterOptions {
+        service: ServiceOptions {
+            openfhir_invalidation: invalidation,
+            openfhir_reload: reload,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let request = RunRequest {
+        scenario: repo().join("scenarios/openfhir-mapping.toml"),
+        target: Some(cluster.url.clone()),
+        // Straight to each replica: every upload is probed on all three.
+        replicas: replica_urls(&cluster),
+        load: LoadOverride {
+            duration: Some(Duration::from_secs(5)),
+            ..Default::default()
+        },
+        out_dir: out.path().to_path_buf(),
+        ..Default::default()
+    };
+    let report = surge::runner::run(&request).await.expect("run completes");
+    cluster.shutdown().await;
+    let r = report.results;
+    assert_eq!(r.overall.failed, 0, "{}", surge::report::terminal_summary(&r));
+    (r.consistency, r.thresholds.iter().all(|t| t.passed))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_working_invalidation_reports_no_stale_reads() {
+    let _engine = engine_lock().await;
+    let (c, passed) = mapping_run(Invalidation::Broadcast, None).await;
+    assert!(c.uploads >= 3, "{c:?}");
+    assert_eq!(c.count(Verdict::Ok), 3 * c.uploads, "{c:?}");
+    assert_eq!(c.count(Verdict::Stale) + c.count(Verdict::Missing), 0);
+    assert!(passed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_invalidation_is_stale_until_the_reload() {
+    let _engine = engine_lock().await;
+    let (c, passed) = mapping_run(Invalidation::None, Some(Duration::from_secs(1))).await;
+    assert!(c.uploads >= 3, "{c:?}");
+    // The replica that took the upload knows it; the other two learn it at their reload.
+    assert_eq!(c.count(Verdict::Ok), c.uploads, "{c:?}");
+    assert_eq!(c.count(Verdict::Stale), 2 * c.uploads, "{c:?}");
+    assert_eq!(c.visible_everywhere, c.uploads);
+    // The staleness window is bounded by the 1 s reload (plus a 100 ms poll).
+    assert!(c.visible.max <= 1_300.0 && c.visible.p50 > 0.0, "{:?}", c.visible);
+    assert!(!passed, "attachments.stale < 1 fails");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_reload_peers_never_learn_the_template() {
+    let _engine = engine_lock().await;
+    let (c, passed) = mapping_run(Invalidation::None, None).await;
+    assert!(c.uploads >= 3, "{c:?}");
+    assert_eq!(c.count(Verdict::Missing), 2 * c.uploads, "{c:?}");
+    assert!(!passed);
+}
