@@ -13,7 +13,10 @@ use surge::sim::replica::{Invalidation, ServiceOptions};
 use surge::sim::ClusterOptions;
 use surge::verify::consistency::{ConsistencyVerdict, Verdict};
 
-async fn mapping_run(invalidation: Invalidation, reload: Option<Duration>) -> (ConsistencyVerdict, bool) {
+async fn mapping_run(
+    invalidation: Invalidation,
+    reload: Option<Duration>,
+) -> (ConsistencyVerdict, bool) {
     let cluster = cluster(ClusterOptions {
         service: ServiceOptions {
             openfhir_invalidation: invalidation,
@@ -39,7 +42,12 @@ async fn mapping_run(invalidation: Invalidation, reload: Option<Duration>) -> (C
     let report = surge::runner::run(&request).await.expect("run completes");
     cluster.shutdown().await;
     let r = report.results;
-    assert_eq!(r.overall.failed, 0, "{}", surge::report::terminal_summary(&r));
+    assert_eq!(
+        r.overall.failed,
+        0,
+        "{}",
+        surge::report::terminal_summary(&r)
+    );
     (r.consistency, r.thresholds.iter().all(|t| t.passed))
 }
 
@@ -63,7 +71,11 @@ async fn a_missed_invalidation_is_stale_until_the_reload() {
     assert_eq!(c.count(Verdict::Stale), 2 * c.uploads, "{c:?}");
     assert_eq!(c.visible_everywhere, c.uploads);
     // The staleness window is bounded by the 1 s reload (plus a 100 ms poll).
-    assert!(c.visible.max <= 1_300.0 && c.visible.p50 > 0.0, "{:?}", c.visible);
+    assert!(
+        c.visible.max <= 1_300.0 && c.visible.p50 > 0.0,
+        "{:?}",
+        c.visible
+    );
     assert!(!passed, "attachments.stale < 1 fails");
 }
 

@@ -367,14 +367,23 @@ fn credentials_in_the_base_url_never_reach_reports() {
 #[test]
 fn paging_links_are_rebased_onto_the_target() {
     assert_eq!(
-        rebase_url("https://lb.example.org", "http://hapi-0.hapi:8080/fhir?_getpages=a&_getpagesoffset=20"),
+        rebase_url(
+            "https://lb.example.org",
+            "http://hapi-0.hapi:8080/fhir?_getpages=a&_getpagesoffset=20"
+        ),
         "https://lb.example.org/fhir?_getpages=a&_getpagesoffset=20"
     );
     assert_eq!(
-        rebase_url("https://lb.example.org/openmrs", "http://10.0.0.7:8080/openmrs/ws/rest/v1/patient?q=x&startIndex=50"),
+        rebase_url(
+            "https://lb.example.org/openmrs",
+            "http://10.0.0.7:8080/openmrs/ws/rest/v1/patient?q=x&startIndex=50"
+        ),
         "https://lb.example.org/openmrs/ws/rest/v1/patient?q=x&startIndex=50"
     );
-    assert_eq!(rebase_url("http://127.0.0.1:1", "/fhir?_getpages=a"), "http://127.0.0.1:1/fhir?_getpages=a");
+    assert_eq!(
+        rebase_url("http://127.0.0.1:1", "/fhir?_getpages=a"),
+        "http://127.0.0.1:1/fhir?_getpages=a"
+    );
 }
 
 #[test]
