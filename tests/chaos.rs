@@ -309,10 +309,11 @@ async fn workload_actions_patch_as_kubectl_does() {
     let cluster = sticky_cluster(SessionStoreKind::Shared).await;
     let fake = FakeKube::start(cluster.backends(), None).await;
     let dir = tempfile::tempdir().unwrap();
-    let chaos = "[chaos]\nrecover_within = \"1s\"\n\
+    let chaos = "[chaos]\nrecover_within = \"1s\"\nmax_actions = 3\n\
         [[chaos.actions]]\naction = \"rollout-restart\"\nat = \"1s\"\n\
         [[chaos.actions]]\naction = \"scale\"\nreplicas = 3\nat = \"2s\"\n\
-        [[chaos.actions]]\naction = \"exec\"\ncommand = \"exit 3\"\nat = \"3s\"\n";
+        [[chaos.actions]]\naction = \"exec\"\ncommand = \"exit 3\"\nat = \"3s\"\n\
+        [[chaos.actions]]\naction = \"exec\"\ncommand = \"exit 4\"\nat = \"3.5s\"\n";
     let scenario = chaos_scenario(dir.path(), &cluster.url, 1, "4s", chaos);
     let report = surge::runner::run(&request(scenario, &fake, &dir.path().join("reports")))
         .await
@@ -344,10 +345,16 @@ async fn workload_actions_patch_as_kubectl_does() {
         [
             ("rollout-restart", Outcome::Done),
             ("scale to 3", Outcome::Done),
-            ("exec", Outcome::Done)
+            ("exec", Outcome::Done),
+            ("exec", Outcome::Skipped)
         ]
     );
     assert_eq!(events[2].answer, "exit 3");
+    assert!(
+        events[3].answer.contains("max_actions"),
+        "{}",
+        events[3].answer
+    );
     assert_eq!(events[0].target, [format!("deployment/{WORKLOAD}")]);
     // Nothing was really restarted: the rollout never completes, and the report says so.
     assert_eq!(events[0].ready_after_s, None);

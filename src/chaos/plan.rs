@@ -45,6 +45,8 @@ pub struct ChaosDef {
     pub grace_period: Dur,
     /// Most pod kills in one run (default 5).
     pub max_kills: Option<u32>,
+    /// Most actions of any kind in one run (default 20).
+    pub max_actions: Option<u32>,
     /// Most pods down at once: a kill that would exceed it is skipped (default 1).
     pub max_down: Option<u32>,
     /// How long to wait for the replicas to be back after an action (default 120s).
@@ -205,6 +207,8 @@ pub struct ChaosPlan {
     pub grace_period: Duration,
     /// Cap on pod kills per run.
     pub max_kills: u32,
+    /// Cap on actions of any kind per run.
+    pub max_actions: u32,
     /// Cap on pods down at once.
     pub max_down: u32,
     /// Recovery watch limit.
@@ -220,6 +224,7 @@ impl Default for ChaosPlan {
             actions: Vec::new(),
             grace_period: Duration::ZERO,
             max_kills: 5,
+            max_actions: 20,
             max_down: 1,
             recover_within: Duration::from_secs(120),
             slo_p95: None,
@@ -290,6 +295,7 @@ pub fn compile_chaos(
         actions,
         grace_period: def.grace_period.0,
         max_kills: def.max_kills.unwrap_or(defaults.max_kills),
+        max_actions: def.max_actions.unwrap_or(defaults.max_actions),
         max_down,
         recover_within: def.recover_within.map_or(defaults.recover_within, |d| d.0),
         slo_p95: def.slo_p95.map(|d| d.0),
@@ -498,7 +504,7 @@ pub fn authorize(plan: &ChaosPlan, kube: &KubeTarget, allowed: &[String]) -> Res
 /// The plan as lines for `--dry-run` and the log.
 pub fn describe_plan(plan: &ChaosPlan, kube: &KubeTarget, length: Duration) -> Vec<String> {
     let mut lines = vec![format!(
-        "chaos plan: backend {}, grace period {}, at most {} kills, at most {} down at once",
+        "chaos plan: backend {}, grace period {}, at most {} kills and {} actions, at most {} down at once",
         match plan.backend {
             BackendKind::Kubernetes => format!(
                 "kubernetes (namespace {}, selector {}{})",
@@ -513,6 +519,7 @@ pub fn describe_plan(plan: &ChaosPlan, kube: &KubeTarget, length: Duration) -> V
         },
         humantime::format_duration(plan.grace_period),
         plan.max_kills,
+        plan.max_actions,
         plan.max_down
     )];
     for (at, action) in timetable(&plan.actions, length) {

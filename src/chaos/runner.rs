@@ -110,6 +110,7 @@ pub async fn run(
     let plan = chaos.plan;
     let workload = chaos.workload;
     let mut kills = 0;
+    let mut actions = 0;
     let mut aborted = None;
     let mut watchers = Vec::new();
     for (at, action) in timetable(&plan.actions, length) {
@@ -127,6 +128,15 @@ pub async fn run(
             ready_after_s: None,
             impact: None,
         };
+        if actions >= plan.max_actions {
+            event.outcome = Outcome::Skipped;
+            event.answer = format!(
+                "cap reached: {} actions per run (max_actions)",
+                plan.max_actions
+            );
+            log.push(event, None);
+            continue;
+        }
         let pods_before = match &backend {
             Some(b) => match b.pods().await {
                 Ok(p) => Some(p),
@@ -175,6 +185,7 @@ pub async fn run(
                 action.describe()
             ))),
         };
+        actions += 1;
         let mark = Some(shared.recorder.mark());
         match result {
             Ok(answer) => event.answer = answer,
