@@ -7,9 +7,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::time::Duration;
-use surge::runner::RunRequest;
-use surge::scenario::LoadOverride;
 use surge::sim::replica::ServiceOptions;
 use surge::sim::ClusterOptions;
 
@@ -23,25 +20,9 @@ async fn captured(scenario: &str, service: ServiceOptions, seconds: u64) -> (Vec
     })
     .await;
     let out = tempfile::tempdir().unwrap();
-    let request = RunRequest {
-        scenario: repo().join("scenarios").join(scenario),
-        target: Some(cluster.url.clone()),
-        load: LoadOverride {
-            duration: Some(Duration::from_secs(seconds)),
-            think_scale: Some(0.05),
-            ..Default::default()
-        },
-        out_dir: out.path().to_path_buf(),
-        ..Default::default()
-    };
-    let report = surge::runner::run(&request).await.expect("run completes");
+    let file = repo().join("scenarios").join(scenario);
+    run_shipped(&file, &cluster.url, seconds, out.path()).await;
     cluster.shutdown().await;
-    assert_eq!(
-        report.results.overall.failed,
-        0,
-        "{}",
-        surge::report::terminal_summary(&report.results)
-    );
     let mut text = String::new();
     for entry in std::fs::read_dir(capture.path()).unwrap() {
         text += &std::fs::read_to_string(entry.unwrap().path()).unwrap();

@@ -1007,13 +1007,24 @@ async fn fhir_binary_create(
     if matches!(stored, Ok(Ok(()))) {
         replicate(&r, format!("binary-{id}"));
     }
+    fhir_created(
+        stored,
+        json!({"resourceType": "Binary", "id": id, "contentType": content_type}),
+        &format!("/fhir/Binary/{id}"),
+    )
+}
+
+/// HAPI's answer to a create: 201 with the resource and its Location, or
+/// an OperationOutcome when storing failed (or the pool refused).
+fn fhir_created(
+    stored: Result<std::io::Result<()>, Response>,
+    resource: Value,
+    location: &str,
+) -> Response {
     match stored {
         Ok(Ok(())) => {
-            let mut resp = fhir(
-                StatusCode::CREATED,
-                json!({"resourceType": "Binary", "id": id, "contentType": content_type}),
-            );
-            if let Ok(v) = HeaderValue::from_str(&format!("/fhir/Binary/{id}")) {
+            let mut resp = fhir(StatusCode::CREATED, resource);
+            if let Ok(v) = HeaderValue::from_str(location) {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
             resp

@@ -91,6 +91,32 @@ pub async fn run(
     surge::runner::run(&request).await.expect("run completes")
 }
 
+/// Runs a shipped scenario against `target` for `seconds`, its think times
+/// compressed 20× (realistic pauses would take minutes), and checks it ran
+/// without an unexpected error.
+pub async fn run_shipped(scenario: &Path, target: &str, seconds: u64, out: &Path) -> RunReport {
+    let request = RunRequest {
+        scenario: scenario.to_path_buf(),
+        target: Some(target.to_owned()),
+        load: LoadOverride {
+            duration: Some(Duration::from_secs(seconds)),
+            think_scale: Some(0.05),
+            ..Default::default()
+        },
+        out_dir: out.to_path_buf(),
+        ..Default::default()
+    };
+    let report = surge::runner::run(&request).await.expect("run completes");
+    assert_eq!(
+        report.results.overall.failed,
+        0,
+        "{}: unexpected errors\n{}",
+        scenario.display(),
+        surge::report::terminal_summary(&report.results)
+    );
+    report
+}
+
 /// A Debian program a test needs. On CI (`CI` set) its absence fails the
 /// test; elsewhere the test is skipped with a note, since `.ci/run` is what
 /// installs it.

@@ -45,6 +45,21 @@ async fn fhir_locations(State(r): State<Shared>, headers: HeaderMap) -> Response
     with_cookie(fhir(StatusCode::OK, body), &auth)
 }
 
+/// OpenMRS REST's message for an unknown uuid.
+const NO_SUCH_UUID: &str = "Object with given uuid doesn't exist";
+
+/// An OpenMRS REST error: `{"error": {"message", "code"}}`.
+fn rest_error(status: StatusCode, message: &str, code: &str, auth: &Auth) -> Response {
+    with_cookie(
+        (
+            status,
+            Json(json!({"error": {"message": message, "code": code}})),
+        )
+            .into_response(),
+        auth,
+    )
+}
+
 /// A deterministic choice per patient, so reads agree across replicas.
 fn pick(uuid: &str, one_in: u32) -> bool {
     uuid.bytes()
@@ -91,8 +106,10 @@ async fn start_visit(
     let doc: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (Some(patient), Some(visit_type)) = (doc["patient"].as_str(), doc["visitType"].as_str())
     else {
-        return with_cookie(
-            (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "Invalid Submission", "code": "patient and visitType are required"}}))).into_response(),
+        return rest_error(
+            StatusCode::BAD_REQUEST,
+            "Invalid Submission",
+            "patient and visitType are required",
             &auth,
         );
     };
@@ -114,14 +131,7 @@ async fn observations(
 ) -> Response {
     let auth = session_or_refuse!(r, headers);
     if !q.contains_key("patient") {
-        return with_cookie(
-            (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": {"message": "patient is required"}})),
-            )
-                .into_response(),
-            &auth,
-        );
+        return rest_error(StatusCode::BAD_REQUEST, "patient is required", "", &auth);
     }
     // No identification photos in the synthetic data: an empty, well-formed answer.
     match r.with_connection(|| json!({"results": []})).await {
@@ -133,14 +143,7 @@ async fn observations(
 async fn person(State(r): State<Shared>, headers: HeaderMap, Path(uuid): Path<String>) -> Response {
     let auth = session_or_refuse!(r, headers);
     if !r.patients.iter().any(|p| p.uuid == uuid) {
-        return with_cookie(
-            (
-                StatusCode::NOT_FOUND,
-                Json(json!({"error": {"message": "Object with given uuid doesn't exist"}})),
-            )
-                .into_response(),
-            &auth,
-        );
+        return rest_error(StatusCode::NOT_FOUND, NO_SUCH_UUID, "", &auth);
     }
     match r
         .with_connection(|| json!({"causeOfDeath": null, "causeOfDeathNonCoded": null}))
@@ -159,14 +162,7 @@ async fn patient_by_uuid(
     let auth = session_or_refuse!(r, headers);
     match r.patients.iter().find(|p| p.uuid == uuid) {
         Some(p) => with_cookie(Json(super::patient_json(p, true)).into_response(), &auth),
-        None => with_cookie(
-            (
-                StatusCode::NOT_FOUND,
-                Json(json!({"error": {"message": "Object with given uuid doesn't exist"}})),
-            )
-                .into_response(),
-            &auth,
-        ),
+        None => rest_error(StatusCode::NOT_FOUND, NO_SUCH_UUID, "", &auth),
     }
 }
 
@@ -201,9 +197,10 @@ pub(super) async fn register_patient(
                 .all(|i| i["identifier"].is_string() && i["identifierType"].is_string())
     });
     if !names_ok || !ids_ok || !doc["person"]["gender"].is_string() {
-        return with_cookie(
-            (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "Invalid Submission",
-                "code": "person.names, person.gender and identifiers[].identifier/identifierType are required"}}))).into_response(),
+        return rest_error(
+            StatusCode::BAD_REQUEST,
+            "Invalid Submission",
+            "person.names, person.gender and identifiers[].identifier/identifierType are required",
             &auth,
         );
     }
@@ -306,21 +303,11 @@ async fn create(
             std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &text))
         })
         .await;
-    match stored {
-        Ok(Ok(())) => {
-            let mut resp = fhir(StatusCode::CREATED, doc);
-            if let Ok(v) = HeaderValue::from_str(&format!("/fhir/{resource_type}/{id}/_history/1"))
-            {
-                resp.headers_mut().insert(header::LOCATION, v);
-            }
-            resp
-        }
-        Ok(Err(e)) => fhir(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            operation_outcome("fatal", "exception", &e.to_string()),
-        ),
-        Err(resp) => resp,
-    }
+    super::fhir_created(
+        stored,
+        doc,
+        &format!("/fhir/{resource_type}/{id}/_history/1"),
+    )
 }
 
 async fn fhir_read(
