@@ -216,3 +216,38 @@ poll = "20ms"
     assert_eq!(summary["consistency"]["verdicts"]["stale"], 16);
     assert!(summary["sessions"].is_object());
 }
+
+/// One upload, the run's very first request after the login (only its own
+/// replica has answered yet), read back through the balancer alone.
+async fn first_upload_through_the_balancer(
+    attachments: AttachmentStore,
+) -> surge::verify::consistency::ConsistencyVerdict {
+    let cluster = cluster(store(attachments)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = uploads(&cluster.url, &[], "2s")
+        .replace("users = 3", "users = 1")
+        .replace("think = \"200ms\"", "think = \"10s\"");
+    let path = scenario_file(dir.path(), "first-upload", &body);
+    let report = run(path, None, None, &dir.path().join("reports")).await;
+    cluster.shutdown().await;
+    report.results.consistency
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_upload_of_a_run_is_checked_on_every_replica_through_the_balancer_alone() {
+    let _engine = engine_lock().await;
+    // Shared storage: all three replicas must be read and agree — not just
+    // the one or two that happened to answer before the check concluded.
+    let c = first_upload_through_the_balancer(AttachmentStore::Shared).await;
+    assert_eq!(c.uploads, 1, "{c:?}");
+    assert_eq!(c.count(Verdict::Ok), 3, "{c:?}");
+    assert_eq!(c.visible_everywhere, 1);
+    // Each replica's own disk: the two others must be found missing.
+    let c = first_upload_through_the_balancer(AttachmentStore::PerReplica).await;
+    assert_eq!(
+        (c.count(Verdict::Ok), c.count(Verdict::Missing)),
+        (1, 2),
+        "{c:?}"
+    );
+    assert_eq!(c.visible_everywhere, 0);
+}

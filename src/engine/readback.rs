@@ -180,6 +180,7 @@ async fn poll(
     let balancer_url = crate::scenario::join_url(&scenario.target.base_url, &job.read);
     // A direct address's replica name, once its first answer told it.
     let mut direct_names: std::collections::HashMap<String, String> = Default::default();
+    let mut quiet_reads = 0usize;
     loop {
         let mut reads: Vec<(String, Option<String>)> = Vec::new();
         let bases = direct.read().unwrap().clone();
@@ -212,11 +213,14 @@ async fn poll(
             let name = replica
                 .or(direct.clone())
                 .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned());
+            let through_balancer = direct.is_none();
             if let Some(base) = direct {
                 direct_names.insert(base, name.clone());
             }
-            if name != UNKNOWN_REPLICA {
-                expected.insert(name.clone());
+            if name != UNKNOWN_REPLICA && expected.insert(name.clone()) {
+                quiet_reads = 0;
+            } else if through_balancer {
+                quiet_reads += 1;
             }
             if settled(&seen, &name) {
                 continue;
@@ -227,7 +231,13 @@ async fn poll(
                 seen: what,
             });
         }
-        let all_settled = !expected.is_empty() && expected.iter().all(|r| settled(&seen, r));
+        // Early in a run the replicas seen so far may not be all of them:
+        // through the balancer alone, "everywhere" needs enough reads in a
+        // row that found no replica it did not know.
+        let known_all =
+            !bases.is_empty() || !verify.through_balancer || quiet_reads > 2 * expected.len();
+        let all_settled =
+            known_all && !expected.is_empty() && expected.iter().all(|r| settled(&seen, r));
         if all_settled || Instant::now() >= deadline || stop.is_cancelled() {
             break;
         }
