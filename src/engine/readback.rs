@@ -8,7 +8,7 @@
 
 use super::auth::{self, TokenCache};
 use super::check;
-use crate::measure::UNKNOWN_REPLICA;
+use crate::measure::{Recorder, UNKNOWN_REPLICA};
 use crate::scenario::{Auth, Scenario};
 use crate::verify::consistency::{compare, Checked, Observation, ReadRule, Seen, Upload};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,11 +41,17 @@ pub struct Readback {
     stop: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<Checked>>>,
     direct: Arc<RwLock<Vec<String>>>,
+    recorder: Arc<Recorder>,
 }
 
 impl Readback {
     /// A read-back service for `scenario`; `stop` abandons checks in progress.
-    pub fn new(scenario: Arc<Scenario>, tokens: Arc<TokenCache>, stop: CancellationToken) -> Self {
+    pub fn new(
+        scenario: Arc<Scenario>,
+        tokens: Arc<TokenCache>,
+        recorder: Arc<Recorder>,
+        stop: CancellationToken,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(scenario.target.timeout)
@@ -61,6 +67,7 @@ impl Readback {
             stop,
             tasks: Mutex::default(),
             direct: Arc::new(RwLock::new(scenario_replicas)),
+            recorder,
         }
     }
 
@@ -71,17 +78,28 @@ impl Readback {
         *self.direct.write().unwrap() = replicas;
     }
 
-    /// Starts checking an upload; `replicas` are those seen so far in the run.
-    pub fn check(&self, job: Job, replicas: Vec<String>) {
+    /// Starts checking an upload on every replica the run meets.
+    pub fn check(&self, job: Job) {
         let scenario = Arc::clone(&self.scenario);
         let tokens = Arc::clone(&self.tokens);
         let client = self.client.clone();
         let limit = Arc::clone(&self.limit);
         let stop = self.stop.clone();
         let direct = Arc::clone(&self.direct);
+        let recorder = Arc::clone(&self.recorder);
         let task = tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
-            poll(&scenario, &tokens, &client, job, replicas, &direct, &stop).await
+            let seen_in_run = || recorder.replicas();
+            poll(
+                &scenario,
+                &tokens,
+                &client,
+                job,
+                &direct,
+                &seen_in_run,
+                &stop,
+            )
+            .await
         });
         self.tasks.lock().unwrap().push(task);
     }
@@ -93,6 +111,14 @@ impl Readback {
         for t in tasks {
             if let Ok(checked) = t.await {
                 out.push(checked);
+            }
+        }
+        // A replica the run met only after an upload's check had ended was
+        // never read for it: "unverified" there, never silently absent.
+        let everyone = self.recorder.replicas();
+        for checked in &mut out {
+            for replica in everyone.iter().filter(|r| *r != UNKNOWN_REPLICA) {
+                checked.seen.entry(replica.clone()).or_default();
             }
         }
         out
@@ -160,16 +186,14 @@ async fn poll(
     tokens: &TokenCache,
     client: &reqwest::Client,
     job: Job,
-    replicas: Vec<String>,
     direct: &RwLock<Vec<String>>,
+    seen_in_run: &(dyn Fn() -> Vec<String> + Sync),
     stop: &CancellationToken,
 ) -> Checked {
     let verify = &scenario.verify;
     let deadline = job.done_at + verify.visible_within;
-    let mut expected: BTreeSet<String> = replicas
-        .into_iter()
-        .filter(|r| r != UNKNOWN_REPLICA)
-        .collect();
+    // Every replica the load has met (refreshed each round, below).
+    let mut expected: BTreeSet<String> = BTreeSet::new();
     let mut seen: BTreeMap<String, Vec<Observation>> = BTreeMap::new();
     let settled = |seen: &BTreeMap<String, Vec<Observation>>, name: &str| {
         seen.get(name).is_some_and(|o| {
@@ -184,6 +208,12 @@ async fn poll(
     loop {
         let mut reads: Vec<(String, Option<String>)> = Vec::new();
         let bases = direct.read().unwrap().clone();
+        // Replicas the load has met since the upload count too.
+        for name in seen_in_run() {
+            if name != UNKNOWN_REPLICA && expected.insert(name) {
+                quiet_reads = 0;
+            }
+        }
         for base in &bases {
             reads.push((
                 crate::scenario::join_url(base, &job.read),

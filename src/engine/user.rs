@@ -139,7 +139,12 @@ impl Shared {
             .json_equals
             .insert("authenticated".to_owned(), toml::Value::Boolean(true));
         let tokens = Arc::new(TokenCache::default());
-        let readback = Readback::new(Arc::clone(&scenario), Arc::clone(&tokens), interrupt);
+        let readback = Readback::new(
+            Arc::clone(&scenario),
+            Arc::clone(&tokens),
+            Arc::clone(&recorder),
+            interrupt,
+        );
         Shared {
             scenario,
             recorder,
@@ -561,7 +566,7 @@ impl Shared {
             rule: consistency.rule.clone(),
             done_at: Instant::now(),
         };
-        self.readback.check(job, self.recorder.replicas());
+        self.readback.check(job);
     }
 
     /// Updates the user's session from an answer: a drop, a replica switch,
