@@ -66,12 +66,8 @@ pub enum Outcome {
     Skipped,
     /// The API said the target was already gone.
     Gone,
-    /// The command or API call failed in a way surge understands (the run goes on).
-    Failed,
     /// An API error surge does not understand: chaos stopped here (the load went on).
     Aborted,
-    /// `--dry-run`: planned, not done.
-    Planned,
 }
 
 /// One chaos event on the run's timeline.
@@ -219,9 +215,7 @@ fn outcome_word(o: Outcome) -> &'static str {
         Outcome::Done => "done",
         Outcome::Skipped => "skipped",
         Outcome::Gone => "already gone",
-        Outcome::Failed => "failed",
         Outcome::Aborted => "ABORTED",
-        Outcome::Planned => "planned",
     }
 }
 

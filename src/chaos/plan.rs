@@ -166,6 +166,17 @@ pub struct Workload {
     pub name: String,
 }
 
+impl std::fmt::Display for Workload {
+    /// As written: `deployment/NAME` or `statefulset/NAME`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+        };
+        write!(f, "{kind}/{}", self.name)
+    }
+}
+
 /// Workloads surge can watch and patch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkloadKind {
@@ -512,7 +523,7 @@ pub fn describe_plan(plan: &ChaosPlan, kube: &KubeTarget, length: Duration) -> V
                 kube.selector,
                 kube.workload
                     .as_ref()
-                    .map(|w| format!(", workload {:?}/{}", w.kind, w.name))
+                    .map(|w| format!(", workload {w}"))
                     .unwrap_or_default()
             ),
             BackendKind::Local => "local replica processes".into(),

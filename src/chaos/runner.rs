@@ -205,16 +205,16 @@ pub async fn run(
             event.target,
             event.answer
         );
-        let outcome = event.outcome;
+        let recovery = pods_before
+            .filter(|_| event.outcome == Outcome::Done)
+            .map(|before| Recovery::new(action, &before, &event.target, plan.recover_within));
         let index = log.push(event, mark);
-        if let (Some(b), Some(before), Outcome::Done) = (&backend, pods_before, outcome) {
+        if let (Some(b), Some(recovery)) = (&backend, recovery) {
             watchers.push(tokio::spawn(watch_recovery(
                 Arc::clone(b),
                 Arc::clone(&log),
                 index,
-                action,
-                before,
-                plan.recover_within,
+                recovery,
                 stop.clone(),
             )));
         }
@@ -333,53 +333,72 @@ async fn exec(command: &str) -> Result<String, ChaosError> {
     }
 }
 
-/// Waits until the action's effect is over: for a kill, the victim replaced
-/// and as many pods ready as before; for a restart, every old pod replaced;
-/// for a scale, the new count ready; for a command, any pod replaced (or the
-/// ready count dipped) and the count back.
+/// What "recovered" means for one action, from the pods just before it:
+/// for a kill, the victim replaced and as many pods ready as before; for a
+/// restart, every old pod replaced; for a scale, the new count ready; for a
+/// command, any pod replaced (or the ready count dipped) and the count back.
+struct Recovery {
+    action: Action,
+    /// Uids of the pods ready before.
+    old: BTreeSet<String>,
+    /// Uids of the pods the action aimed at.
+    victims: BTreeSet<String>,
+    limit: Duration,
+}
+
+impl Recovery {
+    fn new(action: Action, before: &[Pod], targets: &[String], limit: Duration) -> Self {
+        let uids = |keep: &dyn Fn(&Pod) -> bool| {
+            before
+                .iter()
+                .filter(|p| keep(p))
+                .map(|p| p.uid.clone())
+                .collect()
+        };
+        Recovery {
+            old: uids(&|p| p.ready),
+            victims: uids(&|p| targets.contains(&p.name)),
+            action,
+            limit,
+        }
+    }
+
+    /// Whether `pods` show the effect over; `dipped` remembers, across
+    /// calls, whether the ready set ever changed.
+    fn back(&self, pods: &[Pod], dipped: &mut bool) -> bool {
+        let ready: BTreeSet<String> = pods
+            .iter()
+            .filter(|p| p.ready)
+            .map(|p| p.uid.clone())
+            .collect();
+        let enough = ready.len() >= self.old.len();
+        *dipped |= !enough || ready != self.old;
+        match &self.action {
+            Action::KillPod(_) => self.victims.is_disjoint(&ready) && enough,
+            Action::RolloutRestart => self.old.is_disjoint(&ready) && enough,
+            Action::Scale(n) => ready.len() == *n as usize && pods.len() == *n as usize,
+            Action::Exec(_) => *dipped && enough,
+        }
+    }
+}
+
+/// Polls the pods until the action's effect is over (see [`Recovery`]), the
+/// limit passes or the run stops; records the time on event `index`.
 async fn watch_recovery(
     backend: Arc<Backend>,
     log: Arc<Log>,
     index: usize,
-    action: Action,
-    before: Vec<Pod>,
-    limit: Duration,
+    recovery: Recovery,
     stop: CancellationToken,
 ) {
     let t0 = Instant::now();
-    let old: BTreeSet<String> = before
-        .iter()
-        .filter(|p| p.ready)
-        .map(|p| p.uid.clone())
-        .collect();
-    let ready_before = old.len();
-    let victims: BTreeSet<String> = {
-        let target = &log.events.lock().unwrap()[index].target;
-        before
-            .iter()
-            .filter(|p| target.contains(&p.name))
-            .map(|p| p.uid.clone())
-            .collect()
-    };
     let mut dipped = false;
-    while t0.elapsed() < limit && !stop.is_cancelled() {
+    while t0.elapsed() < recovery.limit && !stop.is_cancelled() {
         if let Ok(pods) = backend.pods().await {
-            let ready: BTreeSet<String> = pods
-                .iter()
-                .filter(|p| p.ready)
-                .map(|p| p.uid.clone())
-                .collect();
-            dipped |= ready.len() < ready_before || ready != old;
-            let back = match &action {
-                Action::KillPod(_) => victims.is_disjoint(&ready) && ready.len() >= ready_before,
-                Action::RolloutRestart => old.is_disjoint(&ready) && ready.len() >= ready_before,
-                Action::Scale(n) => ready.len() == *n as usize && pods.len() == *n as usize,
-                Action::Exec(_) => dipped && ready.len() >= ready_before,
-            };
-            if back {
+            if recovery.back(&pods, &mut dipped) {
                 let secs = t0.elapsed().as_secs_f64();
                 log.events.lock().unwrap()[index].ready_after_s = Some(secs);
-                if matches!(action, Action::KillPod(_)) {
+                if matches!(recovery.action, Action::KillPod(_)) {
                     log.startups.lock().unwrap().push(secs);
                 }
                 return;
@@ -540,6 +559,40 @@ mod tests {
             ready,
             url: None,
         }
+    }
+
+    #[test]
+    fn recovery_means_the_victim_replaced_and_the_count_back() {
+        let before = [pod("a", 10, true), pod("b", 20, true), pod("c", 30, true)];
+        let kill = Recovery::new(
+            Action::KillPod(Pick::Oldest),
+            &before,
+            &["c".to_owned()],
+            Duration::from_secs(5),
+        );
+        let mut dipped = false;
+        let down = [pod("a", 10, true), pod("b", 20, true), pod("c", 30, false)];
+        assert!(!kill.back(&down, &mut dipped));
+        assert!(
+            !kill.back(&before, &mut dipped),
+            "the same pod is not a replacement"
+        );
+        let mut replaced = before.clone();
+        replaced[2].uid = "uid-c2".into();
+        assert!(kill.back(&replaced, &mut dipped));
+        let scale = Recovery::new(Action::Scale(2), &before, &[], Duration::from_secs(5));
+        assert!(!scale.back(&before, &mut dipped));
+        assert!(scale.back(&before[..2], &mut dipped));
+        let exec = Recovery::new(
+            Action::Exec("x".into()),
+            &before,
+            &[],
+            Duration::from_secs(5),
+        );
+        let mut quiet = false;
+        assert!(!exec.back(&before, &mut quiet), "nothing changed yet");
+        assert!(!exec.back(&down, &mut quiet));
+        assert!(exec.back(&before, &mut quiet), "dipped, then back");
     }
 
     #[test]

@@ -109,13 +109,7 @@ pub async fn connect(
         BackendKind::Local => "reference cluster replicas".to_owned(),
     };
     let discover_replicas = kube.discover_replicas.then(|| kube.base_path.clone());
-    let workload = kube.workload.as_ref().map(|w| {
-        let kind = match w.kind {
-            super::plan::WorkloadKind::Deployment => "deployment",
-            super::plan::WorkloadKind::StatefulSet => "statefulset",
-        };
-        format!("{kind}/{}", w.name)
-    });
+    let workload = kube.workload.as_ref().map(ToString::to_string);
     let backend = if !needs_backend {
         None
     } else {
