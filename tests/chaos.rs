@@ -9,7 +9,7 @@ use common::fake_kube::{FakeKube, NAMESPACE, SELECTOR, WORKLOAD};
 use common::*;
 use std::time::Duration;
 use surge::chaos::{ChaosReport, Outcome};
-use surge::runner::{RunError, RunRequest};
+use surge::runner::{RunError, RunReport, RunRequest};
 use surge::scenario::LoadOverride;
 use surge::sim::balancer::Balancing;
 use surge::sim::replica::ServiceOptions;
@@ -108,6 +108,27 @@ fn assert_rbac_allows(calls: &[common::fake_kube::Call]) {
     }
 }
 
+/// A sticky cluster with `sessions`, a fake API server over it (pod deletes
+/// answered with `refuse_deletes` if given), and a run of the clinic
+/// scenario with `users` for `hold`, with `chaos`. The folder holds the bundle.
+async fn chaos_run(
+    sessions: SessionStoreKind,
+    refuse_deletes: Option<u16>,
+    users: usize,
+    hold: &str,
+    chaos: &str,
+) -> (FakeKube, RunReport, tempfile::TempDir) {
+    let cluster = sticky_cluster(sessions).await;
+    let fake = FakeKube::start(cluster.backends(), refuse_deletes).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = chaos_scenario(dir.path(), &cluster.url, users, hold, chaos);
+    let report = surge::runner::run(&request(scenario, &fake, &dir.path().join("reports")))
+        .await
+        .expect("run completes");
+    cluster.shutdown().await;
+    (fake, report, dir)
+}
+
 fn chaos_of(r: &surge::measure::RunResults) -> &ChaosReport {
     r.chaos.as_ref().expect("the run has a chaos report")
 }
@@ -120,14 +141,8 @@ const KILL_ONCE: &str = "[chaos]\ngrace_period = \"0s\"\nmax_kills = 1\n\
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_pod_drops_only_its_users_and_recovery_matches_the_start_up_delay() {
     let _engine = engine_lock().await;
-    let cluster = sticky_cluster(SessionStoreKind::PerReplica).await;
-    let fake = FakeKube::start(cluster.backends(), None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = chaos_scenario(dir.path(), &cluster.url, 6, "10s", KILL_ONCE);
-    let report = surge::runner::run(&request(scenario, &fake, &dir.path().join("reports")))
-        .await
-        .expect("run completes");
-    cluster.shutdown().await;
+    let (fake, report, _dir) =
+        chaos_run(SessionStoreKind::PerReplica, None, 6, "10s", KILL_ONCE).await;
     let r = &report.results;
     let chaos = chaos_of(r);
 
@@ -240,14 +255,7 @@ async fn killing_a_pod_drops_only_its_users_and_recovery_matches_the_start_up_de
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_shared_sessions_a_kill_costs_only_in_flight_requests() {
     let _engine = engine_lock().await;
-    let cluster = sticky_cluster(SessionStoreKind::Shared).await;
-    let fake = FakeKube::start(cluster.backends(), None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = chaos_scenario(dir.path(), &cluster.url, 6, "8s", KILL_ONCE);
-    let report = surge::runner::run(&request(scenario, &fake, &dir.path().join("reports")))
-        .await
-        .expect("run completes");
-    cluster.shutdown().await;
+    let (_fake, report, _dir) = chaos_run(SessionStoreKind::Shared, None, 6, "8s", KILL_ONCE).await;
     let r = &report.results;
     let kill = &chaos_of(r).events[0];
     assert_eq!(kill.outcome, Outcome::Done);
@@ -270,15 +278,8 @@ async fn with_shared_sessions_a_kill_costs_only_in_flight_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_error_stops_the_chaos_but_not_the_load() {
     let _engine = engine_lock().await;
-    let cluster = sticky_cluster(SessionStoreKind::Shared).await;
-    let fake = FakeKube::start(cluster.backends(), Some(403)).await;
-    let dir = tempfile::tempdir().unwrap();
     let chaos = "[chaos]\n[[chaos.actions]]\naction = \"kill-pod\"\nevery = \"1s\"\n";
-    let scenario = chaos_scenario(dir.path(), &cluster.url, 2, "4s", chaos);
-    let report = surge::runner::run(&request(scenario, &fake, &dir.path().join("reports")))
-        .await
-        .expect("run completes");
-    cluster.shutdown().await;
+    let (fake, report, _dir) = chaos_run(SessionStoreKind::Shared, Some(403), 2, "4s", chaos).await;
     let r = &report.results;
     let chaos = chaos_of(r);
     assert_eq!(
@@ -306,19 +307,12 @@ async fn an_api_error_stops_the_chaos_but_not_the_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_actions_patch_as_kubectl_does() {
     let _engine = engine_lock().await;
-    let cluster = sticky_cluster(SessionStoreKind::Shared).await;
-    let fake = FakeKube::start(cluster.backends(), None).await;
-    let dir = tempfile::tempdir().unwrap();
     let chaos = "[chaos]\nrecover_within = \"1s\"\nmax_actions = 3\n\
         [[chaos.actions]]\naction = \"rollout-restart\"\nat = \"1s\"\n\
         [[chaos.actions]]\naction = \"scale\"\nreplicas = 3\nat = \"2s\"\n\
         [[chaos.actions]]\naction = \"exec\"\ncommand = \"exit 3\"\nat = \"3s\"\n\
         [[chaos.actions]]\naction = \"exec\"\ncommand = \"exit 4\"\nat = \"3.5s\"\n";
-    let scenario = chaos_scenario(dir.path(), &cluster.url, 1, "4s", chaos);
-    let report = surge::runner::run(&request(scenario, &fake, &dir.path().join("reports")))
-        .await
-        .expect("run completes");
-    cluster.shutdown().await;
+    let (fake, report, _dir) = chaos_run(SessionStoreKind::Shared, None, 1, "4s", chaos).await;
     let patches = fake.calls_of("PATCH");
     assert_eq!(patches.len(), 2, "{patches:?}");
     let path = format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{WORKLOAD}");

@@ -158,6 +158,15 @@ fn workload(fake: &Fake, kind: &str) -> Value {
     })
 }
 
+/// The kind of an apps/v1 collection path segment.
+fn kind_of(collection: &str) -> &'static str {
+    if collection == "statefulsets" {
+        "StatefulSet"
+    } else {
+        "Deployment"
+    }
+}
+
 fn query_param(query: &str, key: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
@@ -221,41 +230,13 @@ async fn handle(State(fake): State<Fake>, request: Request) -> Response {
         (Method::GET, ["apis", "apps", "v1", "namespaces", _, kind])
             if query_param(&query, "watch").is_some() =>
         {
-            watch(
-                fake,
-                if *kind == "statefulsets" {
-                    "StatefulSet"
-                } else {
-                    "Deployment"
-                },
-                &query,
-            )
+            watch(fake, kind_of(kind), &query)
         }
-        (Method::GET, ["apis", "apps", "v1", "namespaces", ns, kind, name])
+        // A get, or a patch (recorded, not applied: the sim has no rollout).
+        (Method::GET | Method::PATCH, ["apis", "apps", "v1", "namespaces", ns, kind, name])
             if *ns == NAMESPACE && *name == WORKLOAD =>
         {
-            axum::Json(workload(
-                &fake,
-                if *kind == "statefulsets" {
-                    "StatefulSet"
-                } else {
-                    "Deployment"
-                },
-            ))
-            .into_response()
-        }
-        (Method::PATCH, ["apis", "apps", "v1", "namespaces", ns, kind, name])
-            if *ns == NAMESPACE && *name == WORKLOAD =>
-        {
-            axum::Json(workload(
-                &fake,
-                if *kind == "statefulsets" {
-                    "StatefulSet"
-                } else {
-                    "Deployment"
-                },
-            ))
-            .into_response()
+            axum::Json(workload(&fake, kind_of(kind))).into_response()
         }
         (
             Method::GET,
