@@ -6,6 +6,7 @@
 
 use crate::measure::{RunResults, TimelineRow};
 use anyhow::anyhow;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -448,6 +449,16 @@ where
                 PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
             });
     }
+    legend(&mut chart)
+}
+
+/// The series legend every chart draws the same way.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
@@ -510,16 +521,10 @@ where
             .label(name.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
     }
-    if series.len() > 1 || !series.is_empty() {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(|e| anyhow!("{e:?}"))?;
+    if series.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    legend(&mut chart)
 }
 
 #[cfg(test)]
