@@ -206,40 +206,37 @@ impl Shared {
             }
         }
         let spec = &persona.steps[step];
-        let sent = match &spec.repeat {
-            Repeat::Once => self.request(client, state, spec.request, scheduled).await,
-            Repeat::ForEach { var, max } => {
-                // The follow-up calls a UI fires per search hit, back to back.
-                let items: Vec<String> = state
-                    .lists
-                    .get(var)
-                    .map(|l| l.iter().take(*max).cloned().collect())
-                    .unwrap_or_default();
-                let mut sent = Some(());
-                for (i, item) in items.into_iter().enumerate() {
-                    state.vars.insert(var.clone(), item);
-                    let due = if i == 0 { scheduled } else { Instant::now() };
-                    sent = self.request(client, state, spec.request, due).await;
-                    if sent.is_none() {
-                        break;
-                    }
-                }
-                sent
-            }
-            Repeat::While { var, max } => {
-                let mut sent = Some(());
-                let mut n = 0;
-                while n < *max && state.vars.contains_key(var) {
-                    let due = if n == 0 { scheduled } else { Instant::now() };
-                    sent = self.request(client, state, spec.request, due).await;
-                    n += 1;
-                    if sent.is_none() {
-                        break;
-                    }
-                }
-                sent
-            }
+        // For each: the follow-up calls a UI fires per search hit, back to back.
+        let items: Vec<String> = match &spec.repeat {
+            Repeat::ForEach { var, max } => state
+                .lists
+                .get(var)
+                .map(|l| l.iter().take(*max).cloned().collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
         };
+        let mut sent = Some(());
+        for n in 0.. {
+            let again = match &spec.repeat {
+                Repeat::Once => n == 0,
+                Repeat::ForEach { var, .. } => match items.get(n) {
+                    Some(item) => {
+                        state.vars.insert(var.clone(), item.clone());
+                        true
+                    }
+                    None => false,
+                },
+                Repeat::While { var, max } => n < *max && state.vars.contains_key(var),
+            };
+            if !again {
+                break;
+            }
+            let due = if n == 0 { scheduled } else { Instant::now() };
+            sent = self.request(client, state, spec.request, due).await;
+            if sent.is_none() {
+                break;
+            }
+        }
         if sent.is_none() {
             return Flow::Stop;
         }
