@@ -153,21 +153,20 @@ impl KubeBackend {
             .await
     }
 
-    /// Desired and ready replicas of the workload (or of the pods, when none
-    /// is named), and the HPA's current and desired replicas.
-    pub async fn counts(&self) -> Result<ReplicaCount, ChaosError> {
-        let mut count = match &self.target.workload {
-            Some(w) => self.workload_counts(w).await?,
-            None => {
-                let pods = self.pods().await?;
-                ReplicaCount {
-                    desired: None,
-                    ready: pods.iter().filter(|p| p.ready).count() as u32,
-                    ..Default::default()
-                }
-            }
+    /// Desired and ready replicas of the workload (or of `pods`, listed if
+    /// not given, when no workload is named), and with `with_hpa` the HPA's
+    /// current and desired replicas.
+    pub async fn counts(
+        &self,
+        pods: Option<&[Pod]>,
+        with_hpa: bool,
+    ) -> Result<ReplicaCount, ChaosError> {
+        let mut count = match (&self.target.workload, pods) {
+            (Some(w), _) => self.workload_counts(w).await?,
+            (None, Some(pods)) => ready_of(pods),
+            (None, None) => ready_of(&self.pods().await?),
         };
-        if let Some(hpa) = &self.target.hpa {
+        if let Some(hpa) = self.target.hpa.as_ref().filter(|_| with_hpa) {
             let api: Api<HorizontalPodAutoscaler> =
                 Api::namespaced(self.client.clone(), &self.target.namespace);
             // An HPA that is not there (yet) is not an error: the counts say so.
@@ -236,6 +235,13 @@ impl KubeBackend {
                 .boxed(),
         };
         Ok(stream)
+    }
+}
+
+fn ready_of(pods: &[Pod]) -> ReplicaCount {
+    ReplicaCount {
+        ready: pods.iter().filter(|p| p.ready).count() as u32,
+        ..Default::default()
     }
 }
 

@@ -201,10 +201,15 @@ impl Backend {
         }
     }
 
-    /// Desired and ready replicas, and the HPA's view when there is one.
-    pub async fn counts(&self) -> Result<ReplicaCount, ChaosError> {
+    /// Desired and ready replicas (from `pods` when given and nothing
+    /// better is known), and with `with_hpa` the HPA's view when there is one.
+    pub async fn counts(
+        &self,
+        pods: Option<&[Pod]>,
+        with_hpa: bool,
+    ) -> Result<ReplicaCount, ChaosError> {
         match self {
-            Backend::Kube(k) => k.counts().await,
+            Backend::Kube(k) => k.counts(pods, with_hpa).await,
             Backend::Local(l) => l.counts().await,
         }
     }

@@ -62,6 +62,16 @@ impl Log {
         events.len() - 1
     }
 
+    /// The HPA's current and desired replicas as last read.
+    fn last_hpa(&self) -> (Option<u32>, Option<u32>) {
+        self.counts
+            .lock()
+            .unwrap()
+            .last()
+            .map(|l| (l.hpa_current, l.hpa_desired))
+            .unwrap_or_default()
+    }
+
     fn count(&self, mut c: ReplicaCount) {
         let mut counts = self.counts.lock().unwrap();
         let same = counts.last().is_some_and(|l| {
@@ -430,12 +440,23 @@ async fn monitor(
                 watch = k.watch_workload().await.ok();
             }
         }
-        if last_full.elapsed() >= Duration::from_secs(5) || watch.is_none() {
-            // Counts (with the HPA) in full every few seconds; the watch
-            // fills in the changes between.
-            match backend.counts().await {
-                Ok(c) => {
+        // One pod list a round serves both discovery and, when there is no
+        // workload watch, the ready count.
+        let pods = if discover.is_some() || watch.is_none() {
+            backend.pods().await.ok()
+        } else {
+            None
+        };
+        let full = last_full.elapsed() >= Duration::from_secs(5);
+        if full || watch.is_none() {
+            // The HPA in full every few seconds; between, its last view stands
+            // (and a workload watch fills in the ready changes).
+            match backend.counts(pods.as_deref(), full).await {
+                Ok(mut c) => {
                     failures = 0;
+                    if !full {
+                        (c.hpa_current, c.hpa_desired) = log.last_hpa();
+                    }
                     log.count(c);
                 }
                 Err(e) => {
@@ -445,17 +466,17 @@ async fn monitor(
                     }
                 }
             }
-            last_full = Instant::now();
-        }
-        if let Some(prefix) = &discover {
-            if let Ok(pods) = backend.pods().await {
-                shared.readback.set_direct(
-                    pods.iter()
-                        .filter(|p| p.ready)
-                        .filter_map(|p| p.url.as_ref().map(|u| format!("{u}{prefix}")))
-                        .collect(),
-                );
+            if full {
+                last_full = Instant::now();
             }
+        }
+        if let (Some(prefix), Some(pods)) = (&discover, &pods) {
+            shared.readback.set_direct(
+                pods.iter()
+                    .filter(|p| p.ready)
+                    .filter_map(|p| p.url.as_ref().map(|u| format!("{u}{prefix}")))
+                    .collect(),
+            );
         }
         let wait = tokio::time::sleep(if watch.is_some() {
             Duration::from_secs(1)
@@ -468,8 +489,8 @@ async fn monitor(
             item = async { watch.as_mut().expect("guarded").next().await }, if watch.is_some() => {
                 match item {
                     Some((desired, ready)) => {
-                        let hpa = log.counts.lock().unwrap().last().map(|l| (l.hpa_current, l.hpa_desired)).unwrap_or_default();
-                        log.count(ReplicaCount { at_s: 0.0, desired, ready, hpa_current: hpa.0, hpa_desired: hpa.1 });
+                        let (hpa_current, hpa_desired) = log.last_hpa();
+                        log.count(ReplicaCount { at_s: 0.0, desired, ready, hpa_current, hpa_desired });
                     }
                     None => watch = None,
                 }
