@@ -2,9 +2,7 @@
 //! (shared, refreshed before expiry) and a static bearer token, each shown to
 //! work with good credentials and to fail visibly with bad ones.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 use surge::measure::ErrorClass;
 use surge::sim::replica::ServiceOptions;

@@ -3,9 +3,7 @@
 //! the analytic value, and the recommended pool must match an Erlang C
 //! computed independently here.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::Command;
 use std::time::Duration;
 use surge::calibrate::capacity::Slo;

@@ -3,10 +3,8 @@
 //! `kill -9`, and the sim restarts the replica after its start-up delay.
 //! Each verdict is shown both ways (sessions lost with the pod, or not).
 
-mod common;
-
-use common::fake_kube::{FakeKube, NAMESPACE, SELECTOR, WORKLOAD};
-use common::*;
+use crate::common::fake_kube::{FakeKube, NAMESPACE, SELECTOR, WORKLOAD};
+use crate::common::*;
 use std::time::Duration;
 use surge::chaos::{ChaosReport, Outcome};
 use surge::runner::{RunError, RunReport, RunRequest};
@@ -72,7 +70,7 @@ async fn sticky_cluster(sessions: SessionStoreKind) -> surge::sim::Cluster {
 }
 
 /// Every call the fake received is allowed by the shipped least-privilege Role.
-fn assert_rbac_allows(calls: &[common::fake_kube::Call]) {
+fn assert_rbac_allows(calls: &[crate::common::fake_kube::Call]) {
     let text = std::fs::read_to_string(repo().join("deploy/rbac.yaml")).unwrap();
     let role_doc = text
         .split("\n---\n")
@@ -463,6 +461,7 @@ async fn uploads_are_read_back_from_the_pods_behind_the_selector() {
 
 #[test]
 fn the_demo_kills_a_real_replica_process_and_reports_it() {
+    let _engine = engine_lock_blocking();
     let out_dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(surge_bin())
         .current_dir(repo())

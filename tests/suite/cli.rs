@@ -1,9 +1,7 @@
 //! The `surge` binary as a user runs it: exit codes, thresholds from the
 //! command line, and interrupted runs that still write their bundle.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use surge::sim::ClusterOptions;
@@ -27,6 +25,7 @@ fn only_bundle(out: &std::path::Path) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thresholds_pass_on_a_healthy_run_and_fail_when_impossibly_tight() {
+    let _engine = engine_lock().await;
     let cluster = cluster(ClusterOptions::default()).await;
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().to_str().unwrap();
@@ -124,6 +123,7 @@ fn a_bad_scenario_or_an_unreachable_target_cannot_run() {
 
 /// Starts a long run, signals it after a few seconds, and checks the bundle.
 async fn interrupted_by(signal: &str) {
+    let _engine = engine_lock().await;
     let cluster = cluster(ClusterOptions::default()).await;
     let out = tempfile::tempdir().unwrap();
     let mut child = Command::new(surge_bin())

@@ -3,9 +3,7 @@
 //! on every other replica, counted exactly; replication with a delay must
 //! give "stale" with a measured time-to-visible close to that delay.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 use surge::measure::RunResults;
 use surge::sim::replica::ServiceOptions;

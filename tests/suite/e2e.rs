@@ -1,9 +1,7 @@
 //! End to end against the reference cluster: scenario → goose load → HDR
 //! results → bundle, in both load models.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 use surge::measure::ErrorClass;
 use surge::sim::replica::ServiceOptions;

@@ -2,9 +2,7 @@
 //! Redis, and the session and attachment matrix behind a real HAProxy (both
 //! Debian packages that `.ci/run` installs; the tests start them on loopback).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 use surge::measure::RunResults;
 use surge::sim::replica::ServiceOptions;

@@ -3,9 +3,7 @@
 //! at once; with a missed one, peers are stale until their reload — or, with
 //! no reload, never learn it.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 use surge::runner::RunRequest;
 use surge::scenario::LoadOverride;

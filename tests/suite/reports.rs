@@ -3,9 +3,7 @@
 //! Markdown for a PR comment, `surge report` re-rendering, and `surge compare`
 //! catching a slowed request and only that one.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use quick_xml::events::Event;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,9 +2,7 @@
 //! with zero unexpected errors and every one of its request kinds exercised.
 //! The test walks the folder, so a new scenario is covered automatically.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use surge::sim::ClusterOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

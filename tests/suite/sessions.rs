@@ -2,9 +2,7 @@
 //! shares sessions (or keeps clients sticky) no drop may be reported; on one
 //! that loses them, drops must be reported — exactly where they happened.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 use surge::sim::balancer::Balancing;
 use surge::sim::replica::ServiceOptions;

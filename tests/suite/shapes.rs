@@ -3,9 +3,7 @@
 //! query, content type, auth scheme, cookie names, multipart parts, never a
 //! credential — and each shape is checked against the documented API.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use surge::sim::replica::ServiceOptions;
 use surge::sim::ClusterOptions;

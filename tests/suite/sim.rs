@@ -1,9 +1,7 @@
 //! The reference cluster behaves like the real systems it stands in for
 //! (../shared/TARGETS.md), and like a ReplicaSet when a replica dies.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use std::time::{Duration, Instant};
 use surge::sim::{AttachmentStore, ClusterOptions};
@@ -248,6 +246,7 @@ async fn fhir_validate_answers_200_412_or_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replica_is_restarted_after_its_start_up_delay() {
+    let _engine = engine_lock().await;
     let cluster = cluster(ClusterOptions {
         replicas: 2,
         restart_delay: Duration::from_millis(500),

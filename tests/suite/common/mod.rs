@@ -10,14 +10,21 @@ use surge::runner::{RunReport, RunRequest};
 use surge::scenario::LoadOverride;
 use surge::sim::{Cluster, ClusterOptions};
 
-/// goose keeps its stop switch in a process-wide static, so runs inside one
-/// test process must not overlap. (A tokio mutex: it is held across awaits,
-/// and does not poison when a test fails while holding it.)
+/// One load at a time in the test process: goose keeps its stop switch in a
+/// process-wide static, so in-process runs must not overlap, and a run in a
+/// child process (`surge demo`, `surge run`) would skew the timing checks of
+/// another test's run on a 2-core machine. (A tokio mutex: it is held across
+/// awaits, and does not poison when a test fails while holding it.)
 pub static ENGINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Waits for the engine.
 pub async fn engine_lock() -> tokio::sync::MutexGuard<'static, ()> {
     ENGINE.lock().await
+}
+
+/// Waits for the engine, from a test that is not async.
+pub fn engine_lock_blocking() -> tokio::sync::MutexGuard<'static, ()> {
+    ENGINE.blocking_lock()
 }
 
 pub fn repo() -> PathBuf {

@@ -1,0 +1,24 @@
+//! surge's end-to-end tests, as one test binary.
+//!
+//! Each module is one area (sessions, consistency, chaos, ...) run against
+//! the reference cluster on loopback. They share one binary because every
+//! test binary links the whole of surge and its dependencies (kube, rustls,
+//! goose, plotters): fourteen of them took 1.5 GB of disk and fourteen links
+//! per build. Tests that put load on the machine take `common::engine_lock`,
+//! so one load runs at a time, as it did when each file was its own process.
+
+mod common;
+
+mod auth;
+mod calibrate;
+mod chaos;
+mod cli;
+mod consistency;
+mod e2e;
+mod external;
+mod openfhir;
+mod reports;
+mod scenarios;
+mod sessions;
+mod shapes;
+mod sim;
