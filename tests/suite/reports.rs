@@ -50,38 +50,51 @@ fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
     (info.width, info.height, rgb)
 }
 
-/// Vertical bands (at least `min_height` rows) of rows holding coloured pixels.
-fn coloured_bands(width: u32, height: u32, rgb: &[u8], min_height: u32) -> Vec<(u32, u32)> {
-    let row_has_colour = |y: u32| {
-        (0..width)
-            .filter(|x| saturated(&rgb[((y * width + x) * 3) as usize..]))
+/// A screenshot, as rows of RGB pixels.
+struct Shot {
+    width: u32,
+    height: u32,
+    rgb: Vec<u8>,
+}
+
+impl Shot {
+    fn open(path: &Path) -> Shot {
+        let (width, height, rgb) = decode(path);
+        Shot { width, height, rgb }
+    }
+
+    fn pixel(&self, x: u32, y: u32) -> &[u8] {
+        &self.rgb[((y * self.width + x) * 3) as usize..]
+    }
+
+    /// The rows of every chart's x axis: a dark run of at least `min_run`
+    /// pixels (text, table rules and the light grid never make one; the anti-aliased
+    /// axis is mid-grey);
+    /// adjacent rows are one axis. Counting axes, not coloured areas, gives
+    /// every chart exactly one hit whatever its data looks like.
+    fn x_axes(&self, min_run: u32) -> Vec<u32> {
+        let dark = |p: &[u8]| p[0] < 140 && p[1] < 140 && p[2] < 140;
+        let mut axes: Vec<u32> = Vec::new();
+        for y in 0..self.height {
+            let (mut run, mut longest) = (0, 0);
+            for x in 0..self.width {
+                run = if dark(self.pixel(x, y)) { run + 1 } else { 0 };
+                longest = longest.max(run);
+            }
+            if longest >= min_run && axes.last().is_none_or(|&last| y > last + 3) {
+                axes.push(y);
+            }
+        }
+        axes
+    }
+
+    /// Coloured pixels (series, bars) in the `rows` above row `y`.
+    fn coloured_above(&self, y: u32, rows: u32) -> usize {
+        (y.saturating_sub(rows)..y)
+            .flat_map(|y| (0..self.width).map(move |x| (x, y)))
+            .filter(|&(x, y)| saturated(self.pixel(x, y)))
             .count()
-            >= 2
-    };
-    let mut bands = Vec::new();
-    let (mut start, mut last) = (None, 0);
-    for y in 0..height {
-        if row_has_colour(y) {
-            if start.is_none() {
-                start = Some(y);
-            }
-            last = y;
-        } else if let Some(s) = start {
-            // Gaps of a few rows (between bars, under a legend) stay in one band.
-            if y - last > 25 {
-                if last - s >= min_height {
-                    bands.push((s, last));
-                }
-                start = None;
-            }
-        }
     }
-    if let Some(s) = start {
-        if last - s >= min_height {
-            bands.push((s, last));
-        }
-    }
-    bands
 }
 
 /// Screenshots `page` in headless Chromium; returns the PNG and Chromium's log.
@@ -159,21 +172,21 @@ async fn the_html_report_renders_its_charts_in_a_browser() {
         "console errors: {:?}",
         console_errors(&log)
     );
-    let (w, h, rgb) = decode(&shot);
-    // Chart regions: tall bands of coloured rows (bars, curves, legends),
-    // each with plenty of drawn pixels.
-    let bands = coloured_bands(w, h, &rgb, 150);
-    let drawn = |(a, b): (u32, u32)| {
-        (a..=b)
-            .flat_map(|y| (0..w).map(move |x| (y * w + x) as usize * 3))
-            .filter(|&i| saturated(&rgb[i..]))
-            .count()
-    };
-    let visible: Vec<_> = bands.iter().filter(|b| drawn(**b) > 500).collect();
-    assert!(
-        visible.len() >= 4,
-        "chart regions with drawn content on screen: {bands:?}"
+    // Every chart is on screen with its axis (the per-replica chart has two
+    // panels, so two axes), and each panel drew its series.
+    let shot = Shot::open(&shot);
+    let axes = shot.x_axes(600);
+    assert_eq!(
+        axes.len(),
+        svgs + 1,
+        "{svgs} charts, x axes on screen at rows {axes:?}"
     );
+    for y in &axes {
+        assert!(
+            shot.coloured_above(*y, 250) > 300,
+            "the chart whose axis is at row {y} drew nothing coloured"
+        );
+    }
 
     // The detector itself fires on a broken page, and sees no chart on a blank one.
     let broken = out.path().join("broken.html");
@@ -187,8 +200,9 @@ async fn the_html_report_renders_its_charts_in_a_browser() {
         !console_errors(&log).is_empty(),
         "the console-error check must be able to fire"
     );
-    let (w, h, rgb) = decode(&out.path().join("broken.png"));
-    assert!(coloured_bands(w, h, &rgb, 150).is_empty());
+    assert!(Shot::open(&out.path().join("broken.png"))
+        .x_axes(600)
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
