@@ -417,10 +417,15 @@ where
     mesh.x_desc(x_desc).y_desc(y_desc).label_style((FONT, 12));
     let formatter = x_label.unwrap_or(|x: &f64| format!("{x:.0}"));
     mesh.x_label_formatter(&formatter);
-    if x_label.is_some() {
+    let whole_ticks = x_max as usize + 1;
+    mesh.x_labels(if x_label.is_some() {
         // One tick per "nine", at whole numbers, where the labels are exact.
-        mesh.x_labels(x_max as usize + 1);
-    }
+        whole_ticks
+    } else {
+        // Ticks on whole numbers only: on a short run plotters would put
+        // them on halves, and whole-number labels then read "0 0 1 2 2".
+        whole_ticks.min(10)
+    });
     mesh.draw().map_err(|e| anyhow!("{e:?}"))?;
     if !marks.is_empty() {
         let colour = full_palette::PURPLE;
@@ -538,5 +543,39 @@ mod tests {
         assert_eq!(nines(1.0), 5.0);
         assert_eq!(nines_label(&2.0), "99%");
         assert_eq!(nines_label(&3.0), "99.9%");
+    }
+
+    /// The x labels of a line chart drawn over `0..=x_max` seconds.
+    fn x_labels(x_max: f64) -> Vec<String> {
+        register_font();
+        let mut out = String::new();
+        {
+            let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+            let series = vec![(
+                "p50".to_string(),
+                vec![(0.0, 1.0), (x_max, 2.0)],
+                RGBColor(0, 0, 255),
+            )];
+            lines(&root, "t", "second", "ms", &series, None).unwrap();
+            root.present().unwrap();
+        }
+        // Labels are text elements; the y labels carry a decimal point, the
+        // caption, descriptions and legend are words.
+        out.split("<text")
+            .filter_map(|t| Some(t.split('>').nth(1)?.split('<').next()?.trim()))
+            .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn time_ticks_fall_on_whole_seconds_with_no_label_twice() {
+        // A 4 s run: plotters alone ticks every half second ("0 0 1 1 2 ...").
+        assert_eq!(x_labels(4.0), ["0", "1", "2", "3", "4"]);
+        let long = x_labels(600.0);
+        assert!(long.len() >= 4 && long.len() <= 11, "{long:?}");
+        let mut unique = long.clone();
+        unique.dedup();
+        assert_eq!(unique, long);
     }
 }
