@@ -1,13 +1,14 @@
 //! The Kubernetes backend, through kube-rs: the calls a chaos run makes and
 //! nothing else (see `deploy/rbac.yaml` for the Role they need).
 //!
-//! - pods: list by label selector, delete with a grace period;
+//! - pods: list and watch by label selector, delete with a grace period;
 //! - the workload (Deployment or StatefulSet): get, watch, and merge-patch
 //!   (`rollout-restart` sets the pod template's `restartedAt` annotation
 //!   exactly as `kubectl rollout restart` does; `scale` sets `spec.replicas`);
 //! - the HPA (autoscaling/v2): get, for current and desired replicas.
 
 use super::plan::{KubeTarget, Workload, WorkloadKind};
+use super::pod_watch::{Changes, PodWatch};
 use super::{ChaosError, Pod, ReplicaCount};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -22,6 +23,8 @@ use std::time::Duration;
 pub struct KubeBackend {
     client: Client,
     target: KubeTarget,
+    /// The pods as a watch keeps them, once [`KubeBackend::watch_pods`] ran.
+    pod_watch: Option<PodWatch>,
 }
 
 /// Turns a kube-rs error into one chaos understands: 404 means the target is
@@ -77,7 +80,11 @@ impl KubeBackend {
     fn with_config(config: Config, target: KubeTarget) -> Result<Self, ChaosError> {
         let client = Client::try_from(config)
             .map_err(|e| ChaosError::Api(format!("cannot build a Kubernetes client: {e}")))?;
-        Ok(KubeBackend { client, target })
+        Ok(KubeBackend {
+            client,
+            target,
+            pod_watch: None,
+        })
     }
 
     fn pods_api(&self) -> Api<KubePod> {
@@ -91,8 +98,28 @@ impl KubeBackend {
             .ok_or_else(|| ChaosError::Api("no workload configured".into()))
     }
 
-    /// Pods behind the selector, with readiness and (for discovery) an address.
+    /// Keeps the pods behind the selector by one watch from now on, so
+    /// [`KubeBackend::pods`] reads memory instead of the API server.
+    pub fn watch_pods(&mut self) {
+        self.pod_watch = Some(PodWatch::start(self.pods_api(), &self.target.selector));
+    }
+
+    /// A waiter for pod changes (see [`Changes`]).
+    pub fn changes(&self) -> Changes {
+        self.pod_watch
+            .as_ref()
+            .map_or_else(Changes::polling, PodWatch::changes)
+    }
+
+    /// Pods behind the selector, with readiness and (for discovery) an
+    /// address: from the pod watch while it is in step, else listed.
     pub async fn pods(&self) -> Result<Vec<Pod>, ChaosError> {
+        if let Some(pods) = self.pod_watch.as_ref().and_then(PodWatch::pods) {
+            return Ok(pods
+                .iter()
+                .map(|p| to_pod(p, self.target.pod_port))
+                .collect());
+        }
         let list = self
             .pods_api()
             .list(&ListParams::default().labels(&self.target.selector))

@@ -15,6 +15,7 @@ pub mod impact;
 pub mod kube;
 pub mod local;
 pub mod plan;
+pub mod pod_watch;
 pub mod runner;
 pub mod setup;
 
@@ -164,6 +165,22 @@ impl Backend {
         match self {
             Backend::Kube(_) => "kubernetes",
             Backend::Local(_) => "local",
+        }
+    }
+
+    /// Starts watching the pods, where the backend can (Kubernetes); the
+    /// watch ends with the backend.
+    pub fn watch_pods(&mut self) {
+        if let Backend::Kube(k) = self {
+            k.watch_pods();
+        }
+    }
+
+    /// A waiter for pod changes: the pod watch's, else a poll interval.
+    pub fn changes(&self) -> pod_watch::Changes {
+        match self {
+            Backend::Kube(k) => k.changes(),
+            Backend::Local(_) => pod_watch::Changes::polling(),
         }
     }
 

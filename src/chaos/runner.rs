@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// How often recovery and counts are polled when there is no watch.
+/// The interval between pod lists when no watch brings the changes.
 const POLL: Duration = Duration::from_millis(200);
 /// How long an exec action may run.
 const EXEC_LIMIT: Duration = Duration::from_secs(60);
@@ -106,7 +107,10 @@ pub async fn run(
         startups: Mutex::default(),
         started,
     });
-    let backend = chaos.backend.map(Arc::new);
+    let backend = chaos.backend.map(|mut b| {
+        b.watch_pods();
+        Arc::new(b)
+    });
     let monitor = backend.as_ref().map(|b| {
         tokio::spawn(monitor(
             Arc::clone(b),
@@ -392,8 +396,9 @@ impl Recovery {
     }
 }
 
-/// Polls the pods until the action's effect is over (see [`Recovery`]), the
-/// limit passes or the run stops; records the time on event `index`.
+/// Looks at the pods at each change (or poll) until the action's effect is
+/// over (see [`Recovery`]), the limit passes or the run stops; records the
+/// time on event `index`.
 async fn watch_recovery(
     backend: Arc<Backend>,
     log: Arc<Log>,
@@ -403,7 +408,9 @@ async fn watch_recovery(
 ) {
     let t0 = Instant::now();
     let mut dipped = false;
+    let mut changes = backend.changes();
     while t0.elapsed() < recovery.limit && !stop.is_cancelled() {
+        changes.look();
         if let Ok(pods) = backend.pods().await {
             if recovery.back(&pods, &mut dipped) {
                 let secs = t0.elapsed().as_secs_f64();
@@ -415,15 +422,15 @@ async fn watch_recovery(
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
+            _ = changes.wait(POLL) => {}
             _ = stop.cancelled() => return,
         }
     }
 }
 
 /// Records replica counts as they change (a watch on the workload when there
-/// is one, else polling), polls the HPA, and keeps the direct read-back list
-/// on the pods' current addresses.
+/// is one, else the pods as the pod watch or a poll sees them), reads the
+/// HPA, and keeps the direct read-back list on the pods' current addresses.
 async fn monitor(
     backend: Arc<Backend>,
     log: Arc<Log>,
@@ -434,7 +441,9 @@ async fn monitor(
     let mut last_full = Instant::now() - Duration::from_secs(60);
     let mut watch = None;
     let mut failures = 0;
+    let mut changes = backend.changes();
     loop {
+        changes.look();
         if let Backend::Kube(k) = backend.as_ref() {
             if watch.is_none() {
                 watch = k.watch_workload().await.ok();
@@ -478,7 +487,7 @@ async fn monitor(
                     .collect(),
             );
         }
-        let wait = tokio::time::sleep(if watch.is_some() {
+        let wait = changes.wait(if watch.is_some() {
             Duration::from_secs(1)
         } else {
             POLL

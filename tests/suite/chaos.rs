@@ -3,7 +3,7 @@
 //! `kill -9`, and the sim restarts the replica after its start-up delay.
 //! Each verdict is shown both ways (sessions lost with the pod, or not).
 
-use crate::common::fake_kube::{FakeKube, NAMESPACE, SELECTOR, WORKLOAD};
+use crate::common::fake_kube::{FakeKube, Refuse, NAMESPACE, SELECTOR, WORKLOAD};
 use crate::common::*;
 use std::time::Duration;
 use surge::chaos::{ChaosReport, Outcome};
@@ -106,18 +106,18 @@ fn assert_rbac_allows(calls: &[crate::common::fake_kube::Call]) {
     }
 }
 
-/// A sticky cluster with `sessions`, a fake API server over it (pod deletes
-/// answered with `refuse_deletes` if given), and a run of the clinic
+/// A sticky cluster with `sessions`, a fake API server over it (refusing
+/// what `refuse` says), and a run of the clinic
 /// scenario with `users` for `hold`, with `chaos`. The folder holds the bundle.
 async fn chaos_run(
     sessions: SessionStoreKind,
-    refuse_deletes: Option<u16>,
+    refuse: Refuse,
     users: usize,
     hold: &str,
     chaos: &str,
 ) -> (FakeKube, RunReport, tempfile::TempDir) {
     let cluster = sticky_cluster(sessions).await;
-    let fake = FakeKube::start(cluster.backends(), refuse_deletes).await;
+    let fake = FakeKube::start(cluster.backends(), refuse).await;
     let dir = tempfile::tempdir().unwrap();
     let scenario = chaos_scenario(dir.path(), &cluster.url, users, hold, chaos);
     let report = surge::runner::run(&request(scenario, &fake, &dir.path().join("reports")))
@@ -125,6 +125,21 @@ async fn chaos_run(
         .expect("run completes");
     cluster.shutdown().await;
     (fake, report, dir)
+}
+
+/// How many times the pods were watched and listed.
+fn pod_watches_and_lists(fake: &FakeKube) -> (usize, usize) {
+    let path = format!("/api/v1/namespaces/{NAMESPACE}/pods");
+    let gets: Vec<_> = fake
+        .calls_of("GET")
+        .into_iter()
+        .filter(|c| c.path == path)
+        .collect();
+    let watches = gets
+        .iter()
+        .filter(|c| c.query.contains("watch=true"))
+        .count();
+    (watches, gets.len() - watches)
 }
 
 fn chaos_of(r: &surge::measure::RunResults) -> &ChaosReport {
@@ -139,8 +154,14 @@ const KILL_ONCE: &str = "[chaos]\ngrace_period = \"0s\"\nmax_kills = 1\n\
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_pod_drops_only_its_users_and_recovery_matches_the_start_up_delay() {
     let _engine = engine_lock().await;
-    let (fake, report, _dir) =
-        chaos_run(SessionStoreKind::PerReplica, None, 6, "10s", KILL_ONCE).await;
+    let (fake, report, _dir) = chaos_run(
+        SessionStoreKind::PerReplica,
+        Refuse::default(),
+        6,
+        "10s",
+        KILL_ONCE,
+    )
+    .await;
     let r = &report.results;
     let chaos = chaos_of(r);
 
@@ -177,6 +198,13 @@ async fn killing_a_pod_drops_only_its_users_and_recovery_matches_the_start_up_de
         .path
         .ends_with(&format!("horizontalpodautoscalers/{WORKLOAD}"))));
     assert_rbac_allows(&fake.calls());
+    // The pods are watched, not polled: listed up front and by the watch's
+    // first list (polling every 200 ms until recovery lists them 10+ times).
+    let (watches, pod_lists) = pod_watches_and_lists(&fake);
+    assert!(
+        watches >= 1 && pod_lists <= 3,
+        "{watches} watches, {pod_lists} lists"
+    );
 
     // The events: the kill, then the refusal by the cap.
     assert_eq!(chaos.events.len(), 2, "{:?}", chaos.events);
@@ -253,7 +281,14 @@ async fn killing_a_pod_drops_only_its_users_and_recovery_matches_the_start_up_de
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_shared_sessions_a_kill_costs_only_in_flight_requests() {
     let _engine = engine_lock().await;
-    let (_fake, report, _dir) = chaos_run(SessionStoreKind::Shared, None, 6, "8s", KILL_ONCE).await;
+    // A Role without `watch` on pods: surge lists them instead, and the
+    // recovery time is as good.
+    let refuse = Refuse {
+        pod_watch: true,
+        ..Default::default()
+    };
+    let (fake, report, _dir) =
+        chaos_run(SessionStoreKind::Shared, refuse, 6, "8s", KILL_ONCE).await;
     let r = &report.results;
     let kill = &chaos_of(r).events[0];
     assert_eq!(kill.outcome, Outcome::Done);
@@ -271,13 +306,28 @@ async fn with_shared_sessions_a_kill_costs_only_in_flight_requests() {
     let ready = kill.ready_after_s.expect("the replica came back");
     assert!((ready - 2.0).abs() <= 0.5, "ready after {ready:.2} s");
     assert!(r.thresholds_passed(), "{:?}", r.thresholds);
+    let (watches, pod_lists) = pod_watches_and_lists(&fake);
+    assert!(
+        watches >= 1 && pod_lists >= 8,
+        "{watches} watches, {pod_lists} lists"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_error_stops_the_chaos_but_not_the_load() {
     let _engine = engine_lock().await;
     let chaos = "[chaos]\n[[chaos.actions]]\naction = \"kill-pod\"\nevery = \"1s\"\n";
-    let (fake, report, _dir) = chaos_run(SessionStoreKind::Shared, Some(403), 2, "4s", chaos).await;
+    let (fake, report, _dir) = chaos_run(
+        SessionStoreKind::Shared,
+        Refuse {
+            deletes: Some(403),
+            ..Default::default()
+        },
+        2,
+        "4s",
+        chaos,
+    )
+    .await;
     let r = &report.results;
     let chaos = chaos_of(r);
     assert_eq!(
@@ -310,7 +360,8 @@ async fn workload_actions_patch_as_kubectl_does() {
         [[chaos.actions]]\naction = \"scale\"\nreplicas = 3\nat = \"2s\"\n\
         [[chaos.actions]]\naction = \"exec\"\ncommand = \"exit 3\"\nat = \"3s\"\n\
         [[chaos.actions]]\naction = \"exec\"\ncommand = \"exit 4\"\nat = \"3.5s\"\n";
-    let (fake, report, _dir) = chaos_run(SessionStoreKind::Shared, None, 1, "4s", chaos).await;
+    let (fake, report, _dir) =
+        chaos_run(SessionStoreKind::Shared, Refuse::default(), 1, "4s", chaos).await;
     let patches = fake.calls_of("PATCH");
     assert_eq!(patches.len(), 2, "{patches:?}");
     let path = format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{WORKLOAD}");
@@ -362,7 +413,7 @@ async fn workload_actions_patch_as_kubectl_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsafe_plans_are_refused_before_any_call() {
     let cluster = sticky_cluster(SessionStoreKind::Shared).await;
-    let fake = FakeKube::start(cluster.backends(), None).await;
+    let fake = FakeKube::start(cluster.backends(), Refuse::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let kill = "[chaos]\n[[chaos.actions]]\naction = \"kill-pod\"\nat = \"1s\"\n";
     let scenario = chaos_scenario(dir.path(), &cluster.url, 1, "2s", kill);
@@ -433,7 +484,7 @@ async fn uploads_are_read_back_from_the_pods_behind_the_selector() {
         ..Default::default()
     })
     .await;
-    let fake = FakeKube::start(cluster.backends(), None).await;
+    let fake = FakeKube::start(cluster.backends(), Refuse::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let body = uploads(&cluster.url, &[], "1s").replace(
         "poll = \"25ms\"",

@@ -2,15 +2,18 @@
 //! its replicas are the pods of Deployment `clinic` (label `app=clinic`) in
 //! namespace `clinic`, so deleting a pod kills a real replica process, which
 //! the sim restarts after its start-up delay. It implements only what surge
-//! calls — pods list (labelSelector) and delete, Deployment/StatefulSet get,
-//! patch and watch, HPA get — and records every call.
+//! calls — pods list and watch (labelSelector) and delete,
+//! Deployment/StatefulSet get, patch and watch, HPA get — and records every
+//! call.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use surge::sim::balancer::Backends;
@@ -31,12 +34,25 @@ pub struct Call {
     pub body: String,
 }
 
+/// What the fake refuses, as a Role or admission rule might.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refuse {
+    /// Answer every pod delete with this status (e.g. 403).
+    pub deletes: Option<u16>,
+    /// Answer pod watches with 403 (a Role without `watch` on pods).
+    pub pod_watch: bool,
+}
+
 #[derive(Clone)]
 struct Fake {
     backends: Arc<Backends>,
     calls: Arc<Mutex<Vec<Call>>>,
     /// Answer pod deletes with this status instead (e.g. 403).
     refuse_deletes: Option<u16>,
+    /// Answer pod watches with 403 (a Role without `watch` on pods).
+    refuse_pod_watch: bool,
+    /// The last resourceVersion given out.
+    versions: Arc<AtomicU64>,
 }
 
 /// A running fake API server.
@@ -55,13 +71,15 @@ impl Drop for FakeKube {
 }
 
 impl FakeKube {
-    /// Serves `backends` as pods; `refuse_deletes` makes every pod delete fail with that status.
-    pub async fn start(backends: Arc<Backends>, refuse_deletes: Option<u16>) -> FakeKube {
+    /// Serves `backends` as pods, refusing what `refuse` says.
+    pub async fn start(backends: Arc<Backends>, refuse: Refuse) -> FakeKube {
         let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
         let fake = Fake {
             backends,
             calls: Arc::clone(&calls),
-            refuse_deletes,
+            refuse_deletes: refuse.deletes,
+            refuse_pod_watch: refuse.pod_watch,
+            versions: Arc::default(),
         };
         let app = axum::Router::new().fallback(handle).with_state(fake);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -194,6 +212,24 @@ async fn handle(State(fake): State<Fake>, request: Request) -> Response {
     });
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
+        (Method::GET, ["api", "v1", "namespaces", ns, "pods"])
+            if query_param(&query, "watch").is_some() =>
+        {
+            if fake.refuse_pod_watch {
+                return status(
+                    403,
+                    "Forbidden",
+                    "pods is forbidden: user cannot watch pods",
+                );
+            }
+            let mine = *ns == NAMESPACE
+                && query_param(&query, "labelSelector").as_deref() == Some(SELECTOR);
+            watch(
+                fake,
+                move |f| if mine { pods(f) } else { Vec::new() },
+                &query,
+            )
+        }
         (Method::GET, ["api", "v1", "namespaces", ns, "pods"]) => {
             let items = if *ns == NAMESPACE
                 && query_param(&query, "labelSelector").as_deref() == Some(SELECTOR)
@@ -230,7 +266,8 @@ async fn handle(State(fake): State<Fake>, request: Request) -> Response {
         (Method::GET, ["apis", "apps", "v1", "namespaces", _, kind])
             if query_param(&query, "watch").is_some() =>
         {
-            watch(fake, kind_of(kind), &query)
+            let kind = kind_of(kind);
+            watch(fake, move |f| vec![workload(f, kind)], &query)
         }
         // A get, or a patch (recorded, not applied: the sim has no rollout).
         (Method::GET | Method::PATCH, ["apis", "apps", "v1", "namespaces", ns, kind, name])
@@ -259,40 +296,65 @@ async fn handle(State(fake): State<Fake>, request: Request) -> Response {
     }
 }
 
-/// A watch: ADDED now, MODIFIED whenever the ready count changes, until the
-/// requested timeout (or the client goes away).
-fn watch(fake: Fake, kind: &'static str, query: &str) -> Response {
+/// A watch on a collection: each object ADDED at first, then MODIFIED when
+/// it changes and DELETED when it is gone, until the requested timeout (or
+/// the client goes away). Every event carries a new resourceVersion, as
+/// kube-rs's watcher needs.
+fn watch(
+    fake: Fake,
+    objects: impl Fn(&Fake) -> Vec<Value> + Send + Sync + 'static,
+    query: &str,
+) -> Response {
     let timeout = query_param(query, "timeoutSeconds")
         .and_then(|t| t.parse().ok())
         .unwrap_or(60u64);
-    let stream = async_stream(fake, kind, Duration::from_secs(timeout));
+    let end = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    let seen: BTreeMap<String, Value> = BTreeMap::new();
+    let objects = Arc::new(objects);
+    let stream = futures::stream::unfold(
+        (fake, seen, VecDeque::<String>::new()),
+        move |(fake, mut seen, mut ready)| {
+            let objects = Arc::clone(&objects);
+            async move {
+                loop {
+                    if let Some(line) = ready.pop_front() {
+                        let line = Ok::<_, std::io::Error>(bytes::Bytes::from(line));
+                        return Some((line, (fake, seen, ready)));
+                    }
+                    if tokio::time::Instant::now() >= end {
+                        return None;
+                    }
+                    let now: BTreeMap<String, Value> = objects(&fake)
+                        .into_iter()
+                        .map(|o| (o["metadata"]["name"].as_str().unwrap_or("").to_owned(), o))
+                        .collect();
+                    let mut event = |kind: &str, mut object: Value| {
+                        let version = fake.versions.fetch_add(1, Ordering::SeqCst) + 2;
+                        object["metadata"]["resourceVersion"] = json!(version.to_string());
+                        ready.push_back(format!("{}\n", json!({"type": kind, "object": object})));
+                    };
+                    for (name, object) in &now {
+                        match seen.get(name) {
+                            None => event("ADDED", object.clone()),
+                            Some(before) if before != object => event("MODIFIED", object.clone()),
+                            _ => {}
+                        }
+                    }
+                    for (name, object) in &seen {
+                        if !now.contains_key(name) {
+                            event("DELETED", object.clone());
+                        }
+                    }
+                    seen = now;
+                    if ready.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        },
+    );
     Response::builder()
         .header("content-type", "application/json")
         .body(Body::from_stream(stream))
         .unwrap()
-}
-
-fn async_stream(
-    fake: Fake,
-    kind: &'static str,
-    limit: Duration,
-) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
-    let end = tokio::time::Instant::now() + limit;
-    futures::stream::unfold(
-        (fake, None::<Value>, true),
-        move |(fake, last, first)| async move {
-            loop {
-                if tokio::time::Instant::now() >= end {
-                    return None;
-                }
-                let now = workload(&fake, kind);
-                if last.as_ref().map(|l| &l["status"]) != Some(&now["status"]) {
-                    let kind_of = if first { "ADDED" } else { "MODIFIED" };
-                    let line = format!("{}\n", json!({"type": kind_of, "object": now}));
-                    return Some((Ok(bytes::Bytes::from(line)), (fake, Some(now), false)));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        },
-    )
 }
