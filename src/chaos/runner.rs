@@ -14,8 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// How often recovery and counts are polled when there is no watch.
-/// The interval between pod lists when no watch brings the changes.
+/// The interval between pod lists when no pod watch brings the changes.
 const POLL: Duration = Duration::from_millis(200);
 /// How long an exec action may run.
 const EXEC_LIMIT: Duration = Duration::from_secs(60);
