@@ -334,26 +334,14 @@ async fn drive_open(
     shared.recorder.begin();
     let start = shared.recorder.started();
     let scenario = Arc::clone(&shared.scenario);
-    let total: u64 = scenario.personas.iter().map(|p| p.weight as u64).sum();
-    let pick = move || {
-        let mut ticket = rand::random_range(0..total);
-        scenario
-            .personas
-            .iter()
-            .position(|p| {
-                let hit = ticket < p.weight as u64;
-                ticket = ticket.saturating_sub(p.weight as u64);
-                hit
-            })
-            .unwrap_or(0)
-    };
+    let mut mix = open::PersonaMix::new(scenario.personas.iter().map(|p| p.weight));
     let stop = shared.stop.clone();
     open::schedule(
         offsets,
         start,
         Arc::clone(&pool),
         Arc::clone(&shared.recorder),
-        pick,
+        || mix.pick(),
         || stop.is_cancelled(),
     )
     .await;

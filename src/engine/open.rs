@@ -15,6 +15,45 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Which persona each arrival plays: smooth weighted round robin (as nginx
+/// balances upstreams), so every stretch of `total weight` arrivals holds
+/// each persona exactly its weight's worth, interleaved. A random draw would
+/// be off in short runs: at weights 5:2:2:1, a 23-arrival run missed the
+/// weight-1 persona entirely about one time in eleven (0.9^23). Arrival
+/// times stay as planned; only the mix is made exact.
+pub struct PersonaMix {
+    weights: Vec<i64>,
+    current: Vec<i64>,
+    total: i64,
+}
+
+impl PersonaMix {
+    /// A mix over personas with these weights (a weight of 0 is never picked).
+    pub fn new(weights: impl IntoIterator<Item = u32>) -> Self {
+        let weights: Vec<i64> = weights.into_iter().map(i64::from).collect();
+        PersonaMix {
+            current: vec![0; weights.len()],
+            total: weights.iter().sum(),
+            weights,
+        }
+    }
+
+    /// The persona (index) of the next arrival.
+    pub fn pick(&mut self) -> usize {
+        for (c, w) in self.current.iter_mut().zip(&self.weights) {
+            *c += w;
+        }
+        let best = (0..self.current.len())
+            .filter(|&i| self.weights[i] > 0)
+            .max_by_key(|&i| (self.current[i], std::cmp::Reverse(i)))
+            .unwrap_or(0);
+        if let Some(c) = self.current.get_mut(best) {
+            *c -= self.total;
+        }
+        best
+    }
+}
+
 /// Offsets from the start at which arrivals are due, evenly spaced at the
 /// planned rate: each stage ramps linearly from the previous stage's rate to
 /// its own, then holds it.
@@ -191,7 +230,7 @@ pub async fn schedule(
     start: Instant,
     pool: Arc<Pool>,
     recorder: Arc<Recorder>,
-    pick: impl Fn() -> usize,
+    mut pick: impl FnMut() -> usize,
     stopped: impl Fn() -> bool,
 ) {
     for offset in offsets {
@@ -218,6 +257,25 @@ pub async fn schedule(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_persona_mix_is_exact_in_every_cycle_and_interleaved() {
+        let mut mix = PersonaMix::new([5, 2, 2, 1, 0]);
+        let picks: Vec<usize> = (0..30).map(|_| mix.pick()).collect();
+        for cycle in picks.chunks(10) {
+            let count = |p| cycle.iter().filter(|&&x| x == p).count();
+            assert_eq!(
+                [count(0), count(1), count(2), count(3), count(4)],
+                [5, 2, 2, 1, 0],
+                "{picks:?}"
+            );
+        }
+        // Interleaved, not in blocks: the heaviest never runs 3 in a row.
+        assert!(picks.windows(3).all(|w| w != [0, 0, 0]), "{picks:?}");
+        // One persona, or none with weight: always the first that counts.
+        let mut one = PersonaMix::new([0, 3]);
+        assert!((0..5).all(|_| one.pick() == 1));
+    }
     use crate::scenario::Scenario;
 
     fn stages(toml_stages: &str) -> Vec<OpenStage> {
