@@ -69,9 +69,22 @@ async fn a_missed_invalidation_is_stale_until_the_reload() {
     let _engine = engine_lock().await;
     let (c, passed) = mapping_run(Invalidation::None, Some(Duration::from_secs(1)), true).await;
     assert!(c.uploads >= 3, "{c:?}");
-    // The replica that took the upload knows it; the other two learn it at their reload.
-    assert_eq!(c.count(Verdict::Ok), c.uploads, "{c:?}");
-    assert_eq!(c.count(Verdict::Stale), 2 * c.uploads, "{c:?}");
+    // The replica that took the upload knows it at once; the other two are
+    // stale until their reload. (Rarely, a reload lands in the ~20 ms between
+    // the upload and the first probe, and that peer is rightly ok: no probe
+    // saw it stale. So: most peer probes stale, never the uploader.)
+    assert_eq!(
+        c.count(Verdict::Ok) + c.count(Verdict::Stale),
+        3 * c.uploads,
+        "{c:?}"
+    );
+    assert!(c.count(Verdict::Stale) >= c.uploads, "{c:?}");
+    assert!(
+        c.problems
+            .iter()
+            .all(|p| p.verdict == Verdict::Stale && p.replica != p.uploaded_on),
+        "{c:?}"
+    );
     assert_eq!(c.visible_everywhere, c.uploads);
     // The staleness window is bounded by the 1 s reload (plus a 100 ms poll).
     assert!(
@@ -79,6 +92,10 @@ async fn a_missed_invalidation_is_stale_until_the_reload() {
         "{:?}",
         c.visible
     );
+    assert!(c
+        .problems
+        .iter()
+        .all(|p| p.visible_after_ms.is_some_and(|ms| ms <= 1_300)));
     assert!(!passed, "attachments.stale < 1 fails");
 }
 
