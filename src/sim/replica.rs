@@ -478,6 +478,15 @@ fn with_cookie(mut response: Response, auth: &Auth) -> Response {
     response
 }
 
+/// An OpenMRS REST answer from work done on a pooled connection: its JSON
+/// with `status` and the session cookie, or the pool's refusal.
+fn rest_json(status: StatusCode, made: Result<Value, Response>, auth: &Auth) -> Response {
+    match made {
+        Ok(body) => with_cookie((status, Json(body)).into_response(), auth),
+        Err(refused) => refused,
+    }
+}
+
 fn user_json(name: &str) -> Value {
     json!({"uuid": "45ce6c2e-dd5a-11e6-9d9c-0242ac150002", "display": name, "username": name})
 }
@@ -632,10 +641,7 @@ async fn search_patients(
             body
         })
         .await;
-    match result {
-        Ok(body) => with_cookie(Json(body).into_response(), &auth),
-        Err(resp) => resp,
-    }
+    rest_json(StatusCode::OK, result, &auth)
 }
 
 async fn locations(State(r): State<Shared>, headers: HeaderMap) -> Response {

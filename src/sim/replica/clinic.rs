@@ -5,7 +5,9 @@
 //! an identifier from idgen, visits, and FHIR resource create/read. Every
 //! database-backed call holds a pool connection, as the real ones do.
 
-use super::{fhir, operation_outcome, refuse_without_bearer, with_cookie, Auth, Shared, REST};
+use super::{
+    fhir, operation_outcome, refuse_without_bearer, rest_json, with_cookie, Auth, Shared, REST,
+};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -91,10 +93,7 @@ async fn visits(
             json!({"results": results})
         })
         .await;
-    match body {
-        Ok(b) => with_cookie(Json(b).into_response(), &auth),
-        Err(resp) => resp,
-    }
+    rest_json(StatusCode::OK, body, &auth)
 }
 
 async fn start_visit(
@@ -118,10 +117,7 @@ async fn start_visit(
         .with_connection(|| json!({"uuid": uuid::Uuid::new_v4().to_string(), "patient": {"uuid": patient},
             "visitType": {"uuid": visit_type}, "location": doc.get("location").cloned().unwrap_or(Value::Null)}))
         .await;
-    match made {
-        Ok(v) => with_cookie((StatusCode::CREATED, Json(v)).into_response(), &auth),
-        Err(resp) => resp,
-    }
+    rest_json(StatusCode::CREATED, made, &auth)
 }
 
 async fn observations(
@@ -134,10 +130,8 @@ async fn observations(
         return rest_error(StatusCode::BAD_REQUEST, "patient is required", "", &auth);
     }
     // No identification photos in the synthetic data: an empty, well-formed answer.
-    match r.with_connection(|| json!({"results": []})).await {
-        Ok(b) => with_cookie(Json(b).into_response(), &auth),
-        Err(resp) => resp,
-    }
+    let empty = r.with_connection(|| json!({"results": []})).await;
+    rest_json(StatusCode::OK, empty, &auth)
 }
 
 async fn person(State(r): State<Shared>, headers: HeaderMap, Path(uuid): Path<String>) -> Response {
@@ -145,13 +139,10 @@ async fn person(State(r): State<Shared>, headers: HeaderMap, Path(uuid): Path<St
     if !r.patients.iter().any(|p| p.uuid == uuid) {
         return rest_error(StatusCode::NOT_FOUND, NO_SUCH_UUID, "", &auth);
     }
-    match r
+    let cause = r
         .with_connection(|| json!({"causeOfDeath": null, "causeOfDeathNonCoded": null}))
-        .await
-    {
-        Ok(b) => with_cookie(Json(b).into_response(), &auth),
-        Err(resp) => resp,
-    }
+        .await;
+    rest_json(StatusCode::OK, cause, &auth)
 }
 
 async fn patient_by_uuid(
@@ -207,10 +198,7 @@ pub(super) async fn register_patient(
     let made = r
         .with_connection(|| json!({"uuid": uuid::Uuid::new_v4().to_string(), "display": doc["identifiers"][0]["identifier"]}))
         .await;
-    match made {
-        Ok(v) => with_cookie((StatusCode::CREATED, Json(v)).into_response(), &auth),
-        Err(resp) => resp,
-    }
+    rest_json(StatusCode::CREATED, made, &auth)
 }
 
 /// Resource types the sim stores (HAPI stores any; these are the ones the scenarios send).
