@@ -118,13 +118,7 @@ async fn haproxy_cookie_stickiness_holds_sessions_until_a_replica_dies() {
     };
     let (victim, _, pid) = cluster.replicas()[1].clone();
     let pid = pid.unwrap();
-    let killer = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap();
-    });
+    let killer = kill_after(pid, Duration::from_millis(2500));
     let load = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 9\nhold = \"6s\"\n";
     let r = clinic_through(&haproxy.url, load).await;
     killer.await.unwrap();

@@ -103,13 +103,7 @@ async fn sticky_sessions_hold_until_a_replica_dies_then_only_its_users_drop() {
     let load = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 9\nhold = \"6s\"\n";
     let (victim, _, pid) = cluster.replicas()[0].clone();
     let pid = pid.unwrap();
-    let killer = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap();
-    });
+    let killer = kill_after(pid, Duration::from_millis(2500));
     let r = run_clinic(&cluster, load).await;
     killer.await.unwrap();
     cluster.shutdown().await;

@@ -255,11 +255,7 @@ async fn a_killed_replica_is_restarted_after_its_start_up_delay() {
     .await;
     let (name, _, pid) = cluster.replicas()[0].clone();
     let pid = pid.unwrap();
-    assert!(std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
+    assert!(kill_hard(pid));
     let started = Instant::now();
     let mut saw_down = false;
     let new_pid = loop {

@@ -254,10 +254,7 @@ async fn handle(State(fake): State<Fake>, request: Request) -> Response {
                     let before = pods(&fake)
                         .into_iter()
                         .find(|p| p["metadata"]["name"] == *name);
-                    std::process::Command::new("kill")
-                        .args(["-KILL", &pid.to_string()])
-                        .status()
-                        .unwrap();
+                    super::kill_hard(pid);
                     axum::Json(before.unwrap_or(Value::Null)).into_response()
                 }
                 _ => status(404, "NotFound", &format!("pods \"{name}\" not found")),

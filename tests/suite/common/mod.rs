@@ -27,6 +27,24 @@ pub fn engine_lock_blocking() -> tokio::sync::MutexGuard<'static, ()> {
     ENGINE.blocking_lock()
 }
 
+/// Kills a replica process outright (SIGKILL), as a crashed pod dies;
+/// whether `kill` succeeded.
+pub fn kill_hard(pid: u32) -> bool {
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// Kills a replica process outright after `delay`, beside the load.
+pub fn kill_after(pid: u32, delay: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        kill_hard(pid);
+    })
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
