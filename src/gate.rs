@@ -1,54 +1,84 @@
 //! Judging thresholds against what a run measured. Pure: no I/O.
 //!
-//! A threshold on something that was never measured (a request that never
-//! completed, say) fails: a gate must not pass on absent evidence.
+//! One rule for every threshold kind: a statistic rests on a number of
+//! observations (requests completed, sessions accepted, uploads read back,
+//! arrivals scheduled), and a threshold whose statistic rests on none fails
+//! as "nothing measured". A gate must not pass on absent evidence: zero
+//! drops among zero sessions is not continuity, zero missing among zero
+//! uploads read back is not consistency.
 
-use crate::measure::{RunResults, Stats, ThresholdResult};
+use crate::measure::{CheckResult, RunResults, Stats, ThresholdResult};
 use crate::scenario::threshold::{Kind, Threshold};
+use crate::scenario::Scenario;
 
-fn stat_of(stats: &Stats, stat: &str) -> Option<f64> {
+/// A statistic's value and what it rests on.
+struct Reading {
+    value: Option<f64>,
+    /// How many observations the value rests on.
+    basis: u64,
+    /// What those observations are, for "nothing measured: no …".
+    of: &'static str,
+}
+
+fn reading(value: Option<f64>, basis: u64, of: &'static str) -> Reading {
+    Reading { value, basis, of }
+}
+
+fn request_stat(stats: &Stats, stat: &str) -> Option<f64> {
     match stat {
-        "error_rate" => (stats.count > 0).then_some(stats.error_rate),
+        "error_rate" => Some(stats.error_rate),
         "count" => Some(stats.count as f64),
         "throughput" => Some(stats.throughput),
-        _ if stats.count == 0 => None,
         _ => stats.latency.get(stat),
     }
 }
 
-/// The measured value a threshold compares, in its canonical unit.
-pub fn measured(t: &Threshold, r: &RunResults) -> Option<f64> {
+fn read(t: &Threshold, r: &RunResults) -> Reading {
+    let completed = r.overall.count;
+    let arrivals = r.totals.arrivals;
+    let sessions = r.sessions.sessions;
     match (t.subject.as_str(), t.stat.as_str()) {
-        ("errors", "rate") => (r.overall.count > 0).then_some(r.overall.error_rate),
-        ("errors", "count") => Some(r.overall.failed as f64),
-        ("dropped", "rate") => (r.totals.arrivals > 0)
-            .then(|| r.totals.dropped_arrivals as f64 / r.totals.arrivals as f64),
-        ("dropped", "count") => Some(r.totals.dropped_arrivals as f64),
-        ("session", "drops") => Some(r.sessions.drops as f64),
-        ("session", "drop_rate") => (r.sessions.sessions > 0).then_some(r.sessions.drop_rate),
+        ("errors", "rate") => reading(Some(r.overall.error_rate), completed, "request completed"),
+        ("errors", "count") => reading(Some(r.overall.failed as f64), completed, "request completed"),
+        ("dropped", "rate") => reading(
+            Some(r.totals.dropped_arrivals as f64 / arrivals.max(1) as f64),
+            arrivals,
+            "arrival was scheduled",
+        ),
+        ("dropped", "count") => reading(Some(r.totals.dropped_arrivals as f64), arrivals, "arrival was scheduled"),
+        ("session", "drops") => reading(Some(r.sessions.drops as f64), sessions, "session was accepted"),
+        ("session", "drop_rate") => reading(Some(r.sessions.drop_rate), sessions, "session was accepted"),
         ("attachments", stat) => attachments(r, stat),
-        ("requests", stat) => stat_of(&r.overall, stat),
-        (name, stat) => r.request(name).and_then(|s| stat_of(s, stat)),
+        ("requests", stat) => reading(request_stat(&r.overall, stat), completed, "request completed"),
+        (name, stat) => match r.request(name) {
+            Some(s) => reading(request_stat(s, stat), s.count, "request of this name completed"),
+            None => reading(None, 0, "request of this name completed"),
+        },
     }
 }
 
-fn attachments(r: &RunResults, stat: &str) -> Option<f64> {
+fn attachments(r: &RunResults, stat: &str) -> Reading {
     use crate::verify::consistency::Verdict;
     let c = &r.consistency;
-    let count = |v| Some(c.count(v) as f64);
+    let read_back = c.uploads;
+    let count = |v| reading(Some(c.count(v) as f64), read_back, "upload was read back");
     match stat {
         "missing" => count(Verdict::Missing),
         "corrupted" => count(Verdict::Corrupted),
         "stale" => count(Verdict::Stale),
         "errors" => count(Verdict::Error),
         "unverified" => count(Verdict::Unverified),
-        "uploads" => Some(c.uploads as f64),
-        _ => {
-            let p = stat.strip_prefix("visible_")?;
-            (c.visible_everywhere > 0)
-                .then(|| c.visible.get(p))
-                .flatten()
-        }
+        "uploads" => reading(Some(c.uploads as f64), read_back, "upload was read back"),
+        "unverifiable" => reading(
+            Some(c.unverifiable as f64),
+            c.uploads + c.unverifiable,
+            "upload completed",
+        ),
+        _ => reading(
+            stat.strip_prefix("visible_").and_then(|p| c.visible.get(p)),
+            c.visible_everywhere,
+            "upload became visible everywhere",
+        ),
     }
 }
 
@@ -61,23 +91,128 @@ fn show(kind: Kind, value: f64) -> String {
     }
 }
 
+/// The measured value a threshold compares, in its canonical unit; `None`
+/// when nothing it rests on was measured.
+pub fn measured(t: &Threshold, r: &RunResults) -> Option<f64> {
+    let reading = read(t, r);
+    reading.value.filter(|_| reading.basis > 0)
+}
+
 /// Judges every threshold.
 pub fn judge(thresholds: &[Threshold], r: &RunResults) -> Vec<ThresholdResult> {
     thresholds
         .iter()
         .map(|t| {
-            let value = measured(t, r);
+            let reading = read(t, r);
+            let value = reading.value.filter(|_| reading.basis > 0);
             ThresholdResult {
                 metric: t.metric.clone(),
                 limit: t.written.clone(),
                 measured: value,
-                measured_text: value
-                    .map(|v| show(t.kind, v))
-                    .unwrap_or_else(|| "nothing measured".to_owned()),
+                measured_text: match value {
+                    Some(v) => show(t.kind, v),
+                    None => format!("nothing measured: no {}", reading.of),
+                },
                 passed: value.is_some_and(|v| t.op.holds(v, t.limit)),
             }
         })
         .collect()
+}
+
+/// What a run of a scenario must exercise, whatever its thresholds say.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Expectations {
+    /// Requests some persona with a weight above 0 sends, not marked optional.
+    pub requests: Vec<String>,
+    /// Whether such a request stores something to be read back.
+    pub uploads: bool,
+}
+
+impl Expectations {
+    /// What `scenario` (after command-line changes) must exercise.
+    pub fn of(scenario: &Scenario) -> Self {
+        let mut requests: Vec<usize> = scenario
+            .personas
+            .iter()
+            .filter(|p| p.weight > 0)
+            .flat_map(|p| p.steps.iter().map(|s| s.request))
+            .filter(|&i| !scenario.requests[i].optional)
+            .collect();
+        requests.sort_unstable();
+        requests.dedup();
+        Expectations {
+            uploads: requests.iter().any(|&i| scenario.requests[i].consistency.is_some()),
+            requests: requests.into_iter().map(|i| scenario.requests[i].name.clone()).collect(),
+        }
+    }
+}
+
+fn count_list(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n}× {k}")).collect();
+    parts.join("; ")
+}
+
+/// The built-in checks every run gets, thresholds or not: that it produced
+/// evidence at all. A run where no request succeeded, a request the
+/// scenario needs was never sent, or an upload could not be verified does
+/// not pass.
+pub fn checks(expected: &Expectations, r: &RunResults) -> Vec<CheckResult> {
+    let t = &r.totals;
+    let mut out = Vec::new();
+    let errors: Vec<String> = r.overall.errors.iter().map(|(c, n)| format!("{} {n}", c.as_str())).collect();
+    out.push(CheckResult {
+        name: "requests succeeded".into(),
+        passed: t.succeeded > 0,
+        detail: if t.succeeded > 0 {
+            format!("{} of {} requests sent succeeded", t.succeeded, t.issued)
+        } else if t.issued == 0 {
+            format!("nothing measured: no request was sent ({} steps could not be sent)", t.not_sent)
+        } else {
+            format!("none of {} requests sent succeeded ({})", t.issued, errors.join(", "))
+        },
+    });
+    let never: Vec<String> = expected
+        .requests
+        .iter()
+        .filter(|name| r.request(name).is_none_or(|s| s.issued == 0))
+        .map(|name| match r.request(name).filter(|s| s.not_sent > 0) {
+            Some(s) => format!("{name} (not sent {}×: {})", s.not_sent, count_list(&s.not_sent_reasons)),
+            None => format!("{name} (no user reached it)"),
+        })
+        .collect();
+    out.push(CheckResult {
+        name: "every request sent".into(),
+        passed: never.is_empty(),
+        detail: if never.is_empty() {
+            format!("all {} requests the scenario needs were sent", expected.requests.len())
+        } else {
+            format!(
+                "never sent: {}; mark a request `optional = true` if a run may skip it",
+                never.join(", ")
+            )
+        },
+    });
+    let c = &r.consistency;
+    if expected.uploads || c.unverifiable > 0 {
+        let passed = c.unverifiable == 0 && c.uploads > 0;
+        out.push(CheckResult {
+            name: "uploads verifiable".into(),
+            passed,
+            detail: if c.unverifiable > 0 {
+                format!(
+                    "{} of {} uploads could not be read back: {}",
+                    c.unverifiable,
+                    c.unverifiable + c.uploads,
+                    count_list(&c.unverifiable_reasons)
+                )
+            } else if c.uploads == 0 {
+                "nothing measured: no upload succeeded, so none was read back".to_owned()
+            } else {
+                format!("all {} uploads were read back", c.uploads)
+            },
+        });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -132,6 +267,7 @@ mod tests {
             sessions: Default::default(),
             consistency: Default::default(),
             thresholds: vec![],
+            checks: vec![],
             chaos: None,
         }
     }
@@ -160,5 +296,47 @@ mod tests {
         let v = judge(&[parse("never_ran.p95", "< 1s").unwrap()], &results());
         assert!(!v[0].passed);
         assert_eq!(v[0].measured, None);
+        assert_eq!(v[0].measured_phrase(), "nothing measured: no request of this name completed");
+    }
+
+    /// Count thresholds of every kind: with nothing behind them they fail
+    /// as "nothing measured"; with evidence they judge the count.
+    #[test]
+    fn counts_never_pass_on_nothing() {
+        let counts = [
+            ("attachments.missing", "< 1", "no upload was read back"),
+            ("attachments.corrupted", "< 1", "no upload was read back"),
+            ("attachments.stale", "< 1", "no upload was read back"),
+            ("attachments.unverified", "< 1", "no upload was read back"),
+            ("attachments.unverifiable", "< 1", "no upload completed"),
+            ("attachments.visible_p99", "< 5s", "no upload became visible everywhere"),
+            ("session.drops", "< 1", "no session was accepted"),
+            ("session.drop_rate", "< 1%", "no session was accepted"),
+            ("dropped.count", "< 1", "no arrival was scheduled"),
+            ("errors.count", "< 1", "no request completed"),
+            ("search.count", "< 1000", "no request of this name completed"),
+        ];
+        let thresholds: Vec<_> = counts.iter().map(|(m, e, _)| parse(m, e).unwrap()).collect();
+        let mut empty = results();
+        empty.totals.arrivals = 0;
+        empty.overall.count = 0;
+        empty.requests[0].count = 0;
+        for (v, (metric, _, why)) in judge(&thresholds, &empty).iter().zip(&counts) {
+            assert!(!v.passed, "{metric} passed on nothing");
+            assert_eq!(v.measured, None, "{metric}");
+            assert_eq!(v.measured_text, format!("nothing measured: {why}"), "{metric}");
+        }
+
+        let mut measured = results();
+        measured.sessions.sessions = 40;
+        measured.consistency.uploads = 10;
+        measured.consistency.visible_everywhere = 10;
+        measured.consistency.visible.p99 = 120.0;
+        measured.overall.failed = 0;
+        let judged = judge(&thresholds, &measured);
+        let failed: Vec<&str> = judged.iter().filter(|v| !v.passed).map(|v| v.metric.as_str()).collect();
+        // 5 dropped arrivals of 50; every other count is 0 (or 100 < 1000).
+        assert_eq!(failed, ["dropped.count"]);
+        assert_eq!(judged[5].measured_phrase(), "measured 120.0ms");
     }
 }

@@ -670,7 +670,7 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
 fn verdict_code(results: &surge::measure::RunResults) -> ExitCode {
     if results.interrupted.is_some() {
         ExitCode::from(3)
-    } else if results.thresholds_passed() {
+    } else if results.passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -181,6 +181,7 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
     };
     let run_id = new_run_id(&request.out_dir, &scenario.name);
     let thresholds = scenario.thresholds.clone();
+    let expected = crate::gate::Expectations::of(&scenario);
     let options = RunOptions {
         run_id: run_id.clone(),
         progress: request.progress,
@@ -188,6 +189,7 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
     };
     let mut measurements = engine::run(Arc::new(scenario), options).await?;
     measurements.results.thresholds = crate::gate::judge(&thresholds, &measurements.results);
+    measurements.results.checks = crate::gate::checks(&expected, &measurements.results);
     let bundle = request.out_dir.join(&run_id);
     report::write_bundle(&bundle, &measurements)?;
     Ok(RunReport {

@@ -5,57 +5,7 @@ use crate::measure::ErrorClass;
 use crate::scenario::{CaptureFrom, Expect, ReplicaSource};
 use reqwest::header::HeaderMap;
 
-/// Every value a dotted path reaches in JSON. A segment is an object key,
-/// an array index, `*` (every element of an array) or `[key=value]` (the
-/// elements of an array whose `key` equals `value`, as in HAPI's
-/// `link.[relation=next].url` or OpenMRS's `links.[rel=next].uri`).
-pub fn json_path_all<'a>(value: &'a serde_json::Value, path: &str) -> Vec<&'a serde_json::Value> {
-    let mut current = vec![value];
-    for segment in path.split('.').filter(|p| !p.is_empty()) {
-        let filter = segment
-            .strip_prefix('[')
-            .and_then(|s| s.strip_suffix(']'))
-            .and_then(|s| s.split_once('='));
-        current = current
-            .into_iter()
-            .flat_map(|v| -> Vec<&serde_json::Value> {
-                match (v, segment, filter) {
-                    (serde_json::Value::Array(items), "*", _) => items.iter().collect(),
-                    (serde_json::Value::Array(items), _, Some((key, want))) => items
-                        .iter()
-                        .filter(|item| {
-                            item.get(key).is_some_and(|v| match v {
-                                serde_json::Value::String(s) => s == want,
-                                other => {
-                                    serde_json::from_str::<serde_json::Value>(want)
-                                        .ok()
-                                        .as_ref()
-                                        == Some(other)
-                                }
-                            })
-                        })
-                        .collect(),
-                    (serde_json::Value::Object(map), _, _) => {
-                        map.get(segment).into_iter().collect()
-                    }
-                    (serde_json::Value::Array(items), _, None) => segment
-                        .parse::<usize>()
-                        .ok()
-                        .and_then(|i| items.get(i))
-                        .into_iter()
-                        .collect(),
-                    _ => Vec::new(),
-                }
-            })
-            .collect();
-    }
-    current
-}
-
-/// The first value a dotted path reaches (see [`json_path_all`]).
-pub fn json_path<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    json_path_all(value, path).into_iter().next()
-}
+pub use crate::scenario::json_path::{json_path, json_path_all};
 
 /// The class of an unexpected status.
 pub fn status_class(status: u16) -> ErrorClass {
@@ -176,6 +126,23 @@ pub fn capture(
         .collect()
 }
 
+/// The top-level field names of a JSON answer, for saying why a path found
+/// nothing without showing any value (answers may hold patient data).
+pub fn top_level_fields(body: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(map)) if map.is_empty() => "the answer is an empty JSON object".to_owned(),
+        Ok(serde_json::Value::Object(map)) => {
+            let keys: Vec<&str> = map.keys().map(String::as_str).take(20).collect();
+            let more = if map.len() > 20 { ", …" } else { "" };
+            format!("its top-level fields: {}{more}", keys.join(", "))
+        }
+        Ok(serde_json::Value::Array(items)) => format!("the answer is a JSON array of {}", items.len()),
+        Ok(_) => "the answer is a JSON scalar".to_owned(),
+        Err(_) if body.is_empty() => "the answer has an empty body".to_owned(),
+        Err(_) => "the answer is not JSON".to_owned(),
+    }
+}
+
 /// Sorts a transport error into a class.
 pub fn transport_class(error: &reqwest::Error) -> ErrorClass {
     if error.is_timeout() {
@@ -212,6 +179,18 @@ pub fn transport_class(error: &reqwest::Error) -> ErrorClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_level_fields_name_keys_never_values() {
+        let said = top_level_fields(br#"{"resourceType":"Binary","id":"secret-42","meta":{}}"#);
+        assert!(said.starts_with("its top-level fields: "), "{said}");
+        for key in ["resourceType", "id", "meta"] {
+            assert!(said.contains(key), "{said}");
+        }
+        assert!(!said.contains("secret"));
+        assert_eq!(top_level_fields(b"<html>"), "the answer is not JSON");
+        assert_eq!(top_level_fields(b""), "the answer has an empty body");
+    }
     use std::collections::BTreeMap;
 
     #[test]

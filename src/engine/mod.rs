@@ -156,7 +156,9 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     }
     // The last uploads' read-backs run to the end of their windows (or a signal).
     let checked = shared.readback.finish().await;
-    let (consistency, visible) = crate::verify::consistency::summarise(&checked);
+    let (mut consistency, visible) = crate::verify::consistency::summarise(&checked);
+    consistency.unverifiable_reasons = shared.readback.unverifiable_counts();
+    consistency.unverifiable = consistency.unverifiable_reasons.values().sum();
     measurements.results.consistency = consistency;
     measurements.visible = Some(visible).filter(|h| !h.is_empty());
     watcher.abort();

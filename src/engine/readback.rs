@@ -42,6 +42,8 @@ pub struct Readback {
     tasks: Mutex<Vec<tokio::task::JoinHandle<Checked>>>,
     direct: Arc<RwLock<Vec<String>>>,
     recorder: Arc<Recorder>,
+    /// Uploads that could not be read back, by `request: reason`.
+    unverifiable: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Readback {
@@ -68,6 +70,7 @@ impl Readback {
             tasks: Mutex::default(),
             direct: Arc::new(RwLock::new(scenario_replicas)),
             recorder,
+            unverifiable: Mutex::default(),
         }
     }
 
@@ -76,6 +79,23 @@ impl Readback {
     /// use the new list from their next round.
     pub fn set_direct(&self, replicas: Vec<String>) {
         *self.direct.write().unwrap() = replicas;
+    }
+
+    /// Counts an upload that succeeded but cannot be read back, and why.
+    /// Said once per reason as it happens; the count goes to the verdict.
+    pub fn unverifiable(&self, request: &str, why: &str) {
+        let key = format!("{request}: {why}");
+        let mut counts = self.unverifiable.lock().unwrap();
+        let count = counts.entry(key).or_default();
+        if *count == 0 {
+            tracing::warn!("{request}: an upload cannot be verified: {why}");
+        }
+        *count += 1;
+    }
+
+    /// Uploads that could not be read back, by `request: reason`.
+    pub fn unverifiable_counts(&self) -> BTreeMap<String, u64> {
+        self.unverifiable.lock().unwrap().clone()
     }
 
     /// Starts checking an upload on every replica the run meets.

@@ -43,6 +43,11 @@ pub struct UserState {
     stopped: bool,
     /// Set once the user has joined the open-model pool.
     pub(crate) registered: bool,
+    /// Why each variable this user lacks has no value (the capture that
+    /// found nothing, the request that failed), for "not sent" reasons.
+    missed: HashMap<String, String>,
+    /// Why the last login failed, while the user is not logged in.
+    login_failure: Option<String>,
 }
 
 impl Values for UserState {
@@ -201,7 +206,12 @@ impl Shared {
         if self.login_index.is_some() && !state.logged_in {
             match self.login(client, state, scheduled).await {
                 None => return Flow::Stop,
-                Some(false) => return self.think(persona.steps[step].think).await,
+                Some(false) => {
+                    let why = state.login_failure.as_deref().unwrap_or("auth.login failed");
+                    let request = persona.steps[step].request;
+                    self.recorder.not_sent(request, &format!("not logged in: {why}"));
+                    return self.think(persona.steps[step].think).await;
+                }
                 Some(true) => scheduled = Instant::now(),
             }
         }
@@ -289,6 +299,10 @@ impl Shared {
             .exchange(self.login_index?, rb, scheduled, &self.login_expect, state)
             .await?;
         state.logged_in = reply.error.is_none();
+        state.login_failure = reply.error.map(|class| match reply.status {
+            Some(status) => format!("{} answered {status}", auth::LOGIN_REQUEST),
+            None => format!("{} failed ({})", auth::LOGIN_REQUEST, class.as_str()),
+        });
         if state.logged_in {
             let replica = reply.replica.unwrap_or_else(|| UNKNOWN_REPLICA.to_owned());
             self.sessions
@@ -470,18 +484,10 @@ impl Shared {
         let (mut rb, made) = match built {
             Ok(built) => built,
             Err(missing) => {
-                tracing::debug!("{} not sent: {missing}", spec.name);
-                self.recorder.issue(index);
-                let now = Instant::now();
-                self.recorder.record(Sample {
-                    request: index,
-                    replica: UNKNOWN_REPLICA,
-                    scheduled,
-                    sent: now,
-                    done: now,
-                    status: None,
-                    error: Some(ErrorClass::Precondition),
-                });
+                // Never sent, so no sample: counted apart, with the reason.
+                let why = self.why_missing(state, &missing.0);
+                tracing::debug!("{} not sent: {why}", spec.name);
+                self.recorder.not_sent(index, &why);
                 return Some(());
             }
         };
@@ -500,12 +506,34 @@ impl Shared {
         if reply.error.is_none() && !spec.captures.is_empty() {
             // A capture that finds nothing unsets its variable: a stale value
             // (last page's `next` link, last search's hits) must not be reused.
-            for (var, values) in check::capture_all(&spec.captures, &reply.headers, &reply.body) {
+            let found = check::capture_all(&spec.captures, &reply.headers, &reply.body);
+            for ((var, values), (_, from)) in found.into_iter().zip(&spec.captures) {
                 match values.first() {
-                    Some(first) => state.vars.insert(var.clone(), first.clone()),
-                    None => state.vars.remove(&var),
+                    Some(first) => {
+                        state.vars.insert(var.clone(), first.clone());
+                        state.missed.remove(&var);
+                    }
+                    None => {
+                        state.vars.remove(&var);
+                        let at = match from {
+                            crate::scenario::CaptureFrom::Json(path) => format!("at {path}"),
+                            crate::scenario::CaptureFrom::Header(h) => format!("in header {h}"),
+                        };
+                        let why = format!("capture in {} found nothing {at}", spec.name);
+                        state.missed.insert(var.clone(), why);
+                    }
                 };
                 state.lists.insert(var, values);
+            }
+        } else if let Some(class) = reply.error {
+            for (var, _) in &spec.captures {
+                if !state.vars.contains_key(var) {
+                    let why = match reply.status {
+                        Some(status) => format!("{} answered {status}, so it captured nothing", spec.name),
+                        None => format!("{} failed ({}), so it captured nothing", spec.name, class.as_str()),
+                    };
+                    state.missed.insert(var.clone(), why);
+                }
             }
         }
         if let (Some(consistency), Some((sha256, size)), None) =
@@ -514,6 +542,33 @@ impl Shared {
             self.ledger_upload(state, index, consistency, sha256, size, &reply);
         }
         Some(())
+    }
+
+    /// Why a value a template needs is missing, for the "not sent" count:
+    /// `${patient_uuid} was never captured (capture in search_patient found
+    /// nothing at results.0.uuid)`.
+    fn why_missing(&self, state: &UserState, name: &str) -> String {
+        if let Some((feeder, column)) = name.split_once('.') {
+            return format!("${{{name}}}: feeder {feeder} has no column {column} in this row");
+        }
+        if let Some(why) = state.missed.get(name) {
+            return format!("${{{name}}} was never captured ({why})");
+        }
+        let capturers: Vec<&str> = self
+            .scenario
+            .requests
+            .iter()
+            .filter(|r| r.captures.iter().any(|(var, _)| var == name))
+            .map(|r| r.name.as_str())
+            .collect();
+        if capturers.is_empty() {
+            format!("${{{name}}} has no value (no request captures it)")
+        } else {
+            format!(
+                "${{{name}}} was never captured ({}, which captures it, had not answered for this user)",
+                capturers.join(" or ")
+            )
+        }
     }
 
     /// Ledgers a stored object and starts reading it back from every replica.
@@ -533,18 +588,29 @@ impl Shared {
             &reply.body,
         );
         let Some(id) = found.ok().and_then(|mut v| v.pop()).map(|(_, id)| id) else {
-            tracing::warn!(
-                "{name}: the answer does not name the stored object; it cannot be read back"
-            );
+            let why = match &consistency.id {
+                crate::scenario::CaptureFrom::Json(path) => format!(
+                    "the answer names no stored object at `{path}` ({})",
+                    check::top_level_fields(&reply.body)
+                ),
+                crate::scenario::CaptureFrom::Header(h) => {
+                    format!("the answer has no `{h}` header naming the stored object")
+                }
+            };
+            self.readback.unverifiable(name, &why);
             return;
         };
         let values = WithId {
             id: &id,
             user: state,
         };
-        let Ok(read) = consistency.read.render(&values) else {
-            tracing::warn!("{name}: the read-back path needs a value this user lacks");
-            return;
+        let read = match consistency.read.render(&values) {
+            Ok(read) => read,
+            Err(missing) => {
+                let why = format!("the read-back path needs `${{{}}}`, which this user lacks", missing.0);
+                self.readback.unverifiable(name, &why);
+                return;
+            }
         };
         let upload = Upload {
             id,
@@ -648,9 +714,15 @@ impl Shared {
                 replica: None,
             },
             Ok((status, headers, body)) => {
-                let error = check::judge(expect, status, &body)
-                    .err()
-                    .map(|(class, _)| class);
+                let error = match check::judge(expect, status, &body) {
+                    Ok(()) => None,
+                    Err((class, what)) => {
+                        if class == ErrorClass::Expectation {
+                            self.recorder.expectation_failed(index, &what);
+                        }
+                        Some(class)
+                    }
+                };
                 Reply {
                     status: Some(status),
                     headers,

@@ -5,6 +5,8 @@
 //! [`Recorder::record`] when the body has been read (or the request failed);
 //! whatever was issued and never recorded was in flight at stop and counts as
 //! cancelled, so `issued = succeeded + failed + cancelled` always holds.
+//! A step that could not be sent at all goes to [`Recorder::not_sent`]
+//! instead: counted apart with its reason, never a sample.
 //! [`Recorder::finish`] turns it all into plain [`RunResults`] plus the
 //! histograms, which `report` writes out. Values are microseconds, 3
 //! significant digits.
@@ -126,6 +128,10 @@ impl Cell {
             errors: self.errors.clone(),
             statuses: self.statuses.clone(),
             curve: Vec::new(),
+            issued: 0,
+            not_sent: 0,
+            not_sent_reasons: BTreeMap::new(),
+            expectation_failures: BTreeMap::new(),
         }
     }
 }
@@ -141,7 +147,25 @@ struct State {
     dropped: Vec<u64>,
     user_panics: u64,
     marks: marks::Marks,
+    /// Per request index: reasons it could not be sent, with counts.
+    not_sent: HashMap<usize, BTreeMap<String, u64>>,
+    /// Per request index: what did not match when an expectation failed.
+    expectation: HashMap<usize, BTreeMap<String, u64>>,
 }
+
+/// Counts `reason` in `reasons`, keeping at most [`MAX_REASONS`] distinct ones.
+fn count_reason(reasons: &mut BTreeMap<String, u64>, reason: &str) {
+    let key = if reasons.len() < MAX_REASONS || reasons.contains_key(reason) {
+        reason
+    } else {
+        "other reasons"
+    };
+    *reasons.entry(key.to_owned()).or_default() += 1;
+}
+
+/// Distinct reasons (not sent, expectation) kept per request; more are
+/// counted under one, so memory does not grow with the run.
+const MAX_REASONS: usize = 32;
 
 /// Latency around a marked moment, from [`Recorder::mark`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -315,6 +339,19 @@ impl Recorder {
         state.request_timelines[s.request].record(second, latency, s.error.is_some());
     }
 
+    /// Counts a step that could not be sent, and why. Not a sample: it is
+    /// in no histogram, timeline or throughput, and was never issued.
+    pub fn not_sent(&self, request: usize, reason: &str) {
+        count_reason(self.lock().not_sent.entry(request).or_default(), reason);
+    }
+
+    /// Notes what did not match when request `request` failed an
+    /// expectation (`JSON `issue.0.severity` is not "error"`); the failure
+    /// itself is recorded by [`Recorder::record`].
+    pub fn expectation_failed(&self, request: usize, what: &str) {
+        count_reason(self.lock().expectation.entry(request).or_default(), what);
+    }
+
     /// Records an open-model arrival at its scheduled time, dropped or handed to a user.
     pub fn arrival(&self, scheduled: Instant, dropped: bool) {
         let stage = self.stage_at(scheduled);
@@ -433,8 +470,36 @@ impl Recorder {
             });
         }
 
-        let issued: u64 = self.issued.iter().map(|i| i.load(Ordering::Relaxed)).sum();
-        let overall_stats = overall.stats_with_curve("all", elapsed_s);
+        let issued_of = |i: usize| self.issued[i].load(Ordering::Relaxed);
+        let issued: u64 = (0..self.issued.len()).map(issued_of).sum();
+        // Requests sent but never completed, or never sent at all, still get a row.
+        for (i, name) in self.requests.iter().enumerate() {
+            if issued_of(i) > 0 || state.not_sent.contains_key(&i) {
+                by_request.entry(name.as_str()).or_insert_with(Cell::new);
+            }
+        }
+        let mut requests: Vec<Stats> = by_request
+            .iter()
+            .map(|(n, c)| c.stats_with_curve(n, elapsed_s))
+            .collect();
+        let mut not_sent_total = 0;
+        for stats in &mut requests {
+            let Some(i) = self.requests.iter().position(|n| *n == stats.name) else {
+                continue;
+            };
+            stats.issued = issued_of(i);
+            if let Some(what) = state.expectation.get(&i) {
+                stats.expectation_failures = what.clone();
+            }
+            if let Some(reasons) = state.not_sent.get(&i) {
+                stats.not_sent = reasons.values().sum();
+                stats.not_sent_reasons = reasons.clone();
+                not_sent_total += stats.not_sent;
+            }
+        }
+        let mut overall_stats = overall.stats_with_curve("all", elapsed_s);
+        overall_stats.issued = issued;
+        overall_stats.not_sent = not_sent_total;
         let totals = Totals {
             issued,
             succeeded: overall_stats.ok,
@@ -442,6 +507,7 @@ impl Recorder {
             cancelled: issued.saturating_sub(overall_stats.count),
             dropped_arrivals: state.dropped.iter().sum(),
             arrivals: state.arrivals.iter().sum(),
+            not_sent: not_sent_total,
         };
         let mut start = 0.0;
         let stages = self
@@ -490,10 +556,7 @@ impl Recorder {
             totals,
             stages,
             overall: overall_stats,
-            requests: by_request
-                .iter()
-                .map(|(n, c)| c.stats_with_curve(n, elapsed_s))
-                .collect(),
+            requests,
             replicas: by_replica
                 .iter()
                 .map(|(n, c)| c.stats(n, elapsed_s))
@@ -513,6 +576,7 @@ impl Recorder {
             sessions: Default::default(),
             consistency: Default::default(),
             thresholds: Vec::new(),
+            checks: Vec::new(),
             chaos: None,
         };
         Measurements {
@@ -593,6 +657,29 @@ mod tests {
             1
         );
         assert_eq!(m.results.cells.len(), m.histograms.len());
+    }
+
+    #[test]
+    fn a_step_not_sent_is_counted_apart_and_is_no_sample() {
+        let rec = Recorder::new(
+            vec!["search".into(), "register".into()],
+            vec![Duration::from_secs(10)],
+        );
+        rec.issue(0);
+        rec.record(sample(0, "r1", rec.started(), 10, 0, None));
+        for _ in 0..9 {
+            rec.not_sent(1, "${patient_uuid} was never captured");
+        }
+        let m = rec.finish(RunInfo::default());
+        let r = &m.results;
+        let register = r.request("register").expect("a row for a request never sent");
+        assert_eq!((register.issued, register.count, register.not_sent), (0, 0, 9));
+        assert_eq!(register.not_sent_reasons["${patient_uuid} was never captured"], 9);
+        assert_eq!(register.latency, Percentiles::default());
+        assert_eq!((r.totals.issued, r.totals.not_sent, r.overall.count), (1, 9, 1));
+        assert_eq!(r.timeline.iter().map(|t| t.requests).sum::<u64>(), 1);
+        assert!(r.replicas.iter().all(|s| s.name == "r1"), "no `unknown` row");
+        assert_eq!(m.histograms.len(), 1);
     }
 
     #[test]

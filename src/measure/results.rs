@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version of the `summary.json` layout. Raise it when a field changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: steps that could not be sent are counted apart (`not_sent`), not as
+/// `precondition` failures; `checks`; the `auth` error class; unverifiable uploads.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Why a request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -24,8 +26,9 @@ pub enum ErrorClass {
     Http5xx,
     /// The status was acceptable but the body was not (JSON field, text).
     Expectation,
-    /// Not sent: it needed a value an earlier request should have captured.
-    Precondition,
+    /// Sent without the credential the scenario's auth should have given it
+    /// (the token endpoint failed): whatever came back, not a success.
+    Auth,
     /// Anything else (an unexpected 1xx/3xx, a body that could not be read).
     Other,
 }
@@ -39,7 +42,7 @@ impl ErrorClass {
         ErrorClass::Http4xx,
         ErrorClass::Http5xx,
         ErrorClass::Expectation,
-        ErrorClass::Precondition,
+        ErrorClass::Auth,
         ErrorClass::Other,
     ];
 
@@ -52,7 +55,7 @@ impl ErrorClass {
             ErrorClass::Http4xx => "http_4xx",
             ErrorClass::Http5xx => "http_5xx",
             ErrorClass::Expectation => "expectation",
-            ErrorClass::Precondition => "precondition",
+            ErrorClass::Auth => "auth",
             ErrorClass::Other => "other",
         }
     }
@@ -141,10 +144,53 @@ pub struct Stats {
     pub errors: BTreeMap<ErrorClass, u64>,
     /// Status codes seen.
     pub statuses: BTreeMap<u16, u64>,
+    /// Requests sent, including those in flight at stop (per request name
+    /// and overall; 0 on replicas and cells).
+    #[serde(default)]
+    pub issued: u64,
+    /// Steps that could not be sent (a value to render was never captured,
+    /// the user was not logged in). Not samples: in no histogram, count,
+    /// throughput or timeline.
+    #[serde(default)]
+    pub not_sent: u64,
+    /// Why, with how often (per request name).
+    #[serde(default)]
+    pub not_sent_reasons: BTreeMap<String, u64>,
+    /// What did not match in answers that failed an expectation, with how
+    /// often (per request name): `JSON `issue.0.severity` is not "error"`.
+    #[serde(default)]
+    pub expectation_failures: BTreeMap<String, u64>,
     /// Latency at quantiles from 0 to 1, for percentile-curve charts (per
     /// request and overall; empty on cells).
     #[serde(default)]
     pub curve: Vec<CurvePoint>,
+}
+
+impl Stats {
+    /// Status codes answered, most frequent first: `404 ×140, 200 ×3`.
+    pub fn statuses_text(&self) -> String {
+        let mut by_count: Vec<(&u16, &u64)> = self.statuses.iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let parts: Vec<String> = by_count.iter().map(|(s, n)| format!("{s} ×{n}")).collect();
+        parts.join(", ")
+    }
+
+    /// Why this group's failures failed, for people: `140 failed (http_4xx
+    /// 140); answered 404 ×140`. Empty when nothing failed.
+    pub fn failures_text(&self) -> String {
+        if self.failed == 0 {
+            return String::new();
+        }
+        let classes: Vec<String> = self.errors.iter().map(|(c, n)| format!("{} {n}", c.as_str())).collect();
+        let mut text = format!("{} failed ({})", self.failed, classes.join(", "));
+        if !self.statuses.is_empty() {
+            text.push_str(&format!("; answered {}", self.statuses_text()));
+        }
+        for (what, n) in &self.expectation_failures {
+            text.push_str(&format!("; {what} ×{n}"));
+        }
+        text
+    }
 }
 
 /// Latency at one quantile.
@@ -162,6 +208,14 @@ pub const CURVE_QUANTILES: [f64; 19] = [
     0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999, 0.9995,
     0.9999, 0.99999, 1.0,
 ];
+
+/// A quantile as a percentile label: `99.999%`, `50%` (never the float
+/// noise of `q * 100`, `99.99900000000001%`).
+pub fn percent_label(quantile: f64) -> String {
+    let text = format!("{:.4}", quantile * 100.0);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}%")
+}
 
 /// The percentile curve of a histogram of microseconds.
 pub fn curve(h: &Histogram<u64>) -> Vec<CurvePoint> {
@@ -254,6 +308,9 @@ pub struct Totals {
     pub dropped_arrivals: u64,
     /// Open-model arrivals scheduled.
     pub arrivals: u64,
+    /// Steps that could not be sent (not requests: never issued).
+    #[serde(default)]
+    pub not_sent: u64,
 }
 
 /// The verdict on one threshold.
@@ -265,10 +322,24 @@ pub struct ThresholdResult {
     pub limit: String,
     /// Measured value in the statistic's unit (ms, fraction, count, per second); None if nothing was measured.
     pub measured: Option<f64>,
-    /// Measured value for people, e.g. `412.3ms`.
+    /// Measured value for people, e.g. `412.3ms`, or why nothing was
+    /// measured (`nothing measured: no session was accepted`).
     pub measured_text: String,
     /// Pass or fail.
     pub passed: bool,
+}
+
+/// A built-in verdict every run gets, thresholds or not: that the run
+/// produced evidence at all (some request succeeded, every request was sent,
+/// every upload could be read back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// What is checked, e.g. `every request sent`.
+    pub name: String,
+    /// Pass or fail.
+    pub passed: bool,
+    /// What was found, for people.
+    pub detail: String,
 }
 
 /// Everything a run measured.
@@ -326,15 +397,33 @@ pub struct RunResults {
     pub consistency: crate::verify::consistency::ConsistencyVerdict,
     /// Threshold verdicts.
     pub thresholds: Vec<ThresholdResult>,
+    /// Built-in verdicts on the evidence itself.
+    #[serde(default)]
+    pub checks: Vec<CheckResult>,
     /// What chaos did and what users felt, when the run had chaos.
     #[serde(default)]
     pub chaos: Option<crate::chaos::ChaosReport>,
+}
+
+impl ThresholdResult {
+    /// `measured 412.3ms`, or `nothing measured: …` (never "measured nothing measured").
+    pub fn measured_phrase(&self) -> String {
+        match self.measured {
+            Some(_) => format!("measured {}", self.measured_text),
+            None => self.measured_text.clone(),
+        }
+    }
 }
 
 impl RunResults {
     /// True when every threshold passed.
     pub fn thresholds_passed(&self) -> bool {
         self.thresholds.iter().all(|t| t.passed)
+    }
+
+    /// True when every threshold and every built-in check passed.
+    pub fn passed(&self) -> bool {
+        self.thresholds_passed() && self.checks.iter().all(|c| c.passed)
     }
 
     /// Statistics of one request name.

@@ -43,6 +43,8 @@ impl Export for Requests {
             "max_ms",
             "service_p50_ms",
             "service_p99_ms",
+            "issued",
+            "not_sent",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -52,6 +54,7 @@ impl Export for Requests {
                 .iter()
                 .map(|c| format!("errors_{}", c.as_str())),
         );
+        header.push("statuses".into());
         w.write_record(&header)?;
         for s in results
             .requests
@@ -77,11 +80,14 @@ impl Export for Requests {
             ] {
                 row.push(format!("{v:.3}"));
             }
+            row.push(s.issued.to_string());
+            row.push(s.not_sent.to_string());
             row.extend(
                 ErrorClass::ALL
                     .iter()
                     .map(|c| s.errors.get(c).copied().unwrap_or(0).to_string()),
             );
+            row.push(s.statuses_text());
             w.write_record(&row)?;
         }
         Ok(w.into_inner()?)

@@ -64,12 +64,13 @@ fn stats_rows<'a>(stats: impl IntoIterator<Item = &'a Stats>) -> Vec<Vec<String>
                 format!("{:.1}", s.latency.p99),
                 format!("{:.1}", s.latency.max),
                 format!("{:.1}", s.service.p50),
+                esc(&s.statuses_text()),
             ]
         })
         .collect()
 }
 
-const STATS_HEADER: [&str; 10] = [
+const STATS_HEADER: [&str; 11] = [
     "name",
     "count",
     "failed",
@@ -80,6 +81,7 @@ const STATS_HEADER: [&str; 10] = [
     "p99 ms",
     "max ms",
     "service p50 ms",
+    "statuses",
 ];
 
 fn timeline_rows(rows: &[TimelineRow]) -> Vec<Vec<String>> {
@@ -167,6 +169,37 @@ impl Export for Html {
             }
         )?;
 
+        if r.totals.not_sent > 0 {
+            write!(
+                o,
+                "<p class=\"fail\">{} steps could not be sent; they are in no figure on this page:</p><ul>",
+                r.totals.not_sent
+            )?;
+            for st in r.requests.iter().filter(|s| s.not_sent > 0) {
+                for (why, n) in &st.not_sent_reasons {
+                    write!(o, "<li>{} not sent {n}×: {}</li>", esc(&st.name), esc(why))?;
+                }
+            }
+            o.push_str("</ul>");
+        }
+        if !r.checks.is_empty() {
+            o.push_str("<h2>Checks</h2>");
+            table(
+                &mut o,
+                &["check", "found", "verdict"],
+                r.checks.iter().map(|c| {
+                    vec![
+                        esc(&c.name),
+                        esc(&c.detail),
+                        if c.passed {
+                            "pass".into()
+                        } else {
+                            "<span class=\"fail\">FAIL</span>".into()
+                        },
+                    ]
+                }),
+            );
+        }
         if !r.thresholds.is_empty() {
             o.push_str("<h2>Thresholds</h2>");
             table(
@@ -358,7 +391,7 @@ impl Export for Html {
         o.push_str("<details><summary>Percentile curves</summary>");
         let quantiles: Vec<String> = crate::measure::CURVE_QUANTILES
             .iter()
-            .map(|q| format!("{}%", q * 100.0))
+            .map(|q| crate::measure::percent_label(*q))
             .collect();
         let mut header = vec!["request"];
         header.extend(quantiles.iter().map(String::as_str));

@@ -22,9 +22,17 @@ fn cases(r: &RunResults) -> Vec<(&'static str, String, Outcome)> {
         let outcome = if t.passed {
             Outcome::Pass
         } else {
-            Outcome::Fail(format!("measured {}, limit {}", t.measured_text, t.limit))
+            Outcome::Fail(format!("{}, limit {}", t.measured_phrase(), t.limit))
         };
         out.push(("thresholds", format!("{} {}", t.metric, t.limit), outcome));
+    }
+    for c in &r.checks {
+        let outcome = if c.passed {
+            Outcome::Pass
+        } else {
+            Outcome::Fail(c.detail.clone())
+        };
+        out.push(("checks", c.name.clone(), outcome));
     }
     let completed = match &r.interrupted {
         None => Outcome::Pass,
@@ -54,7 +62,12 @@ fn cases(r: &RunResults) -> Vec<(&'static str, String, Outcome)> {
     out.push(("verdicts", "session continuity".to_owned(), sessions));
     let c = &r.consistency;
     let bad = c.count(Verdict::Missing) + c.count(Verdict::Corrupted);
-    let attachments = if c.uploads == 0 {
+    let attachments = if c.unverifiable > 0 {
+        Outcome::Fail(format!(
+            "{} uploads could not be read back (see the `uploads verifiable` check)",
+            c.unverifiable
+        ))
+    } else if c.uploads == 0 {
         Outcome::Skip("no uploads checked in this run".into())
     } else if bad > 0 {
         Outcome::Fail(format!(

@@ -10,7 +10,7 @@ pub(super) struct Summary;
 pub(super) fn verdict(r: &RunResults) -> &'static str {
     if r.interrupted.is_some() {
         "INTERRUPTED"
-    } else if r.thresholds_passed() {
+    } else if r.passed() {
         "PASS"
     } else {
         "FAIL"
@@ -42,6 +42,30 @@ impl Export for Summary {
                 "Arrivals: {} scheduled, {} dropped.",
                 r.totals.arrivals, r.totals.dropped_arrivals
             )?;
+        }
+        if r.totals.not_sent > 0 {
+            writeln!(
+                out,
+                "\n**Not sent:** {} steps could not be sent (in no figure here).",
+                r.totals.not_sent
+            )?;
+            for st in r.requests.iter().filter(|s| s.not_sent > 0) {
+                for (why, n) in &st.not_sent_reasons {
+                    writeln!(out, "- `{}` not sent {n}×: {}", st.name, why.replace('|', "\\|"))?;
+                }
+            }
+        }
+        if !r.checks.is_empty() {
+            writeln!(out, "\n| check | found | |\n|---|---|---|")?;
+            for c in &r.checks {
+                writeln!(
+                    out,
+                    "| {} | {} | {} |",
+                    c.name,
+                    c.detail.replace('|', "\\|"),
+                    if c.passed { "pass" } else { "**FAIL**" }
+                )?;
+            }
         }
         if !r.thresholds.is_empty() {
             writeln!(
@@ -95,18 +119,19 @@ impl Export for Summary {
         }
         writeln!(
             out,
-            "\n| request | count | errors | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|---|"
+            "\n| request | count | errors | p50 ms | p95 ms | p99 ms | statuses |\n|---|---|---|---|---|---|---|"
         )?;
         for st in r.requests.iter().chain(std::iter::once(&r.overall)) {
             writeln!(
                 out,
-                "| {} | {} | {:.2}% | {:.1} | {:.1} | {:.1} |",
+                "| {} | {} | {:.2}% | {:.1} | {:.1} | {:.1} | {} |",
                 st.name,
                 st.count,
                 st.error_rate * 100.0,
                 st.latency.p50,
                 st.latency.p95,
-                st.latency.p99
+                st.latency.p99,
+                st.statuses_text()
             )?;
         }
         Ok(out.into_bytes())

@@ -51,6 +51,13 @@ pub fn summary(r: &RunResults) -> String {
         "requests: {} issued = {} succeeded + {} failed + {} cancelled at stop",
         t.issued, t.succeeded, t.failed, t.cancelled
     );
+    if t.not_sent > 0 {
+        let _ = writeln!(
+            out,
+            "not sent: {} steps could not be sent (in no figure below; reasons under the table)",
+            t.not_sent
+        );
+    }
     if t.arrivals > 0 {
         let _ = writeln!(
             out,
@@ -129,6 +136,14 @@ pub fn summary(r: &RunResults) -> String {
     let mut rows = r.requests.clone();
     rows.push(r.overall.clone());
     table(&mut out, "request", &rows);
+    for s in r.requests.iter().filter(|s| s.failed > 0) {
+        let _ = writeln!(out, "  {}: {}", s.name, s.failures_text());
+    }
+    for s in r.requests.iter().filter(|s| s.not_sent > 0) {
+        for (why, n) in &s.not_sent_reasons {
+            let _ = writeln!(out, "  {}: not sent {n}×: {why}", s.name);
+        }
+    }
     out.push('\n');
     table(&mut out, "replica", &r.replicas);
     if r.stages.len() > 1 || t.arrivals > 0 {
@@ -151,18 +166,25 @@ pub fn summary(r: &RunResults) -> String {
             );
         }
     }
-    if !r.thresholds.is_empty() {
-        out.push('\n');
-        for th in &r.thresholds {
-            let _ = writeln!(
-                out,
-                "{} {} {} (measured {})",
-                if th.passed { "PASS" } else { "FAIL" },
-                th.metric,
-                th.limit,
-                th.measured_text
-            );
-        }
+    out.push('\n');
+    for c in &r.checks {
+        let _ = writeln!(
+            out,
+            "{} {}: {}",
+            if c.passed { "PASS" } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    for th in &r.thresholds {
+        let _ = writeln!(
+            out,
+            "{} {} {} ({})",
+            if th.passed { "PASS" } else { "FAIL" },
+            th.metric,
+            th.limit,
+            th.measured_phrase()
+        );
     }
     out
 }

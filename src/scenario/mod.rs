@@ -10,6 +10,7 @@
 mod body;
 mod error;
 mod feeder;
+pub mod json_path;
 mod model;
 mod template;
 pub mod threshold;
@@ -254,6 +255,8 @@ pub struct RequestSpec {
     pub ends_session: bool,
     /// A full URL in `path` keeps its path and query but goes to the target.
     pub rebase: bool,
+    /// The run may end without sending it.
+    pub optional: bool,
 }
 
 /// How a storing request's result is found and read back.
@@ -317,7 +320,7 @@ impl SessionRules {
         if probe && !self.probe_unauthenticated.is_empty() {
             if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
                 return self.probe_unauthenticated.iter().all(|(path, want)| {
-                    crate::engine::check::json_path(&json, path) == Some(want)
+                    json_path::json_path(&json, path) == Some(want)
                 });
             }
         }
@@ -409,6 +412,16 @@ impl Scenario {
             let span = Some(def.span());
             let spec =
                 compile_request(name, def.get_ref(), &fixtures).map_err(|e| at(span.clone(), e))?;
+            if let Err((path, why)) = check_json_paths(&spec) {
+                // Point at the path itself, where it is written in this request.
+                // (toml's span of a table value is not always the table's.)
+                let quoted = format!("\"{path}\"");
+                let from = find_table(text, &format!("requests.{name}")).map_or(0, |r| r.start);
+                let place = text[from..]
+                    .find(&quoted)
+                    .map(|at| from + at..from + at + quoted.len());
+                return Err(at(place.or(span), format!("request `{name}`: {why}")));
+            }
             check_placeholders(&spec, &feeders, &captured).map_err(|e| at(span, e))?;
             index.insert(name.clone(), requests.len());
             requests.push(spec);
@@ -827,6 +840,8 @@ fn compile_session(
         Some(map) => map
             .iter()
             .map(|(k, v)| {
+                json_path::parse(k)
+                    .map_err(|e| (None, format!("session.probe_unauthenticated: {e}")))?;
                 Ok((
                     k.clone(),
                     serde_json::to_value(v).map_err(|e| (None, e.to_string()))?,
@@ -923,6 +938,30 @@ fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
 fn read_fixture(fixtures: &Path, file: &str) -> Result<Vec<u8>, String> {
     let path = fixtures.join(file);
     std::fs::read(&path).map_err(|e| format!("cannot read fixture {}: {e}", path.display()))
+}
+
+/// Every JSON path a request uses, parsed as the engine will parse it;
+/// `Err` has the first path that does not parse and why.
+fn check_json_paths(spec: &RequestSpec) -> Result<(), (String, String)> {
+    let captures = spec
+        .captures
+        .iter()
+        .map(|(_, from)| from)
+        .chain(spec.consistency.as_ref().map(|c| &c.id))
+        .filter_map(|from| match from {
+            CaptureFrom::Json(path) => Some(path),
+            CaptureFrom::Header(_) => None,
+        });
+    let paths = spec
+        .expect
+        .json_present
+        .iter()
+        .chain(spec.expect.json_equals.keys())
+        .chain(captures);
+    for path in paths {
+        json_path::parse(path).map_err(|why| (path.clone(), why))?;
+    }
+    Ok(())
 }
 
 fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<RequestSpec, String> {
@@ -1064,6 +1103,7 @@ fn compile_request(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Requ
         consistency,
         ends_session: def.ends_session,
         rebase: def.rebase,
+        optional: def.optional,
     })
 }
 

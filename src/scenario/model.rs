@@ -556,6 +556,12 @@ pub struct RequestDef {
     /// server's internal one: send its path and query to the target instead.
     #[serde(default)]
     pub rebase: bool,
+    /// A run may end without ever sending this request (a follow-up per
+    /// search hit when searches may find nothing). Without it, a request the
+    /// run never sent fails the run: a gate must not pass on a path that was
+    /// never exercised.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 fn get() -> Method {

@@ -431,3 +431,29 @@ fn repeated_steps_name_a_capture_and_a_sensible_cap() {
         "unknown field",
     );
 }
+
+#[test]
+fn a_capture_path_outside_the_path_language() {
+    broken(
+        r#"capture = { pid = "results.0.uuid" }"#,
+        r#"capture = { pid = "results[0].uuid" }"#,
+        "results[0].uuid",
+        "for an array index write `results.0.uuid`",
+    );
+    let text = GOOD.replacen("results.0.uuid", "results[0].uuid", 1);
+    let err = Scenario::from_text(&path(), &text).unwrap_err();
+    let line = text.lines().find(|l| l.contains("results[0]")).unwrap();
+    // The column is the path's own, not the table header's.
+    assert_eq!(err.column, Some(line.find("\"results").unwrap() + 1), "{err}");
+    assert!(err.message.contains("`*` (every element)"), "names the accepted forms: {err}");
+}
+
+#[test]
+fn an_expectation_path_with_an_unclosed_bracket() {
+    broken(
+        "expect = { status = [200] }",
+        r#"expect = { status = [200], json_equals = { "link.[relation=next" = "x" } }"#,
+        "link.[relation=next",
+        "`[` is never closed",
+    );
+}

@@ -87,13 +87,13 @@ pub fn stat_kind(subject: &str, stat: &str) -> Result<Kind, String> {
         ("errors" | "dropped", _) => return Err(format!("`{subject}` has the statistics `rate` and `count`, not `{stat}`")),
         ("session", "drops") => Kind::Count,
         ("session", "drop_rate") => Kind::Rate,
-        ("attachments", "missing" | "corrupted" | "stale" | "errors" | "unverified" | "uploads") => Kind::Count,
+        ("attachments", "missing" | "corrupted" | "stale" | "errors" | "unverified" | "unverifiable" | "uploads") => Kind::Count,
         ("attachments", s) if s.strip_prefix("visible_").is_some_and(|p| LATENCY_STATS.contains(&p)) => {
             Kind::Latency
         }
         ("attachments", _) => {
             return Err(format!(
-                "`attachments` has the statistics missing, corrupted, stale, errors, unverified, uploads and visible_p50 … visible_p99, visible_max, not `{stat}`"
+                "`attachments` has the statistics missing, corrupted, stale, errors, unverified, unverifiable, uploads and visible_p50 … visible_p99, visible_max, not `{stat}`"
             ))
         }
         ("session", _) => return Err(format!("`session` has the statistics `drops` and `drop_rate`, not `{stat}`")),

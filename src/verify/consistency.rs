@@ -208,6 +208,14 @@ pub struct ConsistencyVerdict {
     pub visible: Percentiles,
     /// Problems (the first [`MAX_PROBLEMS`]; counts above are complete).
     pub problems: Vec<Problem>,
+    /// Uploads that succeeded but could not be read back: the answer did not
+    /// name the stored object, or the read-back path could not be made.
+    #[serde(default)]
+    pub unverifiable: u64,
+    /// Why, with how many uploads each (request name and reason; never values
+    /// from the answer, which may be patient data).
+    #[serde(default)]
+    pub unverifiable_reasons: BTreeMap<String, u64>,
 }
 
 impl ConsistencyVerdict {

@@ -15,6 +15,7 @@ mod chaos;
 mod cli;
 mod consistency;
 mod e2e;
+mod evidence;
 mod external;
 mod openfhir;
 mod reports;

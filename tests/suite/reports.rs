@@ -254,8 +254,8 @@ async fn junit_markdown_and_rerendering() {
     assert_eq!(declared_failures.parse::<usize>().unwrap(), failures);
     assert_eq!(
         cases,
-        results.thresholds.len() + 3,
-        "one case per threshold and per verdict"
+        results.thresholds.len() + results.checks.len() + 3,
+        "one case per threshold, per built-in check and per verdict"
     );
     assert_eq!(failed_names, ["search_patient.p50 <0.001ms"]);
 
