@@ -40,6 +40,9 @@ pub enum RunError {
     /// A command-line value is wrong.
     #[error("{0}")]
     Usage(String),
+    /// The scenario's credentials do not work (checked once before the load).
+    #[error("auth does not work, so no load was sent: {0}")]
+    Auth(String),
     /// The target does not answer.
     #[error("target {url} is unreachable: {why}")]
     Unreachable {
@@ -169,6 +172,9 @@ pub fn chaos_dry_run(request: &RunRequest) -> Result<Vec<String>, RunError> {
 pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
     let scenario = prepare(request)?;
     preflight(&scenario.target.base_url).await?;
+    crate::engine::auth::preflight(&scenario)
+        .await
+        .map_err(RunError::Auth)?;
     let chaos = match crate::chaos::setup::resolve(&request.chaos, &scenario)
         .map_err(|e| RunError::Usage(format!("chaos: {e}")))?
     {

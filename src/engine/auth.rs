@@ -62,6 +62,71 @@ pub fn parse_token(body: &[u8]) -> Result<(String, Duration), String> {
     Ok((token.to_owned(), Duration::from_secs(expires_in)))
 }
 
+/// One authentication before the load, so a scenario whose credentials never
+/// work fails up front (exit 2) instead of running a load that measures
+/// refusals. Keycloak: one token fetch; OpenMRS: one login. A static bearer
+/// token is not tried (no endpoint says whether it is good).
+/// `Err` says what the server answered, never a credential.
+pub async fn preflight(scenario: &crate::scenario::Scenario) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(scenario.target.timeout)
+        .danger_accept_invalid_certs(!scenario.target.tls_verify)
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let url = |path: &str| scenario.target.url(path);
+    let (what, request) = match &scenario.auth {
+        Auth::Keycloak {
+            token_url,
+            client_id,
+            client_secret,
+            ..
+        } => (
+            "the token endpoint",
+            client.post(url(&credential(token_url).unwrap_or_default())).form(&[
+                ("grant_type", "client_credentials".to_owned()),
+                ("client_id", credential(client_id).unwrap_or_default()),
+                ("client_secret", credential(client_secret).unwrap_or_default()),
+            ]),
+        ),
+        Auth::OpenmrsBasic {
+            username,
+            password,
+            login_path,
+        } => (
+            "the login",
+            client
+                .get(url(login_path))
+                .basic_auth(credential(username).unwrap_or_default(), credential(password)),
+        ),
+        _ => return Ok(()),
+    };
+    let response = request.send().await.map_err(|e| {
+        format!("{what} could not be reached: {}", crate::scenario::redact_text(&e.to_string()))
+    })?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap_or_default();
+    let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    // An OAuth error code (`unauthorized_client`) says why without a secret.
+    let oauth_error = json
+        .as_ref()
+        .and_then(|j| j.get("error")?.as_str().map(str::to_owned))
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    if !(200..300).contains(&status) {
+        return Err(format!("{what} answered {status}{oauth_error}"));
+    }
+    match &scenario.auth {
+        Auth::Keycloak { .. } => parse_token(&body).map(|_| ()).map_err(|e| format!("{what} answered {status}, but {e}")),
+        _ => match json.as_ref().and_then(|j| j.get("authenticated")) {
+            Some(serde_json::Value::Bool(true)) => Ok(()),
+            _ => Err(format!(
+                "{what} answered {status} without `authenticated: true`: the username or password is not accepted"
+            )),
+        },
+    }
+}
+
 /// Whether this auth kind sends a login request per user.
 pub fn logs_in(auth: &Auth) -> bool {
     matches!(auth, Auth::OpenmrsBasic { .. })

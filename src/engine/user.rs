@@ -120,6 +120,8 @@ pub struct Shared {
     /// Every session accepted, switched and dropped.
     pub sessions: SessionLedger,
     login_expect: Expect,
+    /// The token endpoint's first failure has been said (once a run).
+    said_auth_failed: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -160,6 +162,7 @@ impl Shared {
             readback,
             sessions: SessionLedger::default(),
             login_expect,
+            said_auth_failed: Default::default(),
         }
     }
 
@@ -352,19 +355,28 @@ impl Shared {
                     .exchange(index, rb, Instant::now(), &expect, state)
                     .await
                     .ok_or(())?;
-                if reply.error.is_some() {
-                    return Ok(None);
-                }
-                match auth::parse_token(&reply.body) {
-                    Ok((token, expires_in)) => {
+                let token = match (reply.error, auth::parse_token(&reply.body)) {
+                    (None, Ok((token, expires_in))) => {
                         *slot = Some((token.clone(), Instant::now() + expires_in));
-                        Ok(Some(token))
+                        Some(token)
                     }
-                    Err(e) => {
-                        tracing::warn!("token endpoint answer unusable: {e}");
-                        Ok(None)
+                    (error, parsed) => {
+                        if !self.said_auth_failed.swap(true, Ordering::Relaxed) {
+                            let why = match (reply.status, error, parsed) {
+                                (Some(status), Some(_), _) => format!("answered {status}"),
+                                (_, Some(class), _) => format!("failed ({})", class.as_str()),
+                                (_, None, Err(e)) => e,
+                                (_, None, Ok(_)) => unreachable!("matched above"),
+                            };
+                            tracing::error!(
+                                "{}: the token endpoint {why}; requests that go without a token count as `auth` failures",
+                                auth::TOKEN_REQUEST
+                            );
+                        }
+                        None
                     }
-                }
+                };
+                Ok(token)
             }
             _ => Ok(None),
         }
@@ -491,11 +503,13 @@ impl Shared {
                 return Some(());
             }
         };
-        if let Some(token) = self.bearer(client, state).await.ok()? {
+        let token = self.bearer(client, state).await.ok()?;
+        let authenticated = token.is_some() || !auth::fetches_tokens(&self.scenario.auth);
+        if let Some(token) = token {
             rb = rb.bearer_auth(token);
         }
         let reply = self
-            .exchange(index, rb, scheduled, &spec.expect, state)
+            .exchange_as(index, rb, scheduled, &spec.expect, state, authenticated)
             .await?;
         self.follow_session(state, index, &reply);
         if spec.ends_session && reply.error.is_none() {
@@ -691,6 +705,21 @@ impl Shared {
         expect: &Expect,
         state: &mut UserState,
     ) -> Option<Reply> {
+        self.exchange_as(index, rb, scheduled, expect, state, true).await
+    }
+
+    /// [`Shared::exchange`]; `authenticated` is false when the request went
+    /// without the credential the scenario's auth should have given it, and
+    /// then it is an `auth` failure whatever came back.
+    async fn exchange_as(
+        &self,
+        index: usize,
+        rb: RequestBuilder,
+        scheduled: Instant,
+        expect: &Expect,
+        state: &mut UserState,
+        authenticated: bool,
+    ) -> Option<Reply> {
         self.recorder.issue(index);
         let sent = Instant::now();
         let io = async {
@@ -715,6 +744,7 @@ impl Shared {
             },
             Ok((status, headers, body)) => {
                 let error = match check::judge(expect, status, &body) {
+                    _ if !authenticated => Some(ErrorClass::Auth),
                     Ok(()) => None,
                     Err((class, what)) => {
                         if class == ErrorClass::Expectation {

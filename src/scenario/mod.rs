@@ -12,6 +12,7 @@ mod error;
 mod feeder;
 pub mod json_path;
 mod model;
+mod redact;
 mod template;
 pub mod threshold;
 
@@ -22,6 +23,7 @@ pub use model::{
     parse_duration, Auth, ClosedStage, Dur, Expect, FeederOrder, Method, OnDrop, OpenStage,
     SessionPreset, Think,
 };
+pub use redact::{has_userinfo, redact_text};
 pub use template::{MapValues, MissingValue, Segment, Template, Values};
 pub use threshold::Threshold;
 

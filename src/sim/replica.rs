@@ -54,6 +54,10 @@ pub struct ServiceOptions {
     /// Lifetime of the tokens the token endpoint issues.
     #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
     pub token_ttl: Duration,
+    /// Fault: this replica's token endpoint issues at most N tokens, then
+    /// answers 503 (an identity provider going down mid-run).
+    #[arg(long)]
+    pub token_limit: Option<u64>,
     /// Client id the token endpoint accepts.
     #[arg(long, default_value = "surge")]
     pub client_id: String,
@@ -136,6 +140,9 @@ impl ServiceOptions {
         if self.fhir_auth {
             args.push("--fhir-auth".into());
         }
+        if let Some(limit) = self.token_limit {
+            args.push(format!("--token-limit={limit}"));
+        }
         args.push(format!(
             "--openfhir-invalidation={}",
             clap::ValueEnum::to_possible_value(&self.openfhir_invalidation)
@@ -213,6 +220,8 @@ struct Replica {
     openfhir: openfhir::Cache,
     /// `--capture-file`, open for appending.
     capture: Option<std::sync::Mutex<std::fs::File>>,
+    /// Tokens issued so far (for `--token-limit`).
+    tokens_issued: AtomicU64,
 }
 
 type Shared = Arc<Replica>;
@@ -243,6 +252,7 @@ pub async fn router(options: ReplicaOptions) -> anyhow::Result<Router> {
         metrics: PoolMetrics::default(),
         resources_dir: shared_dir.join("fhir"),
         next_identifier: AtomicU64::new(1),
+        tokens_issued: AtomicU64::new(0),
         openfhir: openfhir::Cache::new(
             shared_dir.join("openfhir"),
             options.service.openfhir_invalidation,
@@ -871,6 +881,14 @@ async fn issue_token(
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": "unauthorized_client"})),
+        )
+            .into_response();
+    }
+    let issued = r.tokens_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if r.options.service.token_limit.is_some_and(|limit| issued >= limit) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "temporarily_unavailable"})),
         )
             .into_response();
     }

@@ -19,17 +19,28 @@ async fn run_with(auth: impl Fn(&str) -> String) -> surge::measure::RunResults {
     run_keeping_bundle(auth).await.0
 }
 
+fn token_service() -> ServiceOptions {
+    ServiceOptions {
+        fhir_auth: true,
+        token_ttl: Duration::from_secs(2),
+        ..Default::default()
+    }
+}
+
 /// Runs, and returns the results with every byte of the bundle.
 async fn run_keeping_bundle(
     auth: impl Fn(&str) -> String,
 ) -> (surge::measure::RunResults, Vec<u8>) {
+    run_on(token_service(), auth).await
+}
+
+async fn run_on(
+    service: ServiceOptions,
+    auth: impl Fn(&str) -> String,
+) -> (surge::measure::RunResults, Vec<u8>) {
     let _engine = engine_lock().await;
     let cluster = cluster(ClusterOptions {
-        service: ServiceOptions {
-            fhir_auth: true,
-            token_ttl: Duration::from_secs(2),
-            ..Default::default()
-        },
+        service,
         ..Default::default()
     })
     .await;
@@ -91,14 +102,64 @@ async fn a_keycloak_token_is_shared_and_refreshed_before_it_expires() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_client_secret_shows_as_failed_token_fetches_and_401s() {
-    let r = run_with(keycloak("wrong")).await;
+async fn a_wrong_client_secret_fails_up_front_without_sending_load() {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions {
+        service: token_service(),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario_file(
+        dir.path(),
+        "auth",
+        &fhir_with_auth(&cluster.url, &keycloak("wrong-secret")(&cluster.url)),
+    );
+    let out = dir.path().join("reports");
+    let output = std::process::Command::new(surge_bin())
+        .args(["run", path.to_str().unwrap(), "--no-progress", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    cluster.shutdown().await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("auth does not work, so no load was sent: the token endpoint answered 401 (unauthorized_client)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong-secret"), "{stderr}");
+    assert!(!out.exists(), "no bundle for a run that never started");
+}
+
+/// The identity provider goes down mid-run: the run says so loudly, and every
+/// request that went without a token is an `auth` failure, never a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_went_without_a_token_are_auth_failures() {
+    let service = ServiceOptions {
+        // Each of the 3 replicas issues one token: the pre-flight's, the
+        // run's first and its first refresh; the rest answer 503.
+        token_limit: Some(1),
+        ..token_service()
+    };
+    let (r, _) = run_on(service, keycloak("surge-secret")).await;
     let tokens = r.request("auth.token").unwrap();
-    assert_eq!(tokens.ok, 0);
-    assert!(tokens.statuses.contains_key(&401));
+    assert!(tokens.ok >= 1, "{tokens:?}");
+    assert!(tokens.statuses.contains_key(&503), "{tokens:?}");
     let search = r.request("fhir_search").unwrap();
-    assert_eq!(search.ok, 0);
-    assert_eq!(search.errors.get(&ErrorClass::Http4xx), Some(&search.count));
+    let auth_failures = search.errors.get(&ErrorClass::Auth).copied().unwrap_or(0);
+    assert!(search.ok > 0, "served while the token was good: {search:?}");
+    assert!(auth_failures > 0, "{search:?}");
+    // Without a token the sim answers 401; not one of those counts as a success
+    // or as an ordinary 4xx: they are all `auth`.
+    assert_eq!(search.errors.get(&ErrorClass::Http4xx), None, "{search:?}");
+    assert_eq!(search.ok + auth_failures, search.count);
+    let summary = surge::report::terminal_summary(&r);
+    assert!(summary.contains(&format!("fhir_search: {auth_failures} failed (auth {auth_failures})")), "{summary}");
+
+    // Both ways: with the endpoint up throughout, no request is an auth failure.
+    let healthy = run_with(keycloak("surge-secret")).await;
+    let search = healthy.request("fhir_search").unwrap();
+    assert_eq!(search.errors.get(&ErrorClass::Auth), None, "{search:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -141,3 +141,22 @@ async fn an_upload_whose_answer_names_no_object_fails_the_attachment_gate() {
     );
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_the_cluster_refuses_fails_up_front() {
+    let cluster = cluster(ClusterOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let wrong = demo_with(dir.path(), "wrong-password", "password = \"Admin123\"", "password = \"nope-42\"");
+    let output = Command::new(surge_bin())
+        .args(["run", wrong.to_str().unwrap(), "--target", &cluster.url, "--no-progress", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    cluster.shutdown().await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("auth does not work, so no load was sent: the login answered"), "{stderr}");
+    assert!(!stderr.contains("nope-42"), "{stderr}");
+    assert!(!out.exists(), "no load, no bundle");
+}
