@@ -89,6 +89,10 @@ pub struct ChaosEvent {
     /// Seconds from the action until the replicas were ready again (and a
     /// killed pod replaced); None if they were not within the recovery limit.
     pub ready_after_s: Option<f64>,
+    /// Whether recovery was watched at all (a command run without a pod
+    /// backend has nothing to watch: its recovery is "not observed").
+    #[serde(default = "yes")]
+    pub watched: bool,
     /// What users felt (filled in after the run).
     pub impact: Option<impact::Impact>,
 }
@@ -232,6 +236,10 @@ impl Backend {
     }
 }
 
+fn yes() -> bool {
+    true
+}
+
 fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Done => "done",
@@ -251,9 +259,10 @@ impl ChaosEvent {
         }
         line += &format!(": {} ({})", outcome_word(self.outcome), self.answer);
         if matches!(self.outcome, Outcome::Done | Outcome::Gone) {
-            line += &match self.ready_after_s {
-                Some(s) => format!("; replicas ready again after {s:.1} s"),
-                None => "; replicas NOT back within the recovery limit".to_owned(),
+            line += &match (self.watched, self.ready_after_s) {
+                (false, _) => "; recovery not observed (no pod backend to watch)".to_owned(),
+                (true, Some(s)) => format!("; replicas ready again after {s:.1} s"),
+                (true, None) => "; replicas NOT back within the recovery limit".to_owned(),
             };
         }
         if let Some(i) = &self.impact {
@@ -300,7 +309,7 @@ impl ChaosReport {
             && self
                 .events
                 .iter()
-                .filter(|e| e.outcome == Outcome::Done)
+                .filter(|e| e.outcome == Outcome::Done && e.watched)
                 .all(|e| e.ready_after_s.is_some() || e.action == "exec")
     }
 }
@@ -321,4 +330,48 @@ pub fn startup_from_bundle(bundle: &std::path::Path) -> anyhow::Result<(f64, Str
         results.run_id
     );
     Ok((median, why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec_event(watched: bool, ready_after_s: Option<f64>) -> ChaosEvent {
+        ChaosEvent {
+            at_s: 3.0,
+            action: "exec".into(),
+            target: vec!["true".into()],
+            outcome: Outcome::Done,
+            answer: "exit 0".into(),
+            ready_before: None,
+            ready_after_s,
+            watched,
+            impact: None,
+        }
+    }
+
+    #[test]
+    fn a_command_with_nothing_to_watch_is_not_observed_not_failed() {
+        let line = exec_event(false, None).summary_line();
+        assert!(line.ends_with("done (exit 0); recovery not observed (no pod backend to watch)"), "{line}");
+        assert!(!line.contains("NOT back"), "{line}");
+        let report = ChaosReport {
+            backend: "exec".into(),
+            scope: "commands only, no pods watched".into(),
+            aborted: None,
+            events: vec![exec_event(false, None)],
+            replica_counts: vec![],
+            pod_startup_s: vec![],
+            slo_p95_ms: None,
+            slo_source: String::new(),
+        };
+        assert!(report.recovered());
+        assert!(!report.lines()[0].contains("namespace ,"), "{}", report.lines()[0]);
+        // Watched and never back: that is a failure to recover.
+        let mut kill = exec_event(true, None);
+        kill.action = "kill-pod random".into();
+        assert!(kill.summary_line().contains("NOT back within the recovery limit"));
+        let report = ChaosReport { events: vec![kill], ..report };
+        assert!(!report.recovered());
+    }
 }

@@ -139,6 +139,7 @@ pub async fn run(
             answer: String::new(),
             ready_before: None,
             ready_after_s: None,
+            watched: false,
             impact: None,
         };
         if actions >= plan.max_actions {
@@ -211,16 +212,22 @@ pub async fn run(
                 break;
             }
         }
-        tracing::warn!(
-            "chaos at {:.1}s: {} {:?}: {}",
-            event.at_s,
-            event.action,
-            event.target,
-            event.answer
-        );
+        // A fault is worth a warning as it happens; a command that exited 0 is not.
+        if event.answer == "exit 0" {
+            tracing::info!("chaos at {:.1}s: {}: {}", event.at_s, event.action, event.answer);
+        } else {
+            tracing::warn!(
+                "chaos at {:.1}s: {} {:?}: {}",
+                event.at_s,
+                event.action,
+                event.target,
+                event.answer
+            );
+        }
         let recovery = pods_before
             .filter(|_| event.outcome == Outcome::Done)
             .map(|before| Recovery::new(action, &before, &event.target, plan.recover_within));
+        event.watched = backend.is_some() && recovery.is_some();
         let index = log.push(event, mark);
         if let (Some(b), Some(recovery)) = (&backend, recovery) {
             watchers.push(tokio::spawn(watch_recovery(

@@ -103,6 +103,7 @@ pub async fn connect(
     let needs_backend =
         plan.actions.iter().any(|s| s.action.needs_backend()) || kube.discover_replicas;
     let scope = match plan.backend {
+        _ if !needs_backend => "commands only, no pods watched".to_owned(),
         BackendKind::Kubernetes => {
             format!("namespace {}, selector {}", kube.namespace, kube.selector)
         }

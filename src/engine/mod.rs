@@ -115,6 +115,11 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
             result.map(|_| ())
         }
     };
+    // goose's Ctrl-C handler may have ended the load before the watcher's
+    // next look: an interrupted run must never be reported as complete.
+    if goose::is_killswitch_triggered() && !stopping_ourselves.load(Ordering::SeqCst) {
+        interrupted.lock().unwrap().get_or_insert_with(|| SIGINT_REASON.to_owned());
+    }
     stop.cancel();
     if let Some(p) = progress {
         let _ = p.await;
@@ -223,10 +228,22 @@ async fn guarded<T>(shared: &Shared, body: impl std::future::Future<Output = T>)
     }
 }
 
-fn take_state(user: &mut GooseUser) -> UserState {
-    user.get_session_data_mut::<UserState>()
+/// The user's state, and its client: on a user's first transaction (or after
+/// a reset) a client with a cookie jar surge can read, so session continuity
+/// counts only requests that carried the session.
+async fn take_state(user: &mut GooseUser, shared: &Shared) -> UserState {
+    let mut state = user
+        .get_session_data_mut::<UserState>()
         .map(std::mem::take)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if state.jar.is_none() {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        match user.set_client_builder(shared.client_builder(Arc::clone(&jar))).await {
+            Ok(()) => state.jar = Some(jar),
+            Err(e) => tracing::warn!("cannot give a user its own cookie jar: {e}"),
+        }
+    }
+    state
 }
 
 fn register_personas(mut attack: GooseAttack, shared: &Arc<Shared>) -> anyhow::Result<GooseAttack> {
@@ -238,8 +255,16 @@ fn register_personas(mut attack: GooseAttack, shared: &Arc<Shared>) -> anyhow::R
             let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
                 let shared = Arc::clone(&shared);
                 Box::pin(async move {
+                    if shared.stop.is_cancelled() {
+                        // Stopping: goose may run a few more transactions
+                        // before its users exit. Build nothing, send nothing,
+                        // and yield, so no user spins and starves the
+                        // runtime that is shutting goose down.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        return Ok(());
+                    }
+                    let mut state = take_state(user, &shared).await;
                     let client = user.client.clone();
-                    let mut state = take_state(user);
                     if guarded(
                         &shared,
                         shared.step(&client, &mut state, p, step, Instant::now()),
@@ -268,8 +293,8 @@ fn open_scenario(shared: &Arc<Shared>, pool: &Arc<open::Pool>) -> GooseScenario 
         let shared = Arc::clone(&shared);
         let pool = Arc::clone(&pool);
         Box::pin(async move {
+            let mut state = take_state(user, &shared).await;
             let client = user.client.clone();
-            let mut state = take_state(user);
             if !state.registered {
                 state.registered = true;
                 pool.user_started();

@@ -44,6 +44,10 @@ pub struct Readback {
     recorder: Arc<Recorder>,
     /// Uploads that could not be read back, by `request: reason`.
     unverifiable: Mutex<BTreeMap<String, u64>>,
+    /// Replicas any read-back has met: with a sticky balancer the load may
+    /// never meet a replica the spreading read-backs do, and every upload
+    /// must be read there too.
+    met: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Readback {
@@ -71,6 +75,7 @@ impl Readback {
             direct: Arc::new(RwLock::new(scenario_replicas)),
             recorder,
             unverifiable: Mutex::default(),
+            met: Arc::default(),
         }
     }
 
@@ -107,9 +112,17 @@ impl Readback {
         let stop = self.stop.clone();
         let direct = Arc::clone(&self.direct);
         let recorder = Arc::clone(&self.recorder);
+        let met = Arc::clone(&self.met);
         let task = tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let seen_in_run = || recorder.replicas();
+            let seen_in_run = || {
+                let mut all = recorder.replicas();
+                all.extend(met.lock().unwrap().iter().cloned());
+                all
+            };
+            let meet = |name: &str| {
+                met.lock().unwrap().insert(name.to_owned());
+            };
             poll(
                 &scenario,
                 &tokens,
@@ -117,6 +130,7 @@ impl Readback {
                 job,
                 &direct,
                 &seen_in_run,
+                &meet,
                 &stop,
             )
             .await
@@ -135,7 +149,8 @@ impl Readback {
         }
         // A replica the run met only after an upload's check had ended was
         // never read for it: "unverified" there, never silently absent.
-        let everyone = self.recorder.replicas();
+        let mut everyone = self.recorder.replicas();
+        everyone.extend(self.met.lock().unwrap().iter().cloned());
         for checked in &mut out {
             for replica in everyone.iter().filter(|r| *r != UNKNOWN_REPLICA) {
                 checked.seen.entry(replica.clone()).or_default();
@@ -208,6 +223,7 @@ async fn poll(
     job: Job,
     direct: &RwLock<Vec<String>>,
     seen_in_run: &(dyn Fn() -> Vec<String> + Sync),
+    meet: &(dyn Fn(&str) + Sync),
     stop: &CancellationToken,
 ) -> Checked {
     let verify = &scenario.verify;
@@ -264,6 +280,9 @@ async fn poll(
                 .or(direct.clone())
                 .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned());
             let through_balancer = direct.is_none();
+            if name != UNKNOWN_REPLICA {
+                meet(&name);
+            }
             if let Some(base) = direct {
                 direct_names.insert(base, name.clone());
             }

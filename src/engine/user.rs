@@ -48,6 +48,10 @@ pub struct UserState {
     missed: HashMap<String, String>,
     /// Why the last login failed, while the user is not logged in.
     login_failure: Option<String>,
+    /// The user's own cookie jar (its client's), so surge can tell whether a
+    /// request carries the session: one to another host or path, or with its
+    /// own Cookie header, does not.
+    pub(crate) jar: Option<Arc<reqwest::cookie::Jar>>,
 }
 
 impl Values for UserState {
@@ -187,6 +191,9 @@ impl Shared {
         step: usize,
         scheduled: Instant,
     ) -> Flow {
+        if self.stop.is_cancelled() {
+            return Flow::Stop;
+        }
         let persona = &self.scenario.personas[persona];
         if state.id == 0 {
             state.id = NEXT_USER.fetch_add(1, Ordering::Relaxed);
@@ -393,7 +400,7 @@ impl Shared {
         client: &Client,
         index: usize,
         state: &UserState,
-    ) -> Result<(RequestBuilder, Option<(String, u64)>), MissingValue> {
+    ) -> Result<(RequestBuilder, Option<(String, u64)>, String), MissingValue> {
         let spec = &self.scenario.requests[index];
         let path = spec.path.render(state)?;
         let url = if spec.rebase {
@@ -401,7 +408,7 @@ impl Shared {
         } else {
             self.url(&path)
         };
-        let mut rb = client.request(spec.method.into(), url);
+        let mut rb = client.request(spec.method.into(), &url);
         for (name, value) in &spec.headers {
             rb = rb.header(name.as_str(), value.render(state)?);
         }
@@ -476,7 +483,7 @@ impl Shared {
                 rb.multipart(form)
             }
         };
-        Ok((rb, made))
+        Ok((rb, made, url))
     }
 
     /// Sends scenario request `index`. `None` if the run stopped meanwhile.
@@ -487,13 +494,16 @@ impl Shared {
         index: usize,
         scheduled: Instant,
     ) -> Option<()> {
+        if self.stop.is_cancelled() {
+            return None;
+        }
         let spec = &self.scenario.requests[index];
         let building = Instant::now();
         let built = self.build(client, index, state);
         // Making the request (rendering, generating content) is the client's
         // work, not the server's: it does not count towards latency.
         let scheduled = scheduled + building.elapsed();
-        let (mut rb, made) = match built {
+        let (mut rb, made, url) = match built {
             Ok(built) => built,
             Err(missing) => {
                 // Never sent, so no sample: counted apart, with the reason.
@@ -511,7 +521,14 @@ impl Shared {
         let reply = self
             .exchange_as(index, rb, scheduled, &spec.expect, state, authenticated)
             .await?;
-        self.follow_session(state, index, &reply);
+        let carried = if matches!(self.scenario.auth, Auth::OpenmrsBasic { .. }) {
+            self.carries_session_cookie(state, spec, &url)
+        } else {
+            authenticated
+        };
+        if carried {
+            self.follow_session(state, index, &reply);
+        }
         if spec.ends_session && reply.error.is_none() {
             state.logged_in = false;
             state.session = None;
@@ -646,8 +663,35 @@ impl Shared {
         self.readback.check(job);
     }
 
-    /// Updates the user's session from an answer: a drop, a replica switch,
-    /// or (for token auth) the first accepted request.
+    /// Whether a request to `url` carries the user's session cookie: the jar
+    /// holds a cookie for that URL other than the balancer's sticky one, and
+    /// the request sets neither its own Cookie header (reqwest then leaves
+    /// the jar's out) nor its own Authorization (it authenticates itself: its
+    /// 401 is about that credential, its answer no proof of the session).
+    fn carries_session_cookie(&self, state: &UserState, spec: &crate::scenario::RequestSpec, url: &str) -> bool {
+        use reqwest::cookie::CookieStore as _;
+        let own = |name: &str| spec.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name));
+        if own("cookie") || own("authorization") {
+            return false;
+        }
+        let (Some(jar), Ok(url)) = (&state.jar, reqwest::Url::parse(url)) else {
+            // No jar of ours (a client surge did not build): assume it does.
+            return true;
+        };
+        let sticky = match &self.scenario.target.replica {
+            ReplicaSource::Cookie(name) => Some(name.as_str()),
+            _ => None,
+        };
+        jar.cookies(&url).is_some_and(|header| {
+            header.to_str().unwrap_or_default().split(';').any(|pair| {
+                let name = pair.split('=').next().unwrap_or_default().trim();
+                !name.is_empty() && Some(name) != sticky
+            })
+        })
+    }
+
+    /// Updates the user's session from an answer that carried it: a drop, a
+    /// replica switch, or (for token auth) the first accepted request.
     fn follow_session(&self, state: &mut UserState, index: usize, reply: &Reply) {
         let Some(status) = reply.status else { return };
         let Some(last) = state.session.clone() else {
@@ -720,6 +764,10 @@ impl Shared {
         state: &mut UserState,
         authenticated: bool,
     ) -> Option<Reply> {
+        if self.stop.is_cancelled() {
+            // Never sent, so never issued: a stopped run claims no requests it did not make.
+            return None;
+        }
         self.recorder.issue(index);
         let sent = Instant::now();
         let io = async {
@@ -784,6 +832,18 @@ impl Shared {
             error: reply.error,
         });
         Some(reply)
+    }
+
+    /// A client of the user's own whose cookie jar surge can read: the
+    /// settings goose gives its users' clients, plus the scenario's timeout
+    /// and certificate rule.
+    pub fn client_builder(&self, jar: Arc<reqwest::cookie::Jar>) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .user_agent(concat!("surge/", env!("CARGO_PKG_VERSION")))
+            .timeout(self.scenario.target.timeout)
+            .gzip(true)
+            .danger_accept_invalid_certs(!self.scenario.target.tls_verify)
+            .cookie_provider(jar)
     }
 
     /// Forgets the session (after a panic, the user starts clean).

@@ -660,6 +660,14 @@ mod tests {
     }
 
     #[test]
+    fn percentile_labels_carry_no_float_noise() {
+        let labels: Vec<String> = CURVE_QUANTILES.iter().map(|q| percent_label(*q)).collect();
+        assert!(labels.contains(&"99.999%".to_owned()), "{labels:?}");
+        assert!(labels.contains(&"50%".to_owned()), "{labels:?}");
+        assert!(labels.iter().all(|l| l.len() <= 8), "{labels:?}");
+    }
+
+    #[test]
     fn a_step_not_sent_is_counted_apart_and_is_no_sample() {
         let rec = Recorder::new(
             vec!["search".into(), "register".into()],

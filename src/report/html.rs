@@ -326,8 +326,9 @@ impl Export for Html {
         } else {
             write!(
                 o,
-                "<p>{} uploads read back on every replica; visible everywhere for {}: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms.</p>",
-                c.uploads, c.visible_everywhere, c.visible.p50, c.visible.p95, c.visible.p99, c.visible.max
+                "<p>{} uploads read back on every replica; {}.</p>",
+                c.uploads,
+                esc(&c.visible_text())
             )?;
             chart(&mut o, r, "attachments")?;
             let mut header = vec!["replica"];

@@ -95,6 +95,13 @@ impl Export for Summary {
             }
         }
         let c = &r.consistency;
+        if c.unverifiable > 0 {
+            writeln!(
+                out,
+                "\n**Attachments:** {} uploads could not be read back (see the checks above).",
+                c.unverifiable
+            )?;
+        }
         if c.uploads > 0 {
             let counts: Vec<String> = c
                 .verdicts
@@ -103,11 +110,10 @@ impl Export for Summary {
                 .collect();
             writeln!(
                 out,
-                "\n**Attachments:** {} uploads read back on every replica: {}. Visible everywhere: p50 {:.0} ms, p99 {:.0} ms.",
+                "\n**Attachments:** {} uploads read back on every replica: {}; {}.",
                 c.uploads,
                 counts.join(", "),
-                c.visible.p50,
-                c.visible.p99
+                c.visible_text()
             )?;
         }
         if let Some(chaos) = &r.chaos {

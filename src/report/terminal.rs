@@ -89,6 +89,9 @@ pub fn summary(r: &RunResults) -> String {
         }
     }
     let c = &r.consistency;
+    for (why, n) in &c.unverifiable_reasons {
+        let _ = writeln!(out, "attachments: {n} uploads could not be read back: {why}");
+    }
     if c.uploads > 0 {
         use crate::verify::consistency::Verdict;
         let counts: Vec<String> = Verdict::ALL
@@ -98,12 +101,10 @@ pub fn summary(r: &RunResults) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "attachments: {} uploads read back on every replica: {}; visible everywhere for {} (p50 {:.0} ms, p99 {:.0} ms)",
+            "attachments: {} uploads read back on every replica: {}; {}",
             c.uploads,
             counts.join(", "),
-            c.visible_everywhere,
-            c.visible.p50,
-            c.visible.p99
+            c.visible_text()
         );
         for rc in &c.replicas {
             let bad: Vec<String> = rc

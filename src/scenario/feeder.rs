@@ -23,7 +23,7 @@ impl Feeder {
     /// Reads `path`: a header row, then at least one data row.
     pub fn load(name: &str, path: &Path, order: FeederOrder) -> Result<Feeder, String> {
         let mut reader = csv::Reader::from_path(path)
-            .map_err(|e| format!("cannot read feeder file {}: {e}", path.display()))?;
+            .map_err(|e| format!("cannot read feeder file {}: {e}", super::resolved(path)))?;
         let columns: Vec<String> = reader
             .headers()
             .map_err(|e| format!("{}: bad CSV header: {e}", path.display()))?

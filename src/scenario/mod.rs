@@ -939,7 +939,20 @@ fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
 
 fn read_fixture(fixtures: &Path, file: &str) -> Result<Vec<u8>, String> {
     let path = fixtures.join(file);
-    std::fs::read(&path).map_err(|e| format!("cannot read fixture {}: {e}", path.display()))
+    std::fs::read(&path).map_err(|e| format!("cannot read fixture {}: {e}", resolved(&path)))
+}
+
+/// A path as written and where it really points (`../fixtures/x.csv,
+/// resolved to /srv/surge/fixtures/x.csv`): a relative path is resolved
+/// against the scenario's folder, not the folder surge runs in, and an
+/// error must say which file was looked for.
+pub(crate) fn resolved(path: &Path) -> String {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let full = match (parent.canonicalize(), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    };
+    format!("{} (resolved to {})", path.display(), full.display())
 }
 
 /// Every JSON path a request uses, parsed as the engine will parse it;

@@ -158,6 +158,13 @@ fn missing_feeder_file() {
         "nobody.csv",
         "cannot read feeder file",
     );
+    let text = GOOD.replacen("file = \"patients.csv\"", "file = \"nobody.csv\"", 1);
+    let err = Scenario::from_text(&path(), &text).unwrap_err();
+    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/nobody.csv");
+    assert!(
+        err.message.contains(&format!("(resolved to {})", folder.display())),
+        "names where it looked: {err}"
+    );
 }
 
 #[test]

@@ -169,3 +169,108 @@ async fn on_drop_stop_takes_the_user_out_after_its_first_drop() {
     assert_eq!(v.relogins, 0, "{}", show(v));
     assert_eq!(v.sessions, 6);
 }
+
+/// One user (so the balancer's round robin is deterministic), alternating a
+/// request that carries the session with requests that do not: one with a
+/// Cookie header of its own, one with its own Authorization. Only the first
+/// kind may count as a replica switch, move the replica surge believes holds
+/// the session, or be a drop.
+fn mixed(base_url: &str) -> String {
+    format!(
+        r#"[target]
+base_url = "{base_url}"
+replica_header = "X-Served-By"
+timeout = "5s"
+
+[auth]
+kind = "openmrs-basic"
+username = "admin"
+password = "Admin123"
+
+[[feeders]]
+name = "patient"
+file = "patients.csv"
+
+[load]
+model = "closed"
+[[load.stages]]
+users = 1
+hold = "3s"
+
+[[personas]]
+name = "clinician"
+steps = [
+  {{ request = "search", think = "10ms" }},
+  {{ request = "public_with_own_cookie", think = "10ms" }},
+  {{ request = "search", think = "10ms" }},
+  {{ request = "fhir_with_own_token", think = "10ms" }},
+]
+
+[requests.search]
+path = "/openmrs/ws/rest/v1/patient?q=${{patient.family}}&limit=5"
+expect = {{ status = [200] }}
+
+[requests.public_with_own_cookie]
+path = "/healthz"
+headers = {{ Cookie = "consent=1" }}
+
+[requests.fhir_with_own_token]
+path = "/healthz?fhir"
+headers = {{ Authorization = "Bearer not-the-session" }}
+
+[session]
+preset = "openmrs"
+"#
+    )
+}
+
+async fn run_mixed(store: SessionStoreKind) -> surge::measure::RunResults {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions {
+        balancing: Balancing::RoundRobin,
+        service: sessions(store),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario_file(dir.path(), "mixed", &mixed(&cluster.url));
+    let r = run(path, None, None, &dir.path().join("reports")).await.results;
+    cluster.shutdown().await;
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_the_session_neither_switch_nor_drop_it() {
+    // Per-replica sessions: a session is good only on the replica that made
+    // it, so it never really moves (0 switches), and every search answered
+    // elsewhere is a drop from the session's own replica to another.
+    let r = run_mixed(SessionStoreKind::PerReplica).await;
+    let v = &r.sessions;
+    let search = r.request("search").unwrap();
+    let refused = search.statuses.get(&401).copied().unwrap_or(0);
+    assert!(refused > 0, "round robin moves searches off their session's replica: {search:?}");
+    assert_eq!(v.drops, refused, "one drop per refused search: {}", show(v));
+    assert_eq!(v.switches, 0, "a session kept on one replica never switches: {}", show(v));
+    for t in &v.transitions {
+        assert_ne!(t.before, t.after, "a drop from a replica to itself: {}", show(v));
+    }
+    for e in &v.events {
+        assert_eq!(e.request, "search", "only requests carrying the session drop it");
+    }
+    // The requests without the session succeeded on whichever replica.
+    assert_eq!(r.request("public_with_own_cookie").unwrap().failed, 0);
+    assert_eq!(r.request("fhir_with_own_token").unwrap().failed, 0);
+
+    // Shared sessions: no drop, and every search is a switch — the round
+    // robin (login, search, other, search, other, ...) over 3 replicas never
+    // sends two session requests in a row to the same replica — while the
+    // requests without the session are not switches.
+    let r = run_mixed(SessionStoreKind::Shared).await;
+    let v = &r.sessions;
+    let searches = r.request("search").unwrap().count;
+    assert_eq!(v.drops, 0, "{}", show(v));
+    assert_eq!(v.sessions, 1, "{}", show(v));
+    assert!(searches > 10, "{searches}");
+    // The last search may have been cut off mid-flight (cancelled): not answered.
+    assert_eq!(v.switches, searches, "{}", show(v));
+}
