@@ -147,7 +147,11 @@ impl Expectations {
     }
 }
 
+/// Reasons with their counts: `3× a; 1× b`, or just `a` when it is the only one.
 fn count_list(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    if counts.len() == 1 {
+        return counts.keys().next().cloned().unwrap_or_default();
+    }
     let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n}× {k}")).collect();
     parts.join("; ")
 }

@@ -121,8 +121,23 @@ async fn an_upload_whose_answer_names_no_object_fails_the_attachment_gate() {
         r#"consistency = { id = "uuid","#,
         r#"consistency = { id = "attachment.uuid","#,
     );
+    // And an expectation that cannot hold: the summary says what did not match.
+    let text = std::fs::read_to_string(&wrong_id).unwrap().replace(
+        r#"json_equals = { "issue.0.severity" = "error" }"#,
+        r#"json_equals = { "issue.0.severity" = "warning" }"#,
+    );
+    std::fs::write(&wrong_id, text).unwrap();
     let (code, text, r) = run_cli(&wrong_id, &cluster.url, &out);
     assert_eq!(code, Some(1), "{text}");
+    let invalid = r.request("validate_invalid_patient").unwrap();
+    assert!(invalid.failed > 0, "{text}");
+    assert!(
+        text.contains(&format!(
+            "validate_invalid_patient: {n} failed (expectation {n}); answered 412 ×{n}; JSON `issue.0.severity` is not \"warning\" ×{n}",
+            n = invalid.failed
+        )),
+        "{text}"
+    );
     let uploads_ok = r.request("upload_document").unwrap().ok;
     assert!(uploads_ok > 0, "{text}");
     let c = &r.consistency;
