@@ -246,6 +246,7 @@ mod tests {
             scenario: "t".into(),
             scenario_file: "t.toml".into(),
             target: "http://127.0.0.1:1".into(),
+            tls_verify: true,
             model: "open".into(),
             started_at: String::new(),
             elapsed_s: 10.0,

@@ -31,7 +31,7 @@ enum Command {
         #[arg(long, default_value = "scenarios/demo.toml")]
         scenario: PathBuf,
         /// Run this long instead of the scenario's own length (e.g. 20s).
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = surge::scenario::parse_duration)]
         duration: Option<Duration>,
         /// Folder for the bundle.
         #[arg(long, default_value = "reports")]
@@ -102,7 +102,7 @@ struct RunArgs {
     #[arg(long)]
     users: Option<usize>,
     /// Run this long (e.g. 30s, 5m).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = surge::scenario::parse_duration)]
     duration: Option<Duration>,
     /// Multiply every think time by this (e.g. 0.1: ten times the pace per user).
     #[arg(long)]
@@ -162,7 +162,7 @@ struct ChaosArgs {
     #[arg(long)]
     max_kills: Option<u32>,
     /// Pod delete grace period (default 0s: a hard kill).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = surge::scenario::parse_duration)]
     grace_period: Option<Duration>,
     /// Print the chaos plan after the safety checks and exit: no load, no API call.
     #[arg(long)]
@@ -205,7 +205,7 @@ struct CalibrateArgs {
     #[arg(long)]
     replicas: u32,
     /// p99 latency the SLO allows.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = surge::scenario::parse_duration)]
     slo_p99: Duration,
     /// Error budget, percent.
     #[arg(long, default_value_t = 1.0)]
@@ -217,7 +217,7 @@ struct CalibrateArgs {
     #[arg(long, default_value_t = 10.0)]
     step_rate: f64,
     /// Length of each step.
-    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "20s", value_parser = surge::scenario::parse_duration)]
     step_duration: Duration,
     /// At most this many steps.
     #[arg(long, default_value_t = 8)]
@@ -232,20 +232,20 @@ struct CalibrateArgs {
     #[arg(long, default_value_t = 10.0)]
     growth_per_minute: f64,
     /// Scaling metric window.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = surge::scenario::parse_duration)]
     metric_window: Duration,
     /// Pod start-up time (known; or see --pod-start-from).
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = surge::scenario::parse_duration)]
     pod_start: Duration,
     /// Take the pod start-up time from a chaos run's bundle: the median time
     /// from a pod kill until its replacement was ready.
     #[arg(long, conflicts_with = "pod_start")]
     pod_start_from: Option<PathBuf>,
     /// Readiness delay after start.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = surge::scenario::parse_duration)]
     readiness: Duration,
     /// Connection hold time per request (e.g. HikariCP usage time); pools are sized only with it.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = surge::scenario::parse_duration)]
     hold: Option<Duration>,
     /// Acceptable probability of waiting for a connection, percent.
     #[arg(long, default_value_t = 5.0)]
@@ -310,13 +310,14 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a log redirected to a file stays plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
+            return cannot_run(format!("cannot start the async runtime: {e}"));
         }
     };
     runtime.block_on(dispatch(cli.command))
@@ -340,6 +341,7 @@ async fn dispatch(command: Command) -> ExitCode {
                 out_dir: args.out,
                 progress: !args.no_progress,
                 chaos: args.chaos.request(),
+                exit_on_second_signal: true,
             };
             if args.chaos.dry_run {
                 return match runner::chaos_dry_run(&request) {
@@ -387,8 +389,7 @@ async fn dispatch(command: Command) -> ExitCode {
                 verdict_code(&results)
             }
             Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
+                cannot_run(format!("{e:#}"))
             }
         },
         Command::Compare {
@@ -441,8 +442,7 @@ async fn dispatch(command: Command) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: cannot write {}: {e}", out.display());
-                    ExitCode::from(2)
+                    cannot_run(format!("cannot write {}: {e}", out.display()))
                 }
             }
         }
@@ -458,8 +458,7 @@ fn compare(baseline: &std::path::Path, current: &std::path::Path, limits: &[Stri
     let limits = match limits {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return cannot_run(format!("{e}"));
         }
     };
     let sides = surge::report::comparison_side(baseline)
@@ -467,8 +466,7 @@ fn compare(baseline: &std::path::Path, current: &std::path::Path, limits: &[Stri
     let ((base_results, base), (cur_results, cur)) = match sides {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(2);
+            return cannot_run(format!("{e:#}"));
         }
     };
     println!(
@@ -542,12 +540,10 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
     let steps = match steps {
         Ok(s) if !s.is_empty() => s,
         Ok(_) => {
-            eprintln!("error: no step completed");
-            return ExitCode::from(2);
+            return cannot_run("no step completed".to_owned());
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return cannot_run(format!("{e}"));
         }
     };
     let measured_hold = surge::scrape::hold_time(&pool_samples);
@@ -556,8 +552,7 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
         Some(bundle) => match pod_start_from(bundle) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: --pod-start-from {}: {e:#}", bundle.display());
-                return ExitCode::from(2);
+                return cannot_run(format!("--pod-start-from {}: {e:#}", bundle.display()));
             }
         },
     };
@@ -607,7 +602,7 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
             }
             Ok(None) => verified = false,
             Err(e) => {
-                eprintln!("error: verification run failed: {e}");
+                eprintln!("error: verification run failed: {}", surge::scenario::redact_text(&e.to_string()));
                 verified = false;
             }
         }
@@ -661,8 +656,7 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
             })
         }
         Err(e) => {
-            eprintln!("error: cannot write the calibration: {e:#}");
-            ExitCode::from(2)
+            cannot_run(format!("cannot write the calibration: {e:#}"))
         }
     }
 }
@@ -677,6 +671,13 @@ fn verdict_code(results: &surge::measure::RunResults) -> ExitCode {
     }
 }
 
+/// Exit 2, "the run could not be carried out", saying why on stderr with any
+/// credentials a URL in the message carried cut out.
+fn cannot_run(why: String) -> ExitCode {
+    eprintln!("error: {}", surge::scenario::redact_text(&why));
+    ExitCode::from(2)
+}
+
 fn finish(outcome: Result<runner::RunReport, RunError>) -> ExitCode {
     match outcome {
         Ok(report) => {
@@ -685,16 +686,14 @@ fn finish(outcome: Result<runner::RunReport, RunError>) -> ExitCode {
             verdict_code(&report.results)
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
+            cannot_run(format!("{e}"))
         }
     }
 }
 
 fn this_exe() -> Result<PathBuf, ExitCode> {
     std::env::current_exe().map_err(|e| {
-        eprintln!("error: cannot find the surge binary to start replicas: {e}");
-        ExitCode::from(2)
+        cannot_run(format!("cannot find the surge binary to start replicas: {e}"))
     })
 }
 
@@ -715,8 +714,7 @@ async fn demo(
     let cluster = match Cluster::start(exe, options).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: cannot start the reference cluster: {e:#}");
-            return ExitCode::from(2);
+            return cannot_run(format!("cannot start the reference cluster: {e:#}"));
         }
     };
     println!(
@@ -753,6 +751,7 @@ async fn demo(
         },
         out_dir: out,
         progress: true,
+        exit_on_second_signal: true,
         ..Default::default()
     };
     let outcome = runner::run(&request).await;
@@ -768,8 +767,7 @@ async fn sim_up(options: ClusterOptions) -> ExitCode {
     let cluster = match Cluster::start(exe, options).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(2);
+            return cannot_run(format!("{e:#}"));
         }
     };
     println!("balancer: {}", cluster.url);

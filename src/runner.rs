@@ -29,6 +29,9 @@ pub struct RunRequest {
     pub progress: bool,
     /// Chaos settings from the command line.
     pub chaos: crate::chaos::setup::ChaosRequest,
+    /// A second Ctrl-C or SIGTERM writes the bundle and ends the process
+    /// at once, exit 3 (the CLI; a library caller keeps its process).
+    pub exit_on_second_signal: bool,
 }
 
 /// Why a run could not be carried out.
@@ -66,9 +69,18 @@ pub struct RunReport {
 }
 
 /// An http(s) base URL from the command line, without a trailing slash.
+/// One with a user name or password is refused: a command line is seen by
+/// every process list and shell history, and would silently override the
+/// scenario's auth.
 fn http_base(flag: &str, text: &str) -> Result<String, RunError> {
+    let shown = crate::scenario::redact_text(text);
     let url = reqwest::Url::parse(text)
-        .map_err(|e| RunError::Usage(format!("{flag} {text:?} is not a URL: {e}")))?;
+        .map_err(|e| RunError::Usage(format!("{flag} {shown:?} is not a URL: {e}")))?;
+    if crate::scenario::has_userinfo(text) {
+        return Err(RunError::Usage(format!(
+            "{flag} {shown:?} carries a user name or password: give credentials in the scenario's [auth] instead, from the environment, e.g. password = \"${{env:SURGE_PASSWORD}}\""
+        )));
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(RunError::Usage(format!(
             "{flag} must be http or https, not {}",
@@ -107,10 +119,65 @@ pub fn prepare(request: &RunRequest) -> Result<Scenario, RunError> {
     Ok(scenario)
 }
 
+/// Checks the target can work before any load: it accepts TCP connections
+/// and, over https, its certificate is trusted (unless the scenario turned
+/// verification off). A clear failure instead of a run of connect errors.
+pub async fn preflight_target(scenario: &Scenario) -> Result<(), RunError> {
+    let base_url = &scenario.target.base_url;
+    preflight(base_url).await?;
+    if !base_url.starts_with("https://") {
+        return Ok(());
+    }
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .danger_accept_invalid_certs(!scenario.target.tls_verify)
+        .build()
+        .map_err(|e| RunError::Other(e.into()))?;
+    match client.get(base_url.as_str()).send().await {
+        // Any answer will do: the handshake is what is checked here.
+        Ok(_) => Ok(()),
+        Err(e) => Err(RunError::Unreachable {
+            url: scenario.target.display_url(),
+            why: tls_words(&e),
+        }),
+    }
+}
+
+/// What went wrong in an https exchange, in words: the certificate problem
+/// when there is one (rustls names it deep in the error's sources).
+fn tls_words(error: &reqwest::Error) -> String {
+    let mut chain = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = source {
+        chain.push(e.to_string());
+        source = e.source();
+    }
+    let all = chain.join(": ");
+    let problem = [
+        ("UnknownIssuer", "its certificate is signed by an authority this machine does not trust (self-signed?)"),
+        ("Expired", "its certificate has expired"),
+        ("NotValidYet", "its certificate is not valid yet"),
+        ("NotValidForName", "its certificate is not valid for this host name"),
+        ("Revoked", "its certificate has been revoked"),
+        ("BadSignature", "its certificate's signature is bad"),
+    ]
+    .iter()
+    .find(|(code, _)| all.contains(code))
+    .map(|(_, words)| *words);
+    match problem {
+        Some(words) => format!(
+            "TLS: {words} ({}); if you accept that, set tls_verify = false under [target] (every report will say so)",
+            chain.last().cloned().unwrap_or_default()
+        ),
+        None => all,
+    }
+}
+
 /// Checks the target accepts TCP connections (a quick, clear failure instead of a run of connect errors).
 pub async fn preflight(base_url: &str) -> Result<(), RunError> {
     let unreachable = |why: String| RunError::Unreachable {
-        url: base_url.to_owned(),
+        url: crate::scenario::redact_text(base_url),
         why,
     };
     let url = reqwest::Url::parse(base_url).map_err(|e| unreachable(e.to_string()))?;
@@ -140,7 +207,8 @@ pub fn new_run_id(out_dir: &Path, scenario: &str) -> String {
         .chars()
         .filter(char::is_ascii_digit)
         .collect();
-    let base = format!("{}-{}-{}", &stamp[..8], &stamp[8..], file_safe(scenario));
+    let name: String = file_safe(scenario).chars().take(crate::scenario::limits::MAX_NAME).collect();
+    let base = format!("{}-{}-{name}", &stamp[..8], &stamp[8..]);
     let mut id = base.clone();
     let mut n = 2;
     while out_dir.join(&id).exists() {
@@ -150,13 +218,55 @@ pub fn new_run_id(out_dir: &Path, scenario: &str) -> String {
     id
 }
 
+/// Writes the bundle where asked or, when that fails (a full disk, a folder
+/// not writable), in the system's temporary folder, saying so: what a run
+/// measured is never lost for want of the folder it was asked to go in.
+pub fn write_somewhere(bundle: &Path, measurements: &crate::measure::Measurements) -> Result<PathBuf, RunError> {
+    // One writer at a time: a forced end (second signal) may come while the
+    // run's own end is writing the same folder; the later write wins whole.
+    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = WRITING.lock().unwrap_or_else(|p| p.into_inner());
+    let first = match report::write_bundle(bundle, measurements) {
+        Ok(()) => return Ok(bundle.to_path_buf()),
+        Err(e) => e,
+    };
+    let name = bundle.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let fallback = std::env::temp_dir().join(format!("surge-{}", file_safe(&name)));
+    eprintln!(
+        "warning: cannot write the bundle to {}: {first:#}; writing it to {} instead",
+        bundle.display(),
+        fallback.display()
+    );
+    report::write_bundle(&fallback, measurements).map_err(|e| {
+        RunError::Other(anyhow::anyhow!(
+            "cannot write the bundle to {} ({first:#}) nor to {} ({e:#})",
+            bundle.display(),
+            fallback.display()
+        ))
+    })?;
+    Ok(fallback)
+}
+
+/// The run's chaos plan (command line and scenario), refused when an action
+/// would come after the load ends.
+fn resolve_chaos(
+    request: &RunRequest,
+    scenario: &Scenario,
+) -> Result<Option<(crate::chaos::ChaosPlan, crate::chaos::KubeTarget)>, RunError> {
+    let resolved = crate::chaos::setup::resolve(&request.chaos, scenario)
+        .map_err(|e| RunError::Usage(format!("chaos: {e}")))?;
+    if let Some((plan, _)) = &resolved {
+        crate::chaos::plan::check_timing(&plan.actions, scenario.load.duration())
+            .map_err(|e| RunError::Usage(format!("chaos: {e}")))?;
+    }
+    Ok(resolved)
+}
+
 /// `--dry-run`: the chaos plan as it would run, after the safety rules,
 /// without connecting to anything.
 pub fn chaos_dry_run(request: &RunRequest) -> Result<Vec<String>, RunError> {
     let scenario = prepare(request)?;
-    match crate::chaos::setup::resolve(&request.chaos, &scenario)
-        .map_err(|e| RunError::Usage(format!("chaos: {e}")))?
-    {
+    match resolve_chaos(request, &scenario)? {
         None => Ok(vec![
             "no chaos in this run: no actions and no pod discovery".into(),
         ]),
@@ -171,13 +281,11 @@ pub fn chaos_dry_run(request: &RunRequest) -> Result<Vec<String>, RunError> {
 /// Runs the request to the end and writes its bundle.
 pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
     let scenario = prepare(request)?;
-    preflight(&scenario.target.base_url).await?;
+    preflight_target(&scenario).await?;
     crate::engine::auth::preflight(&scenario)
         .await
         .map_err(RunError::Auth)?;
-    let chaos = match crate::chaos::setup::resolve(&request.chaos, &scenario)
-        .map_err(|e| RunError::Usage(format!("chaos: {e}")))?
-    {
+    let chaos = match resolve_chaos(request, &scenario)? {
         Some((plan, kube)) => Some(
             crate::chaos::setup::connect(&request.chaos, plan, kube)
                 .await
@@ -188,16 +296,29 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
     let run_id = new_run_id(&request.out_dir, &scenario.name);
     let thresholds = scenario.thresholds.clone();
     let expected = crate::gate::Expectations::of(&scenario);
+    let bundle = request.out_dir.join(&run_id);
+    let last_words = request.exit_on_second_signal.then(|| {
+        let (bundle, thresholds, expected) = (bundle.clone(), thresholds.clone(), expected.clone());
+        Box::new(move |mut m: crate::measure::Measurements| {
+            m.results.thresholds = crate::gate::judge(&thresholds, &m.results);
+            m.results.checks = crate::gate::checks(&expected, &m.results);
+            match write_somewhere(&bundle, &m) {
+                Ok(at) => eprintln!("bundle (forced end): {}", at.display()),
+                Err(e) => eprintln!("error: {e}"),
+            }
+            std::process::exit(3);
+        }) as Box<dyn FnOnce(crate::measure::Measurements) + Send>
+    });
     let options = RunOptions {
         run_id: run_id.clone(),
         progress: request.progress,
         chaos,
+        last_words,
     };
     let mut measurements = engine::run(Arc::new(scenario), options).await?;
     measurements.results.thresholds = crate::gate::judge(&thresholds, &measurements.results);
     measurements.results.checks = crate::gate::checks(&expected, &measurements.results);
-    let bundle = request.out_dir.join(&run_id);
-    report::write_bundle(&bundle, &measurements)?;
+    let bundle = write_somewhere(&bundle, &measurements)?;
     Ok(RunReport {
         bundle,
         results: measurements.results,

@@ -148,6 +148,30 @@ pub enum When {
     },
 }
 
+/// The first time of an action that would come after a load of `length`
+/// ends (so it would never run), if one would: a plan must not silently drop it.
+pub fn first_after_end(actions: &[Scheduled], length: Duration) -> Option<Duration> {
+    actions
+        .iter()
+        .map(|a| match a.when {
+            When::At(at) => at,
+            When::Every { from, .. } => from,
+        })
+        .find(|at| *at >= length)
+}
+
+/// Says why an action would never run, if one would not.
+pub fn check_timing(actions: &[Scheduled], length: Duration) -> Result<(), String> {
+    match first_after_end(actions, length) {
+        None => Ok(()),
+        Some(late) => Err(format!(
+            "a chaos action at {} would come after the load ends ({}): it would never run",
+            humantime::format_duration(late),
+            humantime::format_duration(length)
+        )),
+    }
+}
+
 /// A scheduled action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scheduled {

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod check;
 pub mod open;
 pub mod readback;
+pub mod signals;
 pub mod user;
 
 use crate::measure::{Measurements, Recorder, RunInfo};
@@ -24,8 +25,7 @@ use goose::config::GooseConfiguration;
 use goose::goose::Scenario as GooseScenario;
 use goose::prelude::{GooseAttack, GooseDefault, GooseDefaultType, GooseUser, Transaction};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use user::{Flow, Shared, UserState};
@@ -39,10 +39,14 @@ pub struct RunOptions {
     pub progress: bool,
     /// Faults to inject while the load runs.
     pub chaos: Option<crate::chaos::Chaos>,
+    /// On a second Ctrl-C or SIGTERM: what to do with everything measured so
+    /// far before the process ends (the CLI writes the bundle and exits 3).
+    pub last_words: Option<Box<dyn FnOnce(Measurements) + Send>>,
 }
 
-/// Reason recorded when goose's Ctrl-C handler stopped the run.
-const SIGINT_REASON: &str = "interrupted by SIGINT (Ctrl-C)";
+/// How long a target may refuse connections and answer nothing before the
+/// run ends as "target gone".
+const TARGET_GONE_AFTER: Duration = Duration::from_secs(10);
 
 /// Runs `scenario` and returns what it measured, also when interrupted.
 pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result<Measurements> {
@@ -60,17 +64,66 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         stop.clone(),
         interrupt.clone(),
     ));
-    let interrupted: Arc<Mutex<Option<String>>> = Arc::default();
-    let stopping_ourselves = Arc::new(AtomicBool::new(false));
+    let info = RunInfo {
+        run_id: options.run_id.clone(),
+        scenario: scenario.name.clone(),
+        scenario_file: scenario.path.display().to_string(),
+        target: scenario.target.display_url(),
+        tls_unverified: !scenario.target.tls_verify,
+        model: scenario.load.model_name().to_owned(),
+        stage_targets: stage_targets(&scenario.load),
+        interrupted: None,
+    };
 
     // goose keeps its stop switch in a process-wide static; a previous run in
-    // this process may have left it set, which would read as a Ctrl-C here.
+    // this process may have left it set.
     goose::reset_killswitch();
-    let watcher = tokio::spawn(watch_signals(
-        interrupt.clone(),
-        Arc::clone(&interrupted),
-        Arc::clone(&stopping_ourselves),
-    ));
+    let interrupts = signals::Interrupts::register(interrupt.clone());
+    if let Some(last_words) = options.last_words {
+        let recorder = Arc::clone(&recorder);
+        let info = info.clone();
+        let interrupts_reason = Arc::clone(&interrupts);
+        interrupts.on_force(Box::new(move || {
+            let why = interrupts_reason.reason().unwrap_or_default();
+            last_words(recorder.finish(RunInfo {
+                interrupted: Some(format!("{why}, then forced to end by a second signal")),
+                ..info
+            }));
+        }));
+    }
+    let sigterm = tokio::spawn(signals::watch_sigterm(Arc::clone(&interrupts)));
+    // A target that vanished (refusing connections, answering nothing) ends
+    // the run within seconds, like a signal, instead of measuring refusals
+    // to the end of the plan.
+    let watchdog = tokio::spawn({
+        let (recorder, interrupts, stop) = (Arc::clone(&recorder), Arc::clone(&interrupts), stop.clone());
+        async move {
+            while !stop.is_cancelled() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if recorder.has_begun() && recorder.target_gone(TARGET_GONE_AFTER) {
+                    interrupts.signal(&format!(
+                        "target gone: connections refused and no answer for {} s",
+                        TARGET_GONE_AFTER.as_secs()
+                    ));
+                    return;
+                }
+            }
+        }
+    });
+    // Once interrupted, goose's stop switch stays on until the load is over
+    // (goose resets it when it finds surge's Ctrl-C handler in place of its own).
+    let keep_stopped = tokio::spawn({
+        let interrupt = interrupt.clone();
+        async move {
+            interrupt.cancelled().await;
+            loop {
+                if !goose::is_killswitch_triggered() {
+                    goose::trigger_killswitch("surge: interrupted");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
     let progress = options
         .progress
         .then(|| tokio::spawn(progress_line(Arc::clone(&recorder), stop.clone())));
@@ -109,38 +162,23 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
                 pool,
                 *max_users,
                 open::arrival_offsets(stages),
-                Arc::clone(&stopping_ourselves),
             );
             let (result, ()) = tokio::join!(attack.execute(), driver);
             result.map(|_| ())
         }
     };
-    // goose's Ctrl-C handler may have ended the load before the watcher's
-    // next look: an interrupted run must never be reported as complete.
-    if goose::is_killswitch_triggered() && !stopping_ourselves.load(Ordering::SeqCst) {
-        interrupted.lock().unwrap().get_or_insert_with(|| SIGINT_REASON.to_owned());
-    }
     stop.cancel();
     if let Some(p) = progress {
         let _ = p.await;
     }
-    if let Err(e) = result {
+    let engine_error = result.err().map(|e| {
         // Whatever was measured before goose failed is still returned to be written.
         tracing::error!("load engine stopped with an error: {e}");
-        interrupted
-            .lock()
-            .unwrap()
-            .get_or_insert_with(|| format!("load engine error: {e}"));
-    }
-    let reason = interrupted.lock().unwrap().clone();
+        format!("load engine error: {e}")
+    });
     let mut measurements = recorder.finish(RunInfo {
-        run_id: options.run_id,
-        scenario: scenario.name.clone(),
-        scenario_file: scenario.path.display().to_string(),
-        target: scenario.target.display_url(),
-        model: scenario.load.model_name().to_owned(),
-        stage_targets: stage_targets(&scenario.load),
-        interrupted: reason,
+        interrupted: interrupts.reason().or(engine_error.clone()),
+        ..info
     });
     let chaos = match chaos {
         Some(task) => task.await.ok(),
@@ -166,10 +204,14 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     consistency.unverifiable = consistency.unverifiable_reasons.values().sum();
     measurements.results.consistency = consistency;
     measurements.visible = Some(visible).filter(|h| !h.is_empty());
-    watcher.abort();
+    sigterm.abort();
+    keep_stopped.abort();
+    watchdog.abort();
+    interrupts.unregister();
     goose::reset_killswitch();
     if measurements.results.interrupted.is_none() {
-        measurements.results.interrupted = interrupted.lock().unwrap().clone();
+        // A signal during the read-backs of the last uploads.
+        measurements.results.interrupted = interrupts.reason().or(engine_error);
     }
     Ok(measurements)
 }
@@ -346,7 +388,6 @@ async fn drive_open(
     pool: Arc<open::Pool>,
     users: usize,
     offsets: Vec<Duration>,
-    stopping_ourselves: Arc<AtomicBool>,
 ) {
     let ready_by = Instant::now() + Duration::from_secs(30);
     while pool.users_started() < users && Instant::now() < ready_by && !shared.stop.is_cancelled() {
@@ -377,41 +418,8 @@ async fn drive_open(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     pool.drop_leftovers(&shared.recorder);
-    stopping_ourselves.store(true, Ordering::SeqCst);
     shared.stop.cancel();
     goose::trigger_killswitch("surge: arrival schedule complete");
-}
-
-/// Turns SIGTERM, and Ctrl-C as goose's handler reports it, into a stop.
-async fn watch_signals(
-    stop: CancellationToken,
-    interrupted: Arc<Mutex<Option<String>>>,
-    stopping_ourselves: Arc<AtomicBool>,
-) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    loop {
-        let got_term = async {
-            match term.as_mut() {
-                Some(t) => t.recv().await.is_some(),
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            true = got_term => {
-                interrupted.lock().unwrap().get_or_insert_with(|| "interrupted by SIGTERM".to_owned());
-                stop.cancel();
-                goose::trigger_killswitch("SIGTERM received");
-                return;
-            }
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if goose::is_killswitch_triggered() && !stopping_ourselves.load(Ordering::SeqCst) {
-                    interrupted.lock().unwrap().get_or_insert_with(|| SIGINT_REASON.to_owned());
-                    stop.cancel();
-                    return;
-                }
-            }
-        }
-    }
 }
 
 async fn progress_line(recorder: Arc<Recorder>, stop: CancellationToken) {

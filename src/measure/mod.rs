@@ -151,6 +151,10 @@ struct State {
     not_sent: HashMap<usize, BTreeMap<String, u64>>,
     /// Per request index: what did not match when an expectation failed.
     expectation: HashMap<usize, BTreeMap<String, u64>>,
+    /// When the target last answered anything (any status).
+    last_answer: Option<Instant>,
+    /// Connection failures since then.
+    refused_since_answer: u64,
 }
 
 /// Counts `reason` in `reasons`, keeping at most [`MAX_REASONS`] distinct ones.
@@ -208,6 +212,8 @@ pub struct RunInfo {
     pub scenario_file: String,
     /// Base URL.
     pub target: String,
+    /// TLS certificates were not verified (`tls_verify = false`).
+    pub tls_unverified: bool,
     /// `open` or `closed`.
     pub model: String,
     /// Per stage: arrivals per second or users.
@@ -326,6 +332,12 @@ impl Recorder {
         if let Some(status) = s.status {
             *cell.statuses.entry(status).or_default() += 1;
         }
+        if s.status.is_some() {
+            state.last_answer = Some(s.done);
+            state.refused_since_answer = 0;
+        } else if s.error == Some(ErrorClass::Connect) {
+            state.refused_since_answer += 1;
+        }
         state.timeline.record(second, latency, s.error.is_some());
         state.marks.record(second, latency.max(1));
         if state.last_done.is_none_or(|t| s.done > t) {
@@ -362,6 +374,16 @@ impl Recorder {
             state.dropped[stage] += 1;
             state.timeline.drop_arrival(second);
         }
+    }
+
+    /// Whether the target looks gone: no answer at all for `quiet` (since
+    /// the start, if it never answered), and connections refused meanwhile.
+    /// A slow target still answers; a timeout is not a refusal.
+    pub fn target_gone(&self, quiet: Duration) -> bool {
+        let started = self.started();
+        let state = self.lock();
+        let last = state.last_answer.unwrap_or(started);
+        state.refused_since_answer > 0 && last.elapsed() >= quiet
     }
 
     /// True once the load has started.
@@ -534,6 +556,7 @@ impl Recorder {
             scenario: info.scenario,
             scenario_file: info.scenario_file,
             target: info.target,
+            tls_verify: !info.tls_unverified,
             model: info.model,
             started_at: humantime::format_rfc3339_seconds(
                 self.started
@@ -657,6 +680,21 @@ mod tests {
             1
         );
         assert_eq!(m.results.cells.len(), m.histograms.len());
+    }
+
+    #[test]
+    fn a_target_is_gone_only_when_refusing_and_silent() {
+        let rec = Recorder::new(vec!["a".into()], vec![Duration::from_secs(10)]);
+        let t0 = rec.started();
+        rec.record(sample(0, "r1", t0, 1, 0, None));
+        assert!(!rec.target_gone(Duration::ZERO), "answering");
+        let mut refused = sample(0, "unknown", t0, 1, 0, Some(ErrorClass::Connect));
+        refused.status = None;
+        rec.record(refused);
+        assert!(rec.target_gone(Duration::ZERO), "refusing since its last answer");
+        assert!(!rec.target_gone(Duration::from_secs(60)), "not for long enough yet");
+        rec.record(sample(0, "r1", t0, 1, 0, None));
+        assert!(!rec.target_gone(Duration::ZERO), "answered again");
     }
 
     #[test]

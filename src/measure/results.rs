@@ -329,6 +329,10 @@ pub struct ThresholdResult {
     pub passed: bool,
 }
 
+fn verified() -> bool {
+    true
+}
+
 /// A built-in verdict every run gets, thresholds or not: that the run
 /// produced evidence at all (some request succeeded, every request was sent,
 /// every upload could be read back).
@@ -355,6 +359,10 @@ pub struct RunResults {
     pub scenario_file: String,
     /// Base URL driven.
     pub target: String,
+    /// Whether TLS certificates were verified (`tls_verify = false` turns it
+    /// off, and every report says so).
+    #[serde(default = "verified")]
+    pub tls_verify: bool,
     /// `open` or `closed`.
     pub model: String,
     /// Start time, RFC 3339 UTC.

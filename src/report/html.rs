@@ -151,6 +151,9 @@ impl Export for Html {
         if let Some(why) = &r.interrupted {
             write!(o, "<p class=\"fail\">Interrupted: {}. Everything measured until then is included.</p>", esc(why))?;
         }
+        if !r.tls_verify {
+            o.push_str("<p class=\"fail\">TLS certificates were not verified (tls_verify = false): the target's identity is unchecked.</p>");
+        }
         let t = &r.totals;
         write!(
             o,

@@ -30,6 +30,9 @@ impl Export for Summary {
             "Run `{}` against `{}` ({} model, {:.0} s). {} requests: {} ok, {} failed, {} cancelled.",
             r.run_id, r.target, r.model, r.elapsed_s, r.totals.issued, r.totals.succeeded, r.totals.failed, r.totals.cancelled
         )?;
+        if !r.tls_verify {
+            writeln!(out, "\n> **TLS certificates were not verified** (`tls_verify = false`).")?;
+        }
         if let Some(why) = &r.interrupted {
             writeln!(
                 out,

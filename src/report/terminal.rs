@@ -42,6 +42,9 @@ pub fn summary(r: &RunResults) -> String {
         "surge run {} — scenario {} ({} model) against {}",
         r.run_id, r.scenario, r.model, r.target
     );
+    if !r.tls_verify {
+        let _ = writeln!(out, "WARNING: TLS certificates were NOT verified (tls_verify = false): the target's identity is unchecked");
+    }
     if let Some(why) = &r.interrupted {
         let _ = writeln!(out, "INTERRUPTED: {why} after {:.1}s of {:.0}s planned; everything measured until then is kept", r.elapsed_s, r.planned_s);
     }

@@ -19,11 +19,36 @@ pub struct Feeder {
     cursor: AtomicUsize,
 }
 
+/// Largest feeder file: its rows are held in memory.
+const MAX_FEEDER_BYTES: u64 = 512 * 1024 * 1024;
+
 impl Feeder {
     /// Reads `path`: a header row, then at least one data row.
     pub fn load(name: &str, path: &Path, order: FeederOrder) -> Result<Feeder, String> {
-        let mut reader = csv::Reader::from_path(path)
-            .map_err(|e| format!("cannot read feeder file {}: {e}", super::resolved(path)))?;
+        let shown = || super::resolved(path);
+        let size = std::fs::metadata(path)
+            .map_err(|e| format!("cannot read feeder file {}: {e}", shown()))?
+            .len();
+        if size > MAX_FEEDER_BYTES {
+            return Err(format!(
+                "feeder file {} is {size} bytes: at most {MAX_FEEDER_BYTES} (it is held in memory; split the rows over shards)",
+                shown()
+            ));
+        }
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read feeder file {}: {e}", shown()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(format!(
+                "feeder file {} is empty: expected a header row and at least one data row",
+                shown()
+            ));
+        }
+        if let Some(at) = bytes.iter().position(|b| *b == 0) {
+            return Err(format!(
+                "feeder file {} holds binary data (a NUL byte at offset {at}): expected CSV text",
+                shown()
+            ));
+        }
+        let mut reader = csv::Reader::from_reader(&bytes[..]);
         let columns: Vec<String> = reader
             .headers()
             .map_err(|e| format!("{}: bad CSV header: {e}", path.display()))?

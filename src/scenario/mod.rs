@@ -11,6 +11,7 @@ mod body;
 mod error;
 mod feeder;
 pub mod json_path;
+pub mod limits;
 mod model;
 mod redact;
 mod template;
@@ -370,9 +371,24 @@ pub const THRESHOLD_SUBJECTS: [&str; 5] =
 impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             ScenarioError::whole_file(path, format!("cannot read scenario file: {e}"))
         })?;
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                // Point at the first byte that is not UTF-8, not at the file.
+                let valid = e.utf8_error().valid_up_to();
+                let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                let at = text[..].char_indices().map(|(i, _)| i).find(|i| *i >= valid).unwrap_or(valid.min(text.len()));
+                return Err(ScenarioError::at(
+                    path,
+                    &text,
+                    Some(at..at + 1),
+                    "the file is not UTF-8 text here: a scenario is a UTF-8 TOML file",
+                ));
+            }
+        };
         Self::from_text(path, &text)
     }
 
@@ -381,8 +397,22 @@ impl Scenario {
         let at = |span: Option<std::ops::Range<usize>>, msg: String| {
             ScenarioError::at(path, text, span, msg)
         };
-        let file: ScenarioFile =
-            toml::from_str(text).map_err(|e| at(e.span(), e.message().trim().to_owned()))?;
+        if let Some(nul) = text.find('\0') {
+            return Err(at(
+                Some(nul..nul + 1),
+                "a NUL byte (binary data?): a scenario is a UTF-8 TOML text file".into(),
+            ));
+        }
+        let file: ScenarioFile = toml::from_str(text).map_err(|e| {
+            let mut message = e.message().trim().to_owned();
+            // toml says "duplicate key" without saying which: name it.
+            if message.starts_with("duplicate key") {
+                if let Some(key) = e.span().and_then(|s| text.get(s)) {
+                    message = format!("duplicate key `{}`: each key may appear once in a table", key.trim());
+                }
+            }
+            at(e.span(), message)
+        })?;
         let fixtures = path
             .parent()
             .unwrap_or(Path::new("."))
@@ -439,12 +469,14 @@ impl Scenario {
         for persona in &file.personas {
             let span = Some(persona.span());
             let p = persona.get_ref();
-            if p.weight == 0 {
+            if p.weight == 0 || p.weight > limits::MAX_WEIGHT {
                 return Err(at(
                     span,
                     format!(
-                        "persona `{}` has weight 0: expected a weight of at least 1",
-                        p.name
+                        "persona `{}` has weight {}: expected a weight from 1 to {}",
+                        p.name,
+                        p.weight,
+                        limits::MAX_WEIGHT
                     ),
                 ));
             }
@@ -515,6 +547,22 @@ impl Scenario {
             .transpose()
             .map_err(|(span, e)| at(span.or(find_table(text, "chaos")), e))?;
 
+        let name = &file.scenario.name;
+        if name.trim().is_empty() || name.chars().count() > limits::MAX_NAME || name.chars().any(char::is_control) {
+            return Err(at(
+                find_table(text, "scenario"),
+                format!(
+                    "scenario.name must be 1 to {} characters without control characters (it names the bundle folder); this one has {}",
+                    limits::MAX_NAME,
+                    name.chars().count()
+                ),
+            ));
+        }
+        if let Some(chaos) = &chaos {
+            crate::chaos::plan::check_timing(&chaos.actions, load.duration())
+                .map_err(|e| at(find_table(text, "chaos"), e))?;
+        }
+
         Ok(Scenario {
             path: path.to_path_buf(),
             name: file.scenario.name,
@@ -539,17 +587,14 @@ impl Scenario {
         if duration.is_zero() {
             return Err("duration must be more than zero".into());
         }
+        limits::check_duration("--duration", duration)?;
         let hold = model::Dur(duration);
         match (o.rate, o.users) {
             (Some(_), Some(_)) => {
                 return Err("give --rate (open model) or --users (closed model), not both".into())
             }
             (Some(rate), None) => {
-                if !(rate > 0.0 && rate.is_finite()) {
-                    return Err(format!(
-                        "--rate {rate}: expected a positive number of arrivals per second"
-                    ));
-                }
+                limits::check_rate("--rate", rate)?;
                 let (max_users, queue_timeout) = match &self.load {
                     LoadPlan::Open {
                         max_users,
@@ -569,9 +614,7 @@ impl Scenario {
                 };
             }
             (None, Some(users)) => {
-                if users == 0 {
-                    return Err("--users must be at least 1".into());
-                }
+                limits::check_users("--users", users)?;
                 self.load = LoadPlan::Closed {
                     stages: vec![ClosedStage {
                         users,
@@ -601,8 +644,9 @@ impl Scenario {
             let (name, weight) = spec
                 .split_once('=')
                 .and_then(|(n, w)| Some((n.trim(), w.trim().parse::<u32>().ok()?)))
+                .filter(|(_, w)| *w <= limits::MAX_WEIGHT)
                 .ok_or_else(|| {
-                    format!("--persona {spec:?}: expected NAME=WEIGHT, e.g. doctor=3")
+                    format!("--persona {spec:?}: expected NAME=WEIGHT with a weight from 0 to {}, e.g. doctor=3", limits::MAX_WEIGHT)
                 })?;
             let names = list(self.personas.iter().map(|p| &p.name));
             let persona = self
@@ -619,9 +663,9 @@ impl Scenario {
             return Err("--persona left no persona with a weight above 0".into());
         }
         if let Some(scale) = o.think_scale {
-            if !(scale >= 0.0 && scale.is_finite()) {
+            if !(0.0..=1000.0).contains(&scale) {
                 return Err(format!(
-                    "--think-scale {scale}: expected a factor of 0 or more"
+                    "--think-scale {scale}: expected a factor from 0 to 1000"
                 ));
             }
             for step in self.personas.iter_mut().flat_map(|p| p.steps.iter_mut()) {
@@ -637,7 +681,7 @@ impl Scenario {
 /// for each arrival to take 2 s at the peak rate, and at least 10. Slower
 /// than that, arrivals drop — which is the saturation signal, not a fault.
 fn default_pool(peak_rate: f64) -> usize {
-    ((peak_rate * 2.0).ceil() as usize).max(10)
+    ((peak_rate * 2.0).ceil() as usize).clamp(10, limits::MAX_USERS)
 }
 
 fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
@@ -889,29 +933,26 @@ fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
         match (load.model, &s.rate, &s.users) {
             (LoadModel::Open, Some(rate), None) => {
                 let r = *rate.get_ref();
-                if !(r > 0.0 && r.is_finite()) {
-                    return Err((Some(rate.span()), format!("load stage {n}: rate {r} must be a positive number of arrivals per second")));
-                }
+                limits::check_rate(&format!("load stage {n}: rate"), r).map_err(|e| (Some(rate.span()), e))?;
                 open.push(OpenStage { rate: r, ramp: s.ramp, hold: *s.hold.get_ref() });
             }
             (LoadModel::Closed, None, Some(users)) => {
-                if *users.get_ref() == 0 {
-                    return Err((Some(users.span()), format!("load stage {n}: users must be at least 1")));
-                }
+                limits::check_users(&format!("load stage {n}: users"), *users.get_ref())
+                    .map_err(|e| (Some(users.span()), e))?;
                 closed.push(ClosedStage { users: *users.get_ref(), ramp: s.ramp, hold: *s.hold.get_ref() });
             }
             (LoadModel::Open, _, _) => return Err((here, format!("load stage {n}: the open model needs `rate` (arrivals per second) and no `users`"))),
             (LoadModel::Closed, _, _) => return Err((here, format!("load stage {n}: the closed model needs `users` and no `rate`"))),
         }
     }
+    let total: Duration = load.stages.iter().map(|s| s.get_ref().ramp.0 + s.get_ref().hold.get_ref().0).sum();
+    limits::check_duration("the whole load (all stages)", total).map_err(|e| (None, e))?;
     match load.model {
         LoadModel::Open => {
             let peak = open.iter().map(|s| s.rate).fold(0.0, f64::max);
             let max_users = match &load.max_users {
-                Some(m) if *m.get_ref() == 0 => {
-                    return Err((Some(m.span()), "load.max_users must be at least 1".into()))
-                }
-                Some(m) => *m.get_ref(),
+                Some(m) => limits::check_users("load.max_users", *m.get_ref())
+                    .map_err(|e| (Some(m.span()), e))?,
                 None => default_pool(peak),
             };
             let queue_timeout = load.queue_timeout.map(|q| q.0).unwrap_or_default();
@@ -1129,6 +1170,12 @@ fn compile_repeat(step: &model::Step, captured: &BTreeSet<&str>) -> Result<Repea
         return Err((
             Some(step.request.span()),
             "max = 0 would never send the request: expected 1 or more".into(),
+        ));
+    }
+    if max > limits::MAX_REPEAT {
+        return Err((
+            Some(step.request.span()),
+            format!("max = {max} is out of range: expected 1 to {}", limits::MAX_REPEAT),
         ));
     }
     let var = |v: &Spanned<String>, what: &str| -> Result<String, Located> {

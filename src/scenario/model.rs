@@ -50,12 +50,13 @@ pub struct VerifyDef {
     /// Replica base URLs to read straight from (besides through the balancer).
     #[serde(default)]
     pub replicas: Vec<String>,
-    /// How long an upload may take to appear before it counts as missing.
+    /// How long an upload may take to appear before it counts as missing
+    /// (the end of a run waits for the last upload's window: at most 1h).
     #[serde(default = "default_visible_within")]
-    pub visible_within: Dur,
-    /// Pause between read-backs of the same upload.
+    pub visible_within: Bounded<0, 3_600_000>,
+    /// Pause between read-backs of the same upload (10ms to 1m).
     #[serde(default = "default_poll")]
-    pub poll: Dur,
+    pub poll: Bounded<10, 60_000>,
     /// Also read through the balancer until every replica seen in the run has answered.
     #[serde(default = "yes")]
     pub through_balancer: bool,
@@ -72,11 +73,11 @@ impl Default for VerifyDef {
     }
 }
 
-fn default_visible_within() -> Dur {
-    Dur(Duration::from_secs(5))
+fn default_visible_within() -> Bounded<0, 3_600_000> {
+    Bounded(Duration::from_secs(5))
 }
-fn default_poll() -> Dur {
-    Dur(Duration::from_millis(100))
+fn default_poll() -> Bounded<10, 60_000> {
+    Bounded(Duration::from_millis(100))
 }
 
 /// Content made fresh for each upload, so a stale copy cannot pass for it.
@@ -121,7 +122,12 @@ impl<'de> Deserialize<'de> for Size {
             Text(String),
         }
         let text = match Raw::deserialize(deserializer)? {
-            Raw::Number(n) => return Ok(Size(n)),
+            Raw::Number(n) if n <= super::limits::MAX_GENERATED_BYTES => return Ok(Size(n)),
+            Raw::Number(n) => {
+                return Err(D::Error::custom(format!(
+                    "size {n} is too large: at most 268435456 bytes (256MiB; each upload is built in memory)"
+                )))
+            }
             Raw::Text(t) => t,
         };
         let t = text.trim();
@@ -144,7 +150,12 @@ impl<'de> Deserialize<'de> for Size {
                 )))
             }
         };
-        Ok(Size(n * factor))
+        let bytes = n.checked_mul(factor).filter(|b| *b <= super::limits::MAX_GENERATED_BYTES);
+        bytes.map(Size).ok_or_else(|| {
+            D::Error::custom(format!(
+                "size {text:?} is too large: at most 256MiB (each upload is built in memory)"
+            ))
+        })
     }
 }
 
@@ -250,16 +261,16 @@ pub struct Target {
     /// Verify TLS certificates (on unless turned off).
     #[serde(default = "yes")]
     pub tls_verify: bool,
-    /// Per-request timeout.
+    /// Per-request timeout (1ms to 1h).
     #[serde(default = "default_timeout")]
-    pub timeout: Dur,
+    pub timeout: Bounded<1, 3_600_000>,
 }
 
 fn yes() -> bool {
     true
 }
-fn default_timeout() -> Dur {
-    Dur(Duration::from_secs(30))
+fn default_timeout() -> Bounded<1, 3_600_000> {
+    Bounded(Duration::from_secs(30))
 }
 
 /// `[auth]`, flat so that every field keeps its place for error messages;
@@ -617,11 +628,34 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
+/// A duration that must lie from `LO_MS` to `HI_MS` milliseconds; a value
+/// outside is a scenario error at its own line and column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bounded<const LO_MS: u64, const HI_MS: u64>(pub Duration);
+
+impl<'de, const LO_MS: u64, const HI_MS: u64> Deserialize<'de> for Bounded<LO_MS, HI_MS> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let d = parse_duration(&text).map_err(D::Error::custom)?;
+        let (lo, hi) = (Duration::from_millis(LO_MS), Duration::from_millis(HI_MS));
+        if d < lo || d > hi {
+            return Err(D::Error::custom(format!(
+                "duration {text:?} is out of range: expected {} to {}",
+                humantime::format_duration(lo),
+                humantime::format_duration(hi)
+            )));
+        }
+        Ok(Bounded(d))
+    }
+}
+
 /// Parses `"500ms"`, `"30s"`, `"1m30s"`.
+/// Anything over 30 days is refused (see [`super::limits`]).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| {
         format!("bad duration {text:?} ({e}): expected e.g. \"500ms\", \"30s\" or \"2m\"")
-    })
+    })?;
+    super::limits::check_duration("duration", d)
 }
 
 impl<'de> Deserialize<'de> for Think {

@@ -218,7 +218,7 @@ fn a_zero_rate() {
         "rate = 5",
         "rate = 0",
         "rate = 0",
-        "positive number of arrivals",
+        "expected more than 0 and at most 50000 arrivals per second",
     );
 }
 
@@ -358,7 +358,7 @@ fn overrides_replace_the_load() {
             ..Default::default()
         })
         .unwrap_err();
-    assert!(err.contains("positive"));
+    assert!(err.contains("more than 0"), "{err}");
 }
 
 #[test]

@@ -159,6 +159,30 @@ pub fn parse(metric: &str, expression: &str) -> Result<Threshold, String> {
             ));
         }
     };
+    if !limit.is_finite() {
+        return Err(format!("threshold `{metric}` = \"{expression}\": the number is too large"));
+    }
+    // A threshold that can never fail (or never pass) judges nothing: every
+    // statistic is 0 or more, and a rate is at most 100%.
+    let top = if kind == Kind::Rate { 1.0 } else { f64::INFINITY };
+    let never_fails = match op {
+        Op::Lt => limit > top,
+        Op::Le => limit >= top,
+        Op::Gt => false,
+        Op::Ge => limit <= 0.0,
+    };
+    let never_passes = match op {
+        Op::Lt => limit <= 0.0,
+        Op::Le | Op::Gt => false,
+        Op::Ge => limit > top,
+    } || (op == Op::Gt && limit >= top);
+    if never_fails || never_passes {
+        let range = if kind == Kind::Rate { "from 0% to 100%" } else { "0 or more" };
+        return Err(format!(
+            "threshold `{metric}` = \"{expression}\" can never {}: the statistic is {range}",
+            if never_fails { "fail" } else { "pass" }
+        ));
+    }
     Ok(Threshold {
         metric: metric.to_owned(),
         subject: subject.to_owned(),
@@ -173,6 +197,24 @@ pub fn parse(metric: &str, expression: &str) -> Result<Threshold, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_threshold_that_cannot_fail_or_pass_is_refused() {
+        for (metric, expr, says) in [
+            ("errors.rate", "< 150%", "can never fail"),
+            ("errors.rate", "<= 100%", "can never fail"),
+            ("errors.rate", "> 100%", "can never pass"),
+            ("errors.rate", "< 0%", "can never pass"),
+            ("search.p95", "< 0ms", "can never pass"),
+            ("requests.throughput", ">= 0/s", "can never fail"),
+        ] {
+            let err = parse(metric, expr).unwrap_err();
+            assert!(err.contains(says), "{metric} {expr}: {err}");
+        }
+        for (metric, expr) in [("errors.rate", "< 100%"), ("errors.rate", "<= 1%"), ("session.drops", "< 1"), ("requests.throughput", "> 0/s")] {
+            assert!(parse(metric, expr).is_ok(), "{metric} {expr}");
+        }
+    }
 
     #[test]
     fn parses_latency_rate_count_and_throughput() {

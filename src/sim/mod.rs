@@ -262,12 +262,22 @@ async fn supervise(
     stop: CancellationToken,
 ) {
     loop {
-        let child = tokio::process::Command::new(&exe)
+        let mut command = tokio::process::Command::new(&exe);
+        command
             .args(&args)
             .stdout(std::process::Stdio::piped())
             .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe, and the closure touches nothing
+        // of the parent's. A replica dies with the process that started it,
+        // even one that ends without dropping it (a forced exit, a crash).
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command.spawn();
         let mut child = match child {
             Ok(c) => c,
             Err(e) => {
