@@ -156,6 +156,7 @@ fn tls_words(error: &reqwest::Error) -> String {
     let all = chain.join(": ");
     let problem = [
         ("UnknownIssuer", "its certificate is signed by an authority this machine does not trust (self-signed?)"),
+        ("CaUsedAsEndEntity", "its certificate is an authority's own (self-signed), not one issued to a server"),
         ("Expired", "its certificate has expired"),
         ("NotValidYet", "its certificate is not valid yet"),
         ("NotValidForName", "its certificate is not valid for this host name"),

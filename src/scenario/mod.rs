@@ -561,6 +561,13 @@ impl Scenario {
         if let Some(chaos) = &chaos {
             crate::chaos::plan::check_timing(&chaos.actions, load.duration())
                 .map_err(|e| at(find_table(text, "chaos"), e))?;
+            // The file says where chaos runs: it must pass the safety rules
+            // as written (the command line may still add the selector or
+            // namespace to a file that names neither).
+            if !kubernetes.namespace.is_empty() || !kubernetes.selector.is_empty() {
+                crate::chaos::plan::authorize(chaos, &kubernetes, std::slice::from_ref(&kubernetes.namespace))
+                    .map_err(|e| at(find_table(text, "kubernetes"), format!("chaos: {e}")))?;
+            }
         }
 
         Ok(Scenario {

@@ -1,0 +1,116 @@
+//! A target whose certificate is not trusted fails up front, naming the
+//! certificate problem; with `tls_verify = false` the run goes on and every
+//! report says verification was off. The HTTPS target is `openssl s_server`
+//! on loopback with a self-signed certificate made by the test.
+
+use crate::common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A self-signed HTTPS server on loopback: its base URL.
+fn self_signed_server(dir: &std::path::Path) -> (Server, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        // A server's certificate (not an authority's), as a self-signed site has.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed (.ci/run installs it)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}")])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let ready_by = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < ready_by, "openssl s_server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (server, format!("https://127.0.0.1:{port}"))
+}
+
+fn scenario(dir: &std::path::Path, url: &str, verify: bool) -> std::path::PathBuf {
+    scenario_file(
+        dir,
+        if verify { "tls-verified" } else { "tls-unverified" },
+        &format!(
+            r#"[target]
+base_url = "{url}"
+tls_verify = {verify}
+timeout = "5s"
+
+[load]
+model = "closed"
+[[load.stages]]
+users = 1
+hold = "2s"
+
+[[personas]]
+name = "visitor"
+steps = [{{ request = "home", think = "200ms" }}]
+
+[requests.home]
+path = "/"
+"#
+        ),
+    )
+}
+
+#[test]
+fn an_untrusted_certificate_fails_up_front_unless_verification_is_off() {
+    let _engine = engine_lock_blocking();
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = self_signed_server(dir.path());
+    let out = dir.path().join("out");
+    let run = |verify: bool| {
+        Command::new(surge_bin())
+            .args(["run", scenario(dir.path(), &url, verify).to_str().unwrap(), "--no-progress", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let refused = run(true);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("its certificate is signed by an authority this machine does not trust"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("tls_verify = false"), "says how to accept it: {stderr}");
+    assert!(!out.exists(), "no load was sent");
+
+    let accepted = run(false);
+    let stdout = String::from_utf8_lossy(&accepted.stdout);
+    assert_eq!(accepted.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&accepted.stderr));
+    assert!(stdout.contains("WARNING: TLS certificates were NOT verified"), "{stdout}");
+    let bundle = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    let r = surge::report::read_results(&bundle).unwrap();
+    assert!(!r.tls_verify);
+    assert!(r.overall.ok > 0);
+    for file in ["summary.md", "report.html"] {
+        let text = std::fs::read_to_string(bundle.join(file)).unwrap();
+        assert!(text.contains("not verified"), "{file} says so");
+    }
+}
