@@ -98,20 +98,24 @@ pub fn measured(t: &Threshold, r: &RunResults) -> Option<f64> {
     reading.value.filter(|_| reading.basis > 0)
 }
 
+/// Why nothing was measured for `t`: `nothing measured: no session was accepted`.
+fn nothing_measured(t: &Threshold, r: &RunResults) -> String {
+    format!("nothing measured: no {}", read(t, r).of)
+}
+
 /// Judges every threshold.
 pub fn judge(thresholds: &[Threshold], r: &RunResults) -> Vec<ThresholdResult> {
     thresholds
         .iter()
         .map(|t| {
-            let reading = read(t, r);
-            let value = reading.value.filter(|_| reading.basis > 0);
+            let value = measured(t, r);
             ThresholdResult {
                 metric: t.metric.clone(),
                 limit: t.written.clone(),
                 measured: value,
                 measured_text: match value {
                     Some(v) => show(t.kind, v),
-                    None => format!("nothing measured: no {}", reading.of),
+                    None => nothing_measured(t, r),
                 },
                 passed: value.is_some_and(|v| t.op.holds(v, t.limit)),
             }
@@ -122,6 +126,8 @@ pub fn judge(thresholds: &[Threshold], r: &RunResults) -> Vec<ThresholdResult> {
 /// What a run of a scenario must exercise, whatever its thresholds say.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Expectations {
+    /// Every request the scenario defines (not auth's own login or token).
+    pub scenario_requests: Vec<String>,
     /// Requests some persona with a weight above 0 sends, not marked optional.
     pub requests: Vec<String>,
     /// Whether such a request stores something to be read back.
@@ -141,6 +147,7 @@ impl Expectations {
         requests.sort_unstable();
         requests.dedup();
         Expectations {
+            scenario_requests: scenario.requests.iter().map(|r| r.name.clone()).collect(),
             uploads: requests.iter().any(|&i| scenario.requests[i].consistency.is_some()),
             requests: requests.into_iter().map(|i| scenario.requests[i].name.clone()).collect(),
         }
@@ -161,18 +168,32 @@ fn count_list(counts: &std::collections::BTreeMap<String, u64>) -> String {
 /// scenario needs was never sent, or an upload could not be verified does
 /// not pass.
 pub fn checks(expected: &Expectations, r: &RunResults) -> Vec<CheckResult> {
-    let t = &r.totals;
     let mut out = Vec::new();
-    let errors: Vec<String> = r.overall.errors.iter().map(|(c, n)| format!("{} {n}", c.as_str())).collect();
+    // The scenario's own requests: a login that works while every search
+    // fails is not a run that succeeded.
+    let own: Vec<&crate::measure::Stats> = r
+        .requests
+        .iter()
+        .filter(|s| expected.scenario_requests.contains(&s.name))
+        .collect();
+    let (succeeded, issued) = own.iter().fold((0, 0), |(ok, sent), s| (ok + s.ok, sent + s.issued));
+    let failures: Vec<String> = own
+        .iter()
+        .filter(|s| s.failed > 0)
+        .map(|s| format!("{}: {}", s.name, s.failures_text()))
+        .collect();
     out.push(CheckResult {
         name: "requests succeeded".into(),
-        passed: t.succeeded > 0,
-        detail: if t.succeeded > 0 {
-            format!("{} of {} requests sent succeeded", t.succeeded, t.issued)
-        } else if t.issued == 0 {
-            format!("nothing measured: no request was sent ({} steps could not be sent)", t.not_sent)
+        passed: succeeded > 0,
+        detail: if succeeded > 0 {
+            format!("{succeeded} of {issued} of the scenario's requests sent succeeded")
+        } else if issued == 0 {
+            format!(
+                "nothing measured: none of the scenario's requests was sent ({} steps could not be sent)",
+                r.totals.not_sent
+            )
         } else {
-            format!("none of {} requests sent succeeded ({})", t.issued, errors.join(", "))
+            format!("none of {issued} of the scenario's requests sent succeeded ({})", failures.join("; "))
         },
     });
     let never: Vec<String> = expected
@@ -302,6 +323,33 @@ mod tests {
         assert!(!v[0].passed);
         assert_eq!(v[0].measured, None);
         assert_eq!(v[0].measured_phrase(), "nothing measured: no request of this name completed");
+    }
+
+    /// A login that works while every request of the scenario fails is not a
+    /// run that succeeded; one scenario request that worked is.
+    #[test]
+    fn requests_succeeded_counts_the_scenarios_own_requests() {
+        let mut r = results();
+        r.requests[0].ok = 0;
+        r.requests[0].failed = 100;
+        r.requests[0].issued = 100;
+        r.requests[0].errors.insert(crate::measure::ErrorClass::Http5xx, 100);
+        r.requests.push(Stats { name: "auth.login".into(), count: 10, ok: 10, issued: 10, ..Default::default() });
+        r.totals.succeeded = 10;
+        let expected = Expectations {
+            scenario_requests: vec!["search".into()],
+            requests: vec!["search".into()],
+            uploads: false,
+        };
+        let first = &checks(&expected, &r)[0];
+        assert!(!first.passed, "{first:?}");
+        assert!(first.detail.contains("none of 100 of the scenario's requests sent succeeded (search: 100 failed (http_5xx 100)"), "{}", first.detail);
+        r.requests[0].ok = 1;
+        assert!(checks(&expected, &r)[0].passed);
+        // And a request never sent: named, with its reason.
+        let expected = Expectations { requests: vec!["search".into(), "register".into()], ..expected };
+        let sent = &checks(&expected, &r)[1];
+        assert!(!sent.passed && sent.detail.contains("never sent: register (no user reached it)"), "{sent:?}");
     }
 
     /// Count thresholds of every kind: with nothing behind them they fail

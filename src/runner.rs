@@ -29,8 +29,9 @@ pub struct RunRequest {
     pub progress: bool,
     /// Chaos settings from the command line.
     pub chaos: crate::chaos::setup::ChaosRequest,
-    /// A second Ctrl-C or SIGTERM writes the bundle and ends the process
-    /// at once, exit 3 (the CLI; a library caller keeps its process).
+    /// A second Ctrl-C or SIGTERM writes the bundle and ends the process at
+    /// once, exit 3. Without it a second signal ends the process at once
+    /// (after any bundle write in progress) without writing this run's.
     pub exit_on_second_signal: bool,
 }
 
@@ -128,15 +129,15 @@ pub async fn preflight_target(scenario: &Scenario) -> Result<(), RunError> {
     if !base_url.starts_with("https://") {
         return Ok(());
     }
-    let client = reqwest::Client::builder()
-        .no_proxy()
+    let client = crate::engine::client_builder(&scenario.target)
         .timeout(Duration::from_secs(10))
-        .danger_accept_invalid_certs(!scenario.target.tls_verify)
         .build()
         .map_err(|e| RunError::Other(e.into()))?;
     match client.get(base_url.as_str()).send().await {
-        // Any answer will do: the handshake is what is checked here.
+        // Any answer will do, and so will a slow one or a redirect loop: the
+        // connection and its handshake are what is checked here.
         Ok(_) => Ok(()),
+        Err(e) if !e.is_connect() => Ok(()),
         Err(e) => Err(RunError::Unreachable {
             url: scenario.target.display_url(),
             why: tls_words(&e),
@@ -219,15 +220,49 @@ pub fn new_run_id(out_dir: &Path, scenario: &str) -> String {
     id
 }
 
+/// Judges the run (thresholds and built-in checks) and writes its bundle,
+/// as one write no signal can cut short: the one way a run ends, whether it
+/// finished, was interrupted, or was forced to end by a second signal.
+fn conclude(
+    mut measurements: crate::measure::Measurements,
+    thresholds: &[threshold::Threshold],
+    expected: &crate::gate::Expectations,
+    bundle: &Path,
+    write: Write,
+) -> Result<RunReport, RunError> {
+    measurements.results.thresholds = crate::gate::judge(thresholds, &measurements.results);
+    measurements.results.checks = crate::gate::checks(expected, &measurements.results);
+    let _whole = crate::engine::signals::writing();
+    let bundle = write_somewhere(bundle, &measurements, write)?;
+    Ok(RunReport {
+        bundle,
+        results: measurements.results,
+    })
+}
+
+/// How much of a bundle to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// Every format and chart.
+    Everything,
+    /// The histograms and `summary.json` only (a forced end: quick, and
+    /// `surge report` renders the rest).
+    Evidence,
+}
+
 /// Writes the bundle where asked or, when that fails (a full disk, a folder
 /// not writable), in the system's temporary folder, saying so: what a run
 /// measured is never lost for want of the folder it was asked to go in.
-pub fn write_somewhere(bundle: &Path, measurements: &crate::measure::Measurements) -> Result<PathBuf, RunError> {
-    // One writer at a time: a forced end (second signal) may come while the
-    // run's own end is writing the same folder; the later write wins whole.
-    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = WRITING.lock().unwrap_or_else(|p| p.into_inner());
-    let first = match report::write_bundle(bundle, measurements) {
+pub fn write_somewhere(
+    bundle: &Path,
+    measurements: &crate::measure::Measurements,
+    write: Write,
+) -> Result<PathBuf, RunError> {
+    let write_to = |dir: &Path| match write {
+        Write::Everything => report::write_bundle(dir, measurements),
+        Write::Evidence => report::write_evidence(dir, measurements),
+    };
+    let first = match write_to(bundle) {
         Ok(()) => return Ok(bundle.to_path_buf()),
         Err(e) => e,
     };
@@ -238,7 +273,7 @@ pub fn write_somewhere(bundle: &Path, measurements: &crate::measure::Measurement
         bundle.display(),
         fallback.display()
     );
-    report::write_bundle(&fallback, measurements).map_err(|e| {
+    write_to(&fallback).map_err(|e| {
         RunError::Other(anyhow::anyhow!(
             "cannot write the bundle to {} ({first:#}) nor to {} ({e:#})",
             bundle.display(),
@@ -300,13 +335,16 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
     let bundle = request.out_dir.join(&run_id);
     let last_words = request.exit_on_second_signal.then(|| {
         let (bundle, thresholds, expected) = (bundle.clone(), thresholds.clone(), expected.clone());
-        Box::new(move |mut m: crate::measure::Measurements| {
-            m.results.thresholds = crate::gate::judge(&thresholds, &m.results);
-            m.results.checks = crate::gate::checks(&expected, &m.results);
-            match write_somewhere(&bundle, &m) {
-                Ok(at) => eprintln!("bundle (forced end): {}", at.display()),
+        Box::new(move |m: crate::measure::Measurements| {
+            match conclude(m, &thresholds, &expected, &bundle, Write::Evidence) {
+                Ok(report) => eprintln!(
+                    "bundle (forced end; `surge report {0}` renders the reports): {0}",
+                    report.bundle.display()
+                ),
                 Err(e) => eprintln!("error: {e}"),
             }
+            // Held through exit: no write of this bundle starts after this one.
+            let _no_write_after = crate::engine::signals::writing();
             std::process::exit(3);
         }) as Box<dyn FnOnce(crate::measure::Measurements) + Send>
     });
@@ -316,12 +354,6 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         chaos,
         last_words,
     };
-    let mut measurements = engine::run(Arc::new(scenario), options).await?;
-    measurements.results.thresholds = crate::gate::judge(&thresholds, &measurements.results);
-    measurements.results.checks = crate::gate::checks(&expected, &measurements.results);
-    let bundle = write_somewhere(&bundle, &measurements)?;
-    Ok(RunReport {
-        bundle,
-        results: measurements.results,
-    })
+    let measurements = engine::run(Arc::new(scenario), options).await?;
+    conclude(measurements, &thresholds, &expected, &bundle, Write::Everything)
 }

@@ -61,6 +61,7 @@ pub async fn run_step(s: &Staircase, rate: f64) -> Result<Option<(Step, PathBuf)
             ..Default::default()
         },
         out_dir: s.out_dir.clone(),
+        exit_on_second_signal: true,
         ..Default::default()
     };
     let report = runner::run(&request).await?;

@@ -44,6 +44,17 @@ pub struct RunOptions {
     pub last_words: Option<Box<dyn FnOnce(Measurements) + Send>>,
 }
 
+/// The settings every HTTP client of a run shares (virtual users, read-backs,
+/// the checks before the load): the scenario's timeout and certificate
+/// rule, gzip, surge's user agent, proxies as the environment says.
+pub fn client_builder(target: &crate::scenario::TargetSpec) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(concat!("surge/", env!("CARGO_PKG_VERSION")))
+        .timeout(target.timeout)
+        .gzip(true)
+        .danger_accept_invalid_certs(!target.tls_verify)
+}
+
 /// How long a target may refuse connections and answer nothing before the
 /// run ends as "target gone".
 const TARGET_GONE_AFTER: Duration = Duration::from_secs(10);
@@ -83,27 +94,36 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         let recorder = Arc::clone(&recorder);
         let info = info.clone();
         let interrupts_reason = Arc::clone(&interrupts);
+        let shared = Arc::clone(&shared);
         interrupts.on_force(Box::new(move || {
             let why = interrupts_reason.reason().unwrap_or_default();
-            last_words(recorder.finish(RunInfo {
+            let mut measured = recorder.finish(RunInfo {
                 interrupted: Some(format!("{why}, then forced to end by a second signal")),
                 ..info
-            }));
+            });
+            // Sessions are known at once; read-backs still running are not waited for.
+            measured.results.sessions = shared.sessions.verdict(&[]);
+            last_words(measured);
         }));
     }
     let sigterm = tokio::spawn(signals::watch_sigterm(Arc::clone(&interrupts)));
     // A target that vanished (refusing connections, answering nothing) ends
     // the run within seconds, like a signal, instead of measuring refusals
     // to the end of the plan.
+    // With chaos, a target may rightly be away as long as it may take to recover.
+    let gone_after = options
+        .chaos
+        .as_ref()
+        .map_or(TARGET_GONE_AFTER, |c| c.plan.recover_within.max(TARGET_GONE_AFTER));
     let watchdog = tokio::spawn({
         let (recorder, interrupts, stop) = (Arc::clone(&recorder), Arc::clone(&interrupts), stop.clone());
         async move {
             while !stop.is_cancelled() {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                if recorder.has_begun() && recorder.target_gone(TARGET_GONE_AFTER) {
+                if recorder.has_begun() && recorder.target_gone(gone_after) {
                     interrupts.signal(&format!(
                         "target gone: connections refused and no answer for {} s",
-                        TARGET_GONE_AFTER.as_secs()
+                        gone_after.as_secs()
                     ));
                     return;
                 }
@@ -199,7 +219,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     }
     // The last uploads' read-backs run to the end of their windows (or a signal).
     let checked = shared.readback.finish().await;
-    let (mut consistency, visible) = crate::verify::consistency::summarise(&checked);
+    let (mut consistency, visible) = crate::verify::consistency::summarise_judged(&checked);
     consistency.unverifiable_reasons = shared.readback.unverifiable_counts();
     consistency.unverifiable = consistency.unverifiable_reasons.values().sum();
     measurements.results.consistency = consistency;
@@ -387,7 +407,7 @@ async fn drive_open(
     shared: Arc<Shared>,
     pool: Arc<open::Pool>,
     users: usize,
-    offsets: Vec<Duration>,
+    offsets: open::ArrivalOffsets,
 ) {
     let ready_by = Instant::now() + Duration::from_secs(30);
     while pool.users_started() < users && Instant::now() < ready_by && !shared.stop.is_cancelled() {

@@ -56,40 +56,68 @@ impl PersonaMix {
 
 /// Offsets from the start at which arrivals are due, evenly spaced at the
 /// planned rate: each stage ramps linearly from the previous stage's rate to
-/// its own, then holds it.
-pub fn arrival_offsets(stages: &[OpenStage]) -> Vec<Duration> {
-    let mut out = Vec::new();
+/// its own, then holds it. Made one at a time as the schedule needs them:
+/// a long run at a high rate has billions of arrivals, and memory must not
+/// grow with them.
+pub fn arrival_offsets(stages: &[OpenStage]) -> ArrivalOffsets {
+    let mut segments = Vec::new();
     let mut from_rate = 0.0;
-    let mut at = 0.0;
-    // Arrivals owed but not yet due, carried across segments so a ramp into a
-    // hold does not lose or double a slot.
-    let mut owed = 0.0_f64;
     for stage in stages {
-        for (r0, r1, len) in [
-            (from_rate, stage.rate, stage.ramp.0.as_secs_f64()),
-            (stage.rate, stage.rate, stage.hold.0.as_secs_f64()),
-        ] {
+        segments.push((from_rate, stage.rate, stage.ramp.0.as_secs_f64()));
+        segments.push((stage.rate, stage.rate, stage.hold.0.as_secs_f64()));
+        from_rate = stage.rate;
+    }
+    ArrivalOffsets {
+        segments,
+        segment: 0,
+        at: 0.0,
+        owed: 0.0,
+        need: None,
+    }
+}
+
+/// The arrival offsets of a plan, in order (see [`arrival_offsets`]).
+pub struct ArrivalOffsets {
+    /// (rate at the start, rate at the end, length in seconds).
+    segments: Vec<(f64, f64, f64)>,
+    segment: usize,
+    /// Start of the current segment, seconds.
+    at: f64,
+    /// Arrivals owed but not yet due, carried across segments so a ramp into
+    /// a hold does not lose or double a slot.
+    owed: f64,
+    /// The cumulative arrival count the next slot of this segment completes.
+    need: Option<f64>,
+}
+
+impl Iterator for ArrivalOffsets {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        loop {
+            let &(r0, r1, len) = self.segments.get(self.segment)?;
             if len <= 0.0 {
+                self.segment += 1;
                 continue;
             }
             let a = (r1 - r0) / (2.0 * len);
             let total = r0 * len + a * len * len;
-            let mut need = 1.0 - owed;
-            while need <= total + 1e-9 {
+            let need = *self.need.get_or_insert(1.0 - self.owed);
+            if need <= total + 1e-9 {
                 let t = if a.abs() < 1e-12 {
                     need / r0
                 } else {
                     (-r0 + (r0 * r0 + 4.0 * a * need).max(0.0).sqrt()) / (2.0 * a)
                 };
-                out.push(Duration::from_secs_f64(at + t.clamp(0.0, len)));
-                need += 1.0;
+                self.need = Some(need + 1.0);
+                return Some(Duration::from_secs_f64(self.at + t.clamp(0.0, len)));
             }
-            owed = total - (need - 1.0);
-            at += len;
+            self.owed = total - (need - 1.0);
+            self.at += len;
+            self.segment += 1;
+            self.need = None;
         }
-        from_rate = stage.rate;
     }
-    out
 }
 
 /// One arrival slot.
@@ -226,7 +254,7 @@ impl Pool {
 /// Runs the schedule from `start`, handing slots to `pool`, until the plan
 /// ends or `stopped` says so. `pick` chooses the persona of each arrival.
 pub async fn schedule(
-    offsets: Vec<Duration>,
+    offsets: impl IntoIterator<Item = Duration>,
     start: Instant,
     pool: Arc<Pool>,
     recorder: Arc<Recorder>,
@@ -294,7 +322,7 @@ mod tests {
 
     #[test]
     fn constant_rate_is_evenly_spaced() {
-        let offs = arrival_offsets(&stages("[[load.stages]]\nrate=10\nhold='2s'"));
+        let offs = arrival_offsets(&stages("[[load.stages]]\nrate=10\nhold='2s'")).collect::<Vec<_>>();
         assert_eq!(offs.len(), 20);
         assert!((offs[0].as_secs_f64() - 0.1).abs() < 1e-9);
         assert!((offs[19].as_secs_f64() - 2.0).abs() < 1e-9);
@@ -303,7 +331,7 @@ mod tests {
     #[test]
     fn a_linear_ramp_delivers_its_area() {
         // 0 → 20/s over 10 s is 100 arrivals, then 20/s for 5 s is 100 more.
-        let offs = arrival_offsets(&stages("[[load.stages]]\nrate=20\nramp='10s'\nhold='5s'"));
+        let offs = arrival_offsets(&stages("[[load.stages]]\nrate=20\nramp='10s'\nhold='5s'")).collect::<Vec<_>>();
         assert_eq!(offs.len(), 200);
         let in_first_half = offs.iter().filter(|o| o.as_secs_f64() <= 5.0).count();
         assert_eq!(
@@ -317,9 +345,18 @@ mod tests {
     fn stages_chain_and_ramp_down() {
         let offs = arrival_offsets(&stages(
             "[[load.stages]]\nrate=10\nhold='1s'\n[[load.stages]]\nrate=0.0001\nramp='2s'\nhold='1s'",
-        ));
+        ))
+        .collect::<Vec<_>>();
         // 10 in the first second, ~10 over the 2 s ramp down, ~0 in the last hold.
         assert!((19..=21).contains(&offs.len()), "{}", offs.len());
+    }
+
+    #[test]
+    fn a_month_at_the_highest_rate_costs_no_memory_up_front() {
+        // 50,000/s for 30 days is 1.3e11 arrivals: made one at a time.
+        let mut offs = arrival_offsets(&stages("[[load.stages]]\nrate=50000\nhold='720h'"));
+        assert_eq!(offs.next(), Some(Duration::from_micros(20)));
+        assert_eq!(offs.nth(49_998), Some(Duration::from_secs(1)));
     }
 
     #[tokio::test]

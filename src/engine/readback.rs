@@ -10,7 +10,7 @@ use super::auth::{self, TokenCache};
 use super::check;
 use crate::measure::{Recorder, UNKNOWN_REPLICA};
 use crate::scenario::{Auth, Scenario};
-use crate::verify::consistency::{compare, Checked, Observation, ReadRule, Seen, Upload};
+use crate::verify::consistency::{compare, Checked, Judged, Observation, ReadRule, Seen, Upload, MAX_PROBLEMS};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -43,8 +43,8 @@ pub struct Readback {
     /// finished task held until the end keeps its whole future's memory
     /// (a soak grew ~70 KB/s that way), its small result does not.
     tasks: Mutex<tokio::task::JoinSet<Checked>>,
-    /// Results of the checks reaped so far.
-    done: Mutex<Vec<Checked>>,
+    /// The checks reaped so far, judged (small: see [`Judged`]).
+    done: Mutex<Vec<Judged>>,
     direct: Arc<RwLock<Vec<String>>>,
     recorder: Arc<Recorder>,
     /// Uploads that could not be read back, by `request: reason`.
@@ -63,10 +63,7 @@ impl Readback {
         recorder: Arc<Recorder>,
         stop: CancellationToken,
     ) -> Self {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(scenario.target.timeout)
-            .danger_accept_invalid_certs(!scenario.target.tls_verify)
+        let client = super::client_builder(&scenario.target)
             .build()
             .expect("a plain HTTP client builds");
         let scenario_replicas = scenario.verify.replicas.clone();
@@ -122,7 +119,7 @@ impl Readback {
         let mut tasks = self.tasks.lock().unwrap();
         while let Some(finished) = tasks.try_join_next() {
             if let Ok(checked) = finished {
-                self.done.lock().unwrap().push(checked);
+                self.keep(checked);
             }
         }
         tasks.spawn(async move {
@@ -149,22 +146,27 @@ impl Readback {
         });
     }
 
+    /// Keeps a finished check, judged.
+    fn keep(&self, checked: Checked) {
+        let mut done = self.done.lock().unwrap();
+        let keep_upload = done.len() < MAX_PROBLEMS;
+        done.push(Judged::of(checked, keep_upload));
+    }
+
     /// Waits for every check (each ends by its own window, or at stop).
-    pub async fn finish(&self) -> Vec<Checked> {
+    pub async fn finish(&self) -> Vec<Judged> {
         let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
-        let mut out = std::mem::take(&mut *self.done.lock().unwrap());
         while let Some(finished) = tasks.join_next().await {
             if let Ok(checked) = finished {
-                out.push(checked);
+                self.keep(checked);
             }
         }
-        // A replica the run met only after an upload's check had ended was
-        // never read for it: "unverified" there, never silently absent.
+        let mut out = std::mem::take(&mut *self.done.lock().unwrap());
         let mut everyone = self.recorder.replicas();
         everyone.extend(self.met.lock().unwrap().iter().cloned());
-        for checked in &mut out {
+        for judged in &mut out {
             for replica in everyone.iter().filter(|r| *r != UNKNOWN_REPLICA) {
-                checked.seen.entry(replica.clone()).or_default();
+                judged.unverified_on(replica);
             }
         }
         out

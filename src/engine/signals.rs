@@ -24,6 +24,23 @@ pub struct Interrupts {
 
 /// The run signals go to (one at a time in a process).
 static CURRENT: Mutex<Option<Arc<Interrupts>>> = Mutex::new(None);
+
+/// Held while a bundle is written. A signal that ends the process takes it
+/// first, so no bundle is ever cut off half-written; a forced end holds it
+/// through `exit`, so no other write starts after it.
+static WRITING: Mutex<()> = Mutex::new(());
+
+/// Waits until no bundle is being written, and keeps others from starting
+/// while the guard lives.
+pub fn writing() -> std::sync::MutexGuard<'static, ()> {
+    WRITING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Ends the process once no bundle is being written.
+fn exit_after_writes(code: i32) -> ! {
+    let _no_write_in_progress = writing();
+    std::process::exit(code)
+}
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
 impl Interrupts {
@@ -72,7 +89,7 @@ impl Interrupts {
                 let last = self.last_words.lock().unwrap_or_else(|p| p.into_inner()).take();
                 match last {
                     Some(last) => last(),
-                    None => std::process::exit(3),
+                    None => exit_after_writes(3),
                 }
             }
         }
@@ -91,8 +108,9 @@ fn deliver(why: &str) {
     let current = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).clone();
     match current {
         Some(run) => run.signal(why),
-        // No run: Ctrl-C ends the process, as it would without surge's handler.
-        None => std::process::exit(130),
+        // No run (it is over, its bundle maybe being written): Ctrl-C ends
+        // the process as it would without surge's handler, once the bundle is whole.
+        None => exit_after_writes(130),
     }
 }
 

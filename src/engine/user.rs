@@ -345,14 +345,7 @@ impl Shared {
                 let rb = client
                     // A path (no scheme) is on the target itself, e.g. Keycloak behind the same ingress.
                     .post(self.url(&auth::credential(token_url).unwrap_or_default()))
-                    .form(&[
-                        ("grant_type", "client_credentials".to_owned()),
-                        ("client_id", auth::credential(client_id).unwrap_or_default()),
-                        (
-                            "client_secret",
-                            auth::credential(client_secret).unwrap_or_default(),
-                        ),
-                    ]);
+                    .form(&auth::token_form(client_id, client_secret));
                 let expect = Expect {
                     status: vec![200],
                     ..Default::default()
@@ -518,14 +511,16 @@ impl Shared {
         if let Some(token) = token {
             rb = rb.bearer_auth(token);
         }
-        let reply = self
-            .exchange_as(index, rb, scheduled, &spec.expect, state, authenticated)
-            .await?;
+        // Whether it carries the session, from the jar as it is sent (its
+        // answer may set a cookie the request itself never had).
         let carried = if matches!(self.scenario.auth, Auth::OpenmrsBasic { .. }) {
             self.carries_session_cookie(state, spec, &url)
         } else {
             authenticated
         };
+        let reply = self
+            .exchange_as(index, rb, scheduled, &spec.expect, state, authenticated)
+            .await?;
         if carried {
             self.follow_session(state, index, &reply);
         }
@@ -838,12 +833,7 @@ impl Shared {
     /// settings goose gives its users' clients, plus the scenario's timeout
     /// and certificate rule.
     pub fn client_builder(&self, jar: Arc<reqwest::cookie::Jar>) -> reqwest::ClientBuilder {
-        reqwest::Client::builder()
-            .user_agent(concat!("surge/", env!("CARGO_PKG_VERSION")))
-            .timeout(self.scenario.target.timeout)
-            .gzip(true)
-            .danger_accept_invalid_certs(!self.scenario.target.tls_verify)
-            .cookie_provider(jar)
+        super::client_builder(&self.scenario.target).cookie_provider(jar)
     }
 
     /// Forgets the session (after a panic, the user starts clean).

@@ -383,7 +383,9 @@ impl Recorder {
         let started = self.started();
         let state = self.lock();
         let last = state.last_answer.unwrap_or(started);
-        state.refused_since_answer > 0 && last.elapsed() >= quiet
+        // Several refusals, not one: a single refused connection beside a
+        // slow upload is not a vanished target.
+        state.refused_since_answer >= 3 && last.elapsed() >= quiet
     }
 
     /// True once the load has started.
@@ -475,8 +477,8 @@ impl Recorder {
             let base = format!(
                 "s{}-{}-{}",
                 key.0 + 1,
-                file_safe(request),
-                file_safe(replica)
+                file_part(request),
+                file_part(replica)
             );
             cells.push(CellStats {
                 stage: key.0,
@@ -610,6 +612,21 @@ impl Recorder {
     }
 }
 
+/// A name made safe for one part of a file name, and short: a request or
+/// replica name (a server's header) may be long, and a bundle must never fail
+/// to write for a file name the file system refuses. A long name keeps its
+/// first 60 characters and a hash of the whole, so names stay distinct.
+pub fn file_part(name: &str) -> String {
+    let safe = file_safe(name);
+    if safe.len() <= 60 {
+        return safe;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    format!("{}~{:016x}", &safe[..60], hasher.finish())
+}
+
 /// A name made safe for a file name.
 pub fn file_safe(name: &str) -> String {
     name.chars()
@@ -691,10 +708,21 @@ mod tests {
         let mut refused = sample(0, "unknown", t0, 1, 0, Some(ErrorClass::Connect));
         refused.status = None;
         rec.record(refused);
+        assert!(!rec.target_gone(Duration::ZERO), "one refusal is not a vanished target");
+        rec.record(refused);
+        rec.record(refused);
         assert!(rec.target_gone(Duration::ZERO), "refusing since its last answer");
         assert!(!rec.target_gone(Duration::from_secs(60)), "not for long enough yet");
         rec.record(sample(0, "r1", t0, 1, 0, None));
         assert!(!rec.target_gone(Duration::ZERO), "answered again");
+    }
+
+    #[test]
+    fn long_names_make_short_distinct_file_names() {
+        let (a, b) = ("x".repeat(5000) + "a", "x".repeat(5000) + "b");
+        assert!(file_part(&a).len() < 80);
+        assert_ne!(file_part(&a), file_part(&b));
+        assert_eq!(file_part("search_patient"), "search_patient");
     }
 
     #[test]

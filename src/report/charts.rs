@@ -64,7 +64,7 @@ pub fn list(r: &RunResults) -> Vec<Chart> {
     }];
     for (i, t) in r.request_timelines.iter().enumerate() {
         out.push(Chart {
-            name: format!("latency-{}", crate::measure::file_safe(&t.request)),
+            name: format!("latency-{}", crate::measure::file_part(&t.request)),
             title: format!("{}: latency over time (p50, p95, p99)", t.request),
             kind: Kind::RequestLatency(i),
         });

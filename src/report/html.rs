@@ -414,7 +414,7 @@ impl Export for Html {
             chart(
                 &mut o,
                 r,
-                &format!("latency-{}", crate::measure::file_safe(&t.request)),
+                &format!("latency-{}", crate::measure::file_part(&t.request)),
             )?;
             o.push_str("<details><summary>Per second</summary>");
             table(&mut o, &TIMELINE_HEADER, timeline_rows(&t.rows));

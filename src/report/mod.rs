@@ -45,6 +45,14 @@ fn exporters() -> Vec<Box<dyn Export>> {
 
 /// Writes every format and the histograms into `dir` (created if needed).
 pub fn write_bundle(dir: &Path, measurements: &Measurements) -> anyhow::Result<()> {
+    write_evidence(dir, measurements)?;
+    write_files(dir, &measurements.results)
+}
+
+/// Writes what cannot be made again — the histograms and `summary.json` —
+/// and nothing that can (`surge report DIR` renders the rest from them):
+/// the quick write of a forced end.
+pub fn write_evidence(dir: &Path, measurements: &Measurements) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("hdr"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
     hdr::write_all(
@@ -53,7 +61,10 @@ pub fn write_bundle(dir: &Path, measurements: &Measurements) -> anyhow::Result<(
         &measurements.histograms,
         measurements.visible.as_ref(),
     )?;
-    write_files(dir, &measurements.results)
+    let json = json::Summary;
+    let path = dir.join(json.file_name());
+    std::fs::write(&path, json.serialize(&measurements.results)?)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Re-writes every format from results (e.g. after thresholds were judged again).

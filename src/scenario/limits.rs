@@ -14,6 +14,8 @@ pub const MAX_RATE: f64 = 50_000.0;
 pub const MAX_USERS: usize = 50_000;
 /// Largest generated upload: each is built in memory, once per request.
 pub const MAX_GENERATED_BYTES: u64 = 256 * 1024 * 1024;
+/// Generated uploads that may be in memory at once (users × the largest).
+pub const MAX_GENERATED_IN_FLIGHT: u64 = 4 * 1024 * 1024 * 1024;
 /// Longest request timeout.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Largest persona weight.

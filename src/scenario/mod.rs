@@ -156,6 +156,15 @@ impl LoadPlan {
         self.stage_ends().last().copied().unwrap_or_default()
     }
 
+    /// Most virtual users at once: the open model's pool, the closed
+    /// model's largest stage.
+    pub fn peak_users(&self) -> usize {
+        match self {
+            LoadPlan::Open { max_users, .. } => *max_users,
+            LoadPlan::Closed { stages } => stages.iter().map(|s| s.users).max().unwrap_or(0),
+        }
+    }
+
     /// `open` or `closed`.
     pub fn model_name(&self) -> &'static str {
         match self {
@@ -369,6 +378,36 @@ pub const THRESHOLD_SUBJECTS: [&str; 5] =
     ["requests", "errors", "dropped", "session", "attachments"];
 
 impl Scenario {
+    /// Every user may be building its largest generated upload at once:
+    /// users × that size must fit [`limits::MAX_GENERATED_IN_FLIGHT`], or a
+    /// run could be killed for want of memory and lose what it measured.
+    pub fn check_generated_memory(&self) -> Result<(), String> {
+        let largest = self
+            .requests
+            .iter()
+            .flat_map(|r| match &r.body {
+                Body::Generated { content } => vec![content.size],
+                Body::Multipart(parts) => parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        Part::Generated { content, .. } => Some(content.size),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .max()
+            .unwrap_or(0);
+        let users = self.load.peak_users() as u64;
+        if users.saturating_mul(largest) > limits::MAX_GENERATED_IN_FLIGHT {
+            return Err(format!(
+                "{users} users each building a generated upload of {largest} bytes could hold {:.1} GiB at once: at most 4 GiB (fewer users, a smaller size, or shards)",
+                users.saturating_mul(largest) as f64 / (1u64 << 30) as f64
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let bytes = std::fs::read(path).map_err(|e| {
@@ -570,7 +609,7 @@ impl Scenario {
             }
         }
 
-        Ok(Scenario {
+        let scenario = Scenario {
             path: path.to_path_buf(),
             name: file.scenario.name,
             description: file.scenario.description,
@@ -585,7 +624,11 @@ impl Scenario {
             verify,
             kubernetes,
             chaos,
-        })
+        };
+        scenario
+            .check_generated_memory()
+            .map_err(|e| at(find_table(text, "load"), e))?;
+        Ok(scenario)
     }
 
     /// Applies `--rate`, `--users` and `--duration`.
@@ -680,7 +723,7 @@ impl Scenario {
                 step.think.max = step.think.max.mul_f64(scale);
             }
         }
-        Ok(())
+        self.check_generated_memory()
     }
 }
 

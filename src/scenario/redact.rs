@@ -9,18 +9,22 @@ pub fn redact_text(text: &str) -> String {
     while let Some(at) = rest.find("://") {
         let (head, tail) = rest.split_at(at + 3);
         out.push_str(head);
-        // The authority ends at the path, the query, a fragment, or the end of the word.
-        let end = tail
-            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`' | '<' | '>') || c.is_whitespace())
+        // The URL ends at whitespace or a quote. Everything before its last
+        // `@` may be userinfo, even a password holding `/`, `?` or `#` that
+        // no URL parser accepts: cut it all (at worst a path is hidden too).
+        let word_end = tail
+            .find(|c: char| matches!(c, '"' | '\'' | '`' | '<' | '>') || c.is_whitespace())
             .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(user_end) => {
-                out.push_str("***@");
-                out.push_str(&authority[user_end + 1..]);
-            }
-            None => out.push_str(authority),
+        let word = &tail[..word_end];
+        let host_start = word.rfind('@').map_or(0, |at| at + 1);
+        if host_start > 0 {
+            out.push_str("***@");
         }
+        let end = host_start
+            + word[host_start..]
+                .find(['/', '?', '#'])
+                .unwrap_or(word.len() - host_start);
+        out.push_str(&tail[host_start..end]);
         rest = &tail[end..];
     }
     out.push_str(rest);
@@ -44,6 +48,7 @@ mod tests {
         );
         assert_eq!(redact_text("https://tok@h and https://h2/p"), "https://***@h and https://h2/p");
         assert_eq!(redact_text("http://a:b@c"), "http://***@c");
+        assert_eq!(redact_text("--target \"http://u:pa/ss?#x@h:80/p\" bad"), "--target \"http://***@h:80/p\" bad");
         assert_eq!(redact_text("no url here"), "no url here");
         assert_eq!(redact_text("mail x@y.org"), "mail x@y.org");
         assert!(has_userinfo("http://u:p@h/"));

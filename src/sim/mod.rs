@@ -45,6 +45,31 @@ pub enum AttachmentStore {
     Replicated,
 }
 
+impl ClusterOptions {
+    /// Every number in its range (the flags are the cluster's input too).
+    pub fn check(&self) -> Result<(), String> {
+        use crate::scenario::limits::check_range;
+        let s = &self.service;
+        check_range("--replicas", self.replicas, 1, 32)?;
+        if let Some(base) = self.replica_port_base {
+            check_range("--replica-port-base", base as usize, 1024, 65535 - self.replicas)?;
+        }
+        check_range("--restart-delay (s)", self.restart_delay.as_secs(), 0, 600)?;
+        check_range("--pool", s.pool, 1, 10_000)?;
+        check_range("--hold (ms)", s.hold.as_millis(), 0, 60_000)?;
+        check_range("--checkout-timeout (s)", s.checkout_timeout.as_secs(), 0, 3600)?;
+        if let Some(limit) = s.db_limit {
+            check_range("--db-limit", limit, 1, 10_000)?;
+        }
+        check_range("--token-ttl (s)", s.token_ttl.as_secs(), 1, 86_400)?;
+        check_range("--replication-delay (s)", s.replication_delay.as_secs(), 0, 3600)?;
+        for (_, factor) in &s.slow {
+            check_range("--slow factor", *factor, 1.0, 1000.0)?;
+        }
+        Ok(())
+    }
+}
+
 /// How the cluster is built.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClusterOptions {
@@ -65,7 +90,7 @@ pub struct ClusterOptions {
     #[arg(long)]
     pub replica_port_base: Option<u16>,
     /// Start-up delay before a dead replica is restarted.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = crate::scenario::parse_duration)]
     pub restart_delay: Duration,
     /// Where attachments are kept.
     #[arg(long, value_enum, default_value = "shared")]
@@ -107,9 +132,7 @@ pub struct Cluster {
 impl Cluster {
     /// Starts replicas from `exe` (this binary) and the balancer; returns once all answer.
     pub async fn start(exe: PathBuf, options: ClusterOptions) -> anyhow::Result<Cluster> {
-        if options.replicas == 0 {
-            bail!("--replicas must be at least 1");
-        }
+        options.check().map_err(|e| anyhow::anyhow!(e))?;
         let (data_dir, temp) = match &options.data_dir {
             Some(d) => (d.clone(), None),
             None => {

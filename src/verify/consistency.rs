@@ -243,19 +243,66 @@ impl ConsistencyVerdict {
     }
 }
 
+/// One upload's read-backs judged: per replica the verdict and when the
+/// right bytes were first seen — what the verdict needs and no more. A run
+/// keeps one per upload until its end, so it must be small: the observations
+/// and the upload's own strings are dropped (the upload is kept for the
+/// first [`MAX_PROBLEMS`] only, which is all the report lists).
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// The upload, for the report's problem list (the first ones only).
+    pub upload: Option<Upload>,
+    /// Replica, verdict, and when it was first seen right (ms after the upload).
+    pub replicas: Vec<(String, Verdict, Option<u64>)>,
+}
+
+impl Judged {
+    /// Judges `checked`; `keep_upload` keeps the upload for the problem list.
+    pub fn of(checked: Checked, keep_upload: bool) -> Self {
+        Judged {
+            replicas: checked
+                .seen
+                .iter()
+                .map(|(replica, observations)| {
+                    let (verdict, at) = judge(observations);
+                    (replica.clone(), verdict, at)
+                })
+                .collect(),
+            upload: keep_upload.then_some(checked.upload),
+        }
+    }
+
+    /// A replica the run met only after this upload's check had ended was
+    /// never read for it: "unverified" there, never silently absent.
+    pub fn unverified_on(&mut self, replica: &str) {
+        if !self.replicas.iter().any(|(r, _, _)| r == replica) {
+            self.replicas.push((replica.to_owned(), Verdict::Unverified, None));
+        }
+    }
+}
+
 /// Summarises every checked upload; also returns the time-to-visible
 /// histogram (µs) for the bundle.
 pub fn summarise(checked: &[Checked]) -> (ConsistencyVerdict, Histogram<u64>) {
+    let judged: Vec<Judged> = checked.iter().cloned().map(|c| Judged::of(c, true)).collect();
+    summarise_judged(&judged)
+}
+
+/// Summarises every judged upload; also returns the time-to-visible
+/// histogram (µs) for the bundle.
+pub fn summarise_judged(judged: &[Judged]) -> (ConsistencyVerdict, Histogram<u64>) {
     let mut visible = Histogram::<u64>::new(3).expect("3 significant digits is valid");
     let mut out = ConsistencyVerdict {
-        uploads: checked.len() as u64,
+        uploads: judged.len() as u64,
         ..Default::default()
     };
     let mut per_replica: BTreeMap<String, BTreeMap<Verdict, u64>> = BTreeMap::new();
-    for c in checked {
+    for j in judged {
         let mut everywhere: Option<u64> = Some(0);
-        for (replica, observations) in &c.seen {
-            let (verdict, at) = judge(observations);
+        let mut replicas: Vec<&(String, Verdict, Option<u64>)> = j.replicas.iter().collect();
+        replicas.sort_by(|a, b| a.0.cmp(&b.0));
+        for (replica, verdict, at) in replicas {
+            let (verdict, at) = (*verdict, *at);
             *out.verdicts.entry(verdict).or_default() += 1;
             *per_replica
                 .entry(replica.clone())
@@ -266,18 +313,18 @@ pub fn summarise(checked: &[Checked]) -> (ConsistencyVerdict, Histogram<u64>) {
                 (Some(e), Some(a)) => Some(e.max(a)),
                 _ => None,
             };
-            if verdict != Verdict::Ok && out.problems.len() < MAX_PROBLEMS {
+            if let (true, Some(upload)) = (verdict != Verdict::Ok && out.problems.len() < MAX_PROBLEMS, &j.upload) {
                 out.problems.push(Problem {
-                    id: c.upload.id.clone(),
-                    request: c.upload.request.clone(),
-                    uploaded_on: c.upload.replica.clone(),
+                    id: upload.id.clone(),
+                    request: upload.request.clone(),
+                    uploaded_on: upload.replica.clone(),
                     replica: replica.clone(),
                     verdict,
                     visible_after_ms: at.filter(|_| verdict == Verdict::Stale),
                 });
             }
         }
-        if let (Some(ms), false) = (everywhere, c.seen.is_empty()) {
+        if let (Some(ms), false) = (everywhere, j.replicas.is_empty()) {
             out.visible_everywhere += 1;
             let _ = visible.record((ms * 1000).max(1));
         }

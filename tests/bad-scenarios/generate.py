@@ -119,9 +119,16 @@ os.makedirs(out + "/feeders", exist_ok=True)
 open(out + "/feeders/empty.csv", "w").write("")
 open(out + "/feeders/header-only.csv", "w").write("given,family\n")
 open(out + "/feeders/binary.csv", "wb").write(b"given,family\n\x00\x01\x02\xff\xfe\n")
-for name, frm, to, marker, expected in cases:
+# A case may change two places: (from, to, from2, to2).
+cases.append(("generated-memory", 'max_users = 20', 'max_users = 20000', "[load]",
+              "could hold 19.5 GiB at once: at most 4 GiB",
+              'expect = { status = [200] }\n\n[verify]',
+              'method = "POST"\ngenerate = { kind = "pdf", size = "1MiB" }\nexpect = { status = [200] }\n\n[verify]'))
+for name, frm, to, marker, expected, *more in cases:
     assert frm in BASE, name
     text = BASE.replace(frm, to, 1)
+    if more:
+        text = text.replace(more[0], more[1], 1)
     lines = text.split("\n")
     line = next(i for i, l in enumerate(lines) if marker in l) + 2  # +1 for 1-based, +1 for the header comment
     header = f"# expect line {line}: {expected}\n"
