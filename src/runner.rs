@@ -155,17 +155,20 @@ fn tls_words(error: &reqwest::Error) -> String {
         source = e.source();
     }
     let all = chain.join(": ");
+    // rustls names the problem as a Debug word (`UnknownIssuer`) or in
+    // prose (`certificate expired`), depending on the verifier.
+    let said = all.to_ascii_lowercase().replace(['_', ' '], "");
     let problem = [
-        ("UnknownIssuer", "its certificate is signed by an authority this machine does not trust (self-signed?)"),
-        ("CaUsedAsEndEntity", "its certificate is an authority's own (self-signed), not one issued to a server"),
-        ("Expired", "its certificate has expired"),
-        ("NotValidYet", "its certificate is not valid yet"),
-        ("NotValidForName", "its certificate is not valid for this host name"),
-        ("Revoked", "its certificate has been revoked"),
-        ("BadSignature", "its certificate's signature is bad"),
+        ("unknownissuer", "its certificate is signed by an authority this machine does not trust (self-signed?)"),
+        ("causedasendentity", "its certificate is an authority's own (self-signed), not one issued to a server"),
+        ("expired", "its certificate has expired"),
+        ("notvalidyet", "its certificate is not valid yet"),
+        ("notvalidforname", "its certificate is not valid for this host name"),
+        ("revoked", "its certificate has been revoked"),
+        ("badsignature", "its certificate's signature is bad"),
     ]
     .iter()
-    .find(|(code, _)| all.contains(code))
+    .find(|(code, _)| said.contains(code))
     .map(|(_, words)| *words);
     match problem {
         Some(words) => format!(

@@ -12,7 +12,9 @@ const LAG: u64 = 3;
 
 struct Slot {
     row: TimelineRow,
-    hist: Option<Histogram<u64>>,
+    /// Boxed: a closed second keeps only its row, not a histogram's worth
+    /// of empty space (a long run has one slot per second).
+    hist: Option<Box<Histogram<u64>>>,
 }
 
 /// Per-second rows under construction.
@@ -32,7 +34,7 @@ impl Timeline {
                     ..Default::default()
                 },
                 // 2 significant digits is plenty for a per-second trend line.
-                hist: Some(Histogram::new(2).expect("2 significant digits is valid")),
+                hist: Some(Box::new(Histogram::new(2).expect("2 significant digits is valid"))),
             });
         }
         self.close_before(second.saturating_sub(LAG));

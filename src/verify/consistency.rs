@@ -250,8 +250,9 @@ impl ConsistencyVerdict {
 /// first [`MAX_PROBLEMS`] only, which is all the report lists).
 #[derive(Debug, Clone)]
 pub struct Judged {
-    /// The upload, for the report's problem list (the first ones only).
-    pub upload: Option<Upload>,
+    /// The upload, for the report's problem list (the first ones only;
+    /// boxed, so the many without it cost a pointer).
+    pub upload: Option<Box<Upload>>,
     /// Replica, verdict, and when it was first seen right (ms after the upload).
     pub replicas: Vec<(String, Verdict, Option<u64>)>,
 }
@@ -268,7 +269,7 @@ impl Judged {
                     (replica.clone(), verdict, at)
                 })
                 .collect(),
-            upload: keep_upload.then_some(checked.upload),
+            upload: keep_upload.then(|| Box::new(checked.upload)),
         }
     }
 

@@ -16,20 +16,44 @@ impl Drop for Server {
     }
 }
 
-/// A self-signed HTTPS server on loopback: its base URL.
-fn self_signed_server(dir: &std::path::Path) -> (Server, String) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+fn openssl(dir: &std::path::Path, args: &[&str]) {
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-        // A server's certificate (not an authority's), as a self-signed site has.
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
+        .args(args)
+        .current_dir(dir)
         .output()
         .expect("openssl is installed (.ci/run installs it)");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(made.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&made.stderr));
+}
+
+/// A self-signed HTTPS server on loopback: its base URL. `expired`: its
+/// certificate was valid for one day in 2020.
+fn self_signed_server(dir: &std::path::Path, expired: bool) -> (Server, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if expired {
+        // `openssl ca` is the one way to set past dates in OpenSSL 3.0.
+        std::fs::write(
+            dir.join("ca.cnf"),
+            "[ca]\ndefault_ca=own\n[own]\ndir=.\ndatabase=./index.txt\nserial=./serial\nnew_certs_dir=.\n\
+             default_md=sha256\npolicy=any\ncopy_extensions=copy\nunique_subject=no\n[any]\ncommonName=supplied\n\
+             [req]\ndistinguished_name=dn\nprompt=no\n[dn]\nCN=127.0.0.1\n\
+             [leaf]\nbasicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("index.txt"), "").unwrap();
+        std::fs::write(dir.join("serial"), "01\n").unwrap();
+        openssl(dir, &["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "req.csr", "-config", "ca.cnf"]);
+        openssl(dir, &[
+            "ca", "-batch", "-config", "ca.cnf", "-selfsign", "-keyfile", "key.pem", "-in", "req.csr", "-out", "cert.pem",
+            "-startdate", "20200101000000Z", "-enddate", "20200102000000Z", "-extensions", "leaf",
+        ]);
+    } else {
+        // A server's certificate (not an authority's), as a self-signed site has.
+        openssl(dir, &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "basicConstraints=critical,CA:FALSE", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", "key.pem", "-out", "cert.pem",
+        ]);
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new("openssl")
         .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}")])
@@ -82,7 +106,7 @@ path = "/"
 fn an_untrusted_certificate_fails_up_front_unless_verification_is_off() {
     let _engine = engine_lock_blocking();
     let dir = tempfile::tempdir().unwrap();
-    let (_server, url) = self_signed_server(dir.path());
+    let (_server, url) = self_signed_server(dir.path(), false);
     let out = dir.path().join("out");
     let run = |verify: bool| {
         Command::new(surge_bin())
@@ -113,4 +137,19 @@ fn an_untrusted_certificate_fails_up_front_unless_verification_is_off() {
         let text = std::fs::read_to_string(bundle.join(file)).unwrap();
         assert!(text.contains("not verified"), "{file} says so");
     }
+}
+
+#[test]
+fn an_expired_certificate_is_named_as_expired() {
+    let _engine = engine_lock_blocking();
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = self_signed_server(dir.path(), true);
+    let out = Command::new(surge_bin())
+        .args(["run", scenario(dir.path(), &url, true).to_str().unwrap(), "--no-progress", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("its certificate has expired"), "{stderr}");
 }
