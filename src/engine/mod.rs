@@ -218,8 +218,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         ));
     }
     // The last uploads' read-backs run to the end of their windows (or a signal).
-    let checked = shared.readback.finish().await;
-    let (mut consistency, visible) = crate::verify::consistency::summarise_judged(&checked);
+    let (mut consistency, visible) = shared.readback.finish().await;
     consistency.unverifiable_reasons = shared.readback.unverifiable_counts();
     consistency.unverifiable = consistency.unverifiable_reasons.values().sum();
     measurements.results.consistency = consistency;

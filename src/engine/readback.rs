@@ -10,7 +10,7 @@ use super::auth::{self, TokenCache};
 use super::check;
 use crate::measure::{Recorder, UNKNOWN_REPLICA};
 use crate::scenario::{Auth, Scenario};
-use crate::verify::consistency::{compare, Checked, Judged, Observation, ReadRule, Seen, Upload, MAX_PROBLEMS};
+use crate::verify::consistency::{compare, Checked, ConsistencyVerdict, Observation, ReadRule, Seen, Tally, Upload};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -43,8 +43,8 @@ pub struct Readback {
     /// finished task held until the end keeps its whole future's memory
     /// (a soak grew ~70 KB/s that way), its small result does not.
     tasks: Mutex<tokio::task::JoinSet<Checked>>,
-    /// The checks reaped so far, judged (small: see [`Judged`]).
-    done: Mutex<Vec<Judged>>,
+    /// The checks reaped so far, folded into the verdict (fixed memory).
+    done: Mutex<Tally>,
     direct: Arc<RwLock<Vec<String>>>,
     recorder: Arc<Recorder>,
     /// Uploads that could not be read back, by `request: reason`.
@@ -146,30 +146,25 @@ impl Readback {
         });
     }
 
-    /// Keeps a finished check, judged.
+    /// Folds a finished check into the verdict.
     fn keep(&self, checked: Checked) {
-        let mut done = self.done.lock().unwrap();
-        let keep_upload = done.len() < MAX_PROBLEMS;
-        done.push(Judged::of(checked, keep_upload));
+        self.done.lock().unwrap().add(&checked);
     }
 
-    /// Waits for every check (each ends by its own window, or at stop).
-    pub async fn finish(&self) -> Vec<Judged> {
+    /// Waits for every check (each ends by its own window, or at stop) and
+    /// gives the verdict, with the time-to-visible histogram (µs).
+    pub async fn finish(&self) -> (ConsistencyVerdict, hdrhistogram::Histogram<u64>) {
         let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
         while let Some(finished) = tasks.join_next().await {
             if let Ok(checked) = finished {
                 self.keep(checked);
             }
         }
-        let mut out = std::mem::take(&mut *self.done.lock().unwrap());
+        let tally = std::mem::take(&mut *self.done.lock().unwrap());
         let mut everyone = self.recorder.replicas();
         everyone.extend(self.met.lock().unwrap().iter().cloned());
-        for judged in &mut out {
-            for replica in everyone.iter().filter(|r| *r != UNKNOWN_REPLICA) {
-                judged.unverified_on(replica);
-            }
-        }
-        out
+        everyone.retain(|r| r != UNKNOWN_REPLICA);
+        tally.finish(&everyone)
     }
 }
 
