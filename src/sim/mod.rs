@@ -255,11 +255,6 @@ impl Cluster {
         Arc::clone(&self.backends)
     }
 
-    /// Every replica as the supervisor sees it: up ones have a port, pid and start time.
-    pub fn replica_states(&self) -> Vec<balancer::Backend> {
-        self.backends.list()
-    }
-
     /// Stops the balancer and every replica.
     pub async fn shutdown(mut self) {
         self.stop.cancel();
