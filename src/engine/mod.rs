@@ -197,7 +197,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         format!("load engine error: {e}")
     });
     let mut measurements = recorder.finish(RunInfo {
-        interrupted: interrupts.reason().or(engine_error.clone()),
+        interrupted: interrupts.reason().or(engine_error),
         ..info
     });
     let chaos = match chaos {
@@ -218,9 +218,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         ));
     }
     // The last uploads' read-backs run to the end of their windows (or a signal).
-    let (mut consistency, visible) = shared.readback.finish().await;
-    consistency.unverifiable_reasons = shared.readback.unverifiable_counts();
-    consistency.unverifiable = consistency.unverifiable_reasons.values().sum();
+    let (consistency, visible) = shared.readback.finish().await;
     measurements.results.consistency = consistency;
     measurements.visible = Some(visible).filter(|h| !h.is_empty());
     sigterm.abort();
@@ -230,7 +228,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     goose::reset_killswitch();
     if measurements.results.interrupted.is_none() {
         // A signal during the read-backs of the last uploads.
-        measurements.results.interrupted = interrupts.reason().or(engine_error);
+        measurements.results.interrupted = interrupts.reason();
     }
     Ok(measurements)
 }

@@ -39,9 +39,8 @@ pub struct Readback {
     client: reqwest::Client,
     limit: Arc<Semaphore>,
     stop: CancellationToken,
-    /// Checks in progress. Finished ones are reaped as new ones start: a
-    /// finished task held until the end keeps its whole future's memory
-    /// (a soak grew ~70 KB/s that way), its small result does not.
+    /// Checks in progress. Finished ones are reaped as new ones start and
+    /// folded into `done`, so a long run holds only the checks still running.
     tasks: Mutex<tokio::task::JoinSet<Checked>>,
     /// The checks reaped so far, folded into the verdict (fixed memory).
     done: Mutex<Tally>,
@@ -101,11 +100,6 @@ impl Readback {
         *count += 1;
     }
 
-    /// Uploads that could not be read back, by `request: reason`.
-    pub fn unverifiable_counts(&self) -> BTreeMap<String, u64> {
-        self.unverifiable.lock().unwrap().clone()
-    }
-
     /// Starts checking an upload on every replica the run meets.
     pub fn check(&self, job: Job) {
         let scenario = Arc::clone(&self.scenario);
@@ -152,7 +146,8 @@ impl Readback {
     }
 
     /// Waits for every check (each ends by its own window, or at stop) and
-    /// gives the verdict, with the time-to-visible histogram (µs).
+    /// gives the verdict, unverifiable uploads included, with the
+    /// time-to-visible histogram (µs).
     pub async fn finish(&self) -> (ConsistencyVerdict, hdrhistogram::Histogram<u64>) {
         let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
         while let Some(finished) = tasks.join_next().await {
@@ -164,7 +159,10 @@ impl Readback {
         let mut everyone = self.recorder.replicas();
         everyone.extend(self.met.lock().unwrap().iter().cloned());
         everyone.retain(|r| r != UNKNOWN_REPLICA);
-        tally.finish(&everyone)
+        let (mut verdict, visible) = tally.finish(&everyone);
+        verdict.unverifiable_reasons = std::mem::take(&mut *self.unverifiable.lock().unwrap());
+        verdict.unverifiable = verdict.unverifiable_reasons.values().sum();
+        (verdict, visible)
     }
 }
 

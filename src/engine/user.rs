@@ -63,6 +63,15 @@ impl Values for UserState {
     }
 }
 
+/// What became of a failed exchange, for people: `answered 401`, or
+/// `failed (connect)` when no answer came.
+fn what_happened(status: Option<u16>, class: ErrorClass) -> String {
+    match status {
+        Some(status) => format!("answered {status}"),
+        None => format!("failed ({})", class.as_str()),
+    }
+}
+
 /// A user's values plus `${id}`, for rendering read-back paths.
 struct WithId<'a> {
     id: &'a str,
@@ -191,9 +200,6 @@ impl Shared {
         step: usize,
         scheduled: Instant,
     ) -> Flow {
-        if self.stop.is_cancelled() {
-            return Flow::Stop;
-        }
         let persona = &self.scenario.personas[persona];
         if state.id == 0 {
             state.id = NEXT_USER.fetch_add(1, Ordering::Relaxed);
@@ -309,10 +315,9 @@ impl Shared {
             .exchange(self.login_index?, rb, scheduled, &self.login_expect, state)
             .await?;
         state.logged_in = reply.error.is_none();
-        state.login_failure = reply.error.map(|class| match reply.status {
-            Some(status) => format!("{} answered {status}", auth::LOGIN_REQUEST),
-            None => format!("{} failed ({})", auth::LOGIN_REQUEST, class.as_str()),
-        });
+        state.login_failure = reply
+            .error
+            .map(|class| format!("{} {}", auth::LOGIN_REQUEST, what_happened(reply.status, class)));
         if state.logged_in {
             let replica = reply.replica.unwrap_or_else(|| UNKNOWN_REPLICA.to_owned());
             self.sessions
@@ -362,11 +367,10 @@ impl Shared {
                     }
                     (error, parsed) => {
                         if !self.said_auth_failed.swap(true, Ordering::Relaxed) {
-                            let why = match (reply.status, error, parsed) {
-                                (Some(status), Some(_), _) => format!("answered {status}"),
-                                (_, Some(class), _) => format!("failed ({})", class.as_str()),
-                                (_, None, Err(e)) => e,
-                                (_, None, Ok(_)) => unreachable!("matched above"),
+                            let why = match (error, parsed) {
+                                (Some(class), _) => what_happened(reply.status, class),
+                                (None, Err(e)) => e,
+                                (None, Ok(_)) => unreachable!("matched above"),
                             };
                             tracing::error!(
                                 "{}: the token endpoint {why}; requests that go without a token count as `auth` failures",
@@ -554,10 +558,11 @@ impl Shared {
         } else if let Some(class) = reply.error {
             for (var, _) in &spec.captures {
                 if !state.vars.contains_key(var) {
-                    let why = match reply.status {
-                        Some(status) => format!("{} answered {status}, so it captured nothing", spec.name),
-                        None => format!("{} failed ({}), so it captured nothing", spec.name, class.as_str()),
-                    };
+                    let why = format!(
+                        "{} {}, so it captured nothing",
+                        spec.name,
+                        what_happened(reply.status, class)
+                    );
                     state.missed.insert(var.clone(), why);
                 }
             }

@@ -434,6 +434,16 @@ impl RunResults {
         self.thresholds_passed() && self.checks.iter().all(|c| c.passed)
     }
 
+    /// Every reason a step could not be sent: (request, reason, how often),
+    /// in report order (what every format lists under "not sent").
+    pub fn not_sent(&self) -> impl Iterator<Item = (&str, &str, u64)> {
+        self.requests.iter().flat_map(|s| {
+            s.not_sent_reasons
+                .iter()
+                .map(move |(why, n)| (s.name.as_str(), why.as_str(), *n))
+        })
+    }
+
     /// Statistics of one request name.
     pub fn request(&self, name: &str) -> Option<&Stats> {
         self.requests.iter().find(|s| s.name == name)

@@ -178,10 +178,8 @@ impl Export for Html {
                 "<p class=\"fail\">{} steps could not be sent; they are in no figure on this page:</p><ul>",
                 r.totals.not_sent
             )?;
-            for st in r.requests.iter().filter(|s| s.not_sent > 0) {
-                for (why, n) in &st.not_sent_reasons {
-                    write!(o, "<li>{} not sent {n}×: {}</li>", esc(&st.name), esc(why))?;
-                }
+            for (request, why, n) in r.not_sent() {
+                write!(o, "<li>{} not sent {n}×: {}</li>", esc(request), esc(why))?;
             }
             o.push_str("</ul>");
         }

@@ -52,10 +52,8 @@ impl Export for Summary {
                 "\n**Not sent:** {} steps could not be sent (in no figure here).",
                 r.totals.not_sent
             )?;
-            for st in r.requests.iter().filter(|s| s.not_sent > 0) {
-                for (why, n) in &st.not_sent_reasons {
-                    writeln!(out, "- `{}` not sent {n}×: {}", st.name, why.replace('|', "\\|"))?;
-                }
+            for (request, why, n) in r.not_sent() {
+                writeln!(out, "- `{request}` not sent {n}×: {}", why.replace('|', "\\|"))?;
             }
         }
         if !r.checks.is_empty() {

@@ -143,10 +143,8 @@ pub fn summary(r: &RunResults) -> String {
     for s in r.requests.iter().filter(|s| s.failed > 0) {
         let _ = writeln!(out, "  {}: {}", s.name, s.failures_text());
     }
-    for s in r.requests.iter().filter(|s| s.not_sent > 0) {
-        for (why, n) in &s.not_sent_reasons {
-            let _ = writeln!(out, "  {}: not sent {n}×: {why}", s.name);
-        }
+    for (request, why, n) in r.not_sent() {
+        let _ = writeln!(out, "  {request}: not sent {n}×: {why}");
     }
     out.push('\n');
     table(&mut out, "replica", &r.replicas);

@@ -416,10 +416,10 @@ impl Scenario {
         let text = match String::from_utf8(bytes) {
             Ok(text) => text,
             Err(e) => {
-                // Point at the first byte that is not UTF-8, not at the file.
-                let valid = e.utf8_error().valid_up_to();
+                // Point at the first byte that is not UTF-8, not at the file
+                // (the text before it is the same in the lossy copy).
+                let at = e.utf8_error().valid_up_to();
                 let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-                let at = text[..].char_indices().map(|(i, _)| i).find(|i| *i >= valid).unwrap_or(valid.min(text.len()));
                 return Err(ScenarioError::at(
                     path,
                     &text,
