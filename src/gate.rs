@@ -39,19 +39,41 @@ fn read(t: &Threshold, r: &RunResults) -> Reading {
     let sessions = r.sessions.sessions;
     match (t.subject.as_str(), t.stat.as_str()) {
         ("errors", "rate") => reading(Some(r.overall.error_rate), completed, "request completed"),
-        ("errors", "count") => reading(Some(r.overall.failed as f64), completed, "request completed"),
+        ("errors", "count") => reading(
+            Some(r.overall.failed as f64),
+            completed,
+            "request completed",
+        ),
         ("dropped", "rate") => reading(
             Some(r.totals.dropped_arrivals as f64 / arrivals.max(1) as f64),
             arrivals,
             "arrival was scheduled",
         ),
-        ("dropped", "count") => reading(Some(r.totals.dropped_arrivals as f64), arrivals, "arrival was scheduled"),
-        ("session", "drops") => reading(Some(r.sessions.drops as f64), sessions, "session was accepted"),
-        ("session", "drop_rate") => reading(Some(r.sessions.drop_rate), sessions, "session was accepted"),
+        ("dropped", "count") => reading(
+            Some(r.totals.dropped_arrivals as f64),
+            arrivals,
+            "arrival was scheduled",
+        ),
+        ("session", "drops") => reading(
+            Some(r.sessions.drops as f64),
+            sessions,
+            "session was accepted",
+        ),
+        ("session", "drop_rate") => {
+            reading(Some(r.sessions.drop_rate), sessions, "session was accepted")
+        }
         ("attachments", stat) => attachments(r, stat),
-        ("requests", stat) => reading(request_stat(&r.overall, stat), completed, "request completed"),
+        ("requests", stat) => reading(
+            request_stat(&r.overall, stat),
+            completed,
+            "request completed",
+        ),
         (name, stat) => match r.request(name) {
-            Some(s) => reading(request_stat(s, stat), s.count, "request of this name completed"),
+            Some(s) => reading(
+                request_stat(s, stat),
+                s.count,
+                "request of this name completed",
+            ),
             None => reading(None, 0, "request of this name completed"),
         },
     }
@@ -148,8 +170,13 @@ impl Expectations {
         requests.dedup();
         Expectations {
             scenario_requests: scenario.requests.iter().map(|r| r.name.clone()).collect(),
-            uploads: requests.iter().any(|&i| scenario.requests[i].consistency.is_some()),
-            requests: requests.into_iter().map(|i| scenario.requests[i].name.clone()).collect(),
+            uploads: requests
+                .iter()
+                .any(|&i| scenario.requests[i].consistency.is_some()),
+            requests: requests
+                .into_iter()
+                .map(|i| scenario.requests[i].name.clone())
+                .collect(),
         }
     }
 }
@@ -176,7 +203,9 @@ pub fn checks(expected: &Expectations, r: &RunResults) -> Vec<CheckResult> {
         .iter()
         .filter(|s| expected.scenario_requests.contains(&s.name))
         .collect();
-    let (succeeded, issued) = own.iter().fold((0, 0), |(ok, sent), s| (ok + s.ok, sent + s.issued));
+    let (succeeded, issued) = own
+        .iter()
+        .fold((0, 0), |(ok, sent), s| (ok + s.ok, sent + s.issued));
     let failures: Vec<String> = own
         .iter()
         .filter(|s| s.failed > 0)
@@ -201,7 +230,11 @@ pub fn checks(expected: &Expectations, r: &RunResults) -> Vec<CheckResult> {
         .iter()
         .filter(|name| r.request(name).is_none_or(|s| s.issued == 0))
         .map(|name| match r.request(name).filter(|s| s.not_sent > 0) {
-            Some(s) => format!("{name} (not sent {}×: {})", s.not_sent, count_list(&s.not_sent_reasons)),
+            Some(s) => format!(
+                "{name} (not sent {}×: {})",
+                s.not_sent,
+                count_list(&s.not_sent_reasons)
+            ),
             None => format!("{name} (no user reached it)"),
         })
         .collect();
@@ -209,7 +242,10 @@ pub fn checks(expected: &Expectations, r: &RunResults) -> Vec<CheckResult> {
         name: "every request sent".into(),
         passed: never.is_empty(),
         detail: if never.is_empty() {
-            format!("all {} requests the scenario needs were sent", expected.requests.len())
+            format!(
+                "all {} requests the scenario needs were sent",
+                expected.requests.len()
+            )
         } else {
             format!(
                 "never sent: {}; mark a request `optional = true` if a run may skip it",
@@ -322,7 +358,10 @@ mod tests {
         let v = judge(&[parse("never_ran.p95", "< 1s").unwrap()], &results());
         assert!(!v[0].passed);
         assert_eq!(v[0].measured, None);
-        assert_eq!(v[0].measured_phrase(), "nothing measured: no request of this name completed");
+        assert_eq!(
+            v[0].measured_phrase(),
+            "nothing measured: no request of this name completed"
+        );
     }
 
     /// A login that works while every request of the scenario fails is not a
@@ -333,8 +372,16 @@ mod tests {
         r.requests[0].ok = 0;
         r.requests[0].failed = 100;
         r.requests[0].issued = 100;
-        r.requests[0].errors.insert(crate::measure::ErrorClass::Http5xx, 100);
-        r.requests.push(Stats { name: "auth.login".into(), count: 10, ok: 10, issued: 10, ..Default::default() });
+        r.requests[0]
+            .errors
+            .insert(crate::measure::ErrorClass::Http5xx, 100);
+        r.requests.push(Stats {
+            name: "auth.login".into(),
+            count: 10,
+            ok: 10,
+            issued: 10,
+            ..Default::default()
+        });
         r.totals.succeeded = 10;
         let expected = Expectations {
             scenario_requests: vec!["search".into()],
@@ -347,9 +394,18 @@ mod tests {
         r.requests[0].ok = 1;
         assert!(checks(&expected, &r)[0].passed);
         // And a request never sent: named, with its reason.
-        let expected = Expectations { requests: vec!["search".into(), "register".into()], ..expected };
+        let expected = Expectations {
+            requests: vec!["search".into(), "register".into()],
+            ..expected
+        };
         let sent = &checks(&expected, &r)[1];
-        assert!(!sent.passed && sent.detail.contains("never sent: register (no user reached it)"), "{sent:?}");
+        assert!(
+            !sent.passed
+                && sent
+                    .detail
+                    .contains("never sent: register (no user reached it)"),
+            "{sent:?}"
+        );
     }
 
     /// Count thresholds of every kind: with nothing behind them they fail
@@ -362,14 +418,25 @@ mod tests {
             ("attachments.stale", "< 1", "no upload was read back"),
             ("attachments.unverified", "< 1", "no upload was read back"),
             ("attachments.unverifiable", "< 1", "no upload completed"),
-            ("attachments.visible_p99", "< 5s", "no upload became visible everywhere"),
+            (
+                "attachments.visible_p99",
+                "< 5s",
+                "no upload became visible everywhere",
+            ),
             ("session.drops", "< 1", "no session was accepted"),
             ("session.drop_rate", "< 1%", "no session was accepted"),
             ("dropped.count", "< 1", "no arrival was scheduled"),
             ("errors.count", "< 1", "no request completed"),
-            ("search.count", "< 1000", "no request of this name completed"),
+            (
+                "search.count",
+                "< 1000",
+                "no request of this name completed",
+            ),
         ];
-        let thresholds: Vec<_> = counts.iter().map(|(m, e, _)| parse(m, e).unwrap()).collect();
+        let thresholds: Vec<_> = counts
+            .iter()
+            .map(|(m, e, _)| parse(m, e).unwrap())
+            .collect();
         let mut empty = results();
         empty.totals.arrivals = 0;
         empty.overall.count = 0;
@@ -377,7 +444,11 @@ mod tests {
         for (v, (metric, _, why)) in judge(&thresholds, &empty).iter().zip(&counts) {
             assert!(!v.passed, "{metric} passed on nothing");
             assert_eq!(v.measured, None, "{metric}");
-            assert_eq!(v.measured_text, format!("nothing measured: {why}"), "{metric}");
+            assert_eq!(
+                v.measured_text,
+                format!("nothing measured: {why}"),
+                "{metric}"
+            );
         }
 
         let mut measured = results();
@@ -387,7 +458,11 @@ mod tests {
         measured.consistency.visible.p99 = 120.0;
         measured.overall.failed = 0;
         let judged = judge(&thresholds, &measured);
-        let failed: Vec<&str> = judged.iter().filter(|v| !v.passed).map(|v| v.metric.as_str()).collect();
+        let failed: Vec<&str> = judged
+            .iter()
+            .filter(|v| !v.passed)
+            .map(|v| v.metric.as_str())
+            .collect();
         // 5 dropped arrivals of 50; every other count is 0 (or 100 < 1000).
         assert_eq!(failed, ["dropped.count"]);
         assert_eq!(judged[5].measured_phrase(), "measured 120.0ms");

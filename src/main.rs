@@ -388,9 +388,7 @@ async fn dispatch(command: Command) -> ExitCode {
                 println!("\nre-rendered: {}", bundle.display());
                 verdict_code(&results)
             }
-            Err(e) => {
-                cannot_run(format!("{e:#}"))
-            }
+            Err(e) => cannot_run(format!("{e:#}")),
         },
         Command::Compare {
             baseline,
@@ -441,9 +439,7 @@ async fn dispatch(command: Command) -> ExitCode {
                     println!("wrote {} ({} patients)", out.display(), sim::data::PATIENTS);
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    cannot_run(format!("cannot write {}: {e}", out.display()))
-                }
+                Err(e) => cannot_run(format!("cannot write {}: {e}", out.display())),
             }
         }
         Command::Sim(SimCommand::Up(options)) => sim_up(options).await,
@@ -602,7 +598,10 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
             }
             Ok(None) => verified = false,
             Err(e) => {
-                eprintln!("error: verification run failed: {}", surge::scenario::redact_text(&e.to_string()));
+                eprintln!(
+                    "error: verification run failed: {}",
+                    surge::scenario::redact_text(&e.to_string())
+                );
                 verified = false;
             }
         }
@@ -655,9 +654,7 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
                 1
             })
         }
-        Err(e) => {
-            cannot_run(format!("cannot write the calibration: {e:#}"))
-        }
+        Err(e) => cannot_run(format!("cannot write the calibration: {e:#}")),
     }
 }
 
@@ -685,15 +682,15 @@ fn finish(outcome: Result<runner::RunReport, RunError>) -> ExitCode {
             println!("\nbundle: {}", report.bundle.display());
             verdict_code(&report.results)
         }
-        Err(e) => {
-            cannot_run(format!("{e}"))
-        }
+        Err(e) => cannot_run(format!("{e}")),
     }
 }
 
 fn this_exe() -> Result<PathBuf, ExitCode> {
     std::env::current_exe().map_err(|e| {
-        cannot_run(format!("cannot find the surge binary to start replicas: {e}"))
+        cannot_run(format!(
+            "cannot find the surge binary to start replicas: {e}"
+        ))
     })
 }
 

@@ -159,11 +159,20 @@ fn tls_words(error: &reqwest::Error) -> String {
     // prose (`certificate expired`), depending on the verifier.
     let said = all.to_ascii_lowercase().replace(['_', ' '], "");
     let problem = [
-        ("unknownissuer", "its certificate is signed by an authority this machine does not trust (self-signed?)"),
-        ("causedasendentity", "its certificate is an authority's own (self-signed), not one issued to a server"),
+        (
+            "unknownissuer",
+            "its certificate is signed by an authority this machine does not trust (self-signed?)",
+        ),
+        (
+            "causedasendentity",
+            "its certificate is an authority's own (self-signed), not one issued to a server",
+        ),
         ("expired", "its certificate has expired"),
         ("notvalidyet", "its certificate is not valid yet"),
-        ("notvalidforname", "its certificate is not valid for this host name"),
+        (
+            "notvalidforname",
+            "its certificate is not valid for this host name",
+        ),
         ("revoked", "its certificate has been revoked"),
         ("badsignature", "its certificate's signature is bad"),
     ]
@@ -212,7 +221,10 @@ pub fn new_run_id(out_dir: &Path, scenario: &str) -> String {
         .chars()
         .filter(char::is_ascii_digit)
         .collect();
-    let name: String = file_safe(scenario).chars().take(crate::scenario::limits::MAX_NAME).collect();
+    let name: String = file_safe(scenario)
+        .chars()
+        .take(crate::scenario::limits::MAX_NAME)
+        .collect();
     let base = format!("{}-{}-{name}", &stamp[..8], &stamp[8..]);
     let mut id = base.clone();
     let mut n = 2;
@@ -269,7 +281,10 @@ pub fn write_somewhere(
         Ok(()) => return Ok(bundle.to_path_buf()),
         Err(e) => e,
     };
-    let name = bundle.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = bundle
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let fallback = std::env::temp_dir().join(format!("surge-{}", file_safe(&name)));
     eprintln!(
         "warning: cannot write the bundle to {}: {first:#}; writing it to {} instead",
@@ -358,5 +373,11 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         last_words,
     };
     let measurements = engine::run(Arc::new(scenario), options).await?;
-    conclude(measurements, &thresholds, &expected, &bundle, Write::Everything)
+    conclude(
+        measurements,
+        &thresholds,
+        &expected,
+        &bundle,
+        Write::Everything,
+    )
 }

@@ -353,7 +353,10 @@ mod tests {
     #[test]
     fn a_command_with_nothing_to_watch_is_not_observed_not_failed() {
         let line = exec_event(false, None).summary_line();
-        assert!(line.ends_with("done (exit 0); recovery not observed (no pod backend to watch)"), "{line}");
+        assert!(
+            line.ends_with("done (exit 0); recovery not observed (no pod backend to watch)"),
+            "{line}"
+        );
         assert!(!line.contains("NOT back"), "{line}");
         let report = ChaosReport {
             backend: "exec".into(),
@@ -366,12 +369,21 @@ mod tests {
             slo_source: String::new(),
         };
         assert!(report.recovered());
-        assert!(!report.lines()[0].contains("namespace ,"), "{}", report.lines()[0]);
+        assert!(
+            !report.lines()[0].contains("namespace ,"),
+            "{}",
+            report.lines()[0]
+        );
         // Watched and never back: that is a failure to recover.
         let mut kill = exec_event(true, None);
         kill.action = "kill-pod random".into();
-        assert!(kill.summary_line().contains("NOT back within the recovery limit"));
-        let report = ChaosReport { events: vec![kill], ..report };
+        assert!(kill
+            .summary_line()
+            .contains("NOT back within the recovery limit"));
+        let report = ChaosReport {
+            events: vec![kill],
+            ..report
+        };
         assert!(!report.recovered());
     }
 }

@@ -214,7 +214,12 @@ pub async fn run(
         }
         // A fault is worth a warning as it happens; a command that exited 0 is not.
         if event.answer == "exit 0" {
-            tracing::info!("chaos at {:.1}s: {}: {}", event.at_s, event.action, event.answer);
+            tracing::info!(
+                "chaos at {:.1}s: {}: {}",
+                event.at_s,
+                event.action,
+                event.answer
+            );
         } else {
             tracing::warn!(
                 "chaos at {:.1}s: {} {:?}: {}",

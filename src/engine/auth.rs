@@ -68,7 +68,10 @@ pub fn token_form(client_id: &Template, client_secret: &Template) -> [(&'static 
     [
         ("grant_type", "client_credentials".to_owned()),
         ("client_id", credential(client_id).unwrap_or_default()),
-        ("client_secret", credential(client_secret).unwrap_or_default()),
+        (
+            "client_secret",
+            credential(client_secret).unwrap_or_default(),
+        ),
     ]
 }
 
@@ -100,14 +103,18 @@ pub async fn preflight(scenario: &crate::scenario::Scenario) -> Result<(), Strin
             login_path,
         } => (
             "the login",
-            client
-                .get(url(login_path))
-                .basic_auth(credential(username).unwrap_or_default(), credential(password)),
+            client.get(url(login_path)).basic_auth(
+                credential(username).unwrap_or_default(),
+                credential(password),
+            ),
         ),
         _ => return Ok(()),
     };
     let response = request.send().await.map_err(|e| {
-        format!("{what} could not be reached: {}", crate::scenario::redact_text(&e.to_string()))
+        format!(
+            "{what} could not be reached: {}",
+            crate::scenario::redact_text(&e.to_string())
+        )
     })?;
     let status = response.status().as_u16();
     let body = response.bytes().await.unwrap_or_default();

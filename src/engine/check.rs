@@ -130,13 +130,17 @@ pub fn capture(
 /// nothing without showing any value (answers may hold patient data).
 pub fn top_level_fields(body: &[u8]) -> String {
     match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(map)) if map.is_empty() => "the answer is an empty JSON object".to_owned(),
+        Ok(serde_json::Value::Object(map)) if map.is_empty() => {
+            "the answer is an empty JSON object".to_owned()
+        }
         Ok(serde_json::Value::Object(map)) => {
             let keys: Vec<&str> = map.keys().map(String::as_str).take(20).collect();
             let more = if map.len() > 20 { ", …" } else { "" };
             format!("its top-level fields: {}{more}", keys.join(", "))
         }
-        Ok(serde_json::Value::Array(items)) => format!("the answer is a JSON array of {}", items.len()),
+        Ok(serde_json::Value::Array(items)) => {
+            format!("the answer is a JSON array of {}", items.len())
+        }
         Ok(_) => "the answer is a JSON scalar".to_owned(),
         Err(_) if body.is_empty() => "the answer has an empty body".to_owned(),
         Err(_) => "the answer is not JSON".to_owned(),

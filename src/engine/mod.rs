@@ -111,12 +111,12 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     // the run within seconds, like a signal, instead of measuring refusals
     // to the end of the plan.
     // With chaos, a target may rightly be away as long as it may take to recover.
-    let gone_after = options
-        .chaos
-        .as_ref()
-        .map_or(TARGET_GONE_AFTER, |c| c.plan.recover_within.max(TARGET_GONE_AFTER));
+    let gone_after = options.chaos.as_ref().map_or(TARGET_GONE_AFTER, |c| {
+        c.plan.recover_within.max(TARGET_GONE_AFTER)
+    });
     let watchdog = tokio::spawn({
-        let (recorder, interrupts, stop) = (Arc::clone(&recorder), Arc::clone(&interrupts), stop.clone());
+        let (recorder, interrupts, stop) =
+            (Arc::clone(&recorder), Arc::clone(&interrupts), stop.clone());
         async move {
             while !stop.is_cancelled() {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -297,7 +297,10 @@ async fn take_state(user: &mut GooseUser, shared: &Shared) -> UserState {
         .unwrap_or_default();
     if state.jar.is_none() {
         let jar = Arc::new(reqwest::cookie::Jar::default());
-        match user.set_client_builder(shared.client_builder(Arc::clone(&jar))).await {
+        match user
+            .set_client_builder(shared.client_builder(Arc::clone(&jar)))
+            .await
+        {
             Ok(()) => state.jar = Some(jar),
             Err(e) => tracing::warn!("cannot give a user its own cookie jar: {e}"),
         }

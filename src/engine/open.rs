@@ -322,7 +322,8 @@ mod tests {
 
     #[test]
     fn constant_rate_is_evenly_spaced() {
-        let offs = arrival_offsets(&stages("[[load.stages]]\nrate=10\nhold='2s'")).collect::<Vec<_>>();
+        let offs =
+            arrival_offsets(&stages("[[load.stages]]\nrate=10\nhold='2s'")).collect::<Vec<_>>();
         assert_eq!(offs.len(), 20);
         assert!((offs[0].as_secs_f64() - 0.1).abs() < 1e-9);
         assert!((offs[19].as_secs_f64() - 2.0).abs() < 1e-9);
@@ -331,7 +332,8 @@ mod tests {
     #[test]
     fn a_linear_ramp_delivers_its_area() {
         // 0 → 20/s over 10 s is 100 arrivals, then 20/s for 5 s is 100 more.
-        let offs = arrival_offsets(&stages("[[load.stages]]\nrate=20\nramp='10s'\nhold='5s'")).collect::<Vec<_>>();
+        let offs = arrival_offsets(&stages("[[load.stages]]\nrate=20\nramp='10s'\nhold='5s'"))
+            .collect::<Vec<_>>();
         assert_eq!(offs.len(), 200);
         let in_first_half = offs.iter().filter(|o| o.as_secs_f64() <= 5.0).count();
         assert_eq!(

@@ -10,7 +10,9 @@ use super::auth::{self, TokenCache};
 use super::check;
 use crate::measure::{Recorder, UNKNOWN_REPLICA};
 use crate::scenario::{Auth, Scenario};
-use crate::verify::consistency::{compare, Checked, ConsistencyVerdict, Observation, ReadRule, Seen, Tally, Upload};
+use crate::verify::consistency::{
+    compare, Checked, ConsistencyVerdict, Observation, ReadRule, Seen, Tally, Upload,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;

@@ -69,7 +69,10 @@ impl Interrupts {
 
     /// Why the run was interrupted, if it was.
     pub fn reason(&self) -> Option<String> {
-        self.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A signal arrived.
@@ -86,7 +89,11 @@ impl Interrupts {
             }
             _ => {
                 eprintln!("surge: {why} again: ending now, writing what was measured");
-                let last = self.last_words.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let last = self
+                    .last_words
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
                 match last {
                     Some(last) => last(),
                     None => exit_after_writes(3),
@@ -116,7 +123,8 @@ fn deliver(why: &str) {
 
 /// Sends every SIGTERM to `run` until the task is dropped.
 pub async fn watch_sigterm(run: Arc<Interrupts>) {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
         return std::future::pending().await;
     };
     while term.recv().await.is_some() {
@@ -141,8 +149,15 @@ mod tests {
         assert_eq!(run.reason().as_deref(), Some("interrupted by SIGTERM"));
         assert!(!said.load(Ordering::SeqCst));
         run.signal("interrupted by SIGINT (Ctrl-C)");
-        assert!(said.load(Ordering::SeqCst), "the second signal forces the end");
-        assert_eq!(run.reason().as_deref(), Some("interrupted by SIGTERM"), "the first reason stays");
+        assert!(
+            said.load(Ordering::SeqCst),
+            "the second signal forces the end"
+        );
+        assert_eq!(
+            run.reason().as_deref(),
+            Some("interrupted by SIGTERM"),
+            "the first reason stays"
+        );
         run.unregister();
         goose::reset_killswitch();
     }

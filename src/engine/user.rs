@@ -223,9 +223,13 @@ impl Shared {
             match self.login(client, state, scheduled).await {
                 None => return Flow::Stop,
                 Some(false) => {
-                    let why = state.login_failure.as_deref().unwrap_or("auth.login failed");
+                    let why = state
+                        .login_failure
+                        .as_deref()
+                        .unwrap_or("auth.login failed");
                     let request = persona.steps[step].request;
-                    self.recorder.not_sent(request, &format!("not logged in: {why}"));
+                    self.recorder
+                        .not_sent(request, &format!("not logged in: {why}"));
                     return self.think(persona.steps[step].think).await;
                 }
                 Some(true) => scheduled = Instant::now(),
@@ -315,9 +319,13 @@ impl Shared {
             .exchange(self.login_index?, rb, scheduled, &self.login_expect, state)
             .await?;
         state.logged_in = reply.error.is_none();
-        state.login_failure = reply
-            .error
-            .map(|class| format!("{} {}", auth::LOGIN_REQUEST, what_happened(reply.status, class)));
+        state.login_failure = reply.error.map(|class| {
+            format!(
+                "{} {}",
+                auth::LOGIN_REQUEST,
+                what_happened(reply.status, class)
+            )
+        });
         if state.logged_in {
             let replica = reply.replica.unwrap_or_else(|| UNKNOWN_REPLICA.to_owned());
             self.sessions
@@ -638,7 +646,10 @@ impl Shared {
         let read = match consistency.read.render(&values) {
             Ok(read) => read,
             Err(missing) => {
-                let why = format!("the read-back path needs `${{{}}}`, which this user lacks", missing.0);
+                let why = format!(
+                    "the read-back path needs `${{{}}}`, which this user lacks",
+                    missing.0
+                );
                 self.readback.unverifiable(name, &why);
                 return;
             }
@@ -668,9 +679,18 @@ impl Shared {
     /// the request sets neither its own Cookie header (reqwest then leaves
     /// the jar's out) nor its own Authorization (it authenticates itself: its
     /// 401 is about that credential, its answer no proof of the session).
-    fn carries_session_cookie(&self, state: &UserState, spec: &crate::scenario::RequestSpec, url: &str) -> bool {
+    fn carries_session_cookie(
+        &self,
+        state: &UserState,
+        spec: &crate::scenario::RequestSpec,
+        url: &str,
+    ) -> bool {
         use reqwest::cookie::CookieStore as _;
-        let own = |name: &str| spec.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name));
+        let own = |name: &str| {
+            spec.headers
+                .iter()
+                .any(|(h, _)| h.eq_ignore_ascii_case(name))
+        };
         if own("cookie") || own("authorization") {
             return false;
         }
@@ -749,7 +769,8 @@ impl Shared {
         expect: &Expect,
         state: &mut UserState,
     ) -> Option<Reply> {
-        self.exchange_as(index, rb, scheduled, expect, state, true).await
+        self.exchange_as(index, rb, scheduled, expect, state, true)
+            .await
     }
 
     /// [`Shared::exchange`]; `authenticated` is false when the request went

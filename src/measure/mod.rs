@@ -708,11 +708,20 @@ mod tests {
         let mut refused = sample(0, "unknown", t0, 1, 0, Some(ErrorClass::Connect));
         refused.status = None;
         rec.record(refused);
-        assert!(!rec.target_gone(Duration::ZERO), "one refusal is not a vanished target");
+        assert!(
+            !rec.target_gone(Duration::ZERO),
+            "one refusal is not a vanished target"
+        );
         rec.record(refused);
         rec.record(refused);
-        assert!(rec.target_gone(Duration::ZERO), "refusing since its last answer");
-        assert!(!rec.target_gone(Duration::from_secs(60)), "not for long enough yet");
+        assert!(
+            rec.target_gone(Duration::ZERO),
+            "refusing since its last answer"
+        );
+        assert!(
+            !rec.target_gone(Duration::from_secs(60)),
+            "not for long enough yet"
+        );
         rec.record(sample(0, "r1", t0, 1, 0, None));
         assert!(!rec.target_gone(Duration::ZERO), "answered again");
     }
@@ -746,13 +755,27 @@ mod tests {
         }
         let m = rec.finish(RunInfo::default());
         let r = &m.results;
-        let register = r.request("register").expect("a row for a request never sent");
-        assert_eq!((register.issued, register.count, register.not_sent), (0, 0, 9));
-        assert_eq!(register.not_sent_reasons["${patient_uuid} was never captured"], 9);
+        let register = r
+            .request("register")
+            .expect("a row for a request never sent");
+        assert_eq!(
+            (register.issued, register.count, register.not_sent),
+            (0, 0, 9)
+        );
+        assert_eq!(
+            register.not_sent_reasons["${patient_uuid} was never captured"],
+            9
+        );
         assert_eq!(register.latency, Percentiles::default());
-        assert_eq!((r.totals.issued, r.totals.not_sent, r.overall.count), (1, 9, 1));
+        assert_eq!(
+            (r.totals.issued, r.totals.not_sent, r.overall.count),
+            (1, 9, 1)
+        );
         assert_eq!(r.timeline.iter().map(|t| t.requests).sum::<u64>(), 1);
-        assert!(r.replicas.iter().all(|s| s.name == "r1"), "no `unknown` row");
+        assert!(
+            r.replicas.iter().all(|s| s.name == "r1"),
+            "no `unknown` row"
+        );
         assert_eq!(m.histograms.len(), 1);
     }
 

@@ -181,7 +181,11 @@ impl Stats {
         if self.failed == 0 {
             return String::new();
         }
-        let classes: Vec<String> = self.errors.iter().map(|(c, n)| format!("{} {n}", c.as_str())).collect();
+        let classes: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(c, n)| format!("{} {n}", c.as_str()))
+            .collect();
         let mut text = format!("{} failed ({})", self.failed, classes.join(", "));
         if !self.statuses.is_empty() {
             text.push_str(&format!("; answered {}", self.statuses_text()));

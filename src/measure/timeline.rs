@@ -34,7 +34,9 @@ impl Timeline {
                     ..Default::default()
                 },
                 // 2 significant digits is plenty for a per-second trend line.
-                hist: Some(Box::new(Histogram::new(2).expect("2 significant digits is valid"))),
+                hist: Some(Box::new(
+                    Histogram::new(2).expect("2 significant digits is valid"),
+                )),
             });
         }
         self.close_before(second.saturating_sub(LAG));

@@ -31,7 +31,10 @@ impl Export for Summary {
             r.run_id, r.target, r.model, r.elapsed_s, r.totals.issued, r.totals.succeeded, r.totals.failed, r.totals.cancelled
         )?;
         if !r.tls_verify {
-            writeln!(out, "\n> **TLS certificates were not verified** (`tls_verify = false`).")?;
+            writeln!(
+                out,
+                "\n> **TLS certificates were not verified** (`tls_verify = false`)."
+            )?;
         }
         if let Some(why) = &r.interrupted {
             writeln!(
@@ -53,7 +56,11 @@ impl Export for Summary {
                 r.totals.not_sent
             )?;
             for (request, why, n) in r.not_sent() {
-                writeln!(out, "- `{request}` not sent {n}×: {}", why.replace('|', "\\|"))?;
+                writeln!(
+                    out,
+                    "- `{request}` not sent {n}×: {}",
+                    why.replace('|', "\\|")
+                )?;
             }
         }
         if !r.checks.is_empty() {

@@ -93,7 +93,10 @@ pub fn summary(r: &RunResults) -> String {
     }
     let c = &r.consistency;
     for (why, n) in &c.unverifiable_reasons {
-        let _ = writeln!(out, "attachments: {n} uploads could not be read back: {why}");
+        let _ = writeln!(
+            out,
+            "attachments: {n} uploads could not be read back: {why}"
+        );
     }
     if c.uploads > 0 {
         use crate::verify::consistency::Verdict;

@@ -35,7 +35,8 @@ impl Feeder {
                 shown()
             ));
         }
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read feeder file {}: {e}", shown()))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read feeder file {}: {e}", shown()))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(format!(
                 "feeder file {} is empty: expected a header row and at least one data row",

@@ -57,14 +57,18 @@ pub fn parse(path: &str) -> Result<Vec<Segment>, String> {
             format!("JSON path `{path}`: `{segment}` must be followed by `.`, not `{tail}`: expected {FORMS}")
         })?;
         if rest.is_empty() {
-            return Err(format!("JSON path `{path}` ends with `.`: expected {FORMS}"));
+            return Err(format!(
+                "JSON path `{path}` ends with `.`: expected {FORMS}"
+            ));
         }
     }
 }
 
 fn segment_of(path: &str, segment: &str) -> Result<Segment, String> {
     if segment.is_empty() {
-        return Err(format!("JSON path `{path}` has an empty segment (`..` or a leading `.`): expected {FORMS}"));
+        return Err(format!(
+            "JSON path `{path}` has an empty segment (`..` or a leading `.`): expected {FORMS}"
+        ));
     }
     if segment == "*" {
         return Ok(Segment::All);
@@ -102,7 +106,9 @@ pub fn find_all<'a>(value: &'a Value, segments: &[Segment]) -> Vec<&'a Value> {
                         .iter()
                         .filter(|item| item.get(key).is_some_and(|v| equals(v, value)))
                         .collect(),
-                    (Value::Object(map), Segment::Name(name)) => map.get(name).into_iter().collect(),
+                    (Value::Object(map), Segment::Name(name)) => {
+                        map.get(name).into_iter().collect()
+                    }
                     (Value::Array(items), Segment::Name(name)) => name
                         .parse::<usize>()
                         .ok()
@@ -148,11 +154,15 @@ mod tests {
             "coding": [{"system": "http://loinc.org", "code": "8867-4"}],
             "entry": [{"ok": true}, {"ok": false}]
         });
-        let values = |p: &str| -> Vec<Value> { json_path_all(&doc, p).into_iter().cloned().collect() };
+        let values =
+            |p: &str| -> Vec<Value> { json_path_all(&doc, p).into_iter().cloned().collect() };
         assert_eq!(values("results.0.uuid"), [json!("a")]);
         assert_eq!(values("results.*.uuid"), [json!("a"), json!("b")]);
         assert_eq!(values("link.[relation=next].url"), [json!("n")]);
-        assert_eq!(values("coding.[system=http://loinc.org].code"), [json!("8867-4")]);
+        assert_eq!(
+            values("coding.[system=http://loinc.org].code"),
+            [json!("8867-4")]
+        );
         assert_eq!(values("entry.[ok=false]"), [json!({"ok": false})]);
         assert!(values("results.7.uuid").is_empty());
     }
@@ -160,7 +170,10 @@ mod tests {
     #[test]
     fn refuses_what_could_never_match_and_says_the_forms() {
         for (path, says) in [
-            ("issue[0].severity", "for an array index write `issue.0.severity`"),
+            (
+                "issue[0].severity",
+                "for an array index write `issue.0.severity`",
+            ),
             ("a..b", "empty segment"),
             (".a", "empty segment"),
             ("a.", "ends with `.`"),
@@ -173,6 +186,8 @@ mod tests {
             let err = parse(path).expect_err(path);
             assert!(err.contains(says), "{path}: {err}");
         }
-        assert!(parse("issue[0].severity").unwrap_err().contains("`*` (every element)"));
+        assert!(parse("issue[0].severity")
+            .unwrap_err()
+            .contains("`*` (every element)"));
     }
 }

@@ -26,11 +26,18 @@ pub const MAX_REPEAT: usize = 10_000;
 pub const MAX_NAME: usize = 100;
 
 /// `Err` says the allowed range when `value` is outside `lo..=hi`.
-pub fn check_range<T: PartialOrd + std::fmt::Display>(what: &str, value: T, lo: T, hi: T) -> Result<T, String> {
+pub fn check_range<T: PartialOrd + std::fmt::Display>(
+    what: &str,
+    value: T,
+    lo: T,
+    hi: T,
+) -> Result<T, String> {
     if value >= lo && value <= hi {
         Ok(value)
     } else {
-        Err(format!("{what} {value} is out of range: expected {lo} to {hi}"))
+        Err(format!(
+            "{what} {value} is out of range: expected {lo} to {hi}"
+        ))
     }
 }
 
@@ -39,7 +46,10 @@ pub fn check_duration(what: &str, d: Duration) -> Result<Duration, String> {
     if d <= MAX_DURATION {
         Ok(d)
     } else {
-        Err(format!("{what} {} is too long: at most 30 days (720h)", humantime::format_duration(d)))
+        Err(format!(
+            "{what} {} is too long: at most 30 days (720h)",
+            humantime::format_duration(d)
+        ))
     }
 }
 
@@ -47,9 +57,14 @@ pub fn check_duration(what: &str, d: Duration) -> Result<Duration, String> {
 /// request before it is sent), at most [`MAX_TIMEOUT`].
 pub fn check_timeout(what: &str, d: Duration) -> Result<Duration, String> {
     if d.is_zero() {
-        Err(format!("{what} must be more than zero: expected e.g. \"10s\" (at most 1h)"))
+        Err(format!(
+            "{what} must be more than zero: expected e.g. \"10s\" (at most 1h)"
+        ))
     } else if d > MAX_TIMEOUT {
-        Err(format!("{what} {} is too long: at most 1h", humantime::format_duration(d)))
+        Err(format!(
+            "{what} {} is too long: at most 1h",
+            humantime::format_duration(d)
+        ))
     } else {
         Ok(d)
     }
@@ -66,7 +81,8 @@ pub fn check_rate(what: &str, rate: f64) -> Result<f64, String> {
 
 /// A number of virtual users: 1 to [`MAX_USERS`].
 pub fn check_users(what: &str, users: usize) -> Result<usize, String> {
-    check_range(what, users, 1, MAX_USERS).map_err(|e| format!("{e} (split a larger test over shards)"))
+    check_range(what, users, 1, MAX_USERS)
+        .map_err(|e| format!("{e} (split a larger test over shards)"))
 }
 
 #[cfg(test)]
@@ -79,10 +95,18 @@ mod tests {
         assert!(check_rate("rate", 0.0).unwrap_err().contains("more than 0"));
         assert!(check_rate("rate", f64::NAN).is_err());
         assert!(check_rate("rate", f64::INFINITY).is_err());
-        assert!(check_rate("rate", 1e12).unwrap_err().contains("at most 50000"));
-        assert!(check_users("--users", usize::MAX).unwrap_err().contains("expected 1 to 50000"));
-        assert!(check_timeout("timeout", Duration::ZERO).unwrap_err().contains("more than zero"));
-        assert!(check_duration("hold", Duration::from_secs(u64::MAX)).unwrap_err().contains("at most 30 days"));
+        assert!(check_rate("rate", 1e12)
+            .unwrap_err()
+            .contains("at most 50000"));
+        assert!(check_users("--users", usize::MAX)
+            .unwrap_err()
+            .contains("expected 1 to 50000"));
+        assert!(check_timeout("timeout", Duration::ZERO)
+            .unwrap_err()
+            .contains("more than zero"));
+        assert!(check_duration("hold", Duration::from_secs(u64::MAX))
+            .unwrap_err()
+            .contains("at most 30 days"));
         assert_eq!(check_duration("hold", MAX_DURATION), Ok(MAX_DURATION));
     }
 }

@@ -331,9 +331,10 @@ impl SessionRules {
         }
         if probe && !self.probe_unauthenticated.is_empty() {
             if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
-                return self.probe_unauthenticated.iter().all(|(path, want)| {
-                    json_path::json_path(&json, path) == Some(want)
-                });
+                return self
+                    .probe_unauthenticated
+                    .iter()
+                    .all(|(path, want)| json_path::json_path(&json, path) == Some(want));
             }
         }
         false
@@ -447,7 +448,10 @@ impl Scenario {
             // toml says "duplicate key" without saying which: name it.
             if message.starts_with("duplicate key") {
                 if let Some(key) = e.span().and_then(|s| text.get(s)) {
-                    message = format!("duplicate key `{}`: each key may appear once in a table", key.trim());
+                    message = format!(
+                        "duplicate key `{}`: each key may appear once in a table",
+                        key.trim()
+                    );
                 }
             }
             at(e.span(), message)
@@ -587,7 +591,10 @@ impl Scenario {
             .map_err(|(span, e)| at(span.or(find_table(text, "chaos")), e))?;
 
         let name = &file.scenario.name;
-        if name.trim().is_empty() || name.chars().count() > limits::MAX_NAME || name.chars().any(char::is_control) {
+        if name.trim().is_empty()
+            || name.chars().count() > limits::MAX_NAME
+            || name.chars().any(char::is_control)
+        {
             return Err(at(
                 find_table(text, "scenario"),
                 format!(
@@ -604,8 +611,12 @@ impl Scenario {
             // as written (the command line may still add the selector or
             // namespace to a file that names neither).
             if !kubernetes.namespace.is_empty() || !kubernetes.selector.is_empty() {
-                crate::chaos::plan::authorize(chaos, &kubernetes, std::slice::from_ref(&kubernetes.namespace))
-                    .map_err(|e| at(find_table(text, "kubernetes"), format!("chaos: {e}")))?;
+                crate::chaos::plan::authorize(
+                    chaos,
+                    &kubernetes,
+                    std::slice::from_ref(&kubernetes.namespace),
+                )
+                .map_err(|e| at(find_table(text, "kubernetes"), format!("chaos: {e}")))?;
             }
         }
 
@@ -995,7 +1006,11 @@ fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
             (LoadModel::Closed, _, _) => return Err((here, format!("load stage {n}: the closed model needs `users` and no `rate`"))),
         }
     }
-    let total: Duration = load.stages.iter().map(|s| s.get_ref().ramp.0 + s.get_ref().hold.get_ref().0).sum();
+    let total: Duration = load
+        .stages
+        .iter()
+        .map(|s| s.get_ref().ramp.0 + s.get_ref().hold.get_ref().0)
+        .sum();
     limits::check_duration("the whole load (all stages)", total).map_err(|e| (None, e))?;
     match load.model {
         LoadModel::Open => {
@@ -1038,7 +1053,10 @@ fn read_fixture(fixtures: &Path, file: &str) -> Result<Vec<u8>, String> {
 /// against the scenario's folder, not the folder surge runs in, and an
 /// error must say which file was looked for.
 pub(crate) fn resolved(path: &Path) -> String {
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let full = match (parent.canonicalize(), path.file_name()) {
         (Ok(dir), Some(name)) => dir.join(name),
         _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
@@ -1225,7 +1243,10 @@ fn compile_repeat(step: &model::Step, captured: &BTreeSet<&str>) -> Result<Repea
     if max > limits::MAX_REPEAT {
         return Err((
             Some(step.request.span()),
-            format!("max = {max} is out of range: expected 1 to {}", limits::MAX_REPEAT),
+            format!(
+                "max = {max} is out of range: expected 1 to {}",
+                limits::MAX_REPEAT
+            ),
         ));
     }
     let var = |v: &Spanned<String>, what: &str| -> Result<String, Located> {

@@ -150,7 +150,9 @@ impl<'de> Deserialize<'de> for Size {
                 )))
             }
         };
-        let bytes = n.checked_mul(factor).filter(|b| *b <= super::limits::MAX_GENERATED_BYTES);
+        let bytes = n
+            .checked_mul(factor)
+            .filter(|b| *b <= super::limits::MAX_GENERATED_BYTES);
         bytes.map(Size).ok_or_else(|| {
             D::Error::custom(format!(
                 "size {text:?} is too large: at most 256MiB (each upload is built in memory)"

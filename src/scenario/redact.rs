@@ -46,9 +46,15 @@ mod tests {
             redact_text("target http://admin:Admin123@127.0.0.1:8080/x is unreachable"),
             "target http://***@127.0.0.1:8080/x is unreachable"
         );
-        assert_eq!(redact_text("https://tok@h and https://h2/p"), "https://***@h and https://h2/p");
+        assert_eq!(
+            redact_text("https://tok@h and https://h2/p"),
+            "https://***@h and https://h2/p"
+        );
         assert_eq!(redact_text("http://a:b@c"), "http://***@c");
-        assert_eq!(redact_text("--target \"http://u:pa/ss?#x@h:80/p\" bad"), "--target \"http://***@h:80/p\" bad");
+        assert_eq!(
+            redact_text("--target \"http://u:pa/ss?#x@h:80/p\" bad"),
+            "--target \"http://***@h:80/p\" bad"
+        );
         assert_eq!(redact_text("no url here"), "no url here");
         assert_eq!(redact_text("mail x@y.org"), "mail x@y.org");
         assert!(has_userinfo("http://u:p@h/"));

@@ -162,7 +162,8 @@ fn missing_feeder_file() {
     let err = Scenario::from_text(&path(), &text).unwrap_err();
     let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/nobody.csv");
     assert!(
-        err.message.contains(&format!("(resolved to {})", folder.display())),
+        err.message
+            .contains(&format!("(resolved to {})", folder.display())),
         "names where it looked: {err}"
     );
 }
@@ -451,8 +452,15 @@ fn a_capture_path_outside_the_path_language() {
     let err = Scenario::from_text(&path(), &text).unwrap_err();
     let line = text.lines().find(|l| l.contains("results[0]")).unwrap();
     // The column is the path's own, not the table header's.
-    assert_eq!(err.column, Some(line.find("\"results").unwrap() + 1), "{err}");
-    assert!(err.message.contains("`*` (every element)"), "names the accepted forms: {err}");
+    assert_eq!(
+        err.column,
+        Some(line.find("\"results").unwrap() + 1),
+        "{err}"
+    );
+    assert!(
+        err.message.contains("`*` (every element)"),
+        "names the accepted forms: {err}"
+    );
 }
 
 #[test]

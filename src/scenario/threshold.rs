@@ -160,11 +160,17 @@ pub fn parse(metric: &str, expression: &str) -> Result<Threshold, String> {
         }
     };
     if !limit.is_finite() {
-        return Err(format!("threshold `{metric}` = \"{expression}\": the number is too large"));
+        return Err(format!(
+            "threshold `{metric}` = \"{expression}\": the number is too large"
+        ));
     }
     // A threshold that can never fail (or never pass) judges nothing: every
     // statistic is 0 or more, and a rate is at most 100%.
-    let top = if kind == Kind::Rate { 1.0 } else { f64::INFINITY };
+    let top = if kind == Kind::Rate {
+        1.0
+    } else {
+        f64::INFINITY
+    };
     let never_fails = match op {
         Op::Lt => limit > top,
         Op::Le => limit >= top,
@@ -177,7 +183,11 @@ pub fn parse(metric: &str, expression: &str) -> Result<Threshold, String> {
         Op::Ge => limit > top,
     } || (op == Op::Gt && limit >= top);
     if never_fails || never_passes {
-        let range = if kind == Kind::Rate { "from 0% to 100%" } else { "0 or more" };
+        let range = if kind == Kind::Rate {
+            "from 0% to 100%"
+        } else {
+            "0 or more"
+        };
         return Err(format!(
             "threshold `{metric}` = \"{expression}\" can never {}: the statistic is {range}",
             if never_fails { "fail" } else { "pass" }
@@ -211,7 +221,12 @@ mod tests {
             let err = parse(metric, expr).unwrap_err();
             assert!(err.contains(says), "{metric} {expr}: {err}");
         }
-        for (metric, expr) in [("errors.rate", "< 100%"), ("errors.rate", "<= 1%"), ("session.drops", "< 1"), ("requests.throughput", "> 0/s")] {
+        for (metric, expr) in [
+            ("errors.rate", "< 100%"),
+            ("errors.rate", "<= 1%"),
+            ("session.drops", "< 1"),
+            ("requests.throughput", "> 0/s"),
+        ] {
             assert!(parse(metric, expr).is_ok(), "{metric} {expr}");
         }
     }

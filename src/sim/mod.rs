@@ -52,17 +52,32 @@ impl ClusterOptions {
         let s = &self.service;
         check_range("--replicas", self.replicas, 1, 32)?;
         if let Some(base) = self.replica_port_base {
-            check_range("--replica-port-base", base as usize, 1024, 65535 - self.replicas)?;
+            check_range(
+                "--replica-port-base",
+                base as usize,
+                1024,
+                65535 - self.replicas,
+            )?;
         }
         check_range("--restart-delay (s)", self.restart_delay.as_secs(), 0, 600)?;
         check_range("--pool", s.pool, 1, 10_000)?;
         check_range("--hold (ms)", s.hold.as_millis(), 0, 60_000)?;
-        check_range("--checkout-timeout (s)", s.checkout_timeout.as_secs(), 0, 3600)?;
+        check_range(
+            "--checkout-timeout (s)",
+            s.checkout_timeout.as_secs(),
+            0,
+            3600,
+        )?;
         if let Some(limit) = s.db_limit {
             check_range("--db-limit", limit, 1, 10_000)?;
         }
         check_range("--token-ttl (s)", s.token_ttl.as_secs(), 1, 86_400)?;
-        check_range("--replication-delay (s)", s.replication_delay.as_secs(), 0, 3600)?;
+        check_range(
+            "--replication-delay (s)",
+            s.replication_delay.as_secs(),
+            0,
+            3600,
+        )?;
         for (_, factor) in &s.slow {
             check_range("--slow factor", *factor, 1.0, 1000.0)?;
         }

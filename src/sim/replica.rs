@@ -884,8 +884,14 @@ async fn issue_token(
         )
             .into_response();
     }
-    let issued = r.tokens_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if r.options.service.token_limit.is_some_and(|limit| issued >= limit) {
+    let issued = r
+        .tokens_issued
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if r.options
+        .service
+        .token_limit
+        .is_some_and(|limit| issued >= limit)
+    {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"error": "temporarily_unavailable"})),

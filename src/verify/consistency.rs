@@ -336,7 +336,9 @@ impl Tally {
             let missing = all & !mask;
             if missing == 0 {
                 visible_everywhere += group.visible.len();
-                visible.add(&group.visible).expect("auto-resizing histograms merge");
+                visible
+                    .add(&group.visible)
+                    .expect("auto-resizing histograms merge");
                 continue;
             }
             for i in (0..MASK_BITS).filter(|i| missing & (1 << i) != 0) {
@@ -402,7 +404,10 @@ mod tests {
         let mut tally = Tally::default();
         let on = |replicas: &[&str]| Checked {
             upload: upload(b"x"),
-            seen: replicas.iter().map(|r| (r.to_string(), vec![obs(5, Seen::Same)])).collect(),
+            seen: replicas
+                .iter()
+                .map(|r| (r.to_string(), vec![obs(5, Seen::Same)]))
+                .collect(),
         };
         for _ in 0..3 {
             tally.add(&on(&["r1", "r2"]));
@@ -420,13 +425,21 @@ mod tests {
 
     #[test]
     fn visibility_is_never_a_percentile_of_nothing() {
-        let none = ConsistencyVerdict { uploads: 4, ..Default::default() };
+        let none = ConsistencyVerdict {
+            uploads: 4,
+            ..Default::default()
+        };
         assert_eq!(none.visible_text(), "no upload became visible everywhere");
         let (some, _) = summarise(&[Checked {
             upload: upload(b"x"),
             seen: [("r1".to_owned(), vec![obs(7, Seen::Same)])].into(),
         }]);
-        assert!(some.visible_text().starts_with("visible everywhere: 1 of 1 uploads (p50 7 ms"), "{}", some.visible_text());
+        assert!(
+            some.visible_text()
+                .starts_with("visible everywhere: 1 of 1 uploads (p50 7 ms"),
+            "{}",
+            some.visible_text()
+        );
     }
 
     #[test]

@@ -117,7 +117,13 @@ async fn a_wrong_client_secret_fails_up_front_without_sending_load() {
     );
     let out = dir.path().join("reports");
     let output = std::process::Command::new(surge_bin())
-        .args(["run", path.to_str().unwrap(), "--no-progress", "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--no-progress",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     cluster.shutdown().await;
@@ -154,7 +160,12 @@ async fn requests_that_went_without_a_token_are_auth_failures() {
     assert_eq!(search.errors.get(&ErrorClass::Http4xx), None, "{search:?}");
     assert_eq!(search.ok + auth_failures, search.count);
     let summary = surge::report::terminal_summary(&r);
-    assert!(summary.contains(&format!("fhir_search: {auth_failures} failed (auth {auth_failures})")), "{summary}");
+    assert!(
+        summary.contains(&format!(
+            "fhir_search: {auth_failures} failed (auth {auth_failures})"
+        )),
+        "{summary}"
+    );
 
     // Both ways: with the endpoint up throughout, no request is an auth failure.
     let healthy = run_with(keycloak("surge-secret")).await;

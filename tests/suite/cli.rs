@@ -75,15 +75,31 @@ async fn thresholds_pass_on_a_healthy_run_and_fail_when_impossibly_tight() {
 
     // A folder that cannot be made: the bundle goes to the temporary folder, said aloud.
     let unwritable = surge(&[
-        "run", "scenarios/demo.toml", "--target", &cluster.url, "--duration", "2s",
-        "--no-progress", "--out", "/proc/surge-cannot-write-here",
+        "run",
+        "scenarios/demo.toml",
+        "--target",
+        &cluster.url,
+        "--duration",
+        "2s",
+        "--no-progress",
+        "--out",
+        "/proc/surge-cannot-write-here",
     ]);
     let stderr = String::from_utf8_lossy(&unwritable.stderr);
     let stdout = String::from_utf8_lossy(&unwritable.stdout);
     assert_eq!(unwritable.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stderr.contains("cannot write the bundle to /proc/surge-cannot-write-here"), "{stderr}");
-    let written = stdout.lines().find_map(|l| l.strip_prefix("bundle: ")).expect("says where");
-    assert!(written.starts_with(std::env::temp_dir().to_str().unwrap()), "{written}");
+    assert!(
+        stderr.contains("cannot write the bundle to /proc/surge-cannot-write-here"),
+        "{stderr}"
+    );
+    let written = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("bundle: "))
+        .expect("says where");
+    assert!(
+        written.starts_with(std::env::temp_dir().to_str().unwrap()),
+        "{written}"
+    );
     assert!(surge::report::read_results(std::path::Path::new(written)).is_ok());
     std::fs::remove_dir_all(written).unwrap();
     cluster.shutdown().await;
@@ -136,17 +152,28 @@ fn a_bad_scenario_or_an_unreachable_target_cannot_run() {
 
     // Credentials on the command line are refused, and never echoed.
     let out = surge(&[
-        "run", "scenarios/demo.toml", "--target", "http://admin:secret99@127.0.0.1:9", "--no-progress",
+        "run",
+        "scenarios/demo.toml",
+        "--target",
+        "http://admin:secret99@127.0.0.1:9",
+        "--no-progress",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("carries a user name or password"), "{stderr}");
+    assert!(
+        stderr.contains("carries a user name or password"),
+        "{stderr}"
+    );
     assert!(stderr.contains("${env:SURGE_PASSWORD}"), "{stderr}");
     assert!(!stderr.contains("secret99"), "{stderr}");
 
     // Numbers out of range: exit 2 naming the flag and the range, no panic, no abort.
     for (flag, value, says) in [
-        ("--users", "18446744073709551615", "--users 18446744073709551615 is out of range: expected 1 to 50000"),
+        (
+            "--users",
+            "18446744073709551615",
+            "--users 18446744073709551615 is out of range: expected 1 to 50000",
+        ),
         ("--duration", "18446744073709551615s", "at most 30 days"),
         ("--rate", "1e12", "at most 50000 arrivals per second"),
         ("--rate", "NaN", "--rate NaN is out of range"),
@@ -209,12 +236,29 @@ async fn every_interrupt_ends_the_run_with_its_bundle() {
     let seed: u64 = std::env::var("SURGE_SIGNAL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        });
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
-    let moments: Vec<f64> = (0..8).map(|_| rand::Rng::random_range(&mut rng, 0.3..4.0)).collect();
+    let moments: Vec<f64> = (0..8)
+        .map(|_| rand::Rng::random_range(&mut rng, 0.3..4.0))
+        .collect();
     let models: [(&str, &[&str], usize); 2] = [
         ("open", &["scenarios/demo.toml"], 60),
-        ("closed", &["scenarios/smoke.toml", "--users", "8", "--think-scale", "0.05"], 8),
+        (
+            "closed",
+            &[
+                "scenarios/smoke.toml",
+                "--users",
+                "8",
+                "--think-scale",
+                "0.05",
+            ],
+            8,
+        ),
     ];
     let mut rendered = false;
     for (i, at) in moments.iter().enumerate() {
@@ -230,19 +274,46 @@ async fn every_interrupt_ends_the_run_with_its_bundle() {
             std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut text).unwrap();
             text
         };
-        assert_eq!(code, Some(3), "{model} {how} at {at:.2}s (seed {seed}): {stderr}");
+        assert_eq!(
+            code,
+            Some(3),
+            "{model} {how} at {at:.2}s (seed {seed}): {stderr}"
+        );
         let bundle = only_bundle(&dir);
         let r = surge::report::read_results(&bundle).unwrap();
-        let why = r.interrupted.clone().expect("the bundle says it was interrupted");
-        assert!(why.contains(if how == "-INT" { "SIGINT" } else { "SIGTERM" }), "{why}");
+        let why = r
+            .interrupted
+            .clone()
+            .expect("the bundle says it was interrupted");
+        assert!(
+            why.contains(if how == "-INT" { "SIGINT" } else { "SIGTERM" }),
+            "{why}"
+        );
         let t = &r.totals;
-        assert_eq!(t.issued, t.succeeded + t.failed + t.cancelled, "{model} {how} at {at:.2}s (seed {seed}): {t:?}");
-        assert!(t.cancelled <= users as u64, "{model}: {} cancelled, at most {users} in flight", t.cancelled);
+        assert_eq!(
+            t.issued,
+            t.succeeded + t.failed + t.cancelled,
+            "{model} {how} at {at:.2}s (seed {seed}): {t:?}"
+        );
+        assert!(
+            t.cancelled <= users as u64,
+            "{model}: {} cancelled, at most {users} in flight",
+            t.cancelled
+        );
         assert!(!r.checks.is_empty(), "an interrupted run is still judged");
         if !rendered && r.overall.count > 0 {
             // `surge report` re-renders an interrupted bundle.
-            let status = Command::new(surge_bin()).arg("report").arg(&bundle).output().unwrap();
-            assert_eq!(status.status.code(), Some(3), "{}", String::from_utf8_lossy(&status.stderr));
+            let status = Command::new(surge_bin())
+                .arg("report")
+                .arg(&bundle)
+                .output()
+                .unwrap();
+            assert_eq!(
+                status.status.code(),
+                Some(3),
+                "{}",
+                String::from_utf8_lossy(&status.stderr)
+            );
             rendered = true;
         }
     }
@@ -250,7 +321,17 @@ async fn every_interrupt_ends_the_run_with_its_bundle() {
 
     // A second signal forces the end at once, still writing what was measured.
     let dir = out.path().join("forced");
-    let mut child = start_run(&cluster.url, &dir, &["scenarios/smoke.toml", "--users", "8", "--think-scale", "0.05"]);
+    let mut child = start_run(
+        &cluster.url,
+        &dir,
+        &[
+            "scenarios/smoke.toml",
+            "--users",
+            "8",
+            "--think-scale",
+            "0.05",
+        ],
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Two different signals: two of one kind sent at once may arrive as one.
     signal(&child, "-TERM");
@@ -258,11 +339,27 @@ async fn every_interrupt_ends_the_run_with_its_bundle() {
     assert_eq!(ends_within(&mut child, Duration::from_secs(10)), Some(3));
     let forced = only_bundle(&dir);
     let r = surge::report::read_results(&forced).unwrap();
-    assert!(r.interrupted.clone().unwrap().contains("forced to end by a second signal"));
-    assert_eq!(r.totals.issued, r.totals.succeeded + r.totals.failed + r.totals.cancelled);
+    assert!(r
+        .interrupted
+        .clone()
+        .unwrap()
+        .contains("forced to end by a second signal"));
+    assert_eq!(
+        r.totals.issued,
+        r.totals.succeeded + r.totals.failed + r.totals.cancelled
+    );
     // The quick write keeps the evidence; `surge report` renders the rest.
-    let status = Command::new(surge_bin()).arg("report").arg(&forced).output().unwrap();
-    assert_eq!(status.status.code(), Some(3), "{}", String::from_utf8_lossy(&status.stderr));
+    let status = Command::new(surge_bin())
+        .arg("report")
+        .arg(&forced)
+        .output()
+        .unwrap();
+    assert_eq!(
+        status.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     assert!(forced.join("report.html").is_file());
     cluster.shutdown().await;
 }
@@ -284,8 +381,15 @@ async fn a_vanished_target_ends_the_run_with_its_bundle() {
     let why = r.interrupted.clone().unwrap();
     assert!(why.starts_with("target gone"), "{why}");
     assert!(r.elapsed_s < 25.0, "{}", r.elapsed_s);
-    assert!(r.overall.ok > 0, "what was measured before is kept: {:?}", r.totals);
-    assert!(r.overall.errors.contains_key(&surge::measure::ErrorClass::Connect));
+    assert!(
+        r.overall.ok > 0,
+        "what was measured before is kept: {:?}",
+        r.totals
+    );
+    assert!(r
+        .overall
+        .errors
+        .contains_key(&surge::measure::ErrorClass::Connect));
     let t = &r.totals;
     assert_eq!(t.issued, t.succeeded + t.failed + t.cancelled);
 }

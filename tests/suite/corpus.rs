@@ -20,19 +20,34 @@ fn every_bad_scenario_is_refused_with_its_line_and_what_was_expected() {
     assert!(files.len() >= 40, "the corpus has {} files", files.len());
     for file in &files {
         let bytes = std::fs::read(file).unwrap();
-        let header = String::from_utf8_lossy(&bytes[..bytes.iter().position(|b| *b == b'\n').unwrap()]).into_owned();
+        let header =
+            String::from_utf8_lossy(&bytes[..bytes.iter().position(|b| *b == b'\n').unwrap()])
+                .into_owned();
         let (line, expected) = header
             .strip_prefix("# expect line ")
             .and_then(|rest| rest.split_once(": "))
             .unwrap_or_else(|| panic!("{}: no `# expect line N: TEXT` header", file.display()));
-        let shown = format!("tests/bad-scenarios/{}", file.file_name().unwrap().to_string_lossy());
-        let out = Command::new(surge_bin()).args(["check", &shown]).current_dir(repo()).output().unwrap();
+        let shown = format!(
+            "tests/bad-scenarios/{}",
+            file.file_name().unwrap().to_string_lossy()
+        );
+        let out = Command::new(surge_bin())
+            .args(["check", &shown])
+            .current_dir(repo())
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let said = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
         assert_eq!(out.status.code(), Some(2), "{shown}: {said}");
         assert!(!said.contains("panicked"), "{shown}: {said}");
-        assert!(said.contains(&format!("{shown}:{line}:")), "{shown}: wants line {line}: {said}");
-        assert!(said.contains(expected), "{shown}: wants {expected:?}: {said}");
+        assert!(
+            said.contains(&format!("{shown}:{line}:")),
+            "{shown}: wants line {line}: {said}"
+        );
+        assert!(
+            said.contains(expected),
+            "{shown}: wants {expected:?}: {said}"
+        );
     }
 }
 
@@ -43,12 +58,45 @@ fn every_bad_scenario_is_refused_with_its_line_and_what_was_expected() {
 fn no_mutation_of_a_good_scenario_panics_the_checker() {
     let good = std::fs::read_to_string(repo().join("scenarios/demo.toml")).unwrap();
     let path = repo().join("scenarios/mutated.toml");
-    let rounds: usize = std::env::var("SURGE_MUTATIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(3000);
+    let rounds: usize = std::env::var("SURGE_MUTATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3000);
     let mut rng = rand::rngs::StdRng::seed_from_u64(20261130);
     let pieces = [
-        "", "0", "-1", "1e308", "18446744073709551615", "\"\"", "\"0s\"", "\"999999h\"", "[", "]", "{", "}",
-        "=", "\"", "${", "${x}", "${env:}", ".", "..", "[x=", "*", "\u{0}", "é", "\n", "#", "[[personas]]",
-        "max = 0", "rate = 1e12", "users = 0", "size = \"9999999MiB\"", "NaN", "inf", "true",
+        "",
+        "0",
+        "-1",
+        "1e308",
+        "18446744073709551615",
+        "\"\"",
+        "\"0s\"",
+        "\"999999h\"",
+        "[",
+        "]",
+        "{",
+        "}",
+        "=",
+        "\"",
+        "${",
+        "${x}",
+        "${env:}",
+        ".",
+        "..",
+        "[x=",
+        "*",
+        "\u{0}",
+        "é",
+        "\n",
+        "#",
+        "[[personas]]",
+        "max = 0",
+        "rate = 1e12",
+        "users = 0",
+        "size = \"9999999MiB\"",
+        "NaN",
+        "inf",
+        "true",
     ];
     let mut refused = 0;
     for _ in 0..rounds {
@@ -62,9 +110,15 @@ fn no_mutation_of_a_good_scenario_panics_the_checker() {
         let outcome = std::panic::catch_unwind(|| Scenario::from_text(&path, &text).err());
         let err = outcome.unwrap_or_else(|_| panic!("check panicked on:\n{text}"));
         if let Some(e) = err {
-            assert!(!e.message.trim().is_empty(), "an empty message for:\n{text}");
+            assert!(
+                !e.message.trim().is_empty(),
+                "an empty message for:\n{text}"
+            );
             refused += 1;
         }
     }
-    assert!(refused > rounds / 2, "most mutations break the file: {refused} of {rounds}");
+    assert!(
+        refused > rounds / 2,
+        "most mutations break the file: {refused} of {rounds}"
+    );
 }

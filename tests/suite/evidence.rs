@@ -19,7 +19,10 @@ fn demo_with(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
         .replace("fixtures = \"../fixtures\"", "")
         .replace(
             "[scenario]\n",
-            &format!("[scenario]\nfixtures = \"{}\"\n", repo().join("fixtures").display()),
+            &format!(
+                "[scenario]\nfixtures = \"{}\"\n",
+                repo().join("fixtures").display()
+            ),
         );
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
@@ -61,19 +64,48 @@ async fn a_step_never_sent_is_no_sample_and_fails_the_run_until_marked_optional(
     );
     let (code, text, r) = run_cli(&broken, &cluster.url, &out);
     assert_eq!(code, Some(1), "{text}");
-    let upload = r.request("upload_document").expect("a row for the request never sent");
+    let upload = r
+        .request("upload_document")
+        .expect("a row for the request never sent");
     assert_eq!((upload.issued, upload.count), (0, 0), "{upload:?}");
     assert!(upload.not_sent > 0);
     let why = "${found_uuid} was never captured (capture in search_patient found nothing at results.0.nouuid)";
-    assert_eq!(upload.not_sent_reasons.get(why), Some(&upload.not_sent), "{:?}", upload.not_sent_reasons);
-    assert!(text.contains(&format!("upload_document: not sent {}×: {why}", upload.not_sent)), "{text}");
+    assert_eq!(
+        upload.not_sent_reasons.get(why),
+        Some(&upload.not_sent),
+        "{:?}",
+        upload.not_sent_reasons
+    );
+    assert!(
+        text.contains(&format!(
+            "upload_document: not sent {}×: {why}",
+            upload.not_sent
+        )),
+        "{text}"
+    );
     // Never a sample: no histogram cell, no `unknown` replica, not issued, not in the timeline.
     assert!(r.cells.iter().all(|c| c.request != "upload_document"));
-    assert!(r.replicas.iter().all(|s| s.name != "unknown"), "{:?}", r.replicas);
-    assert_eq!(r.totals.issued, r.totals.succeeded + r.totals.failed + r.totals.cancelled);
-    assert_eq!(r.timeline.iter().map(|t| t.requests).sum::<u64>(), r.overall.count);
-    assert_eq!(r.totals.not_sent, r.requests.iter().map(|s| s.not_sent).sum::<u64>());
-    assert!(text.contains("FAIL every request sent: never sent: "), "{text}");
+    assert!(
+        r.replicas.iter().all(|s| s.name != "unknown"),
+        "{:?}",
+        r.replicas
+    );
+    assert_eq!(
+        r.totals.issued,
+        r.totals.succeeded + r.totals.failed + r.totals.cancelled
+    );
+    assert_eq!(
+        r.timeline.iter().map(|t| t.requests).sum::<u64>(),
+        r.overall.count
+    );
+    assert_eq!(
+        r.totals.not_sent,
+        r.requests.iter().map(|s| s.not_sent).sum::<u64>()
+    );
+    assert!(
+        text.contains("FAIL every request sent: never sent: "),
+        "{text}"
+    );
     assert!(text.contains("upload_document (not sent"), "{text}");
     assert!(text.contains("download_document (not sent"), "{text}");
     // The attachment thresholds rest on uploads read back: none were.
@@ -81,21 +113,33 @@ async fn a_step_never_sent_is_no_sample_and_fails_the_run_until_marked_optional(
         text.contains("FAIL attachments.missing < 1 (nothing measured: no upload was read back)"),
         "{text}"
     );
-    assert!(text.contains("FAIL uploads verifiable: nothing measured"), "{text}");
+    assert!(
+        text.contains("FAIL uploads verifiable: nothing measured"),
+        "{text}"
+    );
     assert!(!text.contains("measured nothing"), "{text}");
 
     // Marked optional (and without the attachment thresholds), the same run passes.
     let optional = std::fs::read_to_string(&broken)
         .unwrap()
-        .replace("[requests.upload_document]\n", "[requests.upload_document]\noptional = true\n")
-        .replace("[requests.download_document]\n", "[requests.download_document]\noptional = true\n")
+        .replace(
+            "[requests.upload_document]\n",
+            "[requests.upload_document]\noptional = true\n",
+        )
+        .replace(
+            "[requests.download_document]\n",
+            "[requests.download_document]\noptional = true\n",
+        )
         .replace("\"attachments.missing\" = \"< 1\"\n", "")
         .replace("\"attachments.corrupted\" = \"< 1\"\n", "");
     let optional_path = dir.path().join("optional.toml");
     std::fs::write(&optional_path, optional).unwrap();
     let (code, text, r) = run_cli(&optional_path, &cluster.url, &out);
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("upload_document: not sent"), "still counted: {text}");
+    assert!(
+        text.contains("upload_document: not sent"),
+        "still counted: {text}"
+    );
     assert!(r.checks.iter().all(|c| c.passed), "{:?}", r.checks);
 
     // Healthy: every step sent, nothing counted apart.
@@ -148,7 +192,10 @@ async fn an_upload_whose_answer_names_no_object_fails_the_attachment_gate() {
         reason.starts_with("upload_document: the answer names no stored object at `attachment.uuid` (its top-level fields: "),
         "{reason}"
     );
-    assert!(reason.contains("uuid"), "the fields the answer had: {reason}");
+    assert!(
+        reason.contains("uuid"),
+        "the fields the answer had: {reason}"
+    );
     assert!(text.contains("FAIL uploads verifiable: "), "{text}");
     assert!(
         text.contains("FAIL attachments.missing < 1 (nothing measured: no upload was read back)"),
@@ -162,16 +209,31 @@ async fn a_password_the_cluster_refuses_fails_up_front() {
     let cluster = cluster(ClusterOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let wrong = demo_with(dir.path(), "wrong-password", "password = \"Admin123\"", "password = \"nope-42\"");
+    let wrong = demo_with(
+        dir.path(),
+        "wrong-password",
+        "password = \"Admin123\"",
+        "password = \"nope-42\"",
+    );
     let output = Command::new(surge_bin())
-        .args(["run", wrong.to_str().unwrap(), "--target", &cluster.url, "--no-progress", "--out"])
+        .args([
+            "run",
+            wrong.to_str().unwrap(),
+            "--target",
+            &cluster.url,
+            "--no-progress",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
     cluster.shutdown().await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("auth does not work, so no load was sent: the login answered"), "{stderr}");
+    assert!(
+        stderr.contains("auth does not work, so no load was sent: the login answered"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("nope-42"), "{stderr}");
     assert!(!out.exists(), "no load, no bundle");
 }

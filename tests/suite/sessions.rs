@@ -234,7 +234,9 @@ async fn run_mixed(store: SessionStoreKind) -> surge::measure::RunResults {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let path = scenario_file(dir.path(), "mixed", &mixed(&cluster.url));
-    let r = run(path, None, None, &dir.path().join("reports")).await.results;
+    let r = run(path, None, None, &dir.path().join("reports"))
+        .await
+        .results;
     cluster.shutdown().await;
     r
 }
@@ -248,14 +250,30 @@ async fn requests_without_the_session_neither_switch_nor_drop_it() {
     let v = &r.sessions;
     let search = r.request("search").unwrap();
     let refused = search.statuses.get(&401).copied().unwrap_or(0);
-    assert!(refused > 0, "round robin moves searches off their session's replica: {search:?}");
+    assert!(
+        refused > 0,
+        "round robin moves searches off their session's replica: {search:?}"
+    );
     assert_eq!(v.drops, refused, "one drop per refused search: {}", show(v));
-    assert_eq!(v.switches, 0, "a session kept on one replica never switches: {}", show(v));
+    assert_eq!(
+        v.switches,
+        0,
+        "a session kept on one replica never switches: {}",
+        show(v)
+    );
     for t in &v.transitions {
-        assert_ne!(t.before, t.after, "a drop from a replica to itself: {}", show(v));
+        assert_ne!(
+            t.before,
+            t.after,
+            "a drop from a replica to itself: {}",
+            show(v)
+        );
     }
     for e in &v.events {
-        assert_eq!(e.request, "search", "only requests carrying the session drop it");
+        assert_eq!(
+            e.request, "search",
+            "only requests carrying the session drop it"
+        );
     }
     // The requests without the session succeeded on whichever replica.
     assert_eq!(r.request("public_with_own_cookie").unwrap().failed, 0);

@@ -22,7 +22,11 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
         .current_dir(dir)
         .output()
         .expect("openssl is installed (.ci/run installs it)");
-    assert!(made.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
 }
 
 /// A self-signed HTTPS server on loopback: its base URL. `expired`: its
@@ -41,22 +45,73 @@ fn self_signed_server(dir: &std::path::Path, expired: bool) -> (Server, String) 
         .unwrap();
         std::fs::write(dir.join("index.txt"), "").unwrap();
         std::fs::write(dir.join("serial"), "01\n").unwrap();
-        openssl(dir, &["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "req.csr", "-config", "ca.cnf"]);
-        openssl(dir, &[
-            "ca", "-batch", "-config", "ca.cnf", "-selfsign", "-keyfile", "key.pem", "-in", "req.csr", "-out", "cert.pem",
-            "-startdate", "20200101000000Z", "-enddate", "20200102000000Z", "-extensions", "leaf",
-        ]);
+        openssl(
+            dir,
+            &[
+                "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out",
+                "req.csr", "-config", "ca.cnf",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-selfsign",
+                "-keyfile",
+                "key.pem",
+                "-in",
+                "req.csr",
+                "-out",
+                "cert.pem",
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200102000000Z",
+                "-extensions",
+                "leaf",
+            ],
+        );
     } else {
         // A server's certificate (not an authority's), as a self-signed site has.
-        openssl(dir, &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-            "-addext", "basicConstraints=critical,CA:FALSE", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", "key.pem", "-out", "cert.pem",
-        ]);
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.pem",
+            ],
+        );
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new("openssl")
-        .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}")])
+        .args([
+            "s_server",
+            "-quiet",
+            "-www",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+        ])
         .arg("-cert")
         .arg(&cert)
         .arg("-key")
@@ -78,7 +133,11 @@ fn self_signed_server(dir: &std::path::Path, expired: bool) -> (Server, String) 
 fn scenario(dir: &std::path::Path, url: &str, verify: bool) -> std::path::PathBuf {
     scenario_file(
         dir,
-        if verify { "tls-verified" } else { "tls-unverified" },
+        if verify {
+            "tls-verified"
+        } else {
+            "tls-unverified"
+        },
         &format!(
             r#"[target]
 base_url = "{url}"
@@ -110,7 +169,12 @@ fn an_untrusted_certificate_fails_up_front_unless_verification_is_off() {
     let out = dir.path().join("out");
     let run = |verify: bool| {
         Command::new(surge_bin())
-            .args(["run", scenario(dir.path(), &url, verify).to_str().unwrap(), "--no-progress", "--out"])
+            .args([
+                "run",
+                scenario(dir.path(), &url, verify).to_str().unwrap(),
+                "--no-progress",
+                "--out",
+            ])
             .arg(&out)
             .output()
             .unwrap()
@@ -122,14 +186,30 @@ fn an_untrusted_certificate_fails_up_front_unless_verification_is_off() {
         stderr.contains("its certificate is signed by an authority this machine does not trust"),
         "{stderr}"
     );
-    assert!(stderr.contains("tls_verify = false"), "says how to accept it: {stderr}");
+    assert!(
+        stderr.contains("tls_verify = false"),
+        "says how to accept it: {stderr}"
+    );
     assert!(!out.exists(), "no load was sent");
 
     let accepted = run(false);
     let stdout = String::from_utf8_lossy(&accepted.stdout);
-    assert_eq!(accepted.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&accepted.stderr));
-    assert!(stdout.contains("WARNING: TLS certificates were NOT verified"), "{stdout}");
-    let bundle = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    assert_eq!(
+        accepted.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    assert!(
+        stdout.contains("WARNING: TLS certificates were NOT verified"),
+        "{stdout}"
+    );
+    let bundle = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let r = surge::report::read_results(&bundle).unwrap();
     assert!(!r.tls_verify);
     assert!(r.overall.ok > 0);
@@ -145,7 +225,12 @@ fn an_expired_certificate_is_named_as_expired() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, url) = self_signed_server(dir.path(), true);
     let out = Command::new(surge_bin())
-        .args(["run", scenario(dir.path(), &url, true).to_str().unwrap(), "--no-progress", "--out"])
+        .args([
+            "run",
+            scenario(dir.path(), &url, true).to_str().unwrap(),
+            "--no-progress",
+            "--out",
+        ])
         .arg(dir.path().join("out"))
         .output()
         .unwrap();
