@@ -393,6 +393,23 @@ mod tests {
         assert!(first.detail.contains("none of 100 of the scenario's requests sent succeeded (search: 100 failed (http_5xx 100)"), "{}", first.detail);
         r.requests[0].ok = 1;
         assert!(checks(&expected, &r)[0].passed);
+        // Nothing of the scenario's sent at all: nothing measured, not a pass.
+        let mut silent = r.clone();
+        silent.requests[0] = Stats {
+            name: "search".into(),
+            not_sent: 4,
+            ..Default::default()
+        };
+        silent.totals.not_sent = 4;
+        let first = &checks(&expected, &silent)[0];
+        assert!(!first.passed);
+        assert!(
+            first
+                .detail
+                .starts_with("nothing measured: none of the scenario's requests was sent (4 steps"),
+            "{}",
+            first.detail
+        );
         // And a request never sent: named, with its reason.
         let expected = Expectations {
             requests: vec!["search".into(), "register".into()],

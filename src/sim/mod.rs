@@ -72,6 +72,9 @@ impl ClusterOptions {
             check_range("--db-limit", limit, 1, 10_000)?;
         }
         check_range("--token-ttl (s)", s.token_ttl.as_secs(), 1, 86_400)?;
+        if let Some(limit) = s.token_limit {
+            check_range("--token-limit", limit, 0, 1_000_000_000)?;
+        }
         check_range(
             "--replication-delay (s)",
             s.replication_delay.as_secs(),

@@ -109,6 +109,7 @@ cases = [
  ("duplicate-key", 'timeout = "10s"\n', 'timeout = "10s"\ntimeout = "5s"\n', 'timeout = "5s"', "duplicate key `timeout`"),
  ("base-url-not-url", 'base_url = "http://127.0.0.1:8080"', 'base_url = "not a url"', "not a url", "is not a URL"),
  ("name-too-long", 'name = "corpus"', 'name = "' + "x" * 150 + '"', "[scenario]", "1 to 100 characters"),
+ ("optional-not-bool", 'expect = { status = [200] }\n\n[verify]', 'optional = "yes"\nexpect = { status = [200] }\n\n[verify]', 'optional = "yes"', "invalid type: string \"yes\", expected a boolean"),
  ("two-bodies", 'expect = { status = [200] }\n\n[verify]', 'json = { a = 1 }\nform = { b = "2" }\nexpect = { status = [200] }\n\n[verify]', "[requests.open]", "more than one body"),
  ("chaos-without-selector", '[session]', '[kubernetes]\nnamespace = "clinic"\n\n[chaos]\n[[chaos.actions]]\naction = "kill-pod"\nat = "2s"\n\n[session]', "[kubernetes]", "selector"),
  ("chaos-kube-system", '[session]', '[kubernetes]\nnamespace = "kube-system"\nselector = "app=clinic"\n\n[chaos]\n[[chaos.actions]]\naction = "kill-pod"\nat = "2s"\n\n[session]', "[kubernetes]", "kube-system"),

@@ -34,11 +34,12 @@ async fn run_keeping_bundle(
     run_on(token_service(), auth).await
 }
 
-async fn run_on(
+/// A reference cluster with `service`, and the FHIR search scenario with
+/// `auth` written for it in a folder of its own.
+async fn cluster_and_scenario(
     service: ServiceOptions,
     auth: impl Fn(&str) -> String,
-) -> (surge::measure::RunResults, Vec<u8>) {
-    let _engine = engine_lock().await;
+) -> (surge::sim::Cluster, tempfile::TempDir, std::path::PathBuf) {
     let cluster = cluster(ClusterOptions {
         service,
         ..Default::default()
@@ -50,6 +51,15 @@ async fn run_on(
         "auth",
         &fhir_with_auth(&cluster.url, &auth(&cluster.url)),
     );
+    (cluster, dir, path)
+}
+
+async fn run_on(
+    service: ServiceOptions,
+    auth: impl Fn(&str) -> String,
+) -> (surge::measure::RunResults, Vec<u8>) {
+    let _engine = engine_lock().await;
+    let (cluster, dir, path) = cluster_and_scenario(service, auth).await;
     let report = run(path, None, None, &dir.path().join("reports")).await;
     cluster.shutdown().await;
     let mut bytes = Vec::new();
@@ -104,17 +114,8 @@ async fn a_keycloak_token_is_shared_and_refreshed_before_it_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_client_secret_fails_up_front_without_sending_load() {
     let _engine = engine_lock().await;
-    let cluster = cluster(ClusterOptions {
-        service: token_service(),
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = scenario_file(
-        dir.path(),
-        "auth",
-        &fhir_with_auth(&cluster.url, &keycloak("wrong-secret")(&cluster.url)),
-    );
+    let (cluster, dir, path) =
+        cluster_and_scenario(token_service(), keycloak("wrong-secret")).await;
     let out = dir.path().join("reports");
     let output = std::process::Command::new(surge_bin())
         .args([
