@@ -171,13 +171,35 @@ pub fn free_port() -> u16 {
 
 /// `count` consecutive free ports, for replicas with fixed ports.
 pub fn free_port_run(count: u16) -> u16 {
+    // WHY below the kernel's ephemeral range: a fixed port inside it can be
+    // taken at any moment as the local end of some outgoing connection (a
+    // health check, a keep-alive client), and a replica restarting on it then
+    // fails with "address in use" for as long as that connection lives.
+    let (low, high) = outside_ephemeral_range();
+    let span = high.saturating_sub(low).saturating_sub(count).max(1);
     for _ in 0..50 {
-        let base = 20_000 + (rand_u16() % 30_000);
+        let base = low + (rand_u16() % span);
         if (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
     }
-    panic!("no run of {count} free ports found");
+    panic!("no run of {count} free ports found in {low}..{high}");
+}
+
+/// A span of ports the kernel never hands out as ephemeral source ports.
+fn outside_ephemeral_range() -> (u16, u16) {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((parts.next()??, parts.next()??))
+        })
+        .unwrap_or((32_768, 60_999));
+    if range.0 > 12_000 {
+        (10_000, range.0)
+    } else {
+        (range.1.saturating_add(1), u16::MAX)
+    }
 }
 
 fn rand_u16() -> u16 {
