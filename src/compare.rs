@@ -65,7 +65,7 @@ pub struct Side {
     /// Latency histograms (µs) per request name.
     pub latency: BTreeMap<String, Histogram<u64>>,
     /// Per-second p50/p95/p99 (ms) per request name: how much the run itself wandered.
-    pub seconds: BTreeMap<String, Vec<crate::measure::TimelineRow>>,
+    pub seconds: BTreeMap<String, Vec<crate::bundle::TimelineRow>>,
     /// (completed, failed) per request name.
     pub outcomes: BTreeMap<String, (u64, u64)>,
 }
@@ -205,10 +205,10 @@ pub fn compare(baseline: &Side, current: &Side, limits: &[Limit]) -> Comparison 
 /// per-second values, when there are enough busy seconds.
 fn widen(
     (value, lo, hi): (f64, f64, f64),
-    seconds: Option<&Vec<crate::measure::TimelineRow>>,
+    seconds: Option<&Vec<crate::bundle::TimelineRow>>,
     stat: &str,
 ) -> (f64, f64, f64) {
-    let pick: fn(&crate::measure::TimelineRow) -> f64 = match stat {
+    let pick: fn(&crate::bundle::TimelineRow) -> f64 = match stat {
         "p50" => |r| r.p50_ms,
         "p95" => |r| r.p95_ms,
         "p99" => |r| r.p99_ms,
@@ -337,7 +337,7 @@ mod tests {
 
     #[test]
     fn a_run_that_wandered_widens_its_interval() {
-        use crate::measure::TimelineRow;
+        use crate::bundle::TimelineRow;
         let base = side("a", hist((1..=2000).map(|i| 1000 + i)), 0);
         let mut drifted = side("a", hist((1..=2000).map(|i| 1300 + i)), 0);
         let narrow = compare(&base, &drifted, &[parse_limit("p50=10%").unwrap()]);

@@ -7,7 +7,7 @@
 //! drops among zero sessions is not continuity, zero missing among zero
 //! uploads read back is not consistency.
 
-use crate::measure::{CheckResult, RunResults, Stats, ThresholdResult};
+use crate::bundle::{CheckResult, RunResults, Stats, ThresholdResult};
 use crate::scenario::threshold::{Kind, Threshold};
 use crate::scenario::Scenario;
 
@@ -80,7 +80,7 @@ fn read(t: &Threshold, r: &RunResults) -> Reading {
 }
 
 fn attachments(r: &RunResults, stat: &str) -> Reading {
-    use crate::verify::consistency::Verdict;
+    use crate::bundle::Verdict;
     let c = &r.consistency;
     let read_back = c.uploads;
     let count = |v| reading(Some(c.count(v) as f64), read_back, "upload was read back");
@@ -198,7 +198,7 @@ pub fn checks(expected: &Expectations, r: &RunResults) -> Vec<CheckResult> {
     let mut out = Vec::new();
     // The scenario's own requests: a login that works while every search
     // fails is not a run that succeeded.
-    let own: Vec<&crate::measure::Stats> = r
+    let own: Vec<&crate::bundle::Stats> = r
         .requests
         .iter()
         .filter(|s| expected.scenario_requests.contains(&s.name))
@@ -279,7 +279,7 @@ pub fn checks(expected: &Expectations, r: &RunResults) -> Vec<CheckResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::{Percentiles, Totals, SCHEMA_VERSION};
+    use crate::bundle::{Percentiles, Totals, SCHEMA_VERSION};
     use crate::scenario::threshold::parse;
 
     fn results() -> RunResults {
@@ -374,7 +374,7 @@ mod tests {
         r.requests[0].issued = 100;
         r.requests[0]
             .errors
-            .insert(crate::measure::ErrorClass::Http5xx, 100);
+            .insert(crate::bundle::ErrorClass::Http5xx, 100);
         r.requests.push(Stats {
             name: "auth.login".into(),
             count: 10,

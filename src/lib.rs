@@ -25,6 +25,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bundle;
 pub mod calibrate;
 pub mod chaos;
 pub mod compare;

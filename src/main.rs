@@ -482,7 +482,7 @@ fn compare(baseline: &std::path::Path, current: &std::path::Path, limits: &[Stri
 
 /// The median kill-to-ready time a chaos run measured.
 fn pod_start_from(bundle: &std::path::Path) -> anyhow::Result<f64> {
-    let (median, why) = surge::chaos::startup_from_bundle(bundle)?;
+    let (median, why) = surge::bundle::startup_from_bundle(bundle)?;
     println!("{why}");
     Ok(median)
 }
@@ -658,7 +658,7 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
     }
 }
 
-fn verdict_code(results: &surge::measure::RunResults) -> ExitCode {
+fn verdict_code(results: &surge::bundle::RunResults) -> ExitCode {
     if results.interrupted.is_some() {
         ExitCode::from(3)
     } else if results.passed() {

@@ -3,7 +3,7 @@
 //! write the bundle. Shared by `surge run`, `surge demo` and the tests.
 
 use crate::engine::{self, RunOptions};
-use crate::measure::{file_safe, RunResults};
+use crate::bundle::{file_safe, RunResults};
 use crate::report;
 use crate::scenario::{threshold, LoadOverride, Scenario, ScenarioError};
 use std::path::{Path, PathBuf};
@@ -239,7 +239,7 @@ pub fn new_run_id(out_dir: &Path, scenario: &str) -> String {
 /// as one write no signal can cut short: the one way a run ends, whether it
 /// finished, was interrupted, or was forced to end by a second signal.
 fn conclude(
-    mut measurements: crate::measure::Measurements,
+    mut measurements: crate::bundle::Measurements,
     thresholds: &[threshold::Threshold],
     expected: &crate::gate::Expectations,
     bundle: &Path,
@@ -270,7 +270,7 @@ pub enum Write {
 /// measured is never lost for want of the folder it was asked to go in.
 pub fn write_somewhere(
     bundle: &Path,
-    measurements: &crate::measure::Measurements,
+    measurements: &crate::bundle::Measurements,
     write: Write,
 ) -> Result<PathBuf, RunError> {
     let write_to = |dir: &Path| match write {
@@ -310,7 +310,7 @@ fn resolve_chaos(
     let resolved = crate::chaos::setup::resolve(&request.chaos, scenario)
         .map_err(|e| RunError::Usage(format!("chaos: {e}")))?;
     if let Some((plan, _)) = &resolved {
-        crate::chaos::plan::check_timing(&plan.actions, scenario.load.duration())
+        crate::scenario::chaos::check_timing(&plan.actions, scenario.load.duration())
             .map_err(|e| RunError::Usage(format!("chaos: {e}")))?;
     }
     Ok(resolved)
@@ -324,7 +324,7 @@ pub fn chaos_dry_run(request: &RunRequest) -> Result<Vec<String>, RunError> {
         None => Ok(vec![
             "no chaos in this run: no actions and no pod discovery".into(),
         ]),
-        Some((plan, kube)) => Ok(crate::chaos::plan::describe_plan(
+        Some((plan, kube)) => Ok(crate::scenario::chaos::describe_plan(
             &plan,
             &kube,
             scenario.load.duration(),
@@ -353,7 +353,7 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
     let bundle = request.out_dir.join(&run_id);
     let last_words = request.exit_on_second_signal.then(|| {
         let (bundle, thresholds, expected) = (bundle.clone(), thresholds.clone(), expected.clone());
-        Box::new(move |m: crate::measure::Measurements| {
+        Box::new(move |m: crate::bundle::Measurements| {
             match conclude(m, &thresholds, &expected, &bundle, Write::Evidence) {
                 Ok(report) => eprintln!(
                     "bundle (forced end; `surge report {0}` renders the reports): {0}",
@@ -364,7 +364,7 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
             // Held through exit: no write of this bundle starts after this one.
             let _no_write_after = crate::engine::signals::writing();
             std::process::exit(3);
-        }) as Box<dyn FnOnce(crate::measure::Measurements) + Send>
+        }) as Box<dyn FnOnce(crate::bundle::Measurements) + Send>
     });
     let options = RunOptions {
         run_id: run_id.clone(),

@@ -4,34 +4,9 @@
 //! parsed by prometheus-parse; what surge keeps is plain data, and the
 //! conclusions drawn from it ([`hold_time`], [`max_pending`]) are pure.
 
-use serde::{Deserialize, Serialize};
+use crate::bundle::PoolSample;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-/// The pool series of one endpoint at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PoolSample {
-    /// Seconds since scraping started.
-    pub at_s: f64,
-    /// Which endpoint.
-    pub url: String,
-    /// `hikaricp_connections_active`.
-    pub active: f64,
-    /// `hikaricp_connections_pending`.
-    pub pending: f64,
-    /// `hikaricp_connections_max`.
-    pub max: f64,
-    /// `hikaricp_connections_usage_seconds_count`.
-    pub usage_count: f64,
-    /// `hikaricp_connections_usage_seconds_sum`.
-    pub usage_sum: f64,
-    /// `process_cpu_usage` (0..1 of the pod's CPUs), when exposed.
-    #[serde(default)]
-    pub cpu: Option<f64>,
-    /// `jvm_memory_used_bytes`, all areas, when exposed.
-    #[serde(default)]
-    pub jvm_memory_bytes: Option<f64>,
-}
 
 /// Reads the pool series from exposition text (summed over pools).
 pub fn parse(text: &str, url: &str, at_s: f64) -> anyhow::Result<PoolSample> {

@@ -4,8 +4,9 @@
 //! or the steps read back from an earlier multi-stage open-model bundle.
 //! The analysis is `calibrate` (pure); this module only runs and reads.
 
-use crate::calibrate::capacity::{saturated, Slo, Step};
-use crate::measure::RunResults;
+use crate::calibrate::capacity::{saturated, Slo};
+use crate::bundle::Step;
+use crate::bundle::RunResults;
 use crate::runner::{self, RunError, RunRequest};
 use crate::scenario::LoadOverride;
 use std::path::{Path, PathBuf};
@@ -94,7 +95,7 @@ pub async fn climb(
 /// Steps from an earlier open-model bundle whose stages climbed: each stage's
 /// cells merged into one step.
 pub fn steps_from_bundle(dir: &Path) -> anyhow::Result<Vec<Step>> {
-    let r = crate::report::read_results(dir)?;
+    let r = crate::bundle::read_results(dir)?;
     if r.model != "open" {
         anyhow::bail!(
             "{} is a {} model run: calibration needs open-model stages (arrival rates)",
@@ -109,7 +110,7 @@ pub fn steps_from_bundle(dir: &Path) -> anyhow::Result<Vec<Step>> {
         let count: u64 = cells.iter().map(|c| c.stats.count).sum();
         let failed: u64 = cells.iter().map(|c| c.stats.failed).sum();
         let seconds = (stage.end_s - stage.start_s).max(1e-9);
-        let p = crate::measure::Percentiles::from_hist(&merged);
+        let p = crate::bundle::Percentiles::from_hist(&merged);
         steps.push(Step {
             rate: stage.target,
             achieved: count as f64 / seconds,

@@ -5,28 +5,8 @@
 //! server stops keeping up: throughput falls short of the offered rate, or
 //! p99 leaves its low-load level behind.
 
+use crate::bundle::Step;
 use serde::{Deserialize, Serialize};
-
-/// One step of the staircase, as measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Step {
-    /// Offered arrivals per second.
-    pub rate: f64,
-    /// Completed requests per second.
-    pub achieved: f64,
-    /// Latency percentiles, ms.
-    pub p50_ms: f64,
-    /// p95, ms.
-    pub p95_ms: f64,
-    /// p99, ms.
-    pub p99_ms: f64,
-    /// Mean latency, ms (for Little's law).
-    pub mean_ms: f64,
-    /// Failed / completed.
-    pub error_rate: f64,
-    /// Arrivals that found no free user.
-    pub dropped: u64,
-}
 
 /// The service-level objective capacity is measured against.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

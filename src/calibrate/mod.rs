@@ -10,7 +10,8 @@ pub mod manifest;
 pub mod pool;
 pub mod usl;
 
-use capacity::{Slo, Step};
+use crate::bundle::Step;
+use capacity::Slo;
 use hpa::{HpaInputs, HpaPlan};
 use pool::{Knobs, PoolSize};
 use serde::{Deserialize, Serialize};
@@ -68,7 +69,7 @@ pub struct Calibration {
     pub verification: Option<Step>,
     /// Pool series scraped from the target during the staircase.
     #[serde(default)]
-    pub pool_metrics: Vec<crate::scrape::PoolSample>,
+    pub pool_metrics: Vec<crate::bundle::PoolSample>,
     /// Every conclusion, with the measurement and the constraint that bound it.
     pub reasons: Vec<String>,
 }

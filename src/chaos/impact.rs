@@ -12,9 +12,9 @@
 //! - the p95 is back under the SLO at the first second from which it stays
 //!   under for [`SETTLED_S`] seconds with traffic.
 
-use crate::measure::TimelineRow;
-use crate::verify::session::DropSecond;
-use serde::{Deserialize, Serialize};
+use crate::bundle::TimelineRow;
+use crate::bundle::DropSecond;
+use crate::bundle::Impact;
 
 /// A burst must start this soon after the action to be the action's.
 pub const BURST_START_S: u64 = 5;
@@ -24,28 +24,6 @@ pub const BURST_GAP_S: u64 = 2;
 pub const DROP_GRACE_S: f64 = 10.0;
 /// Seconds the p95 must stay under the SLO to count as back.
 pub const SETTLED_S: u64 = 3;
-
-/// The impact of one event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Impact {
-    /// Failed requests in the burst.
-    pub burst_errors: u64,
-    /// Seconds from the burst's first failing second to its last (0: none).
-    pub burst_s: u64,
-    /// Session drops attributed to the event.
-    pub session_drops: u64,
-    /// Latency p99 in the minute before, ms.
-    pub p99_before_ms: Option<f64>,
-    /// Latency p99 in the minute from the event on, ms.
-    pub p99_after_ms: Option<f64>,
-    /// The p95 the event is judged against, ms.
-    pub slo_p95_ms: Option<f64>,
-    /// Seconds from the event until the p95 was back under the SLO (None:
-    /// not within the window).
-    pub p95_back_s: Option<f64>,
-    /// Seconds from the event until the replicas were ready again.
-    pub ready_after_s: Option<f64>,
-}
 
 /// Inputs for one event.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,8 @@
 //! its start-up delay, as a ReplicaSet would. Lets `surge demo` and the tests
 //! show chaos without a Kubernetes cluster.
 
-use super::{ChaosError, Pod, ReplicaCount};
+use super::{ChaosError, Pod};
+use crate::bundle::ReplicaCount;
 use crate::sim::balancer::Backends;
 use std::sync::Arc;
 

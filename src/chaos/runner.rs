@@ -5,9 +5,10 @@
 //!
 //! An API error surge does not understand stops the chaos — never the load.
 
-use super::plan::{timetable, Action, ChaosPlan, Pick};
-use super::{Backend, ChaosError, ChaosEvent, ChaosReport, Outcome, Pod, ReplicaCount};
-use crate::engine::user::Shared;
+use crate::scenario::chaos::{timetable, Action, ChaosPlan, Pick};
+use super::{Backend, ChaosError, Pod};
+use crate::bundle::{ChaosEvent, ChaosReport, Outcome, ReplicaCount};
+use crate::measure::Recorder;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -85,20 +86,32 @@ impl Log {
     }
 }
 
+/// What chaos reads from the running load and tells it, without knowing
+/// the engine that runs it (the engine implements this).
+pub trait LoadView: Send + Sync {
+    /// The run's recorder: when the load began, and marks on its timeline.
+    fn recorder(&self) -> &Recorder;
+    /// Live sessions per replica, to say whose users a kill affects.
+    fn sessions_by_replica(&self) -> BTreeMap<String, u64>;
+    /// Read uploads back straight from these replica URLs from now on
+    /// (the pods' current addresses).
+    fn read_back_from(&self, replicas: Vec<String>);
+}
+
 /// Runs the chaos beside the load until `stop`; `length` is the planned run.
 pub async fn run(
     chaos: Chaos,
-    shared: Arc<Shared>,
+    shared: Arc<dyn LoadView>,
     length: Duration,
     stop: CancellationToken,
 ) -> Ran {
-    while !shared.recorder.has_begun() {
+    while !shared.recorder().has_begun() {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(10)) => {}
             _ = stop.cancelled() => break,
         }
     }
-    let started = shared.recorder.started();
+    let started = shared.recorder().started();
     let log = Arc::new(Log {
         events: Mutex::default(),
         marks: Mutex::default(),
@@ -155,7 +168,7 @@ pub async fn run(
             Some(b) => match b.pods().await {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    aborted = Some(abort(&log, event, e, &shared));
+                    aborted = Some(abort(&log, event, e, shared.as_ref()));
                     break;
                 }
             },
@@ -171,7 +184,7 @@ pub async fn run(
             }
             (Action::KillPod(pick), Some(b), Some(pods)) => {
                 match choose(*pick, pods, &plan, kills, || {
-                    shared.sessions.sessions_by_replica()
+                    shared.sessions_by_replica()
                 }) {
                     Err(why) => {
                         event.outcome = Outcome::Skipped;
@@ -200,7 +213,7 @@ pub async fn run(
             ))),
         };
         actions += 1;
-        let mark = Some(shared.recorder.mark());
+        let mark = Some(shared.recorder().mark());
         match result {
             Ok(answer) => event.answer = answer,
             Err(ChaosError::Gone(answer)) => {
@@ -208,7 +221,7 @@ pub async fn run(
                 event.answer = answer;
             }
             Err(e) => {
-                aborted = Some(abort(&log, event, e, &shared));
+                aborted = Some(abort(&log, event, e, shared.as_ref()));
                 break;
             }
         }
@@ -265,12 +278,12 @@ pub async fn run(
     Ran { report, marks }
 }
 
-fn abort(log: &Log, mut event: ChaosEvent, e: ChaosError, shared: &Shared) -> String {
+fn abort(log: &Log, mut event: ChaosEvent, e: ChaosError, shared: &dyn LoadView) -> String {
     let why = format!("chaos stopped: {e} (the load goes on)");
     tracing::error!("{why}");
     event.outcome = Outcome::Aborted;
     event.answer = e.to_string();
-    log.push(event, Some(shared.recorder.mark()));
+    log.push(event, Some(shared.recorder().mark()));
     why
 }
 
@@ -445,7 +458,7 @@ async fn watch_recovery(
 async fn monitor(
     backend: Arc<Backend>,
     log: Arc<Log>,
-    shared: Arc<Shared>,
+    shared: Arc<dyn LoadView>,
     discover: Option<String>,
     stop: CancellationToken,
 ) {
@@ -491,7 +504,7 @@ async fn monitor(
             }
         }
         if let (Some(prefix), Some(pods)) = (&discover, &pods) {
-            shared.readback.set_direct(
+            shared.read_back_from(
                 pods.iter()
                     .filter(|p| p.ready)
                     .filter_map(|p| p.url.as_ref().map(|u| format!("{u}{prefix}")))
@@ -524,7 +537,7 @@ async fn monitor(
 /// threshold, else (per event) twice the p95 of the minute before.
 pub fn assess(
     ran: Ran,
-    results: &crate::measure::RunResults,
+    results: &crate::bundle::RunResults,
     recorder: &crate::measure::Recorder,
     scenario: &crate::scenario::Scenario,
 ) -> ChaosReport {

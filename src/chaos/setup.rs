@@ -1,7 +1,7 @@
 //! From a scenario's `[kubernetes]`/`[chaos]` and the command line to a
 //! chaos run that passed the safety rules and reached its backend.
 
-use super::plan::{self, BackendKind, ChaosPlan, KubeTarget};
+use crate::scenario::chaos::{self as plan, BackendKind, ChaosPlan, KubeTarget};
 use super::{kube::KubeBackend, local::LocalBackend, Backend, Chaos};
 use crate::scenario::Scenario;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! Judging one response: status, expectations, error class, replica, captures.
 //! Pure functions over what came back, so they are tested without a network.
 
-use crate::measure::ErrorClass;
+use crate::bundle::ErrorClass;
 use crate::scenario::{CaptureFrom, Expect, ReplicaSource};
 use reqwest::header::HeaderMap;
 

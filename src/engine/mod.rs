@@ -17,7 +17,8 @@ pub mod readback;
 pub mod signals;
 pub mod user;
 
-use crate::measure::{Measurements, Recorder, RunInfo};
+use crate::measure::{Recorder, RunInfo};
+use crate::bundle::Measurements;
 use crate::scenario::{LoadPlan, Scenario};
 use anyhow::Context;
 use futures::FutureExt;
@@ -150,7 +151,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     let chaos = options.chaos.map(|chaos| {
         tokio::spawn(crate::chaos::runner::run(
             chaos,
-            Arc::clone(&shared),
+            Arc::clone(&shared) as Arc<dyn crate::chaos::runner::LoadView>,
             scenario.load.duration(),
             stop.clone(),
         ))

@@ -5,13 +5,15 @@
 use super::auth::{self, TokenCache};
 use super::check;
 use super::readback::{Job, Readback};
-use crate::measure::{ErrorClass, Recorder, Sample, UNKNOWN_REPLICA};
+use crate::measure::{Recorder, Sample, UNKNOWN_REPLICA};
+use crate::bundle::ErrorClass;
 use crate::scenario::Generated;
 use crate::scenario::{
     Auth, Body, Expect, MissingValue, OnDrop, Part, Repeat, ReplicaSource, Scenario, Values,
 };
 use crate::verify::consistency::{sha256_hex, Upload};
-use crate::verify::session::{DropEvent, SessionLedger};
+use crate::verify::session::SessionLedger;
+use crate::bundle::DropEvent;
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder};
 use std::collections::HashMap;
@@ -135,6 +137,20 @@ pub struct Shared {
     login_expect: Expect,
     /// The token endpoint's first failure has been said (once a run).
     said_auth_failed: std::sync::atomic::AtomicBool,
+}
+
+impl crate::chaos::runner::LoadView for Shared {
+    fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    fn sessions_by_replica(&self) -> std::collections::BTreeMap<String, u64> {
+        self.sessions.sessions_by_replica()
+    }
+
+    fn read_back_from(&self, replicas: Vec<String>) {
+        self.readback.set_direct(replicas);
+    }
 }
 
 impl Shared {

@@ -12,10 +12,9 @@
 //! significant digits.
 
 mod marks;
-mod results;
 mod timeline;
 
-pub use results::*;
+use crate::bundle::*;
 
 use hdrhistogram::Histogram;
 use std::collections::{BTreeMap, HashMap};
@@ -220,24 +219,6 @@ pub struct RunInfo {
     pub stage_targets: Vec<f64>,
     /// Why the run stopped early, if it did.
     pub interrupted: Option<String>,
-}
-
-/// A histogram cell for the bundle.
-pub struct CellHistograms {
-    /// Latency from the scheduled start.
-    pub latency: Histogram<u64>,
-    /// Service time from the send.
-    pub service: Histogram<u64>,
-}
-
-/// What [`Recorder::finish`] returns: plain results and the histograms behind them.
-pub struct Measurements {
-    /// Plain results; `results.cells[i]` goes with `histograms[i]`.
-    pub results: RunResults,
-    /// The histograms of each cell.
-    pub histograms: Vec<CellHistograms>,
-    /// Time until uploads were visible on every replica (µs), if any were checked.
-    pub visible: Option<Histogram<u64>>,
 }
 
 /// Collects every sample of a run.
@@ -610,34 +591,6 @@ impl Recorder {
             visible: None,
         }
     }
-}
-
-/// A name made safe for one part of a file name, and short: a request or
-/// replica name (a server's header) may be long, and a bundle must never fail
-/// to write for a file name the file system refuses. A long name keeps its
-/// first 60 characters and a hash of the whole, so names stay distinct.
-pub fn file_part(name: &str) -> String {
-    let safe = file_safe(name);
-    if safe.len() <= 60 {
-        return safe;
-    }
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    name.hash(&mut hasher);
-    format!("{}~{:016x}", &safe[..60], hasher.finish())
-}
-
-/// A name made safe for a file name.
-pub fn file_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! it; once the run is [`LAG`] seconds past it, its percentiles are computed
 //! and the histogram freed, so an hour-long run does not hold 3,600 histograms.
 
-use super::results::TimelineRow;
+use crate::bundle::TimelineRow;
 use hdrhistogram::Histogram;
 
 /// Seconds a second stays open for late completions.

@@ -4,7 +4,7 @@
 //! Text needs a font: DejaVu Sans is embedded in the binary and registered
 //! once, so no system fonts or fontconfig are needed.
 
-use crate::measure::{RunResults, TimelineRow};
+use crate::bundle::{RunResults, TimelineRow};
 use anyhow::anyhow;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -64,7 +64,7 @@ pub fn list(r: &RunResults) -> Vec<Chart> {
     }];
     for (i, t) in r.request_timelines.iter().enumerate() {
         out.push(Chart {
-            name: format!("latency-{}", crate::measure::file_part(&t.request)),
+            name: format!("latency-{}", crate::bundle::file_part(&t.request)),
             title: format!("{}: latency over time (p50, p95, p99)", t.request),
             kind: Kind::RequestLatency(i),
         });
@@ -285,7 +285,7 @@ where
                 .map(|c| c.replica_counts.as_slice())
                 .unwrap_or_default();
             // Counts hold until the next change: draw steps out to the end of the run.
-            let steps = |f: &dyn Fn(&crate::chaos::ReplicaCount) -> Option<f64>| {
+            let steps = |f: &dyn Fn(&crate::bundle::ReplicaCount) -> Option<f64>| {
                 let mut points = Vec::new();
                 for (i, c) in counts.iter().enumerate() {
                     let Some(v) = f(c) else { continue };
@@ -321,7 +321,7 @@ where
             )
         }
         Kind::Attachments => {
-            use crate::verify::consistency::Verdict;
+            use crate::bundle::Verdict;
             let c = &r.consistency;
             let labels: Vec<String> = c.replicas.iter().map(|rc| rc.replica.clone()).collect();
             let colour = |v: Verdict| match v {

@@ -2,7 +2,7 @@
 //! per request name).
 
 use super::Export;
-use crate::measure::{ErrorClass, RunResults};
+use crate::bundle::{ErrorClass, RunResults};
 
 pub(super) struct Timeline;
 

@@ -2,11 +2,12 @@
 //! charts are inline SVG — that explains the run without the terminal:
 //! verdicts first, then every chart with the table behind it.
 
+use super::chaos;
 use super::charts;
 use super::markdown::verdict;
 use super::Export;
-use crate::measure::{RunResults, Stats, TimelineRow};
-use crate::verify::consistency::Verdict;
+use crate::bundle::{RunResults, Stats, TimelineRow};
+use crate::bundle::Verdict;
 use std::fmt::Write as _;
 
 pub(super) struct Html;
@@ -223,7 +224,7 @@ impl Export for Html {
 
         if let Some(chaos) = &r.chaos {
             o.push_str("<h2>Chaos</h2>");
-            write!(o, "<p>{}</p>", esc(&chaos.lines()[0]))?;
+            write!(o, "<p>{}</p>", esc(&chaos::lines(chaos)[0]))?;
             if let Some(why) = &chaos.aborted {
                 write!(o, "<p class=\"fail\">{}</p>", esc(why))?;
             }
@@ -391,9 +392,9 @@ impl Export for Html {
         );
         chart(&mut o, r, "percentiles")?;
         o.push_str("<details><summary>Percentile curves</summary>");
-        let quantiles: Vec<String> = crate::measure::CURVE_QUANTILES
+        let quantiles: Vec<String> = crate::bundle::CURVE_QUANTILES
             .iter()
-            .map(|q| crate::measure::percent_label(*q))
+            .map(|q| crate::bundle::percent_label(*q))
             .collect();
         let mut header = vec!["request"];
         header.extend(quantiles.iter().map(String::as_str));
@@ -412,7 +413,7 @@ impl Export for Html {
             chart(
                 &mut o,
                 r,
-                &format!("latency-{}", crate::measure::file_part(&t.request)),
+                &format!("latency-{}", crate::bundle::file_part(&t.request)),
             )?;
             o.push_str("<details><summary>Per second</summary>");
             table(&mut o, &TIMELINE_HEADER, timeline_rows(&t.rows));

@@ -1,7 +1,7 @@
 //! `summary.json`: the whole [`RunResults`], versioned by `schema_version`.
 
 use super::Export;
-use crate::measure::RunResults;
+use crate::bundle::RunResults;
 
 pub(super) struct Summary;
 

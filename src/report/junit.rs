@@ -2,8 +2,8 @@
 //! A failure carries the measured value and the limit.
 
 use super::Export;
-use crate::measure::RunResults;
-use crate::verify::consistency::Verdict;
+use crate::bundle::RunResults;
+use crate::bundle::Verdict;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
@@ -88,7 +88,7 @@ fn cases(r: &RunResults) -> Vec<(&'static str, String, Outcome)> {
                 .events
                 .iter()
                 .filter(|e| {
-                    e.outcome == crate::chaos::Outcome::Done
+                    e.outcome == crate::bundle::Outcome::Done
                         && e.ready_after_s.is_none()
                         && e.action != "exec"
                 })

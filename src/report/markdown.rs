@@ -1,7 +1,8 @@
 //! `summary.md`: the verdicts in Markdown, short enough for a PR comment.
 
+use super::chaos;
 use super::Export;
-use crate::measure::RunResults;
+use crate::bundle::RunResults;
 use std::fmt::Write as _;
 
 pub(super) struct Summary;
@@ -125,7 +126,7 @@ impl Export for Summary {
             )?;
         }
         if let Some(chaos) = &r.chaos {
-            let lines = chaos.lines();
+            let lines = chaos::lines(chaos);
             writeln!(out, "\n**Chaos:** {}", lines[0])?;
             for line in &lines[1..] {
                 writeln!(out, "- {line}")?;

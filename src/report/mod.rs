@@ -7,21 +7,20 @@
 //! that `summary.json` points to. `surge report DIR` reads a bundle back.
 
 mod calibration;
+mod chaos;
 mod charts;
 mod csv;
-mod hdr;
 mod html;
 mod json;
 mod junit;
 mod markdown;
 mod terminal;
 
-use crate::measure::{Measurements, RunResults};
+use crate::bundle::{read_histogram, read_results, Measurements, RunResults};
 use anyhow::Context;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use calibration::html as calibration_html;
-pub use hdr::{read_histogram, VISIBLE_HDR};
 pub use terminal::summary as terminal_summary;
 
 /// One output format.
@@ -55,7 +54,7 @@ pub fn write_bundle(dir: &Path, measurements: &Measurements) -> anyhow::Result<(
 pub fn write_evidence(dir: &Path, measurements: &Measurements) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("hdr"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    hdr::write_all(
+    crate::bundle::hdr::write_all(
         dir,
         &measurements.results,
         &measurements.histograms,
@@ -100,7 +99,7 @@ pub fn rerender(dir: &Path) -> anyhow::Result<RunResults> {
 /// The latency histograms of `cells` of the bundle in `dir`, merged.
 pub fn merged_latency<'a>(
     dir: &Path,
-    cells: impl IntoIterator<Item = &'a crate::measure::CellStats>,
+    cells: impl IntoIterator<Item = &'a crate::bundle::CellStats>,
 ) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
     // Histograms read back have a fixed range; merge into an auto-resizing one.
     let mut merged = hdrhistogram::Histogram::new(3).expect("3 significant digits is valid");
@@ -137,24 +136,3 @@ pub fn comparison_side(path: &Path) -> anyhow::Result<(RunResults, crate::compar
     Ok((results, side))
 }
 
-/// Reads `summary.json` from a bundle folder (or the file itself).
-pub fn read_results(path: &Path) -> anyhow::Result<RunResults> {
-    let file: PathBuf = if path.is_dir() {
-        path.join("summary.json")
-    } else {
-        path.to_path_buf()
-    };
-    let text = std::fs::read_to_string(&file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
-    let results: RunResults = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a surge summary", file.display()))?;
-    if results.schema_version != crate::measure::SCHEMA_VERSION {
-        anyhow::bail!(
-            "{} has schema_version {}, this surge reads {}",
-            file.display(),
-            results.schema_version,
-            crate::measure::SCHEMA_VERSION
-        );
-    }
-    Ok(results)
-}

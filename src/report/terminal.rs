@@ -1,7 +1,8 @@
 //! The summary printed at the end of a run: totals, one table per request
 //! and per replica, stages, and threshold verdicts.
 
-use crate::measure::{RunResults, Stats};
+use super::chaos;
+use crate::bundle::{RunResults, Stats};
 use std::fmt::Write as _;
 
 fn table(out: &mut String, title: &str, rows: &[Stats]) {
@@ -99,7 +100,7 @@ pub fn summary(r: &RunResults) -> String {
         );
     }
     if c.uploads > 0 {
-        use crate::verify::consistency::Verdict;
+        use crate::bundle::Verdict;
         let counts: Vec<String> = Verdict::ALL
             .iter()
             .filter(|v| c.count(**v) > 0)
@@ -125,7 +126,7 @@ pub fn summary(r: &RunResults) -> String {
         }
     }
     if let Some(chaos) = &r.chaos {
-        for (i, line) in chaos.lines().iter().enumerate() {
+        for (i, line) in chaos::lines(chaos).iter().enumerate() {
             let _ = writeln!(out, "{}{line}", if i == 0 { "" } else { "  " });
         }
     }

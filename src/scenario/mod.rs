@@ -8,6 +8,7 @@
 //! column. The format is documented in `scenarios/README.md`.
 
 mod body;
+pub mod chaos;
 mod error;
 mod feeder;
 pub mod json_path;
@@ -279,7 +280,7 @@ pub struct ConsistencySpec {
     /// Path that reads it back; `${id}` is the id.
     pub read: Template,
     /// How the read-back is sent and judged.
-    pub rule: crate::verify::consistency::ReadRule,
+    pub rule: ReadRule,
 }
 
 /// `[verify]`, checked.
@@ -369,9 +370,9 @@ pub struct Scenario {
     /// Read-back settings for consistency checks.
     pub verify: VerifySpec,
     /// Where the workload runs on Kubernetes (empty when not said).
-    pub kubernetes: crate::chaos::KubeTarget,
+    pub kubernetes: chaos::KubeTarget,
     /// Faults to inject while the load runs.
-    pub chaos: Option<crate::chaos::ChaosPlan>,
+    pub chaos: Option<chaos::ChaosPlan>,
 }
 
 /// Subjects a threshold may name besides a request.
@@ -579,14 +580,14 @@ impl Scenario {
             .map_err(|(span, e)| at(span.or(find_table(text, "session")), e))?;
 
         let kubernetes = match &file.kubernetes {
-            Some(def) => crate::chaos::plan::compile_kubernetes(def)
+            Some(def) => chaos::compile_kubernetes(def)
                 .map_err(|e| at(find_table(text, "kubernetes"), e))?,
             None => Default::default(),
         };
         let chaos = file
             .chaos
             .as_ref()
-            .map(crate::chaos::plan::compile_chaos)
+            .map(chaos::compile_chaos)
             .transpose()
             .map_err(|(span, e)| at(span.or(find_table(text, "chaos")), e))?;
 
@@ -605,13 +606,13 @@ impl Scenario {
             ));
         }
         if let Some(chaos) = &chaos {
-            crate::chaos::plan::check_timing(&chaos.actions, load.duration())
+            chaos::check_timing(&chaos.actions, load.duration())
                 .map_err(|e| at(find_table(text, "chaos"), e))?;
             // The file says where chaos runs: it must pass the safety rules
             // as written (the command line may still add the selector or
             // namespace to a file that names neither).
             if !kubernetes.namespace.is_empty() || !kubernetes.selector.is_empty() {
-                crate::chaos::plan::authorize(
+                chaos::authorize(
                     chaos,
                     &kubernetes,
                     std::slice::from_ref(&kubernetes.namespace),
@@ -1285,8 +1286,8 @@ fn read_rule(
     name: &str,
     c: &model::ConsistencyDef,
     fixtures: &Path,
-) -> Result<crate::verify::consistency::ReadRule, String> {
-    let mut rule = crate::verify::consistency::ReadRule::default();
+) -> Result<ReadRule, String> {
+    let mut rule = ReadRule::default();
     if let Some(m) = c.method {
         rule.method = m;
     }
@@ -1374,6 +1375,31 @@ fn check_placeholders(
         }
     }
     Ok(())
+}
+
+/// How a read-back is sent and judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRule {
+    /// `GET` unless the probe is, say, a mapping call (`POST`).
+    pub method: Method,
+    /// Body of the read-back (content type, bytes), for a `POST` probe.
+    pub body: Option<(String, std::sync::Arc<[u8]>)>,
+    /// Judge by status only: any 2xx means the replica has it (a cache
+    /// probe, whose answer is not the stored bytes).
+    pub by_status: bool,
+    /// Statuses meaning "not there (yet)".
+    pub absent: Vec<u16>,
+}
+
+impl Default for ReadRule {
+    fn default() -> Self {
+        ReadRule {
+            method: Method::Get,
+            body: None,
+            by_status: false,
+            absent: vec![404, 410],
+        }
+    }
 }
 
 #[cfg(test)]

@@ -38,9 +38,9 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub verify: VerifyDef,
     /// Where the workload runs on Kubernetes (chaos, replica discovery).
-    pub kubernetes: Option<crate::chaos::plan::KubernetesDef>,
+    pub kubernetes: Option<super::chaos::KubernetesDef>,
     /// Faults to inject while the load runs.
-    pub chaos: Option<crate::chaos::plan::ChaosDef>,
+    pub chaos: Option<super::chaos::ChaosDef>,
 }
 
 /// `[verify]`: write-then-read consistency checks.

@@ -7,7 +7,8 @@
 //! [`summarise`] all uploads into a [`ConsistencyVerdict`]. Pure: the reading
 //! itself is `engine::readback`.
 
-use crate::measure::Percentiles;
+use crate::scenario::ReadRule;
+use crate::bundle::{ConsistencyVerdict, Percentiles, Problem, ReplicaCounts, Verdict, MAX_PROBLEMS};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -35,31 +36,6 @@ pub struct Observation {
     pub seen: Seen,
 }
 
-/// How a read-back is sent and judged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadRule {
-    /// `GET` unless the probe is, say, a mapping call (`POST`).
-    pub method: crate::scenario::Method,
-    /// Body of the read-back (content type, bytes), for a `POST` probe.
-    pub body: Option<(String, std::sync::Arc<[u8]>)>,
-    /// Judge by status only: any 2xx means the replica has it (a cache
-    /// probe, whose answer is not the stored bytes).
-    pub by_status: bool,
-    /// Statuses meaning "not there (yet)".
-    pub absent: Vec<u16>,
-}
-
-impl Default for ReadRule {
-    fn default() -> Self {
-        ReadRule {
-            method: crate::scenario::Method::Get,
-            body: None,
-            by_status: false,
-            absent: vec![404, 410],
-        }
-    }
-}
-
 /// Compares a read-back with the upload.
 pub fn compare(status: u16, body: &[u8], upload: &Upload, rule: &ReadRule) -> Seen {
     match status {
@@ -79,48 +55,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// The verdict on one upload as seen from one replica.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// The same bytes on the first read.
-    Ok,
-    /// Missing at first, the same bytes later (replication lag).
-    Stale,
-    /// Never there within the window.
-    Missing,
-    /// Different bytes (hash or size).
-    Corrupted,
-    /// No usable answer.
-    Error,
-    /// Not read back (the run stopped first, or no read reached this replica).
-    Unverified,
-}
-
-impl Verdict {
-    /// Name used in reports (as in `summary.json`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Ok => "ok",
-            Verdict::Stale => "stale",
-            Verdict::Missing => "missing",
-            Verdict::Corrupted => "corrupted",
-            Verdict::Error => "error",
-            Verdict::Unverified => "unverified",
-        }
-    }
-
-    /// Every verdict, in report order.
-    pub const ALL: [Verdict; 6] = [
-        Verdict::Ok,
-        Verdict::Stale,
-        Verdict::Missing,
-        Verdict::Corrupted,
-        Verdict::Error,
-        Verdict::Unverified,
-    ];
 }
 
 /// Judges one replica's observations of one upload: the verdict, and when the
@@ -162,85 +96,6 @@ pub struct Checked {
     pub upload: Upload,
     /// Replica → observations in order.
     pub seen: BTreeMap<String, Vec<Observation>>,
-}
-
-/// One problem, for the report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Problem {
-    /// Upload id.
-    pub id: String,
-    /// Request that uploaded it.
-    pub request: String,
-    /// Replica that took the upload.
-    pub uploaded_on: String,
-    /// Replica read.
-    pub replica: String,
-    /// Verdict there.
-    pub verdict: Verdict,
-    /// When the right bytes appeared, ms after the upload (stale ones).
-    pub visible_after_ms: Option<u64>,
-}
-
-/// Verdict counts on one replica.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ReplicaCounts {
-    /// Replica.
-    pub replica: String,
-    /// Counts by verdict.
-    pub verdicts: BTreeMap<Verdict, u64>,
-}
-
-/// How many problems a verdict lists one by one.
-pub const MAX_PROBLEMS: usize = 1000;
-
-/// The consistency verdict of a run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ConsistencyVerdict {
-    /// Uploads ledgered.
-    pub uploads: u64,
-    /// Verdicts over all (upload, replica) pairs.
-    pub verdicts: BTreeMap<Verdict, u64>,
-    /// Per replica.
-    pub replicas: Vec<ReplicaCounts>,
-    /// Uploads seen with the right bytes on every replica read.
-    pub visible_everywhere: u64,
-    /// Time from upload until visible on every replica read, ms.
-    pub visible: Percentiles,
-    /// Problems (the first [`MAX_PROBLEMS`]; counts above are complete).
-    pub problems: Vec<Problem>,
-    /// Uploads that succeeded but could not be read back: the answer did not
-    /// name the stored object, or the read-back path could not be made.
-    #[serde(default)]
-    pub unverifiable: u64,
-    /// Why, with how many uploads each (request name and reason; never values
-    /// from the answer, which may be patient data).
-    #[serde(default)]
-    pub unverifiable_reasons: BTreeMap<String, u64>,
-}
-
-impl ConsistencyVerdict {
-    /// How long uploads took to be visible everywhere, for people; never a
-    /// percentile of nothing: `visible everywhere: 12 of 12 uploads (p50 3
-    /// ms, p99 9 ms)` or `no upload became visible everywhere`.
-    pub fn visible_text(&self) -> String {
-        if self.visible_everywhere == 0 {
-            return "no upload became visible everywhere".to_owned();
-        }
-        format!(
-            "visible everywhere: {} of {} uploads (p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms)",
-            self.visible_everywhere,
-            self.uploads,
-            self.visible.p50,
-            self.visible.p95,
-            self.visible.p99,
-            self.visible.max
-        )
-    }
-
-    /// Count of one verdict.
-    pub fn count(&self, v: Verdict) -> u64 {
-        self.verdicts.get(&v).copied().unwrap_or(0)
-    }
 }
 
 /// Uploads folded into the verdict as their read-backs end, in fixed

@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use std::time::Duration;
-use surge::measure::ErrorClass;
+use surge::bundle::ErrorClass;
 use surge::sim::replica::ServiceOptions;
 use surge::sim::ClusterOptions;
 
@@ -15,7 +15,7 @@ fn fhir_with_auth(base_url: &str, auth: &str) -> String {
     format!("{auth}\n{body}")
 }
 
-async fn run_with(auth: impl Fn(&str) -> String) -> surge::measure::RunResults {
+async fn run_with(auth: impl Fn(&str) -> String) -> surge::bundle::RunResults {
     run_keeping_bundle(auth).await.0
 }
 
@@ -30,7 +30,7 @@ fn token_service() -> ServiceOptions {
 /// Runs, and returns the results with every byte of the bundle.
 async fn run_keeping_bundle(
     auth: impl Fn(&str) -> String,
-) -> (surge::measure::RunResults, Vec<u8>) {
+) -> (surge::bundle::RunResults, Vec<u8>) {
     run_on(token_service(), auth).await
 }
 
@@ -57,7 +57,7 @@ async fn cluster_and_scenario(
 async fn run_on(
     service: ServiceOptions,
     auth: impl Fn(&str) -> String,
-) -> (surge::measure::RunResults, Vec<u8>) {
+) -> (surge::bundle::RunResults, Vec<u8>) {
     let _engine = engine_lock().await;
     let (cluster, dir, path) = cluster_and_scenario(service, auth).await;
     let report = run(path, None, None, &dir.path().join("reports")).await;

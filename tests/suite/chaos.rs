@@ -6,7 +6,7 @@
 use crate::common::fake_kube::{FakeKube, Refuse, NAMESPACE, SELECTOR, WORKLOAD};
 use crate::common::*;
 use std::time::Duration;
-use surge::chaos::{ChaosReport, Outcome};
+use surge::bundle::{ChaosReport, Outcome};
 use surge::runner::{RunError, RunReport, RunRequest};
 use surge::scenario::LoadOverride;
 use surge::sim::balancer::Balancing;
@@ -142,7 +142,7 @@ fn pod_watches_and_lists(fake: &FakeKube) -> (usize, usize) {
     (watches, gets.len() - watches)
 }
 
-fn chaos_of(r: &surge::measure::RunResults) -> &ChaosReport {
+fn chaos_of(r: &surge::bundle::RunResults) -> &ChaosReport {
     r.chaos.as_ref().expect("the run has a chaos report")
 }
 
@@ -228,7 +228,7 @@ async fn killing_a_pod_drops_only_its_users_and_recovery_matches_the_start_up_de
     );
     assert_eq!(chaos.pod_startup_s, vec![ready]);
     // What `surge calibrate --pod-start-from BUNDLE` takes as the pod start-up time.
-    let (startup, why) = surge::chaos::startup_from_bundle(&report.bundle).unwrap();
+    let (startup, why) = surge::bundle::startup_from_bundle(&report.bundle).unwrap();
     assert!(
         (startup - ready).abs() < 1e-6 && why.contains("median of 1"),
         "{why}"
@@ -499,14 +499,14 @@ async fn uploads_are_read_back_from_the_pods_behind_the_selector() {
         .expect("run completes");
     cluster.shutdown().await;
     let c = &report.results.consistency;
-    use surge::verify::consistency::Verdict;
+    use surge::bundle::Verdict;
     assert!(c.uploads > 3, "{c:?}");
     assert_eq!(c.replicas.len(), 3, "every pod read: {:?}", c.replicas);
     assert_eq!(c.count(Verdict::Ok), c.uploads);
     assert_eq!(c.count(Verdict::Missing), 2 * c.uploads);
     assert!(fake.calls_of("DELETE").is_empty(), "discovery only reads");
     assert!(report.results.chaos.as_ref().unwrap().events.is_empty());
-    let e = surge::chaos::startup_from_bundle(&report.bundle).unwrap_err();
+    let e = surge::bundle::startup_from_bundle(&report.bundle).unwrap_err();
     assert!(e.to_string().contains("no pod kill that recovered"), "{e}");
 }
 

@@ -100,7 +100,7 @@ async fn thresholds_pass_on_a_healthy_run_and_fail_when_impossibly_tight() {
         written.starts_with(std::env::temp_dir().to_str().unwrap()),
         "{written}"
     );
-    assert!(surge::report::read_results(std::path::Path::new(written)).is_ok());
+    assert!(surge::bundle::read_results(std::path::Path::new(written)).is_ok());
     std::fs::remove_dir_all(written).unwrap();
     cluster.shutdown().await;
 }
@@ -280,7 +280,7 @@ async fn every_interrupt_ends_the_run_with_its_bundle() {
             "{model} {how} at {at:.2}s (seed {seed}): {stderr}"
         );
         let bundle = only_bundle(&dir);
-        let r = surge::report::read_results(&bundle).unwrap();
+        let r = surge::bundle::read_results(&bundle).unwrap();
         let why = r
             .interrupted
             .clone()
@@ -338,7 +338,7 @@ async fn every_interrupt_ends_the_run_with_its_bundle() {
     signal(&child, "-INT");
     assert_eq!(ends_within(&mut child, Duration::from_secs(10)), Some(3));
     let forced = only_bundle(&dir);
-    let r = surge::report::read_results(&forced).unwrap();
+    let r = surge::bundle::read_results(&forced).unwrap();
     assert!(r
         .interrupted
         .clone()
@@ -377,7 +377,7 @@ async fn a_vanished_target_ends_the_run_with_its_bundle() {
     cluster.shutdown().await;
     // 10 s without an answer, then the stop.
     assert_eq!(ends_within(&mut child, Duration::from_secs(20)), Some(3));
-    let r = surge::report::read_results(&only_bundle(out.path())).unwrap();
+    let r = surge::bundle::read_results(&only_bundle(out.path())).unwrap();
     let why = r.interrupted.clone().unwrap();
     assert!(why.starts_with("target gone"), "{why}");
     assert!(r.elapsed_s < 25.0, "{}", r.elapsed_s);
@@ -389,7 +389,7 @@ async fn a_vanished_target_ends_the_run_with_its_bundle() {
     assert!(r
         .overall
         .errors
-        .contains_key(&surge::measure::ErrorClass::Connect));
+        .contains_key(&surge::bundle::ErrorClass::Connect));
     let t = &r.totals;
     assert_eq!(t.issued, t.succeeded + t.failed + t.cancelled);
 }

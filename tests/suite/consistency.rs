@@ -5,10 +5,10 @@
 
 use crate::common::*;
 use std::time::Duration;
-use surge::measure::RunResults;
+use surge::bundle::RunResults;
 use surge::sim::replica::ServiceOptions;
 use surge::sim::{AttachmentStore, ClusterOptions};
-use surge::verify::consistency::Verdict;
+use surge::bundle::Verdict;
 
 async fn run_uploads(options: ClusterOptions, visible_within: &str) -> RunResults {
     let cluster = cluster(options).await;
@@ -22,7 +22,7 @@ async fn run_uploads(options: ClusterOptions, visible_within: &str) -> RunResult
     cluster.shutdown().await;
     // Shown with --nocapture: the figures behind the verdicts.
     eprintln!("{}", surge::report::terminal_summary(&report.results));
-    let bundle_has_visibility = report.bundle.join(surge::report::VISIBLE_HDR).exists();
+    let bundle_has_visibility = report.bundle.join(surge::bundle::VISIBLE_HDR).exists();
     assert_eq!(
         bundle_has_visibility,
         report.results.consistency.visible_everywhere > 0
@@ -219,7 +219,7 @@ poll = "20ms"
 /// replica has answered yet), read back through the balancer alone.
 async fn first_upload_through_the_balancer(
     attachments: AttachmentStore,
-) -> surge::verify::consistency::ConsistencyVerdict {
+) -> surge::bundle::ConsistencyVerdict {
     let cluster = cluster(store(attachments)).await;
     let dir = tempfile::tempdir().unwrap();
     let body = uploads(&cluster.url, &[], "2s")

@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use std::time::Duration;
-use surge::measure::ErrorClass;
+use surge::bundle::ErrorClass;
 use surge::sim::replica::ServiceOptions;
 use surge::sim::ClusterOptions;
 
@@ -67,7 +67,7 @@ async fn the_demo_scenario_runs_healthy_on_three_replicas() {
 
     // The bundle holds the summary, the timeline and HDR files that add up.
     let bundle = &report.bundle;
-    let back = surge::report::read_results(bundle).unwrap();
+    let back = surge::bundle::read_results(bundle).unwrap();
     assert_eq!(&back, r);
     let timeline = std::fs::read_to_string(bundle.join("timeline.csv")).unwrap();
     assert!(timeline.starts_with("second,requests,errors,dropped,p50_ms,p95_ms,p99_ms"));
@@ -75,7 +75,7 @@ async fn the_demo_scenario_runs_healthy_on_three_replicas() {
     assert_eq!(per_second, r.overall.count);
     let mut from_files = 0;
     for cell in &r.cells {
-        let h = surge::report::read_histogram(&bundle.join(&cell.latency_hdr)).unwrap();
+        let h = surge::bundle::read_histogram(&bundle.join(&cell.latency_hdr)).unwrap();
         assert_eq!(h.len(), cell.stats.count);
         from_files += h.len();
     }

@@ -7,7 +7,7 @@
 use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use surge::measure::RunResults;
+use surge::bundle::RunResults;
 use surge::sim::ClusterOptions;
 
 /// The shipped demo scenario with one line changed.
@@ -45,7 +45,7 @@ fn run_cli(scenario: &Path, url: &str, out: &Path) -> (Option<i32>, String, RunR
         .map(|e| e.unwrap().path())
         .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
         .unwrap_or_else(|| panic!("no bundle\n{stdout}\n{stderr}"));
-    let results = surge::report::read_results(&bundle).unwrap();
+    let results = surge::bundle::read_results(&bundle).unwrap();
     std::fs::remove_dir_all(&bundle).unwrap();
     (output.status.code(), format!("{stdout}\n{stderr}"), results)
 }

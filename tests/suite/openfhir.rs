@@ -9,7 +9,7 @@ use surge::runner::RunRequest;
 use surge::scenario::LoadOverride;
 use surge::sim::replica::{Invalidation, ServiceOptions};
 use surge::sim::ClusterOptions;
-use surge::verify::consistency::{ConsistencyVerdict, Verdict};
+use surge::bundle::{ConsistencyVerdict, Verdict};
 
 /// `direct`: probe each replica straight; else only through the balancer.
 async fn mapping_run(

@@ -210,7 +210,7 @@ async fn junit_markdown_and_rerendering() {
     let _engine = engine_lock().await;
     let out = tempfile::tempdir().unwrap();
     let bundle = demo_bundle(out.path()).await;
-    let results = surge::report::read_results(&bundle).unwrap();
+    let results = surge::bundle::read_results(&bundle).unwrap();
 
     // JUnit parses back; the counts in the attributes match the test cases.
     let xml = std::fs::read_to_string(bundle.join("junit.xml")).unwrap();

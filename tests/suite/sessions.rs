@@ -8,11 +8,11 @@ use surge::sim::balancer::Balancing;
 use surge::sim::replica::ServiceOptions;
 use surge::sim::sessions::SessionStoreKind;
 use surge::sim::ClusterOptions;
-use surge::verify::session::SessionVerdict;
+use surge::bundle::SessionVerdict;
 
 const CLOSED: &str = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 6\nhold = \"4s\"\n";
 
-async fn run_clinic(cluster: &surge::sim::Cluster, load: &str) -> surge::measure::RunResults {
+async fn run_clinic(cluster: &surge::sim::Cluster, load: &str) -> surge::bundle::RunResults {
     let dir = tempfile::tempdir().unwrap();
     let path = scenario_file(dir.path(), "clinic", &clinic(&cluster.url, load));
     run(path, None, None, &dir.path().join("reports"))
@@ -224,7 +224,7 @@ preset = "openmrs"
     )
 }
 
-async fn run_mixed(store: SessionStoreKind) -> surge::measure::RunResults {
+async fn run_mixed(store: SessionStoreKind) -> surge::bundle::RunResults {
     let _engine = engine_lock().await;
     let cluster = cluster(ClusterOptions {
         balancing: Balancing::RoundRobin,

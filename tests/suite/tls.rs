@@ -210,7 +210,7 @@ fn an_untrusted_certificate_fails_up_front_unless_verification_is_off() {
         .unwrap()
         .unwrap()
         .path();
-    let r = surge::report::read_results(&bundle).unwrap();
+    let r = surge::bundle::read_results(&bundle).unwrap();
     assert!(!r.tls_verify);
     assert!(r.overall.ok > 0);
     for file in ["summary.md", "report.html"] {

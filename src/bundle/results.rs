@@ -403,10 +403,10 @@ pub struct RunResults {
     pub request_timelines: Vec<RequestTimeline>,
     /// Session continuity: accepted sessions, switches, drops.
     #[serde(default)]
-    pub sessions: crate::verify::session::SessionVerdict,
+    pub sessions: super::SessionVerdict,
     /// Write-then-read consistency of uploads.
     #[serde(default)]
-    pub consistency: crate::verify::consistency::ConsistencyVerdict,
+    pub consistency: super::ConsistencyVerdict,
     /// Threshold verdicts.
     pub thresholds: Vec<ThresholdResult>,
     /// Built-in verdicts on the evidence itself.
@@ -414,7 +414,7 @@ pub struct RunResults {
     pub checks: Vec<CheckResult>,
     /// What chaos did and what users felt, when the run had chaos.
     #[serde(default)]
-    pub chaos: Option<crate::chaos::ChaosReport>,
+    pub chaos: Option<super::ChaosReport>,
 }
 
 impl ThresholdResult {
@@ -452,4 +452,32 @@ impl RunResults {
     pub fn request(&self, name: &str) -> Option<&Stats> {
         self.requests.iter().find(|s| s.name == name)
     }
+}
+
+/// A name made safe for one part of a file name, and short: a request or
+/// replica name (a server's header) may be long, and a bundle must never fail
+/// to write for a file name the file system refuses. A long name keeps its
+/// first 60 characters and a hash of the whole, so names stay distinct.
+pub fn file_part(name: &str) -> String {
+    let safe = file_safe(name);
+    if safe.len() <= 60 {
+        return safe;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    format!("{}~{:016x}", &safe[..60], hasher.finish())
+}
+
+/// A name made safe for a file name.
+pub fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

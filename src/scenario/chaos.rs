@@ -2,7 +2,7 @@
 //! or `--chaos` on the command line), what it compiles to, and the safety
 //! rules every plan must pass before anything is touched. Pure: no network.
 
-use crate::scenario::Dur;
+use super::Dur;
 use serde::Deserialize;
 use std::time::Duration;
 use toml::Spanned;
@@ -437,7 +437,7 @@ pub fn parse_cli(spec: &str) -> Result<Scheduled, String> {
     if arg.is_some() && !matches!(action, "kill-pod" | "scale" | "exec") {
         return Err(bad(format!("`{action}` takes no `:` argument; {usage}")));
     }
-    let duration = |t: &str| crate::scenario::parse_duration(t).map(Dur).map_err(bad);
+    let duration = |t: &str| super::parse_duration(t).map(Dur).map_err(bad);
     let def = match when.trim().strip_prefix("every:") {
         Some(period) => ActionDef {
             every: Some(duration(period)?),

@@ -2,7 +2,7 @@
 //! kind (latency, service), in the HdrHistogram V2 deflate format, base64 on
 //! one line, as other HdrHistogram tools read them. Values are microseconds.
 
-use crate::measure::{CellHistograms, RunResults};
+use super::{CellHistograms, RunResults};
 use anyhow::Context;
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
@@ -20,7 +20,8 @@ fn encode(h: &Histogram<u64>) -> anyhow::Result<String> {
 /// Where the time-until-visible histogram of uploads goes in a bundle.
 pub const VISIBLE_HDR: &str = "hdr/attachments-visible.hdr";
 
-pub(super) fn write_all(
+/// Writes every cell's histograms (and the time-until-visible one) into `dir`.
+pub fn write_all(
     dir: &Path,
     results: &RunResults,
     histograms: &[CellHistograms],

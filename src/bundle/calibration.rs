@@ -1,0 +1,51 @@
+//! What calibration measures: the staircase's steps and the target's
+//! connection-pool samples, as `calibration.json` keeps them.
+
+use serde::{Deserialize, Serialize};
+
+/// One step of the staircase, as measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Offered arrivals per second.
+    pub rate: f64,
+    /// Completed requests per second.
+    pub achieved: f64,
+    /// Latency percentiles, ms.
+    pub p50_ms: f64,
+    /// p95, ms.
+    pub p95_ms: f64,
+    /// p99, ms.
+    pub p99_ms: f64,
+    /// Mean latency, ms (for Little's law).
+    pub mean_ms: f64,
+    /// Failed / completed.
+    pub error_rate: f64,
+    /// Arrivals that found no free user.
+    pub dropped: u64,
+}
+
+/// The pool series of one endpoint at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolSample {
+    /// Seconds since scraping started.
+    pub at_s: f64,
+    /// Which endpoint.
+    pub url: String,
+    /// `hikaricp_connections_active`.
+    pub active: f64,
+    /// `hikaricp_connections_pending`.
+    pub pending: f64,
+    /// `hikaricp_connections_max`.
+    pub max: f64,
+    /// `hikaricp_connections_usage_seconds_count`.
+    pub usage_count: f64,
+    /// `hikaricp_connections_usage_seconds_sum`.
+    pub usage_sum: f64,
+    /// `process_cpu_usage` (0..1 of the pod's CPUs), when exposed.
+    #[serde(default)]
+    pub cpu: Option<f64>,
+    /// `jvm_memory_used_bytes`, all areas, when exposed.
+    #[serde(default)]
+    pub jvm_memory_bytes: Option<f64>,
+}
+
