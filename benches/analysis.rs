@@ -45,7 +45,7 @@ fn main() {
         let write = started.elapsed();
 
         let started = Instant::now();
-        let steps = surge::staircase::steps_from_bundle(dir.path()).unwrap();
+        let steps = surge::run::staircase::steps_from_bundle(dir.path()).unwrap();
         let demand = Demand {
             base_rate: None,
             peak_rate: None,

@@ -30,12 +30,12 @@ pub mod calibrate;
 pub mod chaos;
 pub mod compare;
 pub mod engine;
-pub mod gate;
 pub mod measure;
 pub mod report;
-pub mod runner;
+pub mod run;
 pub mod scenario;
-pub mod scrape;
 pub mod sim;
-pub mod staircase;
 pub mod verify;
+
+#[cfg(test)]
+mod layering;

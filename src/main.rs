@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use surge::runner::{self, RunError, RunRequest};
+use surge::run::{self, RunError, RunRequest};
 use surge::scenario::LoadOverride;
 use surge::sim::{self, Cluster, ClusterOptions};
 
@@ -344,7 +344,7 @@ async fn dispatch(command: Command) -> ExitCode {
                 exit_on_second_signal: true,
             };
             if args.chaos.dry_run {
-                return match runner::chaos_dry_run(&request) {
+                return match run::chaos_dry_run(&request) {
                     Ok(lines) => {
                         println!("dry run: nothing is sent and nothing is touched");
                         for line in lines {
@@ -355,7 +355,7 @@ async fn dispatch(command: Command) -> ExitCode {
                     Err(e) => finish(Err(e)),
                 };
             }
-            finish(runner::run(&request).await)
+            finish(run::run(&request).await)
         }
         Command::Demo {
             scenario,
@@ -470,7 +470,7 @@ fn compare(baseline: &std::path::Path, current: &std::path::Path, limits: &[Stri
         base_results.run_id, base_results.scenario, cur_results.run_id, cur_results.scenario
     );
     let comparison = surge::compare::compare(&base, &cur, &limits);
-    print!("{}", surge::compare::render(&comparison));
+    print!("{}", surge::report::comparison_table(&comparison));
     if comparison.regressed() {
         println!("\nREGRESSION beyond the allowed limits");
         ExitCode::from(1)
@@ -493,12 +493,12 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
         p99_ms: a.slo_p99.as_secs_f64() * 1000.0,
         error_budget: a.error_budget / 100.0,
     };
-    let id = runner::new_run_id(&a.out, "calibrate");
+    let id = run::new_run_id(&a.out, "calibrate");
     let dir = a.out.join(&id);
     let stairs = a
         .scenario
         .as_ref()
-        .map(|scenario| surge::staircase::Staircase {
+        .map(|scenario| surge::run::staircase::Staircase {
             scenario: scenario.clone(),
             target: a.target.clone(),
             start_rate: a.start_rate,
@@ -511,7 +511,7 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
     let mut pool_samples = Vec::new();
     let steps = match (&stairs, &a.from_bundle) {
         (_, Some(bundle)) => {
-            surge::staircase::steps_from_bundle(bundle).map_err(|e| format!("{e:#}"))
+            surge::run::staircase::steps_from_bundle(bundle).map_err(|e| format!("{e:#}"))
         }
         (Some(stairs), None) => {
             println!(
@@ -519,9 +519,9 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
                 a.max_steps, a.step_duration, a.start_rate, a.step_rate, a.slo_p99
             );
             let scraper = (!a.metrics_urls.is_empty()).then(|| {
-                surge::scrape::Scraper::start(a.metrics_urls.clone(), Duration::from_secs(1))
+                surge::run::scrape::Scraper::start(a.metrics_urls.clone(), Duration::from_secs(1))
             });
-            let climbed = surge::staircase::climb(stairs, |s, bundle| {
+            let climbed = surge::run::staircase::climb(stairs, |s, bundle| {
                 println!("  {:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {} ({})", s.rate, s.achieved, s.p99_ms, s.error_rate * 100.0, s.dropped, bundle.display())
             })
             .await
@@ -542,7 +542,7 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
             return cannot_run(format!("{e}"));
         }
     };
-    let measured_hold = surge::scrape::hold_time(&pool_samples);
+    let measured_hold = surge::calibrate::pool::hold_time(&pool_samples);
     let pod_start_s = match &a.pod_start_from {
         None => a.pod_start.as_secs_f64(),
         Some(bundle) => match pod_start_from(bundle) {
@@ -574,7 +574,7 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
                 "connection hold time measured from hikaricp_connections_usage_seconds: {:.1} ms over {n:.0} checkouts{}; up to {:.0} threads waited for a connection",
                 hold * 1000.0,
                 if a.hold.is_some() { " (--hold given, used instead)" } else { "" },
-                surge::scrape::max_pending(&pool_samples)
+                surge::calibrate::pool::max_pending(&pool_samples)
             ),
             None => "the metrics endpoints showed no connection checkouts".to_owned(),
         };
@@ -584,7 +584,7 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
     let mut verified = true;
     if let (true, Some(stairs), Some(plan)) = (a.verify, &stairs, &result.hpa) {
         let rate = plan.target_per_pod * a.replicas as f64;
-        match surge::staircase::run_step(stairs, rate).await {
+        match surge::run::staircase::run_step(stairs, rate).await {
             Ok(Some((step, _))) => {
                 verified = step.meets(&slo);
                 result.reasons.push(format!(
@@ -606,7 +606,7 @@ async fn calibrate(a: CalibrateArgs) -> ExitCode {
             }
         }
     }
-    print!("\n{}", surge::staircase::table(&result.steps));
+    print!("\n{}", surge::report::staircase_table(&result.steps));
     println!();
     for reason in &result.reasons {
         println!("- {reason}");
@@ -675,7 +675,7 @@ fn cannot_run(why: String) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn finish(outcome: Result<runner::RunReport, RunError>) -> ExitCode {
+fn finish(outcome: Result<run::RunReport, RunError>) -> ExitCode {
     match outcome {
         Ok(report) => {
             print!("{}", surge::report::terminal_summary(&report.results));
@@ -751,7 +751,7 @@ async fn demo(
         exit_on_second_signal: true,
         ..Default::default()
     };
-    let outcome = runner::run(&request).await;
+    let outcome = run::run(&request).await;
     cluster.shutdown().await;
     finish(outcome)
 }

@@ -5,7 +5,7 @@
 //! server stops keeping up: throughput falls short of the offered rate, or
 //! p99 leaves its low-load level behind.
 
-use crate::bundle::Step;
+use crate::bundle::{RunResults, Step};
 use serde::{Deserialize, Serialize};
 
 /// The service-level objective capacity is measured against.
@@ -36,6 +36,23 @@ impl Step {
     /// Concurrency in the system by Little's law: N = X · R.
     pub fn concurrency(&self) -> f64 {
         self.achieved * self.mean_ms / 1000.0
+    }
+}
+
+/// One step from a run's results: the whole run is the step. Throughput
+/// counts until the last request completed (at least the planned time), so a
+/// server that fell behind and drained a backlog shows its true rate.
+pub fn step_of(rate: f64, r: &RunResults) -> Step {
+    let seconds = r.busy_s.max(r.planned_s).max(1e-9);
+    Step {
+        rate,
+        achieved: r.overall.count as f64 / seconds,
+        p50_ms: r.overall.latency.p50,
+        p95_ms: r.overall.latency.p95,
+        p99_ms: r.overall.latency.p99,
+        mean_ms: r.overall.latency.mean,
+        error_rate: r.overall.error_rate,
+        dropped: r.totals.dropped_arrivals,
     }
 }
 

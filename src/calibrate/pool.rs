@@ -3,6 +3,7 @@
 //! user's plan against the database's limits.
 
 use super::erlang;
+use crate::bundle::PoolSample;
 use serde::{Deserialize, Serialize};
 
 /// PostgreSQL keeps this many connections for superusers.
@@ -165,6 +166,31 @@ pub fn check(plan: &Plan) -> PlanCheck {
         first_break,
         lines,
     }
+}
+
+/// Mean connection hold time over the scrapes: Δsum/Δcount per endpoint,
+/// pooled. Returns (seconds, checkouts seen).
+pub fn hold_time(samples: &[PoolSample]) -> Option<(f64, f64)> {
+    let mut urls: Vec<&str> = samples.iter().map(|s| s.url.as_str()).collect();
+    urls.sort_unstable();
+    urls.dedup();
+    let (mut sum, mut count) = (0.0, 0.0);
+    for url in urls {
+        let mine: Vec<&PoolSample> = samples.iter().filter(|s| s.url == url).collect();
+        if let (Some(first), Some(last)) = (mine.first(), mine.last()) {
+            // A restarted pod resets its counters: only a rise counts.
+            if last.usage_count > first.usage_count {
+                sum += last.usage_sum - first.usage_sum;
+                count += last.usage_count - first.usage_count;
+            }
+        }
+    }
+    (count > 0.0).then(|| (sum / count, count))
+}
+
+/// Highest number of threads waiting for a connection on any endpoint.
+pub fn max_pending(samples: &[PoolSample]) -> f64 {
+    samples.iter().map(|s| s.pending).fold(0.0, f64::max)
 }
 
 #[cfg(test)]

@@ -5,17 +5,37 @@
 
 use super::{ChaosError, Pod};
 use crate::bundle::ReplicaCount;
-use crate::sim::balancer::Backends;
 use std::sync::Arc;
+use std::time::SystemTime;
+
+/// One local replica process as its supervisor sees it.
+#[derive(Debug, Clone)]
+pub struct LocalReplica {
+    /// Name.
+    pub name: String,
+    /// Port while it is up.
+    pub port: Option<u16>,
+    /// Process id while it is up.
+    pub pid: Option<u32>,
+    /// When it started answering (while it is up).
+    pub since: Option<SystemTime>,
+}
+
+/// Whoever supervises the local replica processes (the reference cluster)
+/// lists them through this; the harness never imports the cluster itself.
+pub trait LocalReplicas: Send + Sync + std::fmt::Debug {
+    /// The replicas as they are now.
+    fn list(&self) -> Vec<LocalReplica>;
+}
 
 /// The sim's replicas, as pods.
 pub struct LocalBackend {
-    backends: Arc<Backends>,
+    backends: Arc<dyn LocalReplicas>,
 }
 
 impl LocalBackend {
     /// Over the supervisor's live replica list.
-    pub fn new(backends: Arc<Backends>) -> Self {
+    pub fn new(backends: Arc<dyn LocalReplicas>) -> Self {
         LocalBackend { backends }
     }
 

@@ -34,7 +34,7 @@ pub struct ChaosRequest {
     /// `--grace-period`.
     pub grace_period: Option<Duration>,
     /// The reference cluster's replicas, for the local backend (`surge demo`, tests).
-    pub local: Option<Arc<crate::sim::balancer::Backends>>,
+    pub local: Option<Arc<dyn super::local::LocalReplicas>>,
     /// Read uploads back straight from each pod the backend lists.
     pub discover_replicas: bool,
 }

@@ -8,12 +8,14 @@
 
 mod calibration;
 mod chaos;
+mod compare;
 mod charts;
 mod csv;
 mod html;
 mod json;
 mod junit;
 mod markdown;
+mod staircase;
 mod terminal;
 
 use crate::bundle::{read_histogram, read_results, Measurements, RunResults};
@@ -21,6 +23,8 @@ use anyhow::Context;
 use std::path::Path;
 
 pub use calibration::html as calibration_html;
+pub use compare::comparison_table;
+pub use staircase::staircase_table;
 pub use terminal::summary as terminal_summary;
 
 /// One output format.

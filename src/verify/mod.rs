@@ -6,4 +6,5 @@
 //!   replica, and how long until it is.
 
 pub mod consistency;
+pub mod gate;
 pub mod session;

@@ -11,7 +11,7 @@ use surge::calibrate::{analyse, Demand};
 use surge::sim::balancer::Balancing;
 use surge::sim::replica::ServiceOptions;
 use surge::sim::ClusterOptions;
-use surge::staircase::{climb, Staircase};
+use surge::run::staircase::{climb, Staircase};
 
 const POOL: usize = 4;
 const HOLD_MS: u64 = 20;
@@ -86,10 +86,10 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
         .iter()
         .map(|u| format!("{u}/actuator/prometheus"))
         .collect();
-    let scraper = surge::scrape::Scraper::start(metrics, Duration::from_millis(500));
+    let scraper = surge::run::scrape::Scraper::start(metrics, Duration::from_millis(500));
     let steps = climb(&stairs, |_, _| {}).await.expect("the staircase runs");
     let samples = scraper.finish().await;
-    let (hold, checkouts) = surge::scrape::hold_time(&samples).expect("checkouts were scraped");
+    let (hold, checkouts) = surge::calibrate::pool::hold_time(&samples).expect("checkouts were scraped");
     assert!(checkouts > 1000.0, "{checkouts}");
     assert!(
         (hold * 1000.0 - HOLD_MS as f64).abs() / HOLD_MS as f64 <= 0.10,
@@ -97,7 +97,7 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
         hold * 1000.0
     );
     assert!(
-        surge::scrape::max_pending(&samples) > 0.0,
+        surge::calibrate::pool::max_pending(&samples) > 0.0,
         "past the knee, threads waited for connections"
     );
     assert!(steps.len() >= 3, "{steps:?}");
@@ -105,7 +105,7 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
     assert!(
         steps.len() < 6 || !steps.last().unwrap().keeps_up(),
         "{}",
-        surge::staircase::table(&steps)
+        surge::report::staircase_table(&steps)
     );
 
     let demand = Demand {
@@ -122,7 +122,7 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
         connection_budget: 40,
     };
     let c = analyse(steps, 2, slo, &demand);
-    let table = surge::staircase::table(&c.steps);
+    let table = surge::report::staircase_table(&c.steps);
     // Shown with --nocapture: the staircase and the reasoning.
     eprintln!("{table}{}", c.reasons.join("\n"));
     let analytic = POOL as f64 / (HOLD_MS as f64 / 1000.0); // 200 req/s per pod
@@ -173,7 +173,7 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
 
     // --verify: a replay at the recommended per-pod rate on both replicas holds the SLO.
     let rate = hpa.target_per_pod * 2.0;
-    let (check, _) = surge::staircase::run_step(&stairs, rate)
+    let (check, _) = surge::run::staircase::run_step(&stairs, rate)
         .await
         .unwrap()
         .unwrap();
@@ -253,10 +253,10 @@ async fn cluster_capacity(
     let c = analyse(steps, replicas as u32, slo, &demand);
     let per_pod = c
         .capacity_per_pod
-        .unwrap_or_else(|| panic!("no capacity:\n{}", surge::staircase::table(&c.steps)));
+        .unwrap_or_else(|| panic!("no capacity:\n{}", surge::report::staircase_table(&c.steps)));
     eprintln!(
         "{replicas} replicas, db limit {db_limit:?}:\n{}{}",
-        surge::staircase::table(&c.steps),
+        surge::report::staircase_table(&c.steps),
         c.reasons.join("\n")
     );
     (per_pod * replicas as f64, c)

@@ -7,7 +7,7 @@ use crate::common::fake_kube::{FakeKube, Refuse, NAMESPACE, SELECTOR, WORKLOAD};
 use crate::common::*;
 use std::time::Duration;
 use surge::bundle::{ChaosReport, Outcome};
-use surge::runner::{RunError, RunReport, RunRequest};
+use surge::run::{RunError, RunReport, RunRequest};
 use surge::scenario::LoadOverride;
 use surge::sim::balancer::Balancing;
 use surge::sim::replica::ServiceOptions;
@@ -120,7 +120,7 @@ async fn chaos_run(
     let fake = FakeKube::start(cluster.backends(), refuse).await;
     let dir = tempfile::tempdir().unwrap();
     let scenario = chaos_scenario(dir.path(), &cluster.url, users, hold, chaos);
-    let report = surge::runner::run(&request(scenario, &fake, &dir.path().join("reports")))
+    let report = surge::run::run(&request(scenario, &fake, &dir.path().join("reports")))
         .await
         .expect("run completes");
     cluster.shutdown().await;
@@ -421,7 +421,7 @@ async fn unsafe_plans_are_refused_before_any_call() {
         let mut req = request(scenario.clone(), &fake, dir.path());
         change(&mut req);
         let rt = tokio::runtime::Handle::current();
-        let outcome = tokio::task::block_in_place(|| rt.block_on(surge::runner::run(&req)));
+        let outcome = tokio::task::block_in_place(|| rt.block_on(surge::run::run(&req)));
         match outcome {
             Err(RunError::Usage(e)) => e,
             other => panic!("expected a refusal, got {other:?}"),
@@ -494,7 +494,7 @@ async fn uploads_are_read_back_from_the_pods_behind_the_selector() {
         "{body}\n[kubernetes]\nnamespace = \"{NAMESPACE}\"\nselector = \"{SELECTOR}\"\ndiscover_replicas = true\n"
     );
     let scenario = scenario_file(dir.path(), "discovery", &body);
-    let report = surge::runner::run(&request(scenario, &fake, &dir.path().join("reports")))
+    let report = surge::run::run(&request(scenario, &fake, &dir.path().join("reports")))
         .await
         .expect("run completes");
     cluster.shutdown().await;

@@ -5,7 +5,7 @@
 
 use crate::common::*;
 use std::time::Duration;
-use surge::runner::RunRequest;
+use surge::run::RunRequest;
 use surge::scenario::LoadOverride;
 use surge::sim::replica::{Invalidation, ServiceOptions};
 use surge::sim::ClusterOptions;
@@ -42,7 +42,7 @@ async fn mapping_run(
         out_dir: out.path().to_path_buf(),
         ..Default::default()
     };
-    let report = surge::runner::run(&request).await.expect("run completes");
+    let report = surge::run::run(&request).await.expect("run completes");
     cluster.shutdown().await;
     let r = report.results;
     assert_eq!(

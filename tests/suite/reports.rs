@@ -14,7 +14,7 @@ use surge::sim::ClusterOptions;
 /// A short demo run with one impossible threshold, so reports show a failure.
 async fn demo_bundle(out: &Path) -> PathBuf {
     let cluster = cluster(ClusterOptions::default()).await;
-    let request = surge::runner::RunRequest {
+    let request = surge::run::RunRequest {
         scenario: repo().join("scenarios/demo.toml"),
         target: Some(cluster.url.clone()),
         load: surge::scenario::LoadOverride {
@@ -26,7 +26,7 @@ async fn demo_bundle(out: &Path) -> PathBuf {
         out_dir: out.to_path_buf(),
         ..Default::default()
     };
-    let report = surge::runner::run(&request).await.expect("run completes");
+    let report = surge::run::run(&request).await.expect("run completes");
     cluster.shutdown().await;
     report.bundle
 }

@@ -6,7 +6,7 @@ pub mod fake_kube;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use surge::runner::{RunReport, RunRequest};
+use surge::run::{RunReport, RunRequest};
 use surge::scenario::LoadOverride;
 use surge::sim::{Cluster, ClusterOptions};
 
@@ -113,7 +113,7 @@ pub async fn run(
         out_dir: out.to_path_buf(),
         ..Default::default()
     };
-    surge::runner::run(&request).await.expect("run completes")
+    surge::run::run(&request).await.expect("run completes")
 }
 
 /// Runs a shipped scenario against `target` for `seconds`, its think times
@@ -131,7 +131,7 @@ pub async fn run_shipped(scenario: &Path, target: &str, seconds: u64, out: &Path
         out_dir: out.to_path_buf(),
         ..Default::default()
     };
-    let report = surge::runner::run(&request).await.expect("run completes");
+    let report = surge::run::run(&request).await.expect("run completes");
     assert_eq!(
         report.results.overall.failed,
         0,

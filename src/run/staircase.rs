@@ -4,10 +4,9 @@
 //! or the steps read back from an earlier multi-stage open-model bundle.
 //! The analysis is `calibrate` (pure); this module only runs and reads.
 
-use crate::calibrate::capacity::{saturated, Slo};
 use crate::bundle::Step;
-use crate::bundle::RunResults;
-use crate::runner::{self, RunError, RunRequest};
+use crate::calibrate::capacity::{saturated, step_of, Slo};
+use crate::run::{RunError, RunRequest};
 use crate::scenario::LoadOverride;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,23 +32,6 @@ pub struct Staircase {
     pub out_dir: PathBuf,
 }
 
-/// One step from a run's results: the whole run is the step. Throughput
-/// counts until the last request completed (at least the planned time), so a
-/// server that fell behind and drained a backlog shows its true rate.
-pub fn step_of(rate: f64, r: &RunResults) -> Step {
-    let seconds = r.busy_s.max(r.planned_s).max(1e-9);
-    Step {
-        rate,
-        achieved: r.overall.count as f64 / seconds,
-        p50_ms: r.overall.latency.p50,
-        p95_ms: r.overall.latency.p95,
-        p99_ms: r.overall.latency.p99,
-        mean_ms: r.overall.latency.mean,
-        error_rate: r.overall.error_rate,
-        dropped: r.totals.dropped_arrivals,
-    }
-}
-
 /// Runs one step at `rate`; `None` if it was interrupted (a stopped step is
 /// not a measurement of the rate it was meant to hold).
 pub async fn run_step(s: &Staircase, rate: f64) -> Result<Option<(Step, PathBuf)>, RunError> {
@@ -65,7 +47,7 @@ pub async fn run_step(s: &Staircase, rate: f64) -> Result<Option<(Step, PathBuf)
         exit_on_second_signal: true,
         ..Default::default()
     };
-    let report = runner::run(&request).await?;
+    let report = super::run(&request).await?;
     if report.results.interrupted.is_some() {
         return Ok(None);
     }
@@ -127,30 +109,4 @@ pub fn steps_from_bundle(dir: &Path) -> anyhow::Result<Vec<Step>> {
         });
     }
     Ok(steps)
-}
-
-/// The staircase as a table.
-pub fn table(steps: &[Step]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:>5} {:>10} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}",
-        "step", "rate/s", "achieved", "p50 ms", "p95 ms", "p99 ms", "err%", "dropped"
-    );
-    for (i, s) in steps.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{:>5} {:>10.1} {:>10.1} {:>9.1} {:>9.1} {:>9.1} {:>6.2}% {:>8}",
-            i + 1,
-            s.rate,
-            s.achieved,
-            s.p50_ms,
-            s.p95_ms,
-            s.p99_ms,
-            s.error_rate * 100.0,
-            s.dropped
-        );
-    }
-    out
 }

@@ -1,8 +1,8 @@
 //! Scraping the target's Prometheus endpoints during calibration
 //! (`--metrics-url`, one per replica): the connection-pool series HAPI FHIR
 //! exposes through Micrometer at /actuator/prometheus. The exposition text is
-//! parsed by prometheus-parse; what surge keeps is plain data, and the
-//! conclusions drawn from it ([`hold_time`], [`max_pending`]) are pure.
+//! parsed by prometheus-parse; what surge keeps is plain data
+//! ([`PoolSample`]); the conclusions drawn from it are `calibrate::pool`'s.
 
 use crate::bundle::PoolSample;
 use std::time::{Duration, Instant};
@@ -37,31 +37,6 @@ pub fn parse(text: &str, url: &str, at_s: f64) -> anyhow::Result<PoolSample> {
         }
     }
     Ok(s)
-}
-
-/// Mean connection hold time over the scrapes: Δsum/Δcount per endpoint,
-/// pooled. Returns (seconds, checkouts seen).
-pub fn hold_time(samples: &[PoolSample]) -> Option<(f64, f64)> {
-    let mut urls: Vec<&str> = samples.iter().map(|s| s.url.as_str()).collect();
-    urls.sort_unstable();
-    urls.dedup();
-    let (mut sum, mut count) = (0.0, 0.0);
-    for url in urls {
-        let mine: Vec<&PoolSample> = samples.iter().filter(|s| s.url == url).collect();
-        if let (Some(first), Some(last)) = (mine.first(), mine.last()) {
-            // A restarted pod resets its counters: only a rise counts.
-            if last.usage_count > first.usage_count {
-                sum += last.usage_sum - first.usage_sum;
-                count += last.usage_count - first.usage_count;
-            }
-        }
-    }
-    (count > 0.0).then(|| (sum / count, count))
-}
-
-/// Highest number of threads waiting for a connection on any endpoint.
-pub fn max_pending(samples: &[PoolSample]) -> f64 {
-    samples.iter().map(|s| s.pending).fold(0.0, f64::max)
 }
 
 /// Scrapes every URL each `every` until stopped.
@@ -124,6 +99,7 @@ impl Scraper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calibrate::pool::hold_time;
 
     const TEXT: &str = "# TYPE hikaricp_connections_active gauge\n\
         hikaricp_connections_active{pool=\"HikariPool-1\"} 3\n\

@@ -1,6 +1,13 @@
 //! One `surge run`, end to end: load the scenario, apply command-line
 //! changes, check the target answers, drive the load, judge thresholds and
 //! write the bundle. Shared by `surge run`, `surge demo` and the tests.
+//!
+//! Orchestration sits here, above the analysis and the reports: a
+//! [`staircase`] of such runs for calibration, and the [`scrape`]r of the
+//! target's pool metrics beside it.
+
+pub mod scrape;
+pub mod staircase;
 
 use crate::engine::{self, RunOptions};
 use crate::bundle::{file_safe, RunResults};
@@ -241,12 +248,12 @@ pub fn new_run_id(out_dir: &Path, scenario: &str) -> String {
 fn conclude(
     mut measurements: crate::bundle::Measurements,
     thresholds: &[threshold::Threshold],
-    expected: &crate::gate::Expectations,
+    expected: &crate::verify::gate::Expectations,
     bundle: &Path,
     write: Write,
 ) -> Result<RunReport, RunError> {
-    measurements.results.thresholds = crate::gate::judge(thresholds, &measurements.results);
-    measurements.results.checks = crate::gate::checks(expected, &measurements.results);
+    measurements.results.thresholds = crate::verify::gate::judge(thresholds, &measurements.results);
+    measurements.results.checks = crate::verify::gate::checks(expected, &measurements.results);
     let _whole = crate::engine::signals::writing();
     let bundle = write_somewhere(bundle, &measurements, write)?;
     Ok(RunReport {
@@ -349,7 +356,7 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
     };
     let run_id = new_run_id(&request.out_dir, &scenario.name);
     let thresholds = scenario.thresholds.clone();
-    let expected = crate::gate::Expectations::of(&scenario);
+    let expected = crate::verify::gate::Expectations::of(&scenario);
     let bundle = request.out_dir.join(&run_id);
     let last_words = request.exit_on_second_signal.then(|| {
         let (bundle, thresholds, expected) = (bundle.clone(), thresholds.clone(), expected.clone());
