@@ -1,13 +1,15 @@
 //! The `surge` command line. Only argument parsing and exit codes live here;
 //! every subcommand calls into the library.
 
+mod demo;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use surge::run::{self, RunError, RunRequest};
 use surge::scenario::LoadOverride;
-use surge::sim::{self, Cluster, ClusterOptions};
+use surge::sim::{self, ClusterOptions};
 
 const EXIT_CODES: &str = "Exit codes:\n  0  the run completed and every threshold passed (compare: no regression)\n  1  a threshold failed (compare: a regression beyond the limits)\n  2  the run could not be carried out (bad scenario or option, target unreachable)\n  3  the run was interrupted (Ctrl-C, SIGTERM); its bundle is still written";
 
@@ -362,7 +364,10 @@ async fn dispatch(command: Command) -> ExitCode {
             duration,
             out,
             chaos,
-        } => demo(scenario, duration, out, chaos).await,
+        } => match demo::demo(scenario, duration, out, chaos).await {
+            Ok(outcome) => finish(outcome),
+            Err(why) => cannot_run(why),
+        },
         Command::Check { scenarios } => {
             let mut failed = false;
             for path in scenarios {
@@ -442,7 +447,10 @@ async fn dispatch(command: Command) -> ExitCode {
                 Err(e) => cannot_run(format!("cannot write {}: {e}", out.display())),
             }
         }
-        Command::Sim(SimCommand::Up(options)) => sim_up(options).await,
+        Command::Sim(SimCommand::Up(options)) => match demo::sim_up(options).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(why) => cannot_run(why),
+        },
     }
 }
 
@@ -684,103 +692,4 @@ fn finish(outcome: Result<run::RunReport, RunError>) -> ExitCode {
         }
         Err(e) => cannot_run(format!("{e}")),
     }
-}
-
-fn this_exe() -> Result<PathBuf, ExitCode> {
-    std::env::current_exe().map_err(|e| {
-        cannot_run(format!(
-            "cannot find the surge binary to start replicas: {e}"
-        ))
-    })
-}
-
-async fn demo(
-    scenario: PathBuf,
-    duration: Option<Duration>,
-    out: PathBuf,
-    chaos: Vec<String>,
-) -> ExitCode {
-    let exe = match this_exe() {
-        Ok(e) => e,
-        Err(code) => return code,
-    };
-    let options = ClusterOptions {
-        port: 0,
-        ..Default::default()
-    };
-    let cluster = match Cluster::start(exe, options).await {
-        Ok(c) => c,
-        Err(e) => {
-            return cannot_run(format!("cannot start the reference cluster: {e:#}"));
-        }
-    };
-    println!(
-        "reference cluster: balancer {} with {} replicas (sticky sessions, shared attachments)",
-        cluster.url,
-        cluster.replicas().len()
-    );
-    // Read uploads back straight from each replica too, for exact figures.
-    // With chaos, replicas come back on new ports: follow them instead.
-    let replicas = if chaos.is_empty() {
-        cluster
-            .replicas()
-            .into_iter()
-            .filter_map(|(_, url, _)| url)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let chaos = surge::chaos::setup::ChaosRequest {
-        discover_replicas: !chaos.is_empty(),
-        specs: chaos,
-        backend: Some(surge::chaos::BackendKind::Local),
-        local: Some(cluster.backends()),
-        ..Default::default()
-    };
-    let request = RunRequest {
-        chaos,
-        scenario,
-        target: Some(cluster.url.clone()),
-        replicas,
-        load: LoadOverride {
-            duration,
-            ..Default::default()
-        },
-        out_dir: out,
-        progress: true,
-        exit_on_second_signal: true,
-        ..Default::default()
-    };
-    let outcome = run::run(&request).await;
-    cluster.shutdown().await;
-    finish(outcome)
-}
-
-async fn sim_up(options: ClusterOptions) -> ExitCode {
-    let exe = match this_exe() {
-        Ok(e) => e,
-        Err(code) => return code,
-    };
-    let cluster = match Cluster::start(exe, options).await {
-        Ok(c) => c,
-        Err(e) => {
-            return cannot_run(format!("{e:#}"));
-        }
-    };
-    println!("balancer: {}", cluster.url);
-    for (name, url, pid) in cluster.replicas() {
-        println!(
-            "replica {name}: {} (pid {})",
-            url.unwrap_or_default(),
-            pid.map(|p| p.to_string()).unwrap_or_default()
-        );
-    }
-    println!("Ctrl-C to stop");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-    }
-    cluster.shutdown().await;
-    ExitCode::SUCCESS
 }

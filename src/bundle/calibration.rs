@@ -48,4 +48,3 @@ pub struct PoolSample {
     #[serde(default)]
     pub jvm_memory_bytes: Option<f64>,
 }
-

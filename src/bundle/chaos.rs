@@ -142,4 +142,3 @@ pub struct Impact {
 fn yes() -> bool {
     true
 }
-

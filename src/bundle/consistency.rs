@@ -125,4 +125,3 @@ impl ConsistencyVerdict {
         self.verdicts.get(&v).copied().unwrap_or(0)
     }
 }
-

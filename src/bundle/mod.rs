@@ -85,4 +85,3 @@ pub fn startup_from_bundle(bundle: &std::path::Path) -> anyhow::Result<(f64, Str
     );
     Ok((median, why))
 }
-

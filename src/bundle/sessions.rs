@@ -70,4 +70,3 @@ pub struct SessionVerdict {
 
 /// How many drop events a verdict lists one by one.
 pub const MAX_EVENTS: usize = 1000;
-

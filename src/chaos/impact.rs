@@ -12,9 +12,9 @@
 //! - the p95 is back under the SLO at the first second from which it stays
 //!   under for [`SETTLED_S`] seconds with traffic.
 
-use crate::bundle::TimelineRow;
 use crate::bundle::DropSecond;
 use crate::bundle::Impact;
+use crate::bundle::TimelineRow;
 
 /// A burst must start this soon after the action to be the action's.
 pub const BURST_START_S: u64 = 5;

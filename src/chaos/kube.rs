@@ -7,10 +7,10 @@
 //!   exactly as `kubectl rollout restart` does; `scale` sets `spec.replicas`);
 //! - the HPA (autoscaling/v2): get, for current and desired replicas.
 
-use crate::scenario::chaos::{KubeTarget, Workload, WorkloadKind};
 use super::pod_watch::{Changes, PodWatch};
 use super::{ChaosError, Pod};
 use crate::bundle::ReplicaCount;
+use crate::scenario::chaos::{KubeTarget, Workload, WorkloadKind};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;

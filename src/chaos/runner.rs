@@ -5,10 +5,10 @@
 //!
 //! An API error surge does not understand stops the chaos — never the load.
 
-use crate::scenario::chaos::{timetable, Action, ChaosPlan, Pick};
 use super::{Backend, ChaosError, Pod};
 use crate::bundle::{ChaosEvent, ChaosReport, Outcome, ReplicaCount};
 use crate::measure::Recorder;
+use crate::scenario::chaos::{timetable, Action, ChaosPlan, Pick};
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -183,9 +183,7 @@ pub async fn run(
                 exec(command).await
             }
             (Action::KillPod(pick), Some(b), Some(pods)) => {
-                match choose(*pick, pods, &plan, kills, || {
-                    shared.sessions_by_replica()
-                }) {
+                match choose(*pick, pods, &plan, kills, || shared.sessions_by_replica()) {
                     Err(why) => {
                         event.outcome = Outcome::Skipped;
                         event.answer = why;

@@ -1,8 +1,8 @@
 //! From a scenario's `[kubernetes]`/`[chaos]` and the command line to a
 //! chaos run that passed the safety rules and reached its backend.
 
-use crate::scenario::chaos::{self as plan, BackendKind, ChaosPlan, KubeTarget};
 use super::{kube::KubeBackend, local::LocalBackend, Backend, Chaos};
+use crate::scenario::chaos::{self as plan, BackendKind, ChaosPlan, KubeTarget};
 use crate::scenario::Scenario;
 use std::path::PathBuf;
 use std::sync::Arc;

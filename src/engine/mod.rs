@@ -17,8 +17,8 @@ pub mod readback;
 pub mod signals;
 pub mod user;
 
-use crate::measure::{Recorder, RunInfo};
 use crate::bundle::Measurements;
+use crate::measure::{Recorder, RunInfo};
 use crate::scenario::{LoadPlan, Scenario};
 use anyhow::Context;
 use futures::FutureExt;

@@ -8,11 +8,11 @@
 
 use super::auth::{self, TokenCache};
 use super::check;
-use crate::measure::{Recorder, UNKNOWN_REPLICA};
-use crate::scenario::{Auth, Scenario};
-use crate::scenario::ReadRule;
-use crate::verify::consistency::{compare, Checked, Observation, Seen, Tally, Upload};
 use crate::bundle::ConsistencyVerdict;
+use crate::measure::{Recorder, UNKNOWN_REPLICA};
+use crate::scenario::ReadRule;
+use crate::scenario::{Auth, Scenario};
+use crate::verify::consistency::{compare, Checked, Observation, Seen, Tally, Upload};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;

@@ -5,15 +5,15 @@
 use super::auth::{self, TokenCache};
 use super::check;
 use super::readback::{Job, Readback};
-use crate::measure::{Recorder, Sample, UNKNOWN_REPLICA};
+use crate::bundle::DropEvent;
 use crate::bundle::ErrorClass;
+use crate::measure::{Recorder, Sample, UNKNOWN_REPLICA};
 use crate::scenario::Generated;
 use crate::scenario::{
     Auth, Body, Expect, MissingValue, OnDrop, Part, Repeat, ReplicaSource, Scenario, Values,
 };
 use crate::verify::consistency::{sha256_hex, Upload};
 use crate::verify::session::SessionLedger;
-use crate::bundle::DropEvent;
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder};
 use std::collections::HashMap;

@@ -50,4 +50,3 @@ pub fn comparison_table(c: &Comparison) -> String {
     }
     out
 }
-

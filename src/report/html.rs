@@ -6,8 +6,8 @@ use super::chaos;
 use super::charts;
 use super::markdown::verdict;
 use super::Export;
-use crate::bundle::{RunResults, Stats, TimelineRow};
 use crate::bundle::Verdict;
+use crate::bundle::{RunResults, Stats, TimelineRow};
 use std::fmt::Write as _;
 
 pub(super) struct Html;

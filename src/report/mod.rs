@@ -8,8 +8,8 @@
 
 mod calibration;
 mod chaos;
-mod compare;
 mod charts;
+mod compare;
 mod csv;
 mod html;
 mod json;
@@ -139,4 +139,3 @@ pub fn comparison_side(path: &Path) -> anyhow::Result<(RunResults, crate::compar
     }
     Ok((results, side))
 }
-

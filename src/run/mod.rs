@@ -9,8 +9,8 @@
 pub mod scrape;
 pub mod staircase;
 
-use crate::engine::{self, RunOptions};
 use crate::bundle::{file_safe, RunResults};
+use crate::engine::{self, RunOptions};
 use crate::report;
 use crate::scenario::{threshold, LoadOverride, Scenario, ScenarioError};
 use std::path::{Path, PathBuf};

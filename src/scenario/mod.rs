@@ -580,8 +580,9 @@ impl Scenario {
             .map_err(|(span, e)| at(span.or(find_table(text, "session")), e))?;
 
         let kubernetes = match &file.kubernetes {
-            Some(def) => chaos::compile_kubernetes(def)
-                .map_err(|e| at(find_table(text, "kubernetes"), e))?,
+            Some(def) => {
+                chaos::compile_kubernetes(def).map_err(|e| at(find_table(text, "kubernetes"), e))?
+            }
             None => Default::default(),
         };
         let chaos = file
@@ -1282,11 +1283,7 @@ fn compile_repeat(step: &model::Step, captured: &BTreeSet<&str>) -> Result<Repea
     }
 }
 
-fn read_rule(
-    name: &str,
-    c: &model::ConsistencyDef,
-    fixtures: &Path,
-) -> Result<ReadRule, String> {
+fn read_rule(name: &str, c: &model::ConsistencyDef, fixtures: &Path) -> Result<ReadRule, String> {
     let mut rule = ReadRule::default();
     if let Some(m) = c.method {
         rule.method = m;

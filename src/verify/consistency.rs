@@ -7,8 +7,10 @@
 //! [`summarise`] all uploads into a [`ConsistencyVerdict`]. Pure: the reading
 //! itself is `engine::readback`.
 
+use crate::bundle::{
+    ConsistencyVerdict, Percentiles, Problem, ReplicaCounts, Verdict, MAX_PROBLEMS,
+};
 use crate::scenario::ReadRule;
-use crate::bundle::{ConsistencyVerdict, Percentiles, Problem, ReplicaCounts, Verdict, MAX_PROBLEMS};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

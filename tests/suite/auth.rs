@@ -28,9 +28,7 @@ fn token_service() -> ServiceOptions {
 }
 
 /// Runs, and returns the results with every byte of the bundle.
-async fn run_keeping_bundle(
-    auth: impl Fn(&str) -> String,
-) -> (surge::bundle::RunResults, Vec<u8>) {
+async fn run_keeping_bundle(auth: impl Fn(&str) -> String) -> (surge::bundle::RunResults, Vec<u8>) {
     run_on(token_service(), auth).await
 }
 

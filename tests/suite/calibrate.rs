@@ -8,10 +8,10 @@ use std::process::Command;
 use std::time::Duration;
 use surge::calibrate::capacity::Slo;
 use surge::calibrate::{analyse, Demand};
+use surge::run::staircase::{climb, Staircase};
 use surge::sim::balancer::Balancing;
 use surge::sim::replica::ServiceOptions;
 use surge::sim::ClusterOptions;
-use surge::run::staircase::{climb, Staircase};
 
 const POOL: usize = 4;
 const HOLD_MS: u64 = 20;
@@ -89,7 +89,8 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
     let scraper = surge::run::scrape::Scraper::start(metrics, Duration::from_millis(500));
     let steps = climb(&stairs, |_, _| {}).await.expect("the staircase runs");
     let samples = scraper.finish().await;
-    let (hold, checkouts) = surge::calibrate::pool::hold_time(&samples).expect("checkouts were scraped");
+    let (hold, checkouts) =
+        surge::calibrate::pool::hold_time(&samples).expect("checkouts were scraped");
     assert!(checkouts > 1000.0, "{checkouts}");
     assert!(
         (hold * 1000.0 - HOLD_MS as f64).abs() / HOLD_MS as f64 <= 0.10,

@@ -6,9 +6,9 @@
 use crate::common::*;
 use std::time::Duration;
 use surge::bundle::RunResults;
+use surge::bundle::Verdict;
 use surge::sim::replica::ServiceOptions;
 use surge::sim::{AttachmentStore, ClusterOptions};
-use surge::bundle::Verdict;
 
 async fn run_uploads(options: ClusterOptions, visible_within: &str) -> RunResults {
     let cluster = cluster(options).await;

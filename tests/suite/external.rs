@@ -5,10 +5,10 @@
 use crate::common::*;
 use std::time::Duration;
 use surge::bundle::RunResults;
+use surge::bundle::Verdict;
 use surge::sim::replica::ServiceOptions;
 use surge::sim::sessions::SessionStoreKind;
 use surge::sim::{AttachmentStore, Cluster, ClusterOptions};
-use surge::bundle::Verdict;
 
 const CLOSED: &str = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 6\nhold = \"4s\"\n";
 

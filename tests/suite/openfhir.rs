@@ -5,11 +5,11 @@
 
 use crate::common::*;
 use std::time::Duration;
+use surge::bundle::{ConsistencyVerdict, Verdict};
 use surge::run::RunRequest;
 use surge::scenario::LoadOverride;
 use surge::sim::replica::{Invalidation, ServiceOptions};
 use surge::sim::ClusterOptions;
-use surge::bundle::{ConsistencyVerdict, Verdict};
 
 /// `direct`: probe each replica straight; else only through the balancer.
 async fn mapping_run(

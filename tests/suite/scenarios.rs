@@ -41,8 +41,7 @@ async fn every_shipped_scenario_runs_clean_against_the_sim() {
         }
         assert_eq!(r.sessions.drops, 0, "{name}");
         assert_eq!(
-            r.consistency
-                .count(surge::bundle::Verdict::Missing),
+            r.consistency.count(surge::bundle::Verdict::Missing),
             0,
             "{name}"
         );

@@ -4,11 +4,11 @@
 
 use crate::common::*;
 use std::time::Duration;
+use surge::bundle::SessionVerdict;
 use surge::sim::balancer::Balancing;
 use surge::sim::replica::ServiceOptions;
 use surge::sim::sessions::SessionStoreKind;
 use surge::sim::ClusterOptions;
-use surge::bundle::SessionVerdict;
 
 const CLOSED: &str = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 6\nhold = \"4s\"\n";
 
