@@ -10,8 +10,8 @@ use std::time::Duration;
 use surge::chaos::local::{LocalReplica, LocalReplicas};
 use surge::run::{self, RunError, RunReport, RunRequest};
 use surge::scenario::LoadOverride;
-use surge::sim::balancer::Backends;
-use surge::sim::{Cluster, ClusterOptions};
+use surge_sim::balancer::Backends;
+use surge_sim::{Cluster, ClusterOptions};
 
 /// The cluster's supervisor, as the local chaos backend sees it.
 #[derive(Debug)]

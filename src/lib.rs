@@ -34,7 +34,6 @@ pub mod measure;
 pub mod report;
 pub mod run;
 pub mod scenario;
-pub mod sim;
 pub mod verify;
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use surge::run::{self, RunError, RunRequest};
 use surge::scenario::LoadOverride;
-use surge::sim::{self, ClusterOptions};
+use surge_sim::ClusterOptions;
 
 const EXIT_CODES: &str = "Exit codes:\n  0  the run completed and every threshold passed (compare: no regression)\n  1  a threshold failed (compare: a regression beyond the limits)\n  2  the run could not be carried out (bad scenario or option, target unreachable)\n  3  the run was interrupted (Ctrl-C, SIGTERM); its bundle is still written";
 
@@ -297,7 +297,7 @@ enum SimCommand {
     Up(ClusterOptions),
     /// One replica process (the supervisor starts these).
     #[command(hide = true)]
-    Replica(sim::replica::ReplicaOptions),
+    Replica(surge_sim::replica::ReplicaOptions),
     /// Regenerate fixtures/patients.csv from the sim's synthetic patients.
     Fixtures {
         /// Output file.
@@ -431,17 +431,23 @@ async fn dispatch(command: Command) -> ExitCode {
             );
             ExitCode::from(if check.fits { 0 } else { 1 })
         }
-        Command::Sim(SimCommand::Replica(options)) => match sim::replica::serve(options).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("replica: {e:#}");
-                ExitCode::from(2)
+        Command::Sim(SimCommand::Replica(options)) => {
+            match surge_sim::replica::serve(options).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("replica: {e:#}");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
         Command::Sim(SimCommand::Fixtures { out }) => {
-            match std::fs::write(&out, sim::data::patients_csv()) {
+            match std::fs::write(&out, surge_sim::data::patients_csv()) {
                 Ok(()) => {
-                    println!("wrote {} ({} patients)", out.display(), sim::data::PATIENTS);
+                    println!(
+                        "wrote {} ({} patients)",
+                        out.display(),
+                        surge_sim::data::PATIENTS
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => cannot_run(format!("cannot write {}: {e}", out.display())),

@@ -5,8 +5,8 @@
 use crate::common::*;
 use std::time::Duration;
 use surge::bundle::ErrorClass;
-use surge::sim::replica::ServiceOptions;
-use surge::sim::ClusterOptions;
+use surge_sim::replica::ServiceOptions;
+use surge_sim::ClusterOptions;
 
 fn fhir_with_auth(base_url: &str, auth: &str) -> String {
     let load =
@@ -37,7 +37,7 @@ async fn run_keeping_bundle(auth: impl Fn(&str) -> String) -> (surge::bundle::Ru
 async fn cluster_and_scenario(
     service: ServiceOptions,
     auth: impl Fn(&str) -> String,
-) -> (surge::sim::Cluster, tempfile::TempDir, std::path::PathBuf) {
+) -> (surge_sim::Cluster, tempfile::TempDir, std::path::PathBuf) {
     let cluster = cluster(ClusterOptions {
         service,
         ..Default::default()

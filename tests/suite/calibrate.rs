@@ -9,9 +9,9 @@ use std::time::Duration;
 use surge::calibrate::capacity::Slo;
 use surge::calibrate::{analyse, Demand};
 use surge::run::staircase::{climb, Staircase};
-use surge::sim::balancer::Balancing;
-use surge::sim::replica::ServiceOptions;
-use surge::sim::ClusterOptions;
+use surge_sim::balancer::Balancing;
+use surge_sim::replica::ServiceOptions;
+use surge_sim::ClusterOptions;
 
 const POOL: usize = 4;
 const HOLD_MS: u64 = 20;
@@ -31,7 +31,7 @@ const SLO: Slo = Slo {
 
 /// A round-robin cluster of `replicas`, each a pool of 4 × 20 ms, with an
 /// optional database-wide connection limit.
-async fn pool_cluster(replicas: usize, db_limit: Option<usize>) -> surge::sim::Cluster {
+async fn pool_cluster(replicas: usize, db_limit: Option<usize>) -> surge_sim::Cluster {
     cluster(ClusterOptions {
         replicas,
         balancing: Balancing::RoundRobin,

@@ -9,10 +9,10 @@ use std::time::Duration;
 use surge::bundle::{ChaosReport, Outcome};
 use surge::run::{RunError, RunReport, RunRequest};
 use surge::scenario::LoadOverride;
-use surge::sim::balancer::Balancing;
-use surge::sim::replica::ServiceOptions;
-use surge::sim::sessions::SessionStoreKind;
-use surge::sim::ClusterOptions;
+use surge_sim::balancer::Balancing;
+use surge_sim::replica::ServiceOptions;
+use surge_sim::sessions::SessionStoreKind;
+use surge_sim::ClusterOptions;
 
 const RESTART_DELAY: Duration = Duration::from_secs(2);
 
@@ -56,7 +56,7 @@ fn request(scenario: std::path::PathBuf, fake: &FakeKube, out: &std::path::Path)
     }
 }
 
-async fn sticky_cluster(sessions: SessionStoreKind) -> surge::sim::Cluster {
+async fn sticky_cluster(sessions: SessionStoreKind) -> surge_sim::Cluster {
     cluster(ClusterOptions {
         balancing: Balancing::Sticky,
         restart_delay: RESTART_DELAY,
@@ -480,7 +480,7 @@ async fn uploads_are_read_back_from_the_pods_behind_the_selector() {
     // upload must be reported missing — which it can only be if surge found
     // the pods through the API (no static list, no reads through the balancer).
     let cluster = cluster(ClusterOptions {
-        attachments: surge::sim::AttachmentStore::PerReplica,
+        attachments: surge_sim::AttachmentStore::PerReplica,
         ..Default::default()
     })
     .await;

@@ -4,7 +4,7 @@
 use crate::common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use surge::sim::ClusterOptions;
+use surge_sim::ClusterOptions;
 
 fn surge(args: &[&str]) -> std::process::Output {
     Command::new(surge_bin())

@@ -7,8 +7,8 @@ use crate::common::*;
 use std::time::Duration;
 use surge::bundle::RunResults;
 use surge::bundle::Verdict;
-use surge::sim::replica::ServiceOptions;
-use surge::sim::{AttachmentStore, ClusterOptions};
+use surge_sim::replica::ServiceOptions;
+use surge_sim::{AttachmentStore, ClusterOptions};
 
 async fn run_uploads(options: ClusterOptions, visible_within: &str) -> RunResults {
     let cluster = cluster(options).await;

@@ -4,8 +4,8 @@
 use crate::common::*;
 use std::time::Duration;
 use surge::bundle::ErrorClass;
-use surge::sim::replica::ServiceOptions;
-use surge::sim::ClusterOptions;
+use surge_sim::replica::ServiceOptions;
+use surge_sim::ClusterOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_scenario_runs_healthy_on_three_replicas() {
@@ -159,7 +159,7 @@ async fn a_saturated_cluster_drops_arrivals_and_latency_exceeds_service_time() {
 async fn the_closed_model_runs_users_with_think_time() {
     let _engine = engine_lock().await;
     let cluster = cluster(ClusterOptions {
-        balancing: surge::sim::balancer::Balancing::RoundRobin,
+        balancing: surge_sim::balancer::Balancing::RoundRobin,
         ..Default::default()
     })
     .await;
@@ -195,7 +195,7 @@ async fn sessions_local_to_a_replica_break_without_stickiness() {
     // Round-robin with per-replica sessions: the JSESSIONID from one replica
     // is unknown to the next, which answers 401 "Session timed out".
     let cluster = cluster(ClusterOptions {
-        balancing: surge::sim::balancer::Balancing::RoundRobin,
+        balancing: surge_sim::balancer::Balancing::RoundRobin,
         ..Default::default()
     })
     .await;

@@ -8,7 +8,7 @@ use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use surge::bundle::RunResults;
-use surge::sim::ClusterOptions;
+use surge_sim::ClusterOptions;
 
 /// The shipped demo scenario with one line changed.
 fn demo_with(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {

@@ -6,9 +6,9 @@ use crate::common::*;
 use std::time::Duration;
 use surge::bundle::RunResults;
 use surge::bundle::Verdict;
-use surge::sim::replica::ServiceOptions;
-use surge::sim::sessions::SessionStoreKind;
-use surge::sim::{AttachmentStore, Cluster, ClusterOptions};
+use surge_sim::replica::ServiceOptions;
+use surge_sim::sessions::SessionStoreKind;
+use surge_sim::{AttachmentStore, Cluster, ClusterOptions};
 
 const CLOSED: &str = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 6\nhold = \"4s\"\n";
 
@@ -43,7 +43,7 @@ async fn sessions_shared_through_redis_survive_round_robin() {
     let _engine = engine_lock().await;
     let Some(redis) = redis().await else { return };
     let cluster = cluster(ClusterOptions {
-        balancing: surge::sim::balancer::Balancing::RoundRobin,
+        balancing: surge_sim::balancer::Balancing::RoundRobin,
         service: ServiceOptions {
             sessions: SessionStoreKind::Redis,
             redis_url: Some(redis.url.clone()),

@@ -8,8 +8,8 @@ use std::time::Duration;
 use surge::bundle::{ConsistencyVerdict, Verdict};
 use surge::run::RunRequest;
 use surge::scenario::LoadOverride;
-use surge::sim::replica::{Invalidation, ServiceOptions};
-use surge::sim::ClusterOptions;
+use surge_sim::replica::{Invalidation, ServiceOptions};
+use surge_sim::ClusterOptions;
 
 /// `direct`: probe each replica straight; else only through the balancer.
 async fn mapping_run(

@@ -8,8 +8,8 @@ use quick_xml::events::Event;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use surge::sim::replica::ServiceOptions;
-use surge::sim::ClusterOptions;
+use surge_sim::replica::ServiceOptions;
+use surge_sim::ClusterOptions;
 
 /// A short demo run with one impossible threshold, so reports show a failure.
 async fn demo_bundle(out: &Path) -> PathBuf {

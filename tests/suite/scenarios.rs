@@ -3,7 +3,7 @@
 //! The test walks the folder, so a new scenario is covered automatically.
 
 use crate::common::*;
-use surge::sim::ClusterOptions;
+use surge_sim::ClusterOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shipped_scenario_runs_clean_against_the_sim() {

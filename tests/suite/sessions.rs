@@ -5,14 +5,14 @@
 use crate::common::*;
 use std::time::Duration;
 use surge::bundle::SessionVerdict;
-use surge::sim::balancer::Balancing;
-use surge::sim::replica::ServiceOptions;
-use surge::sim::sessions::SessionStoreKind;
-use surge::sim::ClusterOptions;
+use surge_sim::balancer::Balancing;
+use surge_sim::replica::ServiceOptions;
+use surge_sim::sessions::SessionStoreKind;
+use surge_sim::ClusterOptions;
 
 const CLOSED: &str = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 6\nhold = \"4s\"\n";
 
-async fn run_clinic(cluster: &surge::sim::Cluster, load: &str) -> surge::bundle::RunResults {
+async fn run_clinic(cluster: &surge_sim::Cluster, load: &str) -> surge::bundle::RunResults {
     let dir = tempfile::tempdir().unwrap();
     let path = scenario_file(dir.path(), "clinic", &clinic(&cluster.url, load));
     run(path, None, None, &dir.path().join("reports"))

@@ -5,8 +5,8 @@
 
 use crate::common::*;
 use serde_json::Value;
-use surge::sim::replica::ServiceOptions;
-use surge::sim::ClusterOptions;
+use surge_sim::replica::ServiceOptions;
+use surge_sim::ClusterOptions;
 
 /// Runs a shipped scenario against a capturing cluster; every line captured.
 async fn captured(scenario: &str, service: ServiceOptions, seconds: u64) -> (Vec<Value>, String) {

@@ -4,7 +4,7 @@
 use crate::common::*;
 use reqwest::StatusCode;
 use std::time::{Duration, Instant};
-use surge::sim::{AttachmentStore, ClusterOptions};
+use surge_sim::{AttachmentStore, ClusterOptions};
 
 const REST: &str = "/openmrs/ws/rest/v1";
 
@@ -323,7 +323,7 @@ async fn the_balancer_is_sticky_by_cookie_or_round_robin() {
     sticky.shutdown().await;
 
     let rr = cluster(ClusterOptions {
-        balancing: surge::sim::balancer::Balancing::RoundRobin,
+        balancing: surge_sim::balancer::Balancing::RoundRobin,
         ..Default::default()
     })
     .await;

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use surge::sim::balancer::Backends;
+use surge_sim::balancer::Backends;
 
 /// Namespace of the fake workload.
 pub const NAMESPACE: &str = "clinic";

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use surge::run::{RunReport, RunRequest};
 use surge::scenario::LoadOverride;
-use surge::sim::{Cluster, ClusterOptions};
+use surge_sim::{Cluster, ClusterOptions};
 
 /// One load at a time in the test process: goose keeps its stop switch in a
 /// process-wide static, so in-process runs must not overlap, and a run in a

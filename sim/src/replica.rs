@@ -33,14 +33,14 @@ pub struct ServiceOptions {
     #[arg(long, default_value_t = 10)]
     pub pool: usize,
     /// How long each database-backed request holds a connection.
-    #[arg(long, default_value = "5ms", value_parser = crate::scenario::parse_duration)]
+    #[arg(long, default_value = "5ms", value_parser = crate::duration_flag)]
     pub hold: Duration,
     /// The shared database takes at most this many connections at once, from
     /// all replicas together (like max_connections); no limit when not given.
     #[arg(long)]
     pub db_limit: Option<usize>,
     /// Give up waiting for a connection after this long (c3p0 checkoutTimeout), answering 500.
-    #[arg(long, default_value = "30s", value_parser = crate::scenario::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = crate::duration_flag)]
     pub checkout_timeout: Duration,
     /// User name accepted at login.
     #[arg(long, default_value = "admin")]
@@ -52,7 +52,7 @@ pub struct ServiceOptions {
     #[arg(long)]
     pub fhir_auth: bool,
     /// Lifetime of the tokens the token endpoint issues.
-    #[arg(long, default_value = "300s", value_parser = crate::scenario::parse_duration)]
+    #[arg(long, default_value = "300s", value_parser = crate::duration_flag)]
     pub token_ttl: Duration,
     /// Fault: this replica's token endpoint issues at most N tokens, then
     /// answers 503 (an identity provider going down mid-run).
@@ -71,7 +71,7 @@ pub struct ServiceOptions {
     #[arg(long)]
     pub redis_url: Option<String>,
     /// With replicated attachments: how long after an upload the other replicas get it.
-    #[arg(long, default_value = "0ms", value_parser = crate::scenario::parse_duration)]
+    #[arg(long, default_value = "0ms", value_parser = crate::duration_flag)]
     pub replication_delay: Duration,
     /// Fault: replication flips a byte of every copy (a corrupting volume).
     #[arg(long)]
@@ -84,7 +84,7 @@ pub struct ServiceOptions {
     #[arg(long, value_enum, default_value = "broadcast")]
     pub openfhir_invalidation: openfhir::Invalidation,
     /// Each replica reloads its openFHIR templates this often (with `--openfhir-invalidation none`).
-    #[arg(long, value_parser = crate::scenario::parse_duration)]
+    #[arg(long, value_parser = crate::duration_flag)]
     pub openfhir_reload: Option<Duration>,
 }
 

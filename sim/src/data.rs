@@ -157,7 +157,7 @@ mod tests {
     fn the_shipped_feeder_matches_the_sim() {
         let shipped = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/patients.csv"
+            "/../fixtures/patients.csv"
         ))
         .expect("fixtures/patients.csv (regenerate with `surge sim fixtures`)");
         assert!(

@@ -6,6 +6,11 @@
 //! after a start-up delay. A balancer in front spreads requests round-robin
 //! or sticky by cookie. Each replica has a database pool of known size and
 //! hold time, so its true capacity is known.
+//!
+//! This crate is a test double, not part of the harness: the `surge`
+//! binary starts it for `surge demo` and `surge sim`, and surge's tests run
+//! against it; the harness library never imports it.
+#![deny(missing_docs)]
 
 pub mod balancer;
 pub mod data;
@@ -20,6 +25,32 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
+
+/// A duration flag: `"500ms"`, `"30s"`, `"2m"`, at most a day (a reference
+/// cluster's delays and lifetimes are short by nature).
+pub fn duration_flag(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("bad duration {text:?} ({e}): expected e.g. \"500ms\", \"30s\" or \"2m\"")
+    })?;
+    check_range("duration (s)", d.as_secs(), 0, 86_400)?;
+    Ok(d)
+}
+
+/// `value` when it lies in `lo..=hi`, else a message naming the flag and the range.
+pub fn check_range<T: PartialOrd + std::fmt::Display>(
+    what: &str,
+    value: T,
+    lo: T,
+    hi: T,
+) -> Result<T, String> {
+    if value >= lo && value <= hi {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{what} {value} is out of range: expected {lo} to {hi}"
+        ))
+    }
+}
 
 /// The value of cookie `name` in a request's `Cookie` headers.
 pub(crate) fn request_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
@@ -48,7 +79,7 @@ pub enum AttachmentStore {
 impl ClusterOptions {
     /// Every number in its range (the flags are the cluster's input too).
     pub fn check(&self) -> Result<(), String> {
-        use crate::scenario::limits::check_range;
+        use crate::check_range;
         let s = &self.service;
         check_range("--replicas", self.replicas, 1, 32)?;
         if let Some(base) = self.replica_port_base {
@@ -108,7 +139,7 @@ pub struct ClusterOptions {
     #[arg(long)]
     pub replica_port_base: Option<u16>,
     /// Start-up delay before a dead replica is restarted.
-    #[arg(long, default_value = "2s", value_parser = crate::scenario::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = crate::duration_flag)]
     pub restart_delay: Duration,
     /// Where attachments are kept.
     #[arg(long, value_enum, default_value = "shared")]
