@@ -33,7 +33,7 @@ pub fn parse_limit(text: &str) -> Result<Limit, String> {
         .split_once('=')
         .ok_or_else(|| format!("--max-regression {text:?}: expected STAT=PERCENT, e.g. p95=10%"))?;
     let stat = stat.trim();
-    if stat != "error_rate" && quantile_of(stat).is_none() {
+    if stat != "error_rate" && crate::bundle::quantile_named(stat).is_none() {
         return Err(format!("--max-regression {text:?}: unknown statistic `{stat}` (p50, p75, p90, p95, p99, p999 or error_rate)"));
     }
     let number = value
@@ -44,18 +44,6 @@ pub fn parse_limit(text: &str) -> Result<Limit, String> {
     Ok(Limit {
         stat: stat.to_owned(),
         allowed: number / 100.0,
-    })
-}
-
-fn quantile_of(stat: &str) -> Option<f64> {
-    Some(match stat {
-        "p50" => 0.50,
-        "p75" => 0.75,
-        "p90" => 0.90,
-        "p95" => 0.95,
-        "p99" => 0.99,
-        "p999" => 0.999,
-        _ => return None,
     })
 }
 
@@ -152,7 +140,7 @@ pub fn compare(baseline: &Side, current: &Side, limits: &[Limit]) -> Comparison 
             continue;
         };
         for limit in limits {
-            let row = if let Some(q) = quantile_of(&limit.stat) {
+            let row = if let Some(q) = crate::bundle::quantile_named(&limit.stat) {
                 let (Some(bh), Some(ch)) = (baseline.latency.get(name), current.latency.get(name))
                 else {
                     continue;

@@ -109,11 +109,7 @@ pub async fn sim_up(options: ClusterOptions) -> Result<(), String> {
         );
     }
     println!("Ctrl-C to stop");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-    }
+    surge::engine::signals::ctrl_c_or_sigterm().await;
     cluster.shutdown().await;
     Ok(())
 }

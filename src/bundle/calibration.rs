@@ -24,6 +24,36 @@ pub struct Step {
     pub dropped: u64,
 }
 
+impl Step {
+    /// A step measured at `rate`: `count` requests completed (`failed` of
+    /// them failed) over `seconds`, with their latency, and the arrivals
+    /// dropped. Both ways to a step (a run of its own, a stage of a
+    /// multi-stage run) come through here.
+    pub fn measured(
+        rate: f64,
+        count: u64,
+        failed: u64,
+        seconds: f64,
+        latency: &super::Percentiles,
+        dropped: u64,
+    ) -> Step {
+        Step {
+            rate,
+            achieved: count as f64 / seconds.max(1e-9),
+            p50_ms: latency.p50,
+            p95_ms: latency.p95,
+            p99_ms: latency.p99,
+            mean_ms: latency.mean,
+            error_rate: if count == 0 {
+                0.0
+            } else {
+                failed as f64 / count as f64
+            },
+            dropped,
+        }
+    }
+}
+
 /// The pool series of one endpoint at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PoolSample {

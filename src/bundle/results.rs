@@ -84,6 +84,25 @@ pub struct Percentiles {
     pub max: f64,
 }
 
+/// The quantile each percentile name stands for, in every place surge reads
+/// one (thresholds, compare limits, the percentiles of a histogram).
+pub const NAMED_QUANTILES: [(&str, f64); 6] = [
+    ("p50", 0.50),
+    ("p75", 0.75),
+    ("p90", 0.90),
+    ("p95", 0.95),
+    ("p99", 0.99),
+    ("p999", 0.999),
+];
+
+/// The quantile `p95` (etc.) names.
+pub fn quantile_named(stat: &str) -> Option<f64> {
+    NAMED_QUANTILES
+        .iter()
+        .find(|(name, _)| *name == stat)
+        .map(|(_, q)| *q)
+}
+
 impl Percentiles {
     /// From a histogram of microseconds.
     pub fn from_hist(h: &Histogram<u64>) -> Self {
@@ -91,15 +110,17 @@ impl Percentiles {
             return Self::default();
         }
         let ms = |us: u64| us as f64 / 1000.0;
+        let [p50, p75, p90, p95, p99, p999] =
+            NAMED_QUANTILES.map(|(_, q)| ms(h.value_at_quantile(q)));
         Percentiles {
             min: ms(h.min()),
             mean: h.mean() / 1000.0,
-            p50: ms(h.value_at_quantile(0.50)),
-            p75: ms(h.value_at_quantile(0.75)),
-            p90: ms(h.value_at_quantile(0.90)),
-            p95: ms(h.value_at_quantile(0.95)),
-            p99: ms(h.value_at_quantile(0.99)),
-            p999: ms(h.value_at_quantile(0.999)),
+            p50,
+            p75,
+            p90,
+            p95,
+            p99,
+            p999,
             max: ms(h.max()),
         }
     }

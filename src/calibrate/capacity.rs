@@ -43,17 +43,14 @@ impl Step {
 /// counts until the last request completed (at least the planned time), so a
 /// server that fell behind and drained a backlog shows its true rate.
 pub fn step_of(rate: f64, r: &RunResults) -> Step {
-    let seconds = r.busy_s.max(r.planned_s).max(1e-9);
-    Step {
+    Step::measured(
         rate,
-        achieved: r.overall.count as f64 / seconds,
-        p50_ms: r.overall.latency.p50,
-        p95_ms: r.overall.latency.p95,
-        p99_ms: r.overall.latency.p99,
-        mean_ms: r.overall.latency.mean,
-        error_rate: r.overall.error_rate,
-        dropped: r.totals.dropped_arrivals,
-    }
+        r.overall.count,
+        r.overall.failed,
+        r.busy_s.max(r.planned_s),
+        &r.overall.latency,
+        r.totals.dropped_arrivals,
+    )
 }
 
 /// Per-pod capacity at the SLO: (requests per second per pod, index of the step that set it).

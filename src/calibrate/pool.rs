@@ -193,6 +193,20 @@ pub fn max_pending(samples: &[PoolSample]) -> f64 {
     samples.iter().map(|s| s.pending).fold(0.0, f64::max)
 }
 
+/// The reason calibration gives for the hold time the pool metrics showed
+/// (or that they showed no checkout), and whether a given `--hold` won.
+pub fn measured_hold_reason(samples: &[PoolSample], hold_given: bool) -> String {
+    match hold_time(samples) {
+        Some((hold, n)) => format!(
+            "connection hold time measured from hikaricp_connections_usage_seconds: {:.1} ms over {n:.0} checkouts{}; up to {:.0} threads waited for a connection",
+            hold * 1000.0,
+            if hold_given { " (--hold given, used instead)" } else { "" },
+            max_pending(samples)
+        ),
+        None => "the metrics endpoints showed no connection checkouts".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,6 +121,23 @@ fn deliver(why: &str) {
     }
 }
 
+/// Waits for Ctrl-C or SIGTERM (for a process that is not a run, such as
+/// `surge sim up`, and ends on either).
+pub async fn ctrl_c_or_sigterm() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
 /// Sends every SIGTERM to `run` until the task is dropped.
 pub async fn watch_sigterm(run: Arc<Interrupts>) {
     let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -1,12 +1,15 @@
-//! `calibration.html`: the staircase, the knee, the USL fit and every
-//! recommended number with its reason, self-contained like `report.html`.
+//! A calibration's outputs: `calibration.html` (the staircase, the knee,
+//! the USL fit and every recommended number with its reason, self-contained
+//! like `report.html`), `calibration.json`, `recommendations.yaml`, and the
+//! terminal text.
 
 use super::charts::{lines, register_font, Series, SIZE};
 use super::html::{esc, table, STYLE};
 use crate::calibrate::{usl, Calibration};
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use plotters::prelude::*;
 use std::fmt::Write as _;
+use std::path::Path;
 
 fn svg(
     draw: impl FnOnce(&DrawingArea<SVGBackend, plotters::coord::Shift>) -> anyhow::Result<()>,
@@ -25,6 +28,33 @@ fn svg(
 /// A vertical marker line from 0 to `top` at `x`.
 fn marker(name: &str, x: f64, top: f64) -> Series {
     (name.to_owned(), vec![(x, 0.0), (x, top)], BLACK)
+}
+
+/// Writes the calibration bundle into `dir`: `calibration.json`,
+/// `calibration.html` and, when a recommendation was made, `recommendations.yaml`.
+pub fn write(dir: &Path, c: &Calibration, recommendations: Option<&str>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let json = serde_json::to_vec_pretty(c)?;
+    for (name, bytes) in [
+        ("calibration.json", json),
+        ("calibration.html", html(c)?.into_bytes()),
+    ]
+    .into_iter()
+    .chain(recommendations.map(|y| ("recommendations.yaml", y.as_bytes().to_vec())))
+    {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// For the terminal: the staircase table, then every reason.
+pub fn text(c: &Calibration) -> String {
+    let mut out = format!("\n{}\n", super::staircase_table(&c.steps));
+    for reason in &c.reasons {
+        out += &format!("- {reason}\n");
+    }
+    out
 }
 
 /// The page.

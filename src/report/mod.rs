@@ -22,7 +22,9 @@ use crate::bundle::{read_histogram, read_results, Measurements, RunResults};
 use anyhow::Context;
 use std::path::Path;
 
-pub use calibration::html as calibration_html;
+pub use calibration::{
+    html as calibration_html, text as calibration_text, write as write_calibration,
+};
 pub use compare::comparison_table;
 pub use staircase::staircase_table;
 pub use terminal::summary as terminal_summary;

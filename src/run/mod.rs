@@ -6,6 +6,8 @@
 //! [`staircase`] of such runs for calibration, and the [`scrape`]r of the
 //! target's pool metrics beside it.
 
+pub mod calibrate;
+pub mod compare;
 pub mod scrape;
 pub mod staircase;
 

@@ -91,22 +91,14 @@ pub fn steps_from_bundle(dir: &Path) -> anyhow::Result<Vec<Step>> {
         let merged = crate::report::merged_latency(dir, cells.iter().copied())?;
         let count: u64 = cells.iter().map(|c| c.stats.count).sum();
         let failed: u64 = cells.iter().map(|c| c.stats.failed).sum();
-        let seconds = (stage.end_s - stage.start_s).max(1e-9);
-        let p = crate::bundle::Percentiles::from_hist(&merged);
-        steps.push(Step {
-            rate: stage.target,
-            achieved: count as f64 / seconds,
-            p50_ms: p.p50,
-            p95_ms: p.p95,
-            p99_ms: p.p99,
-            mean_ms: p.mean,
-            error_rate: if count == 0 {
-                0.0
-            } else {
-                failed as f64 / count as f64
-            },
-            dropped: stage.dropped,
-        });
+        steps.push(Step::measured(
+            stage.target,
+            count,
+            failed,
+            stage.end_s - stage.start_s,
+            &crate::bundle::Percentiles::from_hist(&merged),
+            stage.dropped,
+        ));
     }
     Ok(steps)
 }

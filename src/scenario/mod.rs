@@ -380,6 +380,16 @@ pub const THRESHOLD_SUBJECTS: [&str; 5] =
     ["requests", "errors", "dropped", "session", "attachments"];
 
 impl Scenario {
+    /// What the file holds, in one line: `2 personas, 5 requests, open model`.
+    pub fn outline(&self) -> String {
+        format!(
+            "{} personas, {} requests, {} model",
+            self.personas.len(),
+            self.requests.len(),
+            self.load.model_name()
+        )
+    }
+
     /// Every user may be building its largest generated upload at once:
     /// users × that size must fit [`limits::MAX_GENERATED_IN_FLIGHT`], or a
     /// run could be killed for want of memory and lose what it measured.

@@ -1,0 +1,180 @@
+//! `surge calibrate` end to end: the staircase of runs (or the stages of an
+//! earlier bundle), the pool metrics scraped beside it, the analysis, an
+//! optional replay at the recommended rate, and the calibration bundle
+//! (`calibration.json`, `calibration.html`, `recommendations.yaml`).
+
+use super::staircase::{self, Staircase};
+use super::RunError;
+use crate::calibrate::capacity::Slo;
+use crate::calibrate::{self, manifest, Calibration, Demand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the steps come from.
+#[derive(Debug, Clone)]
+pub enum StepSource {
+    /// Climb a staircase of runs now.
+    Climb(Staircase),
+    /// The stages of an earlier open-model bundle.
+    FromBundle(PathBuf),
+}
+
+/// What to calibrate and how.
+#[derive(Debug, Clone)]
+pub struct CalibrateRequest {
+    /// The steps.
+    pub source: StepSource,
+    /// Replicas serving during the measurement.
+    pub replicas: u32,
+    /// The SLO capacity is measured against.
+    pub slo: Slo,
+    /// What the operator knows; `hold_s` is the given hold time (None:
+    /// measured from the pool metrics, when scraped).
+    pub demand: Demand,
+    /// Take the pod start-up time from this chaos run's bundle instead.
+    pub pod_start_from: Option<PathBuf>,
+    /// Replay at the recommended rate and check the SLO holds.
+    pub verify: bool,
+    /// Prometheus endpoints scraped for the pool series during the climb.
+    pub metrics_urls: Vec<String>,
+    /// The workload the recommendations are written for.
+    pub workload: manifest::Workload,
+    /// A KEDA ScaledObject too: (Prometheus server, PromQL query).
+    pub keda: Option<(String, String)>,
+    /// The calibration bundle folder.
+    pub dir: PathBuf,
+}
+
+/// A finished calibration.
+#[derive(Debug)]
+pub struct CalibrateReport {
+    /// Everything concluded, with its reasons.
+    pub calibration: Calibration,
+    /// The calibration bundle folder.
+    pub dir: PathBuf,
+    /// False when the replay at the recommended rate broke the SLO (or did not finish).
+    pub verified: bool,
+}
+
+impl CalibrateReport {
+    /// A recommendation was made and, when replayed, held the SLO.
+    pub fn passed(&self) -> bool {
+        self.calibration.hpa.is_some() && self.verified
+    }
+}
+
+/// Runs the calibration; `say` hears each step as it completes.
+pub async fn calibrate(
+    request: &CalibrateRequest,
+    say: &mut (dyn FnMut(String) + Send),
+) -> Result<CalibrateReport, RunError> {
+    let mut pool_samples = Vec::new();
+    let steps = match &request.source {
+        StepSource::FromBundle(bundle) => staircase::steps_from_bundle(bundle)?,
+        StepSource::Climb(stairs) => {
+            say(format!(
+                "staircase: up to {} steps of {:?} from {}/s by {}/s, SLO p99 ≤ {:.0} ms",
+                stairs.max_steps,
+                stairs.step_duration,
+                stairs.start_rate,
+                stairs.step_rate,
+                request.slo.p99_ms
+            ));
+            let scraper = (!request.metrics_urls.is_empty()).then(|| {
+                super::scrape::Scraper::start(request.metrics_urls.clone(), Duration::from_secs(1))
+            });
+            let climbed = staircase::climb(stairs, |s, bundle| {
+                say(format!(
+                    "  {:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {} ({})",
+                    s.rate,
+                    s.achieved,
+                    s.p99_ms,
+                    s.error_rate * 100.0,
+                    s.dropped,
+                    bundle.display()
+                ))
+            })
+            .await;
+            if let Some(scraper) = scraper {
+                pool_samples = scraper.finish().await;
+            }
+            climbed?
+        }
+    };
+    if steps.is_empty() {
+        return Err(RunError::Usage("no step completed".to_owned()));
+    }
+    let mut demand = request.demand.clone();
+    if let Some(bundle) = &request.pod_start_from {
+        let (median, why) = crate::bundle::startup_from_bundle(bundle).map_err(|e| {
+            RunError::Usage(format!("--pod-start-from {}: {e:#}", bundle.display()))
+        })?;
+        say(why);
+        demand.pod_start_s = median;
+    }
+    let measured_hold = calibrate::pool::hold_time(&pool_samples);
+    let hold_given = demand.hold_s.is_some();
+    demand.hold_s = demand.hold_s.or(measured_hold.map(|(hold, _)| hold));
+    let mut result = calibrate::analyse(steps, request.replicas, request.slo, &demand);
+    if !pool_samples.is_empty() {
+        result.reasons.insert(
+            0,
+            calibrate::pool::measured_hold_reason(&pool_samples, hold_given),
+        );
+        result.pool_metrics = pool_samples;
+    }
+    let mut verified = true;
+    if let (true, StepSource::Climb(stairs), Some(plan)) =
+        (request.verify, &request.source, &result.hpa)
+    {
+        let rate = plan.target_per_pod * request.replicas as f64;
+        verified = match staircase::run_step(stairs, rate).await {
+            Ok(Some((step, _))) => {
+                let held = step.meets(&request.slo);
+                result.reasons.push(format!(
+                    "verification: {rate:.1} req/s (the HPA target × {} replicas) gave p99 {:.0} ms, errors {:.2}%: {}",
+                    request.replicas,
+                    step.p99_ms,
+                    step.error_rate * 100.0,
+                    if held { "the SLO holds" } else { "the SLO does NOT hold" }
+                ));
+                result.verification = Some(step);
+                held
+            }
+            Ok(None) => false,
+            Err(e) => {
+                result.reasons.push(format!(
+                    "verification: the replay failed: {}",
+                    crate::scenario::redact_text(&e.to_string())
+                ));
+                false
+            }
+        };
+    }
+    let recommendations = result
+        .hpa
+        .as_ref()
+        .map(|plan| {
+            let hpa = manifest::hpa(&request.workload, plan);
+            let pools = match (&result.pool, &result.knobs) {
+                (Some(p), Some(k)) => Some(manifest::PoolSettings {
+                    per_replica: p.clone(),
+                    knobs: k.clone(),
+                }),
+                _ => None,
+            };
+            let keda = request
+                .keda
+                .as_ref()
+                .map(|(server, query)| manifest::keda(&request.workload, plan, server, query));
+            manifest::to_yaml(&hpa, pools.as_ref(), keda.as_ref())
+        })
+        .transpose()?;
+    crate::report::write_calibration(&request.dir, &result, recommendations.as_deref())
+        .map_err(|e| RunError::Other(e.context("cannot write the calibration")))?;
+    Ok(CalibrateReport {
+        calibration: result,
+        dir: request.dir.clone(),
+        verified,
+    })
+}
