@@ -393,3 +393,83 @@ async fn a_vanished_target_ends_the_run_with_its_bundle() {
     let t = &r.totals;
     assert_eq!(t.issued, t.succeeded + t.failed + t.cancelled);
 }
+
+/// `surge calibrate --from-bundle` as a user runs it: the stages of an
+/// open-model run become the staircase, and the calibration bundle holds
+/// the JSON, the page and the manifests; a `--pod-start-from` bundle that
+/// had no chaos cannot be used, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calibrate_from_a_bundle_writes_its_recommendations_or_says_why_not() {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let load = "[load]\nmodel = \"open\"\nmax_users = 20\n\
+                [[load.stages]]\nrate = 5\nhold = \"2s\"\n\
+                [[load.stages]]\nrate = 10\nhold = \"2s\"\n";
+    let path = scenario_file(
+        dir.path(),
+        "climb",
+        &fhir_search_scenario(&cluster.url, load),
+    );
+    let staircase = run(path, None, None, &dir.path().join("runs")).await;
+    cluster.shutdown().await;
+    let bundle = staircase.bundle.to_str().unwrap();
+    let out = dir.path().join("calibrations");
+    let out_dir = out.to_str().unwrap();
+    let base = [
+        "calibrate",
+        "--from-bundle",
+        bundle,
+        "--replicas",
+        "3",
+        "--slo-p99",
+        "2s",
+        "--kind",
+        "StatefulSet",
+        "--out",
+        out_dir,
+    ];
+    let done = surge(&base);
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert_eq!(
+        done.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(stdout.contains("calibration: "), "{stdout}");
+    assert!(stdout.contains("step"), "the staircase table: {stdout}");
+    let written = only_bundle(&out);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(written.join("calibration.json")).unwrap()).unwrap();
+    assert_eq!(json["steps"].as_array().map(Vec::len), Some(2), "{json}");
+    assert!(written.join("calibration.html").exists());
+    let yaml = std::fs::read_to_string(written.join("recommendations.yaml")).unwrap();
+    assert!(yaml.contains("kind: StatefulSet"), "{yaml}");
+
+    let mut refused = base.to_vec();
+    refused.extend(["--pod-start-from", bundle]);
+    let refused = surge(&refused);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--pod-start-from") && stderr.contains("had no chaos"),
+        "{stderr}"
+    );
+    let bad_kind = surge(&[
+        "calibrate",
+        "--from-bundle",
+        bundle,
+        "--replicas",
+        "3",
+        "--slo-p99",
+        "2s",
+        "--kind",
+        "Pod",
+    ]);
+    assert_eq!(bad_kind.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad_kind.stderr).contains("Deployment"),
+        "clap names the possible kinds"
+    );
+}
