@@ -141,3 +141,6 @@ pub fn comparison_side(path: &Path) -> anyhow::Result<(RunResults, crate::compar
     }
     Ok((results, side))
 }
+
+#[cfg(test)]
+mod tests;
