@@ -1,27 +1,43 @@
-//! surge: load tests and autoscaling calibration for clinical web clusters.
+//! surge: load tests and autoscaling calibration for clinical web clusters
+//! (OpenMRS, HAPI FHIR, openFHIR on several replicas).
 //!
-//! The code follows the data flow of a run:
+//! The modules follow the data flow of a run, each on a floor that may
+//! import only the floors below it (a unit test reads `src/` and fails on a
+//! back-import):
 //!
 //! ```text
-//! scenario ──► engine ──► measure ──► gate ──► report
+//! bundle ← scenario ← measure ← verify ← chaos ← engine ← calibrate, compare ← report ← run
 //! ```
 //!
-//! - [`scenario`] reads and validates a TOML scenario file;
-//! - [`engine`] drives it with goose, in the open or closed load model;
-//! - [`measure`] records every request in HDR histograms and a timeline;
-//! - [`verify`] keeps the session and consistency ledgers and their verdicts;
-//! - [`gate`] judges thresholds (pure, no I/O);
-//! - [`report`] writes the result bundle (JSON, CSV, HDR, HTML with charts,
-//!   Markdown, JUnit) and the terminal summary;
-//! - [`compare`] judges a run against a baseline, noise-aware (pure);
-//! - [`calibrate`] turns capacity measurements into HPA and pool settings (pure);
-//! - [`sim`] is the reference clinical cluster the demo and tests run against.
+//! - [`bundle`]: the on-disk contract between running and analysing: the
+//!   plain result types (`summary.json`, HDR histogram files), read and
+//!   written. Producers fill it; every consumer reads it.
+//! - [`scenario`]: reads and checks a TOML scenario file (requests,
+//!   personas, load model, thresholds, the chaos schedule) before anything
+//!   is sent.
+//! - [`measure`]: the recorder: HDR histograms per stage, request and
+//!   replica, the per-second timeline, and request accounting.
+//! - [`verify`]: the session and attachment-consistency ledgers, and the
+//!   [`verify::gate`] that judges thresholds and built-in checks (pure).
+//! - [`chaos`]: pods killed, restarted and scaled while the load runs (the
+//!   Kubernetes backend through kube-rs, or local processes).
+//! - [`engine`]: drives a scenario with goose in the open or closed model.
+//! - [`calibrate`] and [`compare`]: analysis, pure: capacity, USL, HPA
+//!   settings and pool sizes from measured steps; a run against a baseline.
+//! - [`report`]: every output format (JSON, CSV, Markdown, JUnit, HTML with
+//!   charts, terminal text, calibration pages and manifests).
+//! - [`run`]: orchestration: one `surge run` end to end, the calibration
+//!   staircase, the pool-metrics scraper, and comparing two bundles.
+//!
+//! The reference cluster the demo and the tests run against is a test
+//! double in a crate of its own (`surge-sim`); this library never imports it.
 //!
 //! A scenario can be loaded and checked without sending anything:
 //!
 //! ```
 //! let scenario = surge::scenario::Scenario::load(std::path::Path::new("scenarios/demo.toml")).unwrap();
 //! assert!(scenario.requests.iter().any(|r| r.name == "search_patient"));
+//! println!("{}", scenario.outline());
 //! ```
 #![deny(missing_docs)]
 

@@ -2,7 +2,8 @@
 //! HAPI-FHIR-like API, with a database connection pool of known size and
 //! hold time, so its capacity is known (pool ÷ hold per second).
 //!
-//! Like the real systems (../shared/TARGETS.md): sessions live in this
+//! Like the real systems (OpenMRS keeps its servlet sessions in memory;
+//! its default attachment store is a local folder): sessions live in this
 //! process only (a `JSESSIONID` this replica does not know gets 401 "Session
 //! timed out", even with Basic credentials); attachments are written to this
 //! replica's own folder unless the cluster shares one.

@@ -36,7 +36,7 @@ pub struct CellHistograms {
     pub service: Histogram<u64>,
 }
 
-/// What [`Recorder::finish`] returns: plain results and the histograms behind them.
+/// What the recorder (`measure::Recorder::finish`) returns: plain results and the histograms behind them.
 pub struct Measurements {
     /// Plain results; `results.cells[i]` goes with `histograms[i]`.
     pub results: RunResults,

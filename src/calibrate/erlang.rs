@@ -3,7 +3,7 @@
 //!
 //! With offered load a = λ/μ (arrival rate × connection hold time) and c
 //! connections: C(c, a) = [aᶜ/c! · c/(c−a)] / [Σₖ₍ₖ<c₎ aᵏ/k! + aᶜ/c! · c/(c−a)];
-//! E[Wq] = C/(cμ − λ); P(Wq > t) = C·e^{−(cμ−λ)t}. Check: C(3, 2) = 0.444.
+//! E\[Wq\] = C/(cμ − λ); P(Wq > t) = C·e^{−(cμ−λ)t}. Check: C(3, 2) = 0.444.
 
 /// Probability that an arrival waits, for `c` servers and offered load `a`
 /// (Erlangs). 1 when the pool cannot keep up (a ≥ c).

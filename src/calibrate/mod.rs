@@ -1,7 +1,10 @@
 //! Capacity calibration, pure math with no I/O: from measured steps to
 //! per-pod capacity, a Universal Scalability Law fit, HPA settings and pool
 //! sizes — each number with the measurement and the constraint behind it.
-//! Formulas and sources: ../shared/DESIGN.md and TARGETS.md.
+//! Each module states its formula in its own doc: [`capacity`] (per-pod
+//! capacity and the knee), [`usl`] (the Universal Scalability Law fit),
+//! [`hpa`] (the HPA's tolerance and reaction time), [`erlang`] and [`pool`]
+//! (Erlang C pool sizing and the connection budget).
 
 pub mod capacity;
 pub mod erlang;

@@ -2,7 +2,7 @@
 //! terminal summary.
 //!
 //! Results are plain data ([`RunResults`]); each file format is one small
-//! module implementing the private [`Export`] trait (`serialize(results) ->
+//! module implementing the private `Export` trait (`serialize(results) ->
 //! bytes`), and [`write_bundle`] writes them all, plus the HDR histograms
 //! that `summary.json` points to. `surge report DIR` reads a bundle back.
 

@@ -1,5 +1,5 @@
 //! The rest of a clinic's day on the reference cluster, shaped like the real
-//! APIs (../shared/TARGETS.md; openmrs-contrib-performance-test): the login
+//! APIs (the OpenMRS REST web services module, as openmrs-contrib-performance-test drives it): the login
 //! locations (REST and FHIR), the per-hit follow-ups of a patient search
 //! (active visit, identification photo, cause of death), registration with
 //! an identifier from idgen, visits, and FHIR resource create/read. Every

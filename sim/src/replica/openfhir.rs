@@ -1,4 +1,4 @@
-//! openFHIR-like endpoints (../shared/TARGETS.md): template upload
+//! openFHIR-like endpoints (the openFHIR engine's REST API): template upload
 //! (`POST /opt`, an openEHR OPT as XML), template list (`GET /opt`), and
 //! mapping (`POST /openfhir/toopenehr?templateId=`, `POST /openfhir/tofhir`).
 //!
