@@ -12,8 +12,11 @@
 
 pub mod auth;
 pub mod check;
+mod follow;
+mod login;
 pub mod open;
 pub mod readback;
+mod render;
 pub mod signals;
 pub mod user;
 

@@ -5,14 +5,10 @@
 use super::auth::{self, TokenCache};
 use super::check;
 use super::readback::{Job, Readback};
-use crate::bundle::DropEvent;
 use crate::bundle::ErrorClass;
 use crate::measure::{Recorder, Sample, UNKNOWN_REPLICA};
-use crate::scenario::Generated;
-use crate::scenario::{
-    Auth, Body, Expect, MissingValue, OnDrop, Part, Repeat, ReplicaSource, Scenario, Values,
-};
-use crate::verify::consistency::{sha256_hex, Upload};
+use crate::scenario::{Auth, Expect, Repeat, ReplicaSource, Scenario, Values};
+use crate::verify::consistency::Upload;
 use crate::verify::session::SessionLedger;
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder};
@@ -28,28 +24,28 @@ use tokio_util::sync::CancellationToken;
 /// A user's own values: captures, current feeder rows, session facts.
 #[derive(Clone, Default)]
 pub struct UserState {
-    id: u64,
-    vars: HashMap<String, String>,
+    pub(super) id: u64,
+    pub(super) vars: HashMap<String, String>,
     /// Every value of each capture (several for `results.*.uuid`), for `for_each`.
-    lists: HashMap<String, Vec<String>>,
-    rows: HashMap<String, Arc<HashMap<String, String>>>,
-    logged_in: bool,
-    sticky_replica: Option<String>,
+    pub(super) lists: HashMap<String, Vec<String>>,
+    pub(super) rows: HashMap<String, Arc<HashMap<String, String>>>,
+    pub(super) logged_in: bool,
+    pub(super) sticky_replica: Option<String>,
     /// While a session the cluster accepted is alive: the replica that served it last.
-    session: Option<String>,
+    pub(super) session: Option<String>,
     /// The last session was dropped: the next one accepted is a re-login.
-    dropped: bool,
+    pub(super) dropped: bool,
     /// The user logged out: the next login must not carry the old cookie.
-    logged_out: bool,
+    pub(super) logged_out: bool,
     /// `on_drop = "stop"` took this user out of the run.
-    stopped: bool,
+    pub(super) stopped: bool,
     /// Set once the user has joined the open-model pool.
     pub(crate) registered: bool,
     /// Why each variable this user lacks has no value (the capture that
     /// found nothing, the request that failed), for "not sent" reasons.
-    missed: HashMap<String, String>,
+    pub(super) missed: HashMap<String, String>,
     /// Why the last login failed, while the user is not logged in.
-    login_failure: Option<String>,
+    pub(super) login_failure: Option<String>,
     /// The user's own cookie jar (its client's), so surge can tell whether a
     /// request carries the session: one to another host or path, or with its
     /// own Cookie header, does not.
@@ -67,7 +63,7 @@ impl Values for UserState {
 
 /// What became of a failed exchange, for people: `answered 401`, or
 /// `failed (connect)` when no answer came.
-fn what_happened(status: Option<u16>, class: ErrorClass) -> String {
+pub(super) fn what_happened(status: Option<u16>, class: ErrorClass) -> String {
     match status {
         Some(status) => format!("answered {status}"),
         None => format!("failed ({})", class.as_str()),
@@ -134,9 +130,9 @@ pub struct Shared {
     pub readback: Readback,
     /// Every session accepted, switched and dropped.
     pub sessions: SessionLedger,
-    login_expect: Expect,
+    pub(super) login_expect: Expect,
     /// The token endpoint's first failure has been said (once a run).
-    said_auth_failed: std::sync::atomic::AtomicBool,
+    pub(super) said_auth_failed: std::sync::atomic::AtomicBool,
 }
 
 impl crate::chaos::runner::LoadView for Shared {
@@ -304,209 +300,6 @@ impl Shared {
         }
     }
 
-    /// OpenMRS login: Basic credentials once, then the session cookie.
-    /// `None` if stopped, else whether the session was accepted.
-    async fn login(
-        &self,
-        client: &Client,
-        state: &mut UserState,
-        scheduled: Instant,
-    ) -> Option<bool> {
-        let Auth::OpenmrsBasic {
-            username,
-            password,
-            login_path,
-        } = &self.scenario.auth
-        else {
-            return Some(true);
-        };
-        let url = self.url(login_path);
-        let mut rb = client.get(url).basic_auth(
-            auth::credential(username).unwrap_or_default(),
-            auth::credential(password),
-        );
-        if state.dropped || std::mem::take(&mut state.logged_out) {
-            // The jar still holds the dead JSESSIONID, and OpenMRS refuses a
-            // login that carries an unknown one ("Session timed out"). A Cookie
-            // header of our own keeps reqwest from adding the jar's cookies.
-            rb = rb.header(reqwest::header::COOKIE, "surge_relogin=1");
-        }
-        let reply = self
-            .exchange(self.login_index?, rb, scheduled, &self.login_expect, state)
-            .await?;
-        state.logged_in = reply.error.is_none();
-        state.login_failure = reply.error.map(|class| {
-            format!(
-                "{} {}",
-                auth::LOGIN_REQUEST,
-                what_happened(reply.status, class)
-            )
-        });
-        if state.logged_in {
-            let replica = reply.replica.unwrap_or_else(|| UNKNOWN_REPLICA.to_owned());
-            self.sessions
-                .accepted(std::mem::take(&mut state.dropped), &replica);
-            state.session = Some(replica);
-        }
-        Some(state.logged_in)
-    }
-
-    /// The bearer token for this request, fetching it if needed. `Err(())` if stopped.
-    async fn bearer(&self, client: &Client, state: &mut UserState) -> Result<Option<String>, ()> {
-        match &self.scenario.auth {
-            Auth::Bearer { token } => Ok(auth::credential(token)),
-            Auth::Keycloak {
-                token_url,
-                client_id,
-                client_secret,
-                refresh_before,
-            } => {
-                if let Some(token) = self.tokens.current(refresh_before.0).await {
-                    return Ok(Some(token));
-                }
-                let mut slot = self.tokens.lock().await;
-                // Another user may have fetched it while we waited.
-                if let Some((token, expires)) = slot.as_ref() {
-                    if Instant::now() + refresh_before.0 < *expires {
-                        return Ok(Some(token.clone()));
-                    }
-                }
-                let rb = client
-                    // A path (no scheme) is on the target itself, e.g. Keycloak behind the same ingress.
-                    .post(self.url(&auth::credential(token_url).unwrap_or_default()))
-                    .form(&auth::token_form(client_id, client_secret));
-                let expect = Expect {
-                    status: vec![200],
-                    ..Default::default()
-                };
-                let index = self.token_index.ok_or(())?;
-                let reply = self
-                    .exchange(index, rb, Instant::now(), &expect, state)
-                    .await
-                    .ok_or(())?;
-                let token = match (reply.error, auth::parse_token(&reply.body)) {
-                    (None, Ok((token, expires_in))) => {
-                        *slot = Some((token.clone(), Instant::now() + expires_in));
-                        Some(token)
-                    }
-                    (error, parsed) => {
-                        if !self.said_auth_failed.swap(true, Ordering::Relaxed) {
-                            let why = match (error, parsed) {
-                                (Some(class), _) => what_happened(reply.status, class),
-                                (None, Err(e)) => e,
-                                (None, Ok(_)) => unreachable!("matched above"),
-                            };
-                            tracing::error!(
-                                "{}: the token endpoint {why}; requests that go without a token count as `auth` failures",
-                                auth::TOKEN_REQUEST
-                            );
-                        }
-                        None
-                    }
-                };
-                Ok(token)
-            }
-            _ => Ok(None),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        self.scenario.target.url(path)
-    }
-
-    /// Builds request `index` for this user. Generated content is made
-    /// here; its hash and size come back for the consistency ledger.
-    fn build(
-        &self,
-        client: &Client,
-        index: usize,
-        state: &UserState,
-    ) -> Result<(RequestBuilder, Option<(String, u64)>, String), MissingValue> {
-        let spec = &self.scenario.requests[index];
-        let path = spec.path.render(state)?;
-        let url = if spec.rebase {
-            crate::scenario::rebase_url(&self.scenario.target.base_url, &path)
-        } else {
-            self.url(&path)
-        };
-        let mut rb = client.request(spec.method.into(), &url);
-        for (name, value) in &spec.headers {
-            rb = rb.header(name.as_str(), value.render(state)?);
-        }
-        let mut made: Option<(String, u64)> = None;
-        let mut generate = |content: &Generated| {
-            let bytes = content.make();
-            made.get_or_insert_with(|| (sha256_hex(&bytes), bytes.len() as u64));
-            bytes
-        };
-        let file_part = |bytes: Vec<u8>, file_name: String, content_type: &str| {
-            let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name);
-            // A content type that does not parse is sent as the default instead.
-            part.mime_str(content_type)
-        };
-        let rb = match &spec.body {
-            Body::None => rb,
-            Body::Json(json) => rb.json(&json.render(state)?),
-            Body::Form(fields) => {
-                let fields: Vec<(String, String)> = fields
-                    .iter()
-                    .map(|(k, v)| Ok((k.clone(), v.render(state)?)))
-                    .collect::<Result<_, MissingValue>>()?;
-                rb.form(&fields)
-            }
-            Body::Text {
-                template,
-                content_type,
-            } => {
-                let text = template.render(state)?.into_bytes();
-                made.get_or_insert_with(|| (sha256_hex(&text), text.len() as u64));
-                rb.header(reqwest::header::CONTENT_TYPE, content_type.as_str())
-                    .body(text)
-            }
-            Body::Raw {
-                bytes,
-                content_type,
-            } => rb
-                .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
-                .body(bytes.to_vec()),
-            Body::Generated { content } => rb
-                .header(reqwest::header::CONTENT_TYPE, content.content_type())
-                .body(generate(content)),
-            Body::Multipart(parts) => {
-                let mut form = reqwest::multipart::Form::new();
-                for part in parts {
-                    form = match part {
-                        Part::Text { name, value } => form.text(name.clone(), value.render(state)?),
-                        Part::File {
-                            name,
-                            file_name,
-                            bytes,
-                            content_type,
-                        } => match file_part(bytes.to_vec(), file_name.clone(), content_type) {
-                            Ok(p) => form.part(name.clone(), p),
-                            Err(_) => form.part(
-                                name.clone(),
-                                reqwest::multipart::Part::bytes(bytes.to_vec())
-                                    .file_name(file_name.clone()),
-                            ),
-                        },
-                        Part::Generated { name, content } => {
-                            let p = file_part(
-                                generate(content),
-                                content.file_name(),
-                                content.content_type(),
-                            )
-                            .expect("generated content types are valid MIME types");
-                            form.part(name.clone(), p)
-                        }
-                    };
-                }
-                rb.multipart(form)
-            }
-        };
-        Ok((rb, made, url))
-    }
-
     /// Sends scenario request `index`. `None` if the run stopped meanwhile.
     pub async fn request(
         &self,
@@ -599,33 +392,6 @@ impl Shared {
         Some(())
     }
 
-    /// Why a value a template needs is missing, for the "not sent" count:
-    /// `${patient_uuid} was never captured (capture in search_patient found
-    /// nothing at results.0.uuid)`.
-    fn why_missing(&self, state: &UserState, name: &str) -> String {
-        if let Some((feeder, column)) = name.split_once('.') {
-            return format!("${{{name}}}: feeder {feeder} has no column {column} in this row");
-        }
-        if let Some(why) = state.missed.get(name) {
-            return format!("${{{name}}} was never captured ({why})");
-        }
-        let capturers: Vec<&str> = self
-            .scenario
-            .requests
-            .iter()
-            .filter(|r| r.captures.iter().any(|(var, _)| var == name))
-            .map(|r| r.name.as_str())
-            .collect();
-        if capturers.is_empty() {
-            format!("${{{name}}} has no value (no request captures it)")
-        } else {
-            format!(
-                "${{{name}}} was never captured ({}, which captures it, had not answered for this user)",
-                capturers.join(" or ")
-            )
-        }
-    }
-
     /// Ledgers a stored object and starts reading it back from every replica.
     fn ledger_upload(
         &self,
@@ -688,91 +454,6 @@ impl Shared {
             done_at: Instant::now(),
         };
         self.readback.check(job);
-    }
-
-    /// Whether a request to `url` carries the user's session cookie: the jar
-    /// holds a cookie for that URL other than the balancer's sticky one, and
-    /// the request sets neither its own Cookie header (reqwest then leaves
-    /// the jar's out) nor its own Authorization (it authenticates itself: its
-    /// 401 is about that credential, its answer no proof of the session).
-    fn carries_session_cookie(
-        &self,
-        state: &UserState,
-        spec: &crate::scenario::RequestSpec,
-        url: &str,
-    ) -> bool {
-        use reqwest::cookie::CookieStore as _;
-        let own = |name: &str| {
-            spec.headers
-                .iter()
-                .any(|(h, _)| h.eq_ignore_ascii_case(name))
-        };
-        if own("cookie") || own("authorization") {
-            return false;
-        }
-        let (Some(jar), Ok(url)) = (&state.jar, reqwest::Url::parse(url)) else {
-            // No jar of ours (a client surge did not build): assume it does.
-            return true;
-        };
-        let sticky = match &self.scenario.target.replica {
-            ReplicaSource::Cookie(name) => Some(name.as_str()),
-            _ => None,
-        };
-        jar.cookies(&url).is_some_and(|header| {
-            header.to_str().unwrap_or_default().split(';').any(|pair| {
-                let name = pair.split('=').next().unwrap_or_default().trim();
-                !name.is_empty() && Some(name) != sticky
-            })
-        })
-    }
-
-    /// Updates the user's session from an answer that carried it: a drop, a
-    /// replica switch, or (for token auth) the first accepted request.
-    fn follow_session(&self, state: &mut UserState, index: usize, reply: &Reply) {
-        let Some(status) = reply.status else { return };
-        let Some(last) = state.session.clone() else {
-            let token_auth = matches!(
-                self.scenario.auth,
-                Auth::Bearer { .. } | Auth::Keycloak { .. }
-            );
-            if token_auth && reply.error.is_none() {
-                let replica = reply
-                    .replica
-                    .clone()
-                    .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned());
-                self.sessions
-                    .accepted(std::mem::take(&mut state.dropped), &replica);
-                state.session = Some(replica);
-            }
-            return;
-        };
-        let rules = &self.scenario.session;
-        let location = reply
-            .headers
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok());
-        let answered_by = reply
-            .replica
-            .clone()
-            .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned());
-        if rules.is_unauthenticated(status, location, &reply.body, rules.probe == Some(index)) {
-            self.sessions.dropped(DropEvent {
-                at_s: self.recorder.started().elapsed().as_secs_f64(),
-                user: state.id,
-                request: self.scenario.requests[index].name.clone(),
-                before: last,
-                after: answered_by,
-                status,
-                during_chaos: false,
-            });
-            state.session = None;
-            state.logged_in = false;
-            state.dropped = true;
-            state.stopped = rules.on_drop == OnDrop::Stop;
-        } else if reply.replica.is_some() && answered_by != last {
-            self.sessions.switched();
-            state.session = Some(answered_by);
-        }
     }
 
     /// One recorded HTTP exchange, timed to the end of the body. `None` if the
