@@ -1,0 +1,651 @@
+//! From the file's model to the specs: each part of a scenario file
+//! compiled and checked (its target, auth, load, requests, repeats,
+//! read-back rules, captures and placeholders), every problem located in the
+//! file where it can be.
+
+use super::*;
+
+/// The user pool for an open model when the file does not size it: enough
+/// for each arrival to take 2 s at the peak rate, and at least 10. Slower
+/// than that, arrivals drop — which is the saturation signal, not a fault.
+pub(super) fn default_pool(peak_rate: f64) -> usize {
+    ((peak_rate * 2.0).ceil() as usize).clamp(10, limits::MAX_USERS)
+}
+
+pub(super) fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let mut names: Vec<&str> = names.map(String::as_str).collect();
+    names.sort_unstable();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The span of a `[name]` table header, for errors about the table as a whole.
+pub(super) fn find_table(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
+    let header = format!("[{name}]");
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with(&header) {
+            return Some(offset..offset + line.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// An error message with the place it is about, when known.
+type Located = (Option<Range<usize>>, String);
+
+pub(super) fn compile_target(t: &model::Target) -> Result<TargetSpec, Located> {
+    let base = t.base_url.get_ref();
+    let here = Some(t.base_url.span());
+    let url = reqwest::Url::parse(base)
+        .map_err(|e| (here.clone(), format!("target.base_url {base:?} is not a URL ({e}): expected e.g. \"http://127.0.0.1:8080\"")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err((
+            here,
+            format!(
+                "target.base_url must be http or https, not {}",
+                url.scheme()
+            ),
+        ));
+    }
+    let replica = match (&t.replica_header, &t.replica_cookie) {
+        (Some(_), Some(_)) => {
+            return Err((
+                None,
+                "give target.replica_header or target.replica_cookie, not both".into(),
+            ))
+        }
+        (Some(h), None) => ReplicaSource::Header(h.to_ascii_lowercase()),
+        (None, Some(c)) => ReplicaSource::Cookie(c.clone()),
+        (None, None) => ReplicaSource::Unknown,
+    };
+    Ok(TargetSpec {
+        base_url: base.trim_end_matches('/').to_owned(),
+        replica,
+        tls_verify: t.tls_verify,
+        timeout: t.timeout.0,
+    })
+}
+
+/// An auth field: its name, where it was written (if it was), and the kinds that use it.
+type AuthField<'a> = (&'a str, Option<Range<usize>>, &'a [AuthKind]);
+
+pub(super) fn compile_auth(def: AuthDef) -> Result<Auth, Located> {
+    let kind = def.kind;
+    let name = match kind {
+        AuthKind::None => "none",
+        AuthKind::OpenmrsBasic => "openmrs-basic",
+        AuthKind::Bearer => "bearer",
+        AuthKind::Keycloak => "keycloak",
+    };
+    // Every field a kind does not use is an error, not silently ignored.
+    let fields: [AuthField; 8] = [
+        (
+            "username",
+            def.username.as_ref().map(|f| f.span()),
+            &[AuthKind::OpenmrsBasic],
+        ),
+        (
+            "password",
+            def.password.as_ref().map(|f| f.span()),
+            &[AuthKind::OpenmrsBasic],
+        ),
+        (
+            "login_path",
+            def.login_path.as_ref().map(|f| f.span()),
+            &[AuthKind::OpenmrsBasic],
+        ),
+        (
+            "token",
+            def.token.as_ref().map(|f| f.span()),
+            &[AuthKind::Bearer],
+        ),
+        (
+            "token_url",
+            def.token_url.as_ref().map(|f| f.span()),
+            &[AuthKind::Keycloak],
+        ),
+        (
+            "client_id",
+            def.client_id.as_ref().map(|f| f.span()),
+            &[AuthKind::Keycloak],
+        ),
+        (
+            "client_secret",
+            def.client_secret.as_ref().map(|f| f.span()),
+            &[AuthKind::Keycloak],
+        ),
+        (
+            "refresh_before",
+            def.refresh_before.as_ref().map(|f| f.span()),
+            &[AuthKind::Keycloak],
+        ),
+    ];
+    for (field, span, kinds) in &fields {
+        if span.is_some() && !kinds.contains(&kind) {
+            return Err((
+                span.clone(),
+                format!("auth field `{field}` is not used by auth kind `{name}`"),
+            ));
+        }
+    }
+    let need = |field: Option<toml::Spanned<Template>>, what: &str| {
+        field
+            .map(toml::Spanned::into_inner)
+            .ok_or_else(|| (None, format!("auth kind `{name}` needs `{what}`")))
+    };
+    Ok(match kind {
+        AuthKind::None => Auth::None,
+        AuthKind::OpenmrsBasic => Auth::OpenmrsBasic {
+            username: need(def.username, "username")?,
+            password: need(def.password, "password")?,
+            login_path: def
+                .login_path
+                .map(toml::Spanned::into_inner)
+                .unwrap_or_else(|| "/openmrs/ws/rest/v1/session".to_owned()),
+        },
+        AuthKind::Bearer => Auth::Bearer {
+            token: need(def.token, "token")?,
+        },
+        AuthKind::Keycloak => Auth::Keycloak {
+            token_url: need(def.token_url, "token_url")?,
+            client_id: need(def.client_id, "client_id")?,
+            client_secret: need(def.client_secret, "client_secret")?,
+            refresh_before: def
+                .refresh_before
+                .map(toml::Spanned::into_inner)
+                .unwrap_or(Dur(Duration::from_secs(30))),
+        },
+    })
+}
+
+pub(super) fn compile_verify(def: &model::VerifyDef) -> Result<VerifySpec, String> {
+    for url in &def.replicas {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| format!("verify.replicas: {url:?} is not a URL ({e})"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("verify.replicas: {url:?} must be http or https"));
+        }
+    }
+    if def.poll.0.is_zero() {
+        return Err("verify.poll must be more than zero".into());
+    }
+    Ok(VerifySpec {
+        replicas: def
+            .replicas
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .collect(),
+        visible_within: def.visible_within.0,
+        poll: def.poll.0,
+        through_balancer: def.through_balancer,
+    })
+}
+
+pub(super) fn compile_session(
+    def: &SessionDef,
+    requests: &HashMap<String, usize>,
+) -> Result<SessionRules, Located> {
+    let (statuses, redirect, probe_json) = match def.preset {
+        SessionPreset::Openmrs => (
+            vec![401, 403],
+            "login",
+            vec![("authenticated".to_owned(), serde_json::Value::Bool(false))],
+        ),
+        SessionPreset::Keycloak => (vec![401, 403], "/protocol/openid-connect/auth", vec![]),
+    };
+    let probe = match &def.probe {
+        Some(name) => Some(*requests.get(name.get_ref()).ok_or_else(|| {
+            (
+                Some(name.span()),
+                format!(
+                    "session.probe names request `{}`, which is not defined under [requests]",
+                    name.get_ref()
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let probe_unauthenticated = match &def.probe_unauthenticated {
+        Some(map) => map
+            .iter()
+            .map(|(k, v)| {
+                json_path::parse(k)
+                    .map_err(|e| (None, format!("session.probe_unauthenticated: {e}")))?;
+                Ok((
+                    k.clone(),
+                    serde_json::to_value(v).map_err(|e| (None, e.to_string()))?,
+                ))
+            })
+            .collect::<Result<_, Located>>()?,
+        None => probe_json,
+    };
+    Ok(SessionRules {
+        drop_statuses: def.drop_statuses.clone().unwrap_or(statuses),
+        login_redirect: Some(
+            def.login_redirect
+                .clone()
+                .unwrap_or_else(|| redirect.to_owned()),
+        )
+        .filter(|r| !r.is_empty()),
+        probe,
+        probe_unauthenticated,
+        on_drop: def.on_drop,
+    })
+}
+
+pub(super) fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
+    if load.stages.is_empty() {
+        return Err((
+            None,
+            "load has no stages: add [[load.stages]] with rate (open) or users (closed), and hold"
+                .into(),
+        ));
+    }
+    let mut open = Vec::new();
+    let mut closed = Vec::new();
+    for (i, stage) in load.stages.iter().enumerate() {
+        let here = Some(stage.span());
+        let s = stage.get_ref();
+        let n = i + 1;
+        if s.hold.get_ref().0.is_zero() {
+            return Err((
+                Some(s.hold.span()),
+                format!("load stage {n}: hold must be more than zero"),
+            ));
+        }
+        match (load.model, &s.rate, &s.users) {
+            (LoadModel::Open, Some(rate), None) => {
+                let r = *rate.get_ref();
+                limits::check_rate(&format!("load stage {n}: rate"), r).map_err(|e| (Some(rate.span()), e))?;
+                open.push(OpenStage { rate: r, ramp: s.ramp, hold: *s.hold.get_ref() });
+            }
+            (LoadModel::Closed, None, Some(users)) => {
+                limits::check_users(&format!("load stage {n}: users"), *users.get_ref())
+                    .map_err(|e| (Some(users.span()), e))?;
+                closed.push(ClosedStage { users: *users.get_ref(), ramp: s.ramp, hold: *s.hold.get_ref() });
+            }
+            (LoadModel::Open, _, _) => return Err((here, format!("load stage {n}: the open model needs `rate` (arrivals per second) and no `users`"))),
+            (LoadModel::Closed, _, _) => return Err((here, format!("load stage {n}: the closed model needs `users` and no `rate`"))),
+        }
+    }
+    let total: Duration = load
+        .stages
+        .iter()
+        .map(|s| s.get_ref().ramp.0 + s.get_ref().hold.get_ref().0)
+        .sum();
+    limits::check_duration("the whole load (all stages)", total).map_err(|e| (None, e))?;
+    match load.model {
+        LoadModel::Open => {
+            let peak = open.iter().map(|s| s.rate).fold(0.0, f64::max);
+            let max_users = match &load.max_users {
+                Some(m) => limits::check_users("load.max_users", *m.get_ref())
+                    .map_err(|e| (Some(m.span()), e))?,
+                None => default_pool(peak),
+            };
+            let queue_timeout = load.queue_timeout.map(|q| q.0).unwrap_or_default();
+            Ok(LoadPlan::Open {
+                stages: open,
+                max_users,
+                queue_timeout,
+            })
+        }
+        LoadModel::Closed => {
+            if let Some(m) = &load.max_users {
+                return Err((
+                    Some(m.span()),
+                    "load.max_users is for the open model; the closed model sets users per stage"
+                        .into(),
+                ));
+            }
+            if load.queue_timeout.is_some() {
+                return Err((None, "load.queue_timeout is for the open model".into()));
+            }
+            Ok(LoadPlan::Closed { stages: closed })
+        }
+    }
+}
+
+pub(super) fn read_fixture(fixtures: &Path, file: &str) -> Result<Vec<u8>, String> {
+    let path = fixtures.join(file);
+    std::fs::read(&path).map_err(|e| format!("cannot read fixture {}: {e}", resolved(&path)))
+}
+
+/// A path as written and where it really points (`../fixtures/x.csv,
+/// resolved to /srv/surge/fixtures/x.csv`): a relative path is resolved
+/// against the scenario's folder, not the folder surge runs in, and an
+/// error must say which file was looked for.
+pub(crate) fn resolved(path: &Path) -> String {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let full = match (parent.canonicalize(), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    };
+    format!("{} (resolved to {})", path.display(), full.display())
+}
+
+/// Every JSON path a request uses, parsed as the engine will parse it;
+/// `Err` has the first path that does not parse and why.
+pub(super) fn check_json_paths(spec: &RequestSpec) -> Result<(), (String, String)> {
+    let captures = spec
+        .captures
+        .iter()
+        .map(|(_, from)| from)
+        .chain(spec.consistency.as_ref().map(|c| &c.id))
+        .filter_map(|from| match from {
+            CaptureFrom::Json(path) => Some(path),
+            CaptureFrom::Header(_) => None,
+        });
+    let paths = spec
+        .expect
+        .json_present
+        .iter()
+        .chain(spec.expect.json_equals.keys())
+        .chain(captures);
+    for path in paths {
+        json_path::parse(path).map_err(|why| (path.clone(), why))?;
+    }
+    Ok(())
+}
+
+pub(super) fn compile_request(
+    name: &str,
+    def: &RequestDef,
+    fixtures: &Path,
+) -> Result<RequestSpec, String> {
+    let bodies = [
+        def.json.is_some(),
+        def.json_file.is_some(),
+        def.form.is_some(),
+        def.multipart.is_some(),
+        def.body_file.is_some(),
+        def.body_template.is_some(),
+        def.generate.is_some(),
+    ];
+    if bodies.iter().filter(|b| **b).count() > 1 {
+        return Err(format!(
+            "request `{name}` has more than one body: expected at most one of json, json_file, form, multipart, body_file, body_template, generate"
+        ));
+    }
+    if def.content_type.is_some() && def.body_file.is_none() && def.body_template.is_none() {
+        return Err(format!(
+            "request `{name}`: content_type goes with body_file or body_template"
+        ));
+    }
+    let body = if let Some(value) = &def.json {
+        let json =
+            serde_json::to_value(value).map_err(|e| format!("request `{name}`: json body: {e}"))?;
+        Body::Json(JsonTemplate::from_json(&json).map_err(|e| format!("request `{name}`: {e}"))?)
+    } else if let Some(file) = &def.json_file {
+        let bytes = read_fixture(fixtures, file)?;
+        let json: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("json_file {file}: not JSON: {e}"))?;
+        Body::Json(JsonTemplate::from_json(&json).map_err(|e| format!("json_file {file}: {e}"))?)
+    } else if let Some(form) = &def.form {
+        Body::Form(form.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    } else if let Some(parts) = &def.multipart {
+        let mut out = Vec::new();
+        for part in parts {
+            out.push(match (&part.value, &part.file) {
+                (None, None) if part.generate.is_some() && part.content_type.is_none() => {
+                    let g = part.generate.expect("checked just above");
+                    Part::Generated {
+                        name: part.name.clone(),
+                        content: Generated { kind: g.kind, size: g.size.0 },
+                    }
+                }
+                (Some(value), None) if part.content_type.is_none() && part.generate.is_none() => Part::Text {
+                    name: part.name.clone(),
+                    value: value.clone(),
+                },
+                (None, Some(file)) if part.generate.is_none() => Part::File {
+                    name: part.name.clone(),
+                    file_name: Path::new(file).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                    bytes: read_fixture(fixtures, file)?.into(),
+                    content_type: part.content_type.clone().unwrap_or_else(|| "application/octet-stream".into()),
+                },
+                _ => {
+                    return Err(format!(
+                        "request `{name}`: multipart part `{}` needs one of value (text), file (with optional content_type) or generate",
+                        part.name
+                    ))
+                }
+            });
+        }
+        Body::Multipart(out)
+    } else if let Some(file) = &def.body_template {
+        let bytes = read_fixture(fixtures, file)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("request `{name}`: body_template {file:?} is not UTF-8 text"))?;
+        Body::Text {
+            template: Template::parse(&text)
+                .map_err(|e| format!("request `{name}`: body_template {file:?}: {e}"))?,
+            content_type: def
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "text/plain".into()),
+        }
+    } else if let Some(file) = &def.body_file {
+        Body::Raw {
+            bytes: read_fixture(fixtures, file)?.into(),
+            content_type: def
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into()),
+        }
+    } else if let Some(g) = &def.generate {
+        Body::Generated {
+            content: Generated {
+                kind: g.kind,
+                size: g.size.0,
+            },
+        }
+    } else {
+        Body::None
+    };
+    let consistency = match &def.consistency {
+        None => None,
+        Some(_) if !body.generates() => {
+            return Err(format!(
+                "request `{name}`: consistency checks compare generated content: add generate = {{ kind = \"pdf\", size = \"16KiB\" }} to the body or a multipart part, or send a body_template holding ${{uuid}}"
+            ))
+        }
+        Some(c) => Some(ConsistencySpec {
+            id: capture_source(name, "consistency.id", &c.id)?,
+            read: c.read.clone(),
+            rule: read_rule(name, c, fixtures)?,
+        }),
+    };
+    if let Some(bad) = def.expect.status.iter().find(|s| !(100..=599).contains(*s)) {
+        return Err(format!(
+            "request `{name}`: expect.status {bad} is not an HTTP status (100-599)"
+        ));
+    }
+    let captures = def
+        .capture
+        .iter()
+        .map(|(var, from)| {
+            Ok((
+                var.clone(),
+                capture_source(name, &format!("capture `{var}`"), from)?,
+            ))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(RequestSpec {
+        name: name.to_owned(),
+        method: def.method,
+        path: def.path.clone(),
+        headers: def
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        body,
+        expect: Expect {
+            status: def.expect.status.clone(),
+            json_present: def.expect.json_present.clone(),
+            json_equals: def.expect.json_equals.clone(),
+            body_contains: def.expect.body_contains.clone(),
+        },
+        captures,
+        consistency,
+        ends_session: def.ends_session,
+        rebase: def.rebase,
+        optional: def.optional,
+    })
+}
+
+pub(super) fn compile_repeat(
+    step: &model::Step,
+    captured: &BTreeSet<&str>,
+) -> Result<Repeat, Located> {
+    use toml::Spanned;
+    let max = step.max.unwrap_or(DEFAULT_REPEAT_MAX);
+    if max == 0 {
+        return Err((
+            Some(step.request.span()),
+            "max = 0 would never send the request: expected 1 or more".into(),
+        ));
+    }
+    if max > limits::MAX_REPEAT {
+        return Err((
+            Some(step.request.span()),
+            format!(
+                "max = {max} is out of range: expected 1 to {}",
+                limits::MAX_REPEAT
+            ),
+        ));
+    }
+    let var = |v: &Spanned<String>, what: &str| -> Result<String, Located> {
+        let name = v.get_ref();
+        if captured.contains(name.as_str()) {
+            Ok(name.clone())
+        } else {
+            Err((
+                Some(v.span()),
+                format!("{what} = \"{name}\": no request captures `{name}` (add capture = {{ {name} = \"json.path\" }})"),
+            ))
+        }
+    };
+    match (&step.for_each, &step.while_) {
+        (Some(_), Some(w)) => Err((
+            Some(w.span()),
+            "a step takes for_each or while, not both".into(),
+        )),
+        (Some(v), None) => Ok(Repeat::ForEach {
+            var: var(v, "for_each")?,
+            max,
+        }),
+        (None, Some(v)) => Ok(Repeat::While {
+            var: var(v, "while")?,
+            max,
+        }),
+        (None, None) if step.max.is_some() => Err((
+            Some(step.request.span()),
+            "max applies only with for_each or while".into(),
+        )),
+        (None, None) => Ok(Repeat::Once),
+    }
+}
+
+pub(super) fn read_rule(
+    name: &str,
+    c: &model::ConsistencyDef,
+    fixtures: &Path,
+) -> Result<ReadRule, String> {
+    let mut rule = ReadRule::default();
+    if let Some(m) = c.method {
+        rule.method = m;
+    }
+    rule.by_status = match c.compare.as_deref() {
+        None | Some("bytes") => false,
+        Some("status") => true,
+        Some(other) => {
+            return Err(format!(
+            "request `{name}`: consistency.compare = {other:?}: expected \"bytes\" or \"status\""
+        ))
+        }
+    };
+    if let Some(absent) = &c.absent {
+        rule.absent = absent.clone();
+    }
+    match (&c.body_file, &c.content_type) {
+        (Some(file), content_type) => {
+            rule.body = Some((
+                content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/json".into()),
+                read_fixture(fixtures, file)?.into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(format!(
+                "request `{name}`: consistency.content_type goes with consistency.body_file"
+            ))
+        }
+        (None, None) => {}
+    }
+    Ok(rule)
+}
+
+/// Parses where a value is read from: `header:Name` or a JSON path.
+pub(super) fn capture_source(request: &str, what: &str, from: &str) -> Result<CaptureFrom, String> {
+    match from.strip_prefix("header:") {
+        Some(h) if !h.trim().is_empty() => Ok(CaptureFrom::Header(h.trim().to_ascii_lowercase())),
+        Some(_) => Err(format!(
+            "request `{request}`: {what}: header name missing after `header:`"
+        )),
+        None if !from.trim().is_empty() => Ok(CaptureFrom::Json(from.trim().to_owned())),
+        None => Err(format!(
+            "request `{request}`: {what}: expected a JSON path or header:Name"
+        )),
+    }
+}
+
+pub(super) fn check_placeholders(
+    spec: &RequestSpec,
+    feeders: &[Arc<Feeder>],
+    captured: &BTreeSet<&str>,
+) -> Result<(), String> {
+    let read = spec.consistency.as_ref().map(|c| &c.read);
+    let templates = std::iter::once(&spec.path)
+        .chain(read)
+        .chain(spec.headers.iter().map(|(_, t)| t))
+        .chain(spec.body.templates());
+    for template in templates {
+        for segment in template.segments() {
+            match segment {
+                Segment::Feeder { feeder, column } => {
+                    let f = feeders
+                        .iter()
+                        .find(|f| &f.name == feeder)
+                        .ok_or_else(|| format!("request `{}` uses `${{{feeder}.{column}}}` but there is no feeder `{feeder}`", spec.name))?;
+                    if !f.columns.contains(column) {
+                        return Err(format!(
+                            "request `{}` uses `${{{feeder}.{column}}}` but feeder `{feeder}` has columns {}",
+                            spec.name,
+                            f.columns.join(", ")
+                        ));
+                    }
+                }
+                // `${id}` in a read-back path is the stored object's id.
+                Segment::Var(var) if var == "id" && spec.consistency.as_ref().is_some_and(|c| c.read.segments().contains(segment)) => {}
+                Segment::Var(var) if !captured.contains(var.as_str()) => {
+                    return Err(format!(
+                        "request `{}` uses `${{{var}}}` but no request captures `{var}` (add capture = {{ {var} = \"json.path\" }})",
+                        spec.name
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
