@@ -7,7 +7,8 @@
 //! - [`kube`]: the Kubernetes backend (kube-rs: pods by label selector,
 //!   delete with a grace period, workload patch and watch, HPA read).
 //! - [`local`]: the reference cluster's replica processes (a real `kill -9`).
-//! - [`runner`]: carries out the timetable beside the load and watches recovery.
+//! - [`runner`]: carries out the timetable beside the load;
+//! - `recovery`: what "recovered" means after each action, and the watches.
 //! - [`impact`]: per-event impact from the run's measurements (pure).
 //!
 //! Exec actions (`sh -c COMMAND`) need no backend.
@@ -16,6 +17,7 @@ pub mod impact;
 pub mod kube;
 pub mod local;
 pub mod pod_watch;
+mod recovery;
 pub mod runner;
 pub mod setup;
 
