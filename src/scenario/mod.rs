@@ -20,18 +20,17 @@ mod redact;
 mod spec;
 mod template;
 pub mod threshold;
+mod units;
 
 pub use body::{Body, Generated, JsonTemplate, Part};
 pub use error::ScenarioError;
 pub use feeder::Feeder;
-pub use model::{
-    parse_duration, Auth, ClosedStage, Dur, Expect, FeederOrder, Method, OnDrop, OpenStage,
-    SessionPreset, Think,
-};
+pub use model::{Auth, ClosedStage, Expect, FeederOrder, Method, OnDrop, OpenStage, SessionPreset};
 pub use redact::{has_userinfo, redact_text};
 pub use spec::*;
 pub use template::{MapValues, MissingValue, Segment, Template, Values};
 pub use threshold::Threshold;
+pub use units::{parse_duration, Dur, Think};
 
 use compile::*;
 

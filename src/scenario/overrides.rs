@@ -11,7 +11,7 @@ impl Scenario {
             return Err("duration must be more than zero".into());
         }
         limits::check_duration("--duration", duration)?;
-        let hold = model::Dur(duration);
+        let hold = Dur(duration);
         match (o.rate, o.users) {
             (Some(_), Some(_)) => {
                 return Err("give --rate (open model) or --users (closed model), not both".into())
@@ -29,7 +29,7 @@ impl Scenario {
                 self.load = LoadPlan::Open {
                     stages: vec![OpenStage {
                         rate,
-                        ramp: model::Dur::default(),
+                        ramp: Dur::default(),
                         hold,
                     }],
                     max_users,
@@ -41,7 +41,7 @@ impl Scenario {
                 self.load = LoadPlan::Closed {
                     stages: vec![ClosedStage {
                         users,
-                        ramp: model::Dur::default(),
+                        ramp: Dur::default(),
                         hold,
                     }],
                 };
@@ -49,7 +49,7 @@ impl Scenario {
             (None, None) if o.duration.is_some() => {
                 // Keep the shape, stretch or shrink it to the asked length.
                 let scale = duration.as_secs_f64() / self.load.duration().as_secs_f64();
-                let stretch = |d: &mut model::Dur| d.0 = d.0.mul_f64(scale);
+                let stretch = |d: &mut Dur| d.0 = d.0.mul_f64(scale);
                 match &mut self.load {
                     LoadPlan::Open { stages, .. } => stages.iter_mut().for_each(|s| {
                         stretch(&mut s.ramp);
