@@ -262,13 +262,15 @@ async fn calibrate(a: CalibrateArgs) -> Outcome {
         pod_start_from: a.pod_start_from,
         verify: a.verify,
         metrics_urls: a.metrics_urls,
-        workload: manifest::Workload {
-            kind: a.kind.as_str().to_owned(),
-            name: a.name,
-            namespace: a.namespace,
-            metric: a.metric,
+        recommendations: surge::report::Recommendations {
+            workload: manifest::Workload {
+                kind: a.kind.as_str().to_owned(),
+                name: a.name,
+                namespace: a.namespace,
+                metric: a.metric,
+            },
+            keda: a.keda_prometheus.map(|server| (server, a.keda_query)),
         },
-        keda: a.keda_prometheus.map(|server| (server, a.keda_query)),
         dir,
     };
     match run::calibrate::calibrate(&request, &mut |line| println!("{line}")).await {

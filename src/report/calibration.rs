@@ -5,7 +5,8 @@
 
 use super::charts::{lines, register_font, Series, SIZE};
 use super::html::{esc, table, STYLE};
-use crate::calibrate::{usl, Calibration};
+use super::Export;
+use crate::calibrate::{manifest, usl, Calibration};
 use anyhow::{anyhow, Context};
 use plotters::prelude::*;
 use std::fmt::Write as _;
@@ -30,22 +31,78 @@ fn marker(name: &str, x: f64, top: f64) -> Series {
     (name.to_owned(), vec![(x, 0.0), (x, top)], BLACK)
 }
 
+/// What the manifests are written for: the workload the HPA scales, and a
+/// KEDA ScaledObject too when a Prometheus server is given.
+#[derive(Debug, Clone)]
+pub struct Recommendations {
+    /// The workload.
+    pub workload: manifest::Workload,
+    /// (Prometheus server, PromQL query of the cluster's total request rate).
+    pub keda: Option<(String, String)>,
+}
+
+/// `calibration.json`.
+pub(super) struct Json;
+
+impl Export<Calibration> for Json {
+    fn file_name(&self) -> &'static str {
+        "calibration.json"
+    }
+
+    fn serialize(&self, c: &Calibration) -> anyhow::Result<Vec<u8>> {
+        Ok(serde_json::to_vec_pretty(c)?)
+    }
+}
+
+/// `calibration.html`.
+pub(super) struct Page;
+
+impl Export<Calibration> for Page {
+    fn file_name(&self) -> &'static str {
+        "calibration.html"
+    }
+
+    fn serialize(&self, c: &Calibration) -> anyhow::Result<Vec<u8>> {
+        Ok(html(c)?.into_bytes())
+    }
+}
+
+impl Export<Calibration> for Recommendations {
+    fn file_name(&self) -> &'static str {
+        "recommendations.yaml"
+    }
+
+    /// The HPA, the pool settings when pools were sized, and KEDA when asked.
+    fn serialize(&self, c: &Calibration) -> anyhow::Result<Vec<u8>> {
+        let plan = c
+            .hpa
+            .as_ref()
+            .ok_or_else(|| anyhow!("no recommendation was made"))?;
+        let hpa = manifest::hpa(&self.workload, plan);
+        let pools = match (&c.pool, &c.knobs) {
+            (Some(p), Some(k)) => Some(manifest::PoolSettings {
+                per_replica: p.clone(),
+                knobs: k.clone(),
+            }),
+            _ => None,
+        };
+        let keda = self
+            .keda
+            .as_ref()
+            .map(|(server, query)| manifest::keda(&self.workload, plan, server, query));
+        Ok(manifest::to_yaml(&hpa, pools.as_ref(), keda.as_ref())?.into_bytes())
+    }
+}
+
 /// Writes the calibration bundle into `dir`: `calibration.json`,
 /// `calibration.html` and, when a recommendation was made, `recommendations.yaml`.
-pub fn write(dir: &Path, c: &Calibration, recommendations: Option<&str>) -> anyhow::Result<()> {
+pub fn write(dir: &Path, c: &Calibration, recommendations: &Recommendations) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let json = serde_json::to_vec_pretty(c)?;
-    for (name, bytes) in [
-        ("calibration.json", json),
-        ("calibration.html", html(c)?.into_bytes()),
-    ]
-    .into_iter()
-    .chain(recommendations.map(|y| ("recommendations.yaml", y.as_bytes().to_vec())))
-    {
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut formats: Vec<&dyn Export<Calibration>> = vec![&Json, &Page];
+    if c.hpa.is_some() {
+        formats.push(recommendations);
     }
-    Ok(())
+    super::write_all(dir, c, &formats)
 }
 
 /// For the terminal: the staircase table, then every reason.

@@ -23,30 +23,41 @@ use anyhow::Context;
 use std::path::Path;
 
 pub use calibration::{
-    html as calibration_html, text as calibration_text, write as write_calibration,
+    html as calibration_html, text as calibration_text, write as write_calibration, Recommendations,
 };
 pub use compare::comparison_table;
 pub use staircase::staircase_table;
 pub use terminal::summary as terminal_summary;
 
-/// One output format.
-trait Export {
+/// One output format: of a run (the default), or of a calibration.
+trait Export<T = RunResults> {
     /// File name inside the bundle.
     fn file_name(&self) -> &'static str;
     /// The file's bytes.
-    fn serialize(&self, results: &RunResults) -> anyhow::Result<Vec<u8>>;
+    fn serialize(&self, input: &T) -> anyhow::Result<Vec<u8>>;
 }
 
-fn exporters() -> Vec<Box<dyn Export>> {
-    vec![
-        Box::new(json::Summary),
-        Box::new(csv::Timeline),
-        Box::new(csv::Requests),
-        Box::new(markdown::Summary),
-        Box::new(junit::Junit),
-        Box::new(html::Html),
-    ]
+/// Writes each of `exporters` for `input` into `dir`.
+fn write_all<T>(dir: &Path, input: &T, exporters: &[&dyn Export<T>]) -> anyhow::Result<()> {
+    for exporter in exporters {
+        let path = dir.join(exporter.file_name());
+        let bytes = exporter
+            .serialize(input)
+            .with_context(|| format!("cannot render {}", path.display()))?;
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
+
+/// Every format of a run's bundle.
+const RUN_FORMATS: [&dyn Export; 6] = [
+    &json::Summary,
+    &csv::Timeline,
+    &csv::Requests,
+    &markdown::Summary,
+    &junit::Junit,
+    &html::Html,
+];
 
 /// Writes every format and the histograms into `dir` (created if needed).
 pub fn write_bundle(dir: &Path, measurements: &Measurements) -> anyhow::Result<()> {
@@ -74,13 +85,7 @@ pub fn write_evidence(dir: &Path, measurements: &Measurements) -> anyhow::Result
 
 /// Re-writes every format from results (e.g. after thresholds were judged again).
 pub fn write_files(dir: &Path, results: &RunResults) -> anyhow::Result<()> {
-    for exporter in exporters() {
-        let path = dir.join(exporter.file_name());
-        let bytes = exporter
-            .serialize(results)
-            .with_context(|| format!("cannot render {}", path.display()))?;
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    }
+    write_all(dir, results, &RUN_FORMATS)?;
     // PNG copies of the charts, for slides and tickets.
     std::fs::create_dir_all(dir.join("charts"))?;
     for chart in charts::list(results) {

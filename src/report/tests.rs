@@ -114,39 +114,37 @@ fn terminal_summary_with_chaos() {
 #[test]
 fn calibration_page_text_and_json() {
     let c = calibration();
-    let (page, charts) = without_svg(&calibration::html(&c).unwrap());
+    let page = String::from_utf8(calibration::Page.serialize(&c).unwrap()).unwrap();
+    let (page, charts) = without_svg(&page);
     assert!(charts >= 1, "the staircase is drawn");
     insta::assert_snapshot!("calibration.html", page);
     insta::assert_snapshot!("calibration_text", calibration::text(&c));
-    insta::assert_snapshot!(
-        "calibration.json",
-        serde_json::to_string_pretty(&c).unwrap()
-    );
+    let json = String::from_utf8(calibration::Json.serialize(&c).unwrap()).unwrap();
+    insta::assert_snapshot!("calibration.json", json);
 }
 
 #[test]
 fn recommendations_yaml() {
     let c = calibration();
-    let plan = c.hpa.as_ref().expect("the fixture calibrates");
-    let workload = manifest::Workload {
-        kind: "StatefulSet".into(),
-        name: "openmrs".into(),
-        namespace: Some("clinic".into()),
-        metric: "http_server_requests_per_second".into(),
+    let recommendations = Recommendations {
+        workload: manifest::Workload {
+            kind: "StatefulSet".into(),
+            name: "openmrs".into(),
+            namespace: Some("clinic".into()),
+            metric: "http_server_requests_per_second".into(),
+        },
+        keda: Some((
+            "http://prometheus.monitoring:9090".into(),
+            "sum(rate(http_server_requests_seconds_count[1m]))".into(),
+        )),
     };
-    let pools = manifest::PoolSettings {
-        per_replica: c.pool.clone().unwrap(),
-        knobs: c.knobs.clone().unwrap(),
-    };
-    let keda = manifest::keda(
-        &workload,
-        plan,
-        "http://prometheus.monitoring:9090",
-        "sum(rate(http_server_requests_seconds_count[1m]))",
-    );
-    let yaml =
-        manifest::to_yaml(&manifest::hpa(&workload, plan), Some(&pools), Some(&keda)).unwrap();
+    let yaml = String::from_utf8(recommendations.serialize(&c).unwrap()).unwrap();
     insta::assert_snapshot!("recommendations.yaml", yaml);
+    let none = calibrate::Calibration { hpa: None, ..c };
+    assert!(
+        recommendations.serialize(&none).is_err(),
+        "no manifest without a recommendation"
+    );
 }
 
 #[test]

@@ -6,7 +6,8 @@
 use super::staircase::{self, Staircase};
 use super::RunError;
 use crate::calibrate::capacity::Slo;
-use crate::calibrate::{self, manifest, Calibration, Demand};
+use crate::calibrate::{self, Calibration, Demand};
+use crate::report::Recommendations;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,10 +38,8 @@ pub struct CalibrateRequest {
     pub verify: bool,
     /// Prometheus endpoints scraped for the pool series during the climb.
     pub metrics_urls: Vec<String>,
-    /// The workload the recommendations are written for.
-    pub workload: manifest::Workload,
-    /// A KEDA ScaledObject too: (Prometheus server, PromQL query).
-    pub keda: Option<(String, String)>,
+    /// What the manifests are written for.
+    pub recommendations: Recommendations,
     /// The calibration bundle folder.
     pub dir: PathBuf,
 }
@@ -151,26 +150,7 @@ pub async fn calibrate(
             }
         };
     }
-    let recommendations = result
-        .hpa
-        .as_ref()
-        .map(|plan| {
-            let hpa = manifest::hpa(&request.workload, plan);
-            let pools = match (&result.pool, &result.knobs) {
-                (Some(p), Some(k)) => Some(manifest::PoolSettings {
-                    per_replica: p.clone(),
-                    knobs: k.clone(),
-                }),
-                _ => None,
-            };
-            let keda = request
-                .keda
-                .as_ref()
-                .map(|(server, query)| manifest::keda(&request.workload, plan, server, query));
-            manifest::to_yaml(&hpa, pools.as_ref(), keda.as_ref())
-        })
-        .transpose()?;
-    crate::report::write_calibration(&request.dir, &result, recommendations.as_deref())
+    crate::report::write_calibration(&request.dir, &result, &request.recommendations)
         .map_err(|e| RunError::Other(e.context("cannot write the calibration")))?;
     Ok(CalibrateReport {
         calibration: result,
