@@ -98,6 +98,13 @@ pub struct RunArgs {
     /// Open model at this many arrivals per second (one stage).
     #[arg(long, conflicts_with = "users")]
     pub rate: Option<f64>,
+    /// Open model: space arrivals evenly, or as a Poisson process (bursty, as
+    /// production traffic comes) [default: the scenario's `arrivals`].
+    #[arg(long, value_enum)]
+    pub arrivals: Option<ArrivalsArg>,
+    /// The seed of the Poisson draw (default 1; the same seed, the same arrival times).
+    #[arg(long, requires = "arrivals")]
+    pub seed: Option<u64>,
     /// Closed model with this many virtual users (one stage).
     #[arg(long)]
     pub users: Option<usize>,
@@ -223,6 +230,14 @@ pub struct CalibrateArgs {
     /// At most this many steps.
     #[arg(long, default_value_t = 8)]
     pub max_steps: usize,
+    /// How each step's arrivals are spaced: Poisson by default, because
+    /// production arrivals are bursty and evenly spaced ones hide the queueing
+    /// near capacity.
+    #[arg(long, value_enum, default_value_t = ArrivalsArg::Poisson)]
+    pub arrivals: ArrivalsArg,
+    /// The seed of the Poisson draw (default 1).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Everyday demand, requests per second (default: a quarter of the peak).
     #[arg(long)]
     pub base_rate: Option<f64>,
@@ -303,6 +318,32 @@ pub enum SimCommand {
         #[arg(long, default_value = "fixtures/patients.csv")]
         out: PathBuf,
     },
+}
+
+/// How open-model arrivals are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArrivalsArg {
+    /// Evenly, at the planned rate.
+    Uniform,
+    /// A Poisson process at the planned rate.
+    Poisson,
+}
+
+impl ArrivalsArg {
+    /// The process, with `seed` for Poisson; a seed given for uniform
+    /// arrivals is refused (it would be silently ignored).
+    pub fn process(self, seed: Option<u64>) -> Result<surge::scenario::ArrivalProcess, String> {
+        use surge::scenario::{ArrivalProcess, DEFAULT_SEED};
+        match (self, seed) {
+            (ArrivalsArg::Poisson, seed) => Ok(ArrivalProcess::Poisson {
+                seed: seed.unwrap_or(DEFAULT_SEED),
+            }),
+            (ArrivalsArg::Uniform, None) => Ok(ArrivalProcess::Uniform),
+            (ArrivalsArg::Uniform, Some(_)) => Err(
+                "--seed seeds Poisson arrivals: it means nothing with --arrivals uniform".into(),
+            ),
+        }
+    }
 }
 
 /// Where chaos finds the pods it kills.

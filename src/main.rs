@@ -76,6 +76,10 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> Outcome {
     match command {
         Command::Run(args) => {
+            let arrivals = match args.arrivals.map(|a| a.process(args.seed)).transpose() {
+                Ok(arrivals) => arrivals,
+                Err(why) => return Outcome::CannotRun(why),
+            };
             let request = RunRequest {
                 scenario: args.scenario,
                 target: args.target,
@@ -85,6 +89,7 @@ async fn dispatch(command: Command) -> Outcome {
                     duration: args.duration,
                     think_scale: args.think_scale,
                     persona_weights: args.personas,
+                    arrivals,
                 },
                 thresholds: args.thresholds,
                 replicas: args.replicas,
@@ -227,6 +232,10 @@ async fn calibrate(a: CalibrateArgs) -> Outcome {
         error_budget: a.error_budget / 100.0,
     };
     let dir = a.out.join(run::new_run_id(&a.out, "calibrate"));
+    let arrivals = match a.arrivals.process(a.seed) {
+        Ok(arrivals) => arrivals,
+        Err(why) => return Outcome::CannotRun(why),
+    };
     let source = match (a.scenario, a.from_bundle) {
         (_, Some(bundle)) => StepSource::FromBundle(bundle),
         (Some(scenario), None) => StepSource::Climb(run::staircase::Staircase {
@@ -236,6 +245,7 @@ async fn calibrate(a: CalibrateArgs) -> Outcome {
             step_rate: a.step_rate,
             step_duration: a.step_duration,
             max_steps: a.max_steps,
+            arrivals,
             slo,
             out_dir: dir.join("steps"),
         }),

@@ -390,6 +390,9 @@ pub struct RunResults {
     pub tls_verify: bool,
     /// `open` or `closed`.
     pub model: String,
+    /// Open model: how arrivals were spaced, e.g. `Poisson arrivals (seed 1)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrivals: Option<String>,
     /// Start time, RFC 3339 UTC.
     pub started_at: String,
     /// Seconds the load actually ran.
@@ -449,6 +452,14 @@ impl ThresholdResult {
 }
 
 impl RunResults {
+    /// `open model, Poisson arrivals (seed 1)`, or `closed model`.
+    pub fn model_text(&self) -> String {
+        match &self.arrivals {
+            Some(arrivals) => format!("{} model, {arrivals}", self.model),
+            None => format!("{} model", self.model),
+        }
+    }
+
     /// True when every threshold passed.
     pub fn thresholds_passed(&self) -> bool {
         self.thresholds.iter().all(|t| t.passed)

@@ -86,6 +86,10 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         target: scenario.target.display_url(),
         tls_unverified: !scenario.target.tls_verify,
         model: scenario.load.model_name().to_owned(),
+        arrivals: match &scenario.load {
+            LoadPlan::Open { arrivals, .. } => Some(arrivals.describe()),
+            LoadPlan::Closed { .. } => None,
+        },
         stage_targets: stage_targets(&scenario.load),
         interrupted: None,
     };
@@ -172,6 +176,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
             stages,
             max_users,
             queue_timeout,
+            arrivals,
         } => {
             let pool = Arc::new(open::Pool::new(*queue_timeout));
             let run_for =
@@ -185,7 +190,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
                 Arc::clone(&shared),
                 pool,
                 *max_users,
-                open::arrival_offsets(stages),
+                open::arrival_offsets(stages, *arrivals),
             );
             let (result, ()) = tokio::join!(attack.execute(), driver);
             result.map(|_| ())

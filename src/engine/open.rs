@@ -10,7 +10,8 @@
 //! a slot served late shows its wait in the latency.
 
 use crate::measure::Recorder;
-use crate::scenario::OpenStage;
+use crate::scenario::{ArrivalProcess, OpenStage};
+use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,12 +55,15 @@ impl PersonaMix {
     }
 }
 
-/// Offsets from the start at which arrivals are due, evenly spaced at the
-/// planned rate: each stage ramps linearly from the previous stage's rate to
-/// its own, then holds it. Made one at a time as the schedule needs them:
+/// Offsets from the start at which arrivals are due at the planned rate:
+/// each stage ramps linearly from the previous stage's rate to its own, then
+/// holds it. With uniform arrivals the n-th is due when the planned count
+/// Λ(t) = ∫rate reaches n; with Poisson arrivals when Λ(t) reaches the sum of
+/// n independent Exp(1) draws (the time-rescaling of a Poisson process, so
+/// ramps stay Poisson too). Made one at a time as the schedule needs them:
 /// a long run at a high rate has billions of arrivals, and memory must not
 /// grow with them.
-pub fn arrival_offsets(stages: &[OpenStage]) -> ArrivalOffsets {
+pub fn arrival_offsets(stages: &[OpenStage], process: ArrivalProcess) -> ArrivalOffsets {
     let mut segments = Vec::new();
     let mut from_rate = 0.0;
     for stage in stages {
@@ -67,13 +71,18 @@ pub fn arrival_offsets(stages: &[OpenStage]) -> ArrivalOffsets {
         segments.push((stage.rate, stage.rate, stage.hold.0.as_secs_f64()));
         from_rate = stage.rate;
     }
-    ArrivalOffsets {
+    let mut offsets = ArrivalOffsets {
         segments,
         segment: 0,
         at: 0.0,
-        owed: 0.0,
-        need: None,
-    }
+        need: 0.0,
+        poisson: match process {
+            ArrivalProcess::Uniform => None,
+            ArrivalProcess::Poisson { seed } => Some(rand::rngs::StdRng::seed_from_u64(seed)),
+        },
+    };
+    offsets.need = offsets.gap();
+    offsets
 }
 
 /// The arrival offsets of a plan, in order (see [`arrival_offsets`]).
@@ -83,11 +92,23 @@ pub struct ArrivalOffsets {
     segment: usize,
     /// Start of the current segment, seconds.
     at: f64,
-    /// Arrivals owed but not yet due, carried across segments so a ramp into
-    /// a hold does not lose or double a slot.
-    owed: f64,
-    /// The cumulative arrival count the next slot of this segment completes.
-    need: Option<f64>,
+    /// The planned count, within the current segment, at which the next
+    /// arrival is due; what a segment leaves over carries into the next, so a
+    /// ramp into a hold neither loses nor doubles an arrival.
+    need: f64,
+    /// The draw of Poisson gaps; uniform arrivals have none.
+    poisson: Option<rand::rngs::StdRng>,
+}
+
+impl ArrivalOffsets {
+    /// The planned count between two arrivals: 1, or an Exp(1) draw.
+    fn gap(&mut self) -> f64 {
+        match &mut self.poisson {
+            None => 1.0,
+            // 1 − U lies in (0, 1]: the logarithm is finite.
+            Some(rng) => -(1.0 - rng.random::<f64>()).ln(),
+        }
+    }
 }
 
 impl Iterator for ArrivalOffsets {
@@ -102,20 +123,24 @@ impl Iterator for ArrivalOffsets {
             }
             let a = (r1 - r0) / (2.0 * len);
             let total = r0 * len + a * len * len;
-            let need = *self.need.get_or_insert(1.0 - self.owed);
+            let need = self.need;
             if need <= total + 1e-9 {
                 let t = if a.abs() < 1e-12 {
-                    need / r0
+                    // r0 > 0 here unless `need` is ~0 (a vanishing Poisson gap): then now.
+                    if r0 > 0.0 {
+                        need / r0
+                    } else {
+                        0.0
+                    }
                 } else {
                     (-r0 + (r0 * r0 + 4.0 * a * need).max(0.0).sqrt()) / (2.0 * a)
                 };
-                self.need = Some(need + 1.0);
+                self.need = need + self.gap();
                 return Some(Duration::from_secs_f64(self.at + t.clamp(0.0, len)));
             }
-            self.owed = total - (need - 1.0);
+            self.need = need - total;
             self.at += len;
             self.segment += 1;
-            self.need = None;
         }
     }
 }
@@ -322,8 +347,11 @@ mod tests {
 
     #[test]
     fn constant_rate_is_evenly_spaced() {
-        let offs =
-            arrival_offsets(&stages("[[load.stages]]\nrate=10\nhold='2s'")).collect::<Vec<_>>();
+        let offs = arrival_offsets(
+            &stages("[[load.stages]]\nrate=10\nhold='2s'"),
+            ArrivalProcess::Uniform,
+        )
+        .collect::<Vec<_>>();
         assert_eq!(offs.len(), 20);
         assert!((offs[0].as_secs_f64() - 0.1).abs() < 1e-9);
         assert!((offs[19].as_secs_f64() - 2.0).abs() < 1e-9);
@@ -332,8 +360,11 @@ mod tests {
     #[test]
     fn a_linear_ramp_delivers_its_area() {
         // 0 → 20/s over 10 s is 100 arrivals, then 20/s for 5 s is 100 more.
-        let offs = arrival_offsets(&stages("[[load.stages]]\nrate=20\nramp='10s'\nhold='5s'"))
-            .collect::<Vec<_>>();
+        let offs = arrival_offsets(
+            &stages("[[load.stages]]\nrate=20\nramp='10s'\nhold='5s'"),
+            ArrivalProcess::Uniform,
+        )
+        .collect::<Vec<_>>();
         assert_eq!(offs.len(), 200);
         let in_first_half = offs.iter().filter(|o| o.as_secs_f64() <= 5.0).count();
         assert_eq!(
@@ -343,11 +374,61 @@ mod tests {
         assert!(offs.windows(2).all(|w| w[0] <= w[1]));
     }
 
+    fn gaps(offs: &[Duration]) -> (f64, f64) {
+        let gaps: Vec<f64> = offs
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64())
+            .collect();
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+        (mean, var.sqrt() / mean)
+    }
+
+    /// Poisson arrivals keep the planned rate on average and are bursty
+    /// (gaps vary as much as they average: coefficient of variation 1);
+    /// uniform ones do not vary at all. One seed, one draw.
+    #[test]
+    fn poisson_arrivals_keep_the_rate_and_vary_as_exponential_gaps() {
+        let plan = stages("[[load.stages]]\nrate=100\nhold='100s'");
+        let poisson: Vec<_> = arrival_offsets(&plan, ArrivalProcess::Poisson { seed: 7 }).collect();
+        // 10,000 expected, standard deviation 100: 5σ either way.
+        assert!(
+            (9_500..=10_500).contains(&poisson.len()),
+            "{}",
+            poisson.len()
+        );
+        let (mean, cv) = gaps(&poisson);
+        assert!((mean - 0.01).abs() < 0.0005, "mean gap {mean}");
+        assert!((0.95..1.05).contains(&cv), "coefficient of variation {cv}");
+        let uniform: Vec<_> = arrival_offsets(&plan, ArrivalProcess::Uniform).collect();
+        assert_eq!(uniform.len(), 10_000);
+        assert!(gaps(&uniform).1 < 1e-6, "uniform gaps do not vary");
+        let again: Vec<_> = arrival_offsets(&plan, ArrivalProcess::Poisson { seed: 7 }).collect();
+        assert_eq!(poisson, again, "the same seed, the same arrivals");
+        let other: Vec<_> = arrival_offsets(&plan, ArrivalProcess::Poisson { seed: 8 }).collect();
+        assert_ne!(poisson, other);
+        assert!(poisson.windows(2).all(|w| w[0] <= w[1]), "in order");
+    }
+
+    /// A ramp stays Poisson at its changing rate: the count over a ramp from
+    /// 0 to 200/s in 50 s is about its integral, 5,000.
+    #[test]
+    fn poisson_arrivals_follow_a_ramp() {
+        let plan = stages("[[load.stages]]\nrate=200\nramp='50s'\nhold='1s'");
+        let offs: Vec<_> = arrival_offsets(&plan, ArrivalProcess::Poisson { seed: 3 })
+            .take_while(|d| d.as_secs_f64() <= 50.0)
+            .collect();
+        assert!((4_650..=5_350).contains(&offs.len()), "{}", offs.len());
+        let first_half = offs.iter().filter(|d| d.as_secs_f64() <= 25.0).count();
+        // A quarter of the arrivals come in the first half of a linear ramp.
+        assert!((1_050..=1_450).contains(&first_half), "{first_half}");
+    }
+
     #[test]
     fn stages_chain_and_ramp_down() {
         let offs = arrival_offsets(&stages(
             "[[load.stages]]\nrate=10\nhold='1s'\n[[load.stages]]\nrate=0.0001\nramp='2s'\nhold='1s'",
-        ))
+        ), ArrivalProcess::Uniform)
         .collect::<Vec<_>>();
         // 10 in the first second, ~10 over the 2 s ramp down, ~0 in the last hold.
         assert!((19..=21).contains(&offs.len()), "{}", offs.len());
@@ -356,7 +437,10 @@ mod tests {
     #[test]
     fn a_month_at_the_highest_rate_costs_no_memory_up_front() {
         // 50,000/s for 30 days is 1.3e11 arrivals: made one at a time.
-        let mut offs = arrival_offsets(&stages("[[load.stages]]\nrate=50000\nhold='720h'"));
+        let mut offs = arrival_offsets(
+            &stages("[[load.stages]]\nrate=50000\nhold='720h'"),
+            ArrivalProcess::Uniform,
+        );
         assert_eq!(offs.next(), Some(Duration::from_micros(20)));
         assert_eq!(offs.nth(49_998), Some(Duration::from_secs(1)));
     }

@@ -215,6 +215,8 @@ pub struct RunInfo {
     pub tls_unverified: bool,
     /// `open` or `closed`.
     pub model: String,
+    /// Open model: how arrivals are spaced.
+    pub arrivals: Option<String>,
     /// Per stage: arrivals per second or users.
     pub stage_targets: Vec<f64>,
     /// Why the run stopped early, if it did.
@@ -541,6 +543,7 @@ impl Recorder {
             target: info.target,
             tls_verify: !info.tls_unverified,
             model: info.model,
+            arrivals: info.arrivals,
             started_at: humantime::format_rfc3339_seconds(
                 self.started
                     .get_or_init(|| (Instant::now(), SystemTime::now()))

@@ -141,10 +141,10 @@ impl Export for Html {
         )?;
         write!(
             o,
-            "<p>Run <code>{}</code> against <code>{}</code>, {} model, started {}, ran {:.1} s of {:.0} s planned.</p>",
+            "<p>Run <code>{}</code> against <code>{}</code>, {}, started {}, ran {:.1} s of {:.0} s planned.</p>",
             esc(&r.run_id),
             esc(&r.target),
-            esc(&r.model),
+            esc(&r.model_text()),
             esc(&r.started_at),
             r.elapsed_s,
             r.planned_s

@@ -28,8 +28,15 @@ impl Export for Summary {
         writeln!(out, "## surge: {} — **{}**\n", r.scenario, verdict(r))?;
         writeln!(
             out,
-            "Run `{}` against `{}` ({} model, {:.0} s). {} requests: {} ok, {} failed, {} cancelled.",
-            r.run_id, r.target, r.model, r.elapsed_s, r.totals.issued, r.totals.succeeded, r.totals.failed, r.totals.cancelled
+            "Run `{}` against `{}` ({}, {:.0} s). {} requests: {} ok, {} failed, {} cancelled.",
+            r.run_id,
+            r.target,
+            r.model_text(),
+            r.elapsed_s,
+            r.totals.issued,
+            r.totals.succeeded,
+            r.totals.failed,
+            r.totals.cancelled
         )?;
         if !r.tls_verify {
             writeln!(

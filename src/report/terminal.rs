@@ -40,8 +40,11 @@ pub fn summary(r: &RunResults) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "surge run {} — scenario {} ({} model) against {}",
-        r.run_id, r.scenario, r.model, r.target
+        "surge run {} — scenario {} ({}) against {}",
+        r.run_id,
+        r.scenario,
+        r.model_text(),
+        r.target
     );
     if !r.tls_verify {
         let _ = writeln!(out, "WARNING: TLS certificates were NOT verified (tls_verify = false): the target's identity is unchecked");

@@ -72,11 +72,12 @@ pub async fn calibrate(
         StepSource::FromBundle(bundle) => staircase::steps_from_bundle(bundle)?,
         StepSource::Climb(stairs) => {
             say(format!(
-                "staircase: up to {} steps of {:?} from {}/s by {}/s, SLO p99 ≤ {:.0} ms",
+                "staircase: up to {} steps of {:?} from {}/s by {}/s, {}, SLO p99 ≤ {:.0} ms",
                 stairs.max_steps,
                 stairs.step_duration,
                 stairs.start_rate,
                 stairs.step_rate,
+                stairs.arrivals.describe(),
                 request.slo.p99_ms
             ));
             let scraper = (!request.metrics_urls.is_empty()).then(|| {

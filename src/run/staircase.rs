@@ -7,7 +7,7 @@
 use crate::bundle::Step;
 use crate::calibrate::capacity::{saturated, step_of, Slo};
 use crate::run::{RunError, RunRequest};
-use crate::scenario::LoadOverride;
+use crate::scenario::{ArrivalProcess, LoadOverride};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,6 +26,9 @@ pub struct Staircase {
     pub step_duration: Duration,
     /// At most this many steps.
     pub max_steps: usize,
+    /// How each step's arrivals are spaced (calibration: Poisson, as
+    /// production traffic comes, unless asked otherwise).
+    pub arrivals: ArrivalProcess,
     /// The SLO that decides when to stop.
     pub slo: Slo,
     /// Where the steps' bundles go.
@@ -41,6 +44,7 @@ pub async fn run_step(s: &Staircase, rate: f64) -> Result<Option<(Step, PathBuf)
         load: LoadOverride {
             rate: Some(rate),
             duration: Some(s.step_duration),
+            arrivals: Some(s.arrivals),
             ..Default::default()
         },
         out_dir: s.out_dir.clone(),

@@ -288,10 +288,23 @@ pub(super) fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
                 None => default_pool(peak),
             };
             let queue_timeout = load.queue_timeout.map(|q| q.0).unwrap_or_default();
+            let arrivals = match (load.arrivals.as_ref().map(|a| *a.get_ref()), &load.seed) {
+                (Some(ArrivalsDef::Poisson), seed) => ArrivalProcess::Poisson {
+                    seed: seed.as_ref().map_or(DEFAULT_SEED, |s| *s.get_ref()),
+                },
+                (_, Some(seed)) => {
+                    return Err((
+                        Some(seed.span()),
+                        "load.seed seeds Poisson arrivals: add arrivals = \"poisson\", or remove the seed".into(),
+                    ))
+                }
+                (Some(ArrivalsDef::Uniform) | None, None) => ArrivalProcess::Uniform,
+            };
             Ok(LoadPlan::Open {
                 stages: open,
                 max_users,
                 queue_timeout,
+                arrivals,
             })
         }
         LoadModel::Closed => {
@@ -304,6 +317,18 @@ pub(super) fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
             }
             if load.queue_timeout.is_some() {
                 return Err((None, "load.queue_timeout is for the open model".into()));
+            }
+            if let Some(a) = &load.arrivals {
+                return Err((
+                    Some(a.span()),
+                    "load.arrivals is for the open model: closed-model users arrive by their think time".into(),
+                ));
+            }
+            if let Some(s) = &load.seed {
+                return Err((
+                    Some(s.span()),
+                    "load.seed is for the open model's Poisson arrivals".into(),
+                ));
             }
             Ok(LoadPlan::Closed { stages: closed })
         }

@@ -34,7 +34,9 @@ pub use units::{parse_duration, Dur, Think};
 
 use compile::*;
 
-use model::{AuthDef, AuthKind, LoadDef, LoadModel, RequestDef, ScenarioFile, SessionDef};
+use model::{
+    ArrivalsDef, AuthDef, AuthKind, LoadDef, LoadModel, RequestDef, ScenarioFile, SessionDef,
+};
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};

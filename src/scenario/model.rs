@@ -334,9 +334,26 @@ pub struct LoadDef {
     /// Open model: how long an arrival may wait for a free user before it is dropped.
     #[serde(default)]
     pub queue_timeout: Option<Dur>,
+    /// Open model: how arrivals are spaced (`uniform`, the default, or `poisson`).
+    #[serde(default)]
+    pub arrivals: Option<Spanned<ArrivalsDef>>,
+    /// Open model, Poisson arrivals: the seed of the draw (the same seed
+    /// gives the same arrival times).
+    #[serde(default)]
+    pub seed: Option<Spanned<u64>>,
     /// Stages.
     #[serde(default)]
     pub stages: Vec<Spanned<StageDef>>,
+}
+
+/// `arrivals = "uniform" | "poisson"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArrivalsDef {
+    /// Evenly spaced at the planned rate.
+    Uniform,
+    /// A Poisson process at the planned rate: independent, bursty arrivals.
+    Poisson,
 }
 
 /// Load models.

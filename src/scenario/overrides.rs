@@ -1,10 +1,11 @@
 //! Command-line changes to a scenario's load (`--rate`, `--users`,
-//! `--duration`, `--think-scale`, `--persona`), checked as the file is.
+//! `--duration`, `--arrivals`, `--think-scale`, `--persona`), checked as the
+//! file is.
 
 use super::*;
 
 impl Scenario {
-    /// Applies `--rate`, `--users` and `--duration`.
+    /// Applies `--rate`, `--users`, `--duration`, `--arrivals`, `--persona` and `--think-scale`.
     pub fn apply_override(&mut self, o: &LoadOverride) -> Result<(), String> {
         let duration = o.duration.unwrap_or_else(|| self.load.duration());
         if duration.is_zero() {
@@ -18,13 +19,20 @@ impl Scenario {
             }
             (Some(rate), None) => {
                 limits::check_rate("--rate", rate)?;
-                let (max_users, queue_timeout) = match &self.load {
+                let (max_users, queue_timeout, arrivals) = match &self.load {
                     LoadPlan::Open {
                         max_users,
                         queue_timeout,
+                        arrivals,
                         ..
-                    } => ((*max_users).max(default_pool(rate)), *queue_timeout),
-                    LoadPlan::Closed { .. } => (default_pool(rate), Duration::ZERO),
+                    } => (
+                        (*max_users).max(default_pool(rate)),
+                        *queue_timeout,
+                        *arrivals,
+                    ),
+                    LoadPlan::Closed { .. } => {
+                        (default_pool(rate), Duration::ZERO, ArrivalProcess::Uniform)
+                    }
                 };
                 self.load = LoadPlan::Open {
                     stages: vec![OpenStage {
@@ -34,6 +42,7 @@ impl Scenario {
                     }],
                     max_users,
                     queue_timeout,
+                    arrivals,
                 };
             }
             (None, Some(users)) => {
@@ -62,6 +71,17 @@ impl Scenario {
                 }
             }
             (None, None) => {}
+        }
+        if let Some(process) = o.arrivals {
+            match &mut self.load {
+                LoadPlan::Open { arrivals, .. } => *arrivals = process,
+                LoadPlan::Closed { .. } => {
+                    return Err(
+                        "--arrivals is for the open model (give --rate, or an open-model scenario)"
+                            .into(),
+                    )
+                }
+            }
         }
         for spec in &o.persona_weights {
             let (name, weight) = spec

@@ -79,6 +79,34 @@ pub fn rebase_url(base: &str, url: &str) -> String {
     }
 }
 
+/// The seed of the Poisson draw when the file gives none: runs of one
+/// scenario see the same arrival times unless asked otherwise.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// How open-model arrivals are spaced over time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrivalProcess {
+    /// Evenly spaced at the planned rate: the n-th arrival when the planned
+    /// count reaches n.
+    Uniform,
+    /// A Poisson process at the planned rate (independent arrivals, bursty
+    /// as production traffic is), drawn from `seed`.
+    Poisson {
+        /// The seed of the draw.
+        seed: u64,
+    },
+}
+
+impl ArrivalProcess {
+    /// `uniform arrivals` or `Poisson arrivals (seed 1)`.
+    pub fn describe(&self) -> String {
+        match self {
+            ArrivalProcess::Uniform => "uniform arrivals".to_owned(),
+            ArrivalProcess::Poisson { seed } => format!("Poisson arrivals (seed {seed})"),
+        }
+    }
+}
+
 /// The load model with its stages.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoadPlan {
@@ -91,6 +119,8 @@ pub enum LoadPlan {
         /// How long an arrival that finds no idle user may wait for one before
         /// it counts as dropped (zero: dropped at once).
         queue_timeout: Duration,
+        /// How arrivals are spaced.
+        arrivals: ArrivalProcess,
     },
     /// Virtual users.
     Closed {
@@ -156,6 +186,8 @@ pub struct LoadOverride {
     pub think_scale: Option<f64>,
     /// `NAME=WEIGHT`: a persona's new weight (0 leaves it out).
     pub persona_weights: Vec<String>,
+    /// Space the open model's arrivals this way instead of the file's.
+    pub arrivals: Option<ArrivalProcess>,
 }
 
 /// A persona's step, resolved.

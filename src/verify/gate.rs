@@ -305,6 +305,7 @@ mod tests {
             target: "http://127.0.0.1:1".into(),
             tls_verify: true,
             model: "open".into(),
+            arrivals: None,
             started_at: String::new(),
             elapsed_s: 10.0,
             busy_s: 10.0,

@@ -113,6 +113,9 @@ cases = [
  ("two-bodies", 'expect = { status = [200] }\n\n[verify]', 'json = { a = 1 }\nform = { b = "2" }\nexpect = { status = [200] }\n\n[verify]', "[requests.open]", "more than one body"),
  ("chaos-without-selector", '[session]', '[kubernetes]\nnamespace = "clinic"\n\n[chaos]\n[[chaos.actions]]\naction = "kill-pod"\nat = "2s"\n\n[session]', "[kubernetes]", "selector"),
  ("chaos-kube-system", '[session]', '[kubernetes]\nnamespace = "kube-system"\nselector = "app=clinic"\n\n[chaos]\n[[chaos.actions]]\naction = "kill-pod"\nat = "2s"\n\n[session]', "[kubernetes]", "kube-system"),
+ ("arrivals-unknown", 'max_users = 20\n', 'max_users = 20\narrivals = "bursty"\n', "arrivals", "expected `uniform` or `poisson`"),
+ ("seed-without-poisson", 'max_users = 20\n', 'max_users = 20\nseed = 7\n', "seed", "add arrivals = \"poisson\""),
+ ("arrivals-closed-model", 'model = "open"\nmax_users = 20\n[[load.stages]]\nrate = 5', 'model = "closed"\narrivals = "poisson"\n[[load.stages]]\nusers = 5', "arrivals", "load.arrivals is for the open model"),
  ("chaos-after-the-end", '[session]', '[kubernetes]\nnamespace = "clinic"\nselector = "app=clinic"\n\n[chaos]\n[[chaos.actions]]\naction = "kill-pod"\nat = "10m"\n\n[session]', "[chaos]", "after the load ends"),
 ]
 out = os.path.dirname(os.path.abspath(__file__))
