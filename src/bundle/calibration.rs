@@ -2,13 +2,15 @@
 //! connection-pool samples, as `calibration.json` keeps them.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One step of the staircase, as measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// Offered arrivals per second.
     pub rate: f64,
-    /// Completed requests per second.
+    /// Completed work requests per second (setup requests, the logins and
+    /// token fetches a user makes once, left out: see `setup_per_s`).
     pub achieved: f64,
     /// Latency percentiles, ms.
     pub p50_ms: f64,
@@ -22,6 +24,20 @@ pub struct Step {
     pub error_rate: f64,
     /// Arrivals that found no free user.
     pub dropped: u64,
+    /// Work requests issued per arrival (the persona mix), when measured.
+    #[serde(default)]
+    pub work_per_arrival: Option<f64>,
+    /// Completed work requests per second, per request kind.
+    #[serde(default)]
+    pub by_request: BTreeMap<String, f64>,
+    /// Setup requests (logins, token fetches) completed per second, apart
+    /// from `achieved`.
+    #[serde(default)]
+    pub setup_per_s: f64,
+    /// The worst work request's p95 over the first and the last third of
+    /// the step, ms: a backlog that grows shows as a rising pair.
+    #[serde(default)]
+    pub p95_trend_ms: Option<(f64, f64)>,
 }
 
 impl Step {
@@ -50,6 +66,10 @@ impl Step {
                 failed as f64 / count as f64
             },
             dropped,
+            work_per_arrival: None,
+            by_request: BTreeMap::new(),
+            setup_per_s: 0.0,
+            p95_trend_ms: None,
         }
     }
 }

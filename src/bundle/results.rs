@@ -390,6 +390,10 @@ pub struct RunResults {
     pub tls_verify: bool,
     /// `open` or `closed`.
     pub model: String,
+    /// Per-user setup requests (the login, the token fetch): work a user does
+    /// once, not per arrival; calibration counts them apart from capacity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup_requests: Vec<String>,
     /// Open model: how arrivals were spaced, e.g. `Poisson arrivals (seed 1)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrivals: Option<String>,

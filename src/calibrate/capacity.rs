@@ -1,11 +1,14 @@
 //! From a staircase of open-model steps to per-pod capacity and the knee.
 //!
-//! Per-pod capacity C_pod = max over steps of X/R with p99 ≤ SLO, errors ≤
-//! budget and no dropped arrivals. The knee is the first step where the
-//! server stops keeping up: throughput falls short of the offered rate, or
-//! p99 leaves its low-load level behind.
+//! X counts work requests only: the setup a user does once (login, token)
+//! is left out, since it does not grow with the arrival rate. Per-pod
+//! capacity C_pod = max over the steps before the knee of X/R with p99 ≤ SLO,
+//! errors ≤ budget, no dropped arrivals and no growing backlog. The knee is
+//! the first step where the server stops keeping up: an arrival dropped,
+//! throughput short of the work offered, a backlog growing within the step,
+//! or p99 leaving its low-load level behind.
 
-use crate::bundle::{RunResults, Step};
+use crate::bundle::Step;
 use serde::{Deserialize, Serialize};
 
 /// The service-level objective capacity is measured against.
@@ -18,19 +21,31 @@ pub struct Slo {
 }
 
 impl Step {
-    /// Whether the step met the SLO, kept every arrival, and kept up with
-    /// the offered rate (a growing backlog is not sustainable, whatever the
-    /// latency of a short step says).
+    /// Whether the step met the SLO and kept up with what it was offered.
     pub fn meets(&self, slo: &Slo) -> bool {
-        self.p99_ms <= slo.p99_ms
-            && self.error_rate <= slo.error_budget
-            && self.dropped == 0
-            && self.keeps_up()
+        self.p99_ms <= slo.p99_ms && self.error_rate <= slo.error_budget && self.keeps_up()
     }
 
-    /// Throughput within 5% of the offered rate.
+    /// Work requests per second the step offered: its arrivals times the
+    /// work each arrival makes (1 when not measured).
+    pub fn offered_work(&self) -> f64 {
+        self.rate * self.work_per_arrival.unwrap_or(1.0)
+    }
+
+    /// Whether the backlog grew within the step: the p95 of its last third
+    /// more than twice that of its first third, and 5 ms more. A queue that
+    /// grows without bound shows here whatever the step's length; a ratio of
+    /// achieved to offered does not (a step serving 97.7% of its arrivals
+    /// falls behind by 2.3% of them every second).
+    pub fn backlog_grows(&self) -> bool {
+        self.p95_trend_ms
+            .is_some_and(|(first, last)| last > 2.0 * first && last - first > 5.0)
+    }
+
+    /// Kept up: no arrival dropped, throughput within 5% of the work offered,
+    /// and no growing backlog.
     pub fn keeps_up(&self) -> bool {
-        self.achieved >= 0.95 * self.rate
+        self.dropped == 0 && self.achieved >= 0.95 * self.offered_work() && !self.backlog_grows()
     }
 
     /// Concurrency in the system by Little's law: N = X · R.
@@ -39,23 +54,12 @@ impl Step {
     }
 }
 
-/// One step from a run's results: the whole run is the step. Throughput
-/// counts until the last request completed (at least the planned time), so a
-/// server that fell behind and drained a backlog shows its true rate.
-pub fn step_of(rate: f64, r: &RunResults) -> Step {
-    Step::measured(
-        rate,
-        r.overall.count,
-        r.overall.failed,
-        r.busy_s.max(r.planned_s),
-        &r.overall.latency,
-        r.totals.dropped_arrivals,
-    )
-}
-
-/// Per-pod capacity at the SLO: (requests per second per pod, index of the step that set it).
+/// Per-pod capacity at the SLO: (work requests per second per pod, index
+/// of the step that set it), from the steps before the knee only: a step
+/// past it may pass the SLO while its queue grows.
 pub fn per_pod_capacity(steps: &[Step], replicas: u32, slo: &Slo) -> Option<(f64, usize)> {
-    steps
+    let before_knee = knee(steps).unwrap_or(steps.len());
+    steps[..before_knee]
         .iter()
         .enumerate()
         .filter(|(_, s)| s.meets(slo))
@@ -70,6 +74,75 @@ pub fn knee(steps: &[Step]) -> Option<usize> {
     steps
         .iter()
         .position(|s| !s.keeps_up() || s.p99_ms > 3.0 * base || s.dropped > 0)
+}
+
+/// The capacity at step `i` in the other units a user scales on: per
+/// request kind, and for the persona mix as arrivals; the setup left out;
+/// and which unit the HPA target uses.
+pub fn units(step: &Step, i: usize, replicas: u32) -> Vec<String> {
+    let per_pod = |x: f64| x / replicas.max(1) as f64;
+    let mut out = Vec::new();
+    if step.by_request.len() > 1 {
+        let kinds: Vec<String> = step
+            .by_request
+            .iter()
+            .map(|(name, rate)| format!("{name} {:.1}", per_pod(*rate)))
+            .collect();
+        out.push(format!(
+            "per request kind at step {}, req/s per pod: {}",
+            i + 1,
+            kinds.join(", ")
+        ));
+    }
+    if let Some(w) = step.work_per_arrival {
+        out.push(format!(
+            "for the persona mix: {:.1} arrivals/s per pod, each making {w:.2} work requests",
+            per_pod(step.rate)
+        ));
+    }
+    if step.setup_per_s > 0.0 {
+        out.push(format!(
+            "left out of capacity: {:.1} setup requests/s (logins, token fetches) at step {}: a user makes them once, not per arrival",
+            step.setup_per_s,
+            i + 1
+        ));
+    }
+    out.push(
+        "the HPA target below is in work requests per second per pod (setup requests left out)"
+            .into(),
+    );
+    out
+}
+
+/// Why steps look as they do, where a number alone would mislead:
+/// throughput above the arrival rate, and backlogs that grew.
+pub fn explanations(steps: &[Step]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        if s.achieved > 1.05 * s.rate {
+            out.push(match s.work_per_arrival {
+                Some(w) => format!(
+                    "step {}: {:.1} work requests/s for {:.1} arrivals/s offered: each arrival makes {w:.2} requests (the persona mix)",
+                    i + 1,
+                    s.achieved,
+                    s.rate
+                ),
+                None => format!(
+                    "step {}: {:.1} requests/s for {:.1} arrivals/s offered, more than one request per arrival",
+                    i + 1,
+                    s.achieved,
+                    s.rate
+                ),
+            });
+        }
+        if let (true, Some((first, last))) = (s.backlog_grows(), s.p95_trend_ms) {
+            out.push(format!(
+                "step {}: the backlog grew: p95 rose from {first:.0} ms to {last:.0} ms within the step, a queue that does not drain",
+                i + 1
+            ));
+        }
+    }
+    out
 }
 
 /// Whether a staircase should stop: the SLO broken on the last two steps, or
@@ -96,6 +169,7 @@ mod tests {
             mean_ms: p99 / 3.0,
             error_rate: err,
             dropped,
+            ..Default::default()
         }
     }
 
@@ -118,6 +192,47 @@ mod tests {
         assert_eq!(knee(&steps), Some(2));
         assert!(saturated(&steps, &slo()));
         assert!(!saturated(&steps[..2], &slo()));
+    }
+
+    /// A step that passes the SLO while it falls behind is past the knee,
+    /// and capacity comes from a step before it: serving 98% of the arrivals
+    /// with p99 at four times its low-load level is a queue that grows.
+    #[test]
+    fn capacity_never_comes_from_the_knee_or_past_it() {
+        let steps = [
+            step(10.0, 10.0, 20.0, 0.0, 0),
+            step(20.0, 20.0, 21.0, 0.0, 0),
+            step(30.0, 29.4, 80.0, 0.0, 0),
+        ];
+        assert!(steps[2].meets(&slo()), "the SLO alone would take it");
+        assert_eq!(knee(&steps), Some(2));
+        assert_eq!(per_pod_capacity(&steps, 1, &slo()), Some((20.0, 1)));
+    }
+
+    /// A backlog that grows within a step (p95 of its last third more than
+    /// twice that of its first) is not keeping up, however short the step;
+    /// a flat one is.
+    #[test]
+    fn a_growing_backlog_is_not_keeping_up() {
+        let mut s = step(20.0, 20.0, 50.0, 0.0, 0);
+        s.p95_trend_ms = Some((10.0, 12.0));
+        assert!(s.keeps_up());
+        s.p95_trend_ms = Some((10.0, 40.0));
+        assert!(!s.keeps_up() && !s.meets(&slo()));
+        // Noise at the millisecond level is not a backlog.
+        s.p95_trend_ms = Some((1.0, 3.0));
+        assert!(s.keeps_up());
+    }
+
+    /// Throughput is judged against the work offered: a persona of two
+    /// requests per arrival keeps up at twice the arrival rate, not above it.
+    #[test]
+    fn throughput_is_judged_against_the_work_each_arrival_makes() {
+        let mut s = step(20.0, 40.0, 50.0, 0.0, 0);
+        s.work_per_arrival = Some(2.0);
+        assert!(s.keeps_up());
+        s.achieved = 30.0;
+        assert!(!s.keeps_up(), "30 of the 40 requests/s offered");
     }
 
     #[test]

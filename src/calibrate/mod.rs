@@ -54,8 +54,14 @@ pub struct Calibration {
     pub slo: Slo,
     /// The staircase.
     pub steps: Vec<Step>,
-    /// Per-pod capacity at the SLO, req/s.
+    /// Per-pod capacity at the SLO, work requests/s (setup requests left out).
     pub capacity_per_pod: Option<f64>,
+    /// The same capacity for the persona mix: arrivals/s per pod.
+    #[serde(default)]
+    pub capacity_arrivals_per_pod: Option<f64>,
+    /// The same capacity per request kind: requests/s per pod.
+    #[serde(default)]
+    pub capacity_by_request: std::collections::BTreeMap<String, f64>,
     /// Index of the step that set it.
     pub capacity_step: Option<usize>,
     /// Index of the first step past the knee.
@@ -83,17 +89,23 @@ pub fn analyse(steps: Vec<Step>, replicas: u32, slo: Slo, demand: &Demand) -> Ca
     let capacity = capacity::per_pod_capacity(&steps, replicas, &slo);
     let knee = capacity::knee(&steps);
     match capacity {
-        Some((c, i)) => reasons.push(format!(
-            "capacity {c:.1} req/s per pod: step {} achieved {:.1} req/s on {replicas} replicas with p99 {:.0} ms ≤ {:.0} ms and errors {:.2}% ≤ {:.2}%",
-            i + 1,
-            steps[i].achieved,
-            steps[i].p99_ms,
-            slo.p99_ms,
-            steps[i].error_rate * 100.0,
-            slo.error_budget * 100.0
-        )),
-        None => reasons.push("no step met the SLO: no capacity can be stated; start the staircase lower".into()),
+        Some((c, i)) => {
+            reasons.push(format!(
+                "capacity {c:.1} work requests/s per pod: step {} achieved {:.1} req/s on {replicas} replicas with p99 {:.0} ms ≤ {:.0} ms and errors {:.2}% ≤ {:.2}%",
+                i + 1,
+                steps[i].achieved,
+                steps[i].p99_ms,
+                slo.p99_ms,
+                steps[i].error_rate * 100.0,
+                slo.error_budget * 100.0
+            ));
+            reasons.extend(capacity::units(&steps[i], i, replicas));
+        }
+        None => reasons.push(
+            "no step met the SLO: no capacity can be stated; start the staircase lower".into(),
+        ),
     }
+    reasons.extend(capacity::explanations(&steps));
     if let Some(k) = knee {
         reasons.push(format!(
             "knee at step {} ({:.0} req/s offered, {:.0} achieved, p99 {:.0} ms)",
@@ -174,11 +186,24 @@ pub fn analyse(steps: Vec<Step>, replicas: u32, slo: Slo, demand: &Demand) -> Ca
         pool_size = per_replica;
         hpa_plan = Some(plan);
     }
+    let capacity_arrivals_per_pod = capacity.map(|(_, i)| steps[i].rate / replicas.max(1) as f64);
+    let capacity_by_request = capacity
+        .map(|(_, i)| {
+            steps[i]
+                .by_request
+                .iter()
+                .map(|(name, rate)| (name.clone(), rate / replicas.max(1) as f64))
+                .collect()
+        })
+        .unwrap_or_default();
     Calibration {
         replicas,
         slo,
         steps,
         capacity_per_pod: capacity.map(|c| c.0),
+        capacity_arrivals_per_pod,
+        capacity_by_request,
+
         capacity_step: capacity.map(|c| c.1),
         knee_step: knee,
         usl,
@@ -205,6 +230,7 @@ mod tests {
             mean_ms: p99 / 2.0,
             error_rate: 0.0,
             dropped: 0,
+            ..Default::default()
         }
     }
 

@@ -217,6 +217,8 @@ pub struct RunInfo {
     pub model: String,
     /// Open model: how arrivals are spaced.
     pub arrivals: Option<String>,
+    /// Per-user setup requests (login, token).
+    pub setup_requests: Vec<String>,
     /// Per stage: arrivals per second or users.
     pub stage_targets: Vec<f64>,
     /// Why the run stopped early, if it did.
@@ -544,6 +546,7 @@ impl Recorder {
             tls_verify: !info.tls_unverified,
             model: info.model,
             arrivals: info.arrivals,
+            setup_requests: info.setup_requests,
             started_at: humantime::format_rfc3339_seconds(
                 self.started
                     .get_or_init(|| (Instant::now(), SystemTime::now()))

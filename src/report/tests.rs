@@ -43,6 +43,7 @@ fn calibration() -> calibrate::Calibration {
         mean_ms: p99 / 2.0,
         error_rate: 0.0,
         dropped: 0,
+        ..Default::default()
     };
     calibrate::analyse(
         vec![

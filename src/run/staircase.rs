@@ -4,8 +4,8 @@
 //! or the steps read back from an earlier multi-stage open-model bundle.
 //! The analysis is `calibrate` (pure); this module only runs and reads.
 
-use crate::bundle::Step;
-use crate::calibrate::capacity::{saturated, step_of, Slo};
+use crate::bundle::{CellStats, Percentiles, RunResults, StageStats, Stats, Step};
+use crate::calibrate::capacity::{saturated, Slo};
 use crate::run::{RunError, RunRequest};
 use crate::scenario::{ArrivalProcess, LoadOverride};
 use std::path::{Path, PathBuf};
@@ -55,7 +55,16 @@ pub async fn run_step(s: &Staircase, rate: f64) -> Result<Option<(Step, PathBuf)
     if report.results.interrupted.is_some() {
         return Ok(None);
     }
-    Ok(Some((step_of(rate, &report.results), report.bundle)))
+    // The whole run is the step. Throughput counts until the last request
+    // completed (at least the planned time), so a server that fell behind
+    // and drained a backlog shows its true rate.
+    let r = &report.results;
+    let stage = r
+        .stages
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("step at {rate}/s: the run has no stage"))?;
+    let step = stage_step(&report.bundle, r, stage, rate, r.busy_s.max(r.planned_s))?;
+    Ok(Some((step, report.bundle)))
 }
 
 /// Climbs until saturation or `max_steps`; `each` sees every step as it ends.
@@ -78,8 +87,7 @@ pub async fn climb(
     Ok(steps)
 }
 
-/// Steps from an earlier open-model bundle whose stages climbed: each stage's
-/// cells merged into one step.
+/// Steps from an earlier open-model bundle whose stages climbed: one per stage.
 pub fn steps_from_bundle(dir: &Path) -> anyhow::Result<Vec<Step>> {
     let r = crate::bundle::read_results(dir)?;
     if r.model != "open" {
@@ -89,20 +97,101 @@ pub fn steps_from_bundle(dir: &Path) -> anyhow::Result<Vec<Step>> {
             r.model
         );
     }
-    let mut steps = Vec::new();
-    for stage in &r.stages {
-        let cells: Vec<_> = r.cells.iter().filter(|c| c.stage == stage.index).collect();
-        let merged = crate::report::merged_latency(dir, cells.iter().copied())?;
-        let count: u64 = cells.iter().map(|c| c.stats.count).sum();
-        let failed: u64 = cells.iter().map(|c| c.stats.failed).sum();
-        steps.push(Step::measured(
-            stage.target,
-            count,
-            failed,
-            stage.end_s - stage.start_s,
-            &crate::bundle::Percentiles::from_hist(&merged),
-            stage.dropped,
-        ));
+    r.stages
+        .iter()
+        .map(|stage| stage_step(dir, &r, stage, stage.target, stage.end_s - stage.start_s))
+        .collect()
+}
+
+/// One step from stage `stage` of the bundle in `dir`, over `seconds`: its
+/// work requests merged, and the run's setup requests (logins, token
+/// fetches) counted apart: a user makes them once, however many arrivals
+/// it serves, so they are not capacity.
+fn stage_step(
+    dir: &Path,
+    r: &RunResults,
+    stage: &StageStats,
+    rate: f64,
+    seconds: f64,
+) -> anyhow::Result<Step> {
+    let is_setup = |name: &str| r.setup_requests.iter().any(|s| s == name);
+    let (work, setup): (Vec<&CellStats>, Vec<&CellStats>) = r
+        .cells
+        .iter()
+        .filter(|c| c.stage == stage.index)
+        .partition(|c| !is_setup(&c.request));
+    let merged = crate::report::merged_latency(dir, work.iter().copied())?;
+    let seconds = seconds.max(1e-9);
+    let sum = |cells: &[&CellStats], of: fn(&Stats) -> u64| {
+        cells.iter().map(|c| of(&c.stats)).sum::<u64>()
+    };
+    let mut step = Step::measured(
+        rate,
+        sum(&work, |s| s.count),
+        sum(&work, |s| s.failed),
+        seconds,
+        &Percentiles::from_hist(&merged),
+        stage.dropped,
+    );
+    for cell in &work {
+        *step.by_request.entry(cell.request.clone()).or_default() +=
+            cell.stats.count as f64 / seconds;
     }
-    Ok(steps)
+    step.setup_per_s = sum(&setup, |s| s.count) as f64 / seconds;
+    step.work_per_arrival = work_per_arrival(r, stage, &work, &is_setup);
+    step.p95_trend_ms = p95_trend(r, stage.start_s, stage.end_s, &is_setup);
+    Ok(step)
+}
+
+/// Work requests per arrival: exact for a run of one stage (requests
+/// issued ÷ arrivals admitted); for a stage of a longer run, the requests
+/// the stage completed ÷ its admitted arrivals. None without arrivals.
+fn work_per_arrival(
+    r: &RunResults,
+    stage: &StageStats,
+    work: &[&CellStats],
+    is_setup: &dyn Fn(&str) -> bool,
+) -> Option<f64> {
+    let admitted = stage.arrivals.saturating_sub(stage.dropped);
+    let requests: u64 = if r.stages.len() == 1 {
+        r.requests
+            .iter()
+            .filter(|s| !is_setup(&s.name))
+            .map(|s| s.issued)
+            .sum()
+    } else {
+        work.iter().map(|c| c.stats.count).sum()
+    };
+    (admitted > 0 && requests > 0).then(|| requests as f64 / admitted as f64)
+}
+
+/// The worst work request's p95, second by second within `[from_s,
+/// to_s)`, averaged over the first and the last third; None with fewer than
+/// six seconds of traffic (too short to tell a trend from noise).
+fn p95_trend(
+    r: &RunResults,
+    from_s: f64,
+    to_s: f64,
+    is_setup: &dyn Fn(&str) -> bool,
+) -> Option<(f64, f64)> {
+    let mut worst: std::collections::BTreeMap<u64, f64> = Default::default();
+    for timeline in r.request_timelines.iter().filter(|t| !is_setup(&t.request)) {
+        for row in &timeline.rows {
+            let at = row.second as f64;
+            if row.requests > 0 && at >= from_s && at < to_s {
+                let p95 = worst.entry(row.second).or_default();
+                *p95 = p95.max(row.p95_ms);
+            }
+        }
+    }
+    let values: Vec<f64> = worst.into_values().collect();
+    if values.len() < 6 {
+        return None;
+    }
+    let third = values.len() / 3;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    Some((
+        mean(&values[..third]),
+        mean(&values[values.len() - third..]),
+    ))
 }

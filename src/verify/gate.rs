@@ -306,6 +306,7 @@ mod tests {
             tls_verify: true,
             model: "open".into(),
             arrivals: None,
+            setup_requests: Vec::new(),
             started_at: String::new(),
             elapsed_s: 10.0,
             busy_s: 10.0,

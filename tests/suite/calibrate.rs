@@ -347,3 +347,119 @@ async fn near_capacity_poisson_arrivals_queue_where_uniform_ones_do_not() {
         "p99 with uniform arrivals {uniform:.1} ms, with Poisson arrivals {poisson:.1} ms"
     );
 }
+
+/// A persona that logs in before its work: the logins (one per user, not
+/// per arrival, and holding no database connection) are counted apart, and
+/// capacity is the pooled search's: within 10% of pool ÷ hold. The capacity
+/// step always comes before the knee.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_not_capacity_and_the_pooled_request_sets_it() {
+    let _engine = engine_lock().await;
+    let cluster = pool_cluster(1, None).await;
+    let out = tempfile::tempdir().unwrap();
+    let scenario = scenario_file(
+        out.path(),
+        "login-then-search",
+        &format!(
+            r#"[target]
+base_url = "{}"
+replica_header = "X-Served-By"
+timeout = "5s"
+
+[auth]
+kind = "openmrs-basic"
+username = "admin"
+password = "Admin123"
+
+[[feeders]]
+name = "patient"
+file = "patients.csv"
+order = "random"
+
+[load]
+model = "open"
+[[load.stages]]
+rate = 10
+hold = "2s"
+
+[[personas]]
+name = "clinician"
+steps = [{{ request = "search" }}]
+
+[requests.search]
+path = "/openmrs/ws/rest/v1/patient?q=${{patient.family}}&limit=5"
+expect = {{ status = [200] }}
+"#,
+            cluster.url
+        ),
+    );
+    let stairs = Staircase {
+        scenario,
+        ..staircase(
+            &cluster.url,
+            140.0,
+            20.0,
+            Duration::from_secs(3),
+            7,
+            out.path(),
+        )
+    };
+    // The pool's true hold time, as its metrics show it (a 20 ms sleep
+    // holds a little longer), makes the truth: pool ÷ hold.
+    let metrics: Vec<String> = replica_urls(&cluster)
+        .iter()
+        .map(|u| format!("{u}/actuator/prometheus"))
+        .collect();
+    let scraper = surge::run::scrape::Scraper::start(metrics, Duration::from_millis(500));
+    let steps = climb(&stairs, |_, _| {}).await.expect("the staircase runs");
+    let (hold, _) =
+        surge::calibrate::pool::hold_time(&scraper.finish().await).expect("checkouts were scraped");
+    cluster.shutdown().await;
+    let table = surge::report::staircase_table(&steps);
+    for s in &steps {
+        assert!(s.setup_per_s > 0.0, "every step's users logged in\n{table}");
+        assert!(
+            s.achieved <= 1.05 * s.offered_work(),
+            "no more work than was offered: {s:?}"
+        );
+        assert_eq!(s.by_request.keys().collect::<Vec<_>>(), ["search"]);
+    }
+    let c = analyse(
+        steps,
+        1,
+        SLO,
+        &Demand {
+            base_rate: None,
+            peak_rate: None,
+            growth_per_s: 0.0,
+            metric_window_s: 30.0,
+            pod_start_s: 20.0,
+            readiness_s: 5.0,
+            hold_s: None,
+            wait_probability: 0.05,
+            pool_floor: 1,
+            connection_budget: 97,
+        },
+    );
+    eprintln!("{table}{}", c.reasons.join("\n"));
+    let truth = POOL as f64 / hold;
+    let measured = c
+        .capacity_per_pod
+        .unwrap_or_else(|| panic!("no capacity: {table}"));
+    assert!(
+        (measured - truth).abs() / truth <= 0.10,
+        "measured {measured:.1} req/s per pod vs pool ÷ hold {truth:.1} (hold {:.1} ms)\n{table}",
+        hold * 1000.0
+    );
+    assert!(
+        c.reasons.iter().any(|r| r.contains("left out of capacity")),
+        "{:?}",
+        c.reasons
+    );
+    if let (Some(cap), Some(knee)) = (c.capacity_step, c.knee_step) {
+        assert!(
+            cap < knee,
+            "capacity step {cap} before the knee {knee}\n{table}"
+        );
+    }
+}
