@@ -126,8 +126,9 @@ pub fn analyse(steps: Vec<Step>, replicas: u32, slo: Slo, demand: &Demand) -> Ca
     let usl = usl::fit(&points);
     if let Some(f) = &usl {
         reasons.push(format!(
-            "USL over {} steps: σ {:.3} ({:.3}–{:.3}), κ {:.5} ({:.5}–{:.5}), peak at N* {:.0} ({:.0}–{:.0}) in flight, R² {:.3}",
+            "USL over {} steps: {}; σ {:.3} ({:.3}–{:.3}), κ {:.5} ({:.5}–{:.5}), peak at N* {:.0} ({:.0}–{:.0}) in flight, R² {:.3}",
             steps.len(),
+            f.verdict_text(),
             f.sigma,
             f.sigma_range.0,
             f.sigma_range.1,

@@ -207,9 +207,86 @@ pub fn measured_hold_reason(samples: &[PoolSample], hold_given: bool) -> String 
     }
 }
 
+/// When the scraped pool series show the pool used up (every connection
+/// active and threads waiting for one), the reason that says the pool set
+/// the capacity, what pool the target rate needs, and that capacity must be
+/// measured again after the change, with what the pool alone would then
+/// allow. None while the pool had room.
+pub fn bound_reason(
+    samples: &[PoolSample],
+    hold_s: Option<f64>,
+    recommended: Option<u32>,
+) -> Option<String> {
+    let full = samples
+        .iter()
+        .filter(|s| s.max > 0.0 && s.active >= s.max && s.pending > 0.0)
+        .max_by(|a, b| a.pending.total_cmp(&b.pending))?;
+    let mut reason = format!(
+        "the POOL BOUND THE CAPACITY: all {:.0} connections were in use with {:.0} threads waiting ({})",
+        full.max, full.pending, full.url
+    );
+    if let Some(hold) = hold_s.filter(|h| *h > 0.0) {
+        reason += &format!(
+            "; {:.0} connections held {:.1} ms each serve at most {:.0} req/s per pod",
+            full.max,
+            hold * 1000.0,
+            full.max / hold
+        );
+    }
+    if let Some(n) = recommended {
+        reason += &format!("; the pool recommended below is {n}");
+        if let Some(hold) = hold_s.filter(|h| *h > 0.0) {
+            reason += &format!(
+                ", which alone would allow about {:.0} req/s per pod",
+                n as f64 / hold
+            );
+        }
+    }
+    reason += ": after changing the pool, measure capacity again (the HPA target above rests on the old pool)";
+    Some(reason)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(active: f64, pending: f64, max: f64) -> PoolSample {
+        PoolSample {
+            url: "http://pod-1/actuator/prometheus".into(),
+            active,
+            pending,
+            max,
+            ..Default::default()
+        }
+    }
+
+    /// Named as the bound only when every connection was busy and threads
+    /// waited; a pool with room, or busy without a queue, is not.
+    #[test]
+    fn a_used_up_pool_is_named_as_the_bound() {
+        let full = [sample(2.0, 0.0, 4.0), sample(4.0, 7.0, 4.0)];
+        let reason = bound_reason(&full, Some(0.02), Some(9)).expect("the pool was used up");
+        assert!(reason.contains("POOL BOUND THE CAPACITY"), "{reason}");
+        assert!(
+            reason.contains("all 4 connections were in use with 7 threads waiting"),
+            "{reason}"
+        );
+        assert!(reason.contains("at most 200 req/s per pod"), "{reason}");
+        assert!(
+            reason.contains("recommended below is 9, which alone would allow about 450"),
+            "{reason}"
+        );
+        assert!(reason.contains("measure capacity again"), "{reason}");
+        assert_eq!(
+            bound_reason(&[sample(3.0, 0.0, 4.0)], Some(0.02), Some(9)),
+            None
+        );
+        assert_eq!(
+            bound_reason(&[sample(4.0, 0.0, 4.0)], Some(0.02), Some(9)),
+            None
+        );
+        assert_eq!(bound_reason(&[], None, None), None);
+    }
 
     fn seed(replicas: u32) -> Plan {
         Plan {

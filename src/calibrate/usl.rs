@@ -189,6 +189,64 @@ pub fn fit(points: &[(f64, f64)]) -> Option<UslFit> {
     })
 }
 
+/// What a fit says about the system, judged on the fit itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// R² below [`GOOD_FIT`]: the curve does not describe these steps; the
+    /// capacity stands on the steps alone.
+    PoorFit,
+    /// No peak, and throughput flat past a point (σ near 1): a fixed
+    /// resource, such as a connection pool, caps it.
+    HardCeiling,
+    /// No peak, throughput levelling off (σ): queueing for shared resources.
+    Contention,
+    /// A peak at N*, then falling throughput (κ above zero in every refit):
+    /// adding load loses work.
+    CoherencyBound,
+}
+
+/// The R² a fit needs before its shape is read as the system's.
+pub const GOOD_FIT: f64 = 0.9;
+
+impl UslFit {
+    /// The fit's verdict on itself.
+    pub fn verdict(&self) -> Verdict {
+        if !(self.r_squared >= GOOD_FIT) {
+            Verdict::PoorFit
+        } else if self.n_star.is_finite() && self.kappa_range.0 > 0.0 {
+            // κ above zero in every bootstrap refit, not by a hair in one.
+            Verdict::CoherencyBound
+        } else if self.sigma >= 0.5 {
+            Verdict::HardCeiling
+        } else {
+            Verdict::Contention
+        }
+    }
+
+    /// The verdict in words, for the reasons.
+    pub fn verdict_text(&self) -> String {
+        match self.verdict() {
+            Verdict::PoorFit => format!(
+                "poor fit (R² {:.3} < {GOOD_FIT}): the USL does not describe these steps and is not used; the capacity above stands on the steps alone",
+                self.r_squared
+            ),
+            Verdict::HardCeiling => format!(
+                "a hard ceiling (σ {:.2}, no peak): throughput stops growing at about {:.0} req/s, as when a fixed resource such as a connection pool is used up",
+                self.sigma, self.x_max
+            ),
+            Verdict::Contention => format!(
+                "contention (σ {:.3}, no peak): throughput levels off as load grows, towards {:.0} req/s",
+                self.sigma, self.x_max
+            ),
+            Verdict::CoherencyBound => format!(
+                "coherency-bound (κ {:.5}): throughput peaks at N* {:.0} in flight ({:.0} req/s) and falls beyond it",
+                self.kappa, self.n_star, self.x_max
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +305,37 @@ mod tests {
         let f = fit(&pts).unwrap();
         assert!(f.sigma < 1e-6 && f.kappa < 1e-9);
         assert!(f.n_star.is_infinite());
+    }
+
+    /// Each shape gets its verdict, and a curve that does not describe the
+    /// points is called a poor fit whatever its parameters say.
+    #[test]
+    fn the_fit_judges_its_own_shape() {
+        let coherency = fit(&synthetic(120.0, 0.05, 0.002, 0.0)).unwrap();
+        assert_eq!(coherency.verdict(), Verdict::CoherencyBound);
+        let contention = fit(&synthetic(120.0, 0.1, 0.0, 0.0)).unwrap();
+        assert_eq!(contention.verdict(), Verdict::Contention);
+        // A pool caps throughput: it grows, then stays flat.
+        let ceiling: Vec<(f64, f64)> = [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0]
+            .iter()
+            .map(|&n: &f64| (n, (100.0 * n).min(200.0)))
+            .collect();
+        let f = fit(&ceiling).unwrap();
+        assert!(
+            matches!(f.verdict(), Verdict::HardCeiling | Verdict::PoorFit),
+            "{f:?}"
+        );
+        let scattered = [
+            (1.0, 50.0),
+            (2.0, 10.0),
+            (3.0, 90.0),
+            (4.0, 20.0),
+            (5.0, 70.0),
+        ];
+        if let Some(f) = fit(&scattered) {
+            assert_eq!(f.verdict(), Verdict::PoorFit, "{f:?}");
+            assert!(f.verdict_text().contains("not used"));
+        }
     }
 
     #[test]

@@ -121,6 +121,12 @@ pub async fn calibrate(
             0,
             calibrate::pool::measured_hold_reason(&pool_samples, hold_given),
         );
+        let recommended = result.pool.as_ref().map(|p| p.size);
+        if let Some(bound) =
+            calibrate::pool::bound_reason(&pool_samples, demand.hold_s, recommended)
+        {
+            result.reasons.insert(1, bound);
+        }
         result.pool_metrics = pool_samples;
     }
     let mut verified = true;

@@ -463,3 +463,65 @@ expect = {{ status = [200] }}
         );
     }
 }
+
+/// `surge calibrate` with the pool's metrics: a staircase that uses the
+/// pool up names the pool as the bound (and says to measure again after
+/// changing it); one that stays well inside the pool does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_up_pool_is_named_as_the_bound_and_a_roomy_one_is_not() {
+    use surge::run::calibrate::{calibrate, CalibrateRequest, StepSource};
+    let _engine = engine_lock().await;
+    let cluster = pool_cluster(1, None).await;
+    let out = tempfile::tempdir().unwrap();
+    let metrics: Vec<String> = replica_urls(&cluster)
+        .iter()
+        .map(|u| format!("{u}/actuator/prometheus"))
+        .collect();
+    let mut reasons = Vec::new();
+    for (name, start, steps) in [("roomy", 40.0, 2), ("used-up", 200.0, 3)] {
+        let request = CalibrateRequest {
+            source: StepSource::Climb(staircase(
+                &cluster.url,
+                start,
+                40.0,
+                Duration::from_secs(3),
+                steps,
+                &out.path().join(name),
+            )),
+            replicas: 1,
+            slo: SLO,
+            demand: Demand {
+                base_rate: None,
+                peak_rate: None,
+                growth_per_s: 0.0,
+                metric_window_s: 30.0,
+                pod_start_s: 20.0,
+                readiness_s: 5.0,
+                hold_s: None,
+                wait_probability: 0.05,
+                pool_floor: 1,
+                connection_budget: 97,
+            },
+            pod_start_from: None,
+            verify: false,
+            metrics_urls: metrics.clone(),
+            recommendations: surge::report::Recommendations {
+                workload: surge::calibrate::manifest::Workload {
+                    kind: "Deployment".into(),
+                    name: "fhir".into(),
+                    namespace: None,
+                    metric: "http_server_requests_per_second".into(),
+                },
+                keda: None,
+            },
+            dir: out.path().join(name).join("calibration"),
+        };
+        let report = calibrate(&request, &mut |_| {}).await.expect("calibrates");
+        reasons.push(report.calibration.reasons.join("\n"));
+    }
+    cluster.shutdown().await;
+    let (roomy, used_up) = (&reasons[0], &reasons[1]);
+    assert!(!roomy.contains("POOL BOUND"), "{roomy}");
+    assert!(used_up.contains("POOL BOUND THE CAPACITY"), "{used_up}");
+    assert!(used_up.contains("measure capacity again"), "{used_up}");
+}
