@@ -8,6 +8,7 @@ use super::RunError;
 use crate::calibrate::capacity::Slo;
 use crate::calibrate::{self, Calibration, Demand};
 use crate::report::Recommendations;
+use crate::scenario::ArrivalProcess;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -129,16 +130,35 @@ pub async fn calibrate(
         }
         result.pool_metrics = pool_samples;
     }
+    if let StepSource::Climb(stairs) = &request.source {
+        result.reasons.insert(
+            0,
+            match stairs.arrivals {
+                ArrivalProcess::Poisson { seed } => format!(
+                    "each step's arrivals were a Poisson process (seed {seed}): bursty, as production traffic comes, so a step near capacity queues as it would in production"
+                ),
+                ArrivalProcess::Uniform => "each step's arrivals were evenly spaced (--arrivals uniform): near capacity this hides the queueing bursty production traffic causes".to_owned(),
+            },
+        );
+    }
     let mut verified = true;
     if let (true, StepSource::Climb(stairs), Some(plan)) =
         (request.verify, &request.source, &result.hpa)
     {
+        // The target is in work requests; the replay offers arrivals, each
+        // making the capacity step's work per arrival.
         let rate = plan.target_per_pod * request.replicas as f64;
-        verified = match staircase::run_step(stairs, rate).await {
+        let per_arrival = result
+            .capacity_step
+            .and_then(|i| result.steps[i].work_per_arrival)
+            .unwrap_or(1.0);
+        let arrivals = rate / per_arrival;
+        verified = match staircase::run_step(stairs, arrivals).await {
             Ok(Some((step, _))) => {
                 let held = step.meets(&request.slo);
                 result.reasons.push(format!(
-                    "verification: {rate:.1} req/s (the HPA target × {} replicas) gave p99 {:.0} ms, errors {:.2}%: {}",
+                    "verification: {arrivals:.1} arrivals/s ({} work req/s, the HPA target × {} replicas) gave p99 {:.0} ms, errors {:.2}%: {}",
+                    format_args!("{rate:.1}"),
                     request.replicas,
                     step.p99_ms,
                     step.error_rate * 100.0,

@@ -17,6 +17,7 @@ pub mod limits;
 mod model;
 mod overrides;
 mod redact;
+mod requests;
 mod spec;
 mod template;
 pub mod threshold;
@@ -33,6 +34,7 @@ pub use threshold::Threshold;
 pub use units::{parse_duration, Dur, Think};
 
 use compile::*;
+use requests::*;
 
 use model::{
     ArrivalsDef, AuthDef, AuthKind, LoadDef, LoadModel, RequestDef, ScenarioFile, SessionDef,

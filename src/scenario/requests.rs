@@ -1,0 +1,271 @@
+//! Compiling one `[requests.NAME]` table: its method, path, headers and
+//! body, its expectations, captures and JSON paths, its read-back rule, and
+//! the placeholders only a capture or a feeder can fill.
+
+use super::*;
+
+/// Every JSON path a request uses, parsed as the engine will parse it;
+/// `Err` has the first path that does not parse and why.
+pub(super) fn check_json_paths(spec: &RequestSpec) -> Result<(), (String, String)> {
+    let captures = spec
+        .captures
+        .iter()
+        .map(|(_, from)| from)
+        .chain(spec.consistency.as_ref().map(|c| &c.id))
+        .filter_map(|from| match from {
+            CaptureFrom::Json(path) => Some(path),
+            CaptureFrom::Header(_) => None,
+        });
+    let paths = spec
+        .expect
+        .json_present
+        .iter()
+        .chain(spec.expect.json_equals.keys())
+        .chain(captures);
+    for path in paths {
+        json_path::parse(path).map_err(|why| (path.clone(), why))?;
+    }
+    Ok(())
+}
+
+pub(super) fn compile_request(
+    name: &str,
+    def: &RequestDef,
+    fixtures: &Path,
+) -> Result<RequestSpec, String> {
+    let bodies = [
+        def.json.is_some(),
+        def.json_file.is_some(),
+        def.form.is_some(),
+        def.multipart.is_some(),
+        def.body_file.is_some(),
+        def.body_template.is_some(),
+        def.generate.is_some(),
+    ];
+    if bodies.iter().filter(|b| **b).count() > 1 {
+        return Err(format!(
+            "request `{name}` has more than one body: expected at most one of json, json_file, form, multipart, body_file, body_template, generate"
+        ));
+    }
+    if def.content_type.is_some() && def.body_file.is_none() && def.body_template.is_none() {
+        return Err(format!(
+            "request `{name}`: content_type goes with body_file or body_template"
+        ));
+    }
+    let body = if let Some(value) = &def.json {
+        let json =
+            serde_json::to_value(value).map_err(|e| format!("request `{name}`: json body: {e}"))?;
+        Body::Json(JsonTemplate::from_json(&json).map_err(|e| format!("request `{name}`: {e}"))?)
+    } else if let Some(file) = &def.json_file {
+        let bytes = read_fixture(fixtures, file)?;
+        let json: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("json_file {file}: not JSON: {e}"))?;
+        Body::Json(JsonTemplate::from_json(&json).map_err(|e| format!("json_file {file}: {e}"))?)
+    } else if let Some(form) = &def.form {
+        Body::Form(form.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    } else if let Some(parts) = &def.multipart {
+        let mut out = Vec::new();
+        for part in parts {
+            out.push(match (&part.value, &part.file) {
+                (None, None) if part.generate.is_some() && part.content_type.is_none() => {
+                    let g = part.generate.expect("checked just above");
+                    Part::Generated {
+                        name: part.name.clone(),
+                        content: Generated { kind: g.kind, size: g.size.0 },
+                    }
+                }
+                (Some(value), None) if part.content_type.is_none() && part.generate.is_none() => Part::Text {
+                    name: part.name.clone(),
+                    value: value.clone(),
+                },
+                (None, Some(file)) if part.generate.is_none() => Part::File {
+                    name: part.name.clone(),
+                    file_name: Path::new(file).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                    bytes: read_fixture(fixtures, file)?.into(),
+                    content_type: part.content_type.clone().unwrap_or_else(|| "application/octet-stream".into()),
+                },
+                _ => {
+                    return Err(format!(
+                        "request `{name}`: multipart part `{}` needs one of value (text), file (with optional content_type) or generate",
+                        part.name
+                    ))
+                }
+            });
+        }
+        Body::Multipart(out)
+    } else if let Some(file) = &def.body_template {
+        let bytes = read_fixture(fixtures, file)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("request `{name}`: body_template {file:?} is not UTF-8 text"))?;
+        Body::Text {
+            template: Template::parse(&text)
+                .map_err(|e| format!("request `{name}`: body_template {file:?}: {e}"))?,
+            content_type: def
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "text/plain".into()),
+        }
+    } else if let Some(file) = &def.body_file {
+        Body::Raw {
+            bytes: read_fixture(fixtures, file)?.into(),
+            content_type: def
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into()),
+        }
+    } else if let Some(g) = &def.generate {
+        Body::Generated {
+            content: Generated {
+                kind: g.kind,
+                size: g.size.0,
+            },
+        }
+    } else {
+        Body::None
+    };
+    let consistency = match &def.consistency {
+        None => None,
+        Some(_) if !body.generates() => {
+            return Err(format!(
+                "request `{name}`: consistency checks compare generated content: add generate = {{ kind = \"pdf\", size = \"16KiB\" }} to the body or a multipart part, or send a body_template holding ${{uuid}}"
+            ))
+        }
+        Some(c) => Some(ConsistencySpec {
+            id: capture_source(name, "consistency.id", &c.id)?,
+            read: c.read.clone(),
+            rule: read_rule(name, c, fixtures)?,
+        }),
+    };
+    if let Some(bad) = def.expect.status.iter().find(|s| !(100..=599).contains(*s)) {
+        return Err(format!(
+            "request `{name}`: expect.status {bad} is not an HTTP status (100-599)"
+        ));
+    }
+    let captures = def
+        .capture
+        .iter()
+        .map(|(var, from)| {
+            Ok((
+                var.clone(),
+                capture_source(name, &format!("capture `{var}`"), from)?,
+            ))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(RequestSpec {
+        name: name.to_owned(),
+        method: def.method,
+        path: def.path.clone(),
+        headers: def
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        body,
+        expect: Expect {
+            status: def.expect.status.clone(),
+            json_present: def.expect.json_present.clone(),
+            json_equals: def.expect.json_equals.clone(),
+            body_contains: def.expect.body_contains.clone(),
+        },
+        captures,
+        consistency,
+        ends_session: def.ends_session,
+        rebase: def.rebase,
+        optional: def.optional,
+    })
+}
+
+pub(super) fn read_rule(
+    name: &str,
+    c: &model::ConsistencyDef,
+    fixtures: &Path,
+) -> Result<ReadRule, String> {
+    let mut rule = ReadRule::default();
+    if let Some(m) = c.method {
+        rule.method = m;
+    }
+    rule.by_status = match c.compare.as_deref() {
+        None | Some("bytes") => false,
+        Some("status") => true,
+        Some(other) => {
+            return Err(format!(
+            "request `{name}`: consistency.compare = {other:?}: expected \"bytes\" or \"status\""
+        ))
+        }
+    };
+    if let Some(absent) = &c.absent {
+        rule.absent = absent.clone();
+    }
+    match (&c.body_file, &c.content_type) {
+        (Some(file), content_type) => {
+            rule.body = Some((
+                content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/json".into()),
+                read_fixture(fixtures, file)?.into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(format!(
+                "request `{name}`: consistency.content_type goes with consistency.body_file"
+            ))
+        }
+        (None, None) => {}
+    }
+    Ok(rule)
+}
+
+/// Parses where a value is read from: `header:Name` or a JSON path.
+pub(super) fn capture_source(request: &str, what: &str, from: &str) -> Result<CaptureFrom, String> {
+    match from.strip_prefix("header:") {
+        Some(h) if !h.trim().is_empty() => Ok(CaptureFrom::Header(h.trim().to_ascii_lowercase())),
+        Some(_) => Err(format!(
+            "request `{request}`: {what}: header name missing after `header:`"
+        )),
+        None if !from.trim().is_empty() => Ok(CaptureFrom::Json(from.trim().to_owned())),
+        None => Err(format!(
+            "request `{request}`: {what}: expected a JSON path or header:Name"
+        )),
+    }
+}
+
+pub(super) fn check_placeholders(
+    spec: &RequestSpec,
+    feeders: &[Arc<Feeder>],
+    captured: &BTreeSet<&str>,
+) -> Result<(), String> {
+    let read = spec.consistency.as_ref().map(|c| &c.read);
+    let templates = std::iter::once(&spec.path)
+        .chain(read)
+        .chain(spec.headers.iter().map(|(_, t)| t))
+        .chain(spec.body.templates());
+    for template in templates {
+        for segment in template.segments() {
+            match segment {
+                Segment::Feeder { feeder, column } => {
+                    let f = feeders
+                        .iter()
+                        .find(|f| &f.name == feeder)
+                        .ok_or_else(|| format!("request `{}` uses `${{{feeder}.{column}}}` but there is no feeder `{feeder}`", spec.name))?;
+                    if !f.columns.contains(column) {
+                        return Err(format!(
+                            "request `{}` uses `${{{feeder}.{column}}}` but feeder `{feeder}` has columns {}",
+                            spec.name,
+                            f.columns.join(", ")
+                        ));
+                    }
+                }
+                // `${id}` in a read-back path is the stored object's id.
+                Segment::Var(var) if var == "id" && spec.consistency.as_ref().is_some_and(|c| c.read.segments().contains(segment)) => {}
+                Segment::Var(var) if !captured.contains(var.as_str()) => {
+                    return Err(format!(
+                        "request `{}` uses `${{{var}}}` but no request captures `{var}` (add capture = {{ {var} = \"json.path\" }})",
+                        spec.name
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
