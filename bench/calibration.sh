@@ -3,10 +3,14 @@
 # capacity is known: pool ÷ hold per replica, with the hold time measured
 # from the pool's own metrics (a sleep holds a little longer than asked).
 # Three pool/hold settings, each calibrated with a FHIR search (no login) and
-# with an OpenMRS login-then-search persona. Loopback only; every staircase
+# with an OpenMRS login-then-search persona (sessions shared between the
+# replicas, so round-robin does not log users out). Loopback only; every staircase
 # is bounded (8 steps of 8 s at most).
 #
 #   bench/calibration.sh [path/to/surge]     (default: target/release/surge)
+#
+# The staircase starts at START (default 0.5) of the true capacity and climbs
+# by STEP (default 0.1) of it: STEP=0.05 START=0.7 halves the step.
 #
 # Prints one Markdown row per calibration for bench/RESULTS.md.
 set -euo pipefail
@@ -24,7 +28,7 @@ for setting in "3 4 20ms" "2 6 15ms" "3 10 100ms"; do
     port=$(free_port)
     base=$((10000 + RANDOM % 20000))
     "$surge" sim up --replicas "$replicas" --pool "$pool" --hold "$hold" \
-        --balancing round-robin --port "$port" --replica-port-base "$base" \
+        --balancing round-robin --sessions shared --port "$port" --replica-port-base "$base" \
         >"$work/sim.log" 2>&1 &
     sim=$!
     for _ in $(seq 100); do
@@ -33,8 +37,8 @@ for setting in "3 4 20ms" "2 6 15ms" "3 10 100ms"; do
     done
     hold_ms=${hold%ms}
     truth=$(python3 -c "print($replicas * $pool / ($hold_ms / 1000))")
-    start=$(python3 -c "print(round($truth * 0.5))")
-    step=$(python3 -c "print(round($truth * 0.1))")
+    start=$(python3 -c "print(round($truth * ${START:-0.5}))")
+    step=$(python3 -c "print(round($truth * ${STEP:-0.1}))")
     metrics=()
     for i in $(seq 0 $((replicas - 1))); do
         metrics+=(--metrics-url "http://127.0.0.1:$((base + i))/actuator/prometheus")
@@ -68,7 +72,12 @@ i = c.get("capacity_step")
 setup = c["steps"][i]["setup_per_s"] if i is not None else None
 err = f"{(cap / truth - 1) * 100:+.1f}%" if cap and truth else "–"
 knee = c.get("knee_step")
-print(f"| {replicas} × {pool} × {hold} | {scenario} | {truth:.1f} (hold {hold_s * 1000:.2f} ms) | {cap:.1f} | {err} | {setup:.1f} | {knee + 1 if knee is not None else '–'} | {i + 1 if i is not None else '–'} |" if cap and truth else f"| {replicas} × {pool} × {hold} | {scenario} | {truth} | {cap} | – | | | |")
+truth_text = f"{truth:.1f} (hold {hold_s * 1000:.2f} ms)" if truth else "no checkouts scraped"
+if cap is None:
+    last = c["reasons"][-1] if c["reasons"] else ""
+    print(f"| {replicas} × {pool} × {hold} | {scenario} | {truth_text} | none: {last} | – | – | – | – |")
+else:
+    print(f"| {replicas} × {pool} × {hold} | {scenario} | {truth_text} | {cap:.1f} | {err} | {setup:.1f} | {knee + 1 if knee is not None else '–'} | {i + 1} |")
 PY
     done
     kill "$sim"
