@@ -27,6 +27,10 @@ pub struct Step {
     /// Work requests issued per arrival (the persona mix), when measured.
     #[serde(default)]
     pub work_per_arrival: Option<f64>,
+    /// Arrivals actually scheduled per second over the step (the planned
+    /// rate, give or take the one arrival a short step's edges decide).
+    #[serde(default)]
+    pub arrivals_per_s: Option<f64>,
     /// Completed work requests per second, per request kind.
     #[serde(default)]
     pub by_request: BTreeMap<String, f64>,
@@ -67,6 +71,7 @@ impl Step {
             },
             dropped,
             work_per_arrival: None,
+            arrivals_per_s: None,
             by_request: BTreeMap::new(),
             setup_per_s: 0.0,
             p95_trend_ms: None,

@@ -26,10 +26,12 @@ impl Step {
         self.p99_ms <= slo.p99_ms && self.error_rate <= slo.error_budget && self.keeps_up()
     }
 
-    /// Work requests per second the step offered: its arrivals times the
-    /// work each arrival makes (1 when not measured).
+    /// Work requests per second the step offered: the arrivals it
+    /// scheduled (the planned rate when not measured) times the work each
+    /// makes (1 when not measured). Measured arrivals keep a short step's
+    /// edges (9 or 10 arrivals in 2 s at 5/s) from passing for a shortfall.
     pub fn offered_work(&self) -> f64 {
-        self.rate * self.work_per_arrival.unwrap_or(1.0)
+        self.arrivals_per_s.unwrap_or(self.rate) * self.work_per_arrival.unwrap_or(1.0)
     }
 
     /// Whether the backlog grew within the step: the p95 of its last third
@@ -233,6 +235,19 @@ mod tests {
         assert!(s.keeps_up());
         s.achieved = 30.0;
         assert!(!s.keeps_up(), "30 of the 40 requests/s offered");
+    }
+
+    /// A short step's edges decide one arrival: 9 of the 10 planned in 2 s
+    /// at 5/s scheduled and all served is keeping up; 9 served of 10
+    /// scheduled is not.
+    #[test]
+    fn a_short_steps_edges_are_not_a_shortfall() {
+        let mut s = step(5.0, 4.5, 20.0, 0.0, 0);
+        s.work_per_arrival = Some(1.0);
+        s.arrivals_per_s = Some(4.5);
+        assert!(s.keeps_up(), "every scheduled arrival was served");
+        s.arrivals_per_s = Some(5.0);
+        assert!(!s.keeps_up(), "4.5 of 5 arrivals/s served");
     }
 
     #[test]

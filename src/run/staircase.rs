@@ -139,6 +139,8 @@ fn stage_step(
     }
     step.setup_per_s = sum(&setup, |s| s.count) as f64 / seconds;
     step.work_per_arrival = work_per_arrival(r, stage, &work, &is_setup);
+    let planned = stage.end_s - stage.start_s;
+    step.arrivals_per_s = (planned > 0.0).then(|| stage.arrivals as f64 / planned);
     step.p95_trend_ms = p95_trend(r, stage.start_s, stage.end_s, &is_setup);
     Ok(step)
 }
