@@ -194,9 +194,14 @@ pub fn max_pending(samples: &[PoolSample]) -> f64 {
 }
 
 /// The reason calibration gives for the hold time the pool metrics showed
-/// (or that they showed no checkout), and whether a given `--hold` won.
-pub fn measured_hold_reason(samples: &[PoolSample], hold_given: bool) -> String {
-    match hold_time(samples) {
+/// (`measured`, from [`hold_time`] of `samples`; None: no checkout), and
+/// whether a given `--hold` won.
+pub fn measured_hold_reason(
+    measured: Option<(f64, f64)>,
+    samples: &[PoolSample],
+    hold_given: bool,
+) -> String {
+    match measured {
         Some((hold, n)) => format!(
             "connection hold time measured from hikaricp_connections_usage_seconds: {:.1} ms over {n:.0} checkouts{}; up to {:.0} threads waited for a connection",
             hold * 1000.0,

@@ -86,7 +86,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         target: scenario.target.display_url(),
         tls_unverified: !scenario.target.tls_verify,
         model: scenario.load.model_name().to_owned(),
-        setup_requests: user::Shared::request_names(&scenario).split_off(scenario.requests.len()),
+        setup_requests: Shared::setup_request_names(&scenario),
         arrivals: match &scenario.load {
             LoadPlan::Open { arrivals, .. } => Some(arrivals.describe()),
             LoadPlan::Closed { .. } => None,

@@ -194,6 +194,14 @@ impl Shared {
     /// Request names in recorder order: the scenario's, then auth's.
     pub fn request_names(scenario: &Scenario) -> Vec<String> {
         let mut names: Vec<String> = scenario.requests.iter().map(|r| r.name.clone()).collect();
+        names.extend(Self::setup_request_names(scenario));
+        names
+    }
+
+    /// The requests a user makes once to sign in (the login, the token
+    /// fetch), not per arrival: per-user setup, not work.
+    pub fn setup_request_names(scenario: &Scenario) -> Vec<String> {
+        let mut names = Vec::new();
         if auth::logs_in(&scenario.auth) {
             names.push(auth::LOGIN_REQUEST.to_owned());
         }

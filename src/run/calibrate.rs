@@ -120,7 +120,7 @@ pub async fn calibrate(
     if !pool_samples.is_empty() {
         result.reasons.insert(
             0,
-            calibrate::pool::measured_hold_reason(&pool_samples, hold_given),
+            calibrate::pool::measured_hold_reason(measured_hold, &pool_samples, hold_given),
         );
         let recommended = result.pool.as_ref().map(|p| p.size);
         if let Some(bound) =
