@@ -46,6 +46,31 @@ async fn pool_cluster(replicas: usize, db_limit: Option<usize>) -> surge_sim::Cl
     .await
 }
 
+/// Each replica's Prometheus endpoint, for the pool series.
+fn pool_metrics(cluster: &surge_sim::Cluster) -> Vec<String> {
+    replica_urls(cluster)
+        .iter()
+        .map(|u| format!("{u}/actuator/prometheus"))
+        .collect()
+}
+
+/// An operator who knows nothing beyond the defaults: no base or peak
+/// demand, no hold time (measured or none), a PostgreSQL-sized budget.
+fn demand_unknown() -> Demand {
+    Demand {
+        base_rate: None,
+        peak_rate: None,
+        growth_per_s: 0.0,
+        metric_window_s: 30.0,
+        pod_start_s: 20.0,
+        readiness_s: 5.0,
+        hold_s: None,
+        wait_probability: 0.05,
+        pool_floor: 1,
+        connection_budget: 97,
+    }
+}
+
 /// The FHIR search staircase against `url`.
 fn staircase(
     url: &str,
@@ -85,10 +110,7 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
         out.path(),
     );
     // Scrape each replica's HikariCP-style pool series during the staircase.
-    let metrics: Vec<String> = replica_urls(&cluster)
-        .iter()
-        .map(|u| format!("{u}/actuator/prometheus"))
-        .collect();
+    let metrics = pool_metrics(&cluster);
     let scraper = surge::run::scrape::Scraper::start(metrics, Duration::from_millis(500));
     let steps = climb(&stairs, |_, _| {}).await.expect("the staircase runs");
     let samples = scraper.finish().await;
@@ -406,10 +428,7 @@ expect = {{ status = [200] }}
     };
     // The pool's true hold time, as its metrics show it (a 20 ms sleep
     // holds a little longer), makes the truth: pool ÷ hold.
-    let metrics: Vec<String> = replica_urls(&cluster)
-        .iter()
-        .map(|u| format!("{u}/actuator/prometheus"))
-        .collect();
+    let metrics = pool_metrics(&cluster);
     let scraper = surge::run::scrape::Scraper::start(metrics, Duration::from_millis(500));
     let steps = climb(&stairs, |_, _| {}).await.expect("the staircase runs");
     let (hold, _) =
@@ -424,23 +443,7 @@ expect = {{ status = [200] }}
         );
         assert_eq!(s.by_request.keys().collect::<Vec<_>>(), ["search"]);
     }
-    let c = analyse(
-        steps,
-        1,
-        SLO,
-        &Demand {
-            base_rate: None,
-            peak_rate: None,
-            growth_per_s: 0.0,
-            metric_window_s: 30.0,
-            pod_start_s: 20.0,
-            readiness_s: 5.0,
-            hold_s: None,
-            wait_probability: 0.05,
-            pool_floor: 1,
-            connection_budget: 97,
-        },
-    );
+    let c = analyse(steps, 1, SLO, &demand_unknown());
     eprintln!("{table}{}", c.reasons.join("\n"));
     let truth = POOL as f64 / hold;
     let measured = c
@@ -473,10 +476,7 @@ async fn a_used_up_pool_is_named_as_the_bound_and_a_roomy_one_is_not() {
     let _engine = engine_lock().await;
     let cluster = pool_cluster(1, None).await;
     let out = tempfile::tempdir().unwrap();
-    let metrics: Vec<String> = replica_urls(&cluster)
-        .iter()
-        .map(|u| format!("{u}/actuator/prometheus"))
-        .collect();
+    let metrics = pool_metrics(&cluster);
     let mut reasons = Vec::new();
     for (name, start, steps) in [("roomy", 40.0, 2), ("used-up", 200.0, 3)] {
         let request = CalibrateRequest {
@@ -490,18 +490,7 @@ async fn a_used_up_pool_is_named_as_the_bound_and_a_roomy_one_is_not() {
             )),
             replicas: 1,
             slo: SLO,
-            demand: Demand {
-                base_rate: None,
-                peak_rate: None,
-                growth_per_s: 0.0,
-                metric_window_s: 30.0,
-                pod_start_s: 20.0,
-                readiness_s: 5.0,
-                hold_s: None,
-                wait_probability: 0.05,
-                pool_floor: 1,
-                connection_budget: 97,
-            },
+            demand: demand_unknown(),
             pod_start_from: None,
             verify: false,
             metrics_urls: metrics.clone(),

@@ -473,3 +473,40 @@ async fn calibrate_from_a_bundle_writes_its_recommendations_or_says_why_not() {
         "clap names the possible kinds"
     );
 }
+
+/// `--arrivals` and `--seed` refuse what they cannot mean, before anything
+/// is sent: a seed for evenly spaced arrivals, and Poisson arrivals for a
+/// closed-model scenario (its users arrive by their think time).
+#[test]
+fn arrival_flags_refuse_what_they_cannot_mean() {
+    let seeded = surge(&[
+        "run",
+        "scenarios/demo.toml",
+        "--arrivals",
+        "uniform",
+        "--seed",
+        "3",
+        "--target",
+        "http://127.0.0.1:1",
+    ]);
+    assert_eq!(seeded.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&seeded.stderr).contains("--seed seeds Poisson arrivals"),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let closed = surge(&[
+        "run",
+        "scenarios/openmrs-clinic.toml",
+        "--arrivals",
+        "poisson",
+        "--target",
+        "http://127.0.0.1:1",
+    ]);
+    assert_eq!(closed.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&closed.stderr).contains("--arrivals is for the open model"),
+        "{}",
+        String::from_utf8_lossy(&closed.stderr)
+    );
+}
