@@ -95,6 +95,11 @@ pub struct RunArgs {
     /// Base URL to drive instead of the scenario's.
     #[arg(long)]
     pub target: Option<String>,
+    /// Send no credentials, whatever the scenario's [auth] says: for a test
+    /// server with no identity provider in front of it (a HAPI FHIR
+    /// cluster without Keycloak).
+    #[arg(long)]
+    pub no_auth: bool,
     /// Open model at this many arrivals per second (one stage).
     #[arg(long, conflicts_with = "users")]
     pub rate: Option<f64>,

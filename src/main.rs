@@ -83,6 +83,7 @@ async fn dispatch(command: Command) -> Outcome {
             let request = RunRequest {
                 scenario: args.scenario,
                 target: args.target,
+                no_auth: args.no_auth,
                 load: LoadOverride {
                     rate: args.rate,
                     users: args.users,

@@ -32,7 +32,10 @@ pub fn judge(expect: &Expect, status: u16, body: &[u8]) -> Result<(), (ErrorClas
             return Err((ErrorClass::Expectation, format!("body lacks {text:?}")));
         }
     }
-    if expect.json_present.is_empty() && expect.json_equals.is_empty() {
+    if expect.json_present.is_empty()
+        && expect.json_absent.is_empty()
+        && expect.json_equals.is_empty()
+    {
         return Ok(());
     }
     let json: serde_json::Value = serde_json::from_slice(body)
@@ -40,6 +43,16 @@ pub fn judge(expect: &Expect, status: u16, body: &[u8]) -> Result<(), (ErrorClas
     for path in &expect.json_present {
         if json_path(&json, path).is_none() {
             return Err((ErrorClass::Expectation, format!("JSON lacks `{path}`")));
+        }
+    }
+    for path in &expect.json_absent {
+        if let Some(found) = json_path(&json, path) {
+            let found = found.to_string();
+            let shown: String = found.chars().take(120).collect();
+            return Err((
+                ErrorClass::Expectation,
+                format!("JSON has `{path}`, which must be absent: {shown}"),
+            ));
         }
     }
     for (path, want) in &expect.json_equals {
@@ -255,6 +268,31 @@ mod tests {
         assert_eq!(
             judge(&expect, 412, b"<html>").unwrap_err().0,
             ErrorClass::Expectation
+        );
+    }
+
+    #[test]
+    fn an_absent_path_fails_when_found_and_passes_when_not() {
+        // HAPI answers $validate with 200 either way; the errors are in the
+        // OperationOutcome.
+        let expect = Expect {
+            status: vec![200],
+            json_absent: vec!["issue.[severity=error]".into()],
+            ..Expect::default()
+        };
+        let warning = br#"{"resourceType":"OperationOutcome","issue":[{"severity":"warning"}]}"#;
+        let error = br#"{"resourceType":"OperationOutcome","issue":[{"severity":"warning"},{"severity":"error","diagnostics":"Unrecognized property"}]}"#;
+        assert!(judge(&expect, 200, warning).is_ok());
+        let (class, why) = judge(&expect, 200, error).unwrap_err();
+        assert_eq!(class, ErrorClass::Expectation);
+        assert!(
+            why.contains("issue.[severity=error]") && why.contains("Unrecognized"),
+            "{why}"
+        );
+        assert_eq!(
+            judge(&expect, 200, b"not json").unwrap_err().0,
+            ErrorClass::Expectation,
+            "a body that is not JSON cannot show the path is absent"
         );
     }
 

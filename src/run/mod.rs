@@ -26,6 +26,9 @@ pub struct RunRequest {
     pub scenario: PathBuf,
     /// Replaces the scenario's base URL.
     pub target: Option<String>,
+    /// Send no credentials whatever the scenario's `[auth]` says (a test
+    /// server with no identity provider in front of it).
+    pub no_auth: bool,
     /// Replaces the scenario's load.
     pub load: LoadOverride,
     /// Extra thresholds, `name=expression` (added to, or replacing, the file's).
@@ -105,6 +108,9 @@ pub fn prepare(request: &RunRequest) -> Result<Scenario, RunError> {
     let mut scenario = Scenario::load(&request.scenario)?;
     if let Some(target) = &request.target {
         scenario.target.base_url = http_base("--target", target)?;
+    }
+    if request.no_auth {
+        scenario.auth = crate::scenario::Auth::None;
     }
     scenario
         .apply_override(&request.load)

@@ -567,6 +567,10 @@ pub struct Expect {
     /// JSON paths that must exist.
     #[serde(default)]
     pub json_present: Vec<String>,
+    /// JSON paths that must find nothing: a FHIR `$validate` answered 200
+    /// may still report errors (`issue.[severity=error]`).
+    #[serde(default)]
+    pub json_absent: Vec<String>,
     /// JSON paths that must equal a value.
     #[serde(default)]
     pub json_equals: BTreeMap<String, toml::Value>,

@@ -20,6 +20,7 @@ pub(super) fn check_json_paths(spec: &RequestSpec) -> Result<(), (String, String
         .expect
         .json_present
         .iter()
+        .chain(&spec.expect.json_absent)
         .chain(spec.expect.json_equals.keys())
         .chain(captures);
     for path in paths {
@@ -164,6 +165,7 @@ pub(super) fn compile_request(
         expect: Expect {
             status: def.expect.status.clone(),
             json_present: def.expect.json_present.clone(),
+            json_absent: def.expect.json_absent.clone(),
             json_equals: def.expect.json_equals.clone(),
             body_contains: def.expect.body_contains.clone(),
         },

@@ -149,7 +149,8 @@ async fn corrupted_copies_are_caught_by_hash() {
 async fn any_write_here_read_there_check_works_too_fhir_binary() {
     let _engine = engine_lock().await;
     // The same mechanism on another API: a FHIR Binary, its id from the
-    // Location header, replicated with a delay.
+    // FHIR JSON answer (asked for: HAPI answers a raw upload with the raw
+    // bytes otherwise), replicated with a delay.
     let cluster = cluster(ClusterOptions {
         attachments: AttachmentStore::Replicated,
         service: ServiceOptions {
@@ -182,6 +183,7 @@ steps = [{{ request = "binary" }}]
 [requests.binary]
 method = "POST"
 path = "/fhir/Binary"
+headers = {{ Accept = "application/fhir+json" }}
 generate = {{ kind = "text", size = "2KiB" }}
 expect = {{ status = [201] }}
 consistency = {{ id = "id", read = "/fhir/Binary/${{id}}" }}

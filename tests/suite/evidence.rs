@@ -177,7 +177,7 @@ async fn an_upload_whose_answer_names_no_object_fails_the_attachment_gate() {
     assert!(invalid.failed > 0, "{text}");
     assert!(
         text.contains(&format!(
-            "validate_invalid_patient: {n} failed (expectation {n}); answered 412 ×{n}; JSON `issue.0.severity` is not \"warning\" ×{n}",
+            "validate_invalid_patient: {n} failed (expectation {n}); answered 200 ×{n}; JSON `issue.0.severity` is not \"warning\" ×{n}",
             n = invalid.failed
         )),
         "{text}"

@@ -168,8 +168,10 @@ pub(super) async fn fhir_validate(
                 "No issues detected during validation",
             ),
         ),
+        // As HAPI FHIR answers since 6.6 (and the FHIR spec says): 200, the
+        // errors in the OperationOutcome. Older releases answered 412.
         Ok(Err(diagnostics)) => fhir(
-            StatusCode::PRECONDITION_FAILED,
+            StatusCode::OK,
             operation_outcome("error", "processing", &diagnostics),
         ),
         Err(_) => fhir(
@@ -200,10 +202,30 @@ pub(super) async fn fhir_binary_create(
     if matches!(stored, Ok(Ok(()))) {
         replicate(&r, format!("binary-{id}"));
     }
+    let location = format!("/fhir/Binary/{id}/_history/1");
+    // HAPI FHIR answers a raw upload in the representation asked for: FHIR
+    // JSON (with the id) when the client accepts it, else the bytes
+    // themselves in their own content type.
+    let wants_fhir = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("json"));
+    if !wants_fhir && matches!(stored, Ok(Ok(()))) {
+        let mut resp = (StatusCode::CREATED, body).into_response();
+        for (name, value) in [
+            (header::CONTENT_TYPE, &content_type),
+            (header::LOCATION, &location),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                resp.headers_mut().insert(name, v);
+            }
+        }
+        return resp;
+    }
     fhir_created(
         stored,
         json!({"resourceType": "Binary", "id": id, "contentType": content_type}),
-        &format!("/fhir/Binary/{id}"),
+        &location,
     )
 }
 

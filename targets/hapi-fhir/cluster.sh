@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# cluster.sh — a real HAPI FHIR cluster on loopback, for surge to test:
+#
+#   PostgreSQL (private data dir and port) ← pgBouncer (transaction pooling)
+#     ← N HAPI FHIR JPA replicas (JVMs, HikariCP) ← HAProxy (round robin)
+#
+#   targets/hapi-fhir/cluster.sh up DIR [options]   start, wait until every
+#                                                  replica answers /fhir/metadata
+#   targets/hapi-fhir/cluster.sh down DIR           stop what `up` started (by pid)
+#   targets/hapi-fhir/cluster.sh build              build the app (mvn package)
+#
+# Options of `up`:
+#   --replicas N        HAPI replicas (default 3)
+#   --pool N            HikariCP maximum-pool-size per replica (default 5)
+#   --bouncer-pool N    pgBouncer default_pool_size (default 20)
+#   --max-connections N PostgreSQL max_connections (default 30)
+#   --binary db|fs      Binary storage: the database (shared by every replica)
+#                       or a folder per replica (HAPI's filesystem storage:
+#                       an upload is only on the replica that took it)
+#   --port P            HAProxy's port; the others follow it: P+1 PostgreSQL,
+#                       P+2 pgBouncer, P+2+i replica i (default 18080)
+#   --heap SIZE         each JVM's -Xmx (default 384m)
+#
+# DIR receives everything: data, configs, logs (DIR/log), pids (DIR/pids) and
+# DIR/cluster.env (the ports, for scripts and tests). Everything binds to
+# 127.0.0.1. Maven's local repository (~/.m2) is reused between runs.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+jar="$here/target/surge-hapi-fhir.jar"
+
+die() { echo "cluster.sh: $*" >&2; exit 2; }
+
+pg_bin() {
+    local d
+    for d in /usr/lib/postgresql/*/bin; do
+        [ -x "$d/postgres" ] && { echo "$d"; return; }
+    done
+    die "PostgreSQL not found (/usr/lib/postgresql/*/bin/postgres): apt-get install postgresql"
+}
+
+# PostgreSQL and pgBouncer refuse to run as root; as root they run as the
+# Debian `postgres` user. setpriv execs (no process in between), so the pid
+# recorded is the server's own.
+as_db() {
+    if [ "$(id -u)" = 0 ]; then
+        id postgres >/dev/null 2>&1 || die "running as root needs the 'postgres' user (apt-get install postgresql)"
+        setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
+    else
+        "$@"
+    fi
+}
+
+build() {
+    command -v mvn >/dev/null 2>&1 || die "Maven (mvn) not found: install Maven 3.8+ and Java 17"
+    command -v java >/dev/null 2>&1 || die "java not found: install Java 17"
+    # Rebuild only when a source is newer than the jar.
+    if [ -f "$jar" ] && [ -z "$(find "$here/pom.xml" "$here/src" -newer "$jar" -print -quit)" ]; then
+        return
+    fi
+    echo "cluster.sh: building the HAPI FHIR app (mvn package; the first build downloads ~300 MB)" >&2
+    # -B: no progress bars; a network failure ends Maven with an error rather
+    # than a hang: connect and read timeouts of 30 s.
+    if ! mvn -B -q -f "$here/pom.xml" -DskipTests \
+        -Dmaven.wagon.http.connectionTimeout=30000 -Dmaven.wagon.http.readTimeout=30000 \
+        package >"$here/target-build.log" 2>&1; then
+        tail -30 "$here/target-build.log" >&2
+        die "mvn package failed (whole log: $here/target-build.log)"
+    fi
+    [ -f "$jar" ] || die "mvn package made no $jar"
+}
+
+wait_port() { # name port pid-of-process seconds
+    local name=$1 port=$2 pid=$3 limit=$4 t=0
+    while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || die "$name exited before listening on $port (see $dir/log/$name.log)"
+        [ $t -ge $((limit * 10)) ] && die "$name did not listen on $port within ${limit}s (see $dir/log/$name.log)"
+        sleep 0.1; t=$((t + 1))
+    done
+}
+
+up() {
+    dir=$1; shift
+    local replicas=3 pool=5 bouncer_pool=20 max_conn=30 binary=db port=18080 heap=384m
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --replicas) replicas=$2 ;;
+        --pool) pool=$2 ;;
+        --bouncer-pool) bouncer_pool=$2 ;;
+        --max-connections) max_conn=$2 ;;
+        --binary) binary=$2 ;;
+        --port) port=$2 ;;
+        --heap) heap=$2 ;;
+        *) die "unknown option $1 (see the head of $0)" ;;
+        esac
+        [ $# -ge 2 ] || die "$1 needs a value"
+        shift 2
+    done
+    for n in replicas pool bouncer_pool max_conn port; do
+        [[ ${!n} =~ ^[0-9]+$ ]] || die "--${n//_/-} must be a whole number, got '${!n}'"
+    done
+    [ "$replicas" -ge 1 ] && [ "$replicas" -le 8 ] || die "--replicas must be 1..8, got $replicas"
+    [ "$pool" -ge 1 ] && [ "$pool" -le 100 ] || die "--pool must be 1..100, got $pool"
+    [ "$port" -ge 1024 ] && [ "$port" -le 65000 ] || die "--port must be 1024..65000, got $port"
+    case $binary in db | fs) ;; *) die "--binary must be db or fs, got '$binary'" ;; esac
+    command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || die "haproxy not found: apt-get install haproxy"
+    command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || die "pgbouncer not found: apt-get install pgbouncer"
+    local bin; bin=$(pg_bin)
+    build
+
+    [ -e "$dir/pids" ] && die "$dir already holds a cluster (cluster.sh down $dir first)"
+    mkdir -p "$dir/log" "$dir/run"
+    dir=$(cd "$dir" && pwd)
+    # The database servers run as another user, who may not enter the
+    # caller's working directory.
+    cd /
+    : >"$dir/pids"
+    # Whatever fails from here on, stop what was started.
+    trap 'down "$dir" >/dev/null 2>&1 || true' EXIT
+    local pg_port=$((port + 1)) bouncer_port=$((port + 2))
+    chmod 755 "$dir"
+    mkdir -m 700 "$dir/pg"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$dir/log" "$dir/run" "$dir/pg"; fi
+
+    # PostgreSQL: its own data dir, port and socket dir; trust on loopback.
+    as_db "$bin/initdb" -D "$dir/pg" -U hapi --auth=trust -E UTF8 >"$dir/log/initdb.log" 2>&1 \
+        || die "initdb failed (see $dir/log/initdb.log)"
+    as_db "$bin/postgres" -D "$dir/pg" -p "$pg_port" -k "$dir/run" \
+        -c listen_addresses=127.0.0.1 -c max_connections="$max_conn" >"$dir/log/postgres.log" 2>&1 &
+    echo "postgres $!" >>"$dir/pids"
+    wait_port postgres "$pg_port" $! 60
+    until as_db "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; do sleep 0.2; done
+    as_db "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U hapi hapi
+
+    # pgBouncer, transaction pooling: the JDBC URL turns server-side prepared
+    # statements off (prepareThreshold=0) because pgBouncer 1.18 cannot carry
+    # them across server connections.
+    echo '"hapi" ""' >"$dir/run/users.txt"
+    cat >"$dir/run/pgbouncer.ini" <<EOF
+[databases]
+hapi = host=127.0.0.1 port=$pg_port dbname=hapi user=hapi
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bouncer_port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/run/users.txt
+admin_users = hapi
+stats_users = hapi
+pool_mode = transaction
+default_pool_size = $bouncer_pool
+max_client_conn = 200
+logfile = $dir/log/pgbouncer.log
+pidfile =
+EOF
+    [ "$(id -u)" = 0 ] && chown -R postgres "$dir/run"
+    as_db pgbouncer "$dir/run/pgbouncer.ini" >>"$dir/log/pgbouncer.out" 2>&1 &
+    echo "pgbouncer $!" >>"$dir/pids"
+    wait_port pgbouncer "$bouncer_port" $! 30
+
+    # The schema is created once, by the first replica, before the others start.
+    local ports=() i
+    for ((i = 0; i < replicas; i++)); do ports+=($((port + 3 + i))); done
+    start_replica() {
+        local i=$1 p=${ports[$1]}
+        mkdir -p "$dir/binaries/r$i"
+        java -Xmx"$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k \
+            -jar "$jar" \
+            --server.address=127.0.0.1 --server.port="$p" \
+            --surge.replica-name="r$i" \
+            --surge.binary-storage="$binary" \
+            --surge.binary-directory="$dir/binaries/r$i" \
+            --spring.datasource.url="jdbc:postgresql://127.0.0.1:$bouncer_port/hapi?prepareThreshold=0" \
+            --spring.datasource.username=hapi \
+            --spring.datasource.hikari.maximum-pool-size="$pool" \
+            >"$dir/log/r$i.log" 2>&1 &
+        echo "r$i $!" >>"$dir/pids"
+    }
+    wait_metadata() {
+        local i=$1 p=${ports[$1]} pid t=0
+        pid=$(awk -v n="r$i" '$1 == n { print $2 }' "$dir/pids")
+        until curl -sf -o /dev/null "http://127.0.0.1:$p/fhir/metadata"; do
+            kill -0 "$pid" 2>/dev/null || { tail -20 "$dir/log/r$i.log" >&2; die "replica r$i exited while starting (see $dir/log/r$i.log)"; }
+            [ $t -ge 600 ] && die "replica r$i did not answer /fhir/metadata within 300 s (see $dir/log/r$i.log)"
+            sleep 0.5; t=$((t + 1))
+        done
+    }
+    start_replica 0
+    wait_metadata 0
+    for ((i = 1; i < replicas; i++)); do start_replica "$i"; done
+    for ((i = 1; i < replicas; i++)); do wait_metadata "$i"; done
+
+    # HAProxy in front, round robin, naming the replica that served each answer.
+    {
+        echo "global"
+        echo "    maxconn 4096"
+        echo "defaults"
+        echo "    mode http"
+        echo "    timeout connect 5s"
+        echo "    timeout client 60s"
+        echo "    timeout server 60s"
+        echo "frontend fhir"
+        echo "    bind 127.0.0.1:$port"
+        echo "    default_backend replicas"
+        echo "backend replicas"
+        echo "    balance roundrobin"
+        echo "    option httpchk GET /fhir/metadata"
+        echo "    http-response set-header X-Served-By %s"
+        for ((i = 0; i < replicas; i++)); do
+            echo "    server r$i 127.0.0.1:${ports[$i]} check inter 2s"
+        done
+    } >"$dir/haproxy.cfg"
+    local haproxy; haproxy=$(command -v haproxy || echo /usr/sbin/haproxy)
+    "$haproxy" -f "$dir/haproxy.cfg" -db >"$dir/log/haproxy.log" 2>&1 &
+    echo "haproxy $!" >>"$dir/pids"
+    wait_port haproxy "$port" $! 30
+
+    {
+        echo "HAPROXY_PORT=$port"
+        echo "PG_PORT=$pg_port"
+        echo "BOUNCER_PORT=$bouncer_port"
+        echo "REPLICA_PORTS=\"${ports[*]}\""
+        echo "REPLICAS=$replicas"
+        echo "POOL=$pool"
+        echo "BOUNCER_POOL=$bouncer_pool"
+        echo "BINARY=$binary"
+    } >"$dir/cluster.env"
+    trap - EXIT
+    echo "cluster up: http://127.0.0.1:$port/fhir (replicas ${ports[*]}, pgBouncer $bouncer_port, PostgreSQL $pg_port)"
+}
+
+down() {
+    local dir=$1 name pid t
+    [ -f "$dir/pids" ] || die "$dir holds no cluster (no $dir/pids)"
+    # Newest first: HAProxy, replicas, pgBouncer, PostgreSQL.
+    tac "$dir/pids" | while read -r name pid; do
+        kill -TERM "$pid" 2>/dev/null || continue
+        for ((t = 0; t < 100; t++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -f "$dir/pids"
+}
+
+case ${1:-} in
+up) [ $# -ge 2 ] || die "usage: cluster.sh up DIR [options]"; shift; up "$@" ;;
+down) [ $# -eq 2 ] || die "usage: cluster.sh down DIR"; down "$2" ;;
+build) build ;;
+*) die "usage: cluster.sh up DIR [options] | down DIR | build" ;;
+esac
