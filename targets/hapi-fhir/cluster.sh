@@ -19,7 +19,18 @@
 #                       an upload is only on the replica that took it)
 #   --port P            HAProxy's port; the others follow it: P+1 PostgreSQL,
 #                       P+2 pgBouncer, P+2+i replica i (default 18080)
-#   --heap SIZE         each JVM's -Xmx (default 384m)
+#   --heap SIZE         each JVM's -Xmx (default 512m; 256m runs out on the
+#                       first $validate)
+#   --db-delay MS       every write of a resource waits MS milliseconds inside
+#                       PostgreSQL (a trigger calling pg_sleep on HAPI's
+#                       resource table), holding its connection as a database
+#                       across a network or under other load does; default 0.
+#                       On a 2-core machine HAPI's own CPU otherwise bounds
+#                       the load before the pools do.
+#   --seed DIR | --no-seed
+#                       load every *.json transaction Bundle in DIR through
+#                       the first replica (default fixtures/fhir/seed: 3,000
+#                       Patients, loaded in about ... s)
 #
 # DIR receives everything: data, configs, logs (DIR/log), pids (DIR/pids) and
 # DIR/cluster.env (the ports, for scripts and tests). Everything binds to
@@ -39,16 +50,13 @@ pg_bin() {
 }
 
 # PostgreSQL and pgBouncer refuse to run as root; as root they run as the
-# Debian `postgres` user. setpriv execs (no process in between), so the pid
+# Debian `postgres` user. setpriv execs (no process in between) and the
+# servers are started as plain commands, not through a function, so the pid
 # recorded is the server's own.
-as_db() {
-    if [ "$(id -u)" = 0 ]; then
-        id postgres >/dev/null 2>&1 || die "running as root needs the 'postgres' user (apt-get install postgresql)"
-        setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
-    else
-        "$@"
-    fi
-}
+as_db=()
+if [ "$(id -u)" = 0 ]; then
+    as_db=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+fi
 
 build() {
     command -v mvn >/dev/null 2>&1 || die "Maven (mvn) not found: install Maven 3.8+ and Java 17"
@@ -80,7 +88,8 @@ wait_port() { # name port pid-of-process seconds
 
 up() {
     dir=$1; shift
-    local replicas=3 pool=5 bouncer_pool=20 max_conn=30 binary=db port=18080 heap=384m
+    local replicas=3 pool=5 bouncer_pool=20 max_conn=30 binary=db port=18080 heap=512m
+    local seed="$here/../../fixtures/fhir/seed" db_delay=0
     while [ $# -gt 0 ]; do
         case $1 in
         --replicas) replicas=$2 ;;
@@ -90,21 +99,28 @@ up() {
         --binary) binary=$2 ;;
         --port) port=$2 ;;
         --heap) heap=$2 ;;
+        --seed) seed=$2 ;;
+        --db-delay) db_delay=$2 ;;
+        --no-seed) seed=""; shift; continue ;;
         *) die "unknown option $1 (see the head of $0)" ;;
         esac
         [ $# -ge 2 ] || die "$1 needs a value"
         shift 2
     done
-    for n in replicas pool bouncer_pool max_conn port; do
+    for n in replicas pool bouncer_pool max_conn port db_delay; do
         [[ ${!n} =~ ^[0-9]+$ ]] || die "--${n//_/-} must be a whole number, got '${!n}'"
     done
     [ "$replicas" -ge 1 ] && [ "$replicas" -le 8 ] || die "--replicas must be 1..8, got $replicas"
     [ "$pool" -ge 1 ] && [ "$pool" -le 100 ] || die "--pool must be 1..100, got $pool"
     [ "$port" -ge 1024 ] && [ "$port" -le 65000 ] || die "--port must be 1024..65000, got $port"
+    [ "$db_delay" -le 1000 ] || die "--db-delay must be 0..1000 ms, got $db_delay"
     case $binary in db | fs) ;; *) die "--binary must be db or fs, got '$binary'" ;; esac
     command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || die "haproxy not found: apt-get install haproxy"
     command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || die "pgbouncer not found: apt-get install pgbouncer"
     local bin; bin=$(pg_bin)
+    if [ ${#as_db[@]} -gt 0 ]; then
+        id postgres >/dev/null 2>&1 || die "running as root needs the 'postgres' user (apt-get install postgresql)"
+    fi
     build
 
     [ -e "$dir/pids" ] && die "$dir already holds a cluster (cluster.sh down $dir first)"
@@ -122,14 +138,14 @@ up() {
     if [ "$(id -u)" = 0 ]; then chown postgres "$dir/log" "$dir/run" "$dir/pg"; fi
 
     # PostgreSQL: its own data dir, port and socket dir; trust on loopback.
-    as_db "$bin/initdb" -D "$dir/pg" -U hapi --auth=trust -E UTF8 >"$dir/log/initdb.log" 2>&1 \
+    "${as_db[@]}" "$bin/initdb" -D "$dir/pg" -U hapi --auth=trust -E UTF8 >"$dir/log/initdb.log" 2>&1 \
         || die "initdb failed (see $dir/log/initdb.log)"
-    as_db "$bin/postgres" -D "$dir/pg" -p "$pg_port" -k "$dir/run" \
+    "${as_db[@]}" "$bin/postgres" -D "$dir/pg" -p "$pg_port" -k "$dir/run" \
         -c listen_addresses=127.0.0.1 -c max_connections="$max_conn" >"$dir/log/postgres.log" 2>&1 &
     echo "postgres $!" >>"$dir/pids"
     wait_port postgres "$pg_port" $! 60
-    until as_db "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; do sleep 0.2; done
-    as_db "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U hapi hapi
+    until "${as_db[@]}" "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; do sleep 0.2; done
+    "${as_db[@]}" "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U hapi hapi
 
     # pgBouncer, transaction pooling: the JDBC URL turns server-side prepared
     # statements off (prepareThreshold=0) because pgBouncer 1.18 cannot carry
@@ -148,12 +164,15 @@ admin_users = hapi
 stats_users = hapi
 pool_mode = transaction
 default_pool_size = $bouncer_pool
+# Open the server connections before the load comes, so a client waits only
+# when all of them are busy, not while one is being opened.
+min_pool_size = $bouncer_pool
 max_client_conn = 200
 logfile = $dir/log/pgbouncer.log
 pidfile =
 EOF
     [ "$(id -u)" = 0 ] && chown -R postgres "$dir/run"
-    as_db pgbouncer "$dir/run/pgbouncer.ini" >>"$dir/log/pgbouncer.out" 2>&1 &
+    "${as_db[@]}" pgbouncer "$dir/run/pgbouncer.ini" >>"$dir/log/pgbouncer.out" 2>&1 &
     echo "pgbouncer $!" >>"$dir/pids"
     wait_port pgbouncer "$bouncer_port" $! 30
 
@@ -186,8 +205,39 @@ EOF
     }
     start_replica 0
     wait_metadata 0
+    if [ -n "$seed" ]; then
+        local bundle n=0
+        [ -d "$seed" ] || die "--seed $seed is not a folder"
+        for bundle in "$seed"/*.json; do
+            [ -f "$bundle" ] || die "--seed $seed holds no *.json Bundle"
+            local code
+            code=$(curl -s -o "$dir/log/seed.out" -w "%{http_code}" --max-time 300 \
+                -H "Content-Type: application/fhir+json" --data-binary "@$bundle" \
+                "http://127.0.0.1:${ports[0]}/fhir") || code=000
+            [ "$code" = 200 ] || die "seeding $bundle answered $code (see $dir/log/seed.out)"
+            n=$((n + 1))
+        done
+        echo "cluster.sh: seeded $n Bundle(s) from $seed" >&2
+    fi
+    if [ "$db_delay" -gt 0 ]; then
+        # After the first replica made the schema (and after seeding, which
+        # need not wait).
+        "${as_db[@]}" "$bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U hapi -d hapi -v ON_ERROR_STOP=1 \
+            -c "CREATE FUNCTION surge_db_delay() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN PERFORM pg_sleep($db_delay / 1000.0); RETURN NEW; END \$\$" \
+            -c "CREATE TRIGGER surge_db_delay AFTER INSERT OR UPDATE ON hfj_resource FOR EACH ROW EXECUTE FUNCTION surge_db_delay()" \
+            >"$dir/log/db-delay.log" 2>&1 || die "installing --db-delay failed (see $dir/log/db-delay.log)"
+    fi
     for ((i = 1; i < replicas; i++)); do start_replica "$i"; done
     for ((i = 1; i < replicas; i++)); do wait_metadata "$i"; done
+    # A fresh JVM's first $validate loads the R4 StructureDefinitions (2-5 s
+    # here); one per replica now, so a test measures the server, not its
+    # first request.
+    local warm="$here/../../fixtures/fhir/patient-valid.json"
+    for ((i = 0; i < replicas; i++)); do
+        curl -s -o /dev/null --max-time 120 -H "Content-Type: application/fhir+json" \
+            --data-binary "@$warm" "http://127.0.0.1:${ports[$i]}/fhir/Patient/\$validate" \
+            || die "replica r$i did not answer its warm-up \$validate (see $dir/log/r$i.log)"
+    done
 
     # HAProxy in front, round robin, naming the replica that served each answer.
     {
@@ -223,6 +273,7 @@ EOF
         echo "POOL=$pool"
         echo "BOUNCER_POOL=$bouncer_pool"
         echo "BINARY=$binary"
+        echo "DB_DELAY_MS=$db_delay"
     } >"$dir/cluster.env"
     trap - EXIT
     echo "cluster up: http://127.0.0.1:$port/fhir (replicas ${ports[*]}, pgBouncer $bouncer_port, PostgreSQL $pg_port)"

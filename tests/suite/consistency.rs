@@ -186,7 +186,7 @@ path = "/fhir/Binary"
 headers = {{ Accept = "application/fhir+json" }}
 generate = {{ kind = "text", size = "2KiB" }}
 expect = {{ status = [201] }}
-consistency = {{ id = "id", read = "/fhir/Binary/${{id}}" }}
+consistency = {{ id = "id", read = "/fhir/Binary/${{id}}", absent = [400, 404, 410] }}
 
 [verify]
 replicas = [{}]

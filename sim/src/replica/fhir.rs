@@ -278,9 +278,17 @@ pub(super) async fn fhir_binary_read(
             }
             resp
         }
+        // HAPI FHIR keeps a Binary's record in the shared database and its
+        // content in the storage it was given; when that storage is another
+        // replica's folder it answers 400 HAPI-1330 (measured on
+        // targets/hapi-fhir), not 404.
         Ok(Err(_)) => fhir(
-            StatusCode::NOT_FOUND,
-            operation_outcome("error", "not-found", &format!("Binary/{id} is not known")),
+            StatusCode::BAD_REQUEST,
+            operation_outcome(
+                "error",
+                "processing",
+                "HAPI-1330: Can not find the requested binary content. It may have been deleted.",
+            ),
         ),
         Err(resp) => resp,
     }
