@@ -232,6 +232,11 @@ pub struct CalibrateArgs {
     /// Length of each step.
     #[arg(long, default_value = "20s", value_parser = surge::scenario::parse_duration)]
     pub step_duration: Duration,
+    /// Load at the start rate for this long before the first step, not
+    /// measured (a JVM target such as HAPI FHIR compiles its hot paths in
+    /// its first minute; 0s: none).
+    #[arg(long, default_value = "0s", value_parser = surge::scenario::parse_duration)]
+    pub warm_up: Duration,
     /// At most this many steps.
     #[arg(long, default_value_t = 8)]
     pub max_steps: usize,

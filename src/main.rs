@@ -249,6 +249,7 @@ async fn calibrate(a: CalibrateArgs) -> Outcome {
             arrivals,
             slo,
             out_dir: dir.join("steps"),
+            warm_up: a.warm_up,
         }),
         (None, None) => {
             return Outcome::CannotRun("give a scenario to run, or --from-bundle DIR".into())
@@ -266,6 +267,7 @@ async fn calibrate(a: CalibrateArgs) -> Outcome {
             pod_start_s: a.pod_start.as_secs_f64(),
             readiness_s: a.readiness.as_secs_f64(),
             hold_s: a.hold.map(|h| h.as_secs_f64()),
+            checkouts_per_request: None,
             wait_probability: a.wait_probability / 100.0,
             pool_floor: a.pool_floor,
             connection_budget: a.connection_budget,

@@ -50,6 +50,38 @@ impl Step {
         self.dropped == 0 && self.achieved >= 0.95 * self.offered_work() && !self.backlog_grows()
     }
 
+    /// What of the SLO and of keeping up the step missed, in words; empty
+    /// when it [`meets`](Self::meets) the SLO.
+    pub fn unmet(&self, slo: &Slo) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.p99_ms > slo.p99_ms {
+            out.push(format!("p99 {:.0} ms > {:.0} ms", self.p99_ms, slo.p99_ms));
+        }
+        if self.error_rate > slo.error_budget {
+            out.push(format!(
+                "errors {:.2}% > {:.2}%",
+                self.error_rate * 100.0,
+                slo.error_budget * 100.0
+            ));
+        }
+        if self.dropped > 0 {
+            out.push(format!("{} arrivals dropped", self.dropped));
+        }
+        if self.achieved < 0.95 * self.offered_work() {
+            out.push(format!(
+                "achieved {:.1} req/s < 95% of the {:.1} offered",
+                self.achieved,
+                self.offered_work()
+            ));
+        }
+        if let (true, Some((first, last))) = (self.backlog_grows(), self.p95_trend_ms) {
+            out.push(format!(
+                "backlog growing: p95 {first:.0} ms in the first third of the step, {last:.0} ms in the last"
+            ));
+        }
+        out
+    }
+
     /// Concurrency in the system by Little's law: N = X · R.
     pub fn concurrency(&self) -> f64 {
         self.achieved * self.mean_ms / 1000.0
@@ -214,6 +246,39 @@ mod tests {
     /// A backlog that grows within a step (p95 of its last third more than
     /// twice that of its first) is not keeping up, however short the step;
     /// a flat one is.
+    #[test]
+    fn unmet_names_each_missed_criterion_and_nothing_when_met() {
+        let slo = Slo {
+            p99_ms: 500.0,
+            error_budget: 0.01,
+        };
+        let good = Step {
+            rate: 10.0,
+            achieved: 10.0,
+            p99_ms: 300.0,
+            p95_trend_ms: Some((40.0, 45.0)),
+            ..Step::default()
+        };
+        assert!(good.meets(&slo) && good.unmet(&slo).is_empty());
+        let late = Step {
+            p95_trend_ms: Some((40.0, 364.0)),
+            ..good.clone()
+        };
+        assert!(!late.meets(&slo));
+        assert_eq!(
+            late.unmet(&slo),
+            ["backlog growing: p95 40 ms in the first third of the step, 364 ms in the last"]
+        );
+        let bad = Step {
+            achieved: 8.0,
+            p99_ms: 900.0,
+            error_rate: 0.02,
+            dropped: 3,
+            ..good
+        };
+        assert_eq!(bad.unmet(&slo).len(), 4, "{:?}", bad.unmet(&slo));
+    }
+
     #[test]
     fn a_growing_backlog_is_not_keeping_up() {
         let mut s = step(20.0, 20.0, 50.0, 0.0, 0);

@@ -35,8 +35,13 @@ pub struct Demand {
     pub pod_start_s: f64,
     /// Readiness delay, s.
     pub readiness_s: f64,
-    /// Connection hold time per request, s (measured or given); no pool sizing without it.
+    /// Connection hold time per checkout, s (measured or given); no pool sizing without it.
     pub hold_s: Option<f64>,
+    /// Connection checkouts per work request (measured from the pool's
+    /// checkout counter; one when unknown). HAPI FHIR checks a connection out
+    /// several times for one search, each briefly.
+    #[serde(default)]
+    pub checkouts_per_request: Option<f64>,
     /// Target probability of waiting for a connection.
     pub wait_probability: f64,
     /// Never size a pool below this (deadlock-free minimum).
@@ -76,6 +81,10 @@ pub struct Calibration {
     pub knobs: Option<Knobs>,
     /// A replay at the recommended rate (`--verify`), when run.
     pub verification: Option<Step>,
+    /// The most threads waiting for a database connection during that
+    /// replay, when pool metrics were scraped.
+    #[serde(default)]
+    pub verification_max_pending: Option<f64>,
     /// Pool series scraped from the target during the staircase.
     #[serde(default)]
     pub pool_metrics: Vec<crate::bundle::PoolSample>,
@@ -154,12 +163,20 @@ pub fn analyse(steps: Vec<Step>, replicas: u32, slo: Slo, demand: &Demand) -> Ca
         // Size the pool first, then bound maxReplicas by the connections it needs.
         let per_replica = match demand.hold_s {
             Some(hold) => {
-                // A pod can be pushed to its capacity before the HPA reacts: size for that.
-                let p = pool::size(c_pod, hold, demand.wait_probability, demand.pool_floor);
-                reasons.push(format!(
-                    "pool per replica: {} (sized for the per-pod capacity {c_pod:.1} req/s)",
-                    p.reason
-                ));
+                // A pod can be pushed to its capacity before the HPA reacts:
+                // size for that, in checkouts (a request may take several).
+                let k = demand.checkouts_per_request.unwrap_or(1.0);
+                let p = pool::size(c_pod * k, hold, demand.wait_probability, demand.pool_floor);
+                reasons.push(match demand.checkouts_per_request {
+                    Some(k) => format!(
+                        "pool per replica: {} (sized for the per-pod capacity {c_pod:.1} req/s × {k:.1} connection checkouts per request, measured)",
+                        p.reason
+                    ),
+                    None => format!(
+                        "pool per replica: {} (sized for the per-pod capacity {c_pod:.1} req/s, one checkout per request assumed)",
+                        p.reason
+                    ),
+                });
                 Some(p)
             }
             None => {
@@ -212,6 +229,7 @@ pub fn analyse(steps: Vec<Step>, replicas: u32, slo: Slo, demand: &Demand) -> Ca
         pool: pool_size,
         knobs,
         verification: None,
+        verification_max_pending: None,
         pool_metrics: Vec::new(),
         reasons,
     }
@@ -244,6 +262,7 @@ mod tests {
             pod_start_s: 30.0,
             readiness_s: 0.0,
             hold_s: Some(0.01),
+            checkouts_per_request: None,
             wait_probability: 0.05,
             pool_floor: 1,
             connection_budget: 97,

@@ -65,6 +65,7 @@ fn calibration() -> calibrate::Calibration {
             pod_start_s: 45.0,
             readiness_s: 10.0,
             hold_s: Some(0.01),
+            checkouts_per_request: None,
             wait_probability: 0.05,
             pool_floor: 1,
             connection_budget: 97,

@@ -81,6 +81,23 @@ pub async fn calibrate(
                 stairs.arrivals.describe(),
                 request.slo.p99_ms
             ));
+            if !stairs.warm_up.is_zero() {
+                let warm = staircase::Staircase {
+                    step_duration: stairs.warm_up,
+                    out_dir: stairs.out_dir.join("warm-up"),
+                    ..stairs.clone()
+                };
+                match staircase::run_step(&warm, stairs.start_rate).await? {
+                    Some((s, _)) => say(format!(
+                        "  warm-up, not measured: {:?} at {:.1}/s (p99 {:.1} ms, errors {:.2}%)",
+                        stairs.warm_up,
+                        stairs.start_rate,
+                        s.p99_ms,
+                        s.error_rate * 100.0
+                    )),
+                    None => return Err(RunError::Usage("interrupted during the warm-up".into())),
+                }
+            }
             let scraper = (!request.metrics_urls.is_empty()).then(|| {
                 super::scrape::Scraper::start(request.metrics_urls.clone(), Duration::from_secs(1))
             });
@@ -116,6 +133,18 @@ pub async fn calibrate(
     let measured_hold = calibrate::pool::hold_time(&pool_samples);
     let hold_given = demand.hold_s.is_some();
     demand.hold_s = demand.hold_s.or(measured_hold.map(|(hold, _)| hold));
+    // Checkouts per work request: the pools' checkouts over the staircase ÷
+    // the work requests it completed (setup requests, few, counted in the
+    // checkouts only).
+    if let (Some((_, checkouts)), StepSource::Climb(stairs)) = (measured_hold, &request.source) {
+        let requests: f64 = steps
+            .iter()
+            .map(|s| s.achieved * stairs.step_duration.as_secs_f64())
+            .sum();
+        if requests > 0.0 {
+            demand.checkouts_per_request = Some(checkouts / requests);
+        }
+    }
     let mut result = calibrate::analyse(steps, request.replicas, request.slo, &demand);
     if !pool_samples.is_empty() {
         result.reasons.insert(
@@ -123,9 +152,19 @@ pub async fn calibrate(
             calibrate::pool::measured_hold_reason(measured_hold, &pool_samples, hold_given),
         );
         let recommended = result.pool.as_ref().map(|p| p.size);
-        if let Some(bound) =
-            calibrate::pool::bound_reason(&pool_samples, demand.hold_s, recommended)
-        {
+        if let Some(k) = demand.checkouts_per_request {
+            result.reasons.insert(
+                1,
+                format!("{k:.1} connection checkouts per work request: the pools' checkouts over the staircase ÷ the work requests it completed"),
+            );
+        }
+        if let Some(bound) = calibrate::pool::bound_reason(
+            &pool_samples,
+            demand.hold_s,
+            demand.checkouts_per_request,
+            result.capacity_per_pod,
+            recommended,
+        ) {
             result.reasons.insert(1, bound);
         }
         result.pool_metrics = pool_samples;
@@ -153,16 +192,53 @@ pub async fn calibrate(
             .and_then(|i| result.steps[i].work_per_arrival)
             .unwrap_or(1.0);
         let arrivals = rate / per_arrival;
-        verified = match staircase::run_step(stairs, arrivals).await {
+        if !request.metrics_urls.is_empty() {
+            let limit = Duration::from_secs(60);
+            match super::scrape::wait_until_drained(&request.metrics_urls, limit).await {
+                Some(waited) if waited >= Duration::from_secs(1) => result.reasons.push(format!(
+                    "verification waited {:.0} s for the pools to stop queueing (the last step left a backlog) before replaying",
+                    waited.as_secs_f64()
+                )),
+                Some(_) => {}
+                None => result.reasons.push(format!(
+                    "verification: threads still waited for connections {} s after the staircase; replayed anyway",
+                    limit.as_secs()
+                )),
+            }
+        }
+        let scraper = (!request.metrics_urls.is_empty()).then(|| {
+            super::scrape::Scraper::start(request.metrics_urls.clone(), Duration::from_secs(1))
+        });
+        let replayed = staircase::run_step(stairs, arrivals).await;
+        let verify_samples = match scraper {
+            Some(scraper) => Some(scraper.finish().await),
+            None => None,
+        };
+        verified = match replayed {
             Ok(Some((step, _))) => {
-                let held = step.meets(&request.slo);
+                let unmet = step.unmet(&request.slo);
+                let mut held = unmet.is_empty();
+                let mut verdict = if held {
+                    "the SLO holds".to_owned()
+                } else {
+                    format!("the SLO does NOT hold ({})", unmet.join("; "))
+                };
+                if let Some(samples) = verify_samples.filter(|s| !s.is_empty()) {
+                    let pending = calibrate::pool::max_pending(&samples);
+                    result.verification_max_pending = Some(pending);
+                    if pending > 0.0 {
+                        held = false;
+                        verdict += &format!("; up to {pending:.0} threads waited for a database connection (hikaricp_connections_pending): the pool is short at this rate");
+                    } else {
+                        verdict += "; no thread waited for a database connection (hikaricp_connections_pending stayed 0)";
+                    }
+                }
                 result.reasons.push(format!(
-                    "verification: {arrivals:.1} arrivals/s ({} work req/s, the HPA target × {} replicas) gave p99 {:.0} ms, errors {:.2}%: {}",
+                    "verification: {arrivals:.1} arrivals/s ({} work req/s, the HPA target × {} replicas) gave p99 {:.0} ms, errors {:.2}%: {verdict}",
                     format_args!("{rate:.1}"),
                     request.replicas,
                     step.p99_ms,
                     step.error_rate * 100.0,
-                    if held { "the SLO holds" } else { "the SLO does NOT hold" }
                 ));
                 result.verification = Some(step);
                 held

@@ -39,6 +39,41 @@ pub fn parse(text: &str, url: &str, at_s: f64) -> anyhow::Result<PoolSample> {
     Ok(s)
 }
 
+/// Waits until no thread waits for a connection on any of `urls` (each
+/// scraped every 250 ms), for at most `limit`; how long that took, or None
+/// if the pools were still queueing at the limit. A step past the knee
+/// leaves the server a backlog to digest (requests the client gave up on
+/// still run); a measurement started before it drained would inherit it.
+pub async fn wait_until_drained(urls: &[String], limit: Duration) -> Option<Duration> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("a plain HTTP client builds");
+    let started = Instant::now();
+    loop {
+        let mut queueing = false;
+        for url in urls {
+            let text = match client.get(url).send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            // An endpoint that does not answer cannot show a queue; the
+            // measurement that follows will show it gone.
+            if parse(&text, url, 0.0).is_ok_and(|s| s.pending > 0.0) {
+                queueing = true;
+            }
+        }
+        if !queueing {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() >= limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Scrapes every URL each `every` until stopped.
 pub struct Scraper {
     stop: CancellationToken,

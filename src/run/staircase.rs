@@ -33,6 +33,9 @@ pub struct Staircase {
     pub slo: Slo,
     /// Where the steps' bundles go.
     pub out_dir: PathBuf,
+    /// Load at the start rate before the first step, not measured: a JVM
+    /// target's first minute is its JIT compiling, not its capacity.
+    pub warm_up: Duration,
 }
 
 /// Runs one step at `rate`; `None` if it was interrupted (a stopped step is

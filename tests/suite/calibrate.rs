@@ -65,6 +65,7 @@ fn demand_unknown() -> Demand {
         pod_start_s: 20.0,
         readiness_s: 5.0,
         hold_s: None,
+        checkouts_per_request: None,
         wait_probability: 0.05,
         pool_floor: 1,
         connection_budget: 97,
@@ -92,6 +93,7 @@ fn staircase(
         arrivals: surge::scenario::ArrivalProcess::Uniform,
         slo: SLO,
         out_dir: out.to_path_buf(),
+        warm_up: Duration::ZERO,
     }
 }
 
@@ -143,6 +145,7 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
         readiness_s: 5.0,
         // The hold time as measured from the scraped pool series, not as configured.
         hold_s: Some(hold),
+        checkouts_per_request: None,
         wait_probability: 0.05,
         pool_floor: 1,
         connection_budget: 40,
@@ -271,6 +274,7 @@ async fn cluster_capacity(
         pod_start_s: 20.0,
         readiness_s: 5.0,
         hold_s: Some(HOLD_MS as f64 / 1000.0),
+        checkouts_per_request: None,
         wait_probability: 0.05,
         pool_floor: 1,
         // The database's limit, as the operator would give it.
