@@ -54,6 +54,7 @@ fn main() {
             pod_start_s: 60.0,
             readiness_s: 15.0,
             hold_s: Some(0.005),
+            checkouts_per_request: None,
             wait_probability: 0.05,
             pool_floor: 1,
             connection_budget: 97,
