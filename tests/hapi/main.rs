@@ -438,6 +438,10 @@ async fn the_national_scenario_runs_clean_on_real_hapi_with_binaries_everywhere_
     assert_eq!(c.visible_everywhere, c.uploads);
     assert!(c.problems.is_empty(), "{:?}", c.problems);
 
+    // Calibration before the pool pressure below: its thousands of new
+    // Patients would make every later search by family name heavier.
+    calibrate_on_the_real_stack(&cluster, out.path());
+
     // The roadmap's arithmetic, the side that fits: 3 × 5 = 15 ≤ 20.
     let (code, text) = plan(3, 5, 20);
     assert_eq!(code, Some(0), "{text}");
@@ -463,6 +467,86 @@ async fn the_national_scenario_runs_clean_on_real_hapi_with_binaries_everywhere_
     assert_eq!(
         f.bouncer_wait_us, 0,
         "15 connections never wait for pgBouncer's 20"
+    );
+}
+
+/// `surge calibrate` as a user runs it on the real stack, the HikariCP
+/// series scraped from each replica: a capacity, a pool measured in
+/// checkouts, and a verification at the HPA target that holds the SLO with
+/// no thread waiting for a connection.
+fn calibrate_on_the_real_stack(cluster: &RealCluster, out: &Path) {
+    let mut command = Command::new(surge_bin());
+    command
+        .arg("calibrate")
+        .arg(repo().join("scenarios/capacity-fhir-search.toml"))
+        .args([
+            "--target",
+            &cluster.url(),
+            "--replicas",
+            "3",
+            "--slo-p99",
+            "500ms",
+        ])
+        .args([
+            "--warm-up",
+            "15s",
+            "--start-rate",
+            "20",
+            "--step-rate",
+            "20",
+        ])
+        .args(["--step-duration", "8s", "--max-steps", "8", "--verify"])
+        .arg("--out")
+        .arg(out.join("calibration"));
+    for url in cluster.replica_urls() {
+        command.args(["--metrics-url", &format!("{url}/actuator/prometheus")]);
+    }
+    let run = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    eprintln!("{text}");
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "a recommendation, verified: {text}"
+    );
+    let dir = std::fs::read_dir(out.join("calibration"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with("-calibrate"))
+        .expect("a calibration folder")
+        .path();
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("calibration.json")).unwrap()).unwrap();
+    assert!(c["capacity_per_pod"].as_f64().unwrap() > 0.0);
+    assert!(c["pool"]["size"].as_u64().unwrap() >= 1);
+    assert!(c["pool_metrics"].as_array().unwrap().len() >= 3);
+    assert_eq!(c["verification_max_pending"].as_f64(), Some(0.0), "{text}");
+    let reasons: Vec<&str> = c["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r
+            .starts_with("connection hold time measured from hikaricp_connections_usage_seconds")),
+        "{reasons:#?}"
+    );
+    // HAPI checks a connection out several times for one search: the pool
+    // is sized in checkouts, not requests.
+    let checkouts: f64 = reasons
+        .iter()
+        .find_map(|r| r.strip_suffix(" connection checkouts per work request: the pools' checkouts over the staircase ÷ the work requests it completed"))
+        .expect("checkouts per request measured")
+        .parse()
+        .unwrap();
+    assert!(
+        checkouts > 1.5,
+        "HAPI takes several checkouts per search, measured {checkouts}"
     );
 }
 
