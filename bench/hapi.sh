@@ -16,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 surge=${1:-target/release/surge}
 work=$(mktemp -d)
+chmod 755 "$work" # PostgreSQL runs as `postgres`, who must reach the cluster's folder
 trap 'targets/hapi-fhir/cluster.sh down "$work/cluster" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
 echo "| replicas | request | best step meeting p99 ≤ 500 ms: req/s per replica (p99) | calibrated capacity per replica | knee step (offered/s) | hold ms | checkouts per request | pool recommended |"

@@ -91,21 +91,25 @@ impl RealCluster {
             .collect()
     }
 
-    /// pgBouncer's admin console: one `SHOW` as rows of named columns.
-    fn bouncer_show(&self, what: &str) -> Vec<BTreeMap<String, String>> {
+    /// One statement on pgBouncer's admin console; its CSV answer, header first.
+    fn bouncer_admin(&self, sql: &str) -> String {
         let out = Command::new("psql")
             .args(["-h", "127.0.0.1", "-p"])
             .arg(self.port("BOUNCER_PORT").to_string())
-            .args(["-U", "hapi", "-A", "-F", ",", "pgbouncer", "-c"])
-            .arg(format!("SHOW {what}"))
+            .args(["-U", "hapi", "-A", "-F", ",", "pgbouncer", "-c", sql])
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "SHOW {what}: {}",
+            "{sql}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let text = String::from_utf8(out.stdout).unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// One `SHOW` as rows of named columns.
+    fn bouncer_show(&self, what: &str) -> Vec<BTreeMap<String, String>> {
+        let text = self.bouncer_admin(&format!("SHOW {what}"));
         let mut lines = text.lines();
         let header: Vec<&str> = lines.next().unwrap().split(',').collect();
         lines
@@ -135,18 +139,7 @@ impl RealCluster {
 
     /// Changes pgBouncer's pool at run time (its admin console's SET).
     fn set_bouncer_pool(&self, size: u32) {
-        let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p"])
-            .arg(self.port("BOUNCER_PORT").to_string())
-            .args(["-U", "hapi", "pgbouncer", "-c"])
-            .arg(format!("SET default_pool_size = {size}"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.bouncer_admin(&format!("SET default_pool_size = {size}"));
     }
 }
 
