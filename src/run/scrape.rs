@@ -39,17 +39,23 @@ pub fn parse(text: &str, url: &str, at_s: f64) -> anyhow::Result<PoolSample> {
     Ok(s)
 }
 
+/// The client that reads metrics endpoints: no proxy (they are the pods'
+/// own addresses), and a scrape that hangs is given up after 5 s.
+fn metrics_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
 /// Waits until no thread waits for a connection on any of `urls` (each
 /// scraped every 250 ms), for at most `limit`; how long that took, or None
 /// if the pools were still queueing at the limit. A step past the knee
 /// leaves the server a backlog to digest (requests the client gave up on
 /// still run); a measurement started before it drained would inherit it.
 pub async fn wait_until_drained(urls: &[String], limit: Duration) -> Option<Duration> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("a plain HTTP client builds");
+    let client = metrics_client();
     let started = Instant::now();
     loop {
         let mut queueing = false;
@@ -86,11 +92,7 @@ impl Scraper {
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("a plain HTTP client builds");
+            let client = metrics_client();
             let started = Instant::now();
             let mut out = Vec::new();
             loop {
