@@ -3,10 +3,14 @@
 # p99 ≤ 500 ms: Patient search and Patient create, with 1 and with 3 replicas
 # (targets/hapi-fhir/cluster.sh: PostgreSQL ← pgBouncer 20 ← replicas with
 # HikariCP 5 ← HAProxy, all on loopback). Each figure is a `surge calibrate`
-# staircase (20 s warm-up, then steps of 10 s, Poisson arrivals) with the
+# staircase (20 s warm-up, then up to 12 steps of 10 s from 20/s by 20/s,
+# Poisson arrivals) with the
 # HikariCP series scraped from every replica.
 #
 #   bench/hapi.sh [path/to/surge]     (default: target/release/surge)
+#   REPLICAS="3" bench/hapi.sh        (only some replica counts; default "1 3")
+#   WARMUP=60s bench/hapi.sh          (a longer warm-up; default 20s)
+#   KINDS=search bench/hapi.sh        (only some requests; default "search create")
 #
 # Prints one Markdown row per staircase for bench/RESULTS.md: the highest
 # step that met p99 ≤ 500 ms and kept up, calibration's capacity (which also
@@ -17,22 +21,23 @@ cd "$(dirname "$0")/.."
 surge=${1:-target/release/surge}
 work=$(mktemp -d)
 chmod 755 "$work" # PostgreSQL runs as `postgres`, who must reach the cluster's folder
-trap 'targets/hapi-fhir/cluster.sh down "$work/cluster" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'for c in "$work"/cluster-*; do targets/hapi-fhir/cluster.sh down "$c" >/dev/null 2>&1 || true; done; rm -rf "$work"' EXIT
 
 echo "| replicas | request | best step meeting p99 ≤ 500 ms: req/s per replica (p99) | calibrated capacity per replica | knee step (offered/s) | hold ms | checkouts per request | pool recommended |"
 echo "|---|---|---|---|---|---|---|---|"
-for replicas in 1 3; do
-    targets/hapi-fhir/cluster.sh up "$work/cluster" --replicas "$replicas" --port 18480 >&2
+for replicas in ${REPLICAS:-1 3}; do
+    cluster="$work/cluster-$replicas"
+    targets/hapi-fhir/cluster.sh up "$cluster" --replicas "$replicas" --port 18480 >&2
     metrics=()
-    for p in $(. "$work/cluster/cluster.env"; echo $REPLICA_PORTS); do
+    for p in $(. "$cluster/cluster.env"; echo $REPLICA_PORTS); do
         metrics+=(--metrics-url "http://127.0.0.1:$p/actuator/prometheus")
     done
-    for kind in search create; do
+    for kind in ${KINDS:-search create}; do
         out="$work/cal-$replicas-$kind"
-        start=$((10 * replicas))
+        start=20
         "$surge" calibrate "scenarios/capacity-fhir-$kind.toml" --target http://127.0.0.1:18480 \
-            --replicas "$replicas" --slo-p99 500ms --warm-up 20s --start-rate "$start" \
-            --step-rate "$start" --step-duration 10s --max-steps 10 "${metrics[@]}" \
+            --replicas "$replicas" --slo-p99 500ms --warm-up "${WARMUP:-20s}" --start-rate "$start" \
+            --step-rate 20 --step-duration 10s --max-steps 12 "${metrics[@]}" \
             --out "$out" >"$out.log" 2>&1 || true
         python3 - "$replicas" "$kind" "$out" <<'PY'
 import json, re, sys, glob
@@ -56,5 +61,5 @@ print("| {} | Patient {} | {} | {} | {} | {} | {} | {} |".format(
     (c.get("pool") or {}).get("size", "–")))
 PY
     done
-    targets/hapi-fhir/cluster.sh down "$work/cluster" >&2
+    targets/hapi-fhir/cluster.sh down "$cluster" >&2
 done
