@@ -278,6 +278,46 @@ pub fn bound_reason(
     Some(reason)
 }
 
+/// What the pool series scraped during a verification replay at
+/// `rate_per_pod` say: (whether the pool was short, why). Threads waiting
+/// for a connection mean a short pool when its ceiling — connections ÷
+/// (hold × checkouts per request) — is within 2× of the rate; a pool that
+/// could serve far more had them wait because connections were held longer
+/// at busy moments (a thread short of CPU keeps its connection), which a
+/// bigger pool would not cure.
+pub fn verification_waits(
+    samples: &[PoolSample],
+    hold_s: Option<f64>,
+    checkouts_per_request: Option<f64>,
+    rate_per_pod: f64,
+) -> (bool, String) {
+    let pending = max_pending(samples);
+    if pending <= 0.0 {
+        return (
+            false,
+            "no thread waited for a database connection (hikaricp_connections_pending stayed 0)"
+                .to_owned(),
+        );
+    }
+    let connections = samples.iter().map(|s| s.max).fold(0.0, f64::max);
+    let k = checkouts_per_request.unwrap_or(1.0).max(f64::MIN_POSITIVE);
+    match hold_s.filter(|h| *h > 0.0 && connections > 0.0) {
+        Some(hold) if connections / (hold * k) > 2.0 * rate_per_pod => (
+            false,
+            format!(
+                "up to {pending:.0} threads waited for a database connection at moments, though {connections:.0} connections held {:.1} ms for {k:.1} checkouts per request serve about {:.0} req/s per pod, {:.0}× this rate: not a pool shortage (connections held longer while their threads waited for CPU)",
+                hold * 1000.0,
+                connections / (hold * k),
+                connections / (hold * k) / rate_per_pod.max(f64::MIN_POSITIVE)
+            ),
+        ),
+        _ => (
+            true,
+            format!("up to {pending:.0} threads waited for a database connection (hikaricp_connections_pending): the pool is short at this rate"),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +359,30 @@ mod tests {
             None
         );
         assert_eq!(bound_reason(&[], None, None, None, None), None);
+    }
+
+    /// Both ways: no wait passes; waits with a pool that could serve ten
+    /// times the rate are CPU, not the pool; waits near the ceiling are a
+    /// short pool.
+    #[test]
+    fn verification_waits_are_a_short_pool_only_near_its_ceiling() {
+        let quiet = [sample(3.0, 0.0, 5.0)];
+        let (short, why) = verification_waits(&quiet, Some(0.0016), Some(10.0), 13.6);
+        assert!(!short && why.contains("stayed 0"), "{why}");
+        let waits = [sample(5.0, 6.0, 5.0)];
+        let (short, why) = verification_waits(&waits, Some(0.0016), Some(10.0), 13.6);
+        assert!(!short, "{why}");
+        assert!(
+            why.contains("serve about 312 req/s per pod, 23× this rate: not a pool shortage"),
+            "{why}"
+        );
+        let (short, why) = verification_waits(&waits, Some(0.0016), Some(10.0), 200.0);
+        assert!(short && why.contains("the pool is short"), "{why}");
+        let (short, _) = verification_waits(&waits, None, None, 13.6);
+        assert!(
+            short,
+            "without a hold time, waiting threads count against the pool"
+        );
     }
 
     /// Measured on a real HAPI FHIR cluster: threads waited for one of 5

@@ -224,14 +224,15 @@ pub async fn calibrate(
                     format!("the SLO does NOT hold ({})", unmet.join("; "))
                 };
                 if let Some(samples) = verify_samples.filter(|s| !s.is_empty()) {
-                    let pending = calibrate::pool::max_pending(&samples);
-                    result.verification_max_pending = Some(pending);
-                    if pending > 0.0 {
-                        held = false;
-                        verdict += &format!("; up to {pending:.0} threads waited for a database connection (hikaricp_connections_pending): the pool is short at this rate");
-                    } else {
-                        verdict += "; no thread waited for a database connection (hikaricp_connections_pending stayed 0)";
-                    }
+                    result.verification_max_pending = Some(calibrate::pool::max_pending(&samples));
+                    let (short, why) = calibrate::pool::verification_waits(
+                        &samples,
+                        demand.hold_s,
+                        demand.checkouts_per_request,
+                        rate / request.replicas.max(1) as f64,
+                    );
+                    held &= !short;
+                    verdict += &format!("; {why}");
                 }
                 result.reasons.push(format!(
                     "verification: {arrivals:.1} arrivals/s ({} work req/s, the HPA target × {} replicas) gave p99 {:.0} ms, errors {:.2}%: {verdict}",
