@@ -137,9 +137,35 @@ impl RealCluster {
         )
     }
 
-    /// Changes pgBouncer's pool at run time (its admin console's SET).
+    /// Changes pgBouncer's pool at run time (its admin console's SET), and
+    /// waits until it holds that many server connections: a connection
+    /// pgBouncer opens while a client waits counts as that client's wait,
+    /// and what is measured here is waiting for a busy pool, not logins.
     fn set_bouncer_pool(&self, size: u32) {
         self.bouncer_admin(&format!("SET default_pool_size = {size}"));
+        self.bouncer_admin(&format!("SET min_pool_size = {size}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let servers: u32 = self
+                .bouncer_show("POOLS")
+                .iter()
+                .filter(|r| r["database"] == "hapi")
+                .map(|r| {
+                    ["sv_active", "sv_idle", "sv_used", "sv_tested"]
+                        .iter()
+                        .map(|c| r[*c].parse::<u32>().unwrap_or(0))
+                        .sum::<u32>()
+                })
+                .sum();
+            if servers >= size {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pgBouncer opened {servers} of {size} server connections in 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
