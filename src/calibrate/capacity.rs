@@ -21,9 +21,10 @@ pub struct Slo {
 }
 
 impl Step {
-    /// Whether the step met the SLO and kept up with what it was offered.
+    /// Whether the step met the SLO and kept up with what it was offered:
+    /// nothing [`unmet`](Self::unmet).
     pub fn meets(&self, slo: &Slo) -> bool {
-        self.p99_ms <= slo.p99_ms && self.error_rate <= slo.error_budget && self.keeps_up()
+        self.unmet(slo).is_empty()
     }
 
     /// Work requests per second the step offered: the arrivals it
@@ -47,27 +48,19 @@ impl Step {
     /// Kept up: no arrival dropped, throughput within 5% of the work offered,
     /// and no growing backlog.
     pub fn keeps_up(&self) -> bool {
-        self.dropped == 0 && self.achieved >= 0.95 * self.offered_work() && !self.backlog_grows()
+        self.fell_behind().is_empty()
     }
 
-    /// What of the SLO and of keeping up the step missed, in words; empty
-    /// when it [`meets`](Self::meets) the SLO.
-    pub fn unmet(&self, slo: &Slo) -> Vec<String> {
+    /// How the step fell behind what it was offered, in words.
+    // WHY the negated comparisons: a figure that is not a number must count
+    // as missed, as it always did (`achieved >= …` is false for NaN).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    fn fell_behind(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.p99_ms > slo.p99_ms {
-            out.push(format!("p99 {:.0} ms > {:.0} ms", self.p99_ms, slo.p99_ms));
-        }
-        if self.error_rate > slo.error_budget {
-            out.push(format!(
-                "errors {:.2}% > {:.2}%",
-                self.error_rate * 100.0,
-                slo.error_budget * 100.0
-            ));
-        }
         if self.dropped > 0 {
             out.push(format!("{} arrivals dropped", self.dropped));
         }
-        if self.achieved < 0.95 * self.offered_work() {
+        if !(self.achieved >= 0.95 * self.offered_work()) {
             out.push(format!(
                 "achieved {:.1} req/s < 95% of the {:.1} offered",
                 self.achieved,
@@ -79,6 +72,26 @@ impl Step {
                 "backlog growing: p95 {first:.0} ms in the first third of the step, {last:.0} ms in the last"
             ));
         }
+        out
+    }
+
+    /// What of the SLO and of keeping up the step missed, in words; empty
+    /// when it meets the SLO. The one statement of the criteria:
+    /// [`meets`](Self::meets) and [`keeps_up`](Self::keeps_up) read it.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    pub fn unmet(&self, slo: &Slo) -> Vec<String> {
+        let mut out = Vec::new();
+        if !(self.p99_ms <= slo.p99_ms) {
+            out.push(format!("p99 {:.0} ms > {:.0} ms", self.p99_ms, slo.p99_ms));
+        }
+        if !(self.error_rate <= slo.error_budget) {
+            out.push(format!(
+                "errors {:.2}% > {:.2}%",
+                self.error_rate * 100.0,
+                slo.error_budget * 100.0
+            ));
+        }
+        out.extend(self.fell_behind());
         out
     }
 

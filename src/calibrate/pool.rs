@@ -212,6 +212,27 @@ pub fn measured_hold_reason(
     }
 }
 
+/// How far above a rate a pool's ceiling must be for threads waiting on it
+/// not to mean a short pool: beyond twice the rate, the waits came from
+/// connections held longer at busy moments (a thread short of CPU keeps its
+/// connection), which a bigger pool would not cure.
+const CEILING_MARGIN: f64 = 2.0;
+
+/// The requests per second `connections` serve when each request checks a
+/// connection out `checkouts_per_request` times (one when unknown) for
+/// `hold_s` each: connections ÷ (hold × checkouts). None without a hold
+/// time or a connection.
+fn pool_ceiling(
+    connections: f64,
+    hold_s: Option<f64>,
+    checkouts_per_request: Option<f64>,
+) -> Option<f64> {
+    let k = checkouts_per_request.unwrap_or(1.0).max(f64::MIN_POSITIVE);
+    hold_s
+        .filter(|h| *h > 0.0 && connections > 0.0)
+        .map(|h| connections / (h * k))
+}
+
 /// What the scraped pool series say about the pool, when they show it used
 /// up (every connection active and threads waiting for one); None while it
 /// had room.
@@ -239,16 +260,13 @@ pub fn bound_reason(
         "all {:.0} connections were in use with {:.0} threads waiting ({})",
         full.max, full.pending, full.url
     );
-    let k = checkouts_per_request.unwrap_or(1.0).max(f64::MIN_POSITIVE);
-    let per_request = if checkouts_per_request.is_some() {
-        format!(" for {k:.1} checkouts per request")
-    } else {
-        String::new()
-    };
+    let per_request = checkouts_per_request
+        .map(|k| format!(" for {k:.1} checkouts per request"))
+        .unwrap_or_default();
     let hold = hold_s.filter(|h| *h > 0.0);
-    let ceiling = hold.map(|h| full.max / (h * k));
+    let ceiling = pool_ceiling(full.max, hold_s, checkouts_per_request);
     if let (Some(h), Some(ceiling), Some(capacity)) = (hold, ceiling, capacity_per_pod) {
-        if ceiling > 2.0 * capacity {
+        if ceiling > CEILING_MARGIN * capacity {
             return Some(format!(
                 "threads waited for a connection ({used_up}), but the pool was not the bound: {:.0} connections held {:.1} ms each{per_request} serve about {ceiling:.0} req/s per pod, {:.0}× the measured capacity {capacity:.1}; connections were held longer at busy moments (a thread short of CPU keeps its connection), so a bigger pool would not raise the capacity",
                 full.max,
@@ -267,11 +285,8 @@ pub fn bound_reason(
     }
     if let Some(n) = recommended {
         reason += &format!("; the pool recommended below is {n}");
-        if let Some(h) = hold {
-            reason += &format!(
-                ", which alone would allow about {:.0} req/s per pod",
-                n as f64 / (h * k)
-            );
+        if let Some(allowed) = pool_ceiling(n as f64, hold_s, checkouts_per_request) {
+            reason += &format!(", which alone would allow about {allowed:.0} req/s per pod");
         }
     }
     reason += ": after changing the pool, measure capacity again (the HPA target above rests on the old pool)";
@@ -300,15 +315,14 @@ pub fn verification_waits(
         );
     }
     let connections = samples.iter().map(|s| s.max).fold(0.0, f64::max);
-    let k = checkouts_per_request.unwrap_or(1.0).max(f64::MIN_POSITIVE);
-    match hold_s.filter(|h| *h > 0.0 && connections > 0.0) {
-        Some(hold) if connections / (hold * k) > 2.0 * rate_per_pod => (
+    let k = checkouts_per_request.unwrap_or(1.0);
+    match (hold_s, pool_ceiling(connections, hold_s, checkouts_per_request)) {
+        (Some(hold), Some(ceiling)) if ceiling > CEILING_MARGIN * rate_per_pod => (
             false,
             format!(
-                "up to {pending:.0} threads waited for a database connection at moments, though {connections:.0} connections held {:.1} ms for {k:.1} checkouts per request serve about {:.0} req/s per pod, {:.0}× this rate: not a pool shortage (connections held longer while their threads waited for CPU)",
+                "up to {pending:.0} threads waited for a database connection at moments, though {connections:.0} connections held {:.1} ms for {k:.1} checkouts per request serve about {ceiling:.0} req/s per pod, {:.0}× this rate: not a pool shortage (connections held longer while their threads waited for CPU)",
                 hold * 1000.0,
-                connections / (hold * k),
-                connections / (hold * k) / rate_per_pod.max(f64::MIN_POSITIVE)
+                ceiling / rate_per_pod.max(f64::MIN_POSITIVE)
             ),
         ),
         _ => (

@@ -98,9 +98,7 @@ pub async fn calibrate(
                     None => return Err(RunError::Usage("interrupted during the warm-up".into())),
                 }
             }
-            let scraper = (!request.metrics_urls.is_empty()).then(|| {
-                super::scrape::Scraper::start(request.metrics_urls.clone(), Duration::from_secs(1))
-            });
+            let scraper = super::scrape::Scraper::over(&request.metrics_urls);
             let climbed = staircase::climb(stairs, |s, bundle| {
                 say(format!(
                     "  {:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {} ({})",
@@ -206,9 +204,7 @@ pub async fn calibrate(
                 )),
             }
         }
-        let scraper = (!request.metrics_urls.is_empty()).then(|| {
-            super::scrape::Scraper::start(request.metrics_urls.clone(), Duration::from_secs(1))
-        });
+        let scraper = super::scrape::Scraper::over(&request.metrics_urls);
         let replayed = staircase::run_step(stairs, arrivals).await;
         let verify_samples = match scraper {
             Some(scraper) => Some(scraper.finish().await),

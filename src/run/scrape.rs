@@ -126,6 +126,11 @@ impl Scraper {
         Scraper { stop, task }
     }
 
+    /// Scrapes `urls` each second, or nothing when none is given.
+    pub fn over(urls: &[String]) -> Option<Self> {
+        (!urls.is_empty()).then(|| Self::start(urls.to_vec(), Duration::from_secs(1)))
+    }
+
     /// Stops, after one last scrape round, and returns every sample.
     pub async fn finish(self) -> Vec<PoolSample> {
         self.stop.cancel();

@@ -199,7 +199,8 @@ pub(super) async fn fhir_binary_create(
     let stored = r
         .with_connection(|| store(&dir, &format!("binary-{id}"), &body, &content_type))
         .await;
-    if matches!(stored, Ok(Ok(()))) {
+    let stored_ok = matches!(stored, Ok(Ok(())));
+    if stored_ok {
         replicate(&r, format!("binary-{id}"));
     }
     let location = format!("/fhir/Binary/{id}/_history/1");
@@ -210,7 +211,7 @@ pub(super) async fn fhir_binary_create(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("json"));
-    if !wants_fhir && matches!(stored, Ok(Ok(()))) {
+    if stored_ok && !wants_fhir {
         let mut resp = (StatusCode::CREATED, body).into_response();
         for (name, value) in [
             (header::CONTENT_TYPE, &content_type),
