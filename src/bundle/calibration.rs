@@ -38,8 +38,10 @@ pub struct Step {
     /// from `achieved`.
     #[serde(default)]
     pub setup_per_s: f64,
-    /// The worst work request's p95 over the first and the last third of
-    /// the step, ms: a backlog that grows shows as a rising pair.
+    /// The worst work request's p95 second by second, summarised as the
+    /// median of the step's first third and the lowest second of its last
+    /// third, ms: a backlog that grows shows as a rising pair, one slow
+    /// second does not.
     #[serde(default)]
     pub p95_trend_ms: Option<(f64, f64)>,
 }

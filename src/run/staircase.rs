@@ -5,7 +5,7 @@
 //! The analysis is `calibrate` (pure); this module only runs and reads.
 
 use crate::bundle::{CellStats, Percentiles, RunResults, StageStats, Stats, Step};
-use crate::calibrate::capacity::{saturated, Slo};
+use crate::calibrate::capacity::{backlog_trend, saturated, Slo};
 use crate::run::{RunError, RunRequest};
 use crate::scenario::{ArrivalProcess, LoadOverride};
 use std::path::{Path, PathBuf};
@@ -171,8 +171,7 @@ fn work_per_arrival(
 }
 
 /// The worst work request's p95, second by second within `[from_s,
-/// to_s)`, averaged over the first and the last third; None with fewer than
-/// six seconds of traffic (too short to tell a trend from noise).
+/// to_s)`, summarised by [`backlog_trend`].
 fn p95_trend(
     r: &RunResults,
     from_s: f64,
@@ -189,14 +188,5 @@ fn p95_trend(
             }
         }
     }
-    let values: Vec<f64> = worst.into_values().collect();
-    if values.len() < 6 {
-        return None;
-    }
-    let third = values.len() / 3;
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    Some((
-        mean(&values[..third]),
-        mean(&values[values.len() - third..]),
-    ))
+    backlog_trend(&worst.into_values().collect::<Vec<_>>())
 }
