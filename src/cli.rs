@@ -146,9 +146,15 @@ pub struct ChaosArgs {
     /// kill-pod@every:60s, rollout-restart@2m, scale:5@90s, 'exec:docker kill web-2@45s' (repeatable).
     #[arg(long = "chaos")]
     pub specs: Vec<String>,
-    /// Pod backend: kubernetes, or local (the reference cluster; surge demo).
+    /// Pod backend: kubernetes, or local (replica processes on this machine:
+    /// the reference cluster in surge demo, or those listed by --replica-dir).
     #[arg(long, value_enum)]
     pub chaos_backend: Option<ChaosBackend>,
+    /// Local backend: a folder with one file per replica process (pid=, url=,
+    /// ready_at_ms=) that its supervisor keeps; targets/hapi-fhir/cluster.sh
+    /// writes DIR/replicas.
+    #[arg(long)]
+    pub replica_dir: Option<PathBuf>,
     /// Kubernetes namespace of the workload.
     #[arg(long)]
     pub namespace: Option<String>,
@@ -199,6 +205,7 @@ impl ChaosArgs {
             allow_namespaces: self.allow_namespaces.clone(),
             max_kills: self.max_kills,
             grace_period: self.grace_period,
+            replica_dir: self.replica_dir.clone(),
             ..Default::default()
         }
     }
@@ -361,7 +368,7 @@ impl ArrivalsArg {
 pub enum ChaosBackend {
     /// A Kubernetes cluster, through the kubeconfig.
     Kubernetes,
-    /// The reference cluster's replica processes (`surge demo`).
+    /// Replica processes on this machine (`surge demo`, `--replica-dir`).
     Local,
 }
 

@@ -51,6 +51,10 @@ impl Outcome {
 
 impl From<RunError> for Outcome {
     fn from(e: RunError) -> Outcome {
+        if let RunError::Interrupted(why) = &e {
+            eprintln!("surge: {why}");
+            return Outcome::Interrupted;
+        }
         // `{:#}`: an underlying error's whole chain of causes.
         Outcome::CannotRun(format!("{e:#}"))
     }
@@ -290,7 +294,11 @@ async fn calibrate(a: CalibrateArgs) -> Outcome {
         Ok(report) => {
             print!("{}", surge::report::calibration_text(&report.calibration));
             println!("\ncalibration: {}", report.dir.display());
-            Outcome::of(report.passed())
+            if report.calibration.interrupted.is_some() {
+                Outcome::Interrupted
+            } else {
+                Outcome::of(report.passed())
+            }
         }
         Err(e) => e.into(),
     }

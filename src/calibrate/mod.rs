@@ -90,6 +90,10 @@ pub struct Calibration {
     pub pool_metrics: Vec<crate::bundle::PoolSample>,
     /// Every conclusion, with the measurement and the constraint that bound it.
     pub reasons: Vec<String>,
+    /// Why the calibration stopped before its end (Ctrl-C, SIGTERM): what
+    /// it concluded rests on the steps measured before that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 /// Analyses a staircase measured at `replicas` replicas.
@@ -232,6 +236,7 @@ pub fn analyse(steps: Vec<Step>, replicas: u32, slo: Slo, demand: &Demand) -> Ca
         verification_max_pending: None,
         pool_metrics: Vec::new(),
         reasons,
+        interrupted: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! From a scenario's `[kubernetes]`/`[chaos]` and the command line to a
 //! chaos run that passed the safety rules and reached its backend.
 
-use super::{kube::KubeBackend, local::LocalBackend, Backend, Chaos};
+use super::{kube::KubeBackend, local::LocalBackend, local::ReplicaDir, Backend, Chaos};
 use crate::scenario::chaos::{self as plan, BackendKind, ChaosPlan, KubeTarget};
 use crate::scenario::Scenario;
 use std::path::PathBuf;
@@ -35,6 +35,9 @@ pub struct ChaosRequest {
     pub grace_period: Option<Duration>,
     /// The reference cluster's replicas, for the local backend (`surge demo`, tests).
     pub local: Option<Arc<dyn super::local::LocalReplicas>>,
+    /// `--replica-dir`: the local backend's replicas from a folder their
+    /// supervisor keeps ([`ReplicaDir`]).
+    pub replica_dir: Option<PathBuf>,
     /// Read uploads back straight from each pod the backend lists.
     pub discover_replicas: bool,
 }
@@ -74,6 +77,17 @@ pub fn resolve(
     if let Some(b) = request.backend {
         plan.backend = b;
     }
+    if let Some(dir) = &request.replica_dir {
+        match request.backend {
+            Some(BackendKind::Kubernetes) => {
+                return Err(format!(
+                    "--replica-dir {} lists local replica processes: it goes with --chaos-backend local",
+                    dir.display()
+                ))
+            }
+            _ => plan.backend = BackendKind::Local,
+        }
+    }
     if let Some(n) = request.max_kills {
         plan.max_kills = n;
     }
@@ -107,7 +121,12 @@ pub async fn connect(
         BackendKind::Kubernetes => {
             format!("namespace {}, selector {}", kube.namespace, kube.selector)
         }
-        BackendKind::Local => "reference cluster replicas".to_owned(),
+        BackendKind::Local => match &request.replica_dir {
+            Some(dir) if request.local.is_none() => {
+                format!("replica processes listed in {}", dir.display())
+            }
+            _ => "reference cluster replicas".to_owned(),
+        },
     };
     let discover_replicas = kube.discover_replicas.then(|| kube.base_path.clone());
     let workload = kube.workload.as_ref().map(ToString::to_string);
@@ -115,9 +134,15 @@ pub async fn connect(
         None
     } else {
         Some(match plan.backend {
-            BackendKind::Local => Backend::Local(LocalBackend::new(request.local.clone().ok_or(
-                "the local chaos backend drives the reference cluster: use it with `surge demo`",
-            )?)),
+            BackendKind::Local => Backend::Local(LocalBackend::new(
+                match (&request.local, &request.replica_dir) {
+                    (Some(local), _) => local.clone(),
+                    (None, Some(dir)) => Arc::new(ReplicaDir::open(dir)?),
+                    (None, None) => return Err(
+                        "the local chaos backend needs --replica-dir DIR (one file per replica process, kept by its supervisor) or the reference cluster of `surge demo`".into(),
+                    ),
+                },
+            )),
             BackendKind::Kubernetes => Backend::Kube(Box::new(
                 match &request.kubeconfig {
                     Some(path) => KubeBackend::from_kubeconfig_file(path, kube).await,

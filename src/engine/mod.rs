@@ -115,7 +115,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
             last_words(measured);
         }));
     }
-    let sigterm = tokio::spawn(signals::watch_sigterm(Arc::clone(&interrupts)));
+    let sigterm = signals::SigtermWatch::start();
     // A target that vanished (refusing connections, answering nothing) ends
     // the run within seconds, like a signal, instead of measuring refusals
     // to the end of the plan.
@@ -231,7 +231,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     let (consistency, visible) = shared.readback.finish().await;
     measurements.results.consistency = consistency;
     measurements.visible = Some(visible).filter(|h| !h.is_empty());
-    sigterm.abort();
+    drop(sigterm);
     keep_stopped.abort();
     watchdog.abort();
     interrupts.unregister();

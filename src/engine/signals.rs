@@ -6,8 +6,12 @@
 //!
 //! surge installs its SIGINT handler before goose does, so goose's own (which
 //! exits 1 on a second Ctrl-C, writing nothing) never takes over.
+//!
+//! Signals go to the newest registrant: a run while it lasts, and between
+//! the runs of a longer job (a calibration's staircase) the job itself, so a
+//! signal in a gap stops the job instead of being lost or ending it unwritten.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio_util::sync::CancellationToken;
 
@@ -22,8 +26,8 @@ pub struct Interrupts {
     last_words: Mutex<Option<LastWords>>,
 }
 
-/// The run signals go to (one at a time in a process).
-static CURRENT: Mutex<Option<Arc<Interrupts>>> = Mutex::new(None);
+/// Who signals go to: the newest (last) registrant.
+static CURRENT: Mutex<Vec<Arc<Interrupts>>> = Mutex::new(Vec::new());
 
 /// Held while a bundle is written. A signal that ends the process takes it
 /// first, so no bundle is ever cut off half-written; a forced end holds it
@@ -58,7 +62,10 @@ impl Interrupts {
             stop,
             last_words: Mutex::new(None),
         });
-        *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&me));
+        CURRENT
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::clone(&me));
         me
     }
 
@@ -102,17 +109,27 @@ impl Interrupts {
         }
     }
 
-    /// The run is over: signals no longer go to it.
+    /// The run is over: signals no longer go to it (but to whoever
+    /// registered before it and is still registered).
     pub fn unregister(self: &Arc<Self>) {
-        let mut current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
-        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, self)) {
-            *current = None;
-        }
+        CURRENT
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|c| !Arc::ptr_eq(c, self));
+    }
+
+    /// Whether a signal arrived.
+    pub fn signalled(&self) -> bool {
+        self.count.load(Ordering::SeqCst) > 0
     }
 }
 
 fn deliver(why: &str) {
-    let current = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let current = CURRENT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .last()
+        .cloned();
     match current {
         Some(run) => run.signal(why),
         // No run (it is over, its bundle maybe being written): Ctrl-C ends
@@ -138,14 +155,78 @@ pub async fn ctrl_c_or_sigterm() {
     }
 }
 
-/// Sends every SIGTERM to `run` until the task is dropped.
-pub async fn watch_sigterm(run: Arc<Interrupts>) {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
-        return std::future::pending().await;
-    };
-    while term.recv().await.is_some() {
-        run.signal("interrupted by SIGTERM");
+/// The signals of a job made of several runs (a calibration's staircase):
+/// registered for the job's whole length, under its runs, with SIGTERM
+/// watched, so a signal between two runs stops the job.
+pub struct JobSignals {
+    interrupts: Arc<Interrupts>,
+    stop: CancellationToken,
+    _sigterm: SigtermWatch,
+}
+
+impl JobSignals {
+    /// Registers the job (inside a tokio runtime).
+    pub fn register() -> JobSignals {
+        let stop = CancellationToken::new();
+        JobSignals {
+            interrupts: Interrupts::register(stop.clone()),
+            stop,
+            _sigterm: SigtermWatch::start(),
+        }
+    }
+
+    /// Why the job was interrupted between its runs, if it was.
+    pub fn reason(&self) -> Option<String> {
+        self.interrupts.reason()
+    }
+
+    /// Resolves when a signal arrives between the runs.
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await
+    }
+}
+
+impl Drop for JobSignals {
+    fn drop(&mut self) {
+        self.interrupts.unregister();
+        // A signal between runs set goose's process-wide stop switch.
+        goose::reset_killswitch();
+    }
+}
+
+/// Whether a SIGTERM watch is running.
+static WATCHING_SIGTERM: AtomicBool = AtomicBool::new(false);
+
+/// Delivers every SIGTERM to the newest registrant while it lives. One at a
+/// time: a run inside a job that already watches gets an inert one, so each
+/// SIGTERM is delivered once.
+pub struct SigtermWatch(Option<tokio::task::JoinHandle<()>>);
+
+impl SigtermWatch {
+    /// Starts watching, unless a watch already runs (inside a tokio runtime).
+    pub fn start() -> SigtermWatch {
+        if WATCHING_SIGTERM.swap(true, Ordering::SeqCst) {
+            return SigtermWatch(None);
+        }
+        SigtermWatch(Some(tokio::spawn(async {
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
+                return std::future::pending().await;
+            };
+            while term.recv().await.is_some() {
+                deliver("interrupted by SIGTERM");
+            }
+        })))
+    }
+}
+
+impl Drop for SigtermWatch {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+            WATCHING_SIGTERM.store(false, Ordering::SeqCst);
+        }
     }
 }
 
@@ -154,8 +235,12 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
 
+    /// The registrants are process-wide: these tests take turns.
+    static TURN: Mutex<()> = Mutex::new(());
+
     #[test]
     fn the_first_signal_stops_and_the_second_forces_with_last_words() {
+        let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
         let stop = CancellationToken::new();
         let run = Interrupts::register(stop.clone());
         let said = Arc::new(AtomicBool::new(false));
@@ -176,6 +261,26 @@ mod tests {
             "the first reason stays"
         );
         run.unregister();
+        goose::reset_killswitch();
+    }
+
+    /// A job registered around its runs gets the signals that come between
+    /// them; a run registered inside it gets those that come during it.
+    #[test]
+    fn signals_go_to_the_newest_registrant_and_back_to_the_job_after_a_run() {
+        let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+        let job_stop = CancellationToken::new();
+        let job = Interrupts::register(job_stop.clone());
+        let run_stop = CancellationToken::new();
+        let run = Interrupts::register(run_stop.clone());
+        deliver("interrupted by SIGTERM");
+        assert!(run.signalled() && run_stop.is_cancelled());
+        assert!(!job.signalled() && !job_stop.is_cancelled());
+        run.unregister();
+        deliver("interrupted by SIGINT (Ctrl-C)");
+        assert!(job.signalled() && job_stop.is_cancelled());
+        job.unregister();
+        assert!(!CURRENT.lock().unwrap().iter().any(|c| Arc::ptr_eq(c, &job)));
         goose::reset_killswitch();
     }
 }

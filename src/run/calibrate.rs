@@ -3,10 +3,11 @@
 //! optional replay at the recommended rate, and the calibration bundle
 //! (`calibration.json`, `calibration.html`, `recommendations.yaml`).
 
-use super::staircase::{self, Staircase};
+use super::staircase::{self, Staircase, StepRun};
 use super::RunError;
 use crate::calibrate::capacity::Slo;
 use crate::calibrate::{self, Calibration, Demand};
+use crate::engine::signals::JobSignals;
 use crate::report::Recommendations;
 use crate::scenario::ArrivalProcess;
 use std::path::PathBuf;
@@ -63,15 +64,24 @@ impl CalibrateReport {
     }
 }
 
-/// Runs the calibration; `say` hears each step as it completes.
+/// Runs the calibration; `say` hears each step as it completes. Ctrl-C or
+/// SIGTERM (during a step or between steps) ends the climb: the steps
+/// measured before it are analysed and written, nothing more is run, and
+/// the calibration says it was interrupted; with no step measured, the
+/// error is [`RunError::Interrupted`].
 pub async fn calibrate(
     request: &CalibrateRequest,
     say: &mut (dyn FnMut(String) + Send),
 ) -> Result<CalibrateReport, RunError> {
+    // Each step's run takes the signals while it lasts; between runs
+    // (the drain wait, the analysis) the calibration does.
+    let signals = JobSignals::register();
+    let mut interrupted = None;
     let mut pool_samples = Vec::new();
     let steps = match &request.source {
         StepSource::FromBundle(bundle) => staircase::steps_from_bundle(bundle)?,
         StepSource::Climb(stairs) => {
+            stairs.check().map_err(RunError::Usage)?;
             say(format!(
                 "staircase: up to {} steps of {:?} from {}/s by {}/s, {}, SLO p99 ≤ {:.0} ms",
                 stairs.max_steps,
@@ -88,18 +98,22 @@ pub async fn calibrate(
                     ..stairs.clone()
                 };
                 match staircase::run_step(&warm, stairs.start_rate).await? {
-                    Some((s, _)) => say(format!(
+                    StepRun::Measured(s, _) => say(format!(
                         "  warm-up, not measured: {:?} at {:.1}/s (p99 {:.1} ms, errors {:.2}%)",
                         stairs.warm_up,
                         stairs.start_rate,
                         s.p99_ms,
                         s.error_rate * 100.0
                     )),
-                    None => return Err(RunError::Usage("interrupted during the warm-up".into())),
+                    StepRun::Interrupted(why) => {
+                        return Err(RunError::Interrupted(format!(
+                            "{why} during the warm-up: nothing measured, nothing written"
+                        )))
+                    }
                 }
             }
             let scraper = super::scrape::Scraper::over(&request.metrics_urls);
-            let climbed = staircase::climb(stairs, |s, bundle| {
+            let climbed = staircase::climb(stairs, &|| signals.reason(), |s, bundle| {
                 say(format!(
                     "  {:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {} ({})",
                     s.rate,
@@ -114,11 +128,18 @@ pub async fn calibrate(
             if let Some(scraper) = scraper {
                 pool_samples = scraper.finish().await;
             }
-            climbed?
+            let climbed = climbed?;
+            interrupted = climbed.interrupted;
+            climbed.steps
         }
     };
     if steps.is_empty() {
-        return Err(RunError::Usage("no step completed".to_owned()));
+        return Err(match interrupted {
+            Some(why) => RunError::Interrupted(format!(
+                "{why} before the first step ended: nothing measured, nothing written"
+            )),
+            None => RunError::Usage("no step completed".to_owned()),
+        });
     }
     let mut demand = request.demand.clone();
     if let Some(bundle) = &request.pod_start_from {
@@ -179,8 +200,11 @@ pub async fn calibrate(
         );
     }
     let mut verified = true;
-    if let (true, StepSource::Climb(stairs), Some(plan)) =
-        (request.verify, &request.source, &result.hpa)
+    if let (true, Some(_)) = (request.verify, &interrupted) {
+        verified = false;
+    }
+    if let (true, None, StepSource::Climb(stairs), Some(plan)) =
+        (request.verify, &interrupted, &request.source, &result.hpa)
     {
         // The target is in work requests; the replay offers arrivals, each
         // making the capacity step's work per arrival.
@@ -192,7 +216,12 @@ pub async fn calibrate(
         let arrivals = rate / per_arrival;
         if !request.metrics_urls.is_empty() {
             let limit = Duration::from_secs(60);
-            match super::scrape::wait_until_drained(&request.metrics_urls, limit).await {
+            let drained = tokio::select! {
+                drained = super::scrape::wait_until_drained(&request.metrics_urls, limit) => drained,
+                () = signals.stopped() => None,
+            };
+            match drained {
+                _ if signals.reason().is_some() => {}
                 Some(waited) if waited >= Duration::from_secs(1) => result.reasons.push(format!(
                     "verification waited {:.0} s for the pools to stop queueing (the last step left a backlog) before replaying",
                     waited.as_secs_f64()
@@ -204,14 +233,18 @@ pub async fn calibrate(
                 )),
             }
         }
+        interrupted = signals.reason();
         let scraper = super::scrape::Scraper::over(&request.metrics_urls);
-        let replayed = staircase::run_step(stairs, arrivals).await;
+        let replayed = match &interrupted {
+            Some(_) => Ok(StepRun::Interrupted(String::new())),
+            None => staircase::run_step(stairs, arrivals).await,
+        };
         let verify_samples = match scraper {
             Some(scraper) => Some(scraper.finish().await),
             None => None,
         };
         verified = match replayed {
-            Ok(Some((step, _))) => {
+            Ok(StepRun::Measured(step, _)) => {
                 let unmet = step.unmet(&request.slo);
                 let mut held = unmet.is_empty();
                 let mut verdict = if held {
@@ -240,7 +273,10 @@ pub async fn calibrate(
                 result.verification = Some(step);
                 held
             }
-            Ok(None) => false,
+            Ok(StepRun::Interrupted(why)) => {
+                interrupted = interrupted.or(Some(why));
+                false
+            }
             Err(e) => {
                 result.reasons.push(format!(
                     "verification: the replay failed: {}",
@@ -249,6 +285,22 @@ pub async fn calibrate(
                 false
             }
         };
+    }
+    if let Some(why) = interrupted.or_else(|| signals.reason()) {
+        let verification = if request.verify {
+            "; the verification did not run to its end"
+        } else {
+            ""
+        };
+        result.reasons.insert(
+            0,
+            format!(
+                "INTERRUPTED ({why}): every conclusion rests on the {} step(s) measured before it{verification}",
+                result.steps.len()
+            ),
+        );
+        result.interrupted = Some(why);
+        verified = false;
     }
     crate::report::write_calibration(&request.dir, &result, &request.recommendations)
         .map_err(|e| RunError::Other(e.context("cannot write the calibration")))?;

@@ -67,6 +67,9 @@ pub enum RunError {
         /// What happened.
         why: String,
     },
+    /// Stopped by Ctrl-C or SIGTERM before anything was measured, and why.
+    #[error("{0}")]
+    Interrupted(String),
     /// Anything else (the bundle could not be written, the engine failed to start).
     #[error(transparent)]
     Other(#[from] anyhow::Error),

@@ -38,9 +38,60 @@ pub struct Staircase {
     pub warm_up: Duration,
 }
 
-/// Runs one step at `rate`; `None` if it was interrupted (a stopped step is
-/// not a measurement of the rate it was meant to hold).
-pub async fn run_step(s: &Staircase, rate: f64) -> Result<Option<(Step, PathBuf)>, RunError> {
+/// Most steps in one staircase.
+pub const MAX_STEPS: usize = 100;
+
+impl Staircase {
+    /// Every number in range, each error naming its option, before
+    /// anything is sent.
+    pub fn check(&self) -> Result<(), String> {
+        use crate::scenario::limits::{check_duration, check_range, MAX_RATE};
+        // WHY !(x > 0): NaN fails every comparison and must fail here too.
+        if !(self.start_rate > 0.0) {
+            return Err(format!(
+                "--start-rate {} is out of range: expected more than 0 to {MAX_RATE}",
+                self.start_rate
+            ));
+        }
+        check_range("--start-rate", self.start_rate, 0.0, MAX_RATE)?;
+        check_range("--step-rate", self.step_rate, 0.0, MAX_RATE)?;
+        check_range("--max-steps", self.max_steps, 1, MAX_STEPS)?;
+        let top = self.start_rate + self.step_rate * (self.max_steps - 1) as f64;
+        if top > MAX_RATE {
+            return Err(format!(
+                "the staircase would reach {top}/s at its last step (--start-rate + --step-rate × (--max-steps − 1)): at most {MAX_RATE}/s"
+            ));
+        }
+        if self.step_duration.is_zero() {
+            return Err("--step-duration must be more than zero".into());
+        }
+        check_duration("--step-duration", self.step_duration)?;
+        check_duration("--warm-up", self.warm_up)?;
+        Ok(())
+    }
+}
+
+/// One step's run.
+#[derive(Debug)]
+pub enum StepRun {
+    /// Measured at its rate; its bundle.
+    Measured(Step, PathBuf),
+    /// Stopped by a signal, and why: not a measurement of the rate it was
+    /// meant to hold.
+    Interrupted(String),
+}
+
+/// A climb: the steps measured, and why it stopped early if a signal did.
+#[derive(Debug)]
+pub struct Climb {
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// Why the climb was interrupted, if it was.
+    pub interrupted: Option<String>,
+}
+
+/// Runs one step at `rate`.
+pub async fn run_step(s: &Staircase, rate: f64) -> Result<StepRun, RunError> {
     let request = RunRequest {
         scenario: s.scenario.clone(),
         target: s.target.clone(),
@@ -55,8 +106,8 @@ pub async fn run_step(s: &Staircase, rate: f64) -> Result<Option<(Step, PathBuf)
         ..Default::default()
     };
     let report = super::run(&request).await?;
-    if report.results.interrupted.is_some() {
-        return Ok(None);
+    if let Some(why) = &report.results.interrupted {
+        return Ok(StepRun::Interrupted(why.clone()));
     }
     // The whole run is the step. Throughput counts until the last request
     // completed (at least the planned time), so a server that fell behind
@@ -67,27 +118,45 @@ pub async fn run_step(s: &Staircase, rate: f64) -> Result<Option<(Step, PathBuf)
         .first()
         .ok_or_else(|| anyhow::anyhow!("step at {rate}/s: the run has no stage"))?;
     let step = stage_step(&report.bundle, r, stage, rate, r.busy_s.max(r.planned_s))?;
-    Ok(Some((step, report.bundle)))
+    Ok(StepRun::Measured(step, report.bundle))
 }
 
-/// Climbs until saturation or `max_steps`; `each` sees every step as it ends.
+/// Climbs until saturation, `max_steps`, or a signal (during a step, or
+/// between steps: `stopped` says why); `each` sees every step as it ends.
 pub async fn climb(
     s: &Staircase,
+    stopped: &dyn Fn() -> Option<String>,
     mut each: impl FnMut(&Step, &Path),
-) -> Result<Vec<Step>, RunError> {
+) -> Result<Climb, RunError> {
     let mut steps = Vec::new();
     for k in 0..s.max_steps {
+        if let Some(why) = stopped() {
+            return Ok(Climb {
+                steps,
+                interrupted: Some(why),
+            });
+        }
         let rate = s.start_rate + s.step_rate * k as f64;
-        let Some((step, bundle)) = run_step(s, rate).await? else {
-            break;
-        };
-        each(&step, &bundle);
-        steps.push(step);
+        match run_step(s, rate).await? {
+            StepRun::Measured(step, bundle) => {
+                each(&step, &bundle);
+                steps.push(step);
+            }
+            StepRun::Interrupted(why) => {
+                return Ok(Climb {
+                    steps,
+                    interrupted: Some(why),
+                })
+            }
+        }
         if saturated(&steps, &s.slo) {
             break;
         }
     }
-    Ok(steps)
+    Ok(Climb {
+        steps,
+        interrupted: None,
+    })
 }
 
 /// Steps from an earlier open-model bundle whose stages climbed: one per stage.
@@ -189,4 +258,103 @@ fn p95_trend(
         }
     }
     backlog_trend(&worst.into_values().collect::<Vec<_>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stairs() -> Staircase {
+        Staircase {
+            scenario: "s.toml".into(),
+            target: None,
+            start_rate: 10.0,
+            step_rate: 10.0,
+            step_duration: Duration::from_secs(10),
+            max_steps: 6,
+            arrivals: ArrivalProcess::Uniform,
+            slo: Slo {
+                p99_ms: 500.0,
+                error_budget: 0.01,
+            },
+            out_dir: "out".into(),
+            warm_up: Duration::ZERO,
+        }
+    }
+
+    /// Each number out of range is refused naming its own option; a
+    /// sensible staircase passes.
+    #[test]
+    fn a_staircase_out_of_range_names_the_option() {
+        assert_eq!(stairs().check(), Ok(()));
+        let refused = |s: Staircase| s.check().unwrap_err();
+        for (bad, option) in [
+            (
+                Staircase {
+                    start_rate: 0.0,
+                    ..stairs()
+                },
+                "--start-rate",
+            ),
+            (
+                Staircase {
+                    start_rate: f64::NAN,
+                    ..stairs()
+                },
+                "--start-rate",
+            ),
+            (
+                Staircase {
+                    step_rate: -1.0,
+                    ..stairs()
+                },
+                "--step-rate",
+            ),
+            (
+                Staircase {
+                    step_rate: f64::INFINITY,
+                    ..stairs()
+                },
+                "--step-rate",
+            ),
+            (
+                Staircase {
+                    max_steps: 0,
+                    ..stairs()
+                },
+                "--max-steps",
+            ),
+            (
+                Staircase {
+                    max_steps: 101,
+                    ..stairs()
+                },
+                "--max-steps",
+            ),
+            (
+                Staircase {
+                    step_rate: 20_000.0,
+                    ..stairs()
+                },
+                "--step-rate ×",
+            ),
+            (
+                Staircase {
+                    step_duration: Duration::ZERO,
+                    ..stairs()
+                },
+                "--step-duration",
+            ),
+            (
+                Staircase {
+                    warm_up: Duration::from_secs(31 * 86_400),
+                    ..stairs()
+                },
+                "--warm-up",
+            ),
+        ] {
+            let why = refused(bad);
+            assert!(why.contains(option), "{option}: {why}");
+        }
+    }
 }

@@ -32,8 +32,12 @@
 #                       the first replica (default fixtures/fhir/seed: 3,000
 #                       Patients in six transaction Bundles)
 #
-# DIR receives everything: data, configs, logs (DIR/log), pids (DIR/pids) and
-# DIR/cluster.env (the ports, for scripts and tests). Everything binds to
+# DIR receives everything: data, configs, logs (DIR/log), pids (DIR/pids),
+# DIR/cluster.env (the ports, for scripts and tests) and DIR/replicas (one
+# file per replica: pid=, url=, ready_at_ms=). Each replica's JVM runs under a
+# supervisor that restarts it when it dies, as a ReplicaSet would (start-up
+# times in DIR/log/supervisor.log), so `surge run --chaos kill-pod@20s
+# --chaos-backend local --replica-dir DIR/replicas` kills a real JVM. Everything binds to
 # 127.0.0.1. Maven's local repository (~/.m2) is reused between runs.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -187,28 +191,76 @@ EOF
     # The schema is created once, by the first replica, before the others start.
     local ports=() i
     for ((i = 0; i < replicas; i++)); do ports+=($((port + 3 + i))); done
+    # Each replica runs under a supervisor of its own that restarts its JVM
+    # whenever it exits, as a ReplicaSet would, and keeps DIR/replicas/rI
+    # (pid=, url=, and ready_at_ms= once /fhir/metadata answers) for
+    # `surge run --chaos-backend local --replica-dir DIR/replicas`.
+    mkdir -p "$dir/replicas"
     start_replica() {
-        local i=$1 p=${ports[$1]}
-        mkdir -p "$dir/binaries/r$i"
-        java -Xmx"$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k \
-            -jar "$jar" \
-            --server.address=127.0.0.1 --server.port="$p" \
-            --surge.replica-name="r$i" \
-            --surge.binary-storage="$binary" \
-            --surge.binary-directory="$dir/binaries/r$i" \
-            --spring.datasource.url="jdbc:postgresql://127.0.0.1:$bouncer_port/hapi?prepareThreshold=0" \
-            --spring.datasource.username=hapi \
-            --spring.datasource.hikari.maximum-pool-size="$pool" \
-            >"$dir/log/r$i.log" 2>&1 &
-        echo "r$i $!" >>"$dir/pids"
+        mkdir -p "$dir/binaries/r$1"
+        supervise "$1" >>"$dir/log/supervisor.log" 2>&1 </dev/null &
+        echo "r$1 $!" >>"$dir/pids"
+    }
+    supervise() {
+        local i=$1 p=${ports[$1]} child="" launched ready_ms backoff=1 ever_ready=""
+        trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; [ -n "$child" ] && wait "$child"; exit 0' TERM
+        while :; do
+            launched=$(date +%s%3N)
+            java -Xmx"$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k \
+                -jar "$jar" \
+                --server.address=127.0.0.1 --server.port="$p" \
+                --surge.replica-name="r$i" \
+                --surge.binary-storage="$binary" \
+                --surge.binary-directory="$dir/binaries/r$i" \
+                --spring.datasource.url="jdbc:postgresql://127.0.0.1:$bouncer_port/hapi?prepareThreshold=0" \
+                --spring.datasource.username=hapi \
+                --spring.datasource.hikari.maximum-pool-size="$pool" \
+                >>"$dir/log/r$i.log" 2>&1 &
+            child=$!
+            publish "r$i" "pid=$child" "url=http://127.0.0.1:$p"
+            until curl -sf -o /dev/null --max-time 5 "http://127.0.0.1:$p/fhir/metadata"; do
+                alive "$child" || break
+                sleep 0.2
+            done
+            if alive "$child"; then
+                ready_ms=$(date +%s%3N)
+                publish "r$i" "pid=$child" "url=http://127.0.0.1:$p" "ready_at_ms=$ready_ms"
+                echo "r$i pid $child ready $((ready_ms - launched)) ms after launch" >>"$dir/log/supervisor.log"
+                ever_ready=1 backoff=1
+            fi
+            wait "$child" || true
+            if [ -z "$ever_ready" ]; then
+                # The first start failed: `up` reports it; no crash loop.
+                echo "r$i pid $child exited before it ever served" >>"$dir/log/supervisor.log"
+                : >"$dir/replicas/.r$i.failed"
+                exit 1
+            fi
+            echo "r$i pid $child exited; restarting in ${backoff}s" >>"$dir/log/supervisor.log"
+            sleep "$backoff"
+            backoff=$((backoff < 16 ? backoff * 2 : 30))
+        done
+    }
+    # A replica file is replaced whole, so a reader never sees half of one.
+    publish() {
+        local name=$1; shift
+        printf '%s\n' "$@" >"$dir/replicas/.$name.tmp"
+        mv -f "$dir/replicas/.$name.tmp" "$dir/replicas/$name"
+    }
+    # Alive and not a zombie (a killed child stays one until its supervisor
+    # reaps it).
+    alive() {
+        local state
+        state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) && [ -n "$state" ] && [ "$state" != Z ]
     }
     wait_metadata() {
-        local i=$1 p=${ports[$1]} pid t=0
-        pid=$(awk -v n="r$i" '$1 == n { print $2 }' "$dir/pids")
-        until curl -sf -o /dev/null "http://127.0.0.1:$p/fhir/metadata"; do
-            kill -0 "$pid" 2>/dev/null || { tail -20 "$dir/log/r$i.log" >&2; die "replica r$i exited while starting (see $dir/log/r$i.log)"; }
-            [ $t -ge 600 ] && die "replica r$i did not answer /fhir/metadata within 300 s (see $dir/log/r$i.log)"
-            sleep 0.5; t=$((t + 1))
+        local i=$1 t=0
+        until grep -q '^ready_at_ms=' "$dir/replicas/r$i" 2>/dev/null; do
+            if [ -e "$dir/replicas/.r$i.failed" ]; then
+                tail -20 "$dir/log/r$i.log" >&2
+                die "replica r$i exited while starting (see $dir/log/r$i.log)"
+            fi
+            [ $t -ge 1500 ] && die "replica r$i did not answer /fhir/metadata within 300 s (see $dir/log/r$i.log)"
+            sleep 0.2; t=$((t + 1))
         done
     }
     start_replica 0
@@ -261,10 +313,16 @@ EOF
         echo "    default_backend replicas"
         echo "backend replicas"
         echo "    balance roundrobin"
+        # A request whose connection is refused (its replica just died) goes
+        # to another replica: only requests already in flight are lost, as
+        # behind a Kubernetes Service. Checks every second take a dead
+        # replica out and a restarted one back in.
+        echo "    retries 3"
+        echo "    option redispatch 1"
         echo "    option httpchk GET /fhir/metadata"
         echo "    http-response set-header X-Served-By %s"
         for ((i = 0; i < replicas; i++)); do
-            echo "    server r$i 127.0.0.1:${ports[$i]} check inter 2s"
+            echo "    server r$i 127.0.0.1:${ports[$i]} check inter 1s fall 2 rise 2"
         done
     } >"$dir/haproxy.cfg"
     local haproxy; haproxy=$(command -v haproxy || echo /usr/sbin/haproxy)
@@ -288,13 +346,20 @@ EOF
 }
 
 down() {
-    local dir=$1 name pid t
+    local dir=$1 name pid t file
     [ -f "$dir/pids" ] || die "$dir holds no cluster (no $dir/pids)"
-    # Newest first: HAProxy, replicas, pgBouncer, PostgreSQL.
+    # Newest first: HAProxy, the replicas' supervisors (each stops its JVM),
+    # pgBouncer, PostgreSQL.
     tac "$dir/pids" | while read -r name pid; do
         kill -TERM "$pid" 2>/dev/null || continue
-        for ((t = 0; t < 100; t++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        for ((t = 0; t < 150; t++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
+        # A JVM whose supervisor had to be killed is stopped by its own pid.
+        file="$dir/replicas/$name"
+        if [ -f "$file" ]; then
+            pid=$(sed -n 's/^pid=//p' "$file")
+            [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+        fi
     done
     rm -f "$dir/pids"
 }

@@ -15,7 +15,10 @@
 //!   replica, counted exactly;
 //! - the roadmap's arithmetic: 3 replicas × pool 5 under pgBouncer's pool of
 //!   20 never wait; 5 × 5 against the same 20 do, and do not against 25 —
-//!   as `surge plan` predicts.
+//!   as `surge plan` predicts;
+//! - a HAPI JVM killed mid-run (`kill -9`) comes back under its supervisor:
+//!   surge measures the recovery as the JVM's own start-up, and only
+//!   requests in flight on it fail.
 
 #[path = "../suite/common/mod.rs"]
 mod common;
@@ -696,4 +699,127 @@ async fn five_replicas_of_pool_five_wait_on_pgbouncers_twenty_and_not_on_twenty_
         "25 connections wait for pgBouncer's 20"
     );
     assert_eq!(at_25.bouncer_wait_us, 0, "25 connections never wait for 25");
+}
+
+/// The supervisor's figure for the latest start of `replica`: milliseconds
+/// from launching its JVM to its first /fhir/metadata answer, and its pid.
+fn latest_start(cluster: &RealCluster, replica: &str) -> (f64, u32) {
+    let log = std::fs::read_to_string(cluster.dir.path().join("log/supervisor.log")).unwrap();
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&format!("{replica} pid "))?;
+            let (pid, rest) = rest.split_once(" ready ")?;
+            let ms = rest.strip_suffix(" ms after launch")?;
+            Some((ms.parse().unwrap(), pid.parse().unwrap()))
+        })
+        .last()
+        .unwrap_or_else(|| panic!("no start of {replica} in the supervisor's log:\n{log}"))
+}
+
+/// `surge run --chaos kill-pod:oldest@10s --chaos-backend local
+/// --replica-dir DIR/replicas` on two real replicas: a real `kill -9` of a
+/// HAPI JVM. Its supervisor starts a new JVM at once; surge's recovery time
+/// is that JVM's start-up (launch to /fhir/metadata, as the supervisor
+/// measured it) plus at most the restart delay and a poll; and HAProxy
+/// sends every request that could not connect to the other replica, so at
+/// most the requests in flight on the killed JVM fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_hapi_jvm_recovers_in_its_start_up_time_and_loses_only_requests_in_flight() {
+    let _turn = engine_lock().await;
+    let Some(cluster) = RealCluster::up(&["--replicas", "2", "--no-seed"]) else {
+        return;
+    };
+    let (first_start_ms, first_pid) = latest_start(&cluster, "r0");
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(surge_bin())
+        .arg("run")
+        .arg(repo().join("scenarios/capacity-fhir-search.toml"))
+        .args([
+            "--target",
+            &cluster.url(),
+            "--rate",
+            "6",
+            "--duration",
+            "50s",
+        ])
+        .args(["--chaos", "kill-pod:oldest@10s", "--chaos-backend", "local"])
+        .arg("--replica-dir")
+        .arg(cluster.dir.path().join("replicas"))
+        .arg("--no-progress")
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    eprintln!("{text}");
+    let bundle = std::fs::read_dir(out.path())
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("a bundle")
+        .path();
+    let r = surge::bundle::read_results(&bundle.join("summary.json")).unwrap();
+    let chaos = r.chaos.as_ref().expect("chaos recorded");
+    assert_eq!(chaos.backend, "local", "{text}");
+    let kill = &chaos.events[0];
+    assert_eq!(kill.outcome, surge::bundle::Outcome::Done, "{text}");
+    assert_eq!(kill.target, ["r0"], "the oldest replica: r0 started first");
+    assert!(
+        kill.answer.contains(&format!("pid {first_pid}")),
+        "{}",
+        kill.answer
+    );
+
+    // Recovery is the replacement JVM's start-up, as its supervisor timed it.
+    let (restart_ms, new_pid) = latest_start(&cluster, "r0");
+    assert_ne!(new_pid, first_pid, "a new JVM serves as r0");
+    let ready = kill
+        .ready_after_s
+        .expect("r0 came back within the recovery limit");
+    let start_up = restart_ms / 1000.0;
+    eprintln!(
+        "first start {:.1} s; after the kill: surge measured recovery {ready:.1} s, the JVM's start-up {start_up:.1} s",
+        first_start_ms / 1000.0
+    );
+    assert!(
+        ready >= start_up && ready <= start_up + 4.0,
+        "recovery {ready:.1} s = start-up {start_up:.1} s + the 1 s restart delay and a poll"
+    );
+    assert_eq!(chaos.pod_startup_s, vec![ready]);
+
+    // Only requests in flight on r0 at the kill may fail: 3 arrivals/s
+    // reach each replica and a search takes tens of milliseconds, so
+    // fewer than one is in flight at any instant; without HAProxy's
+    // redispatch every request routed to the dead r0 would fail until its
+    // checks took it out (2 s: about 6).
+    assert!(
+        r.totals.failed <= 2,
+        "{} failed of {}: more than the requests in flight on the killed JVM\n{text}",
+        r.totals.failed,
+        r.totals.issued
+    );
+    assert!(r.totals.issued >= 250, "{text}");
+    // Both replicas served; the error-rate threshold holds. (The p99 one
+    // may not: a fresh JVM's first searches are slow, which is what a
+    // kill costs users, and the report shows it.)
+    let served: Vec<(&str, u64)> = r
+        .replicas
+        .iter()
+        .map(|s| (s.name.as_str(), s.count))
+        .collect();
+    assert!(
+        served.len() == 2 && served.iter().all(|(_, n)| *n > 50),
+        "{served:?}"
+    );
+    let errors = r
+        .thresholds
+        .iter()
+        .find(|t| t.metric == "errors.rate")
+        .expect("the scenario's error threshold");
+    assert!(errors.passed, "{text}");
+    assert!(matches!(run.status.code(), Some(0 | 1)), "{text}");
 }

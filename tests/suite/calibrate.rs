@@ -114,7 +114,10 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
     // Scrape each replica's HikariCP-style pool series during the staircase.
     let metrics = pool_metrics(&cluster);
     let scraper = surge::run::scrape::Scraper::start(metrics, Duration::from_millis(500));
-    let steps = climb(&stairs, |_, _| {}).await.expect("the staircase runs");
+    let steps = climb(&stairs, &|| None, |_, _| {})
+        .await
+        .expect("the staircase runs")
+        .steps;
     let samples = scraper.finish().await;
     let (hold, checkouts) =
         surge::calibrate::pool::hold_time(&samples).expect("checkouts were scraped");
@@ -202,10 +205,13 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
 
     // --verify: a replay at the recommended per-pod rate on both replicas holds the SLO.
     let rate = hpa.target_per_pod * 2.0;
-    let (check, _) = surge::run::staircase::run_step(&stairs, rate)
-        .await
-        .unwrap()
-        .unwrap();
+    let surge::run::staircase::StepRun::Measured(check, _) =
+        surge::run::staircase::run_step(&stairs, rate)
+            .await
+            .unwrap()
+    else {
+        panic!("the replay was not interrupted")
+    };
     cluster.shutdown().await;
     assert!(
         check.meets(&slo),
@@ -264,7 +270,10 @@ async fn cluster_capacity(
         7,
         out.path(),
     );
-    let steps = climb(&stairs, |_, _| {}).await.expect("the staircase runs");
+    let steps = climb(&stairs, &|| None, |_, _| {})
+        .await
+        .expect("the staircase runs")
+        .steps;
     cluster.shutdown().await;
     let demand = Demand {
         base_rate: Some(50.0),
@@ -434,7 +443,10 @@ expect = {{ status = [200] }}
     // holds a little longer), makes the truth: pool ÷ hold.
     let metrics = pool_metrics(&cluster);
     let scraper = surge::run::scrape::Scraper::start(metrics, Duration::from_millis(500));
-    let steps = climb(&stairs, |_, _| {}).await.expect("the staircase runs");
+    let steps = climb(&stairs, &|| None, |_, _| {})
+        .await
+        .expect("the staircase runs")
+        .steps;
     let (hold, _) =
         surge::calibrate::pool::hold_time(&scraper.finish().await).expect("checkouts were scraped");
     cluster.shutdown().await;

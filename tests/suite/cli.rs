@@ -510,3 +510,145 @@ fn arrival_flags_refuse_what_they_cannot_mean() {
         String::from_utf8_lossy(&closed.stderr)
     );
 }
+
+/// A metrics endpoint whose pool always has a thread waiting: the
+/// verification's drain wait, before its replay, lasts its whole minute.
+async fn always_queueing_metrics() -> String {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            "hikaricp_connections_active{pool=\"p\"} 4\n\
+             hikaricp_connections_max{pool=\"p\"} 4\n\
+             hikaricp_connections_pending{pool=\"p\"} 1\n"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/metrics")
+}
+
+/// Starts `surge calibrate` with `args` and waits until its output has
+/// shown `steps` measured steps (the warm-up line with 0).
+fn calibrate_until_steps(args: &[&str], steps: usize) -> (std::process::Child, String) {
+    let mut child = Command::new(surge_bin())
+        .arg("calibrate")
+        .args(args)
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut seen = String::new();
+    let mut measured = 0;
+    while measured < steps || (steps == 0 && !seen.contains("staircase:")) {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("surge calibrate ended early:\n{seen}"))
+            .unwrap();
+        measured += usize::from(line.contains("/s offered →"));
+        seen += &line;
+        seen.push('\n');
+    }
+    // The rest of the output, read as it comes so the pipe never fills.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, seen)
+}
+
+/// Ctrl-C or SIGTERM anywhere in `surge calibrate` ends it within seconds,
+/// exit 3, with what was measured analysed and written and nothing more
+/// run: during the warm-up (nothing measured: nothing written), during a
+/// step (the steps before it), and in the minute the verification waits
+/// for the pools to drain (every step, and no replay).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_calibration_keeps_its_steps_and_runs_nothing_more() {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions::default()).await;
+    let metrics = always_queueing_metrics().await;
+    let dir = tempfile::tempdir().unwrap();
+    let load =
+        "[load]\nmodel = \"open\"\nmax_users = 20\n[[load.stages]]\nrate = 5\nhold = \"2s\"\n";
+    let scenario = scenario_file(
+        dir.path(),
+        "climb",
+        &fhir_search_scenario(&cluster.url, load),
+    );
+    let scenario = scenario.to_str().unwrap().to_owned();
+    let calibration = |out: &std::path::Path| -> Option<serde_json::Value> {
+        let folder = std::fs::read_dir(out)
+            .ok()?
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with("-calibrate"))?
+            .path();
+        let text = std::fs::read(folder.join("calibration.json")).ok()?;
+        Some(serde_json::from_slice(&text).unwrap())
+    };
+    // (signal, steps seen before it, warm-up)
+    for (how, after_steps, warm_up, case) in [
+        ("-INT", 0, "20s", "warm-up"),
+        ("-INT", 1, "0s", "step"),
+        ("-TERM", 2, "0s", "drain"),
+    ] {
+        let out = dir.path().join(case);
+        let args = [
+            scenario.as_str(),
+            "--replicas",
+            "1",
+            "--slo-p99",
+            "2s",
+            "--start-rate",
+            "5",
+            "--step-rate",
+            "5",
+            "--step-duration",
+            "3s",
+            "--max-steps",
+            "2",
+            "--warm-up",
+            warm_up,
+            "--verify",
+            "--metrics-url",
+            &metrics,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        let (mut child, seen) = calibrate_until_steps(&args, after_steps);
+        // Into the warm-up, the second step, or the drain wait.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        signal(&child, how);
+        let code = ends_within(&mut child, Duration::from_secs(10));
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert_eq!(code, Some(3), "{case}: {seen}{stderr}");
+        let signal_name = if how == "-INT" { "SIGINT" } else { "SIGTERM" };
+        match calibration(&out) {
+            None => {
+                assert_eq!(case, "warm-up", "{seen}{stderr}");
+                assert!(
+                    stderr.contains("during the warm-up: nothing measured"),
+                    "{stderr}"
+                );
+            }
+            Some(c) => {
+                assert_ne!(case, "warm-up", "the warm-up measures nothing to write");
+                let why = c["interrupted"].as_str().expect("calibration.json says so");
+                assert!(why.contains(signal_name), "{case}: {why}");
+                assert_eq!(
+                    c["steps"].as_array().map(Vec::len),
+                    Some(after_steps),
+                    "{case}: the steps measured before the signal"
+                );
+                assert!(
+                    c["verification"].is_null(),
+                    "{case}: no replay after a signal"
+                );
+                assert!(
+                    c["reasons"][0].as_str().unwrap().starts_with("INTERRUPTED"),
+                    "{c}"
+                );
+            }
+        }
+    }
+    cluster.shutdown().await;
+}
