@@ -63,6 +63,19 @@ pub enum Command {
         #[arg(long = "max-regression", default_values_t = ["p50=10%".to_owned(), "p95=10%".to_owned(), "p99=20%".to_owned(), "error_rate=1%".to_owned()])]
         limits: Vec<String>,
     },
+    /// Merge the bundles of a sharded test's parts (surge run --shard) into one bundle, judged as one test.
+    #[command(after_help = EXIT_CODES)]
+    Merge {
+        /// The shards' bundle folders (or earlier merges of some of them).
+        #[arg(required = true)]
+        bundles: Vec<PathBuf>,
+        /// Folder for the merged bundle.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Merge even if shards are missing; the merged bundle and its report say which.
+        #[arg(long)]
+        allow_partial: bool,
+    },
     /// Measure capacity with a staircase of arrival rates and recommend HPA and pool settings.
     Calibrate(CalibrateArgs),
     /// Check a connection plan: replicas × pool against pgBouncer and max_connections.
@@ -134,8 +147,46 @@ pub struct RunArgs {
     /// No live progress line.
     #[arg(long)]
     pub no_progress: bool,
+    /// Run part INDEX/COUNT of a sharded test (0-based, e.g. 0/3): open-model
+    /// arrivals interleaved, closed-model users and feeder rows split, chaos
+    /// on shard 0 only. Its exit code says only whether it ran; `surge merge`
+    /// of every shard's bundle gives the test's verdict.
+    #[arg(long, conflicts_with = "shards")]
+    pub shard: Option<String>,
+    /// Inside a Kubernetes Indexed Job: the test has this many shards, and
+    /// this shard's index is JOB_COMPLETION_INDEX.
+    #[arg(long, env = "SURGE_SHARDS")]
+    pub shards: Option<u32>,
+    /// Begin the load at this instant (RFC 3339, e.g. 2026-11-30T10:00:00Z)
+    /// or after this delay (e.g. 30s): shards started at different moments
+    /// begin together, and each records how late it began.
+    #[arg(long, env = "SURGE_START_AT")]
+    pub start_at: Option<String>,
     #[command(flatten)]
     pub chaos: ChaosArgs,
+}
+
+impl RunArgs {
+    /// The shard this process runs: `--shard`, or `--shards` with
+    /// JOB_COMPLETION_INDEX, or the whole test.
+    pub fn shard(&self) -> Result<surge::scenario::shard::Shard, String> {
+        use surge::scenario::shard::Shard;
+        match (&self.shard, self.shards) {
+            (Some(text), _) => Shard::parse(text),
+            (None, Some(count)) => {
+                Shard::from_job(std::env::var("JOB_COMPLETION_INDEX").ok().as_deref(), count)
+            }
+            (None, None) => Ok(Shard::default()),
+        }
+    }
+
+    /// `--start-at` as an instant.
+    pub fn start_at(&self) -> Result<Option<std::time::SystemTime>, String> {
+        self.start_at
+            .as_deref()
+            .map(|text| surge::scenario::shard::parse_start_at(text, std::time::SystemTime::now()))
+            .transpose()
+    }
 }
 
 /// Chaos: faults injected while the load runs (see scenarios/README.md).

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! bundle ← scenario ← measure ← verify ← chaos ← engine ← analysis ← report ← run
+//! (analysis: calibrate, compare, merge)
 //! ```
 //!
 //! A test reads every source file under `src/` and fails on an import that
@@ -19,7 +20,7 @@ pub const FLOORS: &[&[&str]] = &[
     &["verify"],
     &["chaos"],
     &["engine"],
-    &["calibrate", "compare"],
+    &["calibrate", "compare", "merge"],
     &["report"],
     &["run"],
 ];

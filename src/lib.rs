@@ -6,7 +6,7 @@
 //! back-import):
 //!
 //! ```text
-//! bundle ← scenario ← measure ← verify ← chaos ← engine ← calibrate, compare ← report ← run
+//! bundle ← scenario ← measure ← verify ← chaos ← engine ← calibrate, compare, merge ← report ← run
 //! ```
 //!
 //! - [`bundle`]: the on-disk contract between running and analysing: the
@@ -22,8 +22,9 @@
 //! - [`chaos`]: pods killed, restarted and scaled while the load runs (the
 //!   Kubernetes backend through kube-rs, or local processes).
 //! - [`engine`]: drives a scenario with goose in the open or closed model.
-//! - [`calibrate`] and [`compare`]: analysis, pure: capacity, USL, HPA
-//!   settings and pool sizes from measured steps; a run against a baseline.
+//! - [`calibrate`], [`compare`] and [`merge`]: analysis, pure: capacity,
+//!   USL, HPA settings and pool sizes from measured steps; a run against a
+//!   baseline; the shards of one test merged exactly into one bundle.
 //! - [`report`]: every output format (JSON, CSV, Markdown, JUnit, HTML with
 //!   charts, terminal text, calibration pages and manifests).
 //! - [`run`]: orchestration: one `surge run` end to end, the calibration
@@ -47,6 +48,7 @@ pub mod chaos;
 pub mod compare;
 pub mod engine;
 pub mod measure;
+pub mod merge;
 pub mod report;
 pub mod run;
 pub mod scenario;

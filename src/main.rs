@@ -84,6 +84,10 @@ async fn dispatch(command: Command) -> Outcome {
                 Ok(arrivals) => arrivals,
                 Err(why) => return Outcome::CannotRun(why),
             };
+            let (shard, start_at) = match (args.shard(), args.start_at()) {
+                (Ok(shard), Ok(start_at)) => (shard, start_at),
+                (Err(why), _) | (_, Err(why)) => return Outcome::CannotRun(why),
+            };
             let request = RunRequest {
                 scenario: args.scenario,
                 target: args.target,
@@ -102,6 +106,8 @@ async fn dispatch(command: Command) -> Outcome {
                 progress: !args.no_progress,
                 chaos: args.chaos.request(),
                 exit_on_second_signal: true,
+                shard,
+                start_at,
             };
             if args.chaos.dry_run {
                 return match run::chaos_dry_run(&request) {
@@ -115,7 +121,11 @@ async fn dispatch(command: Command) -> Outcome {
                     Err(e) => e.into(),
                 };
             }
-            finished(run::run(&request).await)
+            if shard.is_whole() {
+                finished(run::run(&request).await)
+            } else {
+                shard_finished(run::run(&request).await)
+            }
         }
         Command::Demo {
             scenario,
@@ -151,6 +161,15 @@ async fn dispatch(command: Command) -> Outcome {
             }
             Err(e) => Outcome::CannotRun(format!("{e:#}")),
         },
+        Command::Merge {
+            bundles,
+            out,
+            allow_partial,
+        } => finished(run::merge::merge(&run::merge::MergeRequest {
+            bundles,
+            out_dir: out,
+            allow_partial,
+        })),
         Command::Compare {
             baseline,
             current,
@@ -320,6 +339,31 @@ fn finished(outcome: Result<run::RunReport, RunError>) -> Outcome {
             print!("{}", surge::report::terminal_summary(&report.results));
             println!("\nbundle: {}", report.bundle.display());
             verdict(&report.results)
+        }
+        Err(e) => e.into(),
+    }
+}
+
+/// A shard's end: its summary, and an exit code that says only whether it
+/// ran (0), could not (2) or was interrupted (3). Its thresholds judge a part
+/// of the test; the test's verdict is `surge merge`'s, and a shard that
+/// failed its part's thresholds must not be retried as if it had not run.
+fn shard_finished(outcome: Result<run::RunReport, RunError>) -> Outcome {
+    match outcome {
+        Ok(report) => {
+            print!("{}", surge::report::terminal_summary(&report.results));
+            println!("\nbundle: {}", report.bundle.display());
+            if let Some(s) = &report.results.shard {
+                println!(
+                    "shard {} of {}: this is part of the test; `surge merge` of all {} bundles gives its verdict",
+                    s.index, s.count, s.count
+                );
+            }
+            if report.results.interrupted.is_some() {
+                Outcome::Interrupted
+            } else {
+                Outcome::Passed
+            }
         }
         Err(e) => e.into(),
     }

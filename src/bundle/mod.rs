@@ -16,13 +16,15 @@ mod consistency;
 pub mod hdr;
 mod results;
 mod sessions;
+mod shard;
 
 pub use calibration::{PoolSample, Step};
 pub use chaos::{ChaosEvent, ChaosReport, Impact, Outcome, ReplicaCount};
 pub use consistency::{ConsistencyVerdict, Problem, ReplicaCounts, Verdict, MAX_PROBLEMS};
-pub use hdr::{read_histogram, VISIBLE_HDR};
+pub use hdr::{read_histogram, TimelineHistograms, TIMELINE_HDR, VISIBLE_HDR};
 pub use results::*;
 pub use sessions::{DropEvent, DropSecond, SessionVerdict, Transition, MAX_EVENTS};
+pub use shard::{Expectations, FeederLedger, MergeInfo, ShardInfo, MAX_LEDGER_ROWS};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
@@ -44,6 +46,10 @@ pub struct Measurements {
     pub histograms: Vec<CellHistograms>,
     /// Time until uploads were visible on every replica (µs), if any were checked.
     pub visible: Option<Histogram<u64>>,
+    /// When the load began (the instant the timeline's second 0 starts).
+    pub began: Option<std::time::SystemTime>,
+    /// Every second's latency histogram, overall (`all`) and per request.
+    pub timeline: hdr::TimelineHistograms,
 }
 
 /// Reads `summary.json` from a bundle folder (or the file itself).

@@ -443,6 +443,12 @@ pub struct RunResults {
     /// What chaos did and what users felt, when the run had chaos.
     #[serde(default)]
     pub chaos: Option<super::ChaosReport>,
+    /// The part of a sharded test this bundle holds (`surge run --shard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<super::ShardInfo>,
+    /// The shards a merged bundle was made of (`surge merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<super::MergeInfo>,
 }
 
 impl ThresholdResult {

@@ -30,7 +30,7 @@ use goose::goose::Scenario as GooseScenario;
 use goose::prelude::{GooseAttack, GooseDefault, GooseDefaultType, GooseUser, Transaction};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 use user::{Flow, Shared, UserState};
 
@@ -46,6 +46,20 @@ pub struct RunOptions {
     /// On a second Ctrl-C or SIGTERM: what to do with everything measured so
     /// far before the process ends (the CLI writes the bundle and exits 3).
     pub last_words: Option<Box<dyn FnOnce(Measurements) + Send>>,
+    /// Begin the load at this instant, not before (shards of one test begin
+    /// together); ready users wait for it.
+    pub start_at: Option<SystemTime>,
+}
+
+/// Waits until `at` (if given and still ahead), or until `stop`.
+async fn wait_for_start(at: Option<SystemTime>, stop: &CancellationToken) {
+    let Some(ahead) = at.and_then(|at| at.duration_since(SystemTime::now()).ok()) else {
+        return;
+    };
+    tokio::select! {
+        () = tokio::time::sleep(ahead) => {}
+        () = stop.cancelled() => {}
+    }
 }
 
 /// The settings every HTTP client of a run shares (virtual users, read-backs,
@@ -170,6 +184,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
             let plan = closed_test_plan(stages);
             let attack = attack(&scenario)?.set_default(GooseDefault::TestPlan, plan.as_str())?;
             let attack = register_personas(*attack, &shared)?;
+            wait_for_start(options.start_at, &stop).await;
             recorder.begin();
             attack.execute().await.map(|_| ())
         }
@@ -192,6 +207,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
                 pool,
                 *max_users,
                 open::arrival_offsets(stages, *arrivals),
+                options.start_at,
             );
             let (result, ()) = tokio::join!(attack.execute(), driver);
             result.map(|_| ())
@@ -418,6 +434,7 @@ async fn drive_open(
     pool: Arc<open::Pool>,
     users: usize,
     offsets: open::ArrivalOffsets,
+    start_at: Option<SystemTime>,
 ) {
     let ready_by = Instant::now() + Duration::from_secs(30);
     while pool.users_started() < users && Instant::now() < ready_by && !shared.stop.is_cancelled() {
@@ -429,17 +446,17 @@ async fn drive_open(
             pool.users_started()
         );
     }
+    wait_for_start(start_at, &shared.stop).await;
     shared.recorder.begin();
     let start = shared.recorder.started();
     let scenario = Arc::clone(&shared.scenario);
-    let mut mix = open::PersonaMix::new(scenario.personas.iter().map(|p| p.weight));
+    let mix = open::PersonaMix::new(scenario.personas.iter().map(|p| p.weight));
     let stop = shared.stop.clone();
     open::schedule(
-        offsets,
+        open::shard_arrivals(offsets, mix, scenario.shard),
         start,
         Arc::clone(&pool),
         Arc::clone(&shared.recorder),
-        || mix.pick(),
         || stop.is_cancelled(),
     )
     .await;

@@ -276,17 +276,33 @@ impl Pool {
     }
 }
 
-/// Runs the schedule from `start`, handing slots to `pool`, until the plan
-/// ends or `stopped` says so. `pick` chooses the persona of each arrival.
-pub async fn schedule(
+/// A shard's part of the global schedule: every arrival's persona is
+/// picked along the whole schedule, then the shard keeps the arrivals
+/// `k ≡ index (mod count)`, so the shards together are the one schedule,
+/// persona mix included.
+pub fn shard_arrivals(
     offsets: impl IntoIterator<Item = Duration>,
+    mut mix: PersonaMix,
+    shard: crate::scenario::shard::Shard,
+) -> impl Iterator<Item = (Duration, usize)> {
+    offsets
+        .into_iter()
+        .enumerate()
+        .map(move |(k, at)| (k as u64, at, mix.pick()))
+        .filter(move |(k, ..)| shard.takes(*k))
+        .map(|(_, at, persona)| (at, persona))
+}
+
+/// Runs the schedule of (offset, persona) from `start`, handing slots to
+/// `pool`, until the plan ends or `stopped` says so.
+pub async fn schedule(
+    arrivals: impl IntoIterator<Item = (Duration, usize)>,
     start: Instant,
     pool: Arc<Pool>,
     recorder: Arc<Recorder>,
-    mut pick: impl FnMut() -> usize,
     stopped: impl Fn() -> bool,
 ) {
-    for offset in offsets {
+    for (offset, persona) in arrivals {
         let due = start + offset;
         tokio::time::sleep_until(due.into()).await;
         if stopped() {
@@ -294,7 +310,7 @@ pub async fn schedule(
         }
         let offer = pool.offer(Arrival {
             scheduled: due,
-            persona: pick(),
+            persona,
             queued: false,
         });
         match offer {
@@ -310,6 +326,39 @@ pub async fn schedule(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Three shards of a ramp with a 3:1 persona mix: each arrival is in
+    /// exactly one shard, at its global time with its global persona.
+    #[test]
+    fn shards_interleave_the_one_schedule_and_its_persona_mix() {
+        use crate::scenario::shard::Shard;
+        let stages = [OpenStage {
+            rate: 40.0,
+            ramp: crate::scenario::Dur(Duration::from_secs(2)),
+            hold: crate::scenario::Dur(Duration::from_secs(3)),
+        }];
+        let whole: Vec<(Duration, usize)> = shard_arrivals(
+            arrival_offsets(&stages, ArrivalProcess::Poisson { seed: 7 }),
+            PersonaMix::new([3, 1]),
+            Shard::default(),
+        )
+        .collect();
+        let mut union: Vec<(Duration, usize)> = (0..3)
+            .flat_map(|i| {
+                shard_arrivals(
+                    arrival_offsets(&stages, ArrivalProcess::Poisson { seed: 7 }),
+                    PersonaMix::new([3, 1]),
+                    Shard::new(i, 3).unwrap(),
+                )
+                .collect::<Vec<_>>()
+            })
+            .collect();
+        union.sort();
+        let mut sorted = whole.clone();
+        sorted.sort();
+        assert_eq!(union, sorted);
+        assert!(whole.len() > 100, "{}", whole.len());
+    }
 
     #[test]
     fn the_persona_mix_is_exact_in_every_cycle_and_interleaved() {
@@ -466,11 +515,10 @@ mod tests {
             Duration::from_millis(3),
         ];
         schedule(
-            offsets,
+            offsets.into_iter().map(|at| (at, 0)),
             Instant::now(),
             Arc::clone(&pool),
             Arc::clone(&rec),
-            || 0,
             || false,
         )
         .await;
@@ -497,11 +545,10 @@ mod tests {
         // Nobody is idle: both slots queue.
         let offsets = vec![Duration::ZERO, Duration::from_millis(1)];
         schedule(
-            offsets,
+            offsets.into_iter().map(|at| (at, 0)),
             Instant::now(),
             Arc::clone(&pool),
             Arc::clone(&rec),
-            || 0,
             || false,
         )
         .await;

@@ -23,6 +23,11 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use timeline::Timeline;
 
+/// A timeline row's percentiles from its second's histogram.
+pub fn fill_row(row: &mut TimelineRow, h: &Histogram<u64>) {
+    timeline::fill(row, h)
+}
+
 /// Replica name used when the target does not say who answered.
 pub const UNKNOWN_REPLICA: &str = "unknown";
 
@@ -57,7 +62,9 @@ pub struct Sample<'a> {
     pub error: Option<ErrorClass>,
 }
 
-struct Cell {
+/// One group of requests being summed: its histograms and counts. The
+/// recorder's cells, and a merge of shards' cells (`surge merge`).
+pub struct Cell {
     latency: Histogram<u64>,
     service: Histogram<u64>,
     ok: u64,
@@ -65,7 +72,33 @@ struct Cell {
     statuses: BTreeMap<u16, u64>,
 }
 
+impl Default for Cell {
+    fn default() -> Self {
+        Cell::new()
+    }
+}
+
 impl Cell {
+    /// A group as a bundle holds it: its histograms and its statistics'
+    /// counts (ok, failures by class, statuses).
+    pub fn from_bundle(latency: Histogram<u64>, service: Histogram<u64>, stats: &Stats) -> Self {
+        Cell {
+            latency,
+            service,
+            ok: stats.ok,
+            errors: stats.errors.clone(),
+            statuses: stats.statuses.clone(),
+        }
+    }
+
+    /// The histograms, for a bundle.
+    pub fn histograms(&self) -> CellHistograms {
+        CellHistograms {
+            latency: self.latency.clone(),
+            service: self.service.clone(),
+        }
+    }
+
     fn new() -> Self {
         Cell {
             latency: new_hist(),
@@ -80,7 +113,8 @@ impl Cell {
         self.errors.values().sum()
     }
 
-    fn merge_into(&self, into: &mut Cell) {
+    /// Adds this group into `into` (histograms exactly, counts summed).
+    pub fn merge_into(&self, into: &mut Cell) {
         // Both auto-resize, so `add` cannot run out of range.
         into.latency
             .add(&self.latency)
@@ -97,14 +131,16 @@ impl Cell {
         }
     }
 
-    fn stats_with_curve(&self, name: &str, elapsed_s: f64) -> Stats {
+    /// [`Cell::stats`] with the percentile curve.
+    pub fn stats_with_curve(&self, name: &str, elapsed_s: f64) -> Stats {
         Stats {
             curve: curve(&self.latency),
             ..self.stats(name, elapsed_s)
         }
     }
 
-    fn stats(&self, name: &str, elapsed_s: f64) -> Stats {
+    /// Statistics of the group over `elapsed_s` seconds.
+    pub fn stats(&self, name: &str, elapsed_s: f64) -> Stats {
         let failed = self.failed();
         let count = self.ok + failed;
         Stats {
@@ -304,10 +340,7 @@ impl Recorder {
                 state.replicas.len() as u32 - 1
             }
         };
-        let cell = state
-            .cells
-            .entry((stage, s.request, replica))
-            .or_insert_with(Cell::new);
+        let cell = state.cells.entry((stage, s.request, replica)).or_default();
         record_us(&mut cell.latency, latency.max(1));
         record_us(&mut cell.service, service.max(1));
         match s.error {
@@ -457,8 +490,8 @@ impl Recorder {
             let request = self.requests[key.1].as_str();
             let replica = state.replicas[key.2 as usize].as_str();
             cell.merge_into(&mut overall);
-            cell.merge_into(by_request.entry(request).or_insert_with(Cell::new));
-            cell.merge_into(by_replica.entry(replica).or_insert_with(Cell::new));
+            cell.merge_into(by_request.entry(request).or_default());
+            cell.merge_into(by_replica.entry(replica).or_default());
             let base = format!(
                 "s{}-{}-{}",
                 key.0 + 1,
@@ -484,7 +517,7 @@ impl Recorder {
         // Requests sent but never completed, or never sent at all, still get a row.
         for (i, name) in self.requests.iter().enumerate() {
             if issued_of(i) > 0 || state.not_sent.contains_key(&i) {
-                by_request.entry(name.as_str()).or_insert_with(Cell::new);
+                by_request.entry(name.as_str()).or_default();
             }
         }
         let mut requests: Vec<Stats> = by_request
@@ -537,6 +570,20 @@ impl Recorder {
             })
             .collect();
 
+        let seconds = elapsed.as_secs_f64().ceil() as u64;
+        let mut timeline: crate::bundle::TimelineHistograms = state
+            .timeline
+            .histograms(seconds)
+            .into_iter()
+            .map(|(second, h)| ("all".to_owned(), second, h))
+            .collect();
+        for (i, t) in state.request_timelines.iter().enumerate() {
+            timeline.extend(
+                t.histograms(seconds)
+                    .into_iter()
+                    .map(|(second, h)| (self.requests[i].clone(), second, h)),
+            );
+        }
         let results = RunResults {
             schema_version: SCHEMA_VERSION,
             run_id: info.run_id,
@@ -590,11 +637,15 @@ impl Recorder {
             thresholds: Vec::new(),
             checks: Vec::new(),
             chaos: None,
+            shard: None,
+            merged: None,
         };
         Measurements {
             results,
             histograms,
             visible: None,
+            began: self.started.get().map(|s| s.1),
+            timeline,
         }
     }
 }

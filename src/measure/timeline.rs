@@ -2,7 +2,9 @@
 //!
 //! Each second keeps a small histogram only while requests may still land in
 //! it; once the run is [`LAG`] seconds past it, its percentiles are computed
-//! and the histogram freed, so an hour-long run does not hold 3,600 histograms.
+//! and the histogram is kept compressed (V2 deflate, about a hundred bytes),
+//! so an hour-long run does not hold 3,600 histograms, yet the bundle keeps
+//! every second's histogram: shards' timelines merge exactly.
 
 use crate::bundle::TimelineRow;
 use hdrhistogram::Histogram;
@@ -15,6 +17,8 @@ struct Slot {
     /// Boxed: a closed second keeps only its row, not a histogram's worth
     /// of empty space (a long run has one slot per second).
     hist: Option<Box<Histogram<u64>>>,
+    /// A closed second's histogram, compressed (empty when it had none).
+    encoded: Vec<u8>,
 }
 
 /// Per-second rows under construction.
@@ -37,6 +41,7 @@ impl Timeline {
                 hist: Some(Box::new(
                     Histogram::new(2).expect("2 significant digits is valid"),
                 )),
+                encoded: Vec::new(),
             });
         }
         self.close_before(second.saturating_sub(LAG));
@@ -48,6 +53,7 @@ impl Timeline {
             let slot = &mut self.slots[self.closed];
             if let Some(h) = slot.hist.take() {
                 fill(&mut slot.row, &h);
+                slot.encoded = crate::bundle::hdr::compress(&h);
             }
             self.closed += 1;
         }
@@ -106,7 +112,27 @@ impl Timeline {
     }
 }
 
-fn fill(row: &mut TimelineRow, h: &Histogram<u64>) {
+impl Timeline {
+    /// Every second's histogram that had requests, compressed, up to
+    /// `until_second` (exclusive).
+    pub(crate) fn histograms(&self, until_second: u64) -> Vec<(u64, Vec<u8>)> {
+        self.slots
+            .iter()
+            .take(until_second.max(self.slots.len() as u64) as usize)
+            .filter(|slot| slot.row.requests > 0)
+            .map(|slot| {
+                let bytes = match &slot.hist {
+                    Some(h) => crate::bundle::hdr::compress(h),
+                    None => slot.encoded.clone(),
+                };
+                (slot.row.second, bytes)
+            })
+            .collect()
+    }
+}
+
+/// A row's percentiles from its second's histogram.
+pub(crate) fn fill(row: &mut TimelineRow, h: &Histogram<u64>) {
     if h.is_empty() {
         return;
     }
@@ -136,5 +162,10 @@ mod tests {
         assert!((rows[0].p99_ms - 99.0).abs() < 1.5, "{}", rows[0].p99_ms);
         assert_eq!((rows[10].requests, rows[10].dropped), (1, 1));
         assert_eq!(rows[11].requests, 0);
+        // Closed or open, every second's histogram is kept for the bundle.
+        let kept = t.histograms(12);
+        assert_eq!(kept.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [0, 10]);
+        let second_0 = crate::bundle::hdr::decompress(&kept[0].1).unwrap();
+        assert_eq!(second_0.len(), 100);
     }
 }

@@ -40,7 +40,8 @@ pub fn summary(r: &RunResults) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "surge run {} — scenario {} ({}) against {}",
+        "surge {} {} — scenario {} ({}) against {}",
+        if r.merged.is_some() { "merge" } else { "run" },
         r.run_id,
         r.scenario,
         r.model_text(),
@@ -51,6 +52,9 @@ pub fn summary(r: &RunResults) -> String {
     }
     if let Some(why) = &r.interrupted {
         let _ = writeln!(out, "INTERRUPTED: {why} after {:.1}s of {:.0}s planned; everything measured until then is kept", r.elapsed_s, r.planned_s);
+    }
+    if let Some(line) = super::shards_line(r) {
+        let _ = writeln!(out, "{line}");
     }
     let t = &r.totals;
     let _ = writeln!(

@@ -8,6 +8,7 @@
 
 pub mod calibrate;
 pub mod compare;
+pub mod merge;
 pub mod scrape;
 pub mod staircase;
 
@@ -45,7 +46,14 @@ pub struct RunRequest {
     /// once, exit 3. Without it a second signal ends the process at once
     /// (after any bundle write in progress) without writing this run's.
     pub exit_on_second_signal: bool,
+    /// The part of a sharded test to run (the whole test by default).
+    pub shard: crate::scenario::shard::Shard,
+    /// Begin the load at this instant (shards of one test begin together).
+    pub start_at: Option<std::time::SystemTime>,
 }
+
+/// Longest wait for `--start-at`.
+pub const MAX_START_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// Why a run could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +116,52 @@ fn http_base(flag: &str, text: &str) -> Result<String, RunError> {
 
 /// Loads the scenario and applies the request's changes, without running.
 pub fn prepare(request: &RunRequest) -> Result<Scenario, RunError> {
+    prepare_with_fingerprint(request).map(|(scenario, _)| scenario)
+}
+
+/// [`prepare`], and the test's fingerprint: SHA-256 of the scenario file,
+/// its feeders' rows and the command line's changes, taken before the
+/// scenario is split into the request's shard, so every shard of one test
+/// has the same.
+pub fn prepare_with_fingerprint(request: &RunRequest) -> Result<(Scenario, String), RunError> {
+    let mut scenario = prepare_whole(request)?;
+    let fingerprint = fingerprint(request, &scenario)?;
+    crate::scenario::shard::split(&mut scenario, request.shard).map_err(|e| {
+        RunError::Usage(format!(
+            "--shard {}/{}: {e}",
+            request.shard.index, request.shard.count
+        ))
+    })?;
+    Ok((scenario, fingerprint))
+}
+
+fn fingerprint(request: &RunRequest, scenario: &Scenario) -> Result<String, RunError> {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    let file = std::fs::read(&request.scenario)
+        .map_err(|e| RunError::Usage(format!("cannot read {}: {e}", request.scenario.display())))?;
+    hash.update(&file);
+    for feeder in &scenario.feeders {
+        feeder.hash_rows(&mut |bytes| hash.update(bytes));
+    }
+    // The command line's changes, in a fixed form (never a credential: the
+    // target URL may not carry one, and auth comes from the environment).
+    hash.update(
+        format!(
+            "{:?}|{}|{:?}|{:?}|{:?}|{:?}",
+            request.target,
+            request.no_auth,
+            request.load,
+            request.thresholds,
+            request.replicas,
+            request.chaos.specs
+        )
+        .as_bytes(),
+    );
+    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn prepare_whole(request: &RunRequest) -> Result<Scenario, RunError> {
     let mut scenario = Scenario::load(&request.scenario)?;
     if let Some(target) = &request.target {
         scenario.target.base_url = http_base("--target", target)?;
@@ -259,7 +313,7 @@ pub fn new_run_id(out_dir: &Path, scenario: &str) -> String {
 fn conclude(
     mut measurements: crate::bundle::Measurements,
     thresholds: &[threshold::Threshold],
-    expected: &crate::verify::gate::Expectations,
+    expected: &crate::bundle::Expectations,
     bundle: &Path,
     write: Write,
 ) -> Result<RunReport, RunError> {
@@ -322,10 +376,10 @@ pub fn write_somewhere(
 /// The run's chaos plan (command line and scenario), refused when an action
 /// would come after the load ends.
 fn resolve_chaos(
-    request: &RunRequest,
+    chaos: &crate::chaos::setup::ChaosRequest,
     scenario: &Scenario,
 ) -> Result<Option<(crate::chaos::ChaosPlan, crate::chaos::KubeTarget)>, RunError> {
-    let resolved = crate::chaos::setup::resolve(&request.chaos, scenario)
+    let resolved = crate::chaos::setup::resolve(chaos, scenario)
         .map_err(|e| RunError::Usage(format!("chaos: {e}")))?;
     if let Some((plan, _)) = &resolved {
         crate::scenario::chaos::check_timing(&plan.actions, scenario.load.duration())
@@ -338,7 +392,7 @@ fn resolve_chaos(
 /// without connecting to anything.
 pub fn chaos_dry_run(request: &RunRequest) -> Result<Vec<String>, RunError> {
     let scenario = prepare(request)?;
-    match resolve_chaos(request, &scenario)? {
+    match resolve_chaos(&request.chaos, &scenario)? {
         None => Ok(vec![
             "no chaos in this run: no actions and no pod discovery".into(),
         ]),
@@ -352,26 +406,89 @@ pub fn chaos_dry_run(request: &RunRequest) -> Result<Vec<String>, RunError> {
 
 /// Runs the request to the end and writes its bundle.
 pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
-    let scenario = prepare(request)?;
+    let (scenario, fingerprint) = prepare_with_fingerprint(request)?;
+    let start_at = match request.start_at {
+        Some(at) => {
+            if at
+                .duration_since(std::time::SystemTime::now())
+                .is_ok_and(|ahead| ahead > MAX_START_WAIT)
+            {
+                return Err(RunError::Usage(format!(
+                    "--start-at {} is more than 24 h from now",
+                    humantime::format_rfc3339_millis(at)
+                )));
+            }
+            Some(at)
+        }
+        None => None,
+    };
     preflight_target(&scenario).await?;
     crate::engine::auth::preflight(&scenario)
         .await
         .map_err(RunError::Auth)?;
-    let chaos = match resolve_chaos(request, &scenario)? {
+    // Chaos acts from one shard only (0), which records it for the test.
+    let mut chaos_request = request.chaos.clone();
+    if request.shard.index != 0 {
+        chaos_request.specs.clear();
+    }
+    let chaos = match resolve_chaos(&chaos_request, &scenario)? {
         Some((plan, kube)) => Some(
-            crate::chaos::setup::connect(&request.chaos, plan, kube)
+            crate::chaos::setup::connect(&chaos_request, plan, kube)
                 .await
                 .map_err(|e| RunError::Usage(format!("chaos: {e}")))?,
         ),
         None => None,
     };
-    let run_id = new_run_id(&request.out_dir, &scenario.name);
+    let run_id = new_run_id(&request.out_dir, &shard_run_name(&scenario));
     let thresholds = scenario.thresholds.clone();
-    let expected = crate::verify::gate::Expectations::of(&scenario);
+    let expected = crate::verify::gate::expectations(&scenario);
+    let shard = (!request.shard.is_whole()).then(|| crate::bundle::ShardInfo {
+        index: request.shard.index,
+        count: request.shard.count,
+        fingerprint,
+        host: host_name(),
+        start_at: start_at.map(|at| humantime::format_rfc3339_millis(at).to_string()),
+        began_unix_ms: 0,
+        late_ms: None,
+        expectations: expected.clone(),
+        feeders: Vec::new(),
+    });
+    let feeders = scenario.feeders.clone();
     let bundle = request.out_dir.join(&run_id);
+    let finish_shard = move |m: &mut crate::bundle::Measurements| {
+        if let Some(mut info) = shard.clone() {
+            let began = m.began.unwrap_or_else(std::time::SystemTime::now);
+            info.began_unix_ms = began
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            info.late_ms = start_at.map(|at| match began.duration_since(at) {
+                Ok(late) => late.as_secs_f64() * 1000.0,
+                Err(early) => -early.duration().as_secs_f64() * 1000.0,
+            });
+            info.feeders = feeders
+                .iter()
+                .map(|f| {
+                    let used: Vec<u64> = f.used_rows().collect();
+                    crate::bundle::FeederLedger {
+                        name: f.name.clone(),
+                        file_rows: f.file_rows() as u64,
+                        used_count: used.len() as u64,
+                        used: used
+                            .into_iter()
+                            .take(crate::bundle::MAX_LEDGER_ROWS)
+                            .collect(),
+                    }
+                })
+                .collect();
+            m.results.shard = Some(info);
+        }
+    };
+    let finish_shard = Arc::new(finish_shard);
     let last_words = request.exit_on_second_signal.then(|| {
         let (bundle, thresholds, expected) = (bundle.clone(), thresholds.clone(), expected.clone());
-        Box::new(move |m: crate::bundle::Measurements| {
+        let finish_shard = Arc::clone(&finish_shard);
+        Box::new(move |mut m: crate::bundle::Measurements| {
+            finish_shard(&mut m);
             match conclude(m, &thresholds, &expected, &bundle, Write::Evidence) {
                 Ok(report) => eprintln!(
                     "bundle (forced end; `surge report {0}` renders the reports): {0}",
@@ -389,8 +506,10 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         progress: request.progress,
         chaos,
         last_words,
+        start_at,
     };
-    let measurements = engine::run(Arc::new(scenario), options).await?;
+    let mut measurements = engine::run(Arc::new(scenario), options).await?;
+    finish_shard(&mut measurements);
     conclude(
         measurements,
         &thresholds,
@@ -398,4 +517,23 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         &bundle,
         Write::Everything,
     )
+}
+
+/// The name a run's folder carries: the scenario's, and the shard's index
+/// for a part of a sharded test (shards may share an output folder).
+fn shard_run_name(scenario: &Scenario) -> String {
+    match scenario.shard {
+        s if s.is_whole() => scenario.name.clone(),
+        s => format!("{}-shard{}of{}", scenario.name, s.index, s.count),
+    }
+}
+
+/// This machine's name (a pod's name in Kubernetes).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }

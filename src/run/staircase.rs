@@ -46,8 +46,8 @@ impl Staircase {
     /// anything is sent.
     pub fn check(&self) -> Result<(), String> {
         use crate::scenario::limits::{check_duration, check_range, MAX_RATE};
-        // WHY !(x > 0): NaN fails every comparison and must fail here too.
-        if !(self.start_rate > 0.0) {
+        // WHY is_nan: NaN fails every comparison and must fail here too.
+        if self.start_rate.is_nan() || self.start_rate <= 0.0 {
             return Err(format!(
                 "--start-rate {} is out of range: expected more than 0 to {MAX_RATE}",
                 self.start_rate

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::model::FeederOrder;
@@ -17,6 +17,15 @@ pub struct Feeder {
     rows: Vec<Arc<HashMap<String, String>>>,
     order: FeederOrder,
     cursor: AtomicUsize,
+    /// Row `k` here is row `first + stride × k` of the file (a shard holds
+    /// every `stride`-th row).
+    first: usize,
+    stride: usize,
+    /// Rows in the file.
+    file_rows: usize,
+    /// Which rows were handed out: the ledger a sharded run reports, so
+    /// shards can be shown never to share a row.
+    used: Vec<AtomicBool>,
 }
 
 /// Largest feeder file: its rows are held in memory.
@@ -75,10 +84,71 @@ impl Feeder {
         Ok(Feeder {
             name: name.to_owned(),
             columns,
+            used: rows.iter().map(|_| AtomicBool::new(false)).collect(),
+            file_rows: rows.len(),
             rows,
             order,
             cursor: AtomicUsize::new(0),
+            first: 0,
+            stride: 1,
         })
+    }
+
+    /// Shard `index` of `count`'s part: the file's rows `k` with
+    /// `k ≡ index (mod count)`, so no two shards hand out the same row (two
+    /// shards never log in or upload as the same user at once).
+    pub fn partition(&self, index: usize, count: usize) -> Result<Feeder, String> {
+        if self.rows.len() < count {
+            return Err(format!(
+                "feeder `{}` has {} rows: too few for {count} shards (each needs at least one row of its own)",
+                self.name,
+                self.rows.len()
+            ));
+        }
+        let rows: Vec<_> = self
+            .rows
+            .iter()
+            .skip(index)
+            .step_by(count)
+            .cloned()
+            .collect();
+        Ok(Feeder {
+            name: self.name.clone(),
+            columns: self.columns.clone(),
+            used: rows.iter().map(|_| AtomicBool::new(false)).collect(),
+            rows,
+            order: self.order,
+            cursor: AtomicUsize::new(0),
+            first: self.first + index * self.stride,
+            stride: self.stride * count,
+            file_rows: self.file_rows,
+        })
+    }
+
+    /// Rows in the feeder's file (all shards together).
+    pub fn file_rows(&self) -> usize {
+        self.file_rows
+    }
+
+    /// The file's row numbers (0-based, data rows) handed out so far.
+    pub fn used_rows(&self) -> impl Iterator<Item = u64> + '_ {
+        self.used
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.load(Ordering::Relaxed))
+            .map(|(k, _)| (self.first + self.stride * k) as u64)
+    }
+
+    /// Feeds the rows, in order, to a fingerprint.
+    pub fn hash_rows(&self, into: &mut impl FnMut(&[u8])) {
+        into(self.name.as_bytes());
+        for row in &self.rows {
+            for column in &self.columns {
+                into(b"\x1f");
+                into(row.get(column).map_or(&b""[..], |v| v.as_bytes()));
+            }
+            into(b"\x1e");
+        }
     }
 
     /// The next row, as the feeder's order says.
@@ -89,6 +159,7 @@ impl Feeder {
             }
             FeederOrder::Random => rand::random_range(0..self.rows.len()),
         };
+        self.used[index].store(true, Ordering::Relaxed);
         Arc::clone(&self.rows[index])
     }
 }
@@ -105,6 +176,39 @@ mod tests {
         let feeder = Feeder::load("patient", &path, FeederOrder::Sequential).unwrap();
         let names: Vec<String> = (0..3).map(|_| feeder.next_row()["name"].clone()).collect();
         assert_eq!(names, ["Ayesha", "Karim", "Ayesha"]);
+    }
+
+    /// Three shards hold disjoint rows that together are the file; each
+    /// reports the file's row numbers it handed out.
+    #[test]
+    fn shards_partition_the_rows_and_report_the_file_rows_they_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.csv");
+        let body: String = (0..7).map(|i| format!("u{i}\n")).collect();
+        std::fs::write(&path, format!("user\n{body}")).unwrap();
+        let whole = Feeder::load("user", &path, FeederOrder::Sequential).unwrap();
+        let mut seen = Vec::new();
+        for index in 0..3 {
+            let part = whole.partition(index, 3).unwrap();
+            assert_eq!(part.file_rows(), 7);
+            let n = part.rows.len();
+            let names: Vec<String> = (0..n).map(|_| part.next_row()["user"].clone()).collect();
+            let used: Vec<u64> = part.used_rows().collect();
+            assert_eq!(
+                names,
+                used.iter().map(|k| format!("u{k}")).collect::<Vec<_>>(),
+                "shard {index} reports the rows it handed out"
+            );
+            seen.extend(used);
+        }
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            (0..7).collect::<Vec<u64>>(),
+            "disjoint, and all of them"
+        );
+        let err = whole.partition(0, 8).unwrap_err();
+        assert!(err.contains("has 7 rows: too few for 8 shards"), "{err}");
     }
 
     #[test]

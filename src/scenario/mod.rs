@@ -18,6 +18,7 @@ mod model;
 mod overrides;
 mod redact;
 mod requests;
+pub mod shard;
 mod spec;
 mod template;
 pub mod threshold;
@@ -76,6 +77,8 @@ pub struct Scenario {
     pub kubernetes: chaos::KubeTarget,
     /// Faults to inject while the load runs.
     pub chaos: Option<chaos::ChaosPlan>,
+    /// The part of the test this process runs (the whole test by default).
+    pub shard: shard::Shard,
 }
 
 /// Subjects a threshold may name besides a request.
@@ -350,6 +353,7 @@ impl Scenario {
             verify,
             kubernetes,
             chaos,
+            shard: shard::Shard::default(),
         };
         scenario
             .check_generated_memory()

@@ -7,7 +7,7 @@
 //! drops among zero sessions is not continuity, zero missing among zero
 //! uploads read back is not consistency.
 
-use crate::bundle::{CheckResult, RunResults, Stats, ThresholdResult};
+use crate::bundle::{CheckResult, Expectations, RunResults, Stats, ThresholdResult};
 use crate::scenario::threshold::{Kind, Threshold};
 use crate::scenario::Scenario;
 
@@ -145,39 +145,26 @@ pub fn judge(thresholds: &[Threshold], r: &RunResults) -> Vec<ThresholdResult> {
         .collect()
 }
 
-/// What a run of a scenario must exercise, whatever its thresholds say.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Expectations {
-    /// Every request the scenario defines (not auth's own login or token).
-    pub scenario_requests: Vec<String>,
-    /// Requests some persona with a weight above 0 sends, not marked optional.
-    pub requests: Vec<String>,
-    /// Whether such a request stores something to be read back.
-    pub uploads: bool,
-}
-
-impl Expectations {
-    /// What `scenario` (after command-line changes) must exercise.
-    pub fn of(scenario: &Scenario) -> Self {
-        let mut requests: Vec<usize> = scenario
-            .personas
+/// What `scenario` (after command-line changes) must exercise.
+pub fn expectations(scenario: &Scenario) -> Expectations {
+    let mut requests: Vec<usize> = scenario
+        .personas
+        .iter()
+        .filter(|p| p.weight > 0)
+        .flat_map(|p| p.steps.iter().map(|s| s.request))
+        .filter(|&i| !scenario.requests[i].optional)
+        .collect();
+    requests.sort_unstable();
+    requests.dedup();
+    Expectations {
+        scenario_requests: scenario.requests.iter().map(|r| r.name.clone()).collect(),
+        uploads: requests
             .iter()
-            .filter(|p| p.weight > 0)
-            .flat_map(|p| p.steps.iter().map(|s| s.request))
-            .filter(|&i| !scenario.requests[i].optional)
-            .collect();
-        requests.sort_unstable();
-        requests.dedup();
-        Expectations {
-            scenario_requests: scenario.requests.iter().map(|r| r.name.clone()).collect(),
-            uploads: requests
-                .iter()
-                .any(|&i| scenario.requests[i].consistency.is_some()),
-            requests: requests
-                .into_iter()
-                .map(|i| scenario.requests[i].name.clone())
-                .collect(),
-        }
+            .any(|&i| scenario.requests[i].consistency.is_some()),
+        requests: requests
+            .into_iter()
+            .map(|i| scenario.requests[i].name.clone())
+            .collect(),
     }
 }
 
@@ -333,6 +320,8 @@ mod tests {
             thresholds: vec![],
             checks: vec![],
             chaos: None,
+            shard: None,
+            merged: None,
         }
     }
 

@@ -706,13 +706,14 @@ async fn five_replicas_of_pool_five_wait_on_pgbouncers_twenty_and_not_on_twenty_
 fn latest_start(cluster: &RealCluster, replica: &str) -> (f64, u32) {
     let log = std::fs::read_to_string(cluster.dir.path().join("log/supervisor.log")).unwrap();
     log.lines()
+        .rev()
         .filter_map(|l| {
             let rest = l.strip_prefix(&format!("{replica} pid "))?;
             let (pid, rest) = rest.split_once(" ready ")?;
             let ms = rest.strip_suffix(" ms after launch")?;
             Some((ms.parse().unwrap(), pid.parse().unwrap()))
         })
-        .last()
+        .next()
         .unwrap_or_else(|| panic!("no start of {replica} in the supervisor's log:\n{log}"))
 }
 

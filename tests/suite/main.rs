@@ -23,5 +23,6 @@ mod reports;
 mod scenarios;
 mod sessions;
 mod shapes;
+mod shards;
 mod sim;
 mod tls;

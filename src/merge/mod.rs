@@ -1,0 +1,551 @@
+//! `surge merge`: the shards of one test, merged exactly into one bundle
+//! every other command reads. Pure: bundles in, one bundle out.
+//!
+//! - histograms per stage × request × replica added (HDR add: the merged
+//!   p99 is the p99 of every request, not an average of the shards' p99s),
+//!   and every statistic made again from them;
+//! - the timelines aligned on the wall clock (each shard's second 0 is when
+//!   its load began) and summed, their percentiles from every second's
+//!   histograms added the same way;
+//! - counts summed; session and attachment ledgers combined (a drop is a
+//!   drop whichever shard saw it); chaos from the shard that ran it;
+//! - thresholds and the built-in checks judged again on the merged result.
+//!
+//! Merging is associative: a merged bundle records the shards it holds and
+//! merges again like them. Bundles of different tests (fingerprint, shard
+//! count), a shard twice, or a shard missing (unless allowed) are refused,
+//! naming the bundle.
+
+use crate::bundle::{
+    hdr, CellHistograms, CellStats, ChaosReport, ConsistencyVerdict, Measurements, MergeInfo,
+    RequestTimeline, RunResults, SessionVerdict, ShardInfo, StageStats, Stats, TimelineHistograms,
+    TimelineRow, Totals, MAX_EVENTS, MAX_PROBLEMS, SCHEMA_VERSION,
+};
+use crate::measure::Cell;
+use hdrhistogram::Histogram;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One bundle to merge, as read from disk.
+pub struct Part {
+    /// Where it came from, for messages.
+    pub name: String,
+    /// Its `summary.json`.
+    pub results: RunResults,
+    /// Its cells' histograms, in `results.cells` order.
+    pub histograms: Vec<CellHistograms>,
+    /// Its time-until-visible histogram of uploads.
+    pub visible: Option<Histogram<u64>>,
+    /// Its per-second histograms.
+    pub timeline: TimelineHistograms,
+}
+
+impl Part {
+    /// The shards this part holds: its own, or those of a merge.
+    fn shards(&self) -> Result<Vec<ShardInfo>, String> {
+        match (&self.results.shard, &self.results.merged) {
+            (Some(shard), _) => Ok(vec![shard.clone()]),
+            (None, Some(merged)) => Ok(merged.shards.clone()),
+            (None, None) => Err(format!(
+                "{} is not a shard's bundle: run each part with `surge run --shard I/N`",
+                self.name
+            )),
+        }
+    }
+
+    /// When its load began, ms since the Unix epoch.
+    fn began_ms(&self) -> Result<u64, String> {
+        Ok(self
+            .shards()?
+            .iter()
+            .map(|s| s.began_unix_ms)
+            .min()
+            .unwrap_or(0))
+    }
+}
+
+/// Merges `parts`; with `allow_partial`, shards of the test may be missing
+/// (the merged bundle lists them).
+pub fn merge(parts: Vec<Part>, allow_partial: bool, run_id: &str) -> Result<Measurements, String> {
+    let first = parts
+        .first()
+        .ok_or("nothing to merge: give the shards' bundles")?;
+    let reference = first.shards()?.remove(0);
+    let mut held: BTreeMap<u32, String> = BTreeMap::new();
+    let mut shards = Vec::new();
+    let mut run_ids = Vec::new();
+    for part in &parts {
+        if part.results.schema_version != SCHEMA_VERSION {
+            return Err(format!(
+                "{} has schema_version {}, this surge merges {SCHEMA_VERSION}",
+                part.name, part.results.schema_version
+            ));
+        }
+        for shard in part.shards()? {
+            if shard.fingerprint != reference.fingerprint || shard.count != reference.count {
+                return Err(format!(
+                    "{} is shard {} of {} of another test (scenario {:?}, fingerprint {}…) than {} (shard {} of {}, fingerprint {}…): the scenario, its feeders or the command line differ",
+                    part.name,
+                    shard.index,
+                    shard.count,
+                    part.results.scenario,
+                    &shard.fingerprint[..shard.fingerprint.len().min(12)],
+                    first.name,
+                    reference.index,
+                    reference.count,
+                    &reference.fingerprint[..reference.fingerprint.len().min(12)]
+                ));
+            }
+            if let Some(other) = held.insert(shard.index, part.name.clone()) {
+                return Err(format!(
+                    "shard {} of {} is in both {other} and {}: each shard once",
+                    shard.index, shard.count, part.name
+                ));
+            }
+            shards.push(shard);
+        }
+        match &part.results.merged {
+            Some(m) => run_ids.extend(m.run_ids.iter().cloned()),
+            None => run_ids.push(part.results.run_id.clone()),
+        }
+    }
+    let missing: Vec<u32> = (0..reference.count)
+        .filter(|i| !held.contains_key(i))
+        .collect();
+    if !missing.is_empty() && !allow_partial {
+        return Err(format!(
+            "shards {missing:?} of {} are missing (merge every shard's bundle, or --allow-partial to merge what is here and say so)",
+            reference.count
+        ));
+    }
+    shards.sort_by_key(|s| s.index);
+
+    // Each part's second 0 on the common clock.
+    let began: Vec<u64> = parts.iter().map(Part::began_ms).collect::<Result<_, _>>()?;
+    let origin = began.iter().copied().min().unwrap_or(0);
+    let offsets: Vec<u64> = began
+        .iter()
+        .map(|b| ((b - origin) as f64 / 1000.0).round() as u64)
+        .collect();
+    let spread_ms = shards.iter().map(|s| s.began_unix_ms).max().unwrap_or(0) as f64
+        - shards.iter().map(|s| s.began_unix_ms).min().unwrap_or(0) as f64;
+
+    let elapsed_s = parts
+        .iter()
+        .zip(&offsets)
+        .map(|(p, o)| p.results.elapsed_s + *o as f64)
+        .fold(0.0, f64::max);
+    let busy_s = parts
+        .iter()
+        .zip(&offsets)
+        .map(|(p, o)| p.results.busy_s + *o as f64)
+        .fold(0.0, f64::max);
+
+    let (cells, histograms, overall, requests, replicas) = merge_cells(&parts, elapsed_s)?;
+    let (timeline, request_timelines, timeline_hdr) = merge_timelines(&parts, &offsets)?;
+
+    let r0 = &first.results;
+    let mut results = RunResults {
+        schema_version: SCHEMA_VERSION,
+        run_id: run_id.to_owned(),
+        scenario: r0.scenario.clone(),
+        scenario_file: r0.scenario_file.clone(),
+        target: r0.target.clone(),
+        tls_verify: parts.iter().all(|p| p.results.tls_verify),
+        model: r0.model.clone(),
+        setup_requests: r0.setup_requests.clone(),
+        arrivals: r0.arrivals.clone(),
+        started_at: r0.started_at.clone(),
+        elapsed_s,
+        busy_s,
+        planned_s: parts
+            .iter()
+            .map(|p| p.results.planned_s)
+            .fold(0.0, f64::max),
+        interrupted: interrupted(&parts),
+        user_panics: parts.iter().map(|p| p.results.user_panics).sum(),
+        totals: totals(&parts),
+        stages: stages(&parts),
+        overall,
+        requests,
+        replicas,
+        cells,
+        timeline,
+        request_timelines,
+        sessions: sessions(&parts, &offsets),
+        consistency: consistency(&parts)?,
+        thresholds: Vec::new(),
+        checks: Vec::new(),
+        chaos: chaos(&parts, &offsets),
+        shard: None,
+        merged: Some(MergeInfo {
+            shards,
+            run_ids,
+            missing,
+            start_spread_ms: spread_ms,
+        }),
+    };
+    if let Some(earliest) = parts.iter().zip(&began).min_by_key(|(_, b)| **b) {
+        results.started_at = earliest.0.results.started_at.clone();
+    }
+    let thresholds = r0
+        .thresholds
+        .iter()
+        .map(|t| crate::scenario::threshold::parse(&t.metric, &t.limit))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: a threshold does not read back: {e}", first.name))?;
+    results.thresholds = crate::verify::gate::judge(&thresholds, &results);
+    results.checks = crate::verify::gate::checks(&reference.expectations, &results);
+
+    let mut visible: Option<Histogram<u64>> = None;
+    for h in parts.iter().filter_map(|p| p.visible.as_ref()) {
+        add_into(visible.get_or_insert_with(|| growing(h)), h)?;
+    }
+    if let Some(v) = &visible {
+        results.consistency.visible = crate::bundle::Percentiles::from_hist(v);
+    }
+    Ok(Measurements {
+        results,
+        histograms,
+        visible,
+        began: Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(origin)),
+        timeline: timeline_hdr,
+    })
+}
+
+type MergedCells = (
+    Vec<CellStats>,
+    Vec<CellHistograms>,
+    Stats,
+    Vec<Stats>,
+    Vec<Stats>,
+);
+
+/// Cells added by (stage, request, replica); the overall, per-request and
+/// per-replica statistics made again from them.
+fn merge_cells(parts: &[Part], elapsed_s: f64) -> Result<MergedCells, String> {
+    let mut by_key: BTreeMap<(usize, String, String), (Cell, String, String)> = BTreeMap::new();
+    for part in parts {
+        if part.histograms.len() != part.results.cells.len() {
+            return Err(format!(
+                "{}: its histograms do not match its cells",
+                part.name
+            ));
+        }
+        for (cell, h) in part.results.cells.iter().zip(&part.histograms) {
+            let incoming = Cell::from_bundle(h.latency.clone(), h.service.clone(), &cell.stats);
+            let entry = by_key
+                .entry((cell.stage, cell.request.clone(), cell.replica.clone()))
+                .or_insert_with(|| {
+                    (
+                        Cell::default(),
+                        cell.latency_hdr.clone(),
+                        cell.service_hdr.clone(),
+                    )
+                });
+            incoming.merge_into(&mut entry.0);
+        }
+    }
+    let mut overall = Cell::default();
+    let mut by_request: BTreeMap<String, Cell> = BTreeMap::new();
+    let mut by_replica: BTreeMap<String, Cell> = BTreeMap::new();
+    let mut cells = Vec::new();
+    let mut histograms = Vec::new();
+    for ((stage, request, replica), (cell, latency_hdr, service_hdr)) in &by_key {
+        cell.merge_into(&mut overall);
+        cell.merge_into(by_request.entry(request.clone()).or_default());
+        cell.merge_into(by_replica.entry(replica.clone()).or_default());
+        cells.push(CellStats {
+            stage: *stage,
+            request: request.clone(),
+            replica: replica.clone(),
+            stats: cell.stats(request, elapsed_s),
+            latency_hdr: latency_hdr.clone(),
+            service_hdr: service_hdr.clone(),
+        });
+        histograms.push(cell.histograms());
+    }
+    // Requests issued but never completed, or never sent, keep their row.
+    let names: BTreeSet<String> = parts
+        .iter()
+        .flat_map(|p| p.results.requests.iter().map(|s| s.name.clone()))
+        .collect();
+    let mut requests = Vec::new();
+    for name in names {
+        let mut stats = by_request
+            .get(&name)
+            .map(|c| c.stats_with_curve(&name, elapsed_s))
+            .unwrap_or_else(|| Cell::default().stats_with_curve(&name, elapsed_s));
+        for s in parts.iter().filter_map(|p| p.results.request(&name)) {
+            stats.issued += s.issued;
+            stats.not_sent += s.not_sent;
+            add_counts(&mut stats.not_sent_reasons, &s.not_sent_reasons);
+            add_counts(&mut stats.expectation_failures, &s.expectation_failures);
+        }
+        requests.push(stats);
+    }
+    let mut overall_stats = overall.stats_with_curve("all", elapsed_s);
+    overall_stats.issued = parts.iter().map(|p| p.results.overall.issued).sum();
+    overall_stats.not_sent = parts.iter().map(|p| p.results.overall.not_sent).sum();
+    let replicas = by_replica
+        .iter()
+        .map(|(name, c)| c.stats(name, elapsed_s))
+        .collect();
+    Ok((cells, histograms, overall_stats, requests, replicas))
+}
+
+/// An empty histogram of `like`'s precision that grows to take any value (a
+/// histogram read from a file keeps the range it was written with).
+fn growing(like: &Histogram<u64>) -> Histogram<u64> {
+    let mut h = Histogram::new(like.sigfig())
+        .unwrap_or_else(|_| Histogram::new(3).expect("3 significant digits is valid"));
+    h.auto(true);
+    h
+}
+
+fn add_into(into: &mut Histogram<u64>, h: &Histogram<u64>) -> Result<(), String> {
+    into.add(h)
+        .map_err(|e| format!("cannot add histograms: {e:?}"))
+}
+
+fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (k, v) in from {
+        *into.entry(k.clone()).or_default() += v;
+    }
+}
+
+type MergedTimelines = (Vec<TimelineRow>, Vec<RequestTimeline>, TimelineHistograms);
+
+/// Rows summed second by second on the common clock; percentiles from the
+/// seconds' histograms added.
+fn merge_timelines(parts: &[Part], offsets: &[u64]) -> Result<MergedTimelines, String> {
+    // (series, second) → histogram.
+    let mut hists: BTreeMap<(String, u64), Histogram<u64>> = BTreeMap::new();
+    for (part, offset) in parts.iter().zip(offsets) {
+        let has_requests = part.results.overall.count > 0;
+        if has_requests && part.timeline.is_empty() {
+            return Err(format!(
+                "{} holds no per-second histograms ({}): it was written by an older surge, and its timeline cannot be merged exactly",
+                part.name,
+                hdr::TIMELINE_HDR
+            ));
+        }
+        for (series, second, bytes) in &part.timeline {
+            let h = hdr::decompress(bytes).map_err(|e| format!("{}: {e}", part.name))?;
+            add_into(
+                hists
+                    .entry((series.clone(), second + offset))
+                    .or_insert_with(|| growing(&h)),
+                &h,
+            )?;
+        }
+    }
+    let sum_rows = |rows_of: &dyn Fn(&RunResults) -> Option<Vec<TimelineRow>>, series: &str| {
+        let mut merged: BTreeMap<u64, TimelineRow> = BTreeMap::new();
+        for (part, offset) in parts.iter().zip(offsets) {
+            for row in rows_of(&part.results).unwrap_or_default() {
+                let second = row.second + offset;
+                let m = merged.entry(second).or_insert_with(|| TimelineRow {
+                    second,
+                    ..Default::default()
+                });
+                m.requests += row.requests;
+                m.errors += row.errors;
+                m.dropped += row.dropped;
+            }
+        }
+        let seconds = match merged.keys().last() {
+            Some(last) => 0..=*last,
+            #[allow(clippy::reversed_empty_ranges)]
+            None => 1..=0,
+        };
+        seconds
+            .map(|second| {
+                let mut row = merged.remove(&second).unwrap_or(TimelineRow {
+                    second,
+                    ..Default::default()
+                });
+                if let Some(h) = hists.get(&(series.to_owned(), second)) {
+                    crate::measure::fill_row(&mut row, h);
+                }
+                row
+            })
+            .collect::<Vec<_>>()
+    };
+    let timeline = sum_rows(&|r: &RunResults| Some(r.timeline.clone()), "all");
+    let names: BTreeSet<String> = parts
+        .iter()
+        .flat_map(|p| {
+            p.results
+                .request_timelines
+                .iter()
+                .map(|t| t.request.clone())
+        })
+        .collect();
+    let request_timelines = names
+        .into_iter()
+        .map(|name| RequestTimeline {
+            rows: sum_rows(
+                &|r: &RunResults| {
+                    r.request_timelines
+                        .iter()
+                        .find(|t| t.request == name)
+                        .map(|t| t.rows.clone())
+                },
+                &name,
+            ),
+            request: name,
+        })
+        .collect();
+    let kept = hists
+        .iter()
+        .map(|((series, second), h)| (series.clone(), *second, hdr::compress(h)))
+        .collect();
+    Ok((timeline, request_timelines, kept))
+}
+
+fn interrupted(parts: &[Part]) -> Option<String> {
+    let said: Vec<String> = parts
+        .iter()
+        .filter_map(|p| {
+            p.results
+                .interrupted
+                .as_ref()
+                .map(|why| format!("{}: {why}", p.name))
+        })
+        .collect();
+    (!said.is_empty()).then(|| said.join("; "))
+}
+
+fn totals(parts: &[Part]) -> Totals {
+    let mut t = Totals::default();
+    for p in parts {
+        let s = &p.results.totals;
+        t.issued += s.issued;
+        t.succeeded += s.succeeded;
+        t.failed += s.failed;
+        t.cancelled += s.cancelled;
+        t.dropped_arrivals += s.dropped_arrivals;
+        t.arrivals += s.arrivals;
+        t.not_sent += s.not_sent;
+    }
+    t
+}
+
+/// Stages as planned, with every shard's arrivals and drops; a closed
+/// model's users are the shards' users together.
+fn stages(parts: &[Part]) -> Vec<StageStats> {
+    let mut stages = parts[0].results.stages.clone();
+    for stage in &mut stages {
+        stage.arrivals = 0;
+        stage.dropped = 0;
+        if parts[0].results.model == "closed" {
+            stage.target = 0.0;
+        }
+    }
+    for p in parts {
+        for (into, s) in stages.iter_mut().zip(&p.results.stages) {
+            into.arrivals += s.arrivals;
+            into.dropped += s.dropped;
+            if p.results.model == "closed" {
+                into.target += s.target;
+            }
+        }
+    }
+    stages
+}
+
+fn sessions(parts: &[Part], offsets: &[u64]) -> SessionVerdict {
+    let mut v = SessionVerdict::default();
+    let mut transitions: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut seconds: BTreeMap<u64, u64> = BTreeMap::new();
+    for (p, offset) in parts.iter().zip(offsets) {
+        let s = &p.results.sessions;
+        v.sessions += s.sessions;
+        v.relogins += s.relogins;
+        v.switches += s.switches;
+        v.drops += s.drops;
+        v.drops_during_chaos += s.drops_during_chaos;
+        for t in &s.transitions {
+            *transitions
+                .entry((t.before.clone(), t.after.clone()))
+                .or_default() += t.drops;
+        }
+        for d in &s.timeline {
+            *seconds.entry(d.second + offset).or_default() += d.drops;
+        }
+        for e in &s.events {
+            let mut e = e.clone();
+            e.at_s += *offset as f64;
+            v.events.push(e);
+        }
+    }
+    v.drop_rate = if v.sessions == 0 {
+        0.0
+    } else {
+        v.drops as f64 / v.sessions as f64
+    };
+    v.drops_per_1000_sessions = v.drop_rate * 1000.0;
+    v.transitions = transitions
+        .into_iter()
+        .map(|((before, after), drops)| crate::bundle::Transition {
+            before,
+            after,
+            drops,
+        })
+        .collect();
+    v.timeline = seconds
+        .into_iter()
+        .map(|(second, drops)| crate::bundle::DropSecond { second, drops })
+        .collect();
+    v.events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    v.events.truncate(MAX_EVENTS);
+    v
+}
+
+fn consistency(parts: &[Part]) -> Result<ConsistencyVerdict, String> {
+    let mut v = ConsistencyVerdict::default();
+    let mut replicas: BTreeMap<String, BTreeMap<crate::bundle::Verdict, u64>> = BTreeMap::new();
+    for p in parts {
+        let c = &p.results.consistency;
+        v.uploads += c.uploads;
+        v.visible_everywhere += c.visible_everywhere;
+        v.unverifiable += c.unverifiable;
+        add_counts(&mut v.unverifiable_reasons, &c.unverifiable_reasons);
+        for (k, n) in &c.verdicts {
+            *v.verdicts.entry(*k).or_default() += n;
+        }
+        for r in &c.replicas {
+            let into = replicas.entry(r.replica.clone()).or_default();
+            for (k, n) in &r.verdicts {
+                *into.entry(*k).or_default() += n;
+            }
+        }
+        v.problems.extend(c.problems.iter().cloned());
+    }
+    v.problems.truncate(MAX_PROBLEMS);
+    v.replicas = replicas
+        .into_iter()
+        .map(|(replica, verdicts)| crate::bundle::ReplicaCounts { replica, verdicts })
+        .collect();
+    Ok(v)
+}
+
+/// Chaos as the shard that ran it recorded it, on the common clock.
+fn chaos(parts: &[Part], offsets: &[u64]) -> Option<ChaosReport> {
+    let (part, offset) = parts
+        .iter()
+        .zip(offsets)
+        .find(|(p, _)| p.results.chaos.is_some())?;
+    let mut chaos = part.results.chaos.clone()?;
+    let shift = *offset as f64;
+    for e in &mut chaos.events {
+        e.at_s += shift;
+    }
+    for c in &mut chaos.replica_counts {
+        c.at_s += shift;
+    }
+    Some(chaos)
+}
+
+#[cfg(test)]
+mod tests;
