@@ -67,8 +67,17 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Merge {
         /// The shards' bundle folders (or earlier merges of some of them).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "from")]
         bundles: Vec<PathBuf>,
+        /// A folder the shards write their bundles into (a shared volume):
+        /// merge every bundle in it, once every shard's is there.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// With --from: wait this long for every shard's bundle (e.g. 30m),
+        /// then merge what is there (refused if shards are missing, unless
+        /// --allow-partial).
+        #[arg(long, default_value = "0s", value_parser = surge::scenario::parse_duration)]
+        wait: Duration,
         /// Folder for the merged bundle.
         #[arg(long, default_value = "reports")]
         out: PathBuf,

@@ -163,13 +163,20 @@ async fn dispatch(command: Command) -> Outcome {
         },
         Command::Merge {
             bundles,
+            from,
+            wait,
             out,
             allow_partial,
-        } => finished(run::merge::merge(&run::merge::MergeRequest {
-            bundles,
-            out_dir: out,
-            allow_partial,
-        })),
+        } => finished(
+            run::merge::merge(&run::merge::MergeRequest {
+                bundles,
+                out_dir: out,
+                allow_partial,
+                from,
+                wait,
+            })
+            .await,
+        ),
         Command::Compare {
             baseline,
             current,

@@ -6,6 +6,7 @@ use super::{new_run_id, write_somewhere, RunError, RunReport, Write};
 use crate::bundle::{self, hdr, CellHistograms};
 use crate::merge::Part;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What to merge.
 #[derive(Debug, Clone, Default)]
@@ -16,6 +17,68 @@ pub struct MergeRequest {
     pub out_dir: PathBuf,
     /// Merge even when shards of the test are missing (the bundle says so).
     pub allow_partial: bool,
+    /// A folder the shards write their bundles into: its bundles are merged
+    /// (with `bundles`), once every shard's is there or `wait` has passed.
+    pub from: Option<PathBuf>,
+    /// How long to wait for the shards' bundles in `from`.
+    pub wait: Duration,
+}
+
+/// Longest `--wait`.
+pub const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The complete bundles in `dir` (their `summary.json` is written after
+/// their histograms), and whether every shard of their test is among them.
+fn bundles_in(dir: &Path) -> (Vec<PathBuf>, bool) {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("summary.json").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    let mut count = None;
+    let mut indices = std::collections::BTreeSet::new();
+    for b in &found {
+        if let Ok(r) = bundle::read_results(b) {
+            for s in r
+                .shard
+                .iter()
+                .chain(r.merged.iter().flat_map(|m| m.shards.iter()))
+            {
+                count = Some(s.count);
+                indices.insert(s.index);
+            }
+        }
+    }
+    let complete = count.is_some_and(|n| (0..n).all(|i| indices.contains(&i)));
+    (found, complete)
+}
+
+/// Waits until `dir` holds every shard's bundle, at most `wait`; says what
+/// it waits for every minute.
+async fn await_shards(dir: &Path, wait: Duration) -> Vec<PathBuf> {
+    let started = std::time::Instant::now();
+    let mut said = std::time::Instant::now();
+    loop {
+        let (found, complete) = bundles_in(dir);
+        if complete || started.elapsed() >= wait {
+            return found;
+        }
+        if said.elapsed() >= Duration::from_secs(60) {
+            eprintln!(
+                "surge merge: {} bundle(s) in {} so far; waiting for every shard's ({:.0} s left)",
+                found.len(),
+                dir.display(),
+                (wait - started.elapsed()).as_secs_f64()
+            );
+            said = std::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// Reads one bundle folder for merging.
@@ -51,7 +114,24 @@ pub fn read_part(dir: &Path) -> Result<Part, RunError> {
 }
 
 /// Merges the request's bundles and writes the merged bundle.
-pub fn merge(request: &MergeRequest) -> Result<RunReport, RunError> {
+pub async fn merge(request: &MergeRequest) -> Result<RunReport, RunError> {
+    if request.wait > MAX_WAIT {
+        return Err(RunError::Usage("--wait is at most 7 days".into()));
+    }
+    let mut bundles = request.bundles.clone();
+    if let Some(dir) = &request.from {
+        if !dir.is_dir() {
+            return Err(RunError::Usage(format!(
+                "--from {}: not a folder",
+                dir.display()
+            )));
+        }
+        bundles.extend(await_shards(dir, request.wait).await);
+    }
+    let request = &MergeRequest {
+        bundles,
+        ..request.clone()
+    };
     if request.bundles.is_empty() {
         return Err(RunError::Usage(
             "nothing to merge: give the shards' bundle folders".into(),

@@ -123,8 +123,10 @@ pub fn split(scenario: &mut Scenario, shard: Shard) -> Result<(), String> {
     match &mut scenario.load {
         LoadPlan::Closed { stages } => {
             for (i, stage) in stages.iter_mut().enumerate() {
+                // Refused on every shard alike, not only on the one left
+                // without a user: the parts of one test agree.
                 let mine = shard.share(stage.users);
-                if stage.users > 0 && mine == 0 {
+                if stage.users < shard.count as usize {
                     return Err(format!(
                         "stage {} has {} users: too few for {} shards (each needs at least one)",
                         i + 1,
@@ -185,6 +187,65 @@ mod tests {
         assert!(Shard::from_job(Some("4"), 4)
             .unwrap_err()
             .contains("index 4 is out of range"));
+    }
+
+    #[test]
+    fn a_start_is_an_instant_or_a_delay() {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+        assert_eq!(
+            parse_start_at("30s", now),
+            Ok(now + std::time::Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_start_at("1970-01-01T00:20:00Z", now),
+            Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_200))
+        );
+        assert!(parse_start_at("soon", now)
+            .unwrap_err()
+            .contains("expected an RFC 3339 instant"));
+    }
+
+    fn closed(users: &[usize]) -> Scenario {
+        let stages: String = users
+            .iter()
+            .map(|u| format!("[[load.stages]]\nusers = {u}\nhold = \"10s\"\n"))
+            .collect();
+        let text = format!(
+            "[scenario]\nname = \"t\"\n[target]\nbase_url = \"http://127.0.0.1:1\"\n\
+             [[feeders]]\nname = \"patient\"\nfile = \"patients.csv\"\n\
+             [load]\nmodel = \"closed\"\n{stages}\
+             [[personas]]\nname = \"p\"\nsteps = [{{ request = \"a\" }}]\n\
+             [requests.a]\npath = \"/${{patient.uuid}}\"\n\
+             [chaos]\nbackend = \"local\"\nactions = [{{ at = \"1s\", action = \"kill-pod\" }}]\n"
+        );
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/t.toml");
+        Scenario::from_text(&path, &text).unwrap()
+    }
+
+    /// A closed model's users split evenly over the shards, its feeder rows partitioned, its chaos on shard 0 only; a
+    /// stage that cannot give every shard a user is refused.
+    #[test]
+    fn a_closed_scenario_splits_into_parts_that_add_up() {
+        let mut users = vec![0; 3];
+        for i in 0..3 {
+            let mut s = closed(&[10, 4]);
+            split(&mut s, Shard::new(i, 3).unwrap()).unwrap();
+            let LoadPlan::Closed { stages } = &s.load else {
+                panic!("closed")
+            };
+            users[i as usize] = stages[0].users;
+            assert!(stages[1].users >= 1);
+            assert_eq!(s.feeders[0].file_rows(), 300);
+            assert_eq!(s.chaos.is_some(), i == 0, "chaos on shard 0 only");
+            assert_eq!(s.shard, Shard::new(i, 3).unwrap());
+        }
+        assert_eq!(users, [4, 3, 3]);
+        let mut few = closed(&[2]);
+        let err = split(&mut few, Shard::new(0, 3).unwrap()).unwrap_err();
+        assert!(
+            err.contains("stage 1 has 2 users: too few for 3 shards"),
+            "{err}"
+        );
     }
 
     /// The shards' parts add up to the whole: arrivals interleaved, users

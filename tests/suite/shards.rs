@@ -173,9 +173,12 @@ fn request_histogram(dir: &Path, r: &RunResults, request: &str) -> Histogram<u64
 }
 
 /// A sharded test against a cluster with `sessions`; the shards' results,
-/// the merged bundle and what `surge merge` said.
+/// the merged bundle and what `surge merge` said. With `awaiting`, the merge
+/// is started before the shards, as a Job's last step is, and waits for
+/// their bundles (`--from DIR --wait`).
 async fn sharded(
     sessions: SessionStoreKind,
+    awaiting: bool,
 ) -> (
     Vec<RunResults>,
     PathBuf,
@@ -195,6 +198,21 @@ async fn sharded(
     let dir = tempfile::tempdir().unwrap();
     let path = scenario(dir.path(), &cluster.url, &replica_urls(&cluster));
     let shard_out = dir.path().join("shards");
+    std::fs::create_dir_all(&shard_out).unwrap();
+    let merged_out = dir.path().join("merged");
+    let waiting = awaiting.then(|| {
+        Command::new(surge_bin())
+            .arg("merge")
+            .arg("--from")
+            .arg(&shard_out)
+            .args(["--wait", "120s", "--out"])
+            .arg(&merged_out)
+            .current_dir(repo())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    });
     let bundles = tokio::task::spawn_blocking({
         let (path, shard_out) = (path.clone(), shard_out.clone());
         move || run_shards(&path, &shard_out)
@@ -206,7 +224,20 @@ async fn sharded(
         .iter()
         .map(|b| surge::bundle::read_results(b).unwrap())
         .collect();
-    let (done, merged) = merge(&bundles, &dir.path().join("merged"), &[]);
+    let (done, merged) = match waiting {
+        Some(child) => {
+            let done = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+                .await
+                .unwrap();
+            let merged = std::fs::read_dir(&merged_out)
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(|e| e.ok())
+                .map(|e| e.path());
+            (done, merged)
+        }
+        None => merge(&bundles, &merged_out, &[]),
+    };
     let merged = merged.unwrap_or_else(|| panic!("no merged bundle: {}", text(&done)));
     let results = surge::bundle::read_results(&merged).unwrap();
     (shards, merged, results, done, dir)
@@ -215,7 +246,7 @@ async fn sharded(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_shards_merge_into_one_test_and_shared_sessions_show_no_drop() {
     let _engine = engine_lock().await;
-    let (shards, merged_dir, m, done, dir) = sharded(SessionStoreKind::Shared).await;
+    let (shards, merged_dir, m, done, dir) = sharded(SessionStoreKind::Shared, true).await;
     let said = text(&done);
     eprintln!("{said}");
     assert_eq!(done.status.code(), Some(0), "{said}");
@@ -334,7 +365,7 @@ fn shard_dirs(dir: &tempfile::TempDir) -> Vec<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_replica_sessions_drop_in_the_merge_and_bad_merges_are_refused() {
     let _engine = engine_lock().await;
-    let (shards, _merged, m, done, dir) = sharded(SessionStoreKind::PerReplica).await;
+    let (shards, _merged, m, done, dir) = sharded(SessionStoreKind::PerReplica, false).await;
     assert_eq!(done.status.code(), Some(1), "{}", text(&done));
     assert!(m.sessions.drops > 0);
     assert_eq!(
@@ -410,4 +441,114 @@ fn copy_bundle(from: &Path, to: &Path, edit: impl Fn(&mut serde_json::Value)) ->
     edit(&mut json);
     std::fs::write(to.join("summary.json"), json.to_string()).unwrap();
     to.to_path_buf()
+}
+
+/// The shipped Indexed Job parses into Kubernetes' own types, and its
+/// wiring is what the CLI reads: as many shards as completions, the index
+/// from JOB_COMPLETION_INDEX, the merge reading where the shards write, and
+/// every flag and variable one surge accepts.
+#[test]
+fn the_shipped_indexed_job_parses_and_matches_the_cli() {
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let yaml = std::fs::read_to_string(repo().join("deploy/sharded-test.yaml")).unwrap();
+    let docs: Vec<&str> = yaml.split("\n---\n").collect();
+    assert_eq!(docs.len(), 3);
+    let pvc: PersistentVolumeClaim = serde_saphyr::from_str(docs[0]).unwrap();
+    let shards: Job = serde_saphyr::from_str(docs[1]).unwrap();
+    let merge: Job = serde_saphyr::from_str(docs[2]).unwrap();
+    assert_eq!(pvc.metadata.name.as_deref(), Some("surge-results"));
+
+    let spec = shards.spec.as_ref().unwrap();
+    assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
+    assert_eq!(spec.completions, spec.parallelism);
+    assert_eq!(
+        spec.backoff_limit,
+        Some(0),
+        "a shard that ran is never run twice"
+    );
+    let pod = spec.template.spec.as_ref().unwrap();
+    assert!(pod
+        .affinity
+        .as_ref()
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .is_some());
+    let container = &pod.containers[0];
+    let env = |c: &k8s_openapi::api::core::v1::Container, name: &str| {
+        c.env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(
+        env(container, "SURGE_SHARDS").unwrap(),
+        spec.completions.unwrap().to_string(),
+        "SURGE_SHARDS is the Job's completions"
+    );
+    assert!(container
+        .env_from
+        .iter()
+        .flatten()
+        .any(|e| e.secret_ref.is_some()));
+    let args = container.args.clone().unwrap();
+    assert_eq!(args[0], "run");
+    let out = &args[args.iter().position(|a| a == "--out").unwrap() + 1];
+    let merge_pod = merge.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let merge_args = merge_pod.containers[0].args.clone().unwrap();
+    assert_eq!(merge_args[0], "merge");
+    assert_eq!(
+        &merge_args[merge_args.iter().position(|a| a == "--from").unwrap() + 1],
+        out,
+        "the merge reads where the shards write"
+    );
+    let volumes: Vec<&str> = pod
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(volumes, ["scenario", "results"]);
+
+    // Every flag is one surge accepts, and the variables are the ones it reads.
+    for (command, args) in [("run", &args), ("merge", &merge_args)] {
+        let help = surge(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&help.stdout).into_owned();
+        for flag in args.iter().filter(|a| a.starts_with("--")) {
+            assert!(help.contains(flag.as_str()), "surge {command} takes {flag}");
+        }
+    }
+    let help = String::from_utf8_lossy(&surge(&["run", "--help"]).stdout).into_owned();
+    for var in ["SURGE_SHARDS", "SURGE_START_AT"] {
+        assert!(
+            help.contains(&format!("[env: {var}=")),
+            "surge run reads {var}"
+        );
+    }
+    // As a pod runs it: the arguments and variables parse; only the missing
+    // scenario stops it. An index beyond the shards is refused by name.
+    let pod_run = |index: &str| {
+        Command::new(surge_bin())
+            .args(&args)
+            .env("SURGE_SHARDS", env(container, "SURGE_SHARDS").unwrap())
+            .env("JOB_COMPLETION_INDEX", index)
+            .env("SURGE_START_AT", "2026-11-30T10:00:00Z")
+            .env("SURGE_TEST", "t")
+            .output()
+            .unwrap()
+    };
+    let ran = pod_run("1");
+    assert_eq!(ran.status.code(), Some(2));
+    assert!(
+        text(&ran).contains("cannot read scenario file"),
+        "{}",
+        text(&ran)
+    );
+    let beyond = pod_run("4");
+    assert_eq!(beyond.status.code(), Some(2));
+    assert!(
+        text(&beyond).contains("shard index 4 is out of range"),
+        "{}",
+        text(&beyond)
+    );
 }
