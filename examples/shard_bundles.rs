@@ -34,7 +34,7 @@ fn main() {
             x ^= x << 17;
             let scheduled = t0 + Duration::from_micros(k * 60_000_000 / requests.max(1));
             let latency = Duration::from_micros(1_000 + x % 499_000);
-            let failed = x % 50 == 0;
+            let failed = x.is_multiple_of(50);
             recorder.arrival(scheduled, false);
             recorder.issue((k % 3) as usize);
             recorder.record(Sample {
