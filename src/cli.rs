@@ -10,6 +10,9 @@ use surge_sim::ClusterOptions;
 /// The exit codes, for every command's help.
 pub const EXIT_CODES: &str = "Exit codes:\n  0  the run completed and every threshold passed (compare: no regression)\n  1  a threshold failed (compare: a regression beyond the limits)\n  2  the run could not be carried out (bad scenario or option, target unreachable)\n  3  the run was interrupted (Ctrl-C, SIGTERM); its bundle is still written";
 
+/// `surge compare`'s exit codes.
+pub const COMPARE_EXIT_CODES: &str = "Exit codes:\n  0  no regression beyond the allowed limits\n  1  a regression beyond the limits (an error-rate regression always; a latency one when the environments were comparable)\n  2  the comparison could not be made (a bundle unreadable, a limit malformed)\n  4  inconclusive: latency regressed, but the runs' environments differ (the generator was late, the machine busier, the control request slower): run again";
+
 /// Load tests and autoscaling calibration for clinical web clusters (OpenMRS, HAPI FHIR).
 #[derive(Parser)]
 #[command(name = "surge", version, after_help = EXIT_CODES)]
@@ -52,13 +55,13 @@ pub enum Command {
         /// Bundle folder (reports/<run-id>).
         bundle: PathBuf,
     },
-    /// Compare a run with a baseline: per request, percentile and error-rate changes, noise-aware.
-    #[command(after_help = EXIT_CODES)]
+    /// Compare a run with one or more baselines: per request, percentile and error-rate changes, beyond run-to-run noise, and whether the two environments were comparable.
+    #[command(after_help = COMPARE_EXIT_CODES)]
     Compare {
-        /// Baseline bundle (folder or summary.json).
-        baseline: PathBuf,
-        /// Current bundle (folder or summary.json).
-        current: PathBuf,
+        /// Baseline bundles (folders, summary.json files, or a folder of
+        /// bundles: the last passing runs), then the current bundle last.
+        #[arg(required = true, num_args = 2..)]
+        bundles: Vec<PathBuf>,
         /// Allowed worsening, e.g. p95=10% (latency, relative) or error_rate=1% (points); repeatable.
         #[arg(long = "max-regression", default_values_t = ["p50=10%".to_owned(), "p95=10%".to_owned(), "p99=20%".to_owned(), "error_rate=1%".to_owned()])]
         limits: Vec<String>,

@@ -23,6 +23,8 @@ enum Outcome {
     BadInput,
     /// 3: interrupted; whatever was measured is written.
     Interrupted,
+    /// 4: compare could not tell (the environments differ).
+    Inconclusive,
 }
 
 impl Outcome {
@@ -45,6 +47,7 @@ impl Outcome {
             }
             Outcome::BadInput => ExitCode::from(2),
             Outcome::Interrupted => ExitCode::from(3),
+            Outcome::Inconclusive => ExitCode::from(4),
         }
     }
 }
@@ -177,27 +180,35 @@ async fn dispatch(command: Command) -> Outcome {
             })
             .await,
         ),
-        Command::Compare {
-            baseline,
-            current,
-            limits,
-        } => match run::compare::compare_bundles(&baseline, &current, &limits) {
-            Ok(compared) => {
-                println!("{}", compared.heading);
-                print!("{}", surge::report::comparison_table(&compared.comparison));
-                let regressed = compared.comparison.regressed();
-                println!(
-                    "\n{}",
-                    if regressed {
-                        "REGRESSION beyond the allowed limits"
-                    } else {
-                        "no regression beyond the allowed limits"
+        Command::Compare { bundles, limits } => {
+            let (current, baselines) = bundles.split_last().expect("clap asks for two bundles");
+            match run::compare::compare_bundles(baselines, current, &limits) {
+                Ok(compared) => {
+                    let c = &compared.comparison;
+                    println!("{}", compared.heading);
+                    println!("noise: {}", c.noise);
+                    print!("{}", surge::report::comparison_table(c));
+                    for why in &c.environment {
+                        println!("environment differs: {why}");
                     }
-                );
-                Outcome::of(!regressed)
+                    match c.verdict() {
+                        surge::compare::Verdict::Pass => {
+                            println!("\nno regression beyond the allowed limits");
+                            Outcome::Passed
+                        }
+                        surge::compare::Verdict::Regression => {
+                            println!("\nREGRESSION beyond the allowed limits");
+                            Outcome::Failed
+                        }
+                        surge::compare::Verdict::Inconclusive => {
+                            println!("\nINCONCLUSIVE: latency regressed, but the runs' environments differ (above); run again on a quiet machine");
+                            Outcome::Inconclusive
+                        }
+                    }
+                }
+                Err(e) => e.into(),
             }
-            Err(e) => e.into(),
-        },
+        }
         Command::Calibrate(args) => calibrate(args).await,
         Command::Plan {
             replicas,

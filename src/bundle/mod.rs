@@ -13,6 +13,7 @@
 mod calibration;
 mod chaos;
 mod consistency;
+mod environment;
 pub mod hdr;
 mod results;
 mod sessions;
@@ -21,6 +22,7 @@ mod shard;
 pub use calibration::{PoolSample, Step};
 pub use chaos::{ChaosEvent, ChaosReport, Impact, Outcome, ReplicaCount};
 pub use consistency::{ConsistencyVerdict, Problem, ReplicaCounts, Verdict, MAX_PROBLEMS};
+pub use environment::{Control, Environment, Lateness};
 pub use hdr::{read_histogram, TimelineHistograms, TIMELINE_HDR, VISIBLE_HDR};
 pub use results::*;
 pub use sessions::{DropEvent, DropSecond, SessionVerdict, Transition, MAX_EVENTS};

@@ -449,6 +449,10 @@ pub struct RunResults {
     /// The shards a merged bundle was made of (`surge merge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<super::MergeInfo>,
+    /// Whether the run itself was trustworthy: the generator's lateness,
+    /// surge's and the machine's CPU, the control request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<super::Environment>,
 }
 
 impl ThresholdResult {

@@ -107,6 +107,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         },
         stage_targets: stage_targets(&scenario.load),
         interrupted: None,
+        control_request: scenario.target.control.clone(),
     };
 
     // goose keeps its stop switch in a process-wide static; a previous run in
@@ -336,6 +337,10 @@ async fn take_state(user: &mut GooseUser, shared: &Shared) -> UserState {
 
 fn register_personas(mut attack: GooseAttack, shared: &Arc<Shared>) -> anyhow::Result<GooseAttack> {
     for (p, persona) in shared.scenario.personas.iter().enumerate() {
+        // A shard's part of a closed test may leave a persona to other shards.
+        if persona.weight == 0 {
+            continue;
+        }
         let mut goose_scenario =
             GooseScenario::new(&persona.name).set_weight(persona.weight as usize)?;
         for step in 0..persona.steps.len() {
@@ -397,6 +402,12 @@ fn open_scenario(shared: &Arc<Shared>, pool: &Arc<open::Pool>) -> GooseScenario 
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Some(arrival) => {
+                    // Handed straight to an idle user: any delay since its
+                    // instant is the generator's own (a queued one waited
+                    // for a user, which is the target's doing).
+                    if !arrival.queued {
+                        shared.recorder.late(arrival.scheduled.elapsed());
+                    }
                     let persona = &shared.scenario.personas[arrival.persona];
                     let iteration = async {
                         for step in 0..persona.steps.len() {

@@ -302,8 +302,13 @@ impl Shared {
         } else {
             think.min
         };
+        let due = Instant::now() + wait;
         tokio::select! {
-            _ = tokio::time::sleep(wait) => Flow::Continue,
+            _ = tokio::time::sleep_until(due.into()) => {
+                // How late the think ended: the generator's own lateness.
+                self.recorder.late(due.elapsed());
+                Flow::Continue
+            }
             _ = self.stop.cancelled() => Flow::Stop,
         }
     }

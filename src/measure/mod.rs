@@ -11,8 +11,12 @@
 //! histograms, which `report` writes out. Values are microseconds, 3
 //! significant digits.
 
+mod cell;
+pub mod health;
 mod marks;
 mod timeline;
+
+pub use cell::Cell;
 
 use crate::bundle::*;
 
@@ -60,115 +64,6 @@ pub struct Sample<'a> {
     pub status: Option<u16>,
     /// `None` if it met its expectations.
     pub error: Option<ErrorClass>,
-}
-
-/// One group of requests being summed: its histograms and counts. The
-/// recorder's cells, and a merge of shards' cells (`surge merge`).
-pub struct Cell {
-    latency: Histogram<u64>,
-    service: Histogram<u64>,
-    ok: u64,
-    errors: BTreeMap<ErrorClass, u64>,
-    statuses: BTreeMap<u16, u64>,
-}
-
-impl Default for Cell {
-    fn default() -> Self {
-        Cell::new()
-    }
-}
-
-impl Cell {
-    /// A group as a bundle holds it: its histograms and its statistics'
-    /// counts (ok, failures by class, statuses).
-    pub fn from_bundle(latency: Histogram<u64>, service: Histogram<u64>, stats: &Stats) -> Self {
-        Cell {
-            latency,
-            service,
-            ok: stats.ok,
-            errors: stats.errors.clone(),
-            statuses: stats.statuses.clone(),
-        }
-    }
-
-    /// The histograms, for a bundle.
-    pub fn histograms(&self) -> CellHistograms {
-        CellHistograms {
-            latency: self.latency.clone(),
-            service: self.service.clone(),
-        }
-    }
-
-    fn new() -> Self {
-        Cell {
-            latency: new_hist(),
-            service: new_hist(),
-            ok: 0,
-            errors: BTreeMap::new(),
-            statuses: BTreeMap::new(),
-        }
-    }
-
-    fn failed(&self) -> u64 {
-        self.errors.values().sum()
-    }
-
-    /// Adds this group into `into` (histograms exactly, counts summed).
-    pub fn merge_into(&self, into: &mut Cell) {
-        // Both auto-resize, so `add` cannot run out of range.
-        into.latency
-            .add(&self.latency)
-            .expect("auto-resizing histograms merge");
-        into.service
-            .add(&self.service)
-            .expect("auto-resizing histograms merge");
-        into.ok += self.ok;
-        for (k, v) in &self.errors {
-            *into.errors.entry(*k).or_default() += v;
-        }
-        for (k, v) in &self.statuses {
-            *into.statuses.entry(*k).or_default() += v;
-        }
-    }
-
-    /// [`Cell::stats`] with the percentile curve.
-    pub fn stats_with_curve(&self, name: &str, elapsed_s: f64) -> Stats {
-        Stats {
-            curve: curve(&self.latency),
-            ..self.stats(name, elapsed_s)
-        }
-    }
-
-    /// Statistics of the group over `elapsed_s` seconds.
-    pub fn stats(&self, name: &str, elapsed_s: f64) -> Stats {
-        let failed = self.failed();
-        let count = self.ok + failed;
-        Stats {
-            name: name.to_owned(),
-            count,
-            ok: self.ok,
-            failed,
-            error_rate: if count == 0 {
-                0.0
-            } else {
-                failed as f64 / count as f64
-            },
-            throughput: if elapsed_s > 0.0 {
-                count as f64 / elapsed_s
-            } else {
-                0.0
-            },
-            latency: Percentiles::from_hist(&self.latency),
-            service: Percentiles::from_hist(&self.service),
-            errors: self.errors.clone(),
-            statuses: self.statuses.clone(),
-            curve: Vec::new(),
-            issued: 0,
-            not_sent: 0,
-            not_sent_reasons: BTreeMap::new(),
-            expectation_failures: BTreeMap::new(),
-        }
-    }
 }
 
 #[derive(Default)]
@@ -259,6 +154,8 @@ pub struct RunInfo {
     pub stage_targets: Vec<f64>,
     /// Why the run stopped early, if it did.
     pub interrupted: Option<String>,
+    /// The scenario's control request, whose service time the environment reports.
+    pub control_request: Option<String>,
 }
 
 /// Collects every sample of a run.
@@ -268,6 +165,8 @@ pub struct Recorder {
     requests: Vec<String>,
     issued: Vec<AtomicU64>,
     state: Mutex<State>,
+    /// The generator's lateness (µs), and the machine as the load began.
+    health: Mutex<(Histogram<u64>, Option<health::HostSnapshot>)>,
 }
 
 impl Recorder {
@@ -284,14 +183,33 @@ impl Recorder {
                 dropped: vec![0; stages],
                 ..Default::default()
             }),
+            health: Mutex::new((new_hist(), None)),
         }
     }
 
     /// Marks the start of the load (the first call wins); stages and the
     /// timeline count from here.
     pub fn begin(&self) {
-        self.started
-            .get_or_init(|| (Instant::now(), SystemTime::now()));
+        let mut first = false;
+        self.started.get_or_init(|| {
+            first = true;
+            (Instant::now(), SystemTime::now())
+        });
+        if first {
+            self.health_lock().1 = Some(health::HostSnapshot::now());
+        }
+    }
+
+    fn health_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (Histogram<u64>, Option<health::HostSnapshot>)> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records how late the generator began something it had scheduled (an
+    /// arrival handed to an idle user; a think time's end).
+    pub fn late(&self, by: Duration) {
+        record_us(&mut self.health_lock().0, (by.as_micros() as u64).max(1));
     }
 
     /// When the load started (now, if [`Recorder::begin`] was never called).
@@ -639,7 +557,23 @@ impl Recorder {
             chaos: None,
             shard: None,
             merged: None,
+            environment: None,
         };
+        let mut environment = {
+            let health = self.health_lock();
+            health::environment(health.1, elapsed_s, &health.0)
+        };
+        environment.control = info.control_request.as_ref().and_then(|name| {
+            let s = results.request(name)?;
+            Some(Control {
+                request: name.clone(),
+                count: s.count,
+                p50_ms: s.service.p50,
+                p95_ms: s.service.p95,
+            })
+        });
+        let mut results = results;
+        results.environment = Some(environment);
         Measurements {
             results,
             histograms,

@@ -177,6 +177,7 @@ pub fn merge(parts: Vec<Part>, allow_partial: bool, run_id: &str) -> Result<Meas
         checks: Vec::new(),
         chaos: chaos(&parts, &offsets),
         shard: None,
+        environment: environment(&parts),
         merged: Some(MergeInfo {
             shards,
             run_ids,
@@ -528,6 +529,49 @@ fn consistency(parts: &[Part]) -> Result<ConsistencyVerdict, String> {
         .map(|(replica, verdicts)| crate::bundle::ReplicaCounts { replica, verdicts })
         .collect();
     Ok(v)
+}
+
+/// The environment of the least trustworthy shard, figure by figure (the
+/// latest generator, the busiest machine, the slowest control): a test is
+/// as trustworthy as its worst part.
+fn environment(parts: &[Part]) -> Option<crate::bundle::Environment> {
+    let envs: Vec<&crate::bundle::Environment> = parts
+        .iter()
+        .filter_map(|p| p.results.environment.as_ref())
+        .collect();
+    if envs.is_empty() {
+        return None;
+    }
+    let worst = |f: fn(&crate::bundle::Environment) -> Option<f64>| {
+        envs.iter().filter_map(|e| f(e)).reduce(f64::max)
+    };
+    let lateness = envs
+        .iter()
+        .filter_map(|e| e.lateness.clone())
+        .reduce(|a, b| {
+            let count = a.count + b.count;
+            let mut w = if b.p99_ms > a.p99_ms { b } else { a };
+            w.count = count;
+            w
+        });
+    let control = envs
+        .iter()
+        .filter_map(|e| e.control.clone())
+        .reduce(|a, b| {
+            let count = a.count + b.count;
+            let mut w = if b.p50_ms > a.p50_ms { b } else { a };
+            w.count = count;
+            w
+        });
+    Some(crate::bundle::Environment {
+        cpus: envs.iter().filter_map(|e| e.cpus).max(),
+        lateness,
+        process_cpu: worst(|e| e.process_cpu),
+        machine_busy: worst(|e| e.machine_busy),
+        steal: worst(|e| e.steal),
+        load_per_cpu: worst(|e| e.load_per_cpu),
+        control,
+    })
 }
 
 /// Chaos as the shard that ran it recorded it, on the common clock.

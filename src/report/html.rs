@@ -152,6 +152,12 @@ impl Export for Html {
         if let Some(why) = &r.interrupted {
             write!(o, "<p class=\"fail\">Interrupted: {}. Everything measured until then is included.</p>", esc(why))?;
         }
+        if let Some(line) = super::shards_line(r) {
+            write!(o, "<p>{}</p>", esc(&line))?;
+        }
+        if let Some(env) = &r.environment {
+            write!(o, "<p>Environment: {}.</p>", esc(&env.text()))?;
+        }
         if !r.tls_verify {
             o.push_str("<p class=\"fail\">TLS certificates were not verified (tls_verify = false): the target's identity is unchecked.</p>");
         }

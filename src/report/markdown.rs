@@ -50,6 +50,12 @@ impl Export for Summary {
                 "\n> Interrupted: {why}. Everything measured until then is included."
             )?;
         }
+        if let Some(line) = super::shards_line(r) {
+            writeln!(out, "\n{line}.")?;
+        }
+        if let Some(env) = &r.environment {
+            writeln!(out, "\nEnvironment: {}.", env.text())?;
+        }
         if r.totals.arrivals > 0 {
             writeln!(
                 out,

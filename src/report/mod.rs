@@ -145,6 +145,7 @@ pub fn comparison_side(path: &Path) -> anyhow::Result<(RunResults, crate::compar
     for t in &results.request_timelines {
         side.seconds.insert(t.request.clone(), t.rows.clone());
     }
+    side.environment = results.environment.clone();
     Ok((results, side))
 }
 

@@ -56,6 +56,9 @@ pub fn summary(r: &RunResults) -> String {
     if let Some(line) = super::shards_line(r) {
         let _ = writeln!(out, "{line}");
     }
+    if let Some(env) = &r.environment {
+        let _ = writeln!(out, "environment: {}", env.text());
+    }
     let t = &r.totals;
     let _ = writeln!(
         out,

@@ -174,7 +174,7 @@ fn compare_table() {
         .iter()
         .map(|l| compare::parse_limit(l).unwrap())
         .collect();
-    let c = compare::compare(&side(1.0), &side(1.3), &limits);
+    let c = compare::compare(&[side(1.0)], &side(1.6), &limits);
     assert!(c.regressed());
     insta::assert_snapshot!("comparison", comparison_table(&c));
 }

@@ -116,23 +116,38 @@ fn http_base(flag: &str, text: &str) -> Result<String, RunError> {
 
 /// Loads the scenario and applies the request's changes, without running.
 pub fn prepare(request: &RunRequest) -> Result<Scenario, RunError> {
-    prepare_with_fingerprint(request).map(|(scenario, _)| scenario)
+    prepare_with_fingerprint(request).map(|p| p.scenario)
 }
 
-/// [`prepare`], and the test's fingerprint: SHA-256 of the scenario file,
-/// its feeders' rows and the command line's changes, taken before the
-/// scenario is split into the request's shard, so every shard of one test
-/// has the same.
-pub fn prepare_with_fingerprint(request: &RunRequest) -> Result<(Scenario, String), RunError> {
+/// A scenario ready to run as the request's shard.
+pub struct Prepared {
+    /// This shard's part of the test (the whole test unless sharded).
+    pub scenario: Scenario,
+    /// SHA-256 of the scenario file, its feeders' rows and the command
+    /// line's changes, taken before the split, so every shard of one test
+    /// has the same.
+    pub fingerprint: String,
+    /// What the whole test must exercise (a merge of the shards is judged
+    /// against it).
+    pub whole: crate::bundle::Expectations,
+}
+
+/// [`prepare`], with the test's fingerprint and the whole test's expectations.
+pub fn prepare_with_fingerprint(request: &RunRequest) -> Result<Prepared, RunError> {
     let mut scenario = prepare_whole(request)?;
     let fingerprint = fingerprint(request, &scenario)?;
+    let whole = crate::verify::gate::expectations(&scenario);
     crate::scenario::shard::split(&mut scenario, request.shard).map_err(|e| {
         RunError::Usage(format!(
             "--shard {}/{}: {e}",
             request.shard.index, request.shard.count
         ))
     })?;
-    Ok((scenario, fingerprint))
+    Ok(Prepared {
+        scenario,
+        fingerprint,
+        whole,
+    })
 }
 
 fn fingerprint(request: &RunRequest, scenario: &Scenario) -> Result<String, RunError> {
@@ -406,7 +421,11 @@ pub fn chaos_dry_run(request: &RunRequest) -> Result<Vec<String>, RunError> {
 
 /// Runs the request to the end and writes its bundle.
 pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
-    let (scenario, fingerprint) = prepare_with_fingerprint(request)?;
+    let Prepared {
+        scenario,
+        fingerprint,
+        whole,
+    } = prepare_with_fingerprint(request)?;
     let start_at = match request.start_at {
         Some(at) => {
             if at
@@ -450,7 +469,7 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         start_at: start_at.map(|at| humantime::format_rfc3339_millis(at).to_string()),
         began_unix_ms: 0,
         late_ms: None,
-        expectations: expected.clone(),
+        expectations: whole,
         feeders: Vec::new(),
     });
     let feeders = scenario.feeders.clone();

@@ -68,6 +68,7 @@ pub(super) fn compile_target(t: &model::Target) -> Result<TargetSpec, Located> {
         replica,
         tls_verify: t.tls_verify,
         timeout: t.timeout.0,
+        control: t.control.as_ref().map(|c| c.get_ref().clone()),
     })
 }
 

@@ -14,6 +14,7 @@ mod error;
 mod feeder;
 pub mod json_path;
 pub mod limits;
+mod mix;
 mod model;
 mod overrides;
 mod redact;
@@ -27,6 +28,7 @@ mod units;
 pub use body::{Body, Generated, JsonTemplate, Part};
 pub use error::ScenarioError;
 pub use feeder::Feeder;
+pub use mix::PersonaMix;
 pub use model::{Auth, ClosedStage, Expect, FeederOrder, Method, OnDrop, OpenStage, SessionPreset};
 pub use redact::{has_userinfo, redact_text};
 pub use spec::*;
@@ -267,6 +269,18 @@ impl Scenario {
 
         let target = compile_target(file.target.get_ref())
             .map_err(|(span, e)| at(span.or(Some(file.target.span())), e))?;
+        if let Some(control) = &file.target.get_ref().control {
+            if !index.contains_key(control.get_ref()) {
+                return Err(at(
+                    Some(control.span()),
+                    format!(
+                        "target.control names `{}`, which is not a request ({})",
+                        control.get_ref(),
+                        list(index.keys())
+                    ),
+                ));
+            }
+        }
         let load = compile_load(file.load.get_ref())
             .map_err(|(span, e)| at(span.or(Some(file.load.span())), e))?;
         let auth = compile_auth(file.auth)

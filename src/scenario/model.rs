@@ -214,6 +214,11 @@ pub struct Target {
     /// Per-request timeout (1ms to 1h).
     #[serde(default = "default_timeout")]
     pub timeout: Bounded<1, 3_600_000>,
+    /// A request whose work does not depend on the code under test (a
+    /// static health endpoint): its service time tells `surge compare`
+    /// whether the machine or the network slowed rather than the code.
+    #[serde(default)]
+    pub control: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {

@@ -5,7 +5,11 @@
 //! - open model: shard `i` takes the arrivals `k ≡ i (mod N)` of the one
 //!   global schedule, personas picked along that schedule, so the total rate,
 //!   its ramps and the persona mix are exact over the union;
-//! - closed model: each stage's users split as evenly as possible;
+//! - closed model: each stage's users split as evenly as possible, and the
+//!   personas of the largest stage's users dealt along the one global mix
+//!   (user `u` plays the `u`-th pick, shard `i` holds users `u ≡ i (mod N)`),
+//!   each shard's persona weights becoming its users' counts, so the union
+//!   holds each persona its weight's worth;
 //! - feeders: rows `k ≡ i (mod N)`, so two shards never use the same row;
 //! - chaos: only shard 0 acts (it records the actions for all).
 
@@ -122,6 +126,20 @@ pub fn split(scenario: &mut Scenario, shard: Shard) -> Result<(), String> {
     }
     match &mut scenario.load {
         LoadPlan::Closed { stages } => {
+            let peak = stages.iter().map(|s| s.users).max().unwrap_or(0);
+            let mut mix = super::PersonaMix::new(scenario.personas.iter().map(|p| p.weight));
+            let mut mine = vec![0u32; scenario.personas.len()];
+            for user in 0..peak as u64 {
+                let persona = mix.pick();
+                if shard.takes(user) {
+                    mine[persona] += 1;
+                }
+            }
+            // A persona none of this shard's users plays keeps weight 0 and
+            // is not started here; another shard's users play it.
+            for (persona, weight) in scenario.personas.iter_mut().zip(mine) {
+                persona.weight = weight;
+            }
             for (i, stage) in stages.iter_mut().enumerate() {
                 // Refused on every shard alike, not only on the one left
                 // without a user: the parts of one test agree.
@@ -214,7 +232,8 @@ mod tests {
             "[scenario]\nname = \"t\"\n[target]\nbase_url = \"http://127.0.0.1:1\"\n\
              [[feeders]]\nname = \"patient\"\nfile = \"patients.csv\"\n\
              [load]\nmodel = \"closed\"\n{stages}\
-             [[personas]]\nname = \"p\"\nsteps = [{{ request = \"a\" }}]\n\
+             [[personas]]\nname = \"p\"\nweight = 3\nsteps = [{{ request = \"a\" }}]\n\
+             [[personas]]\nname = \"q\"\nweight = 1\nsteps = [{{ request = \"a\" }}]\n\
              [requests.a]\npath = \"/${{patient.uuid}}\"\n\
              [chaos]\nbackend = \"local\"\nactions = [{{ at = \"1s\", action = \"kill-pod\" }}]\n"
         );
@@ -227,6 +246,7 @@ mod tests {
     #[test]
     fn a_closed_scenario_splits_into_parts_that_add_up() {
         let mut users = vec![0; 3];
+        let mut weights = Vec::new();
         for i in 0..3 {
             let mut s = closed(&[10, 4]);
             split(&mut s, Shard::new(i, 3).unwrap()).unwrap();
@@ -238,8 +258,18 @@ mod tests {
             assert_eq!(s.feeders[0].file_rows(), 300);
             assert_eq!(s.chaos.is_some(), i == 0, "chaos on shard 0 only");
             assert_eq!(s.shard, Shard::new(i, 3).unwrap());
+            assert_eq!(
+                s.personas.iter().map(|p| p.weight).sum::<u32>() as usize,
+                users[i as usize],
+                "each of the shard's users plays a persona"
+            );
+            weights.push((s.personas[0].weight, s.personas[1].weight));
         }
         assert_eq!(users, [4, 3, 3]);
+        // Over the union, the 10 users play 3:1 as the global mix deals them
+        // (8 of p and 2 of q at 10 users: p p p q p p p q p p).
+        let total = weights.iter().fold((0, 0), |(a, b), (p, q)| (a + p, b + q));
+        assert_eq!(total, (8, 2), "{weights:?}");
         let mut few = closed(&[2]);
         let err = split(&mut few, Shard::new(0, 3).unwrap()).unwrap_err();
         assert!(

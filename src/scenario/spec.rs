@@ -26,6 +26,8 @@ pub struct TargetSpec {
     pub tls_verify: bool,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// The control request's name (`[target] control`), if any.
+    pub control: Option<String>,
 }
 
 impl TargetSpec {

@@ -322,6 +322,7 @@ mod tests {
             chaos: None,
             shard: None,
             merged: None,
+            environment: None,
         }
     }
 

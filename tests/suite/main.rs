@@ -18,6 +18,7 @@ mod corpus;
 mod e2e;
 mod evidence;
 mod external;
+mod gate;
 mod openfhir;
 mod reports;
 mod scenarios;

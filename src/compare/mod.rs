@@ -10,6 +10,20 @@
 //! per-second values (each second a batch), whichever is wider. Two runs
 //! differ beyond noise only when those intervals do not overlap. Error rates
 //! use a two-proportion z-test at the same level.
+//!
+//! Run-to-run noise comes from a baseline history: with several baseline
+//! runs (of the same build), the band a statistic may wander in is the union
+//! of their intervals — how much the runs differ from each other, with each
+//! one's own uncertainty. With a single baseline that noise is unknown, and
+//! the comparison assumes it (±[`ASSUMED_RUN_TO_RUN`] beyond the baseline's
+//! own interval) and says so.
+//!
+//! A latency regression between runs whose environments differ beyond
+//! [`environment`]'s bounds (the generator was late, the machine busier,
+//! the control request slower too) is *inconclusive*, not a regression;
+//! error-rate regressions still are.
+
+pub mod environment;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -17,6 +31,10 @@ use std::collections::BTreeMap;
 
 /// z for a two-sided 99% interval.
 const Z: f64 = 2.576;
+
+/// With one baseline, the run-to-run noise assumed beyond its own interval
+/// (0.10 = ±10%).
+pub const ASSUMED_RUN_TO_RUN: f64 = 0.10;
 
 /// A limit: `p95=10%` (relative), `error_rate=1%` (absolute percentage points).
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +74,8 @@ pub struct Side {
     pub seconds: BTreeMap<String, Vec<crate::bundle::TimelineRow>>,
     /// (completed, failed) per request name.
     pub outcomes: BTreeMap<String, (u64, u64)>,
+    /// Whether the run itself was trustworthy.
+    pub environment: Option<crate::bundle::Environment>,
 }
 
 /// What happened to one statistic of one request.
@@ -100,12 +120,51 @@ pub struct Comparison {
     pub rows: Vec<Row>,
     /// Requests in only one of the runs.
     pub unmatched: Vec<String>,
+    /// Baseline runs compared against.
+    pub baselines: usize,
+    /// Where the run-to-run noise came from, in words.
+    pub noise: String,
+    /// Why the current run's environment is not comparable with the
+    /// baselines' (empty when it is).
+    pub environment: Vec<String>,
+}
+
+/// The comparison's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Nothing regressed beyond its limit.
+    Pass,
+    /// A statistic regressed beyond noise and its limit.
+    Regression,
+    /// Latency regressed, but the environments differ: it cannot be blamed
+    /// on the code (run again).
+    Inconclusive,
 }
 
 impl Comparison {
-    /// True when some statistic regressed beyond its limit.
+    /// The answer: an error-rate regression always fails; a latency one
+    /// fails only when the environments are comparable.
+    pub fn verdict(&self) -> Verdict {
+        let regressed = |latency: bool| {
+            self.rows
+                .iter()
+                .any(|r| r.verdict == Change::Regression && (r.stat != "error_rate") == latency)
+        };
+        if regressed(false) {
+            Verdict::Regression
+        } else if regressed(true) && !self.environment.is_empty() {
+            Verdict::Inconclusive
+        } else if regressed(true) {
+            Verdict::Regression
+        } else {
+            Verdict::Pass
+        }
+    }
+
+    /// True when the verdict is a regression.
     pub fn regressed(&self) -> bool {
-        self.rows.iter().any(|r| r.verdict == Change::Regression)
+        self.verdict() == Verdict::Regression
     }
 }
 
@@ -126,33 +185,65 @@ pub fn quantile_range(h: &Histogram<u64>, q: f64) -> (f64, f64, f64) {
     (at(n * q), lo, hi)
 }
 
-/// Compares `current` against `baseline` under `limits`.
-pub fn compare(baseline: &Side, current: &Side, limits: &[Limit]) -> Comparison {
-    let mut out = Comparison::default();
-    let names: std::collections::BTreeSet<&String> = baseline
-        .outcomes
-        .keys()
+/// Compares `current` against the `baselines` (earlier runs of the same
+/// build; at least one) under `limits`.
+pub fn compare(baselines: &[Side], current: &Side, limits: &[Limit]) -> Comparison {
+    let mut out = Comparison {
+        baselines: baselines.len(),
+        noise: if baselines.len() > 1 {
+            format!(
+                "run-to-run noise from {} baseline runs: each statistic's band is the union of their intervals",
+                baselines.len()
+            )
+        } else {
+            format!(
+                "one baseline: run-to-run noise unknown; assumed ±{:.0}% beyond the baseline's own interval (give several baselines to measure it)",
+                ASSUMED_RUN_TO_RUN * 100.0
+            )
+        },
+        ..Default::default()
+    };
+    if let Some(current_env) = &current.environment {
+        let envs: Vec<&crate::bundle::Environment> = baselines
+            .iter()
+            .filter_map(|b| b.environment.as_ref())
+            .collect();
+        out.environment = environment::differences(&envs, current_env);
+    }
+    let names: std::collections::BTreeSet<&String> = baselines
+        .iter()
+        .flat_map(|b| b.outcomes.keys())
         .chain(current.outcomes.keys())
         .collect();
     for name in names {
-        let (Some(b), Some(c)) = (baseline.outcomes.get(name), current.outcomes.get(name)) else {
+        let with: Vec<&Side> = baselines
+            .iter()
+            .filter(|b| b.outcomes.contains_key(name))
+            .collect();
+        let Some(c) = current.outcomes.get(name).filter(|_| !with.is_empty()) else {
             out.unmatched.push(name.clone());
             continue;
         };
         for limit in limits {
             let row = if let Some(q) = crate::bundle::quantile_named(&limit.stat) {
-                let (Some(bh), Some(ch)) = (baseline.latency.get(name), current.latency.get(name))
-                else {
+                let Some(ch) = current.latency.get(name).filter(|h| !h.is_empty()) else {
                     continue;
                 };
-                if bh.is_empty() || ch.is_empty() {
+                let bands: Vec<(f64, f64, f64)> = with
+                    .iter()
+                    .filter_map(|b| {
+                        let h = b.latency.get(name).filter(|h| !h.is_empty())?;
+                        Some(widen(
+                            quantile_range(h, q),
+                            b.seconds.get(name),
+                            &limit.stat,
+                        ))
+                    })
+                    .collect();
+                if bands.is_empty() {
                     continue;
                 }
-                let (bv, blo, bhi) = widen(
-                    quantile_range(bh, q),
-                    baseline.seconds.get(name),
-                    &limit.stat,
-                );
+                let (bv, blo, bhi) = baseline_band(&bands);
                 let (cv, clo, chi) = widen(
                     quantile_range(ch, q),
                     current.seconds.get(name),
@@ -181,12 +272,48 @@ pub fn compare(baseline: &Side, current: &Side, limits: &[Limit]) -> Comparison 
                     verdict,
                 }
             } else {
-                error_rate_row(name, *b, *c, limit.allowed)
+                let pooled = with.iter().fold((0, 0), |(n, f), b| {
+                    let (bn, bf) = b.outcomes[name];
+                    (n + bn, f + bf)
+                });
+                error_rate_row(name, pooled, *c, limit.allowed)
             };
             out.rows.push(row);
         }
     }
+    if let Some(control) = current
+        .environment
+        .as_ref()
+        .and_then(|e| e.control.as_ref())
+    {
+        out.environment
+            .extend(environment::control_slowed(&control.request, &out.rows));
+    }
     out
+}
+
+/// The baseline's value (the median of the runs') and the band the
+/// statistic wanders in: the union of the runs' intervals, or with one run
+/// its interval widened by the assumed run-to-run noise.
+fn baseline_band(bands: &[(f64, f64, f64)]) -> (f64, f64, f64) {
+    let mut values: Vec<f64> = bands.iter().map(|b| b.0).collect();
+    values.sort_by(f64::total_cmp);
+    let median = if values.len() % 2 == 1 {
+        values[values.len() / 2]
+    } else {
+        (values[values.len() / 2 - 1] + values[values.len() / 2]) / 2.0
+    };
+    if bands.len() == 1 {
+        let (_, lo, hi) = bands[0];
+        return (
+            median,
+            lo * (1.0 - ASSUMED_RUN_TO_RUN),
+            hi * (1.0 + ASSUMED_RUN_TO_RUN),
+        );
+    }
+    let lo = bands.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
+    let hi = bands.iter().map(|b| b.2).fold(0.0, f64::max);
+    (median, lo, hi)
 }
 
 /// Widens a quantile's interval to the batch-means interval of its
@@ -255,134 +382,4 @@ fn error_rate_row(name: &str, (bn, bf): (u64, u64), (cn, cf): (u64, u64), allowe
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hist(values: impl IntoIterator<Item = u64>) -> Histogram<u64> {
-        let mut h = Histogram::new(3).unwrap();
-        for v in values {
-            h.record(v).unwrap();
-        }
-        h
-    }
-
-    fn side(name: &str, h: Histogram<u64>, failed: u64) -> Side {
-        let n = h.len();
-        Side {
-            latency: BTreeMap::from([(name.to_owned(), h)]),
-            outcomes: BTreeMap::from([(name.to_owned(), (n, failed))]),
-            seconds: BTreeMap::new(),
-        }
-    }
-
-    #[test]
-    fn a_run_that_wandered_widens_its_interval() {
-        use crate::bundle::TimelineRow;
-        let base = side("a", hist((1..=2000).map(|i| 1000 + i)), 0);
-        let mut drifted = side("a", hist((1..=2000).map(|i| 1300 + i)), 0);
-        let narrow = compare(&base, &drifted, &[parse_limit("p50=10%").unwrap()]);
-        assert_eq!(
-            narrow.rows[0].verdict,
-            Change::Regression,
-            "15% worse, tight samples: {narrow:?}"
-        );
-        // The same run, whose per-second medians swung between 1 and 4 ms.
-        let rows = (0..10)
-            .map(|s| TimelineRow {
-                second: s,
-                requests: 200,
-                p50_ms: if s % 2 == 0 { 1.0 } else { 4.0 },
-                ..Default::default()
-            })
-            .collect();
-        drifted.seconds.insert("a".into(), rows);
-        let wide = compare(&base, &drifted, &[parse_limit("p50=10%").unwrap()]);
-        assert_eq!(wide.rows[0].verdict, Change::WithinNoise, "{wide:?}");
-    }
-
-    fn limits() -> Vec<Limit> {
-        vec![
-            parse_limit("p95=10%").unwrap(),
-            parse_limit("error_rate=1%").unwrap(),
-        ]
-    }
-
-    #[test]
-    fn limits_parse_and_refuse_nonsense() {
-        assert_eq!(
-            parse_limit("p99=5%").unwrap(),
-            Limit {
-                stat: "p99".into(),
-                allowed: 0.05
-            }
-        );
-        assert!(parse_limit("p42=5%").is_err());
-        assert!(parse_limit("p95=5ms").is_err());
-        assert!(parse_limit("p95").is_err());
-    }
-
-    #[test]
-    fn identical_runs_do_not_regress() {
-        let s = side("a", hist((1..=2000).map(|i| 1000 + i)), 3);
-        let c = compare(&s, &s, &limits());
-        assert!(!c.regressed());
-        assert!(c
-            .rows
-            .iter()
-            .all(|r| r.verdict == Change::WithinNoise && r.change == 0.0));
-    }
-
-    #[test]
-    fn a_doubled_latency_is_a_regression_and_a_small_sample_is_noise() {
-        let base = side("a", hist((1..=2000).map(|i| 1000 + i)), 0);
-        let slow = side("a", hist((1..=2000).map(|i| 2 * (1000 + i))), 0);
-        let c = compare(&base, &slow, &limits());
-        assert_eq!(c.rows[0].verdict, Change::Regression, "{c:?}");
-        assert!((c.rows[0].change - 1.0).abs() < 0.01);
-        // Five samples each: a 21% higher p95 from one slow sample is noise.
-        let few = side("a", hist([1000, 1100, 1200, 1300, 1400]), 0);
-        let few_slow = side("a", hist([1000, 1100, 1200, 1300, 1700]), 0);
-        assert_eq!(
-            compare(&few, &few_slow, &limits()).rows[0].verdict,
-            Change::WithinNoise
-        );
-    }
-
-    #[test]
-    fn error_rates_compare_beyond_noise() {
-        let base = side("a", hist((0..1000).map(|_| 1000)), 5);
-        let worse = side("a", hist((0..1000).map(|_| 1000)), 60);
-        let c = compare(&base, &worse, &limits());
-        let e = c.rows.iter().find(|r| r.stat == "error_rate").unwrap();
-        assert_eq!(e.verdict, Change::Regression);
-        let same = side("a", hist((0..1000).map(|_| 1000)), 7);
-        let c = compare(&base, &same, &limits());
-        assert_eq!(
-            c.rows
-                .iter()
-                .find(|r| r.stat == "error_rate")
-                .unwrap()
-                .verdict,
-            Change::WithinNoise
-        );
-    }
-
-    #[test]
-    fn too_few_samples_for_a_tail_quantile_never_regress() {
-        // p99 of four samples: its upper bound is open, so no claim can be made.
-        let base = side("a", hist([1000, 1010, 1020, 1030]), 0);
-        let slow = side("a", hist([1300, 1310, 1320, 1330]), 0);
-        let c = compare(&base, &slow, &[parse_limit("p99=10%").unwrap()]);
-        assert_eq!(c.rows[0].verdict, Change::WithinNoise, "{c:?}");
-        assert_eq!(c.rows[0].baseline_range.1, f64::INFINITY);
-    }
-
-    #[test]
-    fn requests_in_one_run_only_are_listed() {
-        let a = side("a", hist([1000]), 0);
-        let b = side("b", hist([1000]), 0);
-        let c = compare(&a, &b, &limits());
-        assert_eq!(c.unmatched, ["a", "b"]);
-        assert!(c.rows.is_empty());
-    }
-}
+mod tests;
