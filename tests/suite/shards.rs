@@ -343,10 +343,39 @@ async fn three_shards_merge_into_one_test_and_shared_sessions_show_no_drop() {
     );
     assert_eq!(one.results.totals.arrivals, m.totals.arrivals);
 
-    // `surge report` renders the merged bundle.
+    // Every command reads the merged bundle: report renders it, compare
+    // judges it against the single-process run, calibrate analyses it.
     let report = surge(&["report", merged_dir.to_str().unwrap()]);
     assert!(report.status.success(), "{}", text(&report));
     assert!(merged_dir.join("report.html").exists());
+    let compared = surge(&[
+        "compare",
+        one.bundle.to_str().unwrap(),
+        merged_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        matches!(compared.status.code(), Some(0 | 1 | 4)),
+        "{}",
+        text(&compared)
+    );
+    assert!(text(&compared).contains("search"), "{}", text(&compared));
+    let calibrated = surge(&[
+        "calibrate",
+        "--from-bundle",
+        merged_dir.to_str().unwrap(),
+        "--replicas",
+        "3",
+        "--slo-p99",
+        "1s",
+        "--out",
+        dir.path().join("calibration").to_str().unwrap(),
+    ]);
+    assert!(
+        matches!(calibrated.status.code(), Some(0 | 1)),
+        "{}",
+        text(&calibrated)
+    );
+    assert!(text(&calibrated).contains("step"), "{}", text(&calibrated));
 }
 
 fn shard_dirs(dir: &tempfile::TempDir) -> Vec<PathBuf> {
