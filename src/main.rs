@@ -191,6 +191,9 @@ async fn dispatch(command: Command) -> Outcome {
                     for why in &c.environment {
                         println!("environment differs: {why}");
                     }
+                    for what in &c.verdicts {
+                        println!("verdict regressed: {what}");
+                    }
                     match c.verdict() {
                         surge::compare::Verdict::Pass => {
                             println!("\nno regression beyond the allowed limits");

@@ -127,6 +127,10 @@ pub struct Comparison {
     /// Why the current run's environment is not comparable with the
     /// baselines' (empty when it is).
     pub environment: Vec<String>,
+    /// Verdicts the current run fails that every baseline passed (sessions,
+    /// attachments, errors, drops, the built-in checks): these fail the
+    /// comparison whatever the environment.
+    pub verdicts: Vec<String>,
 }
 
 /// The comparison's answer.
@@ -151,7 +155,7 @@ impl Comparison {
                 .iter()
                 .any(|r| r.verdict == Change::Regression && (r.stat != "error_rate") == latency)
         };
-        if regressed(false) {
+        if regressed(false) || !self.verdicts.is_empty() {
             Verdict::Regression
         } else if regressed(true) && !self.environment.is_empty() {
             Verdict::Inconclusive
@@ -166,6 +170,57 @@ impl Comparison {
     pub fn regressed(&self) -> bool {
         self.verdict() == Verdict::Regression
     }
+}
+
+/// Whether a threshold judges latency (`search.p95`, `requests.max`): a
+/// busy machine may break it, so the latency rows judge it, not the verdicts.
+fn judges_latency(metric: &str) -> bool {
+    metric.rsplit_once('.').is_some_and(|(_, stat)| {
+        crate::bundle::quantile_named(stat).is_some() || matches!(stat, "min" | "mean" | "max")
+    })
+}
+
+/// The current run's verdicts that fail where every baseline that has them
+/// passed: thresholds on sessions, attachments, errors and drops, and the
+/// built-in checks (latency thresholds are left to the latency rows).
+pub fn verdict_regressions(
+    baselines: &[&crate::bundle::RunResults],
+    current: &crate::bundle::RunResults,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in current
+        .thresholds
+        .iter()
+        .filter(|t| !t.passed && !judges_latency(&t.metric))
+    {
+        let before: Vec<bool> = baselines
+            .iter()
+            .flat_map(|b| b.thresholds.iter().filter(|o| o.metric == t.metric))
+            .map(|o| o.passed)
+            .collect();
+        if !before.is_empty() && before.iter().all(|p| *p) {
+            out.push(format!(
+                "{} {}: passed in the baseline, fails now ({})",
+                t.metric,
+                t.limit,
+                t.measured_phrase()
+            ));
+        }
+    }
+    for c in current.checks.iter().filter(|c| !c.passed) {
+        let before: Vec<bool> = baselines
+            .iter()
+            .flat_map(|b| b.checks.iter().filter(|o| o.name == c.name))
+            .map(|o| o.passed)
+            .collect();
+        if !before.is_empty() && before.iter().all(|p| *p) {
+            out.push(format!(
+                "{}: passed in the baseline, fails now ({})",
+                c.name, c.detail
+            ));
+        }
+    }
+    out
 }
 
 /// The value at quantile `q` and its ~99% interval, in ms. When the

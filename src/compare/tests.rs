@@ -252,3 +252,43 @@ fn a_control_request_slowed_beyond_noise_says_the_machine_changed() {
         c.environment
     );
 }
+
+/// A verdict that every baseline passed and the current run fails (session
+/// drops, a built-in check) is a regression whatever the environment; a
+/// latency threshold is left to the latency rows; a verdict the baseline
+/// failed too is no news.
+#[test]
+fn verdicts_that_newly_fail_are_regressions() {
+    let mut base: crate::bundle::RunResults =
+        serde_json::from_str(include_str!("../report/testdata/summary.json")).unwrap();
+    for t in &mut base.thresholds {
+        t.passed = t.metric != "errors.rate";
+    }
+    let mut current = base.clone();
+    for t in &mut current.thresholds {
+        if matches!(
+            t.metric.as_str(),
+            "session.drops" | "search_patient.p95" | "errors.rate"
+        ) {
+            t.passed = false;
+        }
+    }
+    current.checks[1].passed = false;
+    let found = verdict_regressions(&[&base], &current);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].starts_with("session.drops < 1: passed in the baseline, fails now"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].starts_with("every request sent: passed in the baseline, fails now"),
+        "{found:?}"
+    );
+    assert!(verdict_regressions(&[&base], &base).is_empty());
+    let c = Comparison {
+        verdicts: found,
+        environment: vec!["the machine was busier".into()],
+        ..Default::default()
+    };
+    assert_eq!(c.verdict(), Verdict::Regression, "whatever the environment");
+}

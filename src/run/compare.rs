@@ -60,10 +60,12 @@ pub fn compare_bundles(
     }
     let mut sides = Vec::new();
     let mut names = Vec::new();
+    let mut base_results = Vec::new();
     for p in &paths {
         let (results, side) = crate::report::comparison_side(p)?;
         names.push(format!("{} ({})", results.run_id, results.scenario));
         sides.push(side);
+        base_results.push(results);
     }
     let (cur_results, cur) = crate::report::comparison_side(current)?;
     let baseline = match names.as_slice() {
@@ -80,6 +82,12 @@ pub fn compare_bundles(
             "{baseline}, current {} ({})",
             cur_results.run_id, cur_results.scenario
         ),
-        comparison: compare(&sides, &cur, &limits),
+        comparison: Comparison {
+            verdicts: crate::compare::verdict_regressions(
+                &base_results.iter().collect::<Vec<_>>(),
+                &cur_results,
+            ),
+            ..compare(&sides, &cur, &limits)
+        },
     })
 }
