@@ -172,7 +172,7 @@ pub fn merge(parts: Vec<Part>, allow_partial: bool, run_id: &str) -> Result<Meas
         timeline,
         request_timelines,
         sessions: sessions(&parts, &offsets),
-        consistency: consistency(&parts)?,
+        consistency: consistency(&parts),
         thresholds: Vec::new(),
         checks: Vec::new(),
         chaos: chaos(&parts, &offsets),
@@ -503,7 +503,7 @@ fn sessions(parts: &[Part], offsets: &[u64]) -> SessionVerdict {
     v
 }
 
-fn consistency(parts: &[Part]) -> Result<ConsistencyVerdict, String> {
+fn consistency(parts: &[Part]) -> ConsistencyVerdict {
     let mut v = ConsistencyVerdict::default();
     let mut replicas: BTreeMap<String, BTreeMap<crate::bundle::Verdict, u64>> = BTreeMap::new();
     for p in parts {
@@ -528,7 +528,7 @@ fn consistency(parts: &[Part]) -> Result<ConsistencyVerdict, String> {
         .into_iter()
         .map(|(replica, verdicts)| crate::bundle::ReplicaCounts { replica, verdicts })
         .collect();
-    Ok(v)
+    v
 }
 
 /// The environment of the least trustworthy shard, figure by figure (the

@@ -123,10 +123,10 @@ pub fn prepare(request: &RunRequest) -> Result<Scenario, RunError> {
 pub struct Prepared {
     /// This shard's part of the test (the whole test unless sharded).
     pub scenario: Scenario,
-    /// SHA-256 of the scenario file, its feeders' rows and the command
-    /// line's changes, taken before the split, so every shard of one test
-    /// has the same.
-    pub fingerprint: String,
+    /// For a shard: SHA-256 of the scenario file, its feeders' rows and the
+    /// command line's changes, taken before the split, so every shard of
+    /// one test has the same (a whole run needs none, and skips the hash).
+    pub fingerprint: Option<String>,
     /// What the whole test must exercise (a merge of the shards is judged
     /// against it).
     pub whole: crate::bundle::Expectations,
@@ -135,7 +135,11 @@ pub struct Prepared {
 /// [`prepare`], with the test's fingerprint and the whole test's expectations.
 pub fn prepare_with_fingerprint(request: &RunRequest) -> Result<Prepared, RunError> {
     let mut scenario = prepare_whole(request)?;
-    let fingerprint = fingerprint(request, &scenario)?;
+    let fingerprint = if request.shard.is_whole() {
+        None
+    } else {
+        Some(fingerprint(request, &scenario)?)
+    };
     let whole = crate::verify::gate::expectations(&scenario);
     crate::scenario::shard::split(&mut scenario, request.shard).map_err(|e| {
         RunError::Usage(format!(
@@ -461,7 +465,7 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
     let run_id = new_run_id(&request.out_dir, &shard_run_name(&scenario));
     let thresholds = scenario.thresholds.clone();
     let expected = crate::verify::gate::expectations(&scenario);
-    let shard = (!request.shard.is_whole()).then(|| crate::bundle::ShardInfo {
+    let shard = fingerprint.map(|fingerprint| crate::bundle::ShardInfo {
         index: request.shard.index,
         count: request.shard.count,
         fingerprint,
