@@ -110,6 +110,25 @@ fn every_shipped_scenario_loads() {
     assert!(seen >= 1);
 }
 
+/// `[target] control` must name one of the scenario's requests; a good one
+/// loads.
+#[test]
+fn a_control_request_that_is_not_a_request() {
+    broken(
+        "replica_header = \"X-Served-By\"",
+        "replica_header = \"X-Served-By\"\ncontrol = \"healthz\"",
+        "control =",
+        "target.control names `healthz`, which is not a request",
+    );
+    let good = GOOD.replacen(
+        "replica_header = \"X-Served-By\"",
+        "replica_header = \"X-Served-By\"\ncontrol = \"search\"",
+        1,
+    );
+    let s = Scenario::from_text(&path(), &good).unwrap();
+    assert_eq!(s.target.control.as_deref(), Some("search"));
+}
+
 #[test]
 fn unknown_field() {
     broken(
