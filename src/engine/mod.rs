@@ -12,9 +12,11 @@
 
 pub mod auth;
 pub mod check;
+mod client;
 mod follow;
 mod login;
 pub mod open;
+mod open_run;
 pub mod readback;
 mod render;
 pub mod signals;
@@ -32,7 +34,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
-use user::{Flow, Shared, UserState};
+use user::{Shared, UserState};
 
 /// How to run.
 #[derive(Default)]
@@ -62,16 +64,7 @@ async fn wait_for_start(at: Option<SystemTime>, stop: &CancellationToken) {
     }
 }
 
-/// The settings every HTTP client of a run shares (virtual users, read-backs,
-/// the checks before the load): the scenario's timeout and certificate
-/// rule, gzip, surge's user agent, proxies as the environment says.
-pub fn client_builder(target: &crate::scenario::TargetSpec) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .user_agent(concat!("surge/", env!("CARGO_PKG_VERSION")))
-        .timeout(target.timeout)
-        .gzip(true)
-        .danger_accept_invalid_certs(!target.tls_verify)
-}
+pub use client::client_builder;
 
 /// How long a target may refuse connections and answer nothing before the
 /// run ends as "target gone".
@@ -184,10 +177,20 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         LoadPlan::Closed { stages } => {
             let plan = closed_test_plan(stages);
             let attack = attack(&scenario)?.set_default(GooseDefault::TestPlan, plan.as_str())?;
-            let attack = register_personas(*attack, &shared)?;
+            // goose would build each user a client of its own before the
+            // user's first transaction replaces it with surge's (see
+            // `take_state`): one shared client instead, built once.
+            let attack = (*attack).set_client_builder_without_cookies(
+                goose::client::GooseClientBuilder::new().without_cookies(),
+            )?;
+            let attack = register_personas(attack, &shared)?;
             wait_for_start(options.start_at, &stop).await;
             recorder.begin();
-            attack.execute().await.map(|_| ())
+            attack
+                .execute()
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
         }
         LoadPlan::Open {
             stages,
@@ -195,23 +198,13 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
             queue_timeout,
             arrivals,
         } => {
-            let pool = Arc::new(open::Pool::new(*queue_timeout));
-            let run_for =
-                scenario.load.duration() + scenario.target.timeout + Duration::from_secs(60);
-            let attack = attack(&scenario)?
-                .set_default(GooseDefault::Users, *max_users)?
-                .set_default(GooseDefault::IncreaseRate, "10000")?
-                .set_default(GooseDefault::RunTime, run_for.as_secs() as usize)?;
-            let attack = attack.register_scenario(open_scenario(&shared, &pool));
-            let driver = drive_open(
-                Arc::clone(&shared),
-                pool,
-                *max_users,
-                open::arrival_offsets(stages, *arrivals),
-                options.start_at,
-            );
-            let (result, ()) = tokio::join!(attack.execute(), driver);
-            result.map(|_| ())
+            let plan = open_run::OpenPlan {
+                stages,
+                max_users: *max_users,
+                queue_timeout: *queue_timeout,
+                arrivals: *arrivals,
+            };
+            open_run::run(Arc::clone(&shared), plan, options.start_at).await
         }
     };
     stop.cancel();
@@ -377,107 +370,6 @@ fn register_personas(mut attack: GooseAttack, shared: &Arc<Shared>) -> anyhow::R
         attack = attack.register_scenario(goose_scenario);
     }
     Ok(attack)
-}
-
-fn open_scenario(shared: &Arc<Shared>, pool: &Arc<open::Pool>) -> GooseScenario {
-    let shared = Arc::clone(shared);
-    let pool = Arc::clone(pool);
-    let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
-        let shared = Arc::clone(&shared);
-        let pool = Arc::clone(&pool);
-        Box::pin(async move {
-            let mut state = take_state(user, &shared).await;
-            let client = user.client.clone();
-            if !state.registered {
-                state.registered = true;
-                pool.user_started();
-            }
-            let arrival = tokio::select! {
-                a = pool.next(&shared.recorder) => a,
-                _ = shared.stop.cancelled() => None,
-            };
-            match arrival {
-                None => {
-                    // Schedule over: idle until goose stops this user, without spinning.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Some(arrival) => {
-                    // Handed straight to an idle user: any delay since its
-                    // instant is the generator's own (a queued one waited
-                    // for a user, which is the target's doing).
-                    if !arrival.queued {
-                        shared.recorder.late(arrival.scheduled.elapsed());
-                    }
-                    let persona = &shared.scenario.personas[arrival.persona];
-                    let iteration = async {
-                        for step in 0..persona.steps.len() {
-                            let due = if step == 0 {
-                                arrival.scheduled
-                            } else {
-                                Instant::now()
-                            };
-                            if shared
-                                .step(&client, &mut state, arrival.persona, step, due)
-                                .await
-                                == Flow::Stop
-                            {
-                                break;
-                            }
-                        }
-                    };
-                    if guarded(&shared, iteration).await.is_none() {
-                        Shared::reset(&mut state);
-                    }
-                    pool.done();
-                }
-            }
-            user.set_session_data(state);
-            Ok(())
-        })
-    }));
-    GooseScenario::new("open-arrivals").register_transaction(transaction)
-}
-
-/// Waits for the user pool, runs the arrival schedule, lets the last
-/// arrivals finish (bounded by the request timeout), then stops goose.
-async fn drive_open(
-    shared: Arc<Shared>,
-    pool: Arc<open::Pool>,
-    users: usize,
-    offsets: open::ArrivalOffsets,
-    start_at: Option<SystemTime>,
-) {
-    let ready_by = Instant::now() + Duration::from_secs(30);
-    while pool.users_started() < users && Instant::now() < ready_by && !shared.stop.is_cancelled() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    if pool.users_started() < users {
-        tracing::warn!(
-            "only {} of {users} users started; arrivals beyond them are dropped",
-            pool.users_started()
-        );
-    }
-    wait_for_start(start_at, &shared.stop).await;
-    shared.recorder.begin();
-    let start = shared.recorder.started();
-    let scenario = Arc::clone(&shared.scenario);
-    let mix = open::PersonaMix::new(scenario.personas.iter().map(|p| p.weight));
-    let stop = shared.stop.clone();
-    open::schedule(
-        open::shard_arrivals(offsets, mix, scenario.shard),
-        start,
-        Arc::clone(&pool),
-        Arc::clone(&shared.recorder),
-        || stop.is_cancelled(),
-    )
-    .await;
-    let drain_by = Instant::now() + shared.scenario.target.timeout + Duration::from_secs(1);
-    while pool.outstanding() > 0 && Instant::now() < drain_by && !shared.stop.is_cancelled() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    pool.drop_leftovers(&shared.recorder);
-    shared.stop.cancel();
-    goose::trigger_killswitch("surge: arrival schedule complete");
 }
 
 async fn progress_line(recorder: Arc<Recorder>, stop: CancellationToken) {

@@ -1,8 +1,10 @@
 //! The open load model goose lacks: arrivals at a planned rate, whatever the
 //! server does.
 //!
-//! A scheduler hands arrival slots to a pool of pre-started users. A slot
-//! carries its scheduled instant, so latency is measured from when the request
+//! A scheduler hands arrival slots to a pool of users, started lazily: a slot
+//! goes to an idle user, or else starts a new one while the pool is below
+//! `max_users`, so memory follows the arrivals in flight, not the plan's
+//! peak rate. A slot carries its scheduled instant, so latency is measured from when the request
 //! SHOULD have started (no coordinated omission), while service time is
 //! measured from the actual send. A slot that finds no idle user is dropped
 //! and counted — at once, or (with `queue_timeout`) once it has waited that
@@ -124,6 +126,8 @@ pub struct Arrival {
 pub enum Offer {
     /// An idle user took it.
     Handed,
+    /// No user was idle and the pool had room: a new user is to start with it.
+    StartUser,
     /// No user was idle; it waits up to the queue timeout.
     Queued,
     /// No user was idle and there is no queue.
@@ -133,6 +137,7 @@ pub enum Offer {
 /// The pool of users waiting for slots.
 pub struct Pool {
     queue_timeout: Duration,
+    max_users: usize,
     idle: AtomicUsize,
     outstanding: AtomicUsize,
     started: AtomicUsize,
@@ -141,11 +146,13 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool whose slots may wait `queue_timeout` for a user.
-    pub fn new(queue_timeout: Duration) -> Self {
+    /// A pool of at most `max_users`, whose slots may wait `queue_timeout`
+    /// for a user.
+    pub fn new(max_users: usize, queue_timeout: Duration) -> Self {
         let (tx, rx) = flume::unbounded();
         Pool {
             queue_timeout,
+            max_users,
             idle: AtomicUsize::new(0),
             outstanding: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
@@ -154,12 +161,7 @@ impl Pool {
         }
     }
 
-    /// A user reports for duty (once).
-    pub fn user_started(&self) {
-        self.started.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Users that have reported.
+    /// Users started so far.
     pub fn users_started(&self) -> usize {
         self.started.load(Ordering::SeqCst)
     }
@@ -197,12 +199,25 @@ impl Pool {
         self.outstanding.load(Ordering::SeqCst)
     }
 
-    /// Hands a slot to an idle user, queues it, or drops it.
+    /// Hands a slot to an idle user, starts a user for it, queues it, or
+    /// drops it.
     fn offer(&self, mut arrival: Arrival) -> Offer {
         let claimed = self
             .idle
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
+        if !claimed {
+            let room = self
+                .started
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n < self.max_users).then_some(n + 1)
+                })
+                .is_ok();
+            if room {
+                self.outstanding.fetch_add(1, Ordering::SeqCst);
+                return Offer::StartUser;
+            }
+        }
         if !claimed && self.queue_timeout.is_zero() {
             return Offer::Dropped;
         }
@@ -257,27 +272,35 @@ pub fn shard_arrivals(
 }
 
 /// Runs the schedule of (offset, persona) from `start`, handing slots to
-/// `pool`, until the plan ends or `stopped` says so.
+/// `pool` (or to a user `start_user` starts with it), until the plan ends or
+/// `stop` is cancelled.
 pub async fn schedule(
     arrivals: impl IntoIterator<Item = (Duration, usize)>,
     start: Instant,
     pool: Arc<Pool>,
     recorder: Arc<Recorder>,
-    stopped: impl Fn() -> bool,
+    stop: &tokio_util::sync::CancellationToken,
+    mut start_user: impl FnMut(Arrival),
 ) {
     for (offset, persona) in arrivals {
         let due = start + offset;
-        tokio::time::sleep_until(due.into()).await;
-        if stopped() {
-            break;
+        // A stop ends the wait at once: at a low rate the next arrival may
+        // be many seconds away.
+        tokio::select! {
+            () = tokio::time::sleep_until(due.into()) => {}
+            () = stop.cancelled() => break,
         }
-        let offer = pool.offer(Arrival {
+        let arrival = Arrival {
             scheduled: due,
             persona,
             queued: false,
-        });
-        match offer {
+        };
+        match pool.offer(arrival) {
             Offer::Handed => recorder.arrival(due, false),
+            Offer::StartUser => {
+                recorder.arrival(due, false);
+                start_user(arrival);
+            }
             Offer::Dropped => recorder.arrival(due, true),
             // Recorded by the user that takes it, or by `drop_leftovers`.
             Offer::Queued => {}
@@ -459,7 +482,7 @@ mod tests {
 
     #[tokio::test]
     async fn arrivals_without_an_idle_user_are_dropped() {
-        let pool = Arc::new(Pool::new(Duration::ZERO));
+        let pool = Arc::new(Pool::new(0, Duration::ZERO));
         let rec = Arc::new(Recorder::new(
             vec!["a".into()],
             vec![Duration::from_secs(1)],
@@ -482,7 +505,8 @@ mod tests {
             Instant::now(),
             Arc::clone(&pool),
             Arc::clone(&rec),
-            || false,
+            &tokio_util::sync::CancellationToken::new(),
+            |_| unreachable!("a pool of no users starts none"),
         )
         .await;
         assert!(waiter.await.unwrap().is_some());
@@ -500,7 +524,7 @@ mod tests {
 
     #[tokio::test]
     async fn queued_arrivals_are_served_late_or_dropped_after_the_timeout() {
-        let pool = Arc::new(Pool::new(Duration::from_millis(50)));
+        let pool = Arc::new(Pool::new(0, Duration::from_millis(50)));
         let rec = Arc::new(Recorder::new(
             vec!["a".into()],
             vec![Duration::from_secs(1)],
@@ -512,7 +536,8 @@ mod tests {
             Instant::now(),
             Arc::clone(&pool),
             Arc::clone(&rec),
-            || false,
+            &tokio_util::sync::CancellationToken::new(),
+            |_| unreachable!("a pool of no users starts none"),
         )
         .await;
         // A user turns up in time for the first, ...
@@ -531,5 +556,67 @@ mod tests {
             (2, 1)
         );
         assert_eq!(pool.outstanding(), 0);
+    }
+    /// With room in the pool, a slot that finds no idle user starts one; a
+    /// user that is idle again takes the next slot instead of a new start;
+    /// a full pool drops. Every arrival is counted once.
+    #[tokio::test]
+    async fn users_start_lazily_up_to_the_pool_and_are_reused() {
+        let pool = Arc::new(Pool::new(2, Duration::ZERO));
+        let rec = Arc::new(Recorder::new(
+            vec!["a".into()],
+            vec![Duration::from_secs(1)],
+        ));
+        let mut started = Vec::new();
+        // Three slots at once: two start users, the third finds the pool full.
+        schedule(
+            [Duration::ZERO; 3].into_iter().map(|at| (at, 0)),
+            Instant::now(),
+            Arc::new(Pool::new(2, Duration::ZERO)),
+            Arc::clone(&rec),
+            &tokio_util::sync::CancellationToken::new(),
+            |a| started.push(a),
+        )
+        .await;
+        assert_eq!(started.len(), 2);
+        let m = rec.finish(Default::default());
+        assert_eq!(
+            (m.results.totals.arrivals, m.results.totals.dropped_arrivals),
+            (3, 1)
+        );
+
+        // A started user that waits again takes the next slot: no new start.
+        let rec = Arc::new(Recorder::new(
+            vec!["a".into()],
+            vec![Duration::from_secs(1)],
+        ));
+        assert_eq!(
+            pool.offer(Arrival {
+                scheduled: Instant::now(),
+                persona: 0,
+                queued: false
+            }),
+            Offer::StartUser
+        );
+        pool.done();
+        let waiter = {
+            let (pool, rec) = (Arc::clone(&pool), Arc::clone(&rec));
+            tokio::spawn(async move { pool.next(&rec).await })
+        };
+        while pool.idle.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let mut more = 0;
+        schedule(
+            [Duration::ZERO].into_iter().map(|at| (at, 0)),
+            Instant::now(),
+            Arc::clone(&pool),
+            Arc::clone(&rec),
+            &tokio_util::sync::CancellationToken::new(),
+            |_| more += 1,
+        )
+        .await;
+        assert!(waiter.await.unwrap().is_some(), "the idle user took it");
+        assert_eq!((more, pool.users_started()), (0, 1));
     }
 }

@@ -39,8 +39,6 @@ pub struct UserState {
     pub(super) logged_out: bool,
     /// `on_drop = "stop"` took this user out of the run.
     pub(super) stopped: bool,
-    /// Set once the user has joined the open-model pool.
-    pub(crate) registered: bool,
     /// Why each variable this user lacks has no value (the capture that
     /// found nothing, the request that failed), for "not sent" reasons.
     pub(super) missed: HashMap<String, String>,
@@ -576,7 +574,6 @@ impl Shared {
     pub fn reset(state: &mut UserState) {
         *state = UserState {
             id: state.id,
-            registered: state.registered,
             ..Default::default()
         };
     }

@@ -5,9 +5,10 @@
 
 use super::*;
 
-/// The user pool for an open model when the file does not size it: enough
+/// The most users an open model starts when the file does not say: enough
 /// for each arrival to take 2 s at the peak rate, and at least 10. Slower
 /// than that, arrivals drop — which is the saturation signal, not a fault.
+/// Users start only as arrivals need them, so a generous cap costs nothing.
 pub(super) fn default_pool(peak_rate: f64) -> usize {
     ((peak_rate * 2.0).ceil() as usize).clamp(10, limits::MAX_USERS)
 }

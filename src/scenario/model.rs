@@ -333,7 +333,7 @@ pub enum FeederOrder {
 pub struct LoadDef {
     /// `open` or `closed`.
     pub model: LoadModel,
-    /// Open model: size of the pre-started user pool; an arrival with no free user is dropped.
+    /// Open model: most users the pool starts (lazily, as arrivals find none idle); an arrival with no free user and no room is dropped.
     #[serde(default)]
     pub max_users: Option<Spanned<usize>>,
     /// Open model: how long an arrival may wait for a free user before it is dropped.

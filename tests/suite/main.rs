@@ -19,6 +19,7 @@ mod e2e;
 mod evidence;
 mod external;
 mod gate;
+mod isolation;
 mod openfhir;
 mod reports;
 mod scenarios;
