@@ -2,8 +2,10 @@
 //! closed (virtual users) or open (arrival rate) model.
 //!
 //! Closed model: each persona is a goose scenario, each step a transaction,
-//! and goose's test plan ramps and holds the users. Open model: one goose
-//! scenario whose users form a pool fed by the arrival scheduler in [`open`].
+//! and goose's test plan ramps and holds the users. Open model: no goose;
+//! the arrival scheduler in [`open`] hands slots to plain user tasks that
+//! start lazily (`open_run`). Every client shares one TLS configuration and
+//! keeps its own cookie jar and connections (`client`).
 //! Either way every request goes through [`user::Shared::exchange`], which
 //! times it to the end of the body and feeds the recorder; goose's own
 //! metrics are off. Ctrl-C (goose's handler) and SIGTERM (ours) stop the load,
