@@ -17,6 +17,8 @@
 # beside the current one in every row: before and after in one table.
 #
 # Usage: bench/run.sh [CONNECTIONS=50] [SECONDS=10] [ROUNDS=3]
+#        (PARTS="throughput memory open" chooses the sections; RATE, OPEN_SECONDS
+#        and IDLE_USERS size them)
 # Needs: wrk (Debian package), GNU time, taskset, 2 or more CPUs.
 # Results go to stdout as Markdown.
 set -euo pipefail
@@ -27,6 +29,8 @@ ROUNDS=${3:-3}
 RATE=${RATE:-2000}
 OPEN_SECONDS=${OPEN_SECONDS:-20}
 IDLE_USERS=${IDLE_USERS:-"200 5000"}
+PARTS=${PARTS:-"throughput memory open"}
+want() { [[ " $PARTS " == *" $1 "* ]]; }
 PORT=18080
 URL="http://127.0.0.1:$PORT"
 SERVER_CPU=0
@@ -83,6 +87,7 @@ run_surge() {
         --out "$work/reports" >/dev/null 2>"$work/err" || true
 }
 
+if want throughput; then
 echo "## 1. Throughput: closed model, $CONNECTIONS connections, ${SECONDS_EACH}s per tool per round"
 echo
 header="| round | wrk req/s"
@@ -109,6 +114,9 @@ for round in $(seq "$ROUNDS"); do
 done
 echo
 
+fi
+
+if want memory; then
 echo "## 2. Memory per idle user: closed model, think 1 s, ramp 5 s, hold ${SECONDS_EACH}s"
 echo
 echo "| binary | users | requests/s (of users/s) | peak RSS MB |"
@@ -130,6 +138,9 @@ for i in "${!BINS[@]}"; do
 done
 echo
 
+fi
+
+if want open; then
 echo "## 3–5. Open model: $RATE arrivals/s for ${OPEN_SECONDS}s"
 echo
 echo "| binary | arrivals | dropped | completed/s | lateness p50 / p99 / max ms | latency p99 ms | service p99 ms | surge CPU | peak RSS MB |"
@@ -145,4 +156,6 @@ for i in "${!BINS[@]}"; do
     echo "| ${NAMES[$i]} | $row | $cpu | $(( $(peak_kb "$work/time") / 1024 )) |"
 done
 echo
-echo "planned arrivals: $(python3 -c "print(round($RATE * $OPEN_SECONDS))"); server on CPU $SERVER_CPU, generators on CPU $LOAD_CPU; machine: $(nproc) CPUs; $(date -u +%Y-%m-%d)"
+echo "planned arrivals: $(python3 -c "print(round($RATE * $OPEN_SECONDS))")"
+fi
+echo "server on CPU $SERVER_CPU, generators on CPU $LOAD_CPU; machine: $(nproc) CPUs; $(date -u +%Y-%m-%d)"

@@ -15,7 +15,6 @@ use crate::measure::Recorder;
 use crate::scenario::{ArrivalProcess, OpenStage};
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use crate::scenario::PersonaMix;
@@ -274,21 +273,23 @@ pub fn shard_arrivals(
 /// Runs the schedule of (offset, persona) from `start`, handing slots to
 /// `pool` (or to a user `start_user` starts with it), until the plan ends or
 /// `stop` is cancelled.
-pub async fn schedule(
+///
+/// It blocks: run it on a thread of its own (`spawn_blocking`). A tokio
+/// timer wakes on whole milliseconds, so every arrival would start up to a
+/// millisecond late; the thread's own sleep wakes within tens of
+/// microseconds of the instant.
+pub fn schedule(
     arrivals: impl IntoIterator<Item = (Duration, usize)>,
     start: Instant,
-    pool: Arc<Pool>,
-    recorder: Arc<Recorder>,
+    pool: &Pool,
+    recorder: &Recorder,
     stop: &tokio_util::sync::CancellationToken,
     mut start_user: impl FnMut(Arrival),
 ) {
     for (offset, persona) in arrivals {
         let due = start + offset;
-        // A stop ends the wait at once: at a low rate the next arrival may
-        // be many seconds away.
-        tokio::select! {
-            () = tokio::time::sleep_until(due.into()) => {}
-            () = stop.cancelled() => break,
+        if !sleep_until(due, stop) {
+            break;
         }
         let arrival = Arrival {
             scheduled: due,
@@ -309,9 +310,28 @@ pub async fn schedule(
     pool.close();
 }
 
+/// Longest single sleep while waiting for an arrival: a stop is seen
+/// within it, however far away the next arrival is.
+const STOP_SEEN_WITHIN: Duration = Duration::from_millis(20);
+
+/// Sleeps the thread until `due`; `false` if `stop` came first.
+fn sleep_until(due: Instant, stop: &tokio_util::sync::CancellationToken) -> bool {
+    loop {
+        if stop.is_cancelled() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= due {
+            return true;
+        }
+        std::thread::sleep((due - now).min(STOP_SEEN_WITHIN));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     /// Three shards of a ramp with a 3:1 persona mix: each arrival is in
     /// exactly one shard, at its global time with its global persona.
@@ -503,12 +523,11 @@ mod tests {
         schedule(
             offsets.into_iter().map(|at| (at, 0)),
             Instant::now(),
-            Arc::clone(&pool),
-            Arc::clone(&rec),
+            &pool,
+            &rec,
             &tokio_util::sync::CancellationToken::new(),
             |_| unreachable!("a pool of no users starts none"),
-        )
-        .await;
+        );
         assert!(waiter.await.unwrap().is_some());
         let m = rec.finish(Default::default());
         assert_eq!(
@@ -534,12 +553,11 @@ mod tests {
         schedule(
             offsets.into_iter().map(|at| (at, 0)),
             Instant::now(),
-            Arc::clone(&pool),
-            Arc::clone(&rec),
+            &pool,
+            &rec,
             &tokio_util::sync::CancellationToken::new(),
             |_| unreachable!("a pool of no users starts none"),
-        )
-        .await;
+        );
         // A user turns up in time for the first, ...
         let first = pool
             .next(&rec)
@@ -572,12 +590,11 @@ mod tests {
         schedule(
             [Duration::ZERO; 3].into_iter().map(|at| (at, 0)),
             Instant::now(),
-            Arc::new(Pool::new(2, Duration::ZERO)),
-            Arc::clone(&rec),
+            &Pool::new(2, Duration::ZERO),
+            &rec,
             &tokio_util::sync::CancellationToken::new(),
             |a| started.push(a),
-        )
-        .await;
+        );
         assert_eq!(started.len(), 2);
         let m = rec.finish(Default::default());
         assert_eq!(
@@ -610,12 +627,11 @@ mod tests {
         schedule(
             [Duration::ZERO].into_iter().map(|at| (at, 0)),
             Instant::now(),
-            Arc::clone(&pool),
-            Arc::clone(&rec),
+            &pool,
+            &rec,
             &tokio_util::sync::CancellationToken::new(),
             |_| more += 1,
-        )
-        .await;
+        );
         assert!(waiter.await.unwrap().is_some(), "the idle user took it");
         assert_eq!((more, pool.users_started()), (0, 1));
     }

@@ -52,22 +52,29 @@ pub(super) async fn run(
     let start = shared.recorder.started();
     let scenario = Arc::clone(&shared.scenario);
     let mix = open::PersonaMix::new(scenario.personas.iter().map(|p| p.weight));
-    let mut users = JoinSet::new();
-    open::schedule(
-        open::shard_arrivals(
-            open::arrival_offsets(plan.stages, plan.arrivals),
-            mix,
-            scenario.shard,
-        ),
-        start,
-        Arc::clone(&pool),
-        Arc::clone(&shared.recorder),
-        &shared.stop,
-        |first| {
-            users.spawn(user(Arc::clone(&shared), Arc::clone(&pool), first));
-        },
-    )
-    .await;
+    let offsets = open::arrival_offsets(plan.stages, plan.arrivals);
+    // The schedule keeps a thread of its own, for its timing (see
+    // `open::schedule`); users it starts run on the runtime.
+    let scheduler = tokio::task::spawn_blocking({
+        let (shared, pool) = (Arc::clone(&shared), Arc::clone(&pool));
+        move || {
+            let mut users = JoinSet::new();
+            open::schedule(
+                open::shard_arrivals(offsets, mix, shared.scenario.shard),
+                start,
+                &pool,
+                &shared.recorder,
+                &shared.stop,
+                |first| {
+                    users.spawn(user(Arc::clone(&shared), Arc::clone(&pool), first));
+                },
+            );
+            users
+        }
+    });
+    let mut users = scheduler
+        .await
+        .context("the arrival scheduler ended abnormally")?;
     let drain_by = Instant::now() + scenario.target.timeout + Duration::from_secs(1);
     while pool.outstanding() > 0 && Instant::now() < drain_by && !shared.stop.is_cancelled() {
         tokio::time::sleep(Duration::from_millis(10)).await;
