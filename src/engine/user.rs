@@ -131,6 +131,8 @@ pub struct Shared {
     pub(super) login_expect: Expect,
     /// The token endpoint's first failure has been said (once a run).
     pub(super) said_auth_failed: std::sync::atomic::AtomicBool,
+    /// The target's origin, parsed once (see `render::origin_of`).
+    pub(super) origin: Option<(String, reqwest::Url)>,
 }
 
 impl crate::chaos::runner::LoadView for Shared {
@@ -176,6 +178,7 @@ impl Shared {
             interrupt,
         );
         Shared {
+            origin: super::render::origin_of(&scenario.target.base_url),
             scenario,
             recorder,
             stop,
