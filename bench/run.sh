@@ -3,7 +3,8 @@
 # one trivial endpoint on loopback (a reference-cluster replica's /healthz):
 #
 #   1. throughput, closed model, 50 connections, full recording: wrk, oha
-#      (if installed), bare goose (examples/bare_goose.rs), surge;
+#      (if installed), bare reqwest (examples/bare_reqwest.rs: surge's HTTP
+#      client alone), bare goose (examples/bare_goose.rs), surge;
 #   2. memory per idle user (think 1 s): peak RSS at 200 and 5,000 users;
 #   3. open model at 2,000 arrivals/s: peak RSS;
 #   4. open model start lateness (the generator's own: an arrival handed to a
@@ -39,7 +40,7 @@ LOAD_CPU=1
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
 command -v taskset >/dev/null || { echo "taskset is missing (util-linux)" >&2; exit 2; }
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs: the server on one, the generator on another" >&2; exit 2; }
-cargo build --release --quiet --bin surge --example bare_goose
+cargo build --release --quiet --bin surge --example bare_goose --example bare_reqwest
 
 # The binaries compared: "after" is this tree's; "before" if given.
 declare -a NAMES=(surge) BINS=(./target/release/surge)
@@ -74,6 +75,10 @@ run_oha() {
     on_load_cpu /usr/bin/time -v -o "$work/time" oha --no-tui -z "${SECONDS_EACH}s" -c "$CONNECTIONS" "$URL/healthz" >"$work/out"
     echo "$(awk '/Requests\/sec/ {print $2; exit}' "$work/out") $(peak_kb "$work/time")"
 }
+run_reqwest() {
+    on_load_cpu /usr/bin/time -v -o "$work/time" ./target/release/examples/bare_reqwest "$URL/healthz" "$CONNECTIONS" "$SECONDS_EACH" >"$work/out"
+    echo "$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' "$work/out") $(peak_kb "$work/time")"
+}
 run_goose() {
     on_load_cpu /usr/bin/time -v -o "$work/time" ./target/release/examples/bare_goose "$URL" /healthz "$CONNECTIONS" "$SECONDS_EACH" >"$work/out"
     echo "$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' "$work/out") $(peak_kb "$work/time")"
@@ -94,8 +99,8 @@ header="| round | wrk req/s"
 sep="|---|---"
 have_oha=false
 if command -v oha >/dev/null; then have_oha=true; header+=" | oha req/s"; sep+="|---"; fi
-header+=" | bare goose req/s"
-sep+="|---"
+header+=" | bare reqwest req/s | bare goose req/s"
+sep+="|---|---"
 for name in "${NAMES[@]}"; do header+=" | $name req/s | $name / wrk"; sep+="|---|---"; done
 echo "$header |"
 echo "$sep|"
@@ -103,8 +108,9 @@ for round in $(seq "$ROUNDS"); do
     read -r w _ <<<"$(run_wrk)"
     row="| $round | $w"
     if $have_oha; then read -r o _ <<<"$(run_oha)"; row+=" | $o"; fi
+    read -r q _ <<<"$(run_reqwest)"
     read -r g _ <<<"$(run_goose)"
-    row+=" | $g"
+    row+=" | $q | $g"
     for bin in "${BINS[@]}"; do
         run_surge "$bin" bench/trivial.toml --users "$CONNECTIONS" --duration "${SECONDS_EACH}s"
         s=$(summary_field 's["overall"]["count"] / s["planned_s"]')
