@@ -336,6 +336,11 @@ pub struct Totals {
     /// Steps that could not be sent (not requests: never issued).
     #[serde(default)]
     pub not_sent: u64,
+    /// Open-model users started: one whenever an arrival found no user idle
+    /// and the pool had room. Idle users are reused, so this is the most
+    /// the arrivals ever kept busy at once (the pool the load needed).
+    #[serde(default)]
+    pub users_started: u64,
 }
 
 /// The verdict on one threshold.

@@ -66,6 +66,7 @@ pub(super) async fn run(
                 &shared.recorder,
                 &shared.stop,
                 |first| {
+                    shared.recorder.user_started();
                     users.spawn(user(Arc::clone(&shared), Arc::clone(&pool), first));
                 },
             );

@@ -167,6 +167,8 @@ pub struct Recorder {
     state: Mutex<State>,
     /// The generator's lateness (µs), and the machine as the load began.
     health: Mutex<(Histogram<u64>, Option<health::HostSnapshot>)>,
+    /// Open-model users started.
+    users_started: AtomicU64,
 }
 
 impl Recorder {
@@ -184,7 +186,13 @@ impl Recorder {
                 ..Default::default()
             }),
             health: Mutex::new((new_hist(), None)),
+            users_started: AtomicU64::new(0),
         }
+    }
+
+    /// The open model started another user.
+    pub fn user_started(&self) {
+        self.users_started.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Marks the start of the load (the first call wins); stages and the
@@ -468,6 +476,7 @@ impl Recorder {
             dropped_arrivals: state.dropped.iter().sum(),
             arrivals: state.arrivals.iter().sum(),
             not_sent: not_sent_total,
+            users_started: self.users_started.load(Ordering::Relaxed),
         };
         let mut start = 0.0;
         let stages = self

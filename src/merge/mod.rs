@@ -428,6 +428,7 @@ fn totals(parts: &[Part]) -> Totals {
         t.dropped_arrivals += s.dropped_arrivals;
         t.arrivals += s.arrivals;
         t.not_sent += s.not_sent;
+        t.users_started += s.users_started;
     }
     t
 }

@@ -171,8 +171,8 @@ impl Export for Html {
             t.cancelled,
             if t.arrivals > 0 {
                 format!(
-                    " {} arrivals scheduled, {} dropped (no free user).",
-                    t.arrivals, t.dropped_arrivals
+                    " {} arrivals scheduled, {} dropped (no free user); {} users started.",
+                    t.arrivals, t.dropped_arrivals, t.users_started
                 )
             } else {
                 String::new()

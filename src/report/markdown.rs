@@ -59,8 +59,8 @@ impl Export for Summary {
         if r.totals.arrivals > 0 {
             writeln!(
                 out,
-                "Arrivals: {} scheduled, {} dropped.",
-                r.totals.arrivals, r.totals.dropped_arrivals
+                "Arrivals: {} scheduled, {} dropped; {} users started.",
+                r.totals.arrivals, r.totals.dropped_arrivals, r.totals.users_started
             )?;
         }
         if r.totals.not_sent > 0 {

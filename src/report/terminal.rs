@@ -75,8 +75,8 @@ pub fn summary(r: &RunResults) -> String {
     if t.arrivals > 0 {
         let _ = writeln!(
             out,
-            "arrivals: {} scheduled, {} dropped (no free user)",
-            t.arrivals, t.dropped_arrivals
+            "arrivals: {} scheduled, {} dropped (no free user); {} users started",
+            t.arrivals, t.dropped_arrivals, t.users_started
         );
     }
     if r.user_panics > 0 {

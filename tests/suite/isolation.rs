@@ -145,6 +145,8 @@ async fn open_model_arrivals_never_carry_another_users_cookies() {
     // than arrivals.
     assert!(seen.issued < 40, "{seen:?}");
     assert_eq!(seen.carried + seen.issued, r.overall.count, "{seen:?}");
+    // Each user surge says it started is one new session the target saw.
+    assert_eq!(r.totals.users_started, seen.issued, "{seen:?}");
     // No session was ever in flight twice: no two users shared one.
     assert_eq!((seen.shared, seen.unknown), (0, 0), "{seen:?}");
 }
