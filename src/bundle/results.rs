@@ -337,8 +337,10 @@ pub struct Totals {
     #[serde(default)]
     pub not_sent: u64,
     /// Open-model users started: one whenever an arrival found no user idle
-    /// and the pool had room. Idle users are reused, so this is the most
-    /// the arrivals ever kept busy at once (the pool the load needed).
+    /// and the pool had room. Idle users are reused, so this is about the
+    /// most arrivals that were in progress at once: the pool the load
+    /// needed (it counts, too, a user started in the instant before another
+    /// became idle again).
     #[serde(default)]
     pub users_started: u64,
 }

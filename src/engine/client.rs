@@ -56,10 +56,11 @@ fn shared_tls(verify: bool) -> Result<Arc<ClientConfig>, String> {
         .clone()
 }
 
-/// What reqwest would build for one client: the installed crypto provider
-/// (else aws-lc-rs, reqwest's own default), the platform's verifier (or, with
-/// verification off, one that accepts any certificate), ALPN for HTTP/2 and
-/// HTTP/1.1.
+/// What reqwest 0.13 would build for one client by default: the installed
+/// crypto provider (else aws-lc-rs, reqwest's own default), TLS 1.3 and 1.2,
+/// the platform's verifier (or, with verification off, one that accepts
+/// anything, as reqwest's does), ALPN for HTTP/2 and HTTP/1.1. Only the
+/// session cache differs: each client's own, and small.
 fn tls_config(verify: bool) -> Result<ClientConfig, String> {
     let provider = CryptoProvider::get_default()
         .cloned()
@@ -74,7 +75,7 @@ fn tls_config(verify: bool) -> Result<ClientConfig, String> {
                 .map_err(|e| format!("the platform's certificate verifier: {e}"))?,
         )
     } else {
-        Arc::new(AnyCertificate(provider))
+        Arc::new(AnyCertificate)
     };
     let mut config = builder
         .with_custom_certificate_verifier(verifier)
@@ -83,11 +84,15 @@ fn tls_config(verify: bool) -> Result<ClientConfig, String> {
     Ok(config)
 }
 
-/// `tls_verify = false`: any certificate is accepted (every report says
-/// so), but the handshake's signatures are still checked against the
-/// certificate presented, as the provider checks them.
+/// `tls_verify = false`: anything the server presents is accepted (every
+/// report says so), exactly as reqwest's own `danger_accept_invalid_certs`
+/// does: neither the certificate nor the handshake's signature is checked,
+/// and every signature scheme is offered, SHA-1 included. The old,
+/// self-signed internal targets verification is turned off for often have
+/// X.509 v1 certificates, short RSA keys or SHA-1 signatures, which a
+/// checking verifier would refuse.
 #[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
+struct AnyCertificate;
 
 impl ServerCertVerifier for AnyCertificate {
     fn verify_server_cert(
@@ -103,34 +108,38 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn verify_tls12_signature(
         &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        Ok(HandshakeSignatureValid::assertion())
     }
 
     fn verify_tls13_signature(
         &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        Ok(HandshakeSignatureValid::assertion())
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        vec![
+            SignatureScheme::RSA_PKCS1_SHA1,
+            SignatureScheme::ECDSA_SHA1_Legacy,
+            SignatureScheme::RSA_PKCS1_SHA256,
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+            SignatureScheme::RSA_PKCS1_SHA384,
+            SignatureScheme::ECDSA_NISTP384_SHA384,
+            SignatureScheme::RSA_PKCS1_SHA512,
+            SignatureScheme::ECDSA_NISTP521_SHA512,
+            SignatureScheme::RSA_PSS_SHA256,
+            SignatureScheme::RSA_PSS_SHA384,
+            SignatureScheme::RSA_PSS_SHA512,
+            SignatureScheme::ED25519,
+            SignatureScheme::ED448,
+        ]
     }
 }
 

@@ -138,6 +138,12 @@ pub struct Pool {
     queue_timeout: Duration,
     max_users: usize,
     idle: AtomicUsize,
+    /// Unqueued slots in flight that no waiting user's idle mark stands
+    /// for: a user that had marked itself idle took a queued slot instead,
+    /// after the scheduler had already claimed its mark. The next user to
+    /// wait takes one of these in place of a new mark, so no mark is ever
+    /// left over to claim a user that is not there.
+    debt: AtomicUsize,
     outstanding: AtomicUsize,
     started: AtomicUsize,
     tx: std::sync::Mutex<Option<flume::Sender<Arrival>>>,
@@ -153,6 +159,7 @@ impl Pool {
             queue_timeout,
             max_users,
             idle: AtomicUsize::new(0),
+            debt: AtomicUsize::new(0),
             outstanding: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
             tx: std::sync::Mutex::new(Some(tx)),
@@ -169,16 +176,22 @@ impl Pool {
     /// Queued slots that waited past the timeout are dropped here.
     pub async fn next(&self, recorder: &Recorder) -> Option<Arrival> {
         loop {
-            self.idle.fetch_add(1, Ordering::SeqCst);
+            let marked = !take_one(&self.debt);
+            if marked {
+                self.idle.fetch_add(1, Ordering::SeqCst);
+            }
             let arrival = self.rx.recv_async().await.ok()?;
             if !arrival.queued {
-                // The scheduler took our idle mark (and recorded the arrival) when it sent this slot.
+                // The scheduler took an idle mark (and recorded the arrival)
+                // when it sent this slot: ours, or the one a debt stood for.
                 return Some(arrival);
             }
-            // A queued slot was sent without taking an idle mark: take back ours.
-            let _ = self
-                .idle
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            // A queued slot was sent without taking an idle mark: take back
+            // ours. If the scheduler claimed it meanwhile, an unqueued slot
+            // is on its way that no waiting user stands for: owe it.
+            if !(marked && take_one(&self.idle)) {
+                self.debt.fetch_add(1, Ordering::SeqCst);
+            }
             let late = arrival.scheduled.elapsed() > self.queue_timeout;
             recorder.arrival(arrival.scheduled, late);
             if !late {
@@ -201,10 +214,7 @@ impl Pool {
     /// Hands a slot to an idle user, starts a user for it, queues it, or
     /// drops it.
     fn offer(&self, mut arrival: Arrival) -> Offer {
-        let claimed = self
-            .idle
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
+        let claimed = take_one(&self.idle);
         if !claimed {
             let room = self
                 .started
@@ -251,6 +261,13 @@ impl Pool {
             self.done();
         }
     }
+}
+
+/// Takes one from `counter` if it is above zero.
+fn take_one(counter: &AtomicUsize) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 /// A shard's part of the global schedule: every arrival's persona is
@@ -634,5 +651,63 @@ mod tests {
         );
         assert!(waiter.await.unwrap().is_some(), "the idle user took it");
         assert_eq!((more, pool.users_started()), (0, 1));
+    }
+    /// Users and the scheduler on different threads, with a backlog of
+    /// queued slots: every arrival is served or dropped exactly once, and
+    /// when the schedule ends the idle marks stand for exactly the users
+    /// waiting (a mark left over would hand a later slot to nobody, and it
+    /// would wait unqueued, past any queue timeout).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_marks_stay_exact_under_a_backlog_of_queued_slots() {
+        const USERS: usize = 4;
+        const ARRIVALS: usize = 20_000;
+        let pool = Arc::new(Pool::new(0, Duration::from_secs(30)));
+        let rec = Arc::new(Recorder::new(
+            vec!["a".into()],
+            vec![Duration::from_secs(60)],
+        ));
+        let served = Arc::new(AtomicUsize::new(0));
+        let users: Vec<_> = (0..USERS)
+            .map(|_| {
+                let (pool, rec, served) =
+                    (Arc::clone(&pool), Arc::clone(&rec), Arc::clone(&served));
+                tokio::spawn(async move {
+                    while pool.next(&rec).await.is_some() {
+                        served.fetch_add(1, Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        pool.done();
+                    }
+                })
+            })
+            .collect();
+        let scheduler = {
+            let (pool, rec) = (Arc::clone(&pool), Arc::clone(&rec));
+            tokio::task::spawn_blocking(move || {
+                // 200,000 arrivals/s: far more than 4 users serve, so slots queue.
+                schedule(
+                    (0..ARRIVALS).map(|k| (Duration::from_micros(5 * k as u64), 0)),
+                    Instant::now(),
+                    &pool,
+                    &rec,
+                    &tokio_util::sync::CancellationToken::new(),
+                    |_| unreachable!("a pool of no users starts none"),
+                );
+            })
+        };
+        scheduler.await.unwrap();
+        // Every user ends waiting, then sees the schedule is over.
+        for user in users {
+            user.await.unwrap();
+        }
+        let marks = pool.idle.load(Ordering::SeqCst);
+        let debt = pool.debt.load(Ordering::SeqCst);
+        assert_eq!(marks - debt, USERS, "marks {marks}, debt {debt}");
+        let m = rec.finish(Default::default());
+        assert_eq!(m.results.totals.arrivals, ARRIVALS as u64);
+        assert_eq!(
+            served.load(Ordering::SeqCst) as u64 + m.results.totals.dropped_arrivals,
+            ARRIVALS as u64
+        );
+        assert_eq!(pool.outstanding(), 0);
     }
 }

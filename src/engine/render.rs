@@ -27,6 +27,11 @@ pub(super) fn origin_of(base: &str) -> Option<(String, reqwest::Url)> {
 /// (reqwest then parses it whole, and reports it if it does not parse).
 pub(super) fn on_origin(origin: &(String, reqwest::Url), full: &str) -> Option<reqwest::Url> {
     let rest = full.strip_prefix(origin.0.as_str())?;
+    // The parser skips tabs and newlines anywhere, so `/\t/host` would read
+    // as `//host` relative to a base: such a URL is parsed whole.
+    if rest.contains(['\t', '\n', '\r']) {
+        return None;
+    }
     let mut chars = rest.chars();
     // `//x` or `/\x` would name another host relative to a base.
     if chars.next() != Some('/') || matches!(chars.next(), Some('/' | '\\')) {
@@ -193,6 +198,8 @@ mod tests {
             "http://127.0.0.1:180800/x",
             "https://127.0.0.1:18080/x",
             "http://127.0.0.1:18080",
+            "http://127.0.0.1:18080/\t/evil.example/x",
+            "http://127.0.0.1:18080/\n/evil.example/x",
         ] {
             assert_eq!(on_origin(&origin, other), None, "{other}");
         }

@@ -308,6 +308,9 @@ EOF
         echo "    timeout connect 5s"
         echo "    timeout client 60s"
         echo "    timeout server 60s"
+        # A check answered slowly by a busy JVM is not a dead replica (the
+        # default check timeout is the 1 s interval); a refused one still is.
+        echo "    timeout check 5s"
         echo "frontend fhir"
         echo "    bind 127.0.0.1:$port"
         echo "    default_backend replicas"

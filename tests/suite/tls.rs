@@ -29,11 +29,47 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
     );
 }
 
-/// A self-signed HTTPS server on loopback: its base URL. `expired`: its
-/// certificate was valid for one day in 2020.
-fn self_signed_server(dir: &std::path::Path, expired: bool) -> (Server, String) {
+/// The certificate a test's server presents.
+#[derive(PartialEq)]
+enum Cert {
+    /// A server's own, valid today.
+    Fresh,
+    /// Valid for one day in 2020.
+    Expired,
+    /// What old internal servers still present: X.509 version 1, a 1024-bit
+    /// RSA key, signed with SHA-1.
+    Old,
+}
+
+/// A self-signed HTTPS server on loopback with such a certificate: its base URL.
+fn self_signed_server(dir: &std::path::Path, kind: Cert) -> (Server, String) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    if expired {
+    if kind == Cert::Old {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:1024",
+                "-nodes",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "req.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        // Without extensions, `x509 -req` makes a version 1 certificate.
+        openssl(
+            dir,
+            &[
+                "x509", "-req", "-in", "req.csr", "-signkey", "key.pem", "-days", "1", "-sha1",
+                "-out", "cert.pem",
+            ],
+        );
+    } else if kind == Cert::Expired {
         // `openssl ca` is the one way to set past dates in OpenSSL 3.0.
         std::fs::write(
             dir.join("ca.cnf"),
@@ -111,6 +147,9 @@ fn self_signed_server(dir: &std::path::Path, expired: bool) -> (Server, String) 
             "-www",
             "-accept",
             &format!("127.0.0.1:{port}"),
+            // OpenSSL's default security level refuses a 1024-bit key.
+            "-cipher",
+            "DEFAULT:@SECLEVEL=0",
         ])
         .arg("-cert")
         .arg(&cert)
@@ -165,7 +204,7 @@ path = "/"
 fn an_untrusted_certificate_fails_up_front_unless_verification_is_off() {
     let _engine = engine_lock_blocking();
     let dir = tempfile::tempdir().unwrap();
-    let (_server, url) = self_signed_server(dir.path(), false);
+    let (_server, url) = self_signed_server(dir.path(), Cert::Fresh);
     let out = dir.path().join("out");
     let run = |verify: bool| {
         Command::new(surge_bin())
@@ -223,7 +262,7 @@ fn an_untrusted_certificate_fails_up_front_unless_verification_is_off() {
 fn an_expired_certificate_is_named_as_expired() {
     let _engine = engine_lock_blocking();
     let dir = tempfile::tempdir().unwrap();
-    let (_server, url) = self_signed_server(dir.path(), true);
+    let (_server, url) = self_signed_server(dir.path(), Cert::Expired);
     let out = Command::new(surge_bin())
         .args([
             "run",
@@ -237,4 +276,47 @@ fn an_expired_certificate_is_named_as_expired() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("its certificate has expired"), "{stderr}");
+}
+
+/// With verification off, surge accepts what reqwest's own "accept invalid
+/// certificates" accepts: an old server's version 1 certificate with a
+/// 1024-bit key, signed with SHA-1. With it on, that server is refused up
+/// front.
+#[test]
+fn an_old_certificate_is_accepted_with_verification_off_and_refused_with_it_on() {
+    let _engine = engine_lock_blocking();
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = self_signed_server(dir.path(), Cert::Old);
+    for verify in [false, true] {
+        let out = dir.path().join(format!("out-{verify}"));
+        let ran = Command::new(surge_bin())
+            .args([
+                "run",
+                scenario(dir.path(), &url, verify).to_str().unwrap(),
+                "--no-progress",
+                "--out",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&ran.stdout),
+            String::from_utf8_lossy(&ran.stderr)
+        );
+        if verify {
+            assert_eq!(ran.status.code(), Some(2), "{said}");
+            assert!(!out.exists(), "no load was sent: {said}");
+            continue;
+        }
+        assert_eq!(ran.status.code(), Some(0), "{said}");
+        let bundle = std::fs::read_dir(&out)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let r = surge::bundle::read_results(&bundle).unwrap();
+        assert!(r.overall.ok > 0 && r.overall.failed == 0, "{said}");
+    }
 }
