@@ -443,11 +443,16 @@ where
     }
     for (name, points, colour) in series {
         let colour = *colour;
+        // A value measured in one second only (the users' logins, all in
+        // the first second) would be a line of one point, which draws
+        // nothing: it is drawn across that second instead.
+        let drawn: Vec<(f64, f64)> = match points.as_slice() {
+            [(x, y)] if *x + 1.0 <= x_max => vec![(*x, *y), (*x + 1.0, *y)],
+            [(x, y)] => vec![((*x - 1.0).max(0.0), *y), (*x, *y)],
+            _ => points.clone(),
+        };
         chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                colour.stroke_width(2),
-            ))
+            .draw_series(LineSeries::new(drawn, colour.stroke_width(2)))
             .map_err(|e| anyhow!("{e:?}"))?
             .label(name.as_str())
             .legend(move |(x, y)| {

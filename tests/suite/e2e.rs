@@ -12,14 +12,23 @@ async fn the_demo_scenario_runs_healthy_on_three_replicas() {
     let _engine = engine_lock().await;
     let cluster = cluster(ClusterOptions::default()).await;
     let out = tempfile::tempdir().unwrap();
-    let demo = repo().join("scenarios/demo.toml");
-    let report = run(
-        demo,
-        Some(&cluster.url),
-        Some(Duration::from_secs(6)),
-        out.path(),
-    )
-    .await;
+    // Read-backs go to each replica directly, so that through the sticky
+    // balancer the only requests without a session are the users' logins,
+    // which its round robin spreads over all three replicas. (Read-backs
+    // through it would take turns of their own, and the few users the open
+    // model starts might all land on two replicas.)
+    let request = surge::run::RunRequest {
+        scenario: repo().join("scenarios/demo.toml"),
+        target: Some(cluster.url.clone()),
+        load: surge::scenario::LoadOverride {
+            duration: Some(Duration::from_secs(6)),
+            ..Default::default()
+        },
+        replicas: replica_urls(&cluster),
+        out_dir: out.path().to_path_buf(),
+        ..Default::default()
+    };
+    let report = surge::run::run(&request).await.expect("run completes");
     cluster.shutdown().await;
     let r = &report.results;
 
