@@ -193,12 +193,11 @@ pub fn verdict_regressions(
         .iter()
         .filter(|t| !t.passed && !judges_latency(&t.metric))
     {
-        let before: Vec<bool> = baselines
+        let before = baselines
             .iter()
             .flat_map(|b| b.thresholds.iter().filter(|o| o.metric == t.metric))
-            .map(|o| o.passed)
-            .collect();
-        if !before.is_empty() && before.iter().all(|p| *p) {
+            .map(|o| o.passed);
+        if passed_in_all(before) {
             out.push(format!(
                 "{} {}: passed in the baseline, fails now ({})",
                 t.metric,
@@ -208,12 +207,11 @@ pub fn verdict_regressions(
         }
     }
     for c in current.checks.iter().filter(|c| !c.passed) {
-        let before: Vec<bool> = baselines
+        let before = baselines
             .iter()
             .flat_map(|b| b.checks.iter().filter(|o| o.name == c.name))
-            .map(|o| o.passed)
-            .collect();
-        if !before.is_empty() && before.iter().all(|p| *p) {
+            .map(|o| o.passed);
+        if passed_in_all(before) {
             out.push(format!(
                 "{}: passed in the baseline, fails now ({})",
                 c.name, c.detail
@@ -221,6 +219,19 @@ pub fn verdict_regressions(
         }
     }
     out
+}
+
+/// Whether a verdict passed in every baseline that has it, and at least
+/// one has it (a verdict no baseline had is no regression).
+fn passed_in_all(before: impl Iterator<Item = bool>) -> bool {
+    let mut seen = false;
+    for passed in before {
+        if !passed {
+            return false;
+        }
+        seen = true;
+    }
+    seen
 }
 
 /// The value at quantile `q` and its ~99% interval, in ms. When the

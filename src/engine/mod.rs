@@ -312,18 +312,17 @@ async fn guarded<T>(shared: &Shared, body: impl std::future::Future<Output = T>)
 /// The user's state, and its client: on a user's first transaction (or after
 /// a reset) a client with a cookie jar surge can read, so session continuity
 /// counts only requests that carried the session.
-async fn take_state(user: &mut GooseUser, shared: &Shared) -> UserState {
+fn take_state(user: &mut GooseUser, shared: &Shared) -> UserState {
     let mut state = user
         .get_session_data_mut::<UserState>()
         .map(std::mem::take)
         .unwrap_or_default();
     if state.jar.is_none() {
-        let jar = Arc::new(reqwest::cookie::Jar::default());
-        match user
-            .set_client_builder(shared.client_builder(Arc::clone(&jar)))
-            .await
-        {
-            Ok(()) => state.jar = Some(jar),
+        match shared.own_client() {
+            Ok((client, jar)) => {
+                user.client = client;
+                state.jar = Some(jar);
+            }
             Err(e) => tracing::warn!("cannot give a user its own cookie jar: {e}"),
         }
     }
@@ -351,7 +350,7 @@ fn register_personas(mut attack: GooseAttack, shared: &Arc<Shared>) -> anyhow::R
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         return Ok(());
                     }
-                    let mut state = take_state(user, &shared).await;
+                    let mut state = take_state(user, &shared);
                     let client = user.client.clone();
                     if guarded(
                         &shared,

@@ -43,8 +43,7 @@ pub(super) async fn run(
     // A client that cannot be built fails the run before any arrival, not
     // every user silently.
     shared
-        .client_builder(Arc::default())
-        .build()
+        .own_client()
         .context("cannot build an HTTP client for the users")?;
     let pool = Arc::new(Pool::new(plan.max_users, plan.queue_timeout));
     super::wait_for_start(start_at, &shared.stop).await;
@@ -108,9 +107,8 @@ async fn user(shared: Arc<Shared>, pool: Arc<Pool>, first: Arrival) {
         // A new user, or one whose state was reset after a panic: a fresh
         // jar, and a client of its own around it.
         if state.jar.is_none() {
-            let jar = Arc::new(reqwest::cookie::Jar::default());
-            match shared.client_builder(Arc::clone(&jar)).build() {
-                Ok(built) => {
+            match shared.own_client() {
+                Ok((built, jar)) => {
                     client = Some(built);
                     state.jar = Some(jar);
                 }

@@ -566,11 +566,15 @@ impl Shared {
         Some(reply)
     }
 
-    /// A client of the user's own whose cookie jar surge can read: the
-    /// settings goose gives its users' clients, plus the scenario's timeout
-    /// and certificate rule.
-    pub fn client_builder(&self, jar: Arc<reqwest::cookie::Jar>) -> reqwest::ClientBuilder {
-        super::client_builder(&self.scenario.target).cookie_provider(jar)
+    /// A client of the user's own, around a fresh cookie jar surge can read
+    /// (the run's shared settings: timeout, certificate rule, TLS
+    /// configuration), and that jar.
+    pub fn own_client(&self) -> reqwest::Result<(Client, Arc<reqwest::cookie::Jar>)> {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = super::client_builder(&self.scenario.target)
+            .cookie_provider(Arc::clone(&jar))
+            .build()?;
+        Ok((client, jar))
     }
 
     /// Forgets the session (after a panic, the user starts clean).

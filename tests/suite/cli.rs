@@ -14,15 +14,6 @@ fn surge(args: &[&str]) -> std::process::Output {
         .expect("surge runs")
 }
 
-fn only_bundle(out: &std::path::Path) -> std::path::PathBuf {
-    let bundles: Vec<_> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(bundles.len(), 1, "{bundles:?}");
-    bundles[0].clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thresholds_pass_on_a_healthy_run_and_fail_when_impossibly_tight() {
     let _engine = engine_lock().await;

@@ -200,24 +200,32 @@ path = "/"
     )
 }
 
+/// `surge run` of the test's scenario against `url`, its bundle under `out`.
+fn surge_run(
+    dir: &std::path::Path,
+    url: &str,
+    verify: bool,
+    out: &std::path::Path,
+) -> std::process::Output {
+    Command::new(surge_bin())
+        .args([
+            "run",
+            scenario(dir, url, verify).to_str().unwrap(),
+            "--no-progress",
+            "--out",
+        ])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn an_untrusted_certificate_fails_up_front_unless_verification_is_off() {
     let _engine = engine_lock_blocking();
     let dir = tempfile::tempdir().unwrap();
     let (_server, url) = self_signed_server(dir.path(), Cert::Fresh);
     let out = dir.path().join("out");
-    let run = |verify: bool| {
-        Command::new(surge_bin())
-            .args([
-                "run",
-                scenario(dir.path(), &url, verify).to_str().unwrap(),
-                "--no-progress",
-                "--out",
-            ])
-            .arg(&out)
-            .output()
-            .unwrap()
-    };
+    let run = |verify: bool| surge_run(dir.path(), &url, verify, &out);
     let refused = run(true);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
@@ -243,12 +251,7 @@ fn an_untrusted_certificate_fails_up_front_unless_verification_is_off() {
         stdout.contains("WARNING: TLS certificates were NOT verified"),
         "{stdout}"
     );
-    let bundle = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let bundle = only_bundle(&out);
     let r = surge::bundle::read_results(&bundle).unwrap();
     assert!(!r.tls_verify);
     assert!(r.overall.ok > 0);
@@ -263,16 +266,7 @@ fn an_expired_certificate_is_named_as_expired() {
     let _engine = engine_lock_blocking();
     let dir = tempfile::tempdir().unwrap();
     let (_server, url) = self_signed_server(dir.path(), Cert::Expired);
-    let out = Command::new(surge_bin())
-        .args([
-            "run",
-            scenario(dir.path(), &url, true).to_str().unwrap(),
-            "--no-progress",
-            "--out",
-        ])
-        .arg(dir.path().join("out"))
-        .output()
-        .unwrap();
+    let out = surge_run(dir.path(), &url, true, &dir.path().join("out"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("its certificate has expired"), "{stderr}");
@@ -289,16 +283,7 @@ fn an_old_certificate_is_accepted_with_verification_off_and_refused_with_it_on()
     let (_server, url) = self_signed_server(dir.path(), Cert::Old);
     for verify in [false, true] {
         let out = dir.path().join(format!("out-{verify}"));
-        let ran = Command::new(surge_bin())
-            .args([
-                "run",
-                scenario(dir.path(), &url, verify).to_str().unwrap(),
-                "--no-progress",
-                "--out",
-            ])
-            .arg(&out)
-            .output()
-            .unwrap();
+        let ran = surge_run(dir.path(), &url, verify, &out);
         let said = format!(
             "{}\n{}",
             String::from_utf8_lossy(&ran.stdout),
@@ -310,12 +295,7 @@ fn an_old_certificate_is_accepted_with_verification_off_and_refused_with_it_on()
             continue;
         }
         assert_eq!(ran.status.code(), Some(0), "{said}");
-        let bundle = std::fs::read_dir(&out)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let bundle = only_bundle(&out);
         let r = surge::bundle::read_results(&bundle).unwrap();
         assert!(r.overall.ok > 0 && r.overall.failed == 0, "{said}");
     }

@@ -70,6 +70,16 @@ pub fn scenario_file(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
+/// The one bundle a run wrote under `out`.
+pub fn only_bundle(out: &Path) -> PathBuf {
+    let bundles: Vec<_> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(bundles.len(), 1, "{bundles:?}");
+    bundles[0].clone()
+}
+
 /// A FHIR patient search, no auth: the simplest request the sim serves from its database pool.
 pub fn fhir_search_scenario(base_url: &str, load: &str) -> String {
     format!(
