@@ -150,8 +150,10 @@ pub struct RunArgs {
     /// Extra or replacing threshold, e.g. 'search_patient.p95=<800ms' (repeatable).
     #[arg(long = "threshold")]
     pub thresholds: Vec<String>,
-    /// A replica's own base URL, to read uploads back from directly (repeatable).
-    #[arg(long = "replica")]
+    /// A replica's own base URL, to read uploads back from directly
+    /// (repeatable); NAME=URL when the replica header or sticky cookie calls
+    /// it NAME and surge cannot tell that from the URL.
+    #[arg(long = "replica", value_name = "URL | NAME=URL")]
     pub replicas: Vec<String>,
     /// Folder for the bundle.
     #[arg(long, default_value = "reports")]

@@ -99,6 +99,13 @@ pub struct ConsistencyVerdict {
     /// from the answer, which may be patient data).
     #[serde(default)]
     pub unverifiable_reasons: BTreeMap<String, u64>,
+    /// Why (upload, replica) pairs ended as `error`, by `replica: what the
+    /// last read met` (a status, `connect`, `timeout`), with counts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
+    /// The requests sent to read uploads back: load the cluster carried.
+    #[serde(default)]
+    pub read_backs: super::ReadBackTraffic,
 }
 
 impl ConsistencyVerdict {

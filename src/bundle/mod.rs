@@ -10,6 +10,7 @@
 //! [`SCHEMA_VERSION`]) and one HDR histogram file per cell under `hdr/`
 //! ([`hdr`]); the report formats are written beside them by `report`.
 
+mod attribution;
 mod calibration;
 mod chaos;
 mod consistency;
@@ -19,6 +20,9 @@ mod results;
 mod sessions;
 mod shard;
 
+pub use attribution::{
+    Attribution, ReadBackReplica, ReadBackTraffic, ReplicaAliases, UNMAPPED_REPLICA,
+};
 pub use calibration::{PoolSample, Step};
 pub use chaos::{ChaosEvent, ChaosReport, Impact, Outcome, ReplicaCount};
 pub use consistency::{ConsistencyVerdict, Problem, ReplicaCounts, Verdict, MAX_PROBLEMS};

@@ -429,6 +429,9 @@ pub struct RunResults {
     pub requests: Vec<Stats>,
     /// Per replica.
     pub replicas: Vec<Stats>,
+    /// How answers were attributed to replicas: names, unmapped answers, retries.
+    #[serde(default)]
+    pub attribution: super::Attribution,
     /// Per (stage, request, replica).
     pub cells: Vec<CellStats>,
     /// Per second.

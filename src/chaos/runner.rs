@@ -95,7 +95,7 @@ pub trait LoadView: Send + Sync {
     fn sessions_by_replica(&self) -> BTreeMap<String, u64>;
     /// Read uploads back straight from these replica URLs from now on
     /// (the pods' current addresses).
-    fn read_back_from(&self, replicas: Vec<String>);
+    fn read_back_from(&self, replicas: Vec<crate::measure::replicas::ListedReplica>);
 }
 
 /// Runs the chaos beside the load until `stop`; `length` is the planned run.

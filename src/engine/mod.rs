@@ -175,6 +175,8 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         ))
     });
 
+    // Before the first request: the listed replicas' own names for themselves.
+    shared.readback.introduce_replicas().await;
     let result = match &scenario.load {
         LoadPlan::Closed { stages } => {
             let plan = closed_test_plan(stages);
@@ -242,6 +244,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     // The last uploads' read-backs run to the end of their windows (or a signal).
     let (consistency, visible) = shared.readback.finish().await;
     measurements.results.consistency = consistency;
+    measurements.results.attribution = shared.replicas.attribution();
     measurements.visible = Some(visible).filter(|h| !h.is_empty());
     drop(sigterm);
     keep_stopped.abort();

@@ -1,15 +1,22 @@
-//! Reading uploads back: through the balancer until every replica seen in
-//! the run has answered, and straight from each replica whose address is
-//! given, polling until the right bytes appear or the window closes.
+//! Reading uploads back: straight from each replica whose address is given
+//! (listed, or pods found through Kubernetes), and through the balancer for
+//! replicas the run met that have no address, polling with backoff until the
+//! right bytes appear or the window closes.
 //!
 //! Read-backs run beside the load on their own client (no cookie jar, so a
-//! sticky balancer spreads them), authenticate per request, and are not
-//! counted as load; what they see goes to `verify::consistency`.
+//! sticky balancer spreads them) and authenticate per request. They are load
+//! on the cluster like any other: every one is counted per replica (direct
+//! or through the balancer) for the reports, and reads through the balancer
+//! stop when they reach the budget (`[verify] budget` times the scenario's
+//! own requests). Which replica answered is the run's [`ReplicaBook`]'s
+//! word, so a replica read directly and the same replica named by the
+//! balancer are one. What they see goes to `verify::consistency`.
 
 use super::auth::{self, TokenCache};
 use super::check;
-use crate::bundle::ConsistencyVerdict;
-use crate::measure::{Recorder, UNKNOWN_REPLICA};
+use crate::bundle::{ConsistencyVerdict, ReadBackReplica, ReadBackTraffic};
+use crate::measure::replicas::ReplicaBook;
+use crate::measure::{Recorder, UNKNOWN_REPLICA, UNMAPPED_REPLICA};
 use crate::scenario::ReadRule;
 use crate::scenario::{Auth, Scenario};
 use crate::verify::consistency::{compare, Checked, Observation, Seen, Tally, Upload};
@@ -21,6 +28,74 @@ use tokio_util::sync::CancellationToken;
 
 /// Read-backs running at once, at most.
 const CONCURRENT_CHECKS: usize = 32;
+
+/// Each round of an upload's read-backs waits this much longer than the
+/// last, up to [`MAX_BACKOFF`] times `[verify] poll`: a replica that lags
+/// is still timed to within a few polls, one that never gets the upload
+/// costs a few reads a second instead of ten.
+const BACKOFF: f64 = 1.5;
+/// The longest pause between rounds, in polls.
+const MAX_BACKOFF: f64 = 4.0;
+
+/// Reads through the balancer allowed beyond the budget before the load has
+/// sent enough to measure it against (the first uploads of a run).
+const BUDGET_ALLOWANCE: u64 = 20;
+
+/// Whether `name` is a replica (not "unknown", not "unmapped").
+fn is_replica(name: &str) -> bool {
+    name != UNKNOWN_REPLICA && name != UNMAPPED_REPLICA
+}
+
+/// Read-back requests sent, per replica, and the budget they spend.
+struct Traffic {
+    budget: f64,
+    recorder: Arc<Recorder>,
+    per_replica: Mutex<BTreeMap<String, ReadBackReplica>>,
+    sent: std::sync::atomic::AtomicU64,
+    skipped: std::sync::atomic::AtomicU64,
+}
+
+impl Traffic {
+    fn count(&self, replica: &str, direct: bool, failed: bool) {
+        let mut all = self.per_replica.lock().unwrap();
+        let r = all
+            .entry(replica.to_owned())
+            .or_insert_with(|| ReadBackReplica {
+                replica: replica.to_owned(),
+                ..Default::default()
+            });
+        if direct {
+            r.direct += 1;
+        } else {
+            r.through_balancer += 1;
+        }
+        r.failed += u64::from(failed);
+    }
+
+    /// Whether one more read through the balancer stays within the budget;
+    /// counts it as sent, or as skipped.
+    fn may_send_through_balancer(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let allowed = (self.budget * self.recorder.issued_total() as f64) as u64 + BUDGET_ALLOWANCE;
+        if self.sent.load(Relaxed) >= allowed {
+            self.skipped.fetch_add(1, Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn sent(&self) {
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn report(&self) -> ReadBackTraffic {
+        ReadBackTraffic {
+            replicas: self.per_replica.lock().unwrap().values().cloned().collect(),
+            budget_ratio: self.budget,
+            skipped_over_budget: self.skipped.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
 
 /// An upload to check.
 pub struct Job {
@@ -48,12 +123,19 @@ pub struct Readback {
     done: Mutex<Tally>,
     direct: Arc<RwLock<Vec<String>>>,
     recorder: Arc<Recorder>,
+    /// Every name of every replica.
+    book: Arc<ReplicaBook>,
+    traffic: Arc<Traffic>,
     /// Uploads that could not be read back, by `request: reason`.
     unverifiable: Mutex<BTreeMap<String, u64>>,
     /// Replicas any read-back has met: with a sticky balancer the load may
     /// never meet a replica the spreading read-backs do, and every upload
     /// must be read there too.
     met: Arc<Mutex<BTreeSet<String>>>,
+    /// Reads through the balancer, run-wide, since one last met a replica
+    /// nobody had met before: once they are many, the run knows every
+    /// replica, and an upload needs no reads beyond one per replica.
+    quiet: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Readback {
@@ -62,13 +144,28 @@ impl Readback {
         scenario: Arc<Scenario>,
         tokens: Arc<TokenCache>,
         recorder: Arc<Recorder>,
+        book: Arc<ReplicaBook>,
         stop: CancellationToken,
     ) -> Self {
         let client = super::client_builder(&scenario.target)
             .build()
             .expect("a plain HTTP client builds");
-        let scenario_replicas = scenario.verify.replicas.clone();
+        let scenario_replicas = scenario
+            .verify
+            .replicas
+            .iter()
+            .map(|r| r.url.clone())
+            .collect();
+        let traffic = Arc::new(Traffic {
+            budget: scenario.verify.budget,
+            recorder: Arc::clone(&recorder),
+            per_replica: Mutex::default(),
+            sent: Default::default(),
+            skipped: Default::default(),
+        });
         Readback {
+            book,
+            traffic,
             scenario,
             tokens,
             client,
@@ -80,6 +177,31 @@ impl Readback {
             recorder,
             unverifiable: Mutex::default(),
             met: Arc::default(),
+            quiet: Arc::default(),
+        }
+    }
+
+    /// Asks each listed replica once, before the load, what its answers
+    /// call it (the replica header or sticky cookie of any answer), so that
+    /// the balancer's name for it and its URL are one replica from the first
+    /// request on. A replica that does not answer keeps its address as name.
+    pub async fn introduce_replicas(&self) {
+        let bases = self.direct.read().unwrap().clone();
+        let source = &self.scenario.target.replica;
+        for base in bases {
+            let asked = self
+                .client
+                .get(format!("{base}/"))
+                .timeout(std::time::Duration::from_secs(5));
+            let answer = tokio::select! {
+                a = asked.send() => a,
+                _ = self.stop.cancelled() => return,
+            };
+            if let Ok(answer) = answer {
+                if let Some(value) = check::replica_of(source, answer.headers()) {
+                    self.book.learn(&base, &value, true);
+                }
+            }
         }
     }
 
@@ -112,6 +234,9 @@ impl Readback {
         let direct = Arc::clone(&self.direct);
         let recorder = Arc::clone(&self.recorder);
         let met = Arc::clone(&self.met);
+        let quiet = Arc::clone(&self.quiet);
+        let book = Arc::clone(&self.book);
+        let traffic = Arc::clone(&self.traffic);
         let mut tasks = self.tasks.lock().unwrap();
         while let Some(finished) = tasks.try_join_next() {
             if let Ok(checked) = finished {
@@ -125,20 +250,24 @@ impl Readback {
                 all.extend(met.lock().unwrap().iter().cloned());
                 all
             };
-            let meet = |name: &str| {
-                met.lock().unwrap().insert(name.to_owned());
+            let meet = |name: &str, through_balancer: bool| {
+                use std::sync::atomic::Ordering::Relaxed;
+                let mut met = met.lock().unwrap();
+                if met.insert(name.to_owned()) {
+                    quiet.store(0, Relaxed);
+                } else if through_balancer {
+                    quiet.fetch_add(1, Relaxed);
+                }
+                quiet.load(Relaxed) > 2 * met.len()
             };
-            poll(
-                &scenario,
-                &tokens,
-                &client,
-                job,
-                &direct,
-                &seen_in_run,
-                &meet,
-                &stop,
-            )
-            .await
+            let reader = Reader {
+                scenario: &scenario,
+                tokens: &tokens,
+                client: &client,
+                book: &book,
+                traffic: &traffic,
+            };
+            poll(&reader, job, &direct, &seen_in_run, &meet, &stop).await
         });
     }
 
@@ -160,14 +289,26 @@ impl Readback {
         let tally = std::mem::take(&mut *self.done.lock().unwrap());
         let mut everyone = self.recorder.replicas();
         everyone.extend(self.met.lock().unwrap().iter().cloned());
-        everyone.retain(|r| r != UNKNOWN_REPLICA);
+        everyone.retain(|r| is_replica(r));
         let (mut verdict, visible) = tally.finish(&everyone);
+        verdict.read_backs = self.traffic.report();
         verdict.unverifiable_reasons = std::mem::take(&mut *self.unverifiable.lock().unwrap());
         verdict.unverifiable = verdict.unverifiable_reasons.values().sum();
         (verdict, visible)
     }
 }
 
+/// What one read-back needs.
+struct Reader<'a> {
+    scenario: &'a Scenario,
+    tokens: &'a TokenCache,
+    client: &'a reqwest::Client,
+    book: &'a ReplicaBook,
+    traffic: &'a Traffic,
+}
+
+/// One read: the replica value its answer gave (header or cookie, raw),
+/// and what it saw.
 async fn read(
     scenario: &Scenario,
     tokens: &TokenCache,
@@ -223,17 +364,18 @@ async fn read(
 }
 
 /// Polls one upload until every replica shows the right bytes (or wrong
-/// ones: that verdict is final) or the visibility window closes.
+/// ones: that verdict is final) or the visibility window closes. Replicas
+/// with an address are read there; the balancer is read only for replicas
+/// the run met that have none (at least once when no address is known).
 async fn poll(
-    scenario: &Scenario,
-    tokens: &TokenCache,
-    client: &reqwest::Client,
+    reader: &Reader<'_>,
     job: Job,
     direct: &RwLock<Vec<String>>,
     seen_in_run: &(dyn Fn() -> Vec<String> + Sync),
-    meet: &(dyn Fn(&str) + Sync),
+    meet: &(dyn Fn(&str, bool) -> bool + Sync),
     stop: &CancellationToken,
 ) -> Checked {
+    let scenario = reader.scenario;
     let verify = &scenario.verify;
     let deadline = job.done_at + verify.visible_within;
     // Every replica the load has met (refreshed each round, below).
@@ -246,57 +388,77 @@ async fn poll(
         })
     };
     let balancer_url = crate::scenario::join_url(&scenario.target.base_url, &job.read);
-    // A direct address's replica name, once its first answer told it.
-    let mut direct_names: std::collections::HashMap<String, String> = Default::default();
     let mut quiet_reads = 0usize;
+    let mut run_knows_all = false;
+    let mut pause = verify.poll;
     loop {
-        let mut reads: Vec<(String, Option<String>)> = Vec::new();
         let bases = direct.read().unwrap().clone();
+        let direct_names: BTreeMap<String, String> = bases
+            .iter()
+            .map(|b| (reader.book.name_of_url(b), b.clone()))
+            .collect();
         // Replicas the load has met since the upload count too.
         for name in seen_in_run() {
-            if name != UNKNOWN_REPLICA && expected.insert(name) {
+            if is_replica(&name) && expected.insert(name) {
                 quiet_reads = 0;
             }
         }
-        for base in &bases {
-            reads.push((
-                crate::scenario::join_url(base, &job.read),
-                Some(base.clone()),
-            ));
-        }
+        let mut reads: Vec<(String, Option<String>)> = direct_names
+            .iter()
+            .filter(|(name, _)| !settled(&seen, name))
+            .map(|(_, base)| {
+                (
+                    crate::scenario::join_url(base, &job.read),
+                    Some(base.clone()),
+                )
+            })
+            .collect();
         if verify.through_balancer {
-            // One read per replica still unsettled (at least one), so a
-            // spreading balancer reaches each of them over a few rounds.
+            // One read per unsettled replica that has no address (at least
+            // one while no address is known), so a spreading balancer
+            // reaches each of them over a few rounds.
             let open = expected
                 .iter()
-                .filter(|r| !settled(&seen, r))
-                .count()
-                .max(1);
-            reads.extend(std::iter::repeat_n((balancer_url.clone(), None), open));
-        }
-        for (url, direct) in reads {
-            if let Some(name) = direct.as_ref().and_then(|base| direct_names.get(base)) {
-                if settled(&seen, name) {
-                    continue;
+                .filter(|r| !settled(&seen, r) && !direct_names.contains_key(*r))
+                .count();
+            let open = if bases.is_empty() { open.max(1) } else { open };
+            for _ in 0..open {
+                if reader.traffic.may_send_through_balancer() {
+                    reads.push((balancer_url.clone(), None));
                 }
             }
-            let (replica, what) = tokio::select! {
-                r = read(scenario, tokens, client, &url, &job.upload, &job.rule) => r,
+        }
+        for (url, base) in reads {
+            let (value, what) = tokio::select! {
+                r = read(scenario, reader.tokens, reader.client, &url, &job.upload, &job.rule) => r,
                 _ = stop.cancelled() => break,
             };
-            let name = replica
-                .or(direct.clone())
-                .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned());
-            let through_balancer = direct.is_none();
-            if name != UNKNOWN_REPLICA {
-                meet(&name);
+            let failed = matches!(what, Seen::Error(_));
+            let name = match &base {
+                Some(base) => {
+                    if let Some(value) = &value {
+                        reader.book.learn(base, value, false);
+                    }
+                    reader.book.name_of_url(base)
+                }
+                None => {
+                    reader.traffic.sent();
+                    value
+                        .map(|v| reader.book.attribute(&v))
+                        .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned())
+                }
+            };
+            reader.traffic.count(&name, base.is_some(), failed);
+            if !is_replica(&name) {
+                if base.is_none() {
+                    quiet_reads += 1;
+                }
+                continue;
             }
-            if let Some(base) = direct {
-                direct_names.insert(base, name.clone());
-            }
-            if name != UNKNOWN_REPLICA && expected.insert(name.clone()) {
+            run_knows_all = meet(&name, base.is_none());
+            if expected.insert(name.clone()) {
                 quiet_reads = 0;
-            } else if through_balancer {
+            } else if base.is_none() {
                 quiet_reads += 1;
             }
             if settled(&seen, &name) {
@@ -311,23 +473,27 @@ async fn poll(
         // Early in a run the replicas seen so far may not be all of them:
         // through the balancer alone, "everywhere" needs enough reads in a
         // row that found no replica it did not know.
-        let known_all =
-            !bases.is_empty() || !verify.through_balancer || quiet_reads > 2 * expected.len();
+        let known_all = !bases.is_empty()
+            || !verify.through_balancer
+            || run_knows_all
+            || quiet_reads > 2 * expected.len();
         let all_settled =
             known_all && !expected.is_empty() && expected.iter().all(|r| settled(&seen, r));
         if all_settled || Instant::now() >= deadline || stop.is_cancelled() {
             break;
         }
+        let now = Instant::now();
         tokio::select! {
-            _ = tokio::time::sleep(verify.poll) => {}
+            _ = tokio::time::sleep(pause.min(deadline.saturating_duration_since(now)).max(std::time::Duration::from_millis(1))) => {}
             _ = stop.cancelled() => break,
         }
+        pause = pause.mul_f64(BACKOFF).min(verify.poll.mul_f64(MAX_BACKOFF));
     }
     for replica in expected {
         // Never reached: its verdict is "unverified", not silently absent.
         seen.entry(replica).or_default();
     }
-    seen.remove(UNKNOWN_REPLICA);
+    seen.retain(|name, _| is_replica(name));
     Checked {
         upload: job.upload,
         seen,

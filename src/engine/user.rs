@@ -6,6 +6,7 @@ use super::auth::{self, TokenCache};
 use super::check;
 use super::readback::{Job, Readback};
 use crate::bundle::ErrorClass;
+use crate::measure::replicas::{ListedReplica, ReplicaBook};
 use crate::measure::{Recorder, Sample, UNKNOWN_REPLICA};
 use crate::scenario::{Auth, Expect, Repeat, ReplicaSource, Scenario, Values};
 use crate::verify::consistency::Upload;
@@ -126,6 +127,8 @@ pub struct Shared {
     pub tokens: Arc<TokenCache>,
     /// Reads uploads back from every replica.
     pub readback: Readback,
+    /// Every name of every replica: one replica, one name in every count.
+    pub replicas: Arc<ReplicaBook>,
     /// Every session accepted, switched and dropped.
     pub sessions: SessionLedger,
     pub(super) login_expect: Expect,
@@ -144,8 +147,10 @@ impl crate::chaos::runner::LoadView for Shared {
         self.sessions.sessions_by_replica()
     }
 
-    fn read_back_from(&self, replicas: Vec<String>) {
-        self.readback.set_direct(replicas);
+    fn read_back_from(&self, replicas: Vec<ListedReplica>) {
+        self.replicas.discovered(&replicas);
+        self.readback
+            .set_direct(replicas.into_iter().map(|r| r.url).collect());
     }
 }
 
@@ -171,10 +176,18 @@ impl Shared {
             .json_equals
             .insert("authenticated".to_owned(), toml::Value::Boolean(true));
         let tokens = Arc::new(TokenCache::default());
+        let listed: Vec<ListedReplica> = scenario
+            .verify
+            .replicas
+            .iter()
+            .map(ListedReplica::from)
+            .collect();
+        let replicas = Arc::new(ReplicaBook::new(&listed));
         let readback = Readback::new(
             Arc::clone(&scenario),
             Arc::clone(&tokens),
             Arc::clone(&recorder),
+            Arc::clone(&replicas),
             interrupt,
         );
         Shared {
@@ -186,6 +199,7 @@ impl Shared {
             token_index,
             tokens,
             readback,
+            replicas,
             sessions: SessionLedger::default(),
             login_expect,
             said_auth_failed: Default::default(),
@@ -543,7 +557,7 @@ impl Shared {
             }
         };
         let source = &self.scenario.target.replica;
-        let named = check::replica_of(source, &reply.headers);
+        let named = check::replica_of(source, &reply.headers).map(|v| self.replicas.attribute(&v));
         if let (ReplicaSource::Cookie(_), Some(r)) = (source, &named) {
             state.sticky_replica = Some(r.clone());
         }

@@ -14,6 +14,7 @@
 mod cell;
 pub mod health;
 mod marks;
+pub mod replicas;
 mod timeline;
 
 pub use cell::Cell;
@@ -34,6 +35,8 @@ pub fn fill_row(row: &mut TimelineRow, h: &Histogram<u64>) {
 
 /// Replica name used when the target does not say who answered.
 pub const UNKNOWN_REPLICA: &str = "unknown";
+
+pub use crate::bundle::UNMAPPED_REPLICA;
 
 fn new_hist() -> Histogram<u64> {
     Histogram::new(3).expect("3 significant digits is valid")
@@ -245,6 +248,11 @@ impl Recorder {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Requests issued so far, every request of the load together.
+    pub fn issued_total(&self) -> u64 {
+        self.issued.iter().map(|n| n.load(Ordering::Relaxed)).sum()
     }
 
     /// Counts a request as issued; call it right before sending.
@@ -547,6 +555,8 @@ impl Recorder {
                 .iter()
                 .map(|(n, c)| c.stats(n, elapsed_s))
                 .collect(),
+            // The engine fills it in from the run's replica book.
+            attribution: Attribution::default(),
             cells,
             timeline: state.timeline.rows(elapsed.as_secs_f64().ceil() as u64),
             request_timelines: state

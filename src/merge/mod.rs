@@ -168,6 +168,10 @@ pub fn merge(parts: Vec<Part>, allow_partial: bool, run_id: &str) -> Result<Meas
         overall,
         requests,
         replicas,
+        attribution: parts.iter().fold(Default::default(), |mut all, p| {
+            all.absorb(&p.results.attribution);
+            all
+        }),
         cells,
         timeline,
         request_timelines,
@@ -523,6 +527,8 @@ fn consistency(parts: &[Part]) -> ConsistencyVerdict {
             }
         }
         v.problems.extend(c.problems.iter().cloned());
+        v.read_backs.absorb(&c.read_backs);
+        add_counts(&mut v.errors, &c.errors);
     }
     v.problems.truncate(MAX_PROBLEMS);
     v.replicas = replicas

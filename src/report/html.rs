@@ -334,7 +334,7 @@ impl Export for Html {
         } else {
             write!(
                 o,
-                "<p>{} uploads read back on every replica; {}.</p>",
+                "<p>{} uploads, each read back from every replica (verdicts per pair below); {}.</p>",
                 c.uploads,
                 esc(&c.visible_text())
             )?;
@@ -429,6 +429,20 @@ impl Export for Html {
         o.push_str("<h2>Replicas</h2>");
         chart(&mut o, r, "replicas")?;
         table(&mut o, &STATS_HEADER, stats_rows(&r.replicas));
+        for note in super::carried::notes(r) {
+            write!(o, "<p>{}</p>", esc(&note))?;
+        }
+        let read_backs = super::carried::read_back_rows(r);
+        if !read_backs.is_empty() {
+            o.push_str("<h3>Read-backs of uploads (load surge added)</h3>");
+            table(
+                &mut o,
+                &super::carried::READ_BACK_HEADER,
+                read_backs
+                    .into_iter()
+                    .map(|row| row.iter().map(|c| esc(c)).collect()),
+            );
+        }
 
         o.push_str("<h2>Stages</h2>");
         let unit = if r.model == "open" {

@@ -132,11 +132,18 @@ impl Export for Summary {
                 .collect();
             writeln!(
                 out,
-                "\n**Attachments:** {} uploads read back on every replica: {}; {}.",
+                "\n**Attachments:** {} uploads; verdicts per (upload, replica) pair: {}; {}.",
                 c.uploads,
                 counts.join(", "),
                 c.visible_text()
             )?;
+        }
+        let notes = super::carried::notes(r);
+        if !notes.is_empty() {
+            writeln!(out)?;
+            for note in notes {
+                writeln!(out, "- {}", note.replace('|', "\\|"))?;
+            }
         }
         if let Some(chaos) = &r.chaos {
             let lines = chaos::lines(chaos);
@@ -161,6 +168,18 @@ impl Export for Summary {
                 st.latency.p99,
                 st.statuses_text()
             )?;
+        }
+        let read_backs = super::carried::read_back_rows(r);
+        if !read_backs.is_empty() {
+            let h = super::carried::READ_BACK_HEADER;
+            writeln!(
+                out,
+                "\n| read-backs: {} |\n|---|---|---|---|---|---|",
+                h[..].join(" | ")
+            )?;
+            for row in &read_backs {
+                writeln!(out, "| {} |", row.join(" | "))?;
+            }
         }
         Ok(out.into_bytes())
     }

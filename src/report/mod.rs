@@ -7,6 +7,7 @@
 //! that `summary.json` points to. `surge report DIR` reads a bundle back.
 
 mod calibration;
+mod carried;
 mod chaos;
 mod charts;
 mod compare;

@@ -118,7 +118,7 @@ pub fn summary(r: &RunResults) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "attachments: {} uploads read back on every replica: {}; {}",
+            "attachments: {} uploads; verdicts per (upload, replica) pair: {}; {}",
             c.uploads,
             counts.join(", "),
             c.visible_text()
@@ -134,6 +134,9 @@ pub fn summary(r: &RunResults) -> String {
                 let _ = writeln!(out, "  on {}: {}", rc.replica, bad.join(", "));
             }
         }
+    }
+    for note in super::carried::notes(r) {
+        let _ = writeln!(out, "{note}");
     }
     if let Some(chaos) = &r.chaos {
         for (i, line) in chaos::lines(chaos).iter().enumerate() {
@@ -162,6 +165,29 @@ pub fn summary(r: &RunResults) -> String {
     }
     out.push('\n');
     table(&mut out, "replica", &r.replicas);
+    let read_backs = super::carried::read_back_rows(r);
+    if !read_backs.is_empty() {
+        out.push('\n');
+        let h = super::carried::READ_BACK_HEADER;
+        let width = read_backs
+            .iter()
+            .map(|row| row[0].len())
+            .max()
+            .unwrap_or(0)
+            .max(10);
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>8} {:>17} {:>7} {:>13} {:>21}",
+            "read-backs", h[1], h[2], h[3], h[4], h[5]
+        );
+        for row in &read_backs {
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:>8} {:>17} {:>7} {:>13} {:>21}",
+                row[0], row[1], row[2], row[3], row[4], row[5]
+            );
+        }
+    }
     if r.stages.len() > 1 || t.arrivals > 0 {
         out.push('\n');
         let unit = if r.model == "open" {

@@ -192,10 +192,18 @@ fn prepare_whole(request: &RunRequest) -> Result<Scenario, RunError> {
         .apply_override(&request.load)
         .map_err(RunError::Usage)?;
     for replica in &request.replicas {
+        let (answers_as, url) = crate::scenario::DirectReplica::parse_arg(replica);
+        let url = http_base("--replica", url)?;
+        if scenario.verify.replicas.iter().any(|r| r.url == url) {
+            continue;
+        }
         scenario
             .verify
             .replicas
-            .push(http_base("--replica", replica)?);
+            .push(crate::scenario::DirectReplica {
+                url,
+                answers_as: answers_as.map(str::to_owned),
+            });
     }
     for spec in &request.thresholds {
         let (metric, expression) = spec.split_once('=').ok_or_else(|| {

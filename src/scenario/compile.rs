@@ -165,26 +165,60 @@ pub(super) fn compile_auth(def: AuthDef) -> Result<Auth, Located> {
     })
 }
 
-pub(super) fn compile_verify(def: &model::VerifyDef) -> Result<VerifySpec, String> {
-    for url in &def.replicas {
+pub(super) fn compile_verify(def: &model::VerifyDef) -> Result<VerifySpec, Located> {
+    let mut replicas: Vec<DirectReplica> = Vec::new();
+    for entry in &def.replicas {
+        let at = |e: String| (Some(entry.span()), e);
+        let r = entry.get_ref();
+        let url = r.url.as_str();
         let parsed = reqwest::Url::parse(url)
-            .map_err(|e| format!("verify.replicas: {url:?} is not a URL ({e})"))?;
+            .map_err(|e| at(format!("verify.replicas: {url:?} is not a URL ({e})")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!("verify.replicas: {url:?} must be http or https"));
+            return Err(at(format!(
+                "verify.replicas: {url:?} must be http or https"
+            )));
         }
+        if let Some(name) = &r.answers_as {
+            if name.trim().is_empty() || name.len() > super::limits::MAX_NAME {
+                return Err(at(format!(
+                    "verify.replicas: answers_as must be the replica header's or cookie's value for this replica, 1 to {} characters",
+                    super::limits::MAX_NAME
+                )));
+            }
+            if replicas
+                .iter()
+                .any(|o| o.answers_as.as_deref() == Some(name.as_str()))
+            {
+                return Err(at(format!(
+                    "verify.replicas: two replicas answer as {name:?}; each replica has its own value"
+                )));
+            }
+        }
+        let url = url.trim_end_matches('/').to_owned();
+        if replicas.iter().any(|o| o.url == url) {
+            return Err(at(format!("verify.replicas: {url:?} is listed twice")));
+        }
+        replicas.push(DirectReplica {
+            url,
+            answers_as: r.answers_as.clone(),
+        });
     }
     if def.poll.0.is_zero() {
-        return Err("verify.poll must be more than zero".into());
+        return Err((None, "verify.poll must be more than zero".into()));
+    }
+    let budget = *def.budget.get_ref();
+    if !(0.01..=100.0).contains(&budget) {
+        return Err((
+            Some(def.budget.span()),
+            format!("verify.budget: {budget} is out of range: read-backs per request of the scenario's own, 0.01 to 100"),
+        ));
     }
     Ok(VerifySpec {
-        replicas: def
-            .replicas
-            .iter()
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .collect(),
+        replicas,
         visible_within: def.visible_within.0,
         poll: def.poll.0,
         through_balancer: def.through_balancer,
+        budget,
     })
 }
 

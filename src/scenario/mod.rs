@@ -305,7 +305,8 @@ impl Scenario {
             thresholds.push(t);
         }
 
-        let verify = compile_verify(&file.verify).map_err(|e| at(find_table(text, "verify"), e))?;
+        let verify = compile_verify(&file.verify)
+            .map_err(|(span, e)| at(span.or_else(|| find_table(text, "verify")), e))?;
         let session = compile_session(&file.session, &index)
             .map_err(|(span, e)| at(span.or(find_table(text, "session")), e))?;
 

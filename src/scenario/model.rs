@@ -47,9 +47,11 @@ pub struct ScenarioFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyDef {
-    /// Replica base URLs to read straight from (besides through the balancer).
+    /// Replicas to read straight from (besides through the balancer): a
+    /// base URL, or `{ url = "…", answers_as = "…" }` naming the value the
+    /// replica header or sticky cookie gives for it.
     #[serde(default)]
-    pub replicas: Vec<String>,
+    pub replicas: Vec<Spanned<ReplicaDef>>,
     /// How long an upload may take to appear before it counts as missing
     /// (the end of a run waits for the last upload's window: at most 1h).
     #[serde(default = "default_visible_within")]
@@ -60,6 +62,63 @@ pub struct VerifyDef {
     /// Also read through the balancer until every replica seen in the run has answered.
     #[serde(default = "yes")]
     pub through_balancer: bool,
+    /// Read-backs through the balancer stop once they reach this many times
+    /// the scenario's own requests sent (0.01 to 100; direct reads are never
+    /// skipped).
+    #[serde(default = "default_read_budget")]
+    pub budget: Spanned<f64>,
+}
+
+fn default_read_budget() -> Spanned<f64> {
+    Spanned::new(0..0, 1.0)
+}
+
+/// One `[verify] replicas` entry: a URL, or a table with the name the
+/// replica answers as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaDef {
+    /// Base URL to read it directly.
+    pub url: String,
+    /// The value its answers give in the replica header or sticky cookie,
+    /// when surge cannot tell it from the URL.
+    pub answers_as: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ReplicaDef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            url: String,
+            answers_as: Option<String>,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ReplicaDef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a replica's base URL, or { url = \"http://…\", answers_as = \"name\" }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ReplicaDef, E> {
+                Ok(ReplicaDef {
+                    url: v.to_owned(),
+                    answers_as: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ReplicaDef, A::Error> {
+                let t = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ReplicaDef {
+                    url: t.url,
+                    answers_as: t.answers_as,
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl Default for VerifyDef {
@@ -69,6 +128,7 @@ impl Default for VerifyDef {
             visible_within: default_visible_within(),
             poll: default_poll(),
             through_balancer: true,
+            budget: default_read_budget(),
         }
     }
 }

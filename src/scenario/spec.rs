@@ -288,14 +288,40 @@ pub struct ConsistencySpec {
 /// `[verify]`, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifySpec {
-    /// Replica base URLs to read straight from.
-    pub replicas: Vec<String>,
+    /// Replicas to read straight from.
+    pub replicas: Vec<DirectReplica>,
     /// How long an upload may take to appear everywhere.
     pub visible_within: Duration,
     /// Pause between read-backs.
     pub poll: Duration,
     /// Also read through the balancer.
     pub through_balancer: bool,
+    /// Read-backs through the balancer at most this many times the
+    /// scenario's own requests sent.
+    pub budget: f64,
+}
+
+/// A replica read straight from: its base URL and, when stated, the value
+/// the replica header or sticky cookie gives for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectReplica {
+    /// Base URL, without a trailing `/`.
+    pub url: String,
+    /// What its answers call it (`answers_as`).
+    pub answers_as: Option<String>,
+}
+
+impl DirectReplica {
+    /// `URL` or `NAME=URL` (`--replica`): the name is what the replica
+    /// header or sticky cookie gives for it.
+    pub fn parse_arg(text: &str) -> (Option<&str>, &str) {
+        match text.split_once('=') {
+            Some((name, url)) if !name.is_empty() && !name.contains(['/', ':']) => {
+                (Some(name), url)
+            }
+            _ => (None, text),
+        }
+    }
 }
 
 /// What counts as a dropped session.

@@ -115,7 +115,12 @@ pub struct Tally {
     /// Uploads by the replicas read for them (a bit per replica index).
     groups: BTreeMap<u64, Group>,
     problems: Vec<Problem>,
+    /// `replica: what the last read met` of pairs judged `error`.
+    errors: BTreeMap<String, u64>,
 }
+
+/// Distinct error reasons kept; more are counted under one.
+const MAX_ERROR_REASONS: usize = 32;
 
 /// Uploads read on the same replicas.
 struct Group {
@@ -152,6 +157,17 @@ impl Tally {
                 mask |= 1 << i;
             }
             *self.counts[i].entry(verdict).or_default() += 1;
+            if verdict == Verdict::Error {
+                let met = observations.iter().rev().find_map(|o| match &o.seen {
+                    Seen::Error(why) => Some(why.as_str()),
+                    _ => None,
+                });
+                let mut key = format!("{replica}: {}", met.unwrap_or("no answer"));
+                if self.errors.len() >= MAX_ERROR_REASONS && !self.errors.contains_key(&key) {
+                    key = "other reasons".to_owned();
+                }
+                *self.errors.entry(key).or_default() += 1;
+            }
             everywhere = match (everywhere, at) {
                 (Some(e), Some(a)) => Some(e.max(a)),
                 _ => None,
@@ -206,6 +222,7 @@ impl Tally {
             uploads: self.uploads,
             visible_everywhere,
             problems: self.problems,
+            errors: self.errors,
             ..Default::default()
         };
         let mut replicas: Vec<ReplicaCounts> = Vec::new();

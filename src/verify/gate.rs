@@ -7,7 +7,7 @@
 //! drops among zero sessions is not continuity, zero missing among zero
 //! uploads read back is not consistency.
 
-use crate::bundle::{CheckResult, Expectations, RunResults, Stats, ThresholdResult};
+use crate::bundle::{CheckResult, Expectations, RunResults, Stats, ThresholdResult, Verdict};
 use crate::scenario::threshold::{Kind, Threshold};
 use crate::scenario::Scenario;
 
@@ -177,6 +177,121 @@ fn count_list(counts: &std::collections::BTreeMap<String, u64>) -> String {
     parts.join("; ")
 }
 
+/// The built-in check that the scenario's requests mostly worked.
+pub const MOST_SUCCEEDED: &str = "most requests succeeded";
+
+/// The built-in check that every upload was read back on every replica.
+pub const UPLOADS_VERIFIABLE: &str = "uploads verifiable";
+
+/// Every upload could be read back, and on every replica: an upload whose
+/// answer named no stored object, or an (upload, replica) pair whose reads
+/// all failed (refused, error statuses, no answer) fails it — except on a
+/// replica chaos took down, where such pairs are stated, not failed. Pairs
+/// never read (the window closed before a read through the balancer reached
+/// that replica, or the read-back budget was spent) are stated with their
+/// count: the `attachments.unverified` threshold judges them.
+fn uploads_verifiable(expected: &Expectations, r: &RunResults) -> Option<CheckResult> {
+    let c = &r.consistency;
+    if !expected.uploads && c.unverifiable == 0 {
+        return None;
+    }
+    let victims: std::collections::BTreeSet<&str> = r
+        .chaos
+        .iter()
+        .flat_map(|ch| &ch.events)
+        .filter(|e| e.outcome == crate::bundle::Outcome::Done)
+        .flat_map(|e| e.target.iter().map(String::as_str))
+        .collect();
+    let count = |rc: &crate::bundle::ReplicaCounts, v| rc.verdicts.get(&v).copied().unwrap_or(0);
+    let errors_on = |rc: &crate::bundle::ReplicaCounts| {
+        let why: Vec<String> = c
+            .errors
+            .iter()
+            .filter_map(|(k, n)| {
+                let what = k.strip_prefix(rc.replica.as_str())?.strip_prefix(": ")?;
+                Some(format!("{what} {n}"))
+            })
+            .collect();
+        let n = count(rc, Verdict::Error);
+        if why.is_empty() {
+            format!("{} ({n} errors)", rc.replica)
+        } else {
+            format!("{} ({n} errors: {})", rc.replica, why.join(", "))
+        }
+    };
+    let pairs: u64 = c.verdicts.values().sum();
+    let (mut failing, mut excused, mut never) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut failing_n, mut excused_n, mut never_n) = (0, 0, 0);
+    for rc in &c.replicas {
+        let (error, unverified) = (count(rc, Verdict::Error), count(rc, Verdict::Unverified));
+        if unverified > 0 {
+            never_n += unverified;
+            never.push(format!("{} {unverified}", rc.replica));
+        }
+        if error == 0 {
+            continue;
+        }
+        if victims.contains(rc.replica.as_str()) {
+            excused_n += error;
+            excused.push(errors_on(rc));
+        } else {
+            failing_n += error;
+            failing.push(errors_on(rc));
+        }
+    }
+    let mut stated = String::new();
+    if excused_n > 0 {
+        stated += &format!(
+            "; {excused_n} pairs on replicas chaos took down could not be read: {}",
+            excused.join(", ")
+        );
+    }
+    if never_n > 0 {
+        stated += &format!(
+            "; {never_n} pairs were never read ({}): see attachments.unverified",
+            never.join(", ")
+        );
+    }
+    let (passed, detail) = if c.unverifiable > 0 {
+        (
+            false,
+            format!(
+                "{} of {} uploads could not be read back: {}",
+                c.unverifiable,
+                c.unverifiable + c.uploads,
+                count_list(&c.unverifiable_reasons)
+            ),
+        )
+    } else if c.uploads == 0 {
+        (
+            false,
+            "nothing measured: no upload succeeded, so none was read back".to_owned(),
+        )
+    } else if failing_n > 0 {
+        (
+            false,
+            format!(
+                "{failing_n} of {pairs} (upload, replica) pairs could not be read back: {}{stated}",
+                failing.join(", ")
+            ),
+        )
+    } else {
+        (
+            true,
+            format!(
+                "all {} uploads were read back, {} (upload, replica) pairs judged{stated}",
+                c.uploads,
+                pairs - excused_n - never_n
+            ),
+        )
+    };
+    Some(CheckResult {
+        name: UPLOADS_VERIFIABLE.into(),
+        passed,
+        detail,
+    })
+}
+
 /// The built-in checks every run gets, thresholds or not: that it produced
 /// evidence at all. A run where no request succeeded, a request the
 /// scenario needs was never sent, or an upload could not be verified does
@@ -198,18 +313,31 @@ pub fn checks(expected: &Expectations, r: &RunResults) -> Vec<CheckResult> {
         .filter(|s| s.failed > 0)
         .map(|s| format!("{}: {}", s.name, s.failures_text()))
         .collect();
+    // More than half: a run whose requests mostly failed says nothing of
+    // the cluster's latency or consistency, whatever its thresholds say.
+    let most = succeeded > 0 && succeeded * 2 > issued;
+    let share = |n: u64| 100.0 * n as f64 / issued.max(1) as f64;
     out.push(CheckResult {
-        name: "requests succeeded".into(),
-        passed: succeeded > 0,
-        detail: if succeeded > 0 {
-            format!("{succeeded} of {issued} of the scenario's requests sent succeeded")
+        name: MOST_SUCCEEDED.into(),
+        passed: most,
+        detail: if most {
+            format!(
+                "{succeeded} of {issued} ({:.1}%) of the scenario's requests sent succeeded (more than half must; error thresholds judge the rest)",
+                share(succeeded)
+            )
         } else if issued == 0 {
             format!(
                 "nothing measured: none of the scenario's requests was sent ({} steps could not be sent)",
                 r.totals.not_sent
             )
-        } else {
+        } else if succeeded == 0 {
             format!("none of {issued} of the scenario's requests sent succeeded ({})", failures.join("; "))
+        } else {
+            format!(
+                "only {succeeded} of {issued} ({:.1}%) of the scenario's requests sent succeeded: most failed ({})",
+                share(succeeded),
+                failures.join("; ")
+            )
         },
     });
     let never: Vec<String> = expected
@@ -240,25 +368,8 @@ pub fn checks(expected: &Expectations, r: &RunResults) -> Vec<CheckResult> {
             )
         },
     });
-    let c = &r.consistency;
-    if expected.uploads || c.unverifiable > 0 {
-        let passed = c.unverifiable == 0 && c.uploads > 0;
-        out.push(CheckResult {
-            name: "uploads verifiable".into(),
-            passed,
-            detail: if c.unverifiable > 0 {
-                format!(
-                    "{} of {} uploads could not be read back: {}",
-                    c.unverifiable,
-                    c.unverifiable + c.uploads,
-                    count_list(&c.unverifiable_reasons)
-                )
-            } else if c.uploads == 0 {
-                "nothing measured: no upload succeeded, so none was read back".to_owned()
-            } else {
-                format!("all {} uploads were read back", c.uploads)
-            },
-        });
+    if let Some(check) = uploads_verifiable(expected, r) {
+        out.push(check);
     }
     out
 }
@@ -312,6 +423,7 @@ mod tests {
             },
             requests: vec![search],
             replicas: vec![],
+            attribution: Default::default(),
             cells: vec![],
             timeline: vec![],
             request_timelines: vec![],
@@ -383,8 +495,32 @@ mod tests {
         let first = &checks(&expected, &r)[0];
         assert!(!first.passed, "{first:?}");
         assert!(first.detail.contains("none of 100 of the scenario's requests sent succeeded (search: 100 failed (http_5xx 100)"), "{}", first.detail);
-        r.requests[0].ok = 1;
-        assert!(checks(&expected, &r)[0].passed);
+        // The report that found it: 5 of 328 succeeded read as a pass.
+        r.requests[0].ok = 5;
+        r.requests[0].failed = 323;
+        r.requests[0].issued = 328;
+        let first = &checks(&expected, &r)[0];
+        assert!(!first.passed, "{first:?}");
+        assert_eq!(first.name, MOST_SUCCEEDED);
+        assert!(
+            first.detail.starts_with("only 5 of 328 (1.5%) of the scenario's requests sent succeeded: most failed (search:"),
+            "{}",
+            first.detail
+        );
+        r.requests[0].ok = 165;
+        r.requests[0].failed = 163;
+        let first = &checks(&expected, &r)[0];
+        assert!(first.passed, "{first:?}");
+        assert!(
+            first.detail.contains("165 of 328 (50.3%)"),
+            "{}",
+            first.detail
+        );
+        assert!(
+            first.detail.contains("more than half must"),
+            "{}",
+            first.detail
+        );
         // Nothing of the scenario's sent at all: nothing measured, not a pass.
         let mut silent = r.clone();
         silent.requests[0] = Stats {
@@ -414,6 +550,86 @@ mod tests {
                     .detail
                     .contains("never sent: register (no user reached it)"),
             "{sent:?}"
+        );
+    }
+
+    fn pairs(replica: &str, verdicts: &[(Verdict, u64)]) -> crate::bundle::ReplicaCounts {
+        crate::bundle::ReplicaCounts {
+            replica: replica.into(),
+            verdicts: verdicts.iter().copied().collect(),
+        }
+    }
+
+    /// Uploads read back on every replica pass; pairs no read could judge
+    /// fail, saying how many, where and why — unless chaos took that
+    /// replica down, where they are stated.
+    #[test]
+    fn uploads_verifiable_never_passes_over_pairs_nobody_judged() {
+        let expected = Expectations {
+            scenario_requests: vec!["search".into()],
+            requests: vec!["search".into()],
+            uploads: true,
+        };
+        let mut r = results();
+        r.consistency.uploads = 225;
+        r.consistency.replicas = vec![
+            pairs("r1", &[(Verdict::Ok, 225)]),
+            pairs(
+                "r2",
+                &[
+                    (Verdict::Ok, 10),
+                    (Verdict::Error, 151),
+                    (Verdict::Unverified, 64),
+                ],
+            ),
+        ];
+        r.consistency.verdicts = [
+            (Verdict::Ok, 235),
+            (Verdict::Error, 151),
+            (Verdict::Unverified, 64),
+        ]
+        .into();
+        r.consistency.errors = [
+            ("r2: connect".to_owned(), 150),
+            ("r2: status 502".to_owned(), 1),
+        ]
+        .into();
+        let check = uploads_verifiable(&expected, &r).unwrap();
+        assert!(!check.passed, "{check:?}");
+        assert_eq!(
+            check.detail,
+            "151 of 450 (upload, replica) pairs could not be read back: r2 (151 errors: connect 150, status 502 1); 64 pairs were never read (r2 64): see attachments.unverified"
+        );
+        // The same pairs on a replica chaos killed: stated, not failed.
+        r.chaos = Some(crate::bundle::ChaosReport {
+            events: vec![crate::bundle::ChaosEvent {
+                at_s: 3.0,
+                action: "kill-pod random".into(),
+                target: vec!["r2".into()],
+                outcome: crate::bundle::Outcome::Done,
+                answer: String::new(),
+                ready_before: None,
+                ready_after_s: None,
+                watched: true,
+                impact: None,
+            }],
+            ..Default::default()
+        });
+        let check = uploads_verifiable(&expected, &r).unwrap();
+        assert!(check.passed, "{check:?}");
+        assert_eq!(
+            check.detail,
+            "all 225 uploads were read back, 235 (upload, replica) pairs judged; 151 pairs on replicas chaos took down could not be read: r2 (151 errors: connect 150, status 502 1); 64 pairs were never read (r2 64): see attachments.unverified"
+        );
+        // Every pair judged: a plain pass.
+        r.chaos = None;
+        r.consistency.replicas[1] = pairs("r2", &[(Verdict::Ok, 200), (Verdict::Missing, 25)]);
+        r.consistency.verdicts = [(Verdict::Ok, 425), (Verdict::Missing, 25)].into();
+        let check = uploads_verifiable(&expected, &r).unwrap();
+        assert!(check.passed, "{check:?}");
+        assert_eq!(
+            check.detail,
+            "all 225 uploads were read back, 450 (upload, replica) pairs judged"
         );
     }
 

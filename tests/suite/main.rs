@@ -20,6 +20,7 @@ mod evidence;
 mod external;
 mod gate;
 mod isolation;
+mod nginx;
 mod openfhir;
 mod reports;
 mod scenarios;

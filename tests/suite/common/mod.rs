@@ -420,3 +420,52 @@ poll = "25ms"
         replicas.join(", ")
     )
 }
+
+/// A real nginx (Debian's) in front of `upstreams` (loopback ports), round
+/// robin, naming the upstream that answered as nginx users do:
+/// `add_header X-Upstream $upstream_addr` — after a retry it names several.
+/// `dead` is an upstream nothing listens on, tried in turn like the others
+/// (connection refused, then the next one: a retry on every fourth request).
+pub async fn nginx(upstreams: &[u16], dead: Option<u16>) -> Option<Server> {
+    let bin = program("nginx")?;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let port = free_port();
+    let mut servers = String::new();
+    if let Some(p) = dead {
+        servers += &format!("    server 127.0.0.1:{p} max_fails=0;\n");
+    }
+    for p in upstreams {
+        servers += &format!("    server 127.0.0.1:{p} max_fails=0;\n");
+    }
+    let cfg = format!(
+        "worker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n  access_log {d}/access.log;\n\
+           client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
+           uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+           client_body_buffer_size 1m; client_max_body_size 10m; proxy_max_temp_file_size 0;\n\
+           upstream replicas {{\n{servers}  }}\n\
+           server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
+               proxy_pass http://replicas;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n\
+               proxy_next_upstream error timeout;\n      proxy_connect_timeout 2s;\n\
+               add_header X-Upstream $upstream_addr always;\n    }}\n  }}\n}}\n"
+    );
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, cfg).unwrap();
+    let child = std::process::Command::new(bin)
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&path)
+        .args(["-g", "daemon off;"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("nginx starts");
+    wait_for_port(port).await;
+    Some(Server {
+        child,
+        _dir: dir,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
