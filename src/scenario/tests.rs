@@ -491,3 +491,68 @@ fn an_expectation_path_with_an_unclosed_bracket() {
         "`[` is never closed",
     );
 }
+
+/// `[verify] replicas`: a URL, or a table naming the value the replica
+/// header gives for it; both load, and a mistake in either is refused at
+/// the entry's own line.
+#[test]
+fn verify_replicas_are_urls_or_tables_with_the_name_they_answer_as() {
+    let text = format!(
+        "{GOOD}\n[verify]\nreplicas = [\n  \"http://127.0.0.1:9001/\",\n  {{ url = \"http://127.0.0.1:9002\", answers_as = \"hapi-1\" }},\n]\nbudget = 2.5\n"
+    );
+    let s = Scenario::from_text(&path(), &text).unwrap();
+    assert_eq!(
+        s.verify.replicas,
+        [
+            DirectReplica {
+                url: "http://127.0.0.1:9001".into(),
+                answers_as: None
+            },
+            DirectReplica {
+                url: "http://127.0.0.1:9002".into(),
+                answers_as: Some("hapi-1".into())
+            },
+        ]
+    );
+    assert_eq!(s.verify.budget, 2.5);
+    assert_eq!(Scenario::from_text(&path(), GOOD).unwrap().verify.budget, 1.0);
+    let refused = |entries: &str, marker: &str, expected: &str| {
+        let text = format!("{GOOD}\n[verify]\nreplicas = [\n{entries}\n]\n");
+        let err = Scenario::from_text(&path(), &text).expect_err(entries);
+        let line = text.lines().position(|l| l.contains(marker)).unwrap() + 1;
+        assert_eq!(err.line, Some(line), "{err}");
+        assert!(err.message.contains(expected), "{err}");
+    };
+    refused(
+        "  { url = \"http://127.0.0.1:9001\", answers_as = \"a\" },\n  { url = \"http://127.0.0.1:9002\", answers_as = \"a\" },",
+        "9002",
+        "two replicas answer as \"a\"",
+    );
+    refused(
+        "  \"http://127.0.0.1:9001\",\n  \"http://127.0.0.1:9001/\",",
+        "9001/",
+        "listed twice",
+    );
+    refused("  \"ftp://127.0.0.1:9001\",", "ftp", "must be http or https");
+    refused(
+        "  { url = \"http://127.0.0.1:9001\", answer_as = \"a\" },",
+        "answer_as",
+        "unknown field `answer_as`",
+    );
+    let text = format!("{GOOD}\n[verify]\nbudget = 0\n");
+    let err = Scenario::from_text(&path(), &text).unwrap_err();
+    assert!(err.message.contains("verify.budget: 0 is out of range"), "{err}");
+    assert_eq!(err.line, text.lines().position(|l| l.starts_with("budget")).map(|i| i + 1));
+}
+
+#[test]
+fn a_replica_on_the_command_line_may_carry_its_name() {
+    assert_eq!(
+        DirectReplica::parse_arg("hapi-0=http://10.0.0.1:8080"),
+        (Some("hapi-0"), "http://10.0.0.1:8080")
+    );
+    assert_eq!(
+        DirectReplica::parse_arg("http://10.0.0.1:8080/?a=b"),
+        (None, "http://10.0.0.1:8080/?a=b")
+    );
+}
