@@ -143,7 +143,12 @@ async fn dispatch(command: Command) -> Outcome {
             let mut all_good = true;
             for path in scenarios {
                 match surge::scenario::Scenario::load(&path) {
-                    Ok(s) => println!("{}: ok ({})", path.display(), s.outline()),
+                    Ok(s) => {
+                        for warning in &s.warnings {
+                            eprintln!("{warning}");
+                        }
+                        println!("{}: ok ({})", path.display(), s.outline())
+                    }
                     Err(e) => {
                         eprintln!("{e}");
                         all_good = false;

@@ -37,21 +37,24 @@ pub enum Body {
 }
 
 /// Content made fresh for each request, so a stale copy cannot pass for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generated {
     /// What it looks like.
     pub kind: ContentKind,
     /// How many bytes.
     pub size: u64,
+    /// The request's `content_type`, sent instead of the kind's own.
+    pub content_type: Option<String>,
 }
 
 impl Generated {
-    /// Its content type.
-    pub fn content_type(&self) -> &'static str {
-        match self.kind {
-            ContentKind::Bin => "application/octet-stream",
-            ContentKind::Pdf => "application/pdf",
-            ContentKind::Text => "text/plain",
+    /// Its content type: the request's `content_type`, else the kind's.
+    pub fn content_type(&self) -> &str {
+        match (&self.content_type, self.kind) {
+            (Some(given), _) => given,
+            (None, ContentKind::Bin) => "application/octet-stream",
+            (None, ContentKind::Pdf) => "application/pdf",
+            (None, ContentKind::Text) => "text/plain",
         }
     }
 
@@ -246,7 +249,11 @@ mod generated_tests {
     #[test]
     fn generated_content_has_its_size_and_kind_and_is_new_each_time() {
         for kind in [ContentKind::Bin, ContentKind::Pdf, ContentKind::Text] {
-            let g = Generated { kind, size: 4096 };
+            let g = Generated {
+                kind,
+                size: 4096,
+                content_type: None,
+            };
             let (a, b) = (g.make(), g.make());
             assert_eq!(a.len(), 4096);
             assert_ne!(a, b, "{kind:?} content must differ between uploads");
@@ -254,6 +261,7 @@ mod generated_tests {
         let pdf = Generated {
             kind: ContentKind::Pdf,
             size: 64,
+            content_type: None,
         }
         .make();
         assert!(pdf.starts_with(b"%PDF-1.4") && pdf.ends_with(b"%%EOF\n"));

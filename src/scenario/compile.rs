@@ -36,8 +36,31 @@ pub(super) fn find_table(text: &str, name: &str) -> Option<std::ops::Range<usize
     None
 }
 
+/// Where `needle` is first written inside the `[name]` table (its
+/// sub-tables included), for an error about one value in it.
+pub(super) fn find_in_table(
+    text: &str,
+    name: &str,
+    needle: &str,
+) -> Option<std::ops::Range<usize>> {
+    let start = find_table(text, name)?.start;
+    let sub = format!("[{name}.");
+    let mut offset = start;
+    for (n, line) in text[start..].split_inclusive('\n').enumerate() {
+        let head = line.trim_start();
+        if n > 0 && head.starts_with('[') && !head.starts_with(&sub) {
+            break;
+        }
+        if let Some(at) = line.find(needle) {
+            return Some(offset + at..offset + at + needle.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
 /// An error message with the place it is about, when known.
-type Located = (Option<Range<usize>>, String);
+pub(super) type Located = (Option<Range<usize>>, String);
 
 pub(super) fn compile_target(t: &model::Target) -> Result<TargetSpec, Located> {
     let base = t.base_url.get_ref();
@@ -67,7 +90,7 @@ pub(super) fn compile_target(t: &model::Target) -> Result<TargetSpec, Located> {
     Ok(TargetSpec {
         base_url: base.trim_end_matches('/').to_owned(),
         replica,
-        tls_verify: t.tls_verify,
+        tls_verify: t.tls_verify.as_ref().is_none_or(|v| *v.get_ref()),
         timeout: t.timeout.0,
         control: t.control.as_ref().map(|c| c.get_ref().clone()),
     })

@@ -8,6 +8,7 @@
 //! column. The format is documented in `scenarios/README.md`.
 
 mod body;
+mod captures;
 pub mod chaos;
 mod compile;
 mod error;
@@ -81,6 +82,9 @@ pub struct Scenario {
     pub chaos: Option<chaos::ChaosPlan>,
     /// The part of the test this process runs (the whole test by default).
     pub shard: shard::Shard,
+    /// What `surge check` warns about without refusing the file (TLS
+    /// certificates left unverified), each at its place.
+    pub warnings: Vec<ScenarioError>,
 }
 
 /// Subjects a threshold may name besides a request.
@@ -204,8 +208,24 @@ impl Scenario {
         let mut index = HashMap::new();
         for (name, def) in &file.requests {
             let span = Some(def.span());
-            let spec =
-                compile_request(name, def.get_ref(), &fixtures).map_err(|e| at(span.clone(), e))?;
+            let header = content_type_header(name, def.get_ref()).map_err(|e| {
+                let written = def.get_ref().content_type.as_ref().map(|c| c.span());
+                let key = content_type_key(def.get_ref())
+                    .and_then(|k| find_in_table(text, &format!("requests.{name}"), k));
+                at(written.or(key).or(span.clone()), e)
+            })?;
+            let spec = compile_request(name, def.get_ref(), &fixtures, header)
+                .map_err(|e| at(span.clone(), e))?;
+            let paths = std::iter::once(("path", &def.get_ref().path)).chain(
+                def.get_ref()
+                    .consistency
+                    .iter()
+                    .map(|c| ("consistency.read", &c.read)),
+            );
+            for (what, path) in paths {
+                check_path(&format!("request `{name}`: {what}"), path.get_ref())
+                    .map_err(|e| at(Some(path.span()), e))?;
+            }
             if let Err((path, why)) = check_json_paths(&spec) {
                 // Point at the path itself, where it is written in this request.
                 // (toml's span of a table value is not always the table's.)
@@ -220,6 +240,13 @@ impl Scenario {
             index.insert(name.clone(), requests.len());
             requests.push(spec);
         }
+        if let Err((request, var, e)) = captures::check_circles(&requests) {
+            // Point at the placeholder where the request writes it, if it does.
+            let name = &requests[request].name;
+            let place = find_in_table(text, &format!("requests.{name}"), &format!("${{{var}}}"))
+                .or_else(|| file.requests.get(name).map(|d| d.span()));
+            return Err(at(place, e));
+        }
 
         if file.personas.is_empty() {
             return Err(at(
@@ -227,25 +254,37 @@ impl Scenario {
                 "no personas: add at least one [[personas]] with steps".into(),
             ));
         }
-        let mut personas = Vec::new();
+        let mut personas: Vec<PersonaSpec> = Vec::new();
         for persona in &file.personas {
             let span = Some(persona.span());
             let p = persona.get_ref();
+            if personas.iter().any(|q| &q.name == p.name.get_ref()) {
+                return Err(at(
+                    Some(p.name.span()),
+                    format!(
+                        "persona `{}` is defined twice: each persona needs a name of its own (reports and --persona NAME=WEIGHT tell them apart by it)",
+                        p.name.get_ref()
+                    ),
+                ));
+            }
             if p.weight == 0 || p.weight > limits::MAX_WEIGHT {
                 return Err(at(
                     span,
                     format!(
                         "persona `{}` has weight {}: expected a weight from 1 to {}",
-                        p.name,
+                        p.name.get_ref(),
                         p.weight,
                         limits::MAX_WEIGHT
                     ),
                 ));
             }
             if p.steps.is_empty() {
-                return Err(at(span, format!("persona `{}` has no steps", p.name)));
+                return Err(at(
+                    span,
+                    format!("persona `{}` has no steps", p.name.get_ref()),
+                ));
             }
-            let steps = p
+            let steps: Vec<StepSpec> = p
                 .steps
                 .iter()
                 .map(|step| {
@@ -260,8 +299,9 @@ impl Scenario {
                     Ok(StepSpec { request, think: step.think, repeat })
                 })
                 .collect::<Result<_, ScenarioError>>()?;
+            captures::check_order(p, &steps, &requests).map_err(|(span, e)| at(span, e))?;
             personas.push(PersonaSpec {
-                name: p.name.clone(),
+                name: p.name.get_ref().clone(),
                 weight: p.weight,
                 steps,
             });
@@ -323,13 +363,13 @@ impl Scenario {
             .transpose()
             .map_err(|(span, e)| at(span.or(find_table(text, "chaos")), e))?;
 
-        let name = &file.scenario.name;
+        let name = file.scenario.name.get_ref();
         if name.trim().is_empty()
             || name.chars().count() > limits::MAX_NAME
             || name.chars().any(char::is_control)
         {
             return Err(at(
-                find_table(text, "scenario"),
+                Some(file.scenario.name.span()),
                 format!(
                     "scenario.name must be 1 to {} characters without control characters (it names the bundle folder); this one has {}",
                     limits::MAX_NAME,
@@ -338,8 +378,11 @@ impl Scenario {
             ));
         }
         if let Some(chaos) = &chaos {
-            chaos::check_timing(&chaos.actions, load.duration())
-                .map_err(|e| at(find_table(text, "chaos"), e))?;
+            chaos::check_timing(&chaos.actions, load.duration()).map_err(|e| {
+                let def = file.chaos.as_ref().expect("compiled from it");
+                let place = chaos::late_action_place(def, chaos, load.duration());
+                at(place.or_else(|| find_table(text, "chaos")), e)
+            })?;
             // The file says where chaos runs: it must pass the safety rules
             // as written (the command line may still add the selector or
             // namespace to a file that names neither).
@@ -349,13 +392,37 @@ impl Scenario {
                     &kubernetes,
                     std::slice::from_ref(&kubernetes.namespace),
                 )
-                .map_err(|e| at(find_table(text, "kubernetes"), format!("chaos: {e}")))?;
+                .map_err(|e| {
+                    // A system namespace is the namespace's fault; the rest
+                    // is about the table (a key it lacks).
+                    let namespace = file.kubernetes.as_ref().and_then(|k| k.namespace.as_ref());
+                    let place = namespace
+                        .filter(|n| chaos::FORBIDDEN_NAMESPACES.contains(&n.get_ref().as_str()))
+                        .map(|n| n.span());
+                    at(
+                        place.or_else(|| find_table(text, "kubernetes")),
+                        format!("chaos: {e}"),
+                    )
+                })?;
             }
         }
 
+        let mut warnings = Vec::new();
+        if let Some(off) = file
+            .target
+            .get_ref()
+            .tls_verify
+            .as_ref()
+            .filter(|v| !v.get_ref())
+        {
+            warnings.push(at(
+                Some(off.span()),
+                "warning: tls_verify = false: TLS certificates will not be verified, so nothing tells the target from an impostor (every report says so); remove it to verify them".into(),
+            ));
+        }
         let scenario = Scenario {
             path: path.to_path_buf(),
-            name: file.scenario.name,
+            name: file.scenario.name.into_inner(),
             description: file.scenario.description,
             target,
             auth,
@@ -369,6 +436,7 @@ impl Scenario {
             kubernetes,
             chaos,
             shard: shard::Shard::default(),
+            warnings,
         };
         scenario
             .check_generated_memory()

@@ -176,7 +176,7 @@ pub struct ConsistencyDef {
     /// Where the answer names the stored object: a JSON path or `header:Name`.
     pub id: String,
     /// Path that reads it back; `${id}` is the id.
-    pub read: Template,
+    pub read: Spanned<Template>,
     /// Method of the read-back (default GET; POST for a probe such as a mapping call).
     #[serde(default)]
     pub method: Option<Method>,
@@ -243,7 +243,7 @@ pub enum OnDrop {
 #[serde(deny_unknown_fields)]
 pub struct Meta {
     /// Short name, used in run ids.
-    pub name: String,
+    pub name: Spanned<String>,
     /// What the scenario models.
     #[serde(default)]
     pub description: String,
@@ -268,9 +268,10 @@ pub struct Target {
     /// Sticky cookie whose value names the replica (e.g. `openmrs_session`).
     #[serde(default)]
     pub replica_cookie: Option<String>,
-    /// Verify TLS certificates (on unless turned off).
-    #[serde(default = "yes")]
-    pub tls_verify: bool,
+    /// Verify TLS certificates (on unless turned off; `surge check` warns
+    /// when it is off).
+    #[serde(default)]
+    pub tls_verify: Option<Spanned<bool>>,
     /// Per-request timeout (1ms to 1h).
     #[serde(default = "default_timeout")]
     pub timeout: Bounded<1, 3_600_000>,
@@ -472,8 +473,8 @@ pub struct ClosedStage {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Persona {
-    /// Name, for reports.
-    pub name: String,
+    /// Name, for reports (one persona per name).
+    pub name: Spanned<String>,
     /// Relative weight among personas.
     #[serde(default = "one")]
     pub weight: u32,
@@ -544,7 +545,7 @@ pub struct RequestDef {
     #[serde(default = "get")]
     pub method: Method,
     /// Path (joined to the base URL) or a full URL.
-    pub path: Template,
+    pub path: Spanned<Template>,
     /// Extra headers.
     #[serde(default)]
     pub headers: BTreeMap<String, Template>,
@@ -563,9 +564,10 @@ pub struct RequestDef {
     /// A raw body from a fixtures file, sent with `content_type`.
     #[serde(default)]
     pub body_file: Option<String>,
-    /// Content type of `body_file` or `body_template`.
+    /// Content type of the body (any kind but multipart, whose parts say
+    /// their own).
     #[serde(default)]
-    pub content_type: Option<String>,
+    pub content_type: Option<Spanned<String>>,
     /// A text body from a fixtures file whose `${...}` placeholders are
     /// filled per request (e.g. a template with a `${uuid}` id).
     #[serde(default)]

@@ -29,10 +29,13 @@ pub(super) fn check_json_paths(spec: &RequestSpec) -> Result<(), (String, String
     Ok(())
 }
 
+/// Compiles a request; `header` is the Content-Type header its
+/// `content_type` adds, from [`content_type_header`].
 pub(super) fn compile_request(
     name: &str,
     def: &RequestDef,
     fixtures: &Path,
+    header: Option<(String, Template)>,
 ) -> Result<RequestSpec, String> {
     let bodies = [
         def.json.is_some(),
@@ -48,11 +51,7 @@ pub(super) fn compile_request(
             "request `{name}` has more than one body: expected at most one of json, json_file, form, multipart, body_file, body_template, generate"
         ));
     }
-    if def.content_type.is_some() && def.body_file.is_none() && def.body_template.is_none() {
-        return Err(format!(
-            "request `{name}`: content_type goes with body_file or body_template"
-        ));
-    }
+    let given = def.content_type.as_ref().map(|c| c.get_ref().clone());
     let body = if let Some(value) = &def.json {
         let json =
             serde_json::to_value(value).map_err(|e| format!("request `{name}`: json body: {e}"))?;
@@ -72,7 +71,7 @@ pub(super) fn compile_request(
                     let g = part.generate.expect("checked just above");
                     Part::Generated {
                         name: part.name.clone(),
-                        content: Generated { kind: g.kind, size: g.size.0 },
+                        content: Generated { kind: g.kind, size: g.size.0, content_type: None },
                     }
                 }
                 (Some(value), None) if part.content_type.is_none() && part.generate.is_none() => Part::Text {
@@ -101,24 +100,19 @@ pub(super) fn compile_request(
         Body::Text {
             template: Template::parse(&text)
                 .map_err(|e| format!("request `{name}`: body_template {file:?}: {e}"))?,
-            content_type: def
-                .content_type
-                .clone()
-                .unwrap_or_else(|| "text/plain".into()),
+            content_type: given.unwrap_or_else(|| "text/plain".into()),
         }
     } else if let Some(file) = &def.body_file {
         Body::Raw {
             bytes: read_fixture(fixtures, file)?.into(),
-            content_type: def
-                .content_type
-                .clone()
-                .unwrap_or_else(|| "application/octet-stream".into()),
+            content_type: given.unwrap_or_else(|| "application/octet-stream".into()),
         }
     } else if let Some(g) = &def.generate {
         Body::Generated {
             content: Generated {
                 kind: g.kind,
                 size: g.size.0,
+                content_type: given,
             },
         }
     } else {
@@ -133,7 +127,7 @@ pub(super) fn compile_request(
         }
         Some(c) => Some(ConsistencySpec {
             id: capture_source(name, "consistency.id", &c.id)?,
-            read: c.read.clone(),
+            read: c.read.get_ref().clone(),
             rule: read_rule(name, c, fixtures)?,
         }),
     };
@@ -155,11 +149,12 @@ pub(super) fn compile_request(
     Ok(RequestSpec {
         name: name.to_owned(),
         method: def.method,
-        path: def.path.clone(),
+        path: def.path.get_ref().clone(),
         headers: def
             .headers
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(header)
             .collect(),
         body,
         expect: Expect {
@@ -175,6 +170,91 @@ pub(super) fn compile_request(
         rebase: def.rebase,
         optional: def.optional,
     })
+}
+
+/// Checks `content_type` and a `Content-Type` header against the body, and
+/// gives the header to add for a JSON or form body: reqwest sets those
+/// bodies' type only when no header says one. (A body_file, body_template
+/// or generated body carries its content type itself; a multipart body's
+/// Content-Type names its part boundary.)
+pub(super) fn content_type_header(
+    name: &str,
+    def: &RequestDef,
+) -> Result<Option<(String, Template)>, String> {
+    let header = content_type_key(def);
+    let sets_its_own =
+        def.body_file.is_some() || def.body_template.is_some() || def.generate.is_some();
+    let has_body = sets_its_own
+        || def.json.is_some()
+        || def.json_file.is_some()
+        || def.form.is_some()
+        || def.multipart.is_some();
+    match (def.content_type.as_ref().map(|c| c.get_ref()), header) {
+        (Some(_), Some(h)) => Err(format!(
+            "request `{name}`: give content_type or a `{h}` header, not both"
+        )),
+        (Some(_), None) if def.multipart.is_some() => Err(format!(
+            "request `{name}`: content_type does not apply to a multipart body (its Content-Type carries the part boundary): give each part its own content_type"
+        )),
+        (Some(_), None) if !has_body => Err(format!(
+            "request `{name}`: content_type says what the body is, and this request has no body (json, json_file, form, body_file, body_template or generate)"
+        )),
+        (Some(ct), None) if ct.trim().is_empty() || reqwest::header::HeaderValue::from_str(ct).is_err() => Err(format!(
+            "request `{name}`: content_type {ct:?} is not a header value: expected e.g. \"application/fhir+json\""
+        )),
+        (Some(ct), None) if !sets_its_own => {
+            Ok(Some(("Content-Type".to_owned(), Template::literal(ct))))
+        }
+        (None, Some(h)) if sets_its_own => Err(format!(
+            "request `{name}`: surge sets this body's Content-Type itself, so the `{h}` header would be sent twice: write content_type = \"...\" instead"
+        )),
+        (None, Some(h)) if def.multipart.is_some() => Err(format!(
+            "request `{name}`: a multipart body's Content-Type carries its part boundary: remove the `{h}` header (each part may give its own content_type)"
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// The request's `Content-Type` header key as written, if it has one.
+pub(super) fn content_type_key(def: &RequestDef) -> Option<&String> {
+    def.headers
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("content-type"))
+}
+
+/// A request path must reach the target: a path from its root (`/...`),
+/// joined to `target.base_url`, or a full `http://` / `https://` URL
+/// (kept as it is). A path that starts with a placeholder may render to
+/// either (a paging link, a feeder's URL), so it is taken as written.
+pub(super) fn check_path(what: &str, path: &Template) -> Result<(), String> {
+    let shown = match path.segments().first() {
+        Some(Segment::Var(_) | Segment::Feeder { .. }) => return Ok(()),
+        Some(Segment::Literal(text))
+            if text.starts_with('/')
+                || text.starts_with("http://")
+                || text.starts_with("https://") =>
+        {
+            return Ok(())
+        }
+        // A value from the environment may be a secret: never shown.
+        _ if path.is_from_env() => String::new(),
+        _ => {
+            let written: String = path
+                .segments()
+                .iter()
+                .map(|s| match s {
+                    Segment::Literal(text) => text.replace("${", "$${"),
+                    Segment::Var(var) => format!("${{{var}}}"),
+                    Segment::Feeder { feeder, column } => format!("${{{feeder}.{column}}}"),
+                    Segment::Uuid => "${uuid}".to_owned(),
+                })
+                .collect();
+            format!(" {written:?}")
+        }
+    };
+    Err(format!(
+        "{what}{shown} does not start with `/`: expected a path from the root (\"/openmrs/ws/rest/v1/patient\", joined to target.base_url) or a full http:// or https:// URL"
+    ))
 }
 
 pub(super) fn read_rule(
@@ -242,6 +322,7 @@ pub(super) fn check_placeholders(
         .chain(spec.headers.iter().map(|(_, t)| t))
         .chain(spec.body.templates());
     for template in templates {
+        let is_read = read.is_some_and(|r| std::ptr::eq(r, template));
         for segment in template.segments() {
             match segment {
                 Segment::Feeder { feeder, column } => {
@@ -258,7 +339,7 @@ pub(super) fn check_placeholders(
                     }
                 }
                 // `${id}` in a read-back path is the stored object's id.
-                Segment::Var(var) if var == "id" && spec.consistency.as_ref().is_some_and(|c| c.read.segments().contains(segment)) => {}
+                Segment::Var(var) if var == "id" && is_read => {}
                 Segment::Var(var) if !captured.contains(var.as_str()) => {
                     return Err(format!(
                         "request `{}` uses `${{{var}}}` but no request captures `{var}` (add capture = {{ {var} = \"json.path\" }})",

@@ -108,6 +108,18 @@ impl Template {
         Ok(Template { segments, has_env })
     }
 
+    /// Text sent as it is, placeholders or not (a content type).
+    pub fn literal(text: &str) -> Self {
+        Template {
+            segments: if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![Segment::Literal(text.to_owned())]
+            },
+            has_env: false,
+        }
+    }
+
     /// Parses with the process environment.
     pub fn parse(text: &str) -> Result<Self, String> {
         Self::parse_with(text, |name| std::env::var(name).ok())

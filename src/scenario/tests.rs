@@ -4,6 +4,9 @@
 use super::*;
 use std::path::PathBuf;
 
+/// Inputs `surge check` used to accept (issue 23).
+mod inputs;
+
 const GOOD: &str = r#"[scenario]
 name = "t"
 

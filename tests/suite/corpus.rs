@@ -51,6 +51,46 @@ fn every_bad_scenario_is_refused_with_its_line_and_what_was_expected() {
     }
 }
 
+/// A file that turns certificate checks off passes `check` (exit 0), with
+/// a warning at the key saying what that means; one that leaves them on
+/// passes without it.
+#[test]
+fn tls_verify_false_passes_check_with_a_warning_at_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    for verify in [false, true] {
+        let body = format!(
+            "[target]\nbase_url = \"https://127.0.0.1:8443\"\ntls_verify = {verify}\n\n\
+             [load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 1\nhold = \"1s\"\n\n\
+             [[personas]]\nname = \"visitor\"\nsteps = [{{ request = \"home\" }}]\n\n\
+             [requests.home]\npath = \"/\"\n"
+        );
+        let path = scenario_file(dir.path(), &format!("tls-{verify}"), &body);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("tls_verify"))
+            .unwrap()
+            + 1;
+        let out = Command::new(surge_bin())
+            .arg("check")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(": ok ("));
+        if verify {
+            assert!(stderr.is_empty(), "{stderr}");
+        } else {
+            let want = format!(
+                "{}:{line}:14: warning: tls_verify = false: TLS certificates will not be verified",
+                path.display()
+            );
+            assert!(stderr.contains(&want), "wants {want:?}: {stderr}");
+        }
+    }
+}
+
 /// A seeded, bounded mutation run (the property: `check` never panics and
 /// every refusal says something). Documented in the README; raise
 /// `SURGE_MUTATIONS` to run longer.

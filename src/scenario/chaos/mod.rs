@@ -12,7 +12,7 @@ use toml::Spanned;
 #[serde(deny_unknown_fields)]
 pub struct KubernetesDef {
     /// Namespace of the workload (required for any action).
-    pub namespace: Option<String>,
+    pub namespace: Option<Spanned<String>>,
     /// Label selector of its pods, e.g. `app=openmrs` (required for any action).
     pub selector: Option<String>,
     /// `deployment/NAME` or `statefulset/NAME`: watched for ready replicas,
@@ -72,11 +72,11 @@ pub struct ActionDef {
     /// For `exec`: a shell command, run with `sh -c`.
     pub command: Option<String>,
     /// Once, this long after the load starts.
-    pub at: Option<Dur>,
+    pub at: Option<Spanned<Dur>>,
     /// Repeatedly, this often.
-    pub every: Option<Dur>,
+    pub every: Option<Spanned<Dur>>,
     /// With `every`: the first time (default: one period in).
-    pub from: Option<Dur>,
+    pub from: Option<Spanned<Dur>>,
 }
 
 /// Which backend carries out pod actions.
@@ -251,7 +251,11 @@ pub fn compile_kubernetes(def: &KubernetesDef) -> Result<KubeTarget, String> {
         .map(|w| parse_workload(w.get_ref()))
         .transpose()?;
     Ok(KubeTarget {
-        namespace: def.namespace.clone().unwrap_or_default(),
+        namespace: def
+            .namespace
+            .as_ref()
+            .map(|n| n.get_ref().clone())
+            .unwrap_or_default(),
         selector: def.selector.clone().unwrap_or_default(),
         workload,
         hpa: def.hpa.clone(),
@@ -353,14 +357,15 @@ fn compile_action(a: &ActionDef) -> Result<Scheduled, String> {
             ))
         }
     };
-    let when = match (a.at, a.every) {
+    let time = |d: &Option<Spanned<Dur>>| d.as_ref().map(|d| d.get_ref().0);
+    let when = match (time(&a.at), time(&a.every)) {
         (Some(at), None) => {
             unused("from", a.from.is_some())?;
-            When::At(at.0)
+            When::At(at)
         }
-        (None, Some(every)) if !every.0.is_zero() => When::Every {
-            every: every.0,
-            from: a.from.map_or(every.0, |d| d.0),
+        (None, Some(every)) if !every.is_zero() => When::Every {
+            every,
+            from: time(&a.from).unwrap_or(every),
         },
         (None, Some(_)) => return Err("`every` must be more than zero".into()),
         _ => return Err("give `at = \"30s\"` or `every = \"60s\"` (one of them)".into()),
@@ -413,7 +418,12 @@ pub fn parse_cli(spec: &str) -> Result<Scheduled, String> {
     if arg.is_some() && !matches!(action, "kill-pod" | "scale" | "exec") {
         return Err(bad(format!("`{action}` takes no `:` argument; {usage}")));
     }
-    let duration = |t: &str| super::parse_duration(t).map(Dur).map_err(bad);
+    // Not from a file: no place to point at.
+    let duration = |t: &str| {
+        super::parse_duration(t)
+            .map(|d| Spanned::new(0..0, Dur(d)))
+            .map_err(bad)
+    };
     let def = match when.trim().strip_prefix("every:") {
         Some(period) => ActionDef {
             every: Some(duration(period)?),

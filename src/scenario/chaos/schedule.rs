@@ -3,16 +3,34 @@
 
 use super::*;
 
+/// When an action first happens.
+fn first_time(action: &Scheduled) -> Duration {
+    match action.when {
+        When::At(at) => at,
+        When::Every { from, .. } => from,
+    }
+}
+
 /// The first time of an action that would come after a load of `length`
 /// ends (so it would never run), if one would: a plan must not silently drop it.
 pub fn first_after_end(actions: &[Scheduled], length: Duration) -> Option<Duration> {
-    actions
-        .iter()
-        .map(|a| match a.when {
-            When::At(at) => at,
-            When::Every { from, .. } => from,
-        })
-        .find(|at| *at >= length)
+    actions.iter().map(first_time).find(|at| *at >= length)
+}
+
+/// Where the file writes the time of the first action that would come after
+/// a load of `length` ends: its `at`, else its `from`, else its `every`.
+/// (`plan` is compiled from `def`, one action for each.)
+pub fn late_action_place(
+    def: &ChaosDef,
+    plan: &ChaosPlan,
+    length: Duration,
+) -> Option<std::ops::Range<usize>> {
+    let late = plan.actions.iter().position(|a| first_time(a) >= length)?;
+    let a = def.actions.get(late)?.get_ref();
+    a.at.as_ref()
+        .or(a.from.as_ref())
+        .or(a.every.as_ref())
+        .map(|t| t.span())
 }
 
 /// Says why an action would never run, if one would not.
