@@ -2,12 +2,15 @@
 //!
 //! X counts work requests only: the setup a user does once (login, token)
 //! is left out, since it does not grow with the arrival rate. Per-pod
-//! capacity C_pod = max over the steps before the knee of X/R with p99 ≤ SLO,
-//! errors ≤ budget, no dropped arrivals and no growing backlog. The knee is
+//! capacity C_pod = max over the steps before the knee, and below the first
+//! step whose break of the SLO stands ([`super::slo_breaks`]), of X/R with
+//! p99 ≤ SLO, errors ≤ budget, no dropped arrivals and no growing backlog.
+//! The knee is
 //! the first step where the server stops keeping up: an arrival dropped,
 //! throughput short of the work offered, a backlog growing within the step,
 //! or p99 leaving its low-load level behind.
 
+use super::slo_breaks::first_standing_break;
 use crate::bundle::Step;
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +34,25 @@ impl Step {
     /// scheduled (the planned rate when not measured) times the work each
     /// makes (1 when not measured). Measured arrivals keep a short step's
     /// edges (9 or 10 arrivals in 2 s at 5/s) from passing for a shortfall.
+    // WHY one function: this is calibration's only statement of the load a
+    // step offers (keeping up is judged against it, and the verification
+    // replay inverts it in `arrivals_for_work`). Read-back traffic, the
+    // requests surge itself sends to read uploads back, belongs here once
+    // the bundle records it per step.
     pub fn offered_work(&self) -> f64 {
-        self.arrivals_per_s.unwrap_or(self.rate) * self.work_per_arrival.unwrap_or(1.0)
+        self.arrivals_per_s.unwrap_or(self.rate) * self.requests_per_arrival()
+    }
+
+    /// Work requests each arrival makes (1 when not measured).
+    fn requests_per_arrival(&self) -> f64 {
+        self.work_per_arrival.unwrap_or(1.0)
+    }
+
+    /// Arrivals per second that offer `work_per_s` work requests per
+    /// second with this step's mix: the inverse of
+    /// [`offered_work`](Self::offered_work).
+    pub fn arrivals_for_work(&self, work_per_s: f64) -> f64 {
+        work_per_s / self.requests_per_arrival()
     }
 
     /// Whether the backlog grew within the step: every second of its last
@@ -103,11 +123,16 @@ impl Step {
 }
 
 /// Per-pod capacity at the SLO: (work requests per second per pod, index
-/// of the step that set it), from the steps before the knee only: a step
-/// past it may pass the SLO while its queue grows.
+/// of the step that set it), from the steps before the knee only (a step
+/// past it may pass the SLO while its queue grows) and below the first
+/// standing break of the SLO (a step above one that broke the SLO, and
+/// whose break no re-measure refuted, is not capacity: see
+/// [`super::slo_breaks`]).
 pub fn per_pod_capacity(steps: &[Step], replicas: u32, slo: &Slo) -> Option<(f64, usize)> {
-    let before_knee = knee(steps).unwrap_or(steps.len());
-    steps[..before_knee]
+    let cutoff = knee(steps)
+        .unwrap_or(steps.len())
+        .min(first_standing_break(steps, slo).unwrap_or(steps.len()));
+    steps[..cutoff]
         .iter()
         .enumerate()
         .filter(|(_, s)| s.meets(slo))
@@ -368,6 +393,11 @@ mod tests {
         assert!(s.keeps_up());
         s.achieved = 30.0;
         assert!(!s.keeps_up(), "30 of the 40 requests/s offered");
+        assert_eq!(
+            s.arrivals_for_work(40.0),
+            20.0,
+            "the inverse of offered_work"
+        );
     }
 
     /// A short step's edges decide one arrival: 9 of the 10 planned in 2 s
@@ -381,6 +411,27 @@ mod tests {
         assert!(s.keeps_up(), "every scheduled arrival was served");
         s.arrivals_per_s = Some(5.0);
         assert!(!s.keeps_up(), "4.5 of 5 arrivals/s served");
+    }
+
+    /// The user's staircase: step 2 at 8/s broke the SLO (p99 511 ms),
+    /// step 3 at 12/s met it. Capacity stops below the break, never from
+    /// the higher step; once a re-measure of step 2 meets the SLO (the
+    /// staircase keeps it as the step's measurement), step 3 is capacity.
+    #[test]
+    fn capacity_never_comes_from_above_a_standing_break() {
+        let slo = Slo {
+            p99_ms: 500.0,
+            error_budget: 0.01,
+        };
+        let mut steps = [
+            step(4.0, 4.0, 300.0, 0.0, 0),
+            step(8.0, 8.0, 511.0, 0.0, 0),
+            step(12.0, 12.0, 420.0, 0.0, 0),
+        ];
+        assert_eq!(knee(&steps), None, "no knee: only the SLO cuts");
+        assert_eq!(per_pod_capacity(&steps, 1, &slo), Some((4.0, 0)));
+        steps[1] = step(8.0, 8.0, 430.0, 0.0, 0);
+        assert_eq!(per_pod_capacity(&steps, 1, &slo), Some((12.0, 2)));
     }
 
     #[test]

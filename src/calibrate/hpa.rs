@@ -71,8 +71,28 @@ pub struct HpaPlan {
     pub replicas_for_peak: u32,
     /// What bound maxReplicas.
     pub max_bound: MaxBound,
+    /// The pool the target's capacity was measured with, and what the
+    /// recommended pool allows (`pool_bound::target_basis`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_basis: Option<String>,
     /// Each number with the measurement and constraint behind it.
     pub reasons: Vec<String>,
+}
+
+impl HpaPlan {
+    /// Records what pool the target rests on, and says so right after the
+    /// target among the reasons (which the manifest's annotation carries).
+    pub fn set_pool_basis(&mut self, basis: Option<String>) {
+        if let Some(text) = &basis {
+            let after_target = self
+                .reasons
+                .iter()
+                .position(|r| r.starts_with("target "))
+                .map_or(self.reasons.len(), |i| i + 1);
+            self.reasons.insert(after_target, text.clone());
+        }
+        self.pool_basis = basis;
+    }
 }
 
 /// Computes the HPA settings.
@@ -123,6 +143,7 @@ pub fn plan(i: &HpaInputs) -> HpaPlan {
         max_replicas: max,
         replicas_for_peak: for_peak,
         max_bound: bound,
+        pool_basis: None,
         reasons,
     }
 }
@@ -180,6 +201,20 @@ mod tests {
             ..inputs()
         });
         assert_eq!((p.max_replicas, p.max_bound), (16, MaxBound::PeakDemand));
+    }
+
+    /// The pool the target rests on follows the target among the reasons
+    /// (and so in the manifest's annotation); without one, nothing moves.
+    #[test]
+    fn the_pool_basis_follows_the_target() {
+        let mut p = plan(&inputs());
+        let before = p.reasons.clone();
+        p.set_pool_basis(None);
+        assert_eq!((p.reasons.clone(), p.pool_basis.clone()), (before, None));
+        p.set_pool_basis(Some("measured with pool 2".into()));
+        assert!(p.reasons[1].starts_with("target 56.8 req/s per pod = capacity"));
+        assert_eq!(p.reasons[2], "measured with pool 2");
+        assert_eq!(p.pool_basis.as_deref(), Some("measured with pool 2"));
     }
 
     #[test]

@@ -216,13 +216,13 @@ pub fn measured_hold_reason(
 /// not to mean a short pool: beyond twice the rate, the waits came from
 /// connections held longer at busy moments (a thread short of CPU keeps its
 /// connection), which a bigger pool would not cure.
-const CEILING_MARGIN: f64 = 2.0;
+pub(super) const CEILING_MARGIN: f64 = 2.0;
 
 /// The requests per second `connections` serve when each request checks a
 /// connection out `checkouts_per_request` times (one when unknown) for
 /// `hold_s` each: connections ÷ (hold × checkouts). None without a hold
 /// time or a connection.
-fn pool_ceiling(
+pub(super) fn pool_ceiling(
     connections: f64,
     hold_s: Option<f64>,
     checkouts_per_request: Option<f64>,
@@ -231,66 +231,6 @@ fn pool_ceiling(
     hold_s
         .filter(|h| *h > 0.0 && connections > 0.0)
         .map(|h| connections / (h * k))
-}
-
-/// What the scraped pool series say about the pool, when they show it used
-/// up (every connection active and threads waiting for one); None while it
-/// had room.
-///
-/// The pool is named as the bound only when it could explain the capacity:
-/// its connections, each held `hold_s` for each of a request's
-/// `checkouts_per_request`, serve no more than twice the measured
-/// `capacity_per_pod`. Then the reason says what pool the target rate needs
-/// and that capacity must be measured again after the change. A pool that
-/// could serve far more yet had threads waiting was not the bound: its
-/// connections were held longer at busy moments (a thread starved of CPU
-/// keeps its connection), and a bigger pool would not raise the capacity.
-pub fn bound_reason(
-    samples: &[PoolSample],
-    hold_s: Option<f64>,
-    checkouts_per_request: Option<f64>,
-    capacity_per_pod: Option<f64>,
-    recommended: Option<u32>,
-) -> Option<String> {
-    let full = samples
-        .iter()
-        .filter(|s| s.max > 0.0 && s.active >= s.max && s.pending > 0.0)
-        .max_by(|a, b| a.pending.total_cmp(&b.pending))?;
-    let used_up = format!(
-        "all {:.0} connections were in use with {:.0} threads waiting ({})",
-        full.max, full.pending, full.url
-    );
-    let per_request = checkouts_per_request
-        .map(|k| format!(" for {k:.1} checkouts per request"))
-        .unwrap_or_default();
-    let hold = hold_s.filter(|h| *h > 0.0);
-    let ceiling = pool_ceiling(full.max, hold_s, checkouts_per_request);
-    if let (Some(h), Some(ceiling), Some(capacity)) = (hold, ceiling, capacity_per_pod) {
-        if ceiling > CEILING_MARGIN * capacity {
-            return Some(format!(
-                "threads waited for a connection ({used_up}), but the pool was not the bound: {:.0} connections held {:.1} ms each{per_request} serve about {ceiling:.0} req/s per pod, {:.0}× the measured capacity {capacity:.1}; connections were held longer at busy moments (a thread short of CPU keeps its connection), so a bigger pool would not raise the capacity",
-                full.max,
-                h * 1000.0,
-                ceiling / capacity
-            ));
-        }
-    }
-    let mut reason = format!("the POOL BOUND THE CAPACITY: {used_up}");
-    if let (Some(h), Some(ceiling)) = (hold, ceiling) {
-        reason += &format!(
-            "; {:.0} connections held {:.1} ms each{per_request} serve at most {ceiling:.0} req/s per pod",
-            full.max,
-            h * 1000.0,
-        );
-    }
-    if let Some(n) = recommended {
-        reason += &format!("; the pool recommended below is {n}");
-        if let Some(allowed) = pool_ceiling(n as f64, hold_s, checkouts_per_request) {
-            reason += &format!(", which alone would allow about {allowed:.0} req/s per pod");
-        }
-    }
-    reason += ": after changing the pool, measure capacity again (the HPA target above rests on the old pool)";
-    Some(reason)
 }
 
 /// What the pool series scraped during a verification replay at
@@ -346,35 +286,6 @@ mod tests {
         }
     }
 
-    /// Named as the bound only when every connection was busy and threads
-    /// waited; a pool with room, or busy without a queue, is not.
-    #[test]
-    fn a_used_up_pool_is_named_as_the_bound() {
-        let full = [sample(2.0, 0.0, 4.0), sample(4.0, 7.0, 4.0)];
-        let reason = bound_reason(&full, Some(0.02), None, Some(190.0), Some(9))
-            .expect("the pool was used up");
-        assert!(reason.contains("POOL BOUND THE CAPACITY"), "{reason}");
-        assert!(
-            reason.contains("all 4 connections were in use with 7 threads waiting"),
-            "{reason}"
-        );
-        assert!(reason.contains("at most 200 req/s per pod"), "{reason}");
-        assert!(
-            reason.contains("recommended below is 9, which alone would allow about 450"),
-            "{reason}"
-        );
-        assert!(reason.contains("measure capacity again"), "{reason}");
-        assert_eq!(
-            bound_reason(&[sample(3.0, 0.0, 4.0)], Some(0.02), None, None, Some(9)),
-            None
-        );
-        assert_eq!(
-            bound_reason(&[sample(4.0, 0.0, 4.0)], Some(0.02), None, None, Some(9)),
-            None
-        );
-        assert_eq!(bound_reason(&[], None, None, None, None), None);
-    }
-
     /// Both ways: no wait passes; waits with a pool that could serve ten
     /// times the rate are CPU, not the pool; waits near the ceiling are a
     /// short pool.
@@ -396,26 +307,6 @@ mod tests {
         assert!(
             short,
             "without a hold time, waiting threads count against the pool"
-        );
-    }
-
-    /// Measured on a real HAPI FHIR cluster: threads waited for one of 5
-    /// connections held 3.4 ms, ten checkouts a search, at 14 req/s per pod.
-    /// Such a pool serves ~147 req/s: not the bound. The same waits with a
-    /// capacity near the pool's ceiling are.
-    #[test]
-    fn a_pool_with_waits_is_the_bound_only_if_it_could_explain_the_capacity() {
-        let full = [sample(5.0, 19.0, 5.0)];
-        let not = bound_reason(&full, Some(0.0034), Some(10.0), Some(14.3), Some(2)).unwrap();
-        assert!(!not.contains("POOL BOUND"), "{not}");
-        assert!(not.contains("the pool was not the bound"), "{not}");
-        assert!(not.contains("for 10.0 checkouts per request serve about 147 req/s per pod, 10× the measured capacity 14.3"), "{not}");
-        let bound = bound_reason(&full, Some(0.0034), Some(10.0), Some(120.0), Some(8)).unwrap();
-        assert!(bound.contains("POOL BOUND THE CAPACITY"), "{bound}");
-        assert!(bound.contains("serve at most 147 req/s per pod"), "{bound}");
-        assert!(
-            bound.contains("recommended below is 8, which alone would allow about 235"),
-            "{bound}"
         );
     }
 

@@ -212,7 +212,8 @@ pub const GOOD_FIT: f64 = 0.9;
 impl UslFit {
     /// The fit's verdict on itself.
     pub fn verdict(&self) -> Verdict {
-        if !(self.r_squared >= GOOD_FIT) {
+        // A fit whose R² is not a number is as poor as one below the bar.
+        if self.r_squared.is_nan() || self.r_squared < GOOD_FIT {
             Verdict::PoorFit
         } else if self.n_star.is_finite() && self.kappa_range.0 > 0.0 {
             // κ above zero in every bootstrap refit, not by a hair in one.

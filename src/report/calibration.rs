@@ -6,6 +6,7 @@
 use super::charts::{lines, register_font, Series, SIZE};
 use super::html::{esc, table, STYLE};
 use super::Export;
+use crate::calibrate::slo_breaks::first_standing_break;
 use crate::calibrate::{manifest, usl, Calibration};
 use anyhow::{anyhow, Context};
 use plotters::prelude::*;
@@ -114,6 +115,27 @@ pub fn text(c: &Calibration) -> String {
     out
 }
 
+/// The "meets SLO" cell of step `i`: whether it met the SLO, whether that
+/// is its re-measure, and whether a break below it kept it from capacity.
+fn meets_cell(c: &Calibration, i: usize) -> String {
+    let step = &c.steps[i];
+    let remeasured = if c.remeasures.iter().any(|r| r.step == i) {
+        " (re-measured)"
+    } else {
+        ""
+    };
+    if !step.meets(&c.slo) {
+        return format!("<span class=\"fail\">no</span>{remeasured}");
+    }
+    match first_standing_break(&c.steps, &c.slo) {
+        Some(b) if b < i => format!(
+            "yes{remeasured}, above step {}'s break: not capacity",
+            b + 1
+        ),
+        _ => format!("yes{remeasured}"),
+    }
+}
+
 /// The page.
 pub fn html(c: &Calibration) -> anyhow::Result<String> {
     let mut o = String::new();
@@ -129,6 +151,10 @@ pub fn html(c: &Calibration) -> anyhow::Result<String> {
             write!(o, "; pool <b>{} connections</b> per replica", p.size)?;
         }
         o.push_str(".</p>");
+        // The pool the target was measured with, beside the recommended one.
+        if let Some(basis) = &h.pool_basis {
+            write!(o, "<p>HPA target and pool: {}.</p>", esc(basis))?;
+        }
     }
     o.push_str("<h2>Why</h2><ul>");
     for r in &c.reasons {
@@ -262,14 +288,84 @@ pub fn html(c: &Calibration) -> anyhow::Result<String> {
                 format!("{:.1}", s.p99_ms),
                 format!("{:.2}%", s.error_rate * 100.0),
                 s.dropped.to_string(),
-                if s.meets(&c.slo) {
-                    "yes".into()
-                } else {
-                    "<span class=\"fail\">no</span>".into()
-                },
+                meets_cell(c, i),
             ]
         }),
     );
     o.push_str("</body></html>\n");
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::Step;
+    use crate::calibrate::capacity::Slo;
+    use crate::calibrate::slo_breaks::Remeasure;
+    use crate::calibrate::{analyse_measurements, Demand, Measurements};
+
+    fn step(rate: f64, p99: f64) -> Step {
+        Step {
+            rate,
+            achieved: rate,
+            p99_ms: p99,
+            p95_ms: p99,
+            p50_ms: p99 / 2.0,
+            mean_ms: p99 / 2.0,
+            ..Default::default()
+        }
+    }
+
+    fn calibration(again_p99: f64) -> Calibration {
+        let first = step(8.0, 511.0);
+        let again = step(8.0, again_p99);
+        analyse_measurements(
+            Measurements {
+                steps: vec![step(4.0, 300.0), again.clone(), step(12.0, 420.0)],
+                remeasures: vec![Remeasure {
+                    step: 1,
+                    first,
+                    again,
+                }],
+                pool_samples: Vec::new(),
+            },
+            1,
+            Slo {
+                p99_ms: 500.0,
+                error_budget: 0.01,
+            },
+            &Demand {
+                base_rate: None,
+                peak_rate: None,
+                growth_per_s: 0.0,
+                metric_window_s: 30.0,
+                pod_start_s: 30.0,
+                readiness_s: 0.0,
+                hold_s: None,
+                checkouts_per_request: None,
+                wait_probability: 0.05,
+                pool_floor: 1,
+                connection_budget: 97,
+            },
+        )
+    }
+
+    /// The table marks a re-measured step, and a step that met the SLO
+    /// above a break that stands as not capacity; both ways.
+    #[test]
+    fn the_table_marks_remeasures_and_steps_above_a_standing_break() {
+        let stands = calibration(530.0);
+        assert_eq!(meets_cell(&stands, 0), "yes");
+        assert_eq!(
+            meets_cell(&stands, 1),
+            "<span class=\"fail\">no</span> (re-measured)"
+        );
+        assert_eq!(
+            meets_cell(&stands, 2),
+            "yes, above step 2's break: not capacity"
+        );
+        let noise = calibration(430.0);
+        assert_eq!(meets_cell(&noise, 1), "yes (re-measured)");
+        assert_eq!(meets_cell(&noise, 2), "yes");
+    }
 }

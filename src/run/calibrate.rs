@@ -3,10 +3,11 @@
 //! optional replay at the recommended rate, and the calibration bundle
 //! (`calibration.json`, `calibration.html`, `recommendations.yaml`).
 
-use super::staircase::{self, Staircase, StepRun};
+use super::staircase::{self, Pass, Staircase, StepRun};
 use super::RunError;
 use crate::calibrate::capacity::Slo;
-use crate::calibrate::{self, Calibration, Demand};
+use crate::calibrate::slo_breaks::rate_text;
+use crate::calibrate::{self, Calibration, Demand, Measurements};
 use crate::engine::signals::JobSignals;
 use crate::report::Recommendations;
 use crate::scenario::ArrivalProcess;
@@ -78,8 +79,8 @@ pub async fn calibrate(
     let signals = JobSignals::register();
     let mut interrupted = None;
     let mut pool_samples = Vec::new();
-    let steps = match &request.source {
-        StepSource::FromBundle(bundle) => staircase::steps_from_bundle(bundle)?,
+    let (steps, remeasures) = match &request.source {
+        StepSource::FromBundle(bundle) => (staircase::steps_from_bundle(bundle)?, Vec::new()),
         StepSource::Climb(stairs) => {
             stairs.check().map_err(RunError::Usage)?;
             say(format!(
@@ -113,9 +114,17 @@ pub async fn calibrate(
                 }
             }
             let scraper = super::scrape::Scraper::over(&request.metrics_urls);
-            let climbed = staircase::climb(stairs, &|| signals.reason(), |s, bundle| {
+            let climbed = staircase::climb(stairs, &|| signals.reason(), |s, bundle, pass| {
+                let which = match pass {
+                    Pass::First => String::new(),
+                    Pass::Remeasure(i) => format!(
+                        "re-measure of step {} at {} (it broke the SLO, a step above met it): ",
+                        i + 1,
+                        rate_text(s.rate)
+                    ),
+                };
                 say(format!(
-                    "  {:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {} ({})",
+                    "  {which}{:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {} ({})",
                     s.rate,
                     s.achieved,
                     s.p99_ms,
@@ -130,7 +139,7 @@ pub async fn calibrate(
             }
             let climbed = climbed?;
             interrupted = climbed.interrupted;
-            climbed.steps
+            (climbed.steps, climbed.remeasures)
         }
     };
     if steps.is_empty() {
@@ -152,41 +161,33 @@ pub async fn calibrate(
     let measured_hold = calibrate::pool::hold_time(&pool_samples);
     let hold_given = demand.hold_s.is_some();
     demand.hold_s = demand.hold_s.or(measured_hold.map(|(hold, _)| hold));
+    let measurements = Measurements {
+        steps,
+        remeasures,
+        pool_samples,
+    };
     // Checkouts per work request: the pools' checkouts over the staircase ÷
     // the work requests it completed (setup requests, few, counted in the
     // checkouts only).
     if let (Some((_, checkouts)), StepSource::Climb(stairs)) = (measured_hold, &request.source) {
-        let requests: f64 = steps
-            .iter()
-            .map(|s| s.achieved * stairs.step_duration.as_secs_f64())
-            .sum();
+        let requests = measurements.work_requests_completed(stairs.step_duration.as_secs_f64());
         if requests > 0.0 {
             demand.checkouts_per_request = Some(checkouts / requests);
         }
     }
-    let mut result = calibrate::analyse(steps, request.replicas, request.slo, &demand);
-    if !pool_samples.is_empty() {
-        result.reasons.insert(
-            0,
-            calibrate::pool::measured_hold_reason(measured_hold, &pool_samples, hold_given),
-        );
-        let recommended = result.pool.as_ref().map(|p| p.size);
+    let hold_reason = (!measurements.pool_samples.is_empty()).then(|| {
+        calibrate::pool::measured_hold_reason(measured_hold, &measurements.pool_samples, hold_given)
+    });
+    let mut result =
+        calibrate::analyse_measurements(measurements, request.replicas, request.slo, &demand);
+    if let Some(hold_reason) = hold_reason {
+        result.reasons.insert(0, hold_reason);
         if let Some(k) = demand.checkouts_per_request {
             result.reasons.insert(
                 1,
                 format!("{k:.1} connection checkouts per work request: the pools' checkouts over the staircase ÷ the work requests it completed"),
             );
         }
-        if let Some(bound) = calibrate::pool::bound_reason(
-            &pool_samples,
-            demand.hold_s,
-            demand.checkouts_per_request,
-            result.capacity_per_pod,
-            recommended,
-        ) {
-            result.reasons.insert(1, bound);
-        }
-        result.pool_metrics = pool_samples;
     }
     if let StepSource::Climb(stairs) = &request.source {
         result.reasons.insert(
@@ -209,11 +210,10 @@ pub async fn calibrate(
         // The target is in work requests; the replay offers arrivals, each
         // making the capacity step's work per arrival.
         let rate = plan.target_per_pod * request.replicas as f64;
-        let per_arrival = result
-            .capacity_step
-            .and_then(|i| result.steps[i].work_per_arrival)
-            .unwrap_or(1.0);
-        let arrivals = rate / per_arrival;
+        let arrivals = match result.capacity_step {
+            Some(i) => result.steps[i].arrivals_for_work(rate),
+            None => rate,
+        };
         if !request.metrics_urls.is_empty() {
             let limit = Duration::from_secs(60);
             let drained = tokio::select! {

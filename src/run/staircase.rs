@@ -2,10 +2,14 @@
 //! known replica count, each step a full run with its own bundle, stopping by
 //! itself past saturation (SLO broken on two steps, or arrivals dropped);
 //! or the steps read back from an earlier multi-stage open-model bundle.
+//! A step that broke the SLO below a step that met it is run once more at
+//! its rate, and the climb stops if it breaks the SLO again
+//! (`calibrate::slo_breaks` decides; this module runs what it says).
 //! The analysis is `calibrate` (pure); this module only runs and reads.
 
 use crate::bundle::{CellStats, Percentiles, RunResults, StageStats, Stats, Step};
-use crate::calibrate::capacity::{backlog_trend, saturated, Slo};
+use crate::calibrate::capacity::{backlog_trend, Slo};
+use crate::calibrate::slo_breaks::{next_move, NextMove, Remeasure};
 use crate::run::{RunError, RunRequest};
 use crate::scenario::{ArrivalProcess, LoadOverride};
 use std::path::{Path, PathBuf};
@@ -81,13 +85,26 @@ pub enum StepRun {
     Interrupted(String),
 }
 
-/// A climb: the steps measured, and why it stopped early if a signal did.
+/// A climb: the steps measured, the steps measured twice, and why it
+/// stopped early if a signal did.
 #[derive(Debug)]
 pub struct Climb {
-    /// The steps, in order.
+    /// The steps, in order, each with its latest measurement.
     pub steps: Vec<Step>,
+    /// The steps measured once more, with both measurements.
+    pub remeasures: Vec<Remeasure>,
     /// Why the climb was interrupted, if it was.
     pub interrupted: Option<String>,
+}
+
+/// Which measurement of a step a climb reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// The step's first measurement.
+    First,
+    /// The re-measure of the step with this index: it broke the SLO while
+    /// a step above it met it.
+    Remeasure(usize),
 }
 
 /// Runs one step at `rate`.
@@ -121,42 +138,67 @@ pub async fn run_step(s: &Staircase, rate: f64) -> Result<StepRun, RunError> {
     Ok(StepRun::Measured(step, report.bundle))
 }
 
-/// Climbs until saturation, `max_steps`, or a signal (during a step, or
-/// between steps: `stopped` says why); `each` sees every step as it ends.
+/// Climbs until saturation, a break of the SLO that stands below a step
+/// that met it, `max_steps`, or a signal (during a step, or between steps:
+/// `stopped` says why); `each` sees every measurement as it ends, a
+/// re-measure too.
 pub async fn climb(
     s: &Staircase,
     stopped: &dyn Fn() -> Option<String>,
-    mut each: impl FnMut(&Step, &Path),
+    mut each: impl FnMut(&Step, &Path, Pass),
 ) -> Result<Climb, RunError> {
-    let mut steps = Vec::new();
+    let mut climb = Climb {
+        steps: Vec::new(),
+        remeasures: Vec::new(),
+        interrupted: None,
+    };
     for k in 0..s.max_steps {
         if let Some(why) = stopped() {
-            return Ok(Climb {
-                steps,
-                interrupted: Some(why),
-            });
+            climb.interrupted = Some(why);
+            return Ok(climb);
         }
         let rate = s.start_rate + s.step_rate * k as f64;
         match run_step(s, rate).await? {
             StepRun::Measured(step, bundle) => {
-                each(&step, &bundle);
-                steps.push(step);
+                each(&step, &bundle, Pass::First);
+                climb.steps.push(step);
             }
             StepRun::Interrupted(why) => {
-                return Ok(Climb {
-                    steps,
-                    interrupted: Some(why),
-                })
+                climb.interrupted = Some(why);
+                return Ok(climb);
             }
         }
-        if saturated(&steps, &s.slo) {
-            break;
+        // A re-measure that meets the SLO may leave another break below a
+        // met step to re-measure; one that breaks it again stops the climb.
+        loop {
+            match next_move(&climb.steps, &climb.remeasures, &s.slo) {
+                NextMove::Climb => break,
+                NextMove::Stop => return Ok(climb),
+                NextMove::Remeasure(i) => {
+                    if let Some(why) = stopped() {
+                        climb.interrupted = Some(why);
+                        return Ok(climb);
+                    }
+                    match run_step(s, climb.steps[i].rate).await? {
+                        StepRun::Measured(again, bundle) => {
+                            each(&again, &bundle, Pass::Remeasure(i));
+                            let first = std::mem::replace(&mut climb.steps[i], again.clone());
+                            climb.remeasures.push(Remeasure {
+                                step: i,
+                                first,
+                                again,
+                            });
+                        }
+                        StepRun::Interrupted(why) => {
+                            climb.interrupted = Some(why);
+                            return Ok(climb);
+                        }
+                    }
+                }
+            }
         }
     }
-    Ok(Climb {
-        steps,
-        interrupted: None,
-    })
+    Ok(climb)
 }
 
 /// Steps from an earlier open-model bundle whose stages climbed: one per stage.

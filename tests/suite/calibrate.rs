@@ -3,6 +3,8 @@
 //! the analytic value, and the recommended pool must match an Erlang C
 //! computed independently here.
 
+mod remeasure;
+
 use crate::common::*;
 use std::process::Command;
 use std::time::Duration;
@@ -114,7 +116,7 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
     // Scrape each replica's HikariCP-style pool series during the staircase.
     let metrics = pool_metrics(&cluster);
     let scraper = surge::run::scrape::Scraper::start(metrics, Duration::from_millis(500));
-    let steps = climb(&stairs, &|| None, |_, _| {})
+    let steps = climb(&stairs, &|| None, |_, _, _| {})
         .await
         .expect("the staircase runs")
         .steps;
@@ -270,7 +272,7 @@ async fn cluster_capacity(
         7,
         out.path(),
     );
-    let steps = climb(&stairs, &|| None, |_, _| {})
+    let steps = climb(&stairs, &|| None, |_, _, _| {})
         .await
         .expect("the staircase runs")
         .steps;
@@ -443,7 +445,7 @@ expect = {{ status = [200] }}
     // holds a little longer), makes the truth: pool ÷ hold.
     let metrics = pool_metrics(&cluster);
     let scraper = surge::run::scrape::Scraper::start(metrics, Duration::from_millis(500));
-    let steps = climb(&stairs, &|| None, |_, _| {})
+    let steps = climb(&stairs, &|| None, |_, _, _| {})
         .await
         .expect("the staircase runs")
         .steps;
@@ -485,7 +487,12 @@ expect = {{ status = [200] }}
 
 /// `surge calibrate` with the pool's metrics: a staircase that uses the
 /// pool up names the pool as the bound (and says to measure again after
-/// changing it); one that stays well inside the pool does not.
+/// changing it); one that stays well inside the pool does not. The HPA
+/// target says which pool it was measured with: the used-up pool of 4 (its
+/// ceiling, about 4 ÷ 21 ms ≈ 185 req/s, within 2× of the capacity
+/// measured below it) bound the capacity, so the target stays on that
+/// capacity beside the larger recommended pool, and asks for a calibration
+/// with it; the roomy staircase's target holds at the recommended pool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_used_up_pool_is_named_as_the_bound_and_a_roomy_one_is_not() {
     use surge::run::calibrate::{calibrate, CalibrateRequest, StepSource};
@@ -493,8 +500,8 @@ async fn a_used_up_pool_is_named_as_the_bound_and_a_roomy_one_is_not() {
     let cluster = pool_cluster(1, None).await;
     let out = tempfile::tempdir().unwrap();
     let metrics = pool_metrics(&cluster);
-    let mut reasons = Vec::new();
-    for (name, start, steps) in [("roomy", 40.0, 2), ("used-up", 200.0, 3)] {
+    let mut calibrations = Vec::new();
+    for (name, start, steps) in [("roomy", 40.0, 2), ("used-up", 120.0, 3)] {
         let request = CalibrateRequest {
             source: StepSource::Climb(staircase(
                 &cluster.url,
@@ -522,11 +529,65 @@ async fn a_used_up_pool_is_named_as_the_bound_and_a_roomy_one_is_not() {
             dir: out.path().join(name).join("calibration"),
         };
         let report = calibrate(&request, &mut |_| {}).await.expect("calibrates");
-        reasons.push(report.calibration.reasons.join("\n"));
+        eprintln!("{name}:\n{}", report.calibration.reasons.join("\n"));
+        calibrations.push(report.calibration);
     }
     cluster.shutdown().await;
-    let (roomy, used_up) = (&reasons[0], &reasons[1]);
-    assert!(!roomy.contains("POOL BOUND"), "{roomy}");
-    assert!(used_up.contains("POOL BOUND THE CAPACITY"), "{used_up}");
-    assert!(used_up.contains("measure capacity again"), "{used_up}");
+    let (roomy, used_up) = (&calibrations[0], &calibrations[1]);
+    let (roomy_said, used_up_said) = (roomy.reasons.join("\n"), used_up.reasons.join("\n"));
+    assert!(!roomy_said.contains("POOL BOUND"), "{roomy_said}");
+    assert!(
+        used_up_said.contains("POOL BOUND THE CAPACITY"),
+        "{used_up_said}"
+    );
+    assert!(
+        used_up_said.contains("measure capacity again"),
+        "{used_up_said}"
+    );
+
+    let basis = |c: &surge::calibrate::Calibration| {
+        let hpa = c.hpa.as_ref().expect("a recommendation was made");
+        (
+            hpa.target_per_pod,
+            hpa.pool_basis.clone().expect("the target names its pool"),
+        )
+    };
+    let (_, roomy_basis) = basis(roomy);
+    assert!(
+        roomy_basis.starts_with("target measured with pool 4: ")
+            && roomy_basis.contains("(not pool-bound"),
+        "{roomy_basis}"
+    );
+    assert!(roomy_basis.contains("holds at pool"), "{roomy_basis}");
+
+    let (target, used_up_basis) = basis(used_up);
+    let measured = used_up.capacity_per_pod.unwrap();
+    let recommended = used_up.pool.as_ref().unwrap().size;
+    assert!(
+        recommended > POOL as u32,
+        "pool {recommended} recommended for {measured:.0} req/s"
+    );
+    assert!(
+        used_up_basis.starts_with(&format!("target measured with pool 4: {measured:.1} req/s per pod (pool-bound: pool 4 serves at most ")),
+        "{used_up_basis}"
+    );
+    assert!(
+        used_up_basis.contains(&format!(
+            "; at the recommended pool {recommended} the pool ceiling is "
+        )),
+        "{used_up_basis}"
+    );
+    assert!(
+        used_up_basis.contains(&format!(
+            "re-calibrate with pool {recommended} to raise the target"
+        )),
+        "{used_up_basis}"
+    );
+    // No growth: the target is the measured capacity over the HPA's 10% tolerance.
+    assert!(
+        (target - measured / 1.1).abs() < 1e-9,
+        "target {target} for {measured}"
+    );
+    let page = surge::report::calibration_html(used_up).unwrap();
+    assert!(page.contains("HPA target and pool: target measured with pool 4"));
 }
