@@ -107,13 +107,9 @@ pub struct ReadBackTraffic {
     #[serde(default)]
     pub replicas: Vec<ReadBackReplica>,
     /// The budget: read-backs at most this many times the scenario's own
-    /// requests sent.
+    /// requests sent; the reports say when they were more.
     #[serde(default)]
     pub budget_ratio: f64,
-    /// Reads through the balancer not sent because the budget was spent
-    /// (direct reads, which judge each replica, are never skipped).
-    #[serde(default)]
-    pub skipped_over_budget: u64,
 }
 
 impl ReadBackTraffic {
@@ -140,10 +136,9 @@ impl ReadBackTraffic {
     /// Whether the read-backs went over their budget.
     pub fn over_budget(&self, own_requests: u64) -> bool {
         self.budget_ratio > 0.0
-            && (self.skipped_over_budget > 0
-                || self
-                    .ratio_to(own_requests)
-                    .is_some_and(|r| r > self.budget_ratio))
+            && self
+                .ratio_to(own_requests)
+                .is_some_and(|r| r > self.budget_ratio)
     }
 
     /// Adds another part's read-backs (a shard's).
@@ -159,7 +154,6 @@ impl ReadBackTraffic {
             }
         }
         self.replicas.sort_by(|a, b| a.replica.cmp(&b.replica));
-        self.skipped_over_budget += other.skipped_over_budget;
         self.budget_ratio = self.budget_ratio.max(other.budget_ratio);
     }
 }
@@ -168,7 +162,7 @@ impl ReadBackTraffic {
 mod tests {
     use super::*;
 
-    fn traffic(direct: u64, balancer: u64, skipped: u64) -> ReadBackTraffic {
+    fn traffic(direct: u64, balancer: u64) -> ReadBackTraffic {
         ReadBackTraffic {
             replicas: vec![ReadBackReplica {
                 replica: "r1".into(),
@@ -177,29 +171,22 @@ mod tests {
                 failed: 0,
             }],
             budget_ratio: 1.0,
-            skipped_over_budget: skipped,
         }
     }
 
     #[test]
     fn the_budget_is_judged_against_the_scenarios_own_requests() {
-        assert!(!traffic(300, 300, 0).over_budget(600));
-        assert!(traffic(300, 301, 0).over_budget(600));
-        assert!(
-            traffic(10, 0, 3).over_budget(600),
-            "skipped reads mean the budget was reached"
-        );
-        assert_eq!(traffic(0, 0, 0).ratio_to(0), None);
+        assert!(!traffic(300, 300).over_budget(600));
+        assert!(traffic(300, 301).over_budget(600));
+        assert!(!traffic(0, 0).over_budget(0), "no traffic is no verdict");
+        assert_eq!(traffic(0, 0).ratio_to(0), None);
     }
 
     #[test]
     fn parts_add_up() {
-        let mut a = traffic(1, 2, 0);
-        a.absorb(&traffic(3, 4, 5));
-        assert_eq!(
-            (a.direct(), a.through_balancer(), a.skipped_over_budget),
-            (4, 6, 5)
-        );
+        let mut a = traffic(1, 2);
+        a.absorb(&traffic(3, 4));
+        assert_eq!((a.direct(), a.through_balancer()), (4, 6));
         let mut x = Attribution::default();
         x.retries.insert("r1".into(), 2);
         let mut y = Attribution::default();

@@ -6,9 +6,11 @@
 //! Read-backs run beside the load on their own client (no cookie jar, so a
 //! sticky balancer spreads them) and authenticate per request. They are load
 //! on the cluster like any other: every one is counted per replica (direct
-//! or through the balancer) for the reports, and reads through the balancer
-//! stop when they reach the budget (`[verify] budget` times the scenario's
-//! own requests). Which replica answered is the run's [`ReplicaBook`]'s
+//! or through the balancer) for the reports, which say when they went over
+//! the budget (`[verify] budget` times the scenario's own requests). They
+//! are bounded by each upload's window and the backoff, not cut short by the
+//! budget: a read skipped would turn a verdict into "unverified", or a late
+//! replica into a missing one. Which replica answered is the run's [`ReplicaBook`]'s
 //! word, so a replica read directly and the same replica named by the
 //! balancer are one. What they see goes to `verify::consistency`.
 
@@ -37,22 +39,15 @@ const BACKOFF: f64 = 1.5;
 /// The longest pause between rounds, in polls.
 const MAX_BACKOFF: f64 = 4.0;
 
-/// Reads through the balancer allowed beyond the budget before the load has
-/// sent enough to measure it against (the first uploads of a run).
-const BUDGET_ALLOWANCE: u64 = 20;
-
 /// Whether `name` is a replica (not "unknown", not "unmapped").
 fn is_replica(name: &str) -> bool {
     name != UNKNOWN_REPLICA && name != UNMAPPED_REPLICA
 }
 
-/// Read-back requests sent, per replica, and the budget they spend.
+/// Read-back requests sent, per replica, and the budget they are judged by.
 struct Traffic {
     budget: f64,
-    recorder: Arc<Recorder>,
     per_replica: Mutex<BTreeMap<String, ReadBackReplica>>,
-    sent: std::sync::atomic::AtomicU64,
-    skipped: std::sync::atomic::AtomicU64,
 }
 
 impl Traffic {
@@ -72,27 +67,10 @@ impl Traffic {
         r.failed += u64::from(failed);
     }
 
-    /// Whether one more read through the balancer stays within the budget;
-    /// counts it as sent, or as skipped.
-    fn may_send_through_balancer(&self) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
-        let allowed = (self.budget * self.recorder.issued_total() as f64) as u64 + BUDGET_ALLOWANCE;
-        if self.sent.load(Relaxed) >= allowed {
-            self.skipped.fetch_add(1, Relaxed);
-            return false;
-        }
-        true
-    }
-
-    fn sent(&self) {
-        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
     fn report(&self) -> ReadBackTraffic {
         ReadBackTraffic {
             replicas: self.per_replica.lock().unwrap().values().cloned().collect(),
             budget_ratio: self.budget,
-            skipped_over_budget: self.skipped.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -158,10 +136,7 @@ impl Readback {
             .collect();
         let traffic = Arc::new(Traffic {
             budget: scenario.verify.budget,
-            recorder: Arc::clone(&recorder),
             per_replica: Mutex::default(),
-            sent: Default::default(),
-            skipped: Default::default(),
         });
         Readback {
             book,
@@ -422,11 +397,7 @@ async fn poll(
                 .filter(|r| !settled(&seen, r) && !direct_names.contains_key(*r))
                 .count();
             let open = if bases.is_empty() { open.max(1) } else { open };
-            for _ in 0..open {
-                if reader.traffic.may_send_through_balancer() {
-                    reads.push((balancer_url.clone(), None));
-                }
-            }
+            reads.extend(std::iter::repeat_n((balancer_url.clone(), None), open));
         }
         for (url, base) in reads {
             let (value, what) = tokio::select! {
@@ -441,12 +412,9 @@ async fn poll(
                     }
                     reader.book.name_of_url(base)
                 }
-                None => {
-                    reader.traffic.sent();
-                    value
-                        .map(|v| reader.book.attribute(&v))
-                        .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned())
-                }
+                None => value
+                    .map(|v| reader.book.attribute(&v))
+                    .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned()),
             };
             reader.traffic.count(&name, base.is_some(), failed);
             if !is_replica(&name) {

@@ -82,16 +82,8 @@ pub(super) fn notes(r: &RunResults) -> Vec<String> {
             .ratio_to(own)
             .map(|x| format!("{x:.1}×"))
             .unwrap_or_else(|| "more than".to_owned());
-        let skipped = if t.skipped_over_budget > 0 {
-            format!(
-                "; {} reads through the balancer were not sent (direct reads never are)",
-                t.skipped_over_budget
-            )
-        } else {
-            String::new()
-        };
         out.push(format!(
-            "OVER BUDGET: read-backs were {ratio} the scenario's own requests, budget {}×{skipped}; list the replicas under [verify] replicas, lower visible_within or raise poll",
+            "OVER BUDGET: read-backs were {ratio} the scenario's own requests, budget {}×: list the replicas under [verify] replicas, lower visible_within or raise poll",
             t.budget_ratio
         ));
     }
@@ -142,7 +134,6 @@ mod tests {
                 failed: 5,
             }],
             budget_ratio: 1.0,
-            skipped_over_budget: 0,
         };
         r.attribution = Default::default();
         r

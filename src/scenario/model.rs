@@ -62,9 +62,8 @@ pub struct VerifyDef {
     /// Also read through the balancer until every replica seen in the run has answered.
     #[serde(default = "yes")]
     pub through_balancer: bool,
-    /// Read-backs through the balancer stop once they reach this many times
-    /// the scenario's own requests sent (0.01 to 100; direct reads are never
-    /// skipped).
+    /// Reports say when read-backs were more than this many times the
+    /// scenario's own requests sent (0.01 to 100).
     #[serde(default = "default_read_budget")]
     pub budget: Spanned<f64>,
 }

@@ -296,8 +296,8 @@ pub struct VerifySpec {
     pub poll: Duration,
     /// Also read through the balancer.
     pub through_balancer: bool,
-    /// Read-backs through the balancer at most this many times the
-    /// scenario's own requests sent.
+    /// Read-backs at most this many times the scenario's own requests sent,
+    /// or the reports say so.
     pub budget: f64,
 }
 

@@ -518,7 +518,10 @@ fn verify_replicas_are_urls_or_tables_with_the_name_they_answer_as() {
         ]
     );
     assert_eq!(s.verify.budget, 2.5);
-    assert_eq!(Scenario::from_text(&path(), GOOD).unwrap().verify.budget, 1.0);
+    assert_eq!(
+        Scenario::from_text(&path(), GOOD).unwrap().verify.budget,
+        1.0
+    );
     let refused = |entries: &str, marker: &str, expected: &str| {
         let text = format!("{GOOD}\n[verify]\nreplicas = [\n{entries}\n]\n");
         let err = Scenario::from_text(&path(), &text).expect_err(entries);
@@ -536,7 +539,11 @@ fn verify_replicas_are_urls_or_tables_with_the_name_they_answer_as() {
         "9001/",
         "listed twice",
     );
-    refused("  \"ftp://127.0.0.1:9001\",", "ftp", "must be http or https");
+    refused(
+        "  \"ftp://127.0.0.1:9001\",",
+        "ftp",
+        "must be http or https",
+    );
     refused(
         "  { url = \"http://127.0.0.1:9001\", answer_as = \"a\" },",
         "answer_as",
@@ -544,8 +551,16 @@ fn verify_replicas_are_urls_or_tables_with_the_name_they_answer_as() {
     );
     let text = format!("{GOOD}\n[verify]\nbudget = 0\n");
     let err = Scenario::from_text(&path(), &text).unwrap_err();
-    assert!(err.message.contains("verify.budget: 0 is out of range"), "{err}");
-    assert_eq!(err.line, text.lines().position(|l| l.starts_with("budget")).map(|i| i + 1));
+    assert!(
+        err.message.contains("verify.budget: 0 is out of range"),
+        "{err}"
+    );
+    assert_eq!(
+        err.line,
+        text.lines()
+            .position(|l| l.starts_with("budget"))
+            .map(|i| i + 1)
+    );
 }
 
 #[test]
