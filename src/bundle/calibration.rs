@@ -44,6 +44,31 @@ pub struct Step {
     /// second does not.
     #[serde(default)]
     pub p95_trend_ms: Option<(f64, f64)>,
+    /// Read-backs of uploads surge sent per second during the step: load the
+    /// cluster carried beside the work (None when the step is a stage of a
+    /// longer run, where they are not apportioned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_backs_per_s: Option<f64>,
+}
+
+impl Step {
+    /// Requests per second the cluster carried during the step: the work,
+    /// the setup requests and surge's own read-backs.
+    pub fn carried_per_s(&self) -> f64 {
+        self.achieved + self.setup_per_s + self.read_backs_per_s.unwrap_or(0.0)
+    }
+
+    /// `; the cluster carried 41.2/s with 8.0 read-backs/s of uploads`, or
+    /// nothing when surge sent no read-backs.
+    pub fn read_backs_text(&self) -> String {
+        match self.read_backs_per_s {
+            Some(rb) if rb > 0.0 => format!(
+                "; the cluster carried {:.1}/s with {rb:.1} read-backs/s of uploads",
+                self.carried_per_s()
+            ),
+            _ => String::new(),
+        }
+    }
 }
 
 impl Step {
@@ -77,6 +102,7 @@ impl Step {
             by_request: BTreeMap::new(),
             setup_per_s: 0.0,
             p95_trend_ms: None,
+            read_backs_per_s: None,
         }
     }
 }
@@ -104,4 +130,27 @@ pub struct PoolSample {
     /// `jvm_memory_used_bytes`, all areas, when exposed.
     #[serde(default)]
     pub jvm_memory_bytes: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_steps_read_backs_are_carried_load_and_said_only_when_sent() {
+        let mut s = Step {
+            achieved: 30.0,
+            setup_per_s: 1.0,
+            ..Default::default()
+        };
+        assert_eq!(s.read_backs_text(), "");
+        s.read_backs_per_s = Some(0.0);
+        assert_eq!(s.read_backs_text(), "");
+        s.read_backs_per_s = Some(10.2);
+        assert!((s.carried_per_s() - 41.2).abs() < 1e-9);
+        assert_eq!(
+            s.read_backs_text(),
+            "; the cluster carried 41.2/s with 10.2 read-backs/s of uploads"
+        );
+    }
 }

@@ -121,13 +121,14 @@ fn capacity_reasons(
     let standing_break = slo_breaks::first_standing_break(steps, slo);
     match capacity {
         Some((c, i)) => reasons.push(format!(
-            "capacity {c:.1} work requests/s per pod: step {} achieved {:.1} req/s on {replicas} replicas with p99 {:.0} ms ≤ {:.0} ms and errors {:.2}% ≤ {:.2}%",
+            "capacity {c:.1} work requests/s per pod: step {} achieved {:.1} req/s on {replicas} replicas with p99 {:.0} ms ≤ {:.0} ms and errors {:.2}% ≤ {:.2}%{}",
             i + 1,
             steps[i].achieved,
             steps[i].p99_ms,
             slo.p99_ms,
             steps[i].error_rate * 100.0,
-            slo.error_budget * 100.0
+            slo.error_budget * 100.0,
+            steps[i].read_backs_text()
         )),
         // Steps met the SLO, but none below the first break that stands.
         None if steps.iter().any(|s| s.meets(slo)) => reasons.push(format!(

@@ -124,12 +124,13 @@ pub async fn calibrate(
                     ),
                 };
                 say(format!(
-                    "  {which}{:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {} ({})",
+                    "  {which}{:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {}{} ({})",
                     s.rate,
                     s.achieved,
                     s.p99_ms,
                     s.error_rate * 100.0,
                     s.dropped,
+                    s.read_backs_text(),
                     bundle.display()
                 ))
             })
