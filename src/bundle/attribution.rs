@@ -54,12 +54,8 @@ impl Attribution {
 
     /// Adds another part's attribution (a shard's): counts summed, names united.
     pub fn absorb(&mut self, other: &Attribution) {
-        for (k, n) in &other.unmapped {
-            *self.unmapped.entry(k.clone()).or_default() += n;
-        }
-        for (k, n) in &other.retries {
-            *self.retries.entry(k.clone()).or_default() += n;
-        }
+        super::add_counts(&mut self.unmapped, &other.unmapped);
+        super::add_counts(&mut self.retries, &other.retries);
         for r in &other.replicas {
             match self.replicas.iter_mut().find(|m| m.name == r.name) {
                 Some(mine) => {

@@ -20,6 +20,16 @@ mod results;
 mod sessions;
 mod shard;
 
+/// Adds counts by key (reasons, values) from another part.
+pub fn add_counts(
+    into: &mut std::collections::BTreeMap<String, u64>,
+    from: &std::collections::BTreeMap<String, u64>,
+) {
+    for (k, n) in from {
+        *into.entry(k.clone()).or_default() += n;
+    }
+}
+
 pub use attribution::{
     Attribution, ReadBackReplica, ReadBackTraffic, ReplicaAliases, UNMAPPED_REPLICA,
 };

@@ -148,14 +148,13 @@ pub(super) async fn monitor(
             shared.read_back_from(
                 pods.iter()
                     .filter(|p| p.ready)
-                    .filter_map(|p| p.url.as_ref().map(|u| (p, u)))
-                    .map(|(p, u)| crate::measure::replicas::ListedReplica {
-                        url: format!("{u}{prefix}"),
-                        name: Some(p.name.clone()),
-                        also: crate::measure::replicas::address_key(u)
-                            .and_then(|a| a.rsplit_once(':').map(|(host, _)| host.to_owned()))
-                            .into_iter()
-                            .collect(),
+                    .filter_map(|p| {
+                        let u = p.url.as_ref()?;
+                        Some(crate::measure::replicas::ListedReplica::pod(
+                            &p.name,
+                            u,
+                            format!("{u}{prefix}"),
+                        ))
                     })
                     .collect(),
             );

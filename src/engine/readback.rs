@@ -44,15 +44,13 @@ fn is_replica(name: &str) -> bool {
     name != UNKNOWN_REPLICA && name != UNMAPPED_REPLICA
 }
 
-/// Read-back requests sent, per replica, and the budget they are judged by.
-struct Traffic {
-    budget: f64,
-    per_replica: Mutex<BTreeMap<String, ReadBackReplica>>,
-}
+/// Read-back requests sent, per replica.
+#[derive(Default)]
+struct Traffic(Mutex<BTreeMap<String, ReadBackReplica>>);
 
 impl Traffic {
     fn count(&self, replica: &str, direct: bool, failed: bool) {
-        let mut all = self.per_replica.lock().unwrap();
+        let mut all = self.0.lock().unwrap();
         let r = all
             .entry(replica.to_owned())
             .or_insert_with(|| ReadBackReplica {
@@ -67,10 +65,10 @@ impl Traffic {
         r.failed += u64::from(failed);
     }
 
-    fn report(&self) -> ReadBackTraffic {
+    fn report(&self, budget_ratio: f64) -> ReadBackTraffic {
         ReadBackTraffic {
-            replicas: self.per_replica.lock().unwrap().values().cloned().collect(),
-            budget_ratio: self.budget,
+            replicas: self.0.lock().unwrap().values().cloned().collect(),
+            budget_ratio,
         }
     }
 }
@@ -134,13 +132,9 @@ impl Readback {
             .iter()
             .map(|r| r.url.clone())
             .collect();
-        let traffic = Arc::new(Traffic {
-            budget: scenario.verify.budget,
-            per_replica: Mutex::default(),
-        });
         Readback {
             book,
-            traffic,
+            traffic: Arc::default(),
             scenario,
             tokens,
             client,
@@ -163,19 +157,27 @@ impl Readback {
     pub async fn introduce_replicas(&self) {
         let bases = self.direct.read().unwrap().clone();
         let source = &self.scenario.target.replica;
-        for base in bases {
-            let asked = self
+        // All at once: a replica that is down costs the start one timeout,
+        // not one per replica. Learnt in the listed order, so two replicas
+        // answering alike resolve the same way every run.
+        let asked = bases.iter().map(|base| async move {
+            let answer = self
                 .client
                 .get(format!("{base}/"))
-                .timeout(std::time::Duration::from_secs(5));
-            let answer = tokio::select! {
-                a = asked.send() => a,
-                _ = self.stop.cancelled() => return,
-            };
-            if let Ok(answer) = answer {
-                if let Some(value) = check::replica_of(source, answer.headers()) {
-                    self.book.learn(&base, &value, true);
-                }
+                .timeout(std::time::Duration::from_secs(5))
+                .send()
+                .await;
+            answer
+                .ok()
+                .and_then(|a| check::replica_of(source, a.headers()))
+        });
+        let answers = tokio::select! {
+            answers = futures::future::join_all(asked) => answers,
+            _ = self.stop.cancelled() => return,
+        };
+        for (base, value) in bases.iter().zip(answers) {
+            if let Some(value) = value {
+                self.book.learn(base, &value, true);
             }
         }
     }
@@ -266,7 +268,7 @@ impl Readback {
         everyone.extend(self.met.lock().unwrap().iter().cloned());
         everyone.retain(|r| is_replica(r));
         let (mut verdict, visible) = tally.finish(&everyone);
-        verdict.read_backs = self.traffic.report();
+        verdict.read_backs = self.traffic.report(self.scenario.verify.budget);
         verdict.unverifiable_reasons = std::mem::take(&mut *self.unverifiable.lock().unwrap());
         verdict.unverifiable = verdict.unverifiable_reasons.values().sum();
         (verdict, visible)

@@ -90,18 +90,25 @@ struct State {
     refused_since_answer: u64,
 }
 
-/// Counts `reason` in `reasons`, keeping at most [`MAX_REASONS`] distinct ones.
-fn count_reason(reasons: &mut BTreeMap<String, u64>, reason: &str) {
-    let key = if reasons.len() < MAX_REASONS || reasons.contains_key(reason) {
-        reason
+/// Counts `key` in `counts`, keeping at most `max` distinct keys: the rest
+/// are counted under `other`, so memory does not grow with the run.
+pub fn count_capped(counts: &mut BTreeMap<String, u64>, key: &str, max: usize, other: &str) {
+    let key = if counts.len() < max || counts.contains_key(key) {
+        key
     } else {
-        "other reasons"
+        other
     };
-    *reasons.entry(key.to_owned()).or_default() += 1;
+    *counts.entry(key.to_owned()).or_default() += 1;
 }
 
-/// Distinct reasons (not sent, expectation) kept per request; more are
-/// counted under one, so memory does not grow with the run.
+/// Counts `reason` in `reasons`, keeping at most [`MAX_REASONS`] distinct
+/// ones (the rest under `other reasons`).
+pub fn count_reason(reasons: &mut BTreeMap<String, u64>, reason: &str) {
+    count_capped(reasons, reason, MAX_REASONS, "other reasons");
+}
+
+/// Distinct reasons (not sent, expectation, a read-back's error) kept per
+/// count; more are counted under one.
 const MAX_REASONS: usize = 32;
 
 /// Latency around a marked moment, from [`Recorder::mark`].
@@ -248,11 +255,6 @@ impl Recorder {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Requests issued so far, every request of the load together.
-    pub fn issued_total(&self) -> u64 {
-        self.issued.iter().map(|n| n.load(Ordering::Relaxed)).sum()
     }
 
     /// Counts a request as issued; call it right before sending.

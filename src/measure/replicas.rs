@@ -17,6 +17,7 @@
 //! a retry.
 
 use crate::bundle::{Attribution, ReplicaAliases, UNMAPPED_REPLICA};
+use crate::scenario::url_without_userinfo;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -33,6 +34,20 @@ pub struct ListedReplica {
 }
 
 impl ListedReplica {
+    /// A pod found through the API (or a local replica process): named by
+    /// its name, read at `url` (its `address`, `http://IP:PORT`, and the
+    /// target's path prefix), and also meant by its bare IP.
+    pub fn pod(name: &str, address: &str, url: String) -> Self {
+        let ip = reqwest::Url::parse(address)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned));
+        ListedReplica {
+            url,
+            name: Some(name.to_owned()),
+            also: ip.into_iter().collect(),
+        }
+    }
+
     /// A replica known only by its URL.
     pub fn at(url: &str) -> Self {
         ListedReplica {
@@ -95,18 +110,6 @@ pub fn address_key(value: &str) -> Option<String> {
     Some(format!("{host}:{}", url.port_or_known_default()?))
 }
 
-/// A URL without user name or password, as reports may show it.
-fn shown_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.as_str().trim_end_matches('/').to_owned()
-        }
-        _ => url.to_owned(),
-    }
-}
-
 struct Entry {
     name: String,
     /// Base URL as given (read-backs are matched on it).
@@ -144,12 +147,17 @@ impl Book {
             .position(|e| e.address.as_deref() == Some(key.as_str()))
     }
 
+    /// The replica read directly at `url`: the same URL, or its address.
+    fn find_url(&self, url: &str) -> Option<usize> {
+        let address = address_key(url);
+        self.entries.iter().position(|e| {
+            e.url.as_deref() == Some(url) || (address.is_some() && e.address == address)
+        })
+    }
+
     fn add(&mut self, replica: &ListedReplica, stated_closed: bool) -> usize {
         let address = address_key(&replica.url);
-        let by_url = self.entries.iter().position(|e| {
-            e.url.as_deref() == Some(replica.url.as_str())
-                || (address.is_some() && e.address == address)
-        });
+        let by_url = self.find_url(&replica.url);
         let by_name = replica
             .name
             .as_deref()
@@ -162,7 +170,7 @@ impl Book {
                         .name
                         .clone()
                         .or_else(|| address.clone())
-                        .unwrap_or_else(|| shown_url(&replica.url)),
+                        .unwrap_or_else(|| url_without_userinfo(&replica.url)),
                     url: None,
                     address: None,
                     also: BTreeSet::new(),
@@ -226,14 +234,12 @@ impl ReplicaBook {
         let name = match book.find(last) {
             Some(i) => book.entries[i].name.clone(),
             None if book.closed => {
-                let key = if book.unmapped.len() < MAX_UNMAPPED_VALUES
-                    || book.unmapped.contains_key(last)
-                {
-                    last.to_owned()
-                } else {
-                    "other values".to_owned()
-                };
-                *book.unmapped.entry(key).or_default() += 1;
+                super::count_capped(
+                    &mut book.unmapped,
+                    last,
+                    MAX_UNMAPPED_VALUES,
+                    "other values",
+                );
                 return UNMAPPED_REPLICA.to_owned();
             }
             None => last.to_owned(),
@@ -248,13 +254,10 @@ impl ReplicaBook {
     /// discovered; a URL never listed names itself by its address).
     pub fn name_of_url(&self, url: &str) -> String {
         let book = self.lock();
-        let address = address_key(url);
-        book.entries
-            .iter()
-            .find(|e| e.url.as_deref() == Some(url) || (address.is_some() && e.address == address))
-            .map(|e| e.name.clone())
-            .or(address)
-            .unwrap_or_else(|| shown_url(url))
+        match book.find_url(url) {
+            Some(i) => book.entries[i].name.clone(),
+            None => address_key(url).unwrap_or_else(|| url_without_userinfo(url)),
+        }
     }
 
     /// A direct answer from `url` named its replica `value`: from now on
@@ -267,17 +270,14 @@ impl ReplicaBook {
             return;
         };
         let mut book = self.lock();
-        let address = address_key(url);
-        let Some(i) = book.entries.iter().position(|e| {
-            e.url.as_deref() == Some(url) || (address.is_some() && e.address == address)
-        }) else {
+        let Some(i) = book.find_url(url) else {
             return;
         };
         match book.find(last) {
             Some(j) if j != i => {
                 tracing::warn!(
                     "{} answers as {last:?}, which already names {}: kept apart",
-                    shown_url(url),
+                    url_without_userinfo(url),
                     book.entries[j].name
                 );
             }
@@ -321,7 +321,7 @@ impl ReplicaBook {
                 also.dedup();
                 ReplicaAliases {
                     name: e.name.clone(),
-                    url: e.url.as_deref().map(shown_url),
+                    url: e.url.as_deref().map(url_without_userinfo),
                     also,
                 }
             })
@@ -455,11 +455,11 @@ mod tests {
     #[test]
     fn a_pod_is_one_replica_by_its_name_its_ip_and_its_url() {
         let book = ReplicaBook::new(&[]);
-        book.discovered(&[ListedReplica {
-            url: "http://10.244.0.7:8080".into(),
-            name: Some("hapi-7c9d-abcde".into()),
-            also: vec!["10.244.0.7".into()],
-        }]);
+        let pod = |name: &str| {
+            let address = "http://10.244.0.7:8080";
+            ListedReplica::pod(name, address, address.to_owned())
+        };
+        book.discovered(&[pod("hapi-7c9d-abcde")]);
         assert_eq!(book.attribute("hapi-7c9d-abcde"), "hapi-7c9d-abcde");
         assert_eq!(book.attribute("10.244.0.7:8080"), "hapi-7c9d-abcde");
         assert_eq!(book.attribute("10.244.0.7"), "hapi-7c9d-abcde");
@@ -468,11 +468,7 @@ mod tests {
             "hapi-7c9d-abcde"
         );
         // The IP handed to a replacement pod names the new pod.
-        book.discovered(&[ListedReplica {
-            url: "http://10.244.0.7:8080".into(),
-            name: Some("hapi-7c9d-fghij".into()),
-            also: vec!["10.244.0.7".into()],
-        }]);
+        book.discovered(&[pod("hapi-7c9d-fghij")]);
         assert_eq!(book.attribute("10.244.0.7:8080"), "hapi-7c9d-fghij");
         // Nothing was listed up front: a pod not discovered yet names itself.
         assert_eq!(book.attribute("hapi-7c9d-new"), "hapi-7c9d-new");

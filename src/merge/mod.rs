@@ -16,6 +16,7 @@
 //! count), a shard twice, or a shard missing (unless allowed) are refused,
 //! naming the bundle.
 
+use crate::bundle::add_counts;
 use crate::bundle::{
     hdr, CellHistograms, CellStats, ChaosReport, ConsistencyVerdict, Measurements, MergeInfo,
     RequestTimeline, RunResults, SessionVerdict, ShardInfo, StageStats, Stats, TimelineHistograms,
@@ -310,12 +311,6 @@ fn growing(like: &Histogram<u64>) -> Histogram<u64> {
 fn add_into(into: &mut Histogram<u64>, h: &Histogram<u64>) -> Result<(), String> {
     into.add(h)
         .map_err(|e| format!("cannot add histograms: {e:?}"))
-}
-
-fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
-    for (k, v) in from {
-        *into.entry(k.clone()).or_default() += v;
-    }
 }
 
 type MergedTimelines = (Vec<TimelineRow>, Vec<RequestTimeline>, TimelineHistograms);

@@ -38,14 +38,20 @@ impl TargetSpec {
 
     /// The base URL as reports may show it: without user name or password.
     pub fn display_url(&self) -> String {
-        match reqwest::Url::parse(&self.base_url) {
-            Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
-                let _ = url.set_username("");
-                let _ = url.set_password(None);
-                url.as_str().trim_end_matches('/').to_owned()
-            }
-            _ => self.base_url.clone(),
+        url_without_userinfo(&self.base_url)
+    }
+}
+
+/// A URL as reports may show it: without user name or password (one that
+/// has none, or does not parse, is kept as it is).
+pub fn url_without_userinfo(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.as_str().trim_end_matches('/').to_owned()
         }
+        _ => url.to_owned(),
     }
 }
 

@@ -119,9 +119,6 @@ pub struct Tally {
     errors: BTreeMap<String, u64>,
 }
 
-/// Distinct error reasons kept; more are counted under one.
-const MAX_ERROR_REASONS: usize = 32;
-
 /// Uploads read on the same replicas.
 struct Group {
     uploads: u64,
@@ -162,11 +159,8 @@ impl Tally {
                     Seen::Error(why) => Some(why.as_str()),
                     _ => None,
                 });
-                let mut key = format!("{replica}: {}", met.unwrap_or("no answer"));
-                if self.errors.len() >= MAX_ERROR_REASONS && !self.errors.contains_key(&key) {
-                    key = "other reasons".to_owned();
-                }
-                *self.errors.entry(key).or_default() += 1;
+                let key = format!("{replica}: {}", met.unwrap_or("no answer"));
+                crate::measure::count_reason(&mut self.errors, &key);
             }
             everywhere = match (everywhere, at) {
                 (Some(e), Some(a)) => Some(e.max(a)),
