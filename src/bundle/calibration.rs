@@ -52,26 +52,6 @@ pub struct Step {
 }
 
 impl Step {
-    /// Requests per second the cluster carried during the step: the work,
-    /// the setup requests and surge's own read-backs.
-    pub fn carried_per_s(&self) -> f64 {
-        self.achieved + self.setup_per_s + self.read_backs_per_s.unwrap_or(0.0)
-    }
-
-    /// `; the cluster carried 41.2/s with 8.0 read-backs/s of uploads`, or
-    /// nothing when surge sent no read-backs.
-    pub fn read_backs_text(&self) -> String {
-        match self.read_backs_per_s {
-            Some(rb) if rb > 0.0 => format!(
-                "; the cluster carried {:.1}/s with {rb:.1} read-backs/s of uploads",
-                self.carried_per_s()
-            ),
-            _ => String::new(),
-        }
-    }
-}
-
-impl Step {
     /// A step measured at `rate`: `count` requests completed (`failed` of
     /// them failed) over `seconds`, with their latency, and the arrivals
     /// dropped. Both ways to a step (a run of its own, a stage of a
@@ -103,6 +83,24 @@ impl Step {
             setup_per_s: 0.0,
             p95_trend_ms: None,
             read_backs_per_s: None,
+        }
+    }
+
+    /// Requests per second the cluster carried during the step: the work,
+    /// the setup requests and surge's own read-backs.
+    pub fn carried_per_s(&self) -> f64 {
+        self.achieved + self.setup_per_s + self.read_backs_per_s.unwrap_or(0.0)
+    }
+
+    /// `; the cluster carried 41.2/s with 8.0 read-backs/s of uploads`, or
+    /// nothing when surge sent no read-backs.
+    pub fn read_backs_text(&self) -> String {
+        match self.read_backs_per_s {
+            Some(rb) if rb > 0.0 => format!(
+                "; the cluster carried {:.1}/s with {rb:.1} read-backs/s of uploads",
+                self.carried_per_s()
+            ),
+            _ => String::new(),
         }
     }
 }

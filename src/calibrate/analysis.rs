@@ -302,21 +302,12 @@ mod tests {
         ]
     }
 
-    fn remeasured(steps: &mut [Step], i: usize, again: Step) -> Remeasure {
-        let first = std::mem::replace(&mut steps[i], again.clone());
-        Remeasure {
-            step: i,
-            first,
-            again,
-        }
-    }
-
     /// Broken twice: capacity comes from below the break, and the report
     /// names the break and the higher step it did not take.
     #[test]
     fn capacity_stops_below_a_break_that_stands_and_says_so() {
         let mut steps = broken_below_met();
-        let r = remeasured(&mut steps, 1, step(8.0, 8.0, 530.0));
+        let r = Remeasure::record(&mut steps, 1, step(8.0, 8.0, 530.0));
         let c = analyse_measurements(
             Measurements {
                 steps,
@@ -340,7 +331,7 @@ mod tests {
     #[test]
     fn a_break_its_remeasure_refutes_is_named_as_warm_up() {
         let mut steps = broken_below_met();
-        let r = remeasured(&mut steps, 1, step(8.0, 8.0, 430.0));
+        let r = Remeasure::record(&mut steps, 1, step(8.0, 8.0, 430.0));
         let c = analyse_measurements(
             Measurements {
                 steps,
@@ -513,7 +504,7 @@ mod tests {
     #[test]
     fn requests_completed_count_both_measurements_of_a_remeasured_step() {
         let mut steps = broken_below_met();
-        let r = remeasured(&mut steps, 1, step(8.0, 8.0, 430.0));
+        let r = Remeasure::record(&mut steps, 1, step(8.0, 8.0, 430.0));
         let m = Measurements {
             steps,
             remeasures: vec![r],

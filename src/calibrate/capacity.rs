@@ -36,9 +36,9 @@ impl Step {
     /// edges (9 or 10 arrivals in 2 s at 5/s) from passing for a shortfall.
     // WHY one function: this is calibration's only statement of the load a
     // step offers (keeping up is judged against it, and the verification
-    // replay inverts it in `arrivals_for_work`). Read-back traffic, the
-    // requests surge itself sends to read uploads back, belongs here once
-    // the bundle records it per step.
+    // replay inverts it in `arrivals_for_work`). Read-backs are not work
+    // and not in `achieved` either: what the cluster carried with them is
+    // `Step::carried_per_s`.
     pub fn offered_work(&self) -> f64 {
         self.arrivals_per_s.unwrap_or(self.rate) * self.requests_per_arrival()
     }

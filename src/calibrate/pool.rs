@@ -216,7 +216,14 @@ pub fn measured_hold_reason(
 /// not to mean a short pool: beyond twice the rate, the waits came from
 /// connections held longer at busy moments (a thread short of CPU keeps its
 /// connection), which a bigger pool would not cure.
-pub(super) const CEILING_MARGIN: f64 = 2.0;
+const CEILING_MARGIN: f64 = 2.0;
+
+/// Whether a pool whose ceiling is `ceiling` serves well beyond `rate`
+/// ([`CEILING_MARGIN`] times): threads waiting on it then do not mean a
+/// short pool.
+pub(super) fn roomy(ceiling: f64, rate: f64) -> bool {
+    ceiling > CEILING_MARGIN * rate
+}
 
 /// The requests per second `connections` serve when each request checks a
 /// connection out `checkouts_per_request` times (one when unknown) for
@@ -257,7 +264,7 @@ pub fn verification_waits(
     let connections = samples.iter().map(|s| s.max).fold(0.0, f64::max);
     let k = checkouts_per_request.unwrap_or(1.0);
     match (hold_s, pool_ceiling(connections, hold_s, checkouts_per_request)) {
-        (Some(hold), Some(ceiling)) if ceiling > CEILING_MARGIN * rate_per_pod => (
+        (Some(hold), Some(ceiling)) if roomy(ceiling, rate_per_pod) => (
             false,
             format!(
                 "up to {pending:.0} threads waited for a database connection at moments, though {connections:.0} connections held {:.1} ms for {k:.1} checkouts per request serve about {ceiling:.0} req/s per pod, {:.0}× this rate: not a pool shortage (connections held longer while their threads waited for CPU)",

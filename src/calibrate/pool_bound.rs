@@ -11,7 +11,7 @@
 //! raised to it; [`target_basis`] says so, with both numbers, and asks for
 //! a calibration with the recommended pool.
 
-use super::pool::{pool_ceiling, CEILING_MARGIN};
+use super::pool::pool_ceiling;
 use crate::bundle::PoolSample;
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +41,7 @@ fn used_up(samples: &[PoolSample]) -> Option<&PoolSample> {
 /// because connections were held longer at busy moments (a thread short of
 /// CPU keeps its connection), which a bigger pool would not cure.
 fn roomy(ceiling: Option<f64>, capacity: Option<f64>) -> bool {
-    matches!((ceiling, capacity), (Some(c), Some(x)) if c > CEILING_MARGIN * x)
+    matches!((ceiling, capacity), (Some(c), Some(x)) if super::pool::roomy(c, x))
 }
 
 /// The pool the pods ran with, from the scraped series: its size (that of
@@ -178,11 +178,10 @@ pub fn target_basis(
         }
         (false, None) => " (not pool-bound: the pool never ran out)".to_owned(),
     };
-    let at_recommended = recommended
-        .zip(hold_s.filter(|h| *h > 0.0))
-        .and_then(|(r, h)| {
-            pool_ceiling(r as f64, Some(h), checkouts_per_request).map(|y| (r, h, y))
-        });
+    // No ceiling (None) without a positive hold time.
+    let at_recommended = recommended.zip(hold_s).and_then(|(r, h)| {
+        pool_ceiling(r as f64, Some(h), checkouts_per_request).map(|y| (r, h, y))
+    });
     let Some((r, hold, ceiling)) = at_recommended else {
         out += &if pool.bound_capacity {
             format!("; a larger pool may raise it, but without a hold time its ceiling is not computed: {target} stays on the measured capacity — re-calibrate with a larger pool to raise it")

@@ -37,6 +37,19 @@ pub struct Remeasure {
     pub again: Step,
 }
 
+impl Remeasure {
+    /// Keeps `again` as step `i`'s measurement in `steps`, and the record
+    /// of both.
+    pub fn record(steps: &mut [Step], i: usize, again: Step) -> Remeasure {
+        let first = std::mem::replace(&mut steps[i], again.clone());
+        Remeasure {
+            step: i,
+            first,
+            again,
+        }
+    }
+}
+
 /// What a climbing staircase does after its latest measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextMove {
@@ -226,13 +239,7 @@ mod tests {
     #[test]
     fn a_break_refuted_by_its_remeasure_is_named_as_warm_up() {
         let mut steps = broken_below_met();
-        let first = steps[1].clone();
-        steps[1] = step(8.0, 430.0);
-        let r = [Remeasure {
-            step: 1,
-            first,
-            again: steps[1].clone(),
-        }];
+        let r = [Remeasure::record(&mut steps, 1, step(8.0, 430.0))];
         assert_eq!(first_standing_break(&steps, &SLO), None);
         assert_eq!(
             notes(&steps, &r, &SLO),
@@ -243,13 +250,7 @@ mod tests {
     #[test]
     fn a_break_that_stands_names_the_steps_above_it_that_met() {
         let mut steps = broken_below_met();
-        let first = steps[1].clone();
-        steps[1] = step(8.0, 530.0);
-        let r = [Remeasure {
-            step: 1,
-            first,
-            again: steps[1].clone(),
-        }];
+        let r = [Remeasure::record(&mut steps, 1, step(8.0, 530.0))];
         assert_eq!(
             notes(&steps, &r, &SLO),
             [

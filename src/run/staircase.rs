@@ -182,12 +182,9 @@ pub async fn climb(
                     match run_step(s, climb.steps[i].rate).await? {
                         StepRun::Measured(again, bundle) => {
                             each(&again, &bundle, Pass::Remeasure(i));
-                            let first = std::mem::replace(&mut climb.steps[i], again.clone());
-                            climb.remeasures.push(Remeasure {
-                                step: i,
-                                first,
-                                again,
-                            });
+                            climb
+                                .remeasures
+                                .push(Remeasure::record(&mut climb.steps, i, again));
                         }
                         StepRun::Interrupted(why) => {
                             climb.interrupted = Some(why);
