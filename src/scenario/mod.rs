@@ -394,10 +394,13 @@ impl Scenario {
                 )
                 .map_err(|e| {
                     // A system namespace is the namespace's fault; the rest
-                    // is about the table (a key it lacks).
+                    // is about the table (a key it lacks). Which rule
+                    // refused is told by its words, not guessed again.
                     let namespace = file.kubernetes.as_ref().and_then(|k| k.namespace.as_ref());
                     let place = namespace
-                        .filter(|n| chaos::FORBIDDEN_NAMESPACES.contains(&n.get_ref().as_str()))
+                        .filter(|n| {
+                            chaos::system_namespace(n.get_ref()).as_deref() == Some(e.as_str())
+                        })
                         .map(|n| n.span());
                     at(
                         place.or_else(|| find_table(text, "kubernetes")),

@@ -6,6 +6,13 @@ use super::*;
 /// Namespaces chaos never touches, whatever the operator allows.
 pub const FORBIDDEN_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
 
+/// Why chaos refuses `namespace`, when it is a system namespace.
+pub fn system_namespace(namespace: &str) -> Option<String> {
+    FORBIDDEN_NAMESPACES.contains(&namespace).then(|| {
+        format!("namespace `{namespace}` is refused: surge never runs chaos in a system namespace")
+    })
+}
+
 /// The safety rules, checked before any call: pod actions on Kubernetes need
 /// an explicit namespace and selector, in a namespace the operator allowed
 /// on the command line and never a system one; workload actions need the
@@ -40,11 +47,8 @@ pub fn authorize(plan: &ChaosPlan, kube: &KubeTarget, allowed: &[String]) -> Res
             if kube.selector.trim().is_empty() {
                 return Err("no label selector: chaos on Kubernetes needs one ([kubernetes] selector or --selector), so it can only touch the pods it names".into());
             }
-            if FORBIDDEN_NAMESPACES.contains(&kube.namespace.as_str()) {
-                return Err(format!(
-                    "namespace `{}` is refused: surge never runs chaos in a system namespace",
-                    kube.namespace
-                ));
+            if let Some(refused) = system_namespace(&kube.namespace) {
+                return Err(refused);
             }
             if !allowed.iter().any(|n| n == &kube.namespace) {
                 return Err(format!(

@@ -284,6 +284,14 @@ fn refusals_point_at_the_key_not_the_table() {
         "[kubernetes]",
         "no label selector",
     );
+    // So is it with a system namespace: the rule that refused is the
+    // selector's, and the namespace line is not where the mistake is.
+    broken(
+        "[thresholds]",
+        &chaos("kube-system", "at = \"2s\"").replace("selector = \"app=clinic\"\n", ""),
+        "[kubernetes]",
+        "no label selector",
+    );
     loads(&GOOD.replacen("[thresholds]", &chaos("clinic", "every = \"1s\""), 1));
 }
 
