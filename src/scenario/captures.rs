@@ -17,17 +17,11 @@ use super::*;
 /// and for its read-back, which is rendered after its answer: there `${id}`
 /// is the stored object's id and the request's own captures are made.
 fn needs(spec: &RequestSpec) -> BTreeSet<&str> {
-    let own = captures(spec);
-    let sent = std::iter::once(&spec.path)
-        .chain(spec.headers.iter().map(|(_, t)| t))
-        .chain(spec.body.templates())
-        .flat_map(vars);
-    let read = spec
-        .consistency
-        .iter()
-        .flat_map(|c| vars(&c.read))
-        .filter(|v| *v != "id" && !own.contains(v));
-    sent.chain(read).collect()
+    templates(spec)
+        .flat_map(|(t, is_read)| vars(t).map(move |v| (v, is_read)))
+        .filter(|(v, is_read)| !is_read || (*v != "id" && !captures_var(spec, v)))
+        .map(|(v, _)| v)
+        .collect()
 }
 
 fn vars(template: &Template) -> impl Iterator<Item = &str> {
@@ -37,8 +31,24 @@ fn vars(template: &Template) -> impl Iterator<Item = &str> {
     })
 }
 
-fn captures(spec: &RequestSpec) -> BTreeSet<&str> {
-    spec.captures.iter().map(|(v, _)| v.as_str()).collect()
+fn captures(spec: &RequestSpec) -> impl Iterator<Item = &str> {
+    spec.captures.iter().map(|(v, _)| v.as_str())
+}
+
+/// Whether `spec` captures `var`.
+fn captures_var(spec: &RequestSpec, var: &str) -> bool {
+    captures(spec).any(|v| v == var)
+}
+
+/// The requests that capture `var`, with their index.
+fn capturers<'a>(
+    requests: &'a [RequestSpec],
+    var: &'a str,
+) -> impl Iterator<Item = (usize, &'a RequestSpec)> {
+    requests
+        .iter()
+        .enumerate()
+        .filter(move |(_, r)| captures_var(r, var))
 }
 
 /// `` `a` `` or `` `a` or `b` ``.
@@ -55,10 +65,11 @@ fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
 /// the variable it lacks, and what is wrong.
 pub(super) fn check_circles(requests: &[RequestSpec]) -> Result<(), (usize, String, String)> {
     // Every request that can be sent once the ones before it answered.
+    let wanted: Vec<BTreeSet<&str>> = requests.iter().map(needs).collect();
     let mut can = vec![false; requests.len()];
     let mut have = BTreeSet::new();
-    while let Some(i) = (0..requests.len())
-        .find(|&i| !can[i] && needs(&requests[i]).iter().all(|v| have.contains(v)))
+    while let Some(i) =
+        (0..requests.len()).find(|&i| !can[i] && wanted[i].iter().all(|v| have.contains(v)))
     {
         can[i] = true;
         have.extend(captures(&requests[i]));
@@ -72,14 +83,7 @@ pub(super) fn check_circles(requests: &[RequestSpec]) -> Result<(), (usize, Stri
     loop {
         if let Some(start) = walk.iter().position(|(r, _)| *r == at) {
             let circle = &walk[start..];
-            let capturers = |var: &str| {
-                names(
-                    requests
-                        .iter()
-                        .filter(|r| r.captures.iter().any(|(v, _)| v == var))
-                        .map(|r| r.name.as_str()),
-                )
-            };
+            let capturers = |var| names(capturers(requests, var).map(|(_, r)| r.name.as_str()));
             let links: Vec<String> = circle
                 .iter()
                 .map(|(r, var)| {
@@ -104,13 +108,10 @@ pub(super) fn check_circles(requests: &[RequestSpec]) -> Result<(), (usize, Stri
             };
             return Err((first, var.to_owned(), message));
         }
-        let Some(var) = needs(&requests[at]).into_iter().find(|v| !have.contains(v)) else {
+        let Some(var) = wanted[at].iter().copied().find(|v| !have.contains(v)) else {
             return Ok(());
         };
-        let Some(next) = requests
-            .iter()
-            .position(|r| r.captures.iter().any(|(v, _)| v == var))
-        else {
+        let Some((next, _)) = capturers(requests, var).next() else {
             // Nobody captures it: refused with the request's placeholders.
             return Ok(());
         };
@@ -136,18 +137,13 @@ pub(super) fn check_order(
             let later: Vec<String> = steps[n..]
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| captures(&requests[s.request]).contains(var))
+                .filter(|(_, s)| captures_var(&requests[s.request], var))
                 .map(|(i, s)| format!("step {} (`{}`)", n + i + 1, requests[s.request].name))
                 .collect();
-            let others = names(
-                requests
-                    .iter()
-                    .filter(|r| captures(r).contains(var))
-                    .map(|r| r.name.as_str()),
-            );
-            if others.is_empty() {
-                "no request captures it".to_owned()
-            } else if later.is_empty() {
+            // Someone captures it: a value nobody captures was refused
+            // with the request's placeholders or the step's loop already.
+            let others = names(capturers(requests, var).map(|(_, r)| r.name.as_str()));
+            if later.is_empty() {
                 format!("only {others} captures it, which `{who}` never sends")
             } else {
                 format!(

@@ -230,10 +230,7 @@ impl Scenario {
                 // Point at the path itself, where it is written in this request.
                 // (toml's span of a table value is not always the table's.)
                 let quoted = format!("\"{path}\"");
-                let from = find_table(text, &format!("requests.{name}")).map_or(0, |r| r.start);
-                let place = text[from..]
-                    .find(&quoted)
-                    .map(|at| from + at..from + at + quoted.len());
+                let place = find_in_table(text, &format!("requests.{name}"), &quoted);
                 return Err(at(place.or(span), format!("request `{name}`: {why}")));
             }
             check_placeholders(&spec, &feeders, &captured).map_err(|e| at(span, e))?;

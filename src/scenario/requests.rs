@@ -29,6 +29,20 @@ pub(super) fn check_json_paths(spec: &RequestSpec) -> Result<(), (String, String
     Ok(())
 }
 
+/// Which of the body kinds a request gives: json, json_file, form,
+/// multipart, body_file, body_template, generate.
+fn bodies(def: &RequestDef) -> [bool; 7] {
+    [
+        def.json.is_some(),
+        def.json_file.is_some(),
+        def.form.is_some(),
+        def.multipart.is_some(),
+        def.body_file.is_some(),
+        def.body_template.is_some(),
+        def.generate.is_some(),
+    ]
+}
+
 /// Compiles a request; `header` is the Content-Type header its
 /// `content_type` adds, from [`content_type_header`].
 pub(super) fn compile_request(
@@ -37,16 +51,7 @@ pub(super) fn compile_request(
     fixtures: &Path,
     header: Option<(String, Template)>,
 ) -> Result<RequestSpec, String> {
-    let bodies = [
-        def.json.is_some(),
-        def.json_file.is_some(),
-        def.form.is_some(),
-        def.multipart.is_some(),
-        def.body_file.is_some(),
-        def.body_template.is_some(),
-        def.generate.is_some(),
-    ];
-    if bodies.iter().filter(|b| **b).count() > 1 {
+    if bodies(def).iter().filter(|b| **b).count() > 1 {
         return Err(format!(
             "request `{name}` has more than one body: expected at most one of json, json_file, form, multipart, body_file, body_template, generate"
         ));
@@ -184,11 +189,7 @@ pub(super) fn content_type_header(
     let header = content_type_key(def);
     let sets_its_own =
         def.body_file.is_some() || def.body_template.is_some() || def.generate.is_some();
-    let has_body = sets_its_own
-        || def.json.is_some()
-        || def.json_file.is_some()
-        || def.form.is_some()
-        || def.multipart.is_some();
+    let has_body = bodies(def).contains(&true);
     match (def.content_type.as_ref().map(|c| c.get_ref()), header) {
         (Some(_), Some(h)) => Err(format!(
             "request `{name}`: give content_type or a `{h}` header, not both"
@@ -311,18 +312,23 @@ pub(super) fn capture_source(request: &str, what: &str, from: &str) -> Result<Ca
     }
 }
 
+/// Every template of a request, in the order it is written — path,
+/// read-back path, headers, body — each with whether it is the read-back
+/// path (rendered after the answer, with `${id}` the stored object's id).
+pub(super) fn templates(spec: &RequestSpec) -> impl Iterator<Item = (&Template, bool)> {
+    let read = spec.consistency.as_ref().map(|c| (&c.read, true));
+    std::iter::once((&spec.path, false))
+        .chain(read)
+        .chain(spec.headers.iter().map(|(_, t)| (t, false)))
+        .chain(spec.body.templates().into_iter().map(|t| (t, false)))
+}
+
 pub(super) fn check_placeholders(
     spec: &RequestSpec,
     feeders: &[Arc<Feeder>],
     captured: &BTreeSet<&str>,
 ) -> Result<(), String> {
-    let read = spec.consistency.as_ref().map(|c| &c.read);
-    let templates = std::iter::once(&spec.path)
-        .chain(read)
-        .chain(spec.headers.iter().map(|(_, t)| t))
-        .chain(spec.body.templates());
-    for template in templates {
-        let is_read = read.is_some_and(|r| std::ptr::eq(r, template));
+    for (template, is_read) in templates(spec) {
         for segment in template.segments() {
             match segment {
                 Segment::Feeder { feeder, column } => {
