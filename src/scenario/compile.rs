@@ -202,7 +202,7 @@ pub(super) fn compile_verify(def: &model::VerifyDef) -> Result<VerifySpec, Locat
             )));
         }
         if let Some(name) = &r.answers_as {
-            if name.trim().is_empty() || name.len() > super::limits::MAX_NAME {
+            if name.trim().is_empty() || name.chars().count() > super::limits::MAX_NAME {
                 return Err(at(format!(
                     "verify.replicas: answers_as must be the replica header's or cookie's value for this replica, 1 to {} characters",
                     super::limits::MAX_NAME
