@@ -549,6 +549,30 @@ fn verify_replicas_are_urls_or_tables_with_the_name_they_answer_as() {
         "answer_as",
         "unknown field `answer_as`",
     );
+    refused(
+        "  { url = \"http://127.0.0.1:9001\", answers_as = \" \" },",
+        "answers_as",
+        "answers_as must be the replica header's or cookie's value",
+    );
+    let long = format!(
+        "  {{ url = \"http://127.0.0.1:9001\", answers_as = \"{}\" }},",
+        "é".repeat(101)
+    );
+    refused(&long, "answers_as", "1 to 100 characters");
+    let at_limit = format!(
+        "{GOOD}\n[verify]\nreplicas = [{{ url = \"http://127.0.0.1:9001\", answers_as = \"{}\" }}]\n",
+        "é".repeat(100)
+    );
+    Scenario::from_text(&path(), &at_limit)
+        .expect("100 characters (200 bytes) is within the limit");
+    for out_of_range in ["101", "nan", "-1.0"] {
+        let text = format!("{GOOD}\n[verify]\nbudget = {out_of_range}\n");
+        let err = Scenario::from_text(&path(), &text).unwrap_err();
+        assert!(
+            err.message.contains("is out of range"),
+            "{out_of_range}: {err}"
+        );
+    }
     let text = format!("{GOOD}\n[verify]\nbudget = 0\n");
     let err = Scenario::from_text(&path(), &text).unwrap_err();
     assert!(

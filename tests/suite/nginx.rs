@@ -7,6 +7,7 @@
 //! shared ones must be ok everywhere.
 
 use crate::common::*;
+use std::collections::BTreeMap;
 use surge::bundle::{RunResults, Verdict, UNMAPPED_REPLICA};
 use surge_sim::replica::ServiceOptions;
 use surge_sim::sessions::SessionStoreKind;
@@ -14,11 +15,37 @@ use surge_sim::{AttachmentStore, ClusterOptions};
 
 /// Three replicas on fixed ports behind nginx with a dead fourth upstream
 /// (so nginx retries); `listed` of them given under `[verify] replicas`.
-/// The results and the replicas' addresses.
+/// The one login surge sends before the load to check the credentials.
+const CREDENTIAL_CHECK: u64 = 1;
+
+/// What nginx's own access log says it carried: requests per upstream
+/// that answered (the last one tried), and how many it retried.
+struct NginxLog {
+    by_replica: BTreeMap<String, u64>,
+    retried: u64,
+}
+
+fn nginx_log(nginx: &Server) -> NginxLog {
+    let text = std::fs::read_to_string(nginx.file("access.log")).unwrap();
+    let mut log = NginxLog {
+        by_replica: BTreeMap::new(),
+        retried: 0,
+    };
+    for line in text.lines() {
+        let tried: Vec<&str> = line.split(',').map(str::trim).collect();
+        log.retried += u64::from(tried.len() > 1);
+        *log.by_replica
+            .entry(tried[tried.len() - 1].to_owned())
+            .or_default() += 1;
+    }
+    log
+}
+
+/// The results, the replicas' addresses, and nginx's own count.
 async fn uploads_behind_nginx(
     attachments: AttachmentStore,
     listed: usize,
-) -> Option<(RunResults, Vec<String>)> {
+) -> Option<(RunResults, Vec<String>, NginxLog)> {
     let base = free_port_run(4);
     let ports: Vec<u16> = (base..base + 3).collect();
     let nginx = nginx(&ports, Some(base + 3)).await?;
@@ -47,8 +74,9 @@ async fn uploads_behind_nginx(
         .await
         .results;
     cluster.shutdown().await;
+    let log = nginx_log(&nginx);
     drop(nginx);
-    Some((r, addresses(ports)))
+    Some((r, addresses(ports), log))
 }
 
 fn addresses(ports: impl IntoIterator<Item = u16>) -> Vec<String> {
@@ -61,7 +89,7 @@ fn addresses(ports: impl IntoIterator<Item = u16>) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_nginx_a_replica_is_counted_once_and_missing_pairs_are_exact() {
     let _engine = engine_lock().await;
-    let Some((r, known)) = uploads_behind_nginx(AttachmentStore::PerReplica, 3).await else {
+    let Some((r, known, log)) = uploads_behind_nginx(AttachmentStore::PerReplica, 3).await else {
         return;
     };
     let summary = surge::report::terminal_summary(&r);
@@ -122,6 +150,44 @@ async fn behind_nginx_a_replica_is_counted_once_and_missing_pairs_are_exact() {
     assert_eq!(rb.through_balancer(), 0, "{rb:?}");
     assert!(rb.direct() >= 3 * c.uploads, "{rb:?}");
     assert_eq!(rb.replicas.len(), 3, "{rb:?}");
+    // Against nginx's own access log: per replica, surge counted what nginx
+    // relayed, give or take the one login surge tries before the load (not
+    // load, in no table) and a request in flight at the stop (nginx's,
+    // never answered to surge: cancelled); nginx's retries are the ones
+    // surge counted.
+    let slack = r.totals.cancelled + CREDENTIAL_CHECK;
+    let relayed: u64 = log.by_replica.values().sum();
+    let counted: u64 = r.replicas.iter().map(|s| s.count).sum();
+    assert!(
+        counted + CREDENTIAL_CHECK <= relayed && relayed <= counted + slack,
+        "nginx relayed {relayed}, surge counted {counted}"
+    );
+    let ours: BTreeMap<&str, u64> = r
+        .replicas
+        .iter()
+        .map(|s| (s.name.as_str(), s.count))
+        .collect();
+    assert_eq!(
+        log.by_replica
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ours.keys().copied().collect::<Vec<_>>(),
+        "{summary}"
+    );
+    for (replica, relayed) in &log.by_replica {
+        let counted = ours[replica.as_str()];
+        assert!(
+            counted <= *relayed && *relayed <= counted + slack,
+            "{replica}: nginx relayed {relayed}, surge counted {counted} (cancelled {slack})"
+        );
+    }
+    let retries = r.attribution.retries_total();
+    assert!(
+        retries <= log.retried && log.retried <= retries + slack,
+        "nginx retried {}, surge counted {retries}",
+        log.retried
+    );
     assert!(summary.contains("read-backs of uploads"), "{summary}");
     assert!(summary.contains("retries: "), "{summary}");
 }
@@ -129,7 +195,7 @@ async fn behind_nginx_a_replica_is_counted_once_and_missing_pairs_are_exact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_nginx_shared_uploads_are_ok_and_an_unlisted_replica_is_unmapped() {
     let _engine = engine_lock().await;
-    let Some((r, addresses)) = uploads_behind_nginx(AttachmentStore::Shared, 2).await else {
+    let Some((r, addresses, log)) = uploads_behind_nginx(AttachmentStore::Shared, 2).await else {
         return;
     };
     let summary = surge::report::terminal_summary(&r);
@@ -162,6 +228,24 @@ async fn behind_nginx_shared_uploads_are_ok_and_an_unlisted_replica_is_unmapped(
         "two replicas and `unmapped`: {summary}"
     );
     assert!(summary.contains("UNMAPPED: "), "{summary}");
+    // nginx's log: what the unlisted replica served is what surge counted
+    // as unmapped, and each listed one's is its own (give or take the login
+    // before the load and a request cancelled at the stop).
+    let slack = r.totals.cancelled + CREDENTIAL_CHECK;
+    for (replica, relayed) in &log.by_replica {
+        let counted = if *replica == addresses[2] {
+            r.attribution.unmapped[replica.as_str()]
+        } else {
+            r.replicas
+                .iter()
+                .find(|s| s.name == *replica)
+                .map_or(0, |s| s.count)
+        };
+        assert!(
+            counted <= *relayed && *relayed <= counted + slack,
+            "{replica}: nginx relayed {relayed}, surge counted {counted} (cancelled {slack})\n{summary}"
+        );
+    }
     assert!(
         r.checks.iter().all(|ch| ch.passed),
         "{:?}\n{summary}",

@@ -228,6 +228,13 @@ pub struct Server {
     pub url: String,
 }
 
+impl Server {
+    /// A file in the server's own folder (its logs).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self._dir.path().join(name)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -426,6 +433,7 @@ poll = "25ms"
 /// `add_header X-Upstream $upstream_addr` — after a retry it names several.
 /// `dead` is an upstream nothing listens on, tried in turn like the others
 /// (connection refused, then the next one: a retry on every fourth request).
+/// Its `access.log` holds one line per request: the upstreams it tried.
 pub async fn nginx(upstreams: &[u16], dead: Option<u16>) -> Option<Server> {
     let bin = program("nginx")?;
     let dir = tempfile::tempdir().unwrap();
@@ -441,7 +449,7 @@ pub async fn nginx(upstreams: &[u16], dead: Option<u16>) -> Option<Server> {
     let cfg = format!(
         "worker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
          events {{ worker_connections 1024; }}\n\
-         http {{\n  access_log {d}/access.log;\n\
+         http {{\n  log_format upstreams '$upstream_addr';\n  access_log {d}/access.log upstreams;\n\
            client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
            uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
            client_body_buffer_size 1m; client_max_body_size 10m; proxy_max_temp_file_size 0;\n\
