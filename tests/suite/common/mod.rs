@@ -434,6 +434,8 @@ poll = "25ms"
 /// `dead` is an upstream nothing listens on, tried in turn like the others
 /// (connection refused, then the next one: a retry on every fourth request).
 /// Its `access.log` holds one line per request: the upstreams it tried.
+/// One process (`master_process off`), so killing it when the test ends,
+/// passed or failed, leaves no worker behind.
 pub async fn nginx(upstreams: &[u16], dead: Option<u16>) -> Option<Server> {
     let bin = program("nginx")?;
     let dir = tempfile::tempdir().unwrap();
@@ -447,7 +449,7 @@ pub async fn nginx(upstreams: &[u16], dead: Option<u16>) -> Option<Server> {
         servers += &format!("    server 127.0.0.1:{p} max_fails=0;\n");
     }
     let cfg = format!(
-        "worker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
+        "master_process off;\nworker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
          events {{ worker_connections 1024; }}\n\
          http {{\n  log_format upstreams '$upstream_addr';\n  access_log {d}/access.log upstreams;\n\
            client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
