@@ -125,20 +125,82 @@ impl Percentiles {
         }
     }
 
-    /// A statistic by threshold name (`p95`, `max`, ...).
-    pub fn get(&self, stat: &str) -> Option<f64> {
-        Some(match stat {
-            "min" => self.min,
-            "mean" => self.mean,
-            "p50" => self.p50,
-            "p75" => self.p75,
-            "p90" => self.p90,
-            "p95" => self.p95,
-            "p99" => self.p99,
-            "p999" => self.p999,
-            "max" => self.max,
-            _ => return None,
-        })
+    /// One of the statistics.
+    pub fn get(&self, stat: LatencyStat) -> f64 {
+        match stat {
+            LatencyStat::Min => self.min,
+            LatencyStat::Mean => self.mean,
+            LatencyStat::P50 => self.p50,
+            LatencyStat::P75 => self.p75,
+            LatencyStat::P90 => self.p90,
+            LatencyStat::P95 => self.p95,
+            LatencyStat::P99 => self.p99,
+            LatencyStat::P999 => self.p999,
+            LatencyStat::Max => self.max,
+        }
+    }
+}
+
+/// A latency statistic, as thresholds and `surge compare` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LatencyStat {
+    /// Smallest.
+    Min,
+    /// Mean.
+    Mean,
+    /// Median.
+    P50,
+    /// 75th percentile.
+    P75,
+    /// 90th percentile.
+    P90,
+    /// 95th percentile.
+    P95,
+    /// 99th percentile.
+    P99,
+    /// 99.9th percentile.
+    P999,
+    /// Largest.
+    Max,
+}
+
+impl LatencyStat {
+    /// Every statistic, in the order messages list them.
+    pub const ALL: [LatencyStat; 9] = [
+        LatencyStat::P50,
+        LatencyStat::P75,
+        LatencyStat::P90,
+        LatencyStat::P95,
+        LatencyStat::P99,
+        LatencyStat::P999,
+        LatencyStat::Min,
+        LatencyStat::Max,
+        LatencyStat::Mean,
+    ];
+
+    /// Its name: `p95`, `max`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            LatencyStat::Min => "min",
+            LatencyStat::Mean => "mean",
+            LatencyStat::P50 => "p50",
+            LatencyStat::P75 => "p75",
+            LatencyStat::P90 => "p90",
+            LatencyStat::P95 => "p95",
+            LatencyStat::P99 => "p99",
+            LatencyStat::P999 => "p999",
+            LatencyStat::Max => "max",
+        }
+    }
+
+    /// The statistic `name` names, if any.
+    pub fn named(name: &str) -> Option<LatencyStat> {
+        LatencyStat::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The quantile a percentile stands for (`None` for min, mean, max).
+    pub fn quantile(self) -> Option<f64> {
+        quantile_named(self.name())
     }
 }
 

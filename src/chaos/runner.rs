@@ -10,6 +10,7 @@ use super::{Backend, ChaosError, Pod};
 use crate::bundle::{ChaosEvent, ChaosReport, Outcome, ReplicaCount};
 use crate::measure::Recorder;
 use crate::scenario::chaos::{timetable, Action, ChaosPlan, Pick};
+use crate::scenario::threshold::{Metric, RequestStat};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -388,7 +389,10 @@ pub fn assess(
             scenario
                 .thresholds
                 .iter()
-                .find(|t| t.subject == "requests" && t.stat == "p95")
+                .find(|t| {
+                    t.metric
+                        == Metric::Requests(RequestStat::Latency(crate::bundle::LatencyStat::P95))
+                })
                 .map(|t| (t.limit, "the requests.p95 threshold"))
         });
     report.slo_p95_ms = configured.map(|c| c.0);

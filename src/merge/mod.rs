@@ -193,10 +193,13 @@ pub fn merge(parts: Vec<Part>, allow_partial: bool, run_id: &str) -> Result<Meas
     if let Some(earliest) = parts.iter().zip(&began).min_by_key(|(_, b)| **b) {
         results.started_at = earliest.0.results.started_at.clone();
     }
+    // Every request the shards ran: the names their thresholds may judge.
+    let names: Vec<String> = results.requests.iter().map(|s| s.name.clone()).collect();
+    let requests: Vec<&str> = names.iter().map(String::as_str).collect();
     let thresholds = r0
         .thresholds
         .iter()
-        .map(|t| crate::scenario::threshold::parse(&t.metric, &t.limit))
+        .map(|t| crate::scenario::threshold::parse(&t.metric, &t.limit, &requests))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: a threshold does not read back: {e}", first.name))?;
     results.thresholds = crate::verify::gate::judge(&thresholds, &results);

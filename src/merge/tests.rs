@@ -48,7 +48,7 @@ fn shard(index: u32, count: u32, n: u64, base: u64, began_ms: u64) -> Part {
         ..Default::default()
     });
     m.results.thresholds = crate::verify::gate::judge(
-        &[crate::scenario::threshold::parse("errors.rate", "< 20%").unwrap()],
+        &[crate::scenario::threshold::parse("errors.rate", "< 20%", &[]).unwrap()],
         &m.results,
     );
     Part {

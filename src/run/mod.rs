@@ -64,6 +64,14 @@ pub enum RunError {
     /// A command-line value is wrong.
     #[error("{0}")]
     Usage(String),
+    /// A `--threshold` is wrong.
+    #[error("--threshold {spec:?}: {error}")]
+    Threshold {
+        /// As given.
+        spec: String,
+        /// What is wrong with it.
+        error: threshold::ThresholdError,
+    },
     /// The scenario's credentials do not work (checked once before the load).
     #[error("auth does not work, so no load was sent: {0}")]
     Auth(String),
@@ -205,15 +213,21 @@ fn prepare_whole(request: &RunRequest) -> Result<Scenario, RunError> {
                 answers_as: answers_as.map(str::to_owned),
             });
     }
+    let names: Vec<String> = scenario.requests.iter().map(|r| r.name.clone()).collect();
+    let requests: Vec<&str> = names.iter().map(String::as_str).collect();
     for spec in &request.thresholds {
         let (metric, expression) = spec.split_once('=').ok_or_else(|| {
             RunError::Usage(format!(
                 "--threshold {spec:?}: expected NAME=EXPRESSION, e.g. 'search_patient.p95=<800ms'"
             ))
         })?;
-        let t = threshold::parse(metric.trim(), expression)
-            .map_err(|e| RunError::Usage(format!("--threshold {spec:?}: {e}")))?;
-        scenario.thresholds.retain(|old| old.metric != t.metric);
+        let t = threshold::parse(metric.trim(), expression, &requests).map_err(|error| {
+            RunError::Threshold {
+                spec: spec.clone(),
+                error,
+            }
+        })?;
+        scenario.thresholds.retain(|old| old.name != t.name);
         scenario.thresholds.push(t);
     }
     Ok(scenario)

@@ -87,10 +87,6 @@ pub struct Scenario {
     pub warnings: Vec<ScenarioError>,
 }
 
-/// Subjects a threshold may name besides a request.
-pub const THRESHOLD_SUBJECTS: [&str; 5] =
-    ["requests", "errors", "dropped", "session", "attachments"];
-
 impl Scenario {
     /// What the file holds, in one line: `2 personas, 5 requests, open model`.
     pub fn outline(&self) -> String {
@@ -323,22 +319,18 @@ impl Scenario {
         let auth = compile_auth(file.auth)
             .map_err(|(span, e)| at(span.or(find_table(text, "auth")), e))?;
 
+        let names: Vec<&str> = requests.iter().map(|r| r.name.as_str()).collect();
         let mut thresholds = Vec::new();
-        for (metric, expression) in &file.thresholds {
-            let t = threshold::parse(metric.get_ref(), expression.get_ref())
-                .map_err(|e| at(Some(expression.span()), e))?;
-            if !THRESHOLD_SUBJECTS.contains(&t.subject.as_str()) && !index.contains_key(&t.subject)
-            {
-                return Err(at(
-                    Some(metric.span()),
-                    format!(
-                        "threshold on `{}`, which is neither a request ({}) nor one of {}",
-                        t.subject,
-                        list(index.keys()),
-                        THRESHOLD_SUBJECTS.join(", ")
-                    ),
-                ));
-            }
+        for (name, expression) in &file.thresholds {
+            let t =
+                threshold::parse(name.get_ref(), expression.get_ref(), &names).map_err(|e| {
+                    let span = if e.is_in_name() {
+                        name.span()
+                    } else {
+                        expression.span()
+                    };
+                    at(Some(span), e.to_string())
+                })?;
             thresholds.push(t);
         }
 

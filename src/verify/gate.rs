@@ -8,7 +8,9 @@
 //! uploads read back is not consistency.
 
 use crate::bundle::{CheckResult, Expectations, RunResults, Stats, ThresholdResult, Verdict};
-use crate::scenario::threshold::{Kind, Threshold};
+use crate::scenario::threshold::{
+    AttachmentStat, Kind, Metric, RequestStat, SessionStat, Tally, Threshold,
+};
 use crate::scenario::Scenario;
 
 /// A statistic's value and what it rests on.
@@ -24,12 +26,12 @@ fn reading(value: Option<f64>, basis: u64, of: &'static str) -> Reading {
     Reading { value, basis, of }
 }
 
-fn request_stat(stats: &Stats, stat: &str) -> Option<f64> {
+fn request_stat(stats: &Stats, stat: RequestStat) -> f64 {
     match stat {
-        "error_rate" => Some(stats.error_rate),
-        "count" => Some(stats.count as f64),
-        "throughput" => Some(stats.throughput),
-        _ => stats.latency.get(stat),
+        RequestStat::Latency(l) => stats.latency.get(l),
+        RequestStat::ErrorRate => stats.error_rate,
+        RequestStat::Count => stats.count as f64,
+        RequestStat::Throughput => stats.throughput,
     }
 }
 
@@ -37,40 +39,42 @@ fn read(t: &Threshold, r: &RunResults) -> Reading {
     let completed = r.overall.count;
     let arrivals = r.totals.arrivals;
     let sessions = r.sessions.sessions;
-    match (t.subject.as_str(), t.stat.as_str()) {
-        ("errors", "rate") => reading(Some(r.overall.error_rate), completed, "request completed"),
-        ("errors", "count") => reading(
+    match &t.metric {
+        Metric::Errors(Tally::Rate) => {
+            reading(Some(r.overall.error_rate), completed, "request completed")
+        }
+        Metric::Errors(Tally::Count) => reading(
             Some(r.overall.failed as f64),
             completed,
             "request completed",
         ),
-        ("dropped", "rate") => reading(
+        Metric::Dropped(Tally::Rate) => reading(
             Some(r.totals.dropped_arrivals as f64 / arrivals.max(1) as f64),
             arrivals,
             "arrival was scheduled",
         ),
-        ("dropped", "count") => reading(
+        Metric::Dropped(Tally::Count) => reading(
             Some(r.totals.dropped_arrivals as f64),
             arrivals,
             "arrival was scheduled",
         ),
-        ("session", "drops") => reading(
+        Metric::Session(SessionStat::Drops) => reading(
             Some(r.sessions.drops as f64),
             sessions,
             "session was accepted",
         ),
-        ("session", "drop_rate") => {
+        Metric::Session(SessionStat::DropRate) => {
             reading(Some(r.sessions.drop_rate), sessions, "session was accepted")
         }
-        ("attachments", stat) => attachments(r, stat),
-        ("requests", stat) => reading(
-            request_stat(&r.overall, stat),
+        Metric::Attachments(stat) => attachments(r, *stat),
+        Metric::Requests(stat) => reading(
+            Some(request_stat(&r.overall, *stat)),
             completed,
             "request completed",
         ),
-        (name, stat) => match r.request(name) {
+        Metric::Request { name, stat } => match r.request(name) {
             Some(s) => reading(
-                request_stat(s, stat),
+                Some(request_stat(s, *stat)),
                 s.count,
                 "request of this name completed",
             ),
@@ -79,25 +83,23 @@ fn read(t: &Threshold, r: &RunResults) -> Reading {
     }
 }
 
-fn attachments(r: &RunResults, stat: &str) -> Reading {
-    use crate::bundle::Verdict;
+fn attachments(r: &RunResults, stat: AttachmentStat) -> Reading {
     let c = &r.consistency;
     let read_back = c.uploads;
-    let count = |v| reading(Some(c.count(v) as f64), read_back, "upload was read back");
     match stat {
-        "missing" => count(Verdict::Missing),
-        "corrupted" => count(Verdict::Corrupted),
-        "stale" => count(Verdict::Stale),
-        "errors" => count(Verdict::Error),
-        "unverified" => count(Verdict::Unverified),
-        "uploads" => reading(Some(c.uploads as f64), read_back, "upload was read back"),
-        "unverifiable" => reading(
+        AttachmentStat::Verdict(v) => {
+            reading(Some(c.count(v) as f64), read_back, "upload was read back")
+        }
+        AttachmentStat::Uploads => {
+            reading(Some(c.uploads as f64), read_back, "upload was read back")
+        }
+        AttachmentStat::Unverifiable => reading(
             Some(c.unverifiable as f64),
             c.uploads + c.unverifiable,
             "upload completed",
         ),
-        _ => reading(
-            stat.strip_prefix("visible_").and_then(|p| c.visible.get(p)),
+        AttachmentStat::Visible(l) => reading(
+            Some(c.visible.get(l)),
             c.visible_everywhere,
             "upload became visible everywhere",
         ),
@@ -132,11 +134,11 @@ pub fn judge(thresholds: &[Threshold], r: &RunResults) -> Vec<ThresholdResult> {
         .map(|t| {
             let value = measured(t, r);
             ThresholdResult {
-                metric: t.metric.clone(),
+                metric: t.name.clone(),
                 limit: t.written.clone(),
                 measured: value,
                 measured_text: match value {
-                    Some(v) => show(t.kind, v),
+                    Some(v) => show(t.kind(), v),
                     None => nothing_measured(t, r),
                 },
                 passed: value.is_some_and(|v| t.op.holds(v, t.limit)),
@@ -378,7 +380,11 @@ pub fn checks(expected: &Expectations, r: &RunResults) -> Vec<CheckResult> {
 mod tests {
     use super::*;
     use crate::bundle::{Percentiles, Totals, SCHEMA_VERSION};
-    use crate::scenario::threshold::parse;
+    use crate::scenario::threshold::ThresholdError;
+
+    fn parse(name: &str, expression: &str) -> Result<Threshold, ThresholdError> {
+        crate::scenario::threshold::parse(name, expression, &["search", "never_ran"])
+    }
 
     fn results() -> RunResults {
         let search = Stats {

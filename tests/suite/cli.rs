@@ -64,6 +64,34 @@ async fn thresholds_pass_on_a_healthy_run_and_fail_when_impossibly_tight() {
         "{stdout}"
     );
 
+    // A misspelt request on the command line is refused before any load,
+    // as the same threshold in the file is, not judged "nothing measured".
+    let typo = surge(&[
+        "run",
+        "scenarios/demo.toml",
+        "--target",
+        &cluster.url,
+        "--duration",
+        "3s",
+        "--no-progress",
+        "--out",
+        out_dir,
+        "--threshold",
+        "serach_patient.p95=<800ms",
+    ]);
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    assert_eq!(typo.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--threshold \"serach_patient.p95=<800ms\": threshold on `serach_patient`, which is neither a request (")
+            && stderr.contains("search_patient"),
+        "{stderr}"
+    );
+    assert!(
+        typo.stdout.is_empty(),
+        "no run: {}",
+        String::from_utf8_lossy(&typo.stdout)
+    );
+
     // A folder that cannot be made: the bundle goes to the temporary folder, said aloud.
     let unwritable = surge(&[
         "run",
