@@ -50,7 +50,7 @@ fn main() {
         let mut m = recorder.finish(RunInfo {
             run_id: format!("bench-shard{index}"),
             scenario: "bench".into(),
-            model: "open".into(),
+            model: surge::bundle::LoadModel::Open,
             stage_targets: vec![requests as f64 / 60.0 * f64::from(shards)],
             ..Default::default()
         });

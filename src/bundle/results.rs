@@ -141,6 +141,33 @@ impl Percentiles {
     }
 }
 
+/// Load models: how load is offered to the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadModel {
+    /// Arrivals per second, whatever the server does.
+    #[default]
+    Open,
+    /// A fixed population of virtual users with think time.
+    Closed,
+}
+
+impl LoadModel {
+    /// `open` or `closed`, as files and reports write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LoadModel::Open => "open",
+            LoadModel::Closed => "closed",
+        }
+    }
+}
+
+impl std::fmt::Display for LoadModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A latency statistic, as thresholds and `surge compare` name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LatencyStat {
@@ -457,8 +484,8 @@ pub struct RunResults {
     /// off, and every report says so).
     #[serde(default = "verified")]
     pub tls_verify: bool,
-    /// `open` or `closed`.
-    pub model: String,
+    /// The load model the run used.
+    pub model: LoadModel,
     /// Per-user setup requests (the login, the token fetch): work a user does
     /// once, not per arrival; calibration counts them apart from capacity.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -94,7 +94,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         scenario_file: scenario.path.display().to_string(),
         target: scenario.target.display_url(),
         tls_unverified: !scenario.target.tls_verify,
-        model: scenario.load.model_name().to_owned(),
+        model: scenario.load.model(),
         setup_requests: Shared::setup_request_names(&scenario),
         arrivals: match &scenario.load {
             LoadPlan::Open { arrivals, .. } => Some(arrivals.describe()),

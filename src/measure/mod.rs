@@ -154,8 +154,8 @@ pub struct RunInfo {
     pub target: String,
     /// TLS certificates were not verified (`tls_verify = false`).
     pub tls_unverified: bool,
-    /// `open` or `closed`.
-    pub model: String,
+    /// The load model.
+    pub model: crate::bundle::LoadModel,
     /// Open model: how arrivals are spaced.
     pub arrivals: Option<String>,
     /// Per-user setup requests (login, token).

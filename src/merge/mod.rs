@@ -16,7 +16,7 @@
 //! count), a shard twice, or a shard missing (unless allowed) are refused,
 //! naming the bundle.
 
-use crate::bundle::add_counts;
+use crate::bundle::{add_counts, LoadModel};
 use crate::bundle::{
     hdr, CellHistograms, CellStats, ChaosReport, ConsistencyVerdict, Measurements, MergeInfo,
     RequestTimeline, RunResults, SessionVerdict, ShardInfo, StageStats, Stats, TimelineHistograms,
@@ -442,7 +442,7 @@ fn stages(parts: &[Part]) -> Vec<StageStats> {
     for stage in &mut stages {
         stage.arrivals = 0;
         stage.dropped = 0;
-        if parts[0].results.model == "closed" {
+        if parts[0].results.model == LoadModel::Closed {
             stage.target = 0.0;
         }
     }
@@ -450,7 +450,7 @@ fn stages(parts: &[Part]) -> Vec<StageStats> {
         for (into, s) in stages.iter_mut().zip(&p.results.stages) {
             into.arrivals += s.arrivals;
             into.dropped += s.dropped;
-            if p.results.model == "closed" {
+            if p.results.model == LoadModel::Closed {
                 into.target += s.target;
             }
         }

@@ -30,7 +30,7 @@ fn shard(index: u32, count: u32, n: u64, base: u64, began_ms: u64) -> Part {
     let mut m = recorder.finish(RunInfo {
         run_id: format!("shard{index}"),
         scenario: "s".into(),
-        model: "open".into(),
+        model: crate::bundle::LoadModel::Open,
         stage_targets: vec![30.0],
         ..Default::default()
     });

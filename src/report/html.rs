@@ -445,7 +445,7 @@ impl Export for Html {
         }
 
         o.push_str("<h2>Stages</h2>");
-        let unit = if r.model == "open" {
+        let unit = if r.model == crate::bundle::LoadModel::Open {
             "target arrivals/s"
         } else {
             "target users"

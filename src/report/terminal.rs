@@ -190,7 +190,7 @@ pub fn summary(r: &RunResults) -> String {
     }
     if r.stages.len() > 1 || t.arrivals > 0 {
         out.push('\n');
-        let unit = if r.model == "open" {
+        let unit = if r.model == crate::bundle::LoadModel::Open {
             "arrivals/s"
         } else {
             "users"

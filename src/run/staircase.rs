@@ -201,7 +201,7 @@ pub async fn climb(
 /// Steps from an earlier open-model bundle whose stages climbed: one per stage.
 pub fn steps_from_bundle(dir: &Path) -> anyhow::Result<Vec<Step>> {
     let r = crate::bundle::read_results(dir)?;
-    if r.model != "open" {
+    if r.model != crate::bundle::LoadModel::Open {
         anyhow::bail!(
             "{} is a {} model run: calibration needs open-model stages (arrival rates)",
             dir.display(),

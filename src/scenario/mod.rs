@@ -94,7 +94,7 @@ impl Scenario {
             "{} personas, {} requests, {} model",
             self.personas.len(),
             self.requests.len(),
-            self.load.model_name()
+            self.load.model()
         )
     }
 

@@ -421,15 +421,8 @@ pub enum ArrivalsDef {
     Poisson,
 }
 
-/// Load models.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LoadModel {
-    /// Arrivals per second, whatever the server does.
-    Open,
-    /// A fixed population of virtual users with think time.
-    Closed,
-}
+/// Load models (one vocabulary with the bundle, which records the one a run used).
+pub use crate::bundle::LoadModel;
 
 /// `[[load.stages]]`: `rate` (open) or `users` (closed), ramp, hold.
 #[derive(Debug, Deserialize)]

@@ -172,11 +172,11 @@ impl LoadPlan {
         }
     }
 
-    /// `open` or `closed`.
-    pub fn model_name(&self) -> &'static str {
+    /// The load model.
+    pub fn model(&self) -> crate::bundle::LoadModel {
         match self {
-            LoadPlan::Open { .. } => "open",
-            LoadPlan::Closed { .. } => "closed",
+            LoadPlan::Open { .. } => crate::bundle::LoadModel::Open,
+            LoadPlan::Closed { .. } => crate::bundle::LoadModel::Closed,
         }
     }
 }

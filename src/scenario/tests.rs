@@ -363,7 +363,7 @@ fn overrides_replace_the_load() {
         ..Default::default()
     })
     .unwrap();
-    assert_eq!(s.load.model_name(), "closed");
+    assert_eq!(s.load.model(), crate::bundle::LoadModel::Closed);
     assert_eq!(s.load.duration(), Duration::from_secs(10));
     s.apply_override(&LoadOverride {
         duration: Some(Duration::from_secs(20)),

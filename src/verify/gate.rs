@@ -408,7 +408,7 @@ mod tests {
             scenario_file: "t.toml".into(),
             target: "http://127.0.0.1:1".into(),
             tls_verify: true,
-            model: "open".into(),
+            model: crate::bundle::LoadModel::Open,
             arrivals: None,
             setup_requests: Vec::new(),
             started_at: String::new(),

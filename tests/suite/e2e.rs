@@ -184,7 +184,7 @@ async fn the_closed_model_runs_users_with_think_time() {
     let report = run(path, None, None, &dir.path().join("reports")).await;
     cluster.shutdown().await;
     let r = &report.results;
-    assert_eq!(r.model, "closed");
+    assert_eq!(r.model, surge::bundle::LoadModel::Closed);
     assert!(
         r.overall.count > 20,
         "{}",
