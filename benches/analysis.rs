@@ -37,7 +37,7 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let started = Instant::now();
         let m = recorder.finish(RunInfo {
-            model: "open".into(),
+            model: surge::bundle::LoadModel::Open,
             stage_targets: (1..=8).map(|k| 50.0 * k as f64).collect(),
             ..Default::default()
         });

@@ -152,7 +152,7 @@ pub fn merge(parts: Vec<Part>, allow_partial: bool, run_id: &str) -> Result<Meas
         scenario_file: r0.scenario_file.clone(),
         target: r0.target.clone(),
         tls_verify: parts.iter().all(|p| p.results.tls_verify),
-        model: r0.model.clone(),
+        model: r0.model,
         setup_requests: r0.setup_requests.clone(),
         arrivals: r0.arrivals.clone(),
         started_at: r0.started_at.clone(),
