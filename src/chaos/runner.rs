@@ -178,38 +178,50 @@ pub async fn run(
         event.ready_before = pods_before
             .as_ref()
             .map(|p| p.iter().filter(|p| p.ready).count() as u32);
-        let result = match (&action, &backend, &pods_before) {
-            (Action::Exec(command), _, _) => {
+        // Matched on the action alone, so a new action must say here how it runs.
+        let needs_backend = || {
+            Err(ChaosError::Api(format!(
+                "`{}` needs a pod backend",
+                action.describe()
+            )))
+        };
+        let result = match &action {
+            Action::Exec(command) => {
                 event.target = vec![command.clone()];
                 exec(command).await
             }
-            (Action::KillPod(pick), Some(b), Some(pods)) => {
-                match choose(*pick, pods, &plan, kills, || shared.sessions_by_replica()) {
-                    Err(why) => {
-                        event.outcome = Outcome::Skipped;
-                        event.answer = why;
-                        log.push(event, None);
-                        continue;
-                    }
-                    Ok(victim) => {
-                        event.target = vec![victim.clone()];
-                        kills += 1;
-                        b.kill(&victim, plan.grace_period).await
+            Action::KillPod(pick) => match (&backend, &pods_before) {
+                (Some(b), Some(pods)) => {
+                    match choose(*pick, pods, &plan, kills, || shared.sessions_by_replica()) {
+                        Err(why) => {
+                            event.outcome = Outcome::Skipped;
+                            event.answer = why;
+                            log.push(event, None);
+                            continue;
+                        }
+                        Ok(victim) => {
+                            event.target = vec![victim.clone()];
+                            kills += 1;
+                            b.kill(&victim, plan.grace_period).await
+                        }
                     }
                 }
-            }
-            (Action::RolloutRestart, Some(b), _) => {
-                event.target = workload.clone().into_iter().collect();
-                b.rollout_restart().await
-            }
-            (Action::Scale(n), Some(b), _) => {
-                event.target = workload.clone().into_iter().collect();
-                b.scale(*n).await
-            }
-            _ => Err(ChaosError::Api(format!(
-                "`{}` needs a pod backend",
-                action.describe()
-            ))),
+                _ => needs_backend(),
+            },
+            Action::RolloutRestart => match &backend {
+                Some(b) => {
+                    event.target = workload.clone().into_iter().collect();
+                    b.rollout_restart().await
+                }
+                None => needs_backend(),
+            },
+            Action::Scale(n) => match &backend {
+                Some(b) => {
+                    event.target = workload.clone().into_iter().collect();
+                    b.scale(*n).await
+                }
+                None => needs_backend(),
+            },
         };
         actions += 1;
         let mark = Some(shared.recorder().mark());
