@@ -108,7 +108,7 @@ mod tests {
     }
 
     /// The binary (main.rs and its modules) sits above every floor.
-    const BINARY: &[&str] = &["main", "cli", "demo"];
+    const BINARY: &[&str] = &["main", "cli", "demo", "outcome"];
 
     #[test]
     fn no_module_imports_one_above_it() {
