@@ -15,7 +15,9 @@ pub mod staircase;
 use crate::bundle::{file_safe, RunResults};
 use crate::engine::{self, RunOptions};
 use crate::report;
-use crate::scenario::{threshold, LoadOverride, Scenario, ScenarioError};
+use crate::scenario::{
+    threshold, CommandLine, LoadOverride, OverrideError, Scenario, ScenarioError,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,14 +66,9 @@ pub enum RunError {
     /// A command-line value is wrong.
     #[error("{0}")]
     Usage(String),
-    /// A `--threshold` is wrong.
-    #[error("--threshold {spec:?}: {error}")]
-    Threshold {
-        /// As given.
-        spec: String,
-        /// What is wrong with it.
-        error: threshold::ThresholdError,
-    },
+    /// A command-line change to the scenario is wrong.
+    #[error(transparent)]
+    CommandLine(#[from] OverrideError),
     /// The scenario's credentials do not work (checked once before the load).
     #[error("auth does not work, so no load was sent: {0}")]
     Auth(String),
@@ -98,28 +95,6 @@ pub struct RunReport {
     pub bundle: PathBuf,
     /// What it measured and judged.
     pub results: RunResults,
-}
-
-/// An http(s) base URL from the command line, without a trailing slash.
-/// One with a user name or password is refused: a command line is seen by
-/// every process list and shell history, and would silently override the
-/// scenario's auth.
-fn http_base(flag: &str, text: &str) -> Result<String, RunError> {
-    let shown = crate::scenario::redact_text(text);
-    let url = reqwest::Url::parse(text)
-        .map_err(|e| RunError::Usage(format!("{flag} {shown:?} is not a URL: {e}")))?;
-    if crate::scenario::has_userinfo(text) {
-        return Err(RunError::Usage(format!(
-            "{flag} {shown:?} carries a user name or password: give credentials in the scenario's [auth] instead, from the environment, e.g. password = \"${{env:SURGE_PASSWORD}}\""
-        )));
-    }
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(RunError::Usage(format!(
-            "{flag} must be http or https, not {}",
-            url.scheme()
-        )));
-    }
-    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// Loads the scenario and applies the request's changes, without running.
@@ -190,46 +165,13 @@ fn fingerprint(request: &RunRequest, scenario: &Scenario) -> Result<String, RunE
 
 fn prepare_whole(request: &RunRequest) -> Result<Scenario, RunError> {
     let mut scenario = Scenario::load(&request.scenario)?;
-    if let Some(target) = &request.target {
-        scenario.target.base_url = http_base("--target", target)?;
-    }
-    if request.no_auth {
-        scenario.auth = crate::scenario::Auth::None;
-    }
-    scenario
-        .apply_override(&request.load)
-        .map_err(RunError::Usage)?;
-    for replica in &request.replicas {
-        let (answers_as, url) = crate::scenario::DirectReplica::parse_arg(replica);
-        let url = http_base("--replica", url)?;
-        if scenario.verify.replicas.iter().any(|r| r.url == url) {
-            continue;
-        }
-        scenario
-            .verify
-            .replicas
-            .push(crate::scenario::DirectReplica {
-                url,
-                answers_as: answers_as.map(str::to_owned),
-            });
-    }
-    let names: Vec<String> = scenario.requests.iter().map(|r| r.name.clone()).collect();
-    let requests: Vec<&str> = names.iter().map(String::as_str).collect();
-    for spec in &request.thresholds {
-        let (metric, expression) = spec.split_once('=').ok_or_else(|| {
-            RunError::Usage(format!(
-                "--threshold {spec:?}: expected NAME=EXPRESSION, e.g. 'search_patient.p95=<800ms'"
-            ))
-        })?;
-        let t = threshold::parse(metric.trim(), expression, &requests).map_err(|error| {
-            RunError::Threshold {
-                spec: spec.clone(),
-                error,
-            }
-        })?;
-        scenario.thresholds.retain(|old| old.name != t.name);
-        scenario.thresholds.push(t);
-    }
+    scenario.apply_command_line(CommandLine {
+        target: request.target.as_deref(),
+        no_auth: request.no_auth,
+        load: &request.load,
+        replicas: &request.replicas,
+        thresholds: &request.thresholds,
+    })?;
     Ok(scenario)
 }
 

@@ -18,6 +18,7 @@ pub mod limits;
 mod mix;
 mod model;
 mod overrides;
+pub use overrides::{CommandLine, OverrideError};
 mod redact;
 mod requests;
 pub mod shard;

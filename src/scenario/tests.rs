@@ -381,7 +381,10 @@ fn overrides_replace_the_load() {
             ..Default::default()
         })
         .unwrap_err();
-    assert!(err.contains("more than 0"), "{err}");
+    assert!(
+        matches!(&err, OverrideError::Limit(why) if why.contains("more than 0")),
+        "{err}"
+    );
 }
 
 #[test]
