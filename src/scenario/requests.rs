@@ -56,73 +56,7 @@ pub(super) fn compile_request(
             "request `{name}` has more than one body: expected at most one of json, json_file, form, multipart, body_file, body_template, generate"
         ));
     }
-    let given = def.content_type.as_ref().map(|c| c.get_ref().clone());
-    let body = if let Some(value) = &def.json {
-        let json =
-            serde_json::to_value(value).map_err(|e| format!("request `{name}`: json body: {e}"))?;
-        Body::Json(JsonTemplate::from_json(&json).map_err(|e| format!("request `{name}`: {e}"))?)
-    } else if let Some(file) = &def.json_file {
-        let bytes = read_fixture(fixtures, file)?;
-        let json: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("json_file {file}: not JSON: {e}"))?;
-        Body::Json(JsonTemplate::from_json(&json).map_err(|e| format!("json_file {file}: {e}"))?)
-    } else if let Some(form) = &def.form {
-        Body::Form(form.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-    } else if let Some(parts) = &def.multipart {
-        let mut out = Vec::new();
-        for part in parts {
-            out.push(match (&part.value, &part.file) {
-                (None, None) if part.generate.is_some() && part.content_type.is_none() => {
-                    let g = part.generate.expect("checked just above");
-                    Part::Generated {
-                        name: part.name.clone(),
-                        content: Generated { kind: g.kind, size: g.size.0, content_type: None },
-                    }
-                }
-                (Some(value), None) if part.content_type.is_none() && part.generate.is_none() => Part::Text {
-                    name: part.name.clone(),
-                    value: value.clone(),
-                },
-                (None, Some(file)) if part.generate.is_none() => Part::File {
-                    name: part.name.clone(),
-                    file_name: Path::new(file).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-                    bytes: read_fixture(fixtures, file)?.into(),
-                    content_type: part.content_type.clone().unwrap_or_else(|| "application/octet-stream".into()),
-                },
-                _ => {
-                    return Err(format!(
-                        "request `{name}`: multipart part `{}` needs one of value (text), file (with optional content_type) or generate",
-                        part.name
-                    ))
-                }
-            });
-        }
-        Body::Multipart(out)
-    } else if let Some(file) = &def.body_template {
-        let bytes = read_fixture(fixtures, file)?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| format!("request `{name}`: body_template {file:?} is not UTF-8 text"))?;
-        Body::Text {
-            template: Template::parse(&text)
-                .map_err(|e| format!("request `{name}`: body_template {file:?}: {e}"))?,
-            content_type: given.unwrap_or_else(|| "text/plain".into()),
-        }
-    } else if let Some(file) = &def.body_file {
-        Body::Raw {
-            bytes: read_fixture(fixtures, file)?.into(),
-            content_type: given.unwrap_or_else(|| "application/octet-stream".into()),
-        }
-    } else if let Some(g) = &def.generate {
-        Body::Generated {
-            content: Generated {
-                kind: g.kind,
-                size: g.size.0,
-                content_type: given,
-            },
-        }
-    } else {
-        Body::None
-    };
+    let body = compile_body(name, def, fixtures)?;
     let consistency = match &def.consistency {
         None => None,
         Some(_) if !body.generates() => {
@@ -174,6 +108,83 @@ pub(super) fn compile_request(
         ends_session: def.ends_session,
         rebase: def.rebase,
         optional: def.optional,
+    })
+}
+
+/// The request's body, of whichever kind it has (at most one: checked before).
+fn compile_body(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Body, String> {
+    let given = def.content_type.as_ref().map(|c| c.get_ref().clone());
+    Ok(if let Some(value) = &def.json {
+        let json =
+            serde_json::to_value(value).map_err(|e| format!("request `{name}`: json body: {e}"))?;
+        Body::Json(JsonTemplate::from_json(&json).map_err(|e| format!("request `{name}`: {e}"))?)
+    } else if let Some(file) = &def.json_file {
+        let bytes = read_fixture(fixtures, file)?;
+        let json: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("json_file {file}: not JSON: {e}"))?;
+        Body::Json(JsonTemplate::from_json(&json).map_err(|e| format!("json_file {file}: {e}"))?)
+    } else if let Some(form) = &def.form {
+        Body::Form(form.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    } else if let Some(parts) = &def.multipart {
+        Body::Multipart(
+            parts
+                .iter()
+                .map(|part| multipart_part(name, part, fixtures))
+                .collect::<Result<_, _>>()?,
+        )
+    } else if let Some(file) = &def.body_template {
+        let bytes = read_fixture(fixtures, file)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("request `{name}`: body_template {file:?} is not UTF-8 text"))?;
+        Body::Text {
+            template: Template::parse(&text)
+                .map_err(|e| format!("request `{name}`: body_template {file:?}: {e}"))?,
+            content_type: given.unwrap_or_else(|| "text/plain".into()),
+        }
+    } else if let Some(file) = &def.body_file {
+        Body::Raw {
+            bytes: read_fixture(fixtures, file)?.into(),
+            content_type: given.unwrap_or_else(|| "application/octet-stream".into()),
+        }
+    } else if let Some(g) = &def.generate {
+        Body::Generated {
+            content: Generated {
+                kind: g.kind,
+                size: g.size.0,
+                content_type: given,
+            },
+        }
+    } else {
+        Body::None
+    })
+}
+
+/// One part of a multipart body: text, a fixture file, or generated content.
+fn multipart_part(name: &str, part: &model::PartDef, fixtures: &Path) -> Result<Part, String> {
+    Ok(match (&part.value, &part.file) {
+        (None, None) if part.generate.is_some() && part.content_type.is_none() => {
+            let g = part.generate.expect("checked just above");
+            Part::Generated {
+                name: part.name.clone(),
+                content: Generated { kind: g.kind, size: g.size.0, content_type: None },
+            }
+        }
+        (Some(value), None) if part.content_type.is_none() && part.generate.is_none() => Part::Text {
+            name: part.name.clone(),
+            value: value.clone(),
+        },
+        (None, Some(file)) if part.generate.is_none() => Part::File {
+            name: part.name.clone(),
+            file_name: Path::new(file).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            bytes: read_fixture(fixtures, file)?.into(),
+            content_type: part.content_type.clone().unwrap_or_else(|| "application/octet-stream".into()),
+        },
+        _ => {
+            return Err(format!(
+                "request `{name}`: multipart part `{}` needs one of value (text), file (with optional content_type) or generate",
+                part.name
+            ))
+        }
     })
 }
 
