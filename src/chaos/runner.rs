@@ -133,142 +133,29 @@ pub async fn run(
             stop.clone(),
         ))
     });
-
-    let plan = chaos.plan;
-    let workload = chaos.workload;
-    let mut kills = 0;
-    let mut actions = 0;
+    let mut day = GameDay {
+        log: Arc::clone(&log),
+        backend,
+        shared,
+        plan: chaos.plan,
+        workload: chaos.workload,
+        kills: 0,
+        actions: 0,
+        watchers: Vec::new(),
+        stop: stop.clone(),
+    };
     let mut aborted = None;
-    let mut watchers = Vec::new();
-    for (at, action) in timetable(&plan.actions, length) {
+    for (at, action) in timetable(&day.plan.actions, length) {
         tokio::select! {
             _ = tokio::time::sleep_until((started + at).into()) => {}
             _ = stop.cancelled() => break,
         }
-        let mut event = ChaosEvent {
-            at_s: log.now_s(),
-            action: action.describe(),
-            target: Vec::new(),
-            outcome: Outcome::Done,
-            answer: String::new(),
-            ready_before: None,
-            ready_after_s: None,
-            watched: false,
-            impact: None,
-        };
-        if actions >= plan.max_actions {
-            event.outcome = Outcome::Skipped;
-            event.answer = format!(
-                "cap reached: {} actions per run (max_actions)",
-                plan.max_actions
-            );
-            log.push(event, None);
-            continue;
-        }
-        let pods_before = match &backend {
-            Some(b) => match b.pods().await {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    aborted = Some(abort(&log, event, e, shared.as_ref()));
-                    break;
-                }
-            },
-            None => None,
-        };
-        event.ready_before = pods_before
-            .as_ref()
-            .map(|p| p.iter().filter(|p| p.ready).count() as u32);
-        // Matched on the action alone, so a new action must say here how it runs.
-        let needs_backend = || {
-            Err(ChaosError::Api(format!(
-                "`{}` needs a pod backend",
-                action.describe()
-            )))
-        };
-        let result = match &action {
-            Action::Exec(command) => {
-                event.target = vec![command.clone()];
-                exec(command).await
-            }
-            Action::KillPod(pick) => match (&backend, &pods_before) {
-                (Some(b), Some(pods)) => {
-                    match choose(*pick, pods, &plan, kills, || shared.sessions_by_replica()) {
-                        Err(why) => {
-                            event.outcome = Outcome::Skipped;
-                            event.answer = why;
-                            log.push(event, None);
-                            continue;
-                        }
-                        Ok(victim) => {
-                            event.target = vec![victim.clone()];
-                            kills += 1;
-                            b.kill(&victim, plan.grace_period).await
-                        }
-                    }
-                }
-                _ => needs_backend(),
-            },
-            Action::RolloutRestart => match &backend {
-                Some(b) => {
-                    event.target = workload.clone().into_iter().collect();
-                    b.rollout_restart().await
-                }
-                None => needs_backend(),
-            },
-            Action::Scale(n) => match &backend {
-                Some(b) => {
-                    event.target = workload.clone().into_iter().collect();
-                    b.scale(*n).await
-                }
-                None => needs_backend(),
-            },
-        };
-        actions += 1;
-        let mark = Some(shared.recorder().mark());
-        match result {
-            Ok(answer) => event.answer = answer,
-            Err(ChaosError::Gone(answer)) => {
-                event.outcome = Outcome::Gone;
-                event.answer = answer;
-            }
-            Err(e) => {
-                aborted = Some(abort(&log, event, e, shared.as_ref()));
-                break;
-            }
-        }
-        // A fault is worth a warning as it happens; a command that exited 0 is not.
-        if event.answer == "exit 0" {
-            tracing::info!(
-                "chaos at {:.1}s: {}: {}",
-                event.at_s,
-                event.action,
-                event.answer
-            );
-        } else {
-            tracing::warn!(
-                "chaos at {:.1}s: {} {:?}: {}",
-                event.at_s,
-                event.action,
-                event.target,
-                event.answer
-            );
-        }
-        let recovery = pods_before
-            .filter(|_| event.outcome == Outcome::Done)
-            .map(|before| Recovery::new(action, &before, &event.target, plan.recover_within));
-        event.watched = backend.is_some() && recovery.is_some();
-        let index = log.push(event, mark);
-        if let (Some(b), Some(recovery)) = (&backend, recovery) {
-            watchers.push(tokio::spawn(watch_recovery(
-                Arc::clone(b),
-                Arc::clone(&log),
-                index,
-                recovery,
-                stop.clone(),
-            )));
+        if let Err(why) = day.act(action).await {
+            aborted = Some(why);
+            break;
         }
     }
-    for w in watchers {
+    for w in std::mem::take(&mut day.watchers) {
         let _ = w.await;
     }
     stop.cancelled().await;
@@ -276,7 +163,7 @@ pub async fn run(
         let _ = m.await;
     }
     let report = ChaosReport {
-        backend: backend.as_ref().map_or("exec", |b| b.name()).to_owned(),
+        backend: day.backend.as_ref().map_or("exec", |b| b.name()).to_owned(),
         scope: chaos.scope,
         aborted,
         events: log.events.lock().unwrap().clone(),
@@ -287,6 +174,173 @@ pub async fn run(
     };
     let marks = log.marks.lock().unwrap().clone();
     Ran { report, marks }
+}
+
+/// The game day as it goes: what has been done, and the recoveries watched.
+struct GameDay {
+    log: Arc<Log>,
+    backend: Option<Arc<Backend>>,
+    shared: Arc<dyn LoadView>,
+    plan: ChaosPlan,
+    workload: Option<String>,
+    kills: u32,
+    actions: u32,
+    watchers: Vec<tokio::task::JoinHandle<()>>,
+    stop: CancellationToken,
+}
+
+/// What carrying out an action came to.
+enum Done {
+    /// It ran: the backend's or command's answer, or its error.
+    Ran(Result<String, ChaosError>),
+    /// It was not carried out, and why (a cap reached, no pod to pick).
+    Skipped(String),
+}
+
+impl GameDay {
+    /// Carries out one action and logs it; `Err` ends the game day (the
+    /// load goes on), saying why.
+    async fn act(&mut self, action: Action) -> Result<(), String> {
+        let mut event = ChaosEvent {
+            at_s: self.log.now_s(),
+            action: action.describe(),
+            target: Vec::new(),
+            outcome: Outcome::Done,
+            answer: String::new(),
+            ready_before: None,
+            ready_after_s: None,
+            watched: false,
+            impact: None,
+        };
+        if self.actions >= self.plan.max_actions {
+            event.outcome = Outcome::Skipped;
+            event.answer = format!(
+                "cap reached: {} actions per run (max_actions)",
+                self.plan.max_actions
+            );
+            self.log.push(event, None);
+            return Ok(());
+        }
+        let pods_before = match &self.backend {
+            Some(b) => match b.pods().await {
+                Ok(p) => Some(p),
+                Err(e) => return Err(abort(&self.log, event, e, self.shared.as_ref())),
+            },
+            None => None,
+        };
+        event.ready_before = pods_before
+            .as_ref()
+            .map(|p| p.iter().filter(|p| p.ready).count() as u32);
+        let result = match self
+            .perform(&action, pods_before.as_deref(), &mut event)
+            .await
+        {
+            Done::Ran(result) => result,
+            Done::Skipped(why) => {
+                event.outcome = Outcome::Skipped;
+                event.answer = why;
+                self.log.push(event, None);
+                return Ok(());
+            }
+        };
+        self.actions += 1;
+        let mark = Some(self.shared.recorder().mark());
+        match result {
+            Ok(answer) => event.answer = answer,
+            Err(ChaosError::Gone(answer)) => {
+                event.outcome = Outcome::Gone;
+                event.answer = answer;
+            }
+            Err(e) => return Err(abort(&self.log, event, e, self.shared.as_ref())),
+        }
+        say(&event);
+        let recovery = pods_before
+            .filter(|_| event.outcome == Outcome::Done)
+            .map(|before| Recovery::new(action, &before, &event.target, self.plan.recover_within));
+        event.watched = self.backend.is_some() && recovery.is_some();
+        let index = self.log.push(event, mark);
+        if let (Some(b), Some(recovery)) = (&self.backend, recovery) {
+            self.watchers.push(tokio::spawn(watch_recovery(
+                Arc::clone(b),
+                Arc::clone(&self.log),
+                index,
+                recovery,
+                self.stop.clone(),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Does what `action` says, naming its target in `event`. Matched on
+    /// the action alone, so a new action must say here how it runs.
+    async fn perform(
+        &mut self,
+        action: &Action,
+        pods: Option<&[Pod]>,
+        event: &mut ChaosEvent,
+    ) -> Done {
+        let needs_backend = || {
+            Done::Ran(Err(ChaosError::Api(format!(
+                "`{}` needs a pod backend",
+                action.describe()
+            ))))
+        };
+        let workload = || self.workload.clone().into_iter().collect();
+        match action {
+            Action::Exec(command) => {
+                event.target = vec![command.clone()];
+                Done::Ran(exec(command).await)
+            }
+            Action::KillPod(pick) => {
+                let (Some(b), Some(pods)) = (&self.backend, pods) else {
+                    return needs_backend();
+                };
+                let sessions = || self.shared.sessions_by_replica();
+                match choose(*pick, pods, &self.plan, self.kills, sessions) {
+                    Err(why) => Done::Skipped(why),
+                    Ok(victim) => {
+                        event.target = vec![victim.clone()];
+                        self.kills += 1;
+                        Done::Ran(b.kill(&victim, self.plan.grace_period).await)
+                    }
+                }
+            }
+            Action::RolloutRestart => match &self.backend {
+                Some(b) => {
+                    event.target = workload();
+                    Done::Ran(b.rollout_restart().await)
+                }
+                None => needs_backend(),
+            },
+            Action::Scale(n) => match &self.backend {
+                Some(b) => {
+                    event.target = workload();
+                    Done::Ran(b.scale(*n).await)
+                }
+                None => needs_backend(),
+            },
+        }
+    }
+}
+
+/// A fault is worth a warning as it happens; a command that exited 0 is not.
+fn say(event: &ChaosEvent) {
+    if event.answer == "exit 0" {
+        tracing::info!(
+            "chaos at {:.1}s: {}: {}",
+            event.at_s,
+            event.action,
+            event.answer
+        );
+    } else {
+        tracing::warn!(
+            "chaos at {:.1}s: {} {:?}: {}",
+            event.at_s,
+            event.action,
+            event.target,
+            event.answer
+        );
+    }
 }
 
 fn abort(log: &Log, mut event: ChaosEvent, e: ChaosError, shared: &dyn LoadView) -> String {
