@@ -27,7 +27,7 @@ use hdrhistogram::Histogram;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One bundle to merge, as read from disk.
-pub struct Part {
+pub struct ShardBundle {
     /// Where it came from, for messages.
     pub name: String,
     /// Its `summary.json`.
@@ -40,7 +40,7 @@ pub struct Part {
     pub timeline: TimelineHistograms,
 }
 
-impl Part {
+impl ShardBundle {
     /// The shards this part holds: its own, or those of a merge.
     fn shards(&self) -> Result<Vec<ShardInfo>, String> {
         match (&self.results.shard, &self.results.merged) {
@@ -66,7 +66,11 @@ impl Part {
 
 /// Merges `parts`; with `allow_partial`, shards of the test may be missing
 /// (the merged bundle lists them).
-pub fn merge(parts: Vec<Part>, allow_partial: bool, run_id: &str) -> Result<Measurements, String> {
+pub fn merge(
+    parts: Vec<ShardBundle>,
+    allow_partial: bool,
+    run_id: &str,
+) -> Result<Measurements, String> {
     let first = parts
         .first()
         .ok_or("nothing to merge: give the shards' bundles")?;
@@ -121,7 +125,10 @@ pub fn merge(parts: Vec<Part>, allow_partial: bool, run_id: &str) -> Result<Meas
     shards.sort_by_key(|s| s.index);
 
     // Each part's second 0 on the common clock.
-    let began: Vec<u64> = parts.iter().map(Part::began_ms).collect::<Result<_, _>>()?;
+    let began: Vec<u64> = parts
+        .iter()
+        .map(ShardBundle::began_ms)
+        .collect::<Result<_, _>>()?;
     let origin = began.iter().copied().min().unwrap_or(0);
     let offsets: Vec<u64> = began
         .iter()
@@ -231,7 +238,7 @@ type MergedCells = (
 
 /// Cells added by (stage, request, replica); the overall, per-request and
 /// per-replica statistics made again from them.
-fn merge_cells(parts: &[Part], elapsed_s: f64) -> Result<MergedCells, String> {
+fn merge_cells(parts: &[ShardBundle], elapsed_s: f64) -> Result<MergedCells, String> {
     let mut by_key: BTreeMap<(usize, String, String), (Cell, String, String)> = BTreeMap::new();
     for part in parts {
         if part.histograms.len() != part.results.cells.len() {
@@ -320,7 +327,7 @@ type MergedTimelines = (Vec<TimelineRow>, Vec<RequestTimeline>, TimelineHistogra
 
 /// Rows summed second by second on the common clock; percentiles from the
 /// seconds' histograms added.
-fn merge_timelines(parts: &[Part], offsets: &[u64]) -> Result<MergedTimelines, String> {
+fn merge_timelines(parts: &[ShardBundle], offsets: &[u64]) -> Result<MergedTimelines, String> {
     // (series, second) → histogram.
     let mut hists: BTreeMap<(String, u64), Histogram<u64>> = BTreeMap::new();
     for (part, offset) in parts.iter().zip(offsets) {
@@ -406,7 +413,7 @@ fn merge_timelines(parts: &[Part], offsets: &[u64]) -> Result<MergedTimelines, S
     Ok((timeline, request_timelines, kept))
 }
 
-fn interrupted(parts: &[Part]) -> Option<String> {
+fn interrupted(parts: &[ShardBundle]) -> Option<String> {
     let said: Vec<String> = parts
         .iter()
         .filter_map(|p| {
@@ -419,7 +426,7 @@ fn interrupted(parts: &[Part]) -> Option<String> {
     (!said.is_empty()).then(|| said.join("; "))
 }
 
-fn totals(parts: &[Part]) -> Totals {
+fn totals(parts: &[ShardBundle]) -> Totals {
     let mut t = Totals::default();
     for p in parts {
         let s = &p.results.totals;
@@ -437,7 +444,7 @@ fn totals(parts: &[Part]) -> Totals {
 
 /// Stages as planned, with every shard's arrivals and drops; a closed
 /// model's users are the shards' users together.
-fn stages(parts: &[Part]) -> Vec<StageStats> {
+fn stages(parts: &[ShardBundle]) -> Vec<StageStats> {
     let mut stages = parts[0].results.stages.clone();
     for stage in &mut stages {
         stage.arrivals = 0;
@@ -458,7 +465,7 @@ fn stages(parts: &[Part]) -> Vec<StageStats> {
     stages
 }
 
-fn sessions(parts: &[Part], offsets: &[u64]) -> SessionVerdict {
+fn sessions(parts: &[ShardBundle], offsets: &[u64]) -> SessionVerdict {
     let mut v = SessionVerdict::default();
     let mut transitions: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut seconds: BTreeMap<u64, u64> = BTreeMap::new();
@@ -506,7 +513,7 @@ fn sessions(parts: &[Part], offsets: &[u64]) -> SessionVerdict {
     v
 }
 
-fn consistency(parts: &[Part]) -> ConsistencyVerdict {
+fn consistency(parts: &[ShardBundle]) -> ConsistencyVerdict {
     let mut v = ConsistencyVerdict::default();
     let mut replicas: BTreeMap<String, BTreeMap<crate::bundle::Verdict, u64>> = BTreeMap::new();
     for p in parts {
@@ -539,7 +546,7 @@ fn consistency(parts: &[Part]) -> ConsistencyVerdict {
 /// The environment of the least trustworthy shard, figure by figure (the
 /// latest generator, the busiest machine, the slowest control): a test is
 /// as trustworthy as its worst part.
-fn environment(parts: &[Part]) -> Option<crate::bundle::Environment> {
+fn environment(parts: &[ShardBundle]) -> Option<crate::bundle::Environment> {
     let envs: Vec<&crate::bundle::Environment> = parts
         .iter()
         .filter_map(|p| p.results.environment.as_ref())
@@ -580,7 +587,7 @@ fn environment(parts: &[Part]) -> Option<crate::bundle::Environment> {
 }
 
 /// Chaos as the shard that ran it recorded it, on the common clock.
-fn chaos(parts: &[Part], offsets: &[u64]) -> Option<ChaosReport> {
+fn chaos(parts: &[ShardBundle], offsets: &[u64]) -> Option<ChaosReport> {
     let (part, offset) = parts
         .iter()
         .zip(offsets)

@@ -8,7 +8,7 @@ const FINGERPRINT: &str = "0123456789abcdef0123456789abcdef";
 /// A shard's bundle made by the recorder itself: `n` requests of `search`
 /// on replicas r0/r1 with latencies `base + k` ms over ~3 s, every tenth
 /// failing; began `began_ms` after the epoch.
-fn shard(index: u32, count: u32, n: u64, base: u64, began_ms: u64) -> Part {
+fn shard(index: u32, count: u32, n: u64, base: u64, began_ms: u64) -> ShardBundle {
     let recorder = Recorder::new(vec!["search".into()], vec![Duration::from_secs(10)]);
     recorder.begin();
     let t0 = recorder.started();
@@ -51,7 +51,7 @@ fn shard(index: u32, count: u32, n: u64, base: u64, began_ms: u64) -> Part {
         &[crate::scenario::threshold::parse("errors.rate", "< 20%", &[]).unwrap()],
         &m.results,
     );
-    Part {
+    ShardBundle {
         name: format!("shard{index}"),
         results: m.results,
         histograms: m.histograms,
@@ -60,7 +60,7 @@ fn shard(index: u32, count: u32, n: u64, base: u64, began_ms: u64) -> Part {
     }
 }
 
-fn three() -> Vec<Part> {
+fn three() -> Vec<ShardBundle> {
     vec![
         shard(0, 3, 30, 10, 1_000_000),
         shard(1, 3, 40, 50, 1_000_300),
@@ -68,8 +68,8 @@ fn three() -> Vec<Part> {
     ]
 }
 
-fn copy(p: &Part) -> Part {
-    Part {
+fn copy(p: &ShardBundle) -> ShardBundle {
+    ShardBundle {
         name: p.name.clone(),
         results: p.results.clone(),
         histograms: p
@@ -159,7 +159,7 @@ fn merging_is_associative() {
     let first_two = merge(vec![copy(&parts[0]), copy(&parts[1])], true, "m01").unwrap();
     let nested = merge(
         vec![
-            Part {
+            ShardBundle {
                 name: "m01".into(),
                 results: first_two.results,
                 histograms: first_two.histograms,
@@ -189,7 +189,7 @@ fn merging_is_associative() {
 /// Each refusal names the bundle and says what is wrong; none panics.
 #[test]
 fn merges_that_cannot_be_one_test_are_refused() {
-    let err = |parts: Vec<Part>, partial: bool| match merge(parts, partial, "m") {
+    let err = |parts: Vec<ShardBundle>, partial: bool| match merge(parts, partial, "m") {
         Ok(_) => panic!("merged"),
         Err(e) => e,
     };

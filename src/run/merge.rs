@@ -4,7 +4,7 @@
 
 use super::{new_run_id, write_somewhere, RunError, RunReport, Write};
 use crate::bundle::{self, hdr, CellHistograms};
-use crate::merge::Part;
+use crate::merge::ShardBundle;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -82,7 +82,7 @@ async fn await_shards(dir: &Path, wait: Duration) -> Vec<PathBuf> {
 }
 
 /// Reads one bundle folder for merging.
-pub fn read_part(dir: &Path) -> Result<Part, RunError> {
+pub fn read_shard_bundle(dir: &Path) -> Result<ShardBundle, RunError> {
     let name = dir.display().to_string();
     let results = bundle::read_results(dir).map_err(|e| RunError::Usage(format!("{e:#}")))?;
     let read = |file: &str| {
@@ -104,7 +104,7 @@ pub fn read_part(dir: &Path) -> Result<Part, RunError> {
         .then(|| read(bundle::VISIBLE_HDR))
         .transpose()?;
     let timeline = hdr::read_timeline(dir).map_err(|e| RunError::Usage(format!("{e:#}")))?;
-    Ok(Part {
+    Ok(ShardBundle {
         name,
         results,
         histograms,
@@ -140,7 +140,7 @@ pub async fn merge(request: &MergeRequest) -> Result<RunReport, RunError> {
     let parts = request
         .bundles
         .iter()
-        .map(|dir| read_part(dir))
+        .map(|dir| read_shard_bundle(dir))
         .collect::<Result<Vec<_>, _>>()?;
     let name = format!("{}-merged", parts[0].results.scenario);
     let run_id = new_run_id(&request.out_dir, &name);

@@ -416,7 +416,7 @@ pub(crate) fn resolved(path: &Path) -> String {
 }
 
 pub(super) fn compile_repeat(
-    step: &model::Step,
+    step: &model::StepDef,
     captured: &BTreeSet<&str>,
 ) -> Result<Repeat, Located> {
     use toml::Spanned;

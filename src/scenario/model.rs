@@ -471,7 +471,7 @@ pub struct Persona {
     #[serde(default = "one")]
     pub weight: u32,
     /// Steps in order.
-    pub steps: Vec<Step>,
+    pub steps: Vec<StepDef>,
 }
 
 fn one() -> u32 {
@@ -481,7 +481,7 @@ fn one() -> u32 {
 /// One step of a persona.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Step {
+pub struct StepDef {
     /// Name of a request in `[requests]`.
     pub request: Spanned<String>,
     /// Think time after the step: `"2s"` or `"1s..3s"`.

@@ -245,7 +245,7 @@ impl Source<'_> {
 
     fn step(
         &self,
-        step: &model::Step,
+        step: &model::StepDef,
         requests: &Requests,
         captured: &BTreeSet<&str>,
     ) -> Result<StepSpec, ScenarioError> {
