@@ -4,6 +4,7 @@
 //! terminal text.
 
 use super::charts::{lines, register_font, Series, SIZE};
+use super::content::{Span, Table, Text};
 use super::html::{esc, table, STYLE};
 use super::Export;
 use crate::calibrate::slo_breaks::first_standing_break;
@@ -117,7 +118,7 @@ pub fn text(c: &Calibration) -> String {
 
 /// The "meets SLO" cell of step `i`: whether it met the SLO, whether that
 /// is its re-measure, and whether a break below it kept it from capacity.
-fn meets_cell(c: &Calibration, i: usize) -> String {
+fn meets_cell(c: &Calibration, i: usize) -> Text {
     let step = &c.steps[i];
     let remeasured = if c.remeasures.iter().any(|r| r.step == i) {
         " (re-measured)"
@@ -125,14 +126,15 @@ fn meets_cell(c: &Calibration, i: usize) -> String {
         ""
     };
     if !step.meets(&c.slo) {
-        return format!("<span class=\"fail\">no</span>{remeasured}");
+        return Text(vec![Span::Failed("no".into())]).and(remeasured);
     }
     match first_standing_break(&c.steps, &c.slo) {
         Some(b) if b < i => format!(
             "yes{remeasured}, above step {}'s break: not capacity",
             b + 1
-        ),
-        _ => format!("yes{remeasured}"),
+        )
+        .into(),
+        _ => format!("yes{remeasured}").into(),
     }
 }
 
@@ -265,33 +267,34 @@ pub fn html(c: &Calibration) -> anyhow::Result<String> {
             ))?
         ));
     }
-    table(
-        &mut o,
-        &[
-            "step",
-            "offered req/s",
-            "achieved req/s",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "errors",
-            "dropped",
-            "meets SLO",
-        ],
-        c.steps.iter().enumerate().map(|(i, s)| {
-            vec![
-                (i + 1).to_string(),
-                format!("{:.1}", s.rate),
-                format!("{:.1}", s.achieved),
-                format!("{:.1}", s.p50_ms),
-                format!("{:.1}", s.p95_ms),
-                format!("{:.1}", s.p99_ms),
-                format!("{:.2}%", s.error_rate * 100.0),
-                s.dropped.to_string(),
-                meets_cell(c, i),
-            ]
-        }),
-    );
+    let steps = Table::new([
+        "step",
+        "offered req/s",
+        "achieved req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors",
+        "dropped",
+        "meets SLO",
+    ])
+    .with_rows(c.steps.iter().enumerate().map(|(i, s)| {
+        let figures = [
+            (i + 1).to_string(),
+            format!("{:.1}", s.rate),
+            format!("{:.1}", s.achieved),
+            format!("{:.1}", s.p50_ms),
+            format!("{:.1}", s.p95_ms),
+            format!("{:.1}", s.p99_ms),
+            format!("{:.2}%", s.error_rate * 100.0),
+            s.dropped.to_string(),
+        ];
+        figures
+            .into_iter()
+            .map(Text::from)
+            .chain([meets_cell(c, i)])
+    }));
+    table(&mut o, &steps);
     o.push_str("</body></html>\n");
     Ok(o)
 }
@@ -354,18 +357,16 @@ mod tests {
     /// above a break that stands as not capacity; both ways.
     #[test]
     fn the_table_marks_remeasures_and_steps_above_a_standing_break() {
+        let cell = |c: &Calibration, i: usize| meets_cell(c, i).words();
         let stands = calibration(530.0);
-        assert_eq!(meets_cell(&stands, 0), "yes");
+        assert_eq!(cell(&stands, 0), "yes");
         assert_eq!(
             meets_cell(&stands, 1),
-            "<span class=\"fail\">no</span> (re-measured)"
+            Text(vec![Span::Failed("no".into())]).and(" (re-measured)")
         );
-        assert_eq!(
-            meets_cell(&stands, 2),
-            "yes, above step 2's break: not capacity"
-        );
+        assert_eq!(cell(&stands, 2), "yes, above step 2's break: not capacity");
         let noise = calibration(430.0);
-        assert_eq!(meets_cell(&noise, 1), "yes (re-measured)");
-        assert_eq!(meets_cell(&noise, 2), "yes");
+        assert_eq!(cell(&noise, 1), "yes (re-measured)");
+        assert_eq!(cell(&noise, 2), "yes");
     }
 }
