@@ -4,6 +4,7 @@
 //! terminal text.
 
 use super::charts::{lines, register_font, Series, SIZE};
+use super::content::{Span, Table, Text};
 use super::html::{esc, table, STYLE};
 use super::Export;
 use crate::calibrate::slo_breaks::first_standing_break;
@@ -117,7 +118,7 @@ pub fn text(c: &Calibration) -> String {
 
 /// The "meets SLO" cell of step `i`: whether it met the SLO, whether that
 /// is its re-measure, and whether a break below it kept it from capacity.
-fn meets_cell(c: &Calibration, i: usize) -> String {
+fn meets_cell(c: &Calibration, i: usize) -> Text {
     let step = &c.steps[i];
     let remeasured = if c.remeasures.iter().any(|r| r.step == i) {
         " (re-measured)"
@@ -125,22 +126,46 @@ fn meets_cell(c: &Calibration, i: usize) -> String {
         ""
     };
     if !step.meets(&c.slo) {
-        return format!("<span class=\"fail\">no</span>{remeasured}");
+        return Text(vec![Span::Failed("no".into())]).and(remeasured);
     }
     match first_standing_break(&c.steps, &c.slo) {
         Some(b) if b < i => format!(
             "yes{remeasured}, above step {}'s break: not capacity",
             b + 1
-        ),
-        _ => format!("yes{remeasured}"),
+        )
+        .into(),
+        _ => format!("yes{remeasured}").into(),
     }
 }
 
-/// The page.
+/// The page: the capacity and the recommendation with their reasons, the
+/// staircase's charts, its table.
 pub fn html(c: &Calibration) -> anyhow::Result<String> {
     let mut o = String::new();
     write!(o, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>surge calibration</title><style>{STYLE}</style></head><body>")?;
     o.push_str("<h1>surge: capacity calibration</h1>");
+    verdict(&mut o, c)?;
+    o.push_str("<h2>Why</h2><ul>");
+    for r in &c.reasons {
+        write!(o, "<li>{}</li>", esc(r))?;
+    }
+    o.push_str("</ul><h2>Staircase</h2>");
+    // Both charts run to just past the highest step; the knee marks both.
+    let top_rate = c.steps.iter().map(|s| s.rate).fold(1.0, f64::max) * 1.05;
+    let knee = c.knee_step.map(|k| c.steps[k].rate);
+    chart(&mut o, "staircase", &throughput_chart(c, top_rate, knee)?);
+    chart(&mut o, "latency", &latency_chart(c, top_rate, knee)?);
+    if let Some(fit) = &c.usl {
+        chart(&mut o, "usl", &usl_chart(c, fit)?);
+    }
+    table(&mut o, &steps_table(c));
+    o.push_str("</body></html>\n");
+    Ok(o)
+}
+
+/// The capacity per pod (or that none can be stated) and the HPA and pool
+/// recommended.
+fn verdict(o: &mut String, c: &Calibration) -> anyhow::Result<()> {
     match c.capacity_per_pod {
         Some(cap) => write!(o, "<p>Per-pod capacity at the SLO (p99 ≤ {:.0} ms, errors ≤ {:.2}%): <b>{cap:.1} req/s</b>, measured on {} replicas.</p>", c.slo.p99_ms, c.slo.error_budget * 100.0, c.replicas)?,
         None => o.push_str("<p class=\"fail\">No step met the SLO: no capacity can be stated.</p>"),
@@ -156,15 +181,15 @@ pub fn html(c: &Calibration) -> anyhow::Result<String> {
             write!(o, "<p>HPA target and pool: {}.</p>", esc(basis))?;
         }
     }
-    o.push_str("<h2>Why</h2><ul>");
-    for r in &c.reasons {
-        write!(o, "<li>{}</li>", esc(r))?;
-    }
-    o.push_str("</ul><h2>Staircase</h2>");
+    Ok(())
+}
 
-    let offered: Vec<f64> = c.steps.iter().map(|s| s.rate).collect();
-    let top_rate = offered.iter().copied().fold(1.0, f64::max) * 1.05;
-    let knee = c.knee_step.map(|k| c.steps[k].rate);
+fn chart(o: &mut String, id: &str, svg: &str) {
+    let _ = write!(o, "<div class=\"chart\" id=\"chart-{id}\">{svg}</div>");
+}
+
+/// Offered against achieved, per step.
+fn throughput_chart(c: &Calibration, top_rate: f64, knee: Option<f64>) -> anyhow::Result<String> {
     let mut throughput: Vec<Series> = vec![
         (
             "offered".into(),
@@ -180,17 +205,20 @@ pub fn html(c: &Calibration) -> anyhow::Result<String> {
     if let Some(k) = knee {
         throughput.push(marker("knee", k, top_rate));
     }
-    o.push_str(&format!(
-        "<div class=\"chart\" id=\"chart-staircase\">{}</div>",
-        svg(|root| lines(
+    svg(|root| {
+        lines(
             root,
             "Throughput per step (offered vs achieved)",
             "offered req/s",
             "req/s",
             &throughput,
-            None
-        ))?
-    ));
+            None,
+        )
+    })
+}
+
+/// The percentiles per step, against the SLO's p99.
+fn latency_chart(c: &Calibration, top_rate: f64, knee: Option<f64>) -> anyhow::Result<String> {
     let top_latency = c
         .steps
         .iter()
@@ -222,78 +250,80 @@ pub fn html(c: &Calibration) -> anyhow::Result<String> {
     if let Some(k) = knee {
         latency.push(marker("knee", k, top_latency));
     }
-    o.push_str(&format!(
-        "<div class=\"chart\" id=\"chart-latency\">{}</div>",
-        svg(|root| lines(
+    svg(|root| {
+        lines(
             root,
             "Latency per step",
             "offered req/s",
             "ms",
             &latency,
-            None
-        ))?
-    ));
-    if let Some(f) = &c.usl {
-        let measured: Vec<(f64, f64)> = c
-            .steps
-            .iter()
-            .map(|s| (s.concurrency(), s.achieved))
-            .collect();
-        let n_max = measured.iter().map(|p| p.0).fold(1.0, f64::max) * 1.2;
-        let curve: Vec<(f64, f64)> = (0..=100)
-            .map(|i| {
-                let n = n_max * i as f64 / 100.0;
-                (n, usl::throughput(f.lambda, f.sigma, f.kappa, n.max(1e-9)))
-            })
-            .collect();
-        let series: Vec<Series> = vec![
-            ("measured".into(), measured, BLUE),
-            ("USL fit".into(), curve, RED),
+            None,
+        )
+    })
+}
+
+/// The steps' throughput against concurrency, with the USL curve fitted.
+fn usl_chart(c: &Calibration, f: &usl::UslFit) -> anyhow::Result<String> {
+    let measured: Vec<(f64, f64)> = c
+        .steps
+        .iter()
+        .map(|s| (s.concurrency(), s.achieved))
+        .collect();
+    let n_max = measured.iter().map(|p| p.0).fold(1.0, f64::max) * 1.2;
+    let curve: Vec<(f64, f64)> = (0..=100)
+        .map(|i| {
+            let n = n_max * i as f64 / 100.0;
+            (n, usl::throughput(f.lambda, f.sigma, f.kappa, n.max(1e-9)))
+        })
+        .collect();
+    let series: Vec<Series> = vec![
+        ("measured".into(), measured, BLUE),
+        ("USL fit".into(), curve, RED),
+    ];
+    svg(|root| {
+        lines(
+            root,
+            &format!(
+                "Universal Scalability Law: σ {:.3}, κ {:.5}, N* {:.0}",
+                f.sigma, f.kappa, f.n_star
+            ),
+            "concurrency (Little's law)",
+            "req/s",
+            &series,
+            None,
+        )
+    })
+}
+
+/// One row per step, with whether it met the SLO.
+fn steps_table(c: &Calibration) -> Table {
+    Table::new([
+        "step",
+        "offered req/s",
+        "achieved req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors",
+        "dropped",
+        "meets SLO",
+    ])
+    .with_rows(c.steps.iter().enumerate().map(|(i, s)| {
+        let figures = [
+            (i + 1).to_string(),
+            format!("{:.1}", s.rate),
+            format!("{:.1}", s.achieved),
+            format!("{:.1}", s.p50_ms),
+            format!("{:.1}", s.p95_ms),
+            format!("{:.1}", s.p99_ms),
+            format!("{:.2}%", s.error_rate * 100.0),
+            s.dropped.to_string(),
         ];
-        o.push_str(&format!(
-            "<div class=\"chart\" id=\"chart-usl\">{}</div>",
-            svg(|root| lines(
-                root,
-                &format!(
-                    "Universal Scalability Law: σ {:.3}, κ {:.5}, N* {:.0}",
-                    f.sigma, f.kappa, f.n_star
-                ),
-                "concurrency (Little's law)",
-                "req/s",
-                &series,
-                None
-            ))?
-        ));
-    }
-    table(
-        &mut o,
-        &[
-            "step",
-            "offered req/s",
-            "achieved req/s",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "errors",
-            "dropped",
-            "meets SLO",
-        ],
-        c.steps.iter().enumerate().map(|(i, s)| {
-            vec![
-                (i + 1).to_string(),
-                format!("{:.1}", s.rate),
-                format!("{:.1}", s.achieved),
-                format!("{:.1}", s.p50_ms),
-                format!("{:.1}", s.p95_ms),
-                format!("{:.1}", s.p99_ms),
-                format!("{:.2}%", s.error_rate * 100.0),
-                s.dropped.to_string(),
-                meets_cell(c, i),
-            ]
-        }),
-    );
-    o.push_str("</body></html>\n");
-    Ok(o)
+        figures
+            .into_iter()
+            .map(Text::from)
+            .chain([meets_cell(c, i)])
+    }))
 }
 
 #[cfg(test)]
@@ -354,18 +384,16 @@ mod tests {
     /// above a break that stands as not capacity; both ways.
     #[test]
     fn the_table_marks_remeasures_and_steps_above_a_standing_break() {
+        let cell = |c: &Calibration, i: usize| meets_cell(c, i).words();
         let stands = calibration(530.0);
-        assert_eq!(meets_cell(&stands, 0), "yes");
+        assert_eq!(cell(&stands, 0), "yes");
         assert_eq!(
             meets_cell(&stands, 1),
-            "<span class=\"fail\">no</span> (re-measured)"
+            Text(vec![Span::Failed("no".into())]).and(" (re-measured)")
         );
-        assert_eq!(
-            meets_cell(&stands, 2),
-            "yes, above step 2's break: not capacity"
-        );
+        assert_eq!(cell(&stands, 2), "yes, above step 2's break: not capacity");
         let noise = calibration(430.0);
-        assert_eq!(meets_cell(&noise, 1), "yes (re-measured)");
-        assert_eq!(meets_cell(&noise, 2), "yes");
+        assert_eq!(cell(&noise, 1), "yes (re-measured)");
+        assert_eq!(cell(&noise, 2), "yes");
     }
 }

@@ -1,8 +1,88 @@
-//! Chaos in words: one line per event (what, on what, what the API said,
-//! how long the replicas took, what users felt) and a heading line, for the
-//! terminal, Markdown and HTML reports.
+//! Chaos in words: a heading line, one line per event (what, on what, what
+//! the API said, how long the replicas took, what users felt) and the
+//! events' table — the chaos section every report shows, worded here once.
 
+use super::content::{Line, Table, Text};
 use crate::bundle::{ChaosEvent, ChaosReport, Outcome};
+
+/// The chaos section of a report.
+pub(super) struct Chaos {
+    /// Section title.
+    pub title: &'static str,
+    /// Backend, scope, events, pod start-up.
+    pub heading: Line,
+    /// Why chaos stopped early, if it did.
+    pub aborted: Option<Line>,
+    /// What recovery is judged against.
+    pub slo: Line,
+    /// One line per event.
+    pub events: Vec<Line>,
+    /// The events' figures, one row each.
+    pub table: Table,
+}
+
+/// The chaos section of a run with chaos.
+pub(super) fn section(report: &ChaosReport) -> Chaos {
+    Chaos {
+        title: "Chaos",
+        heading: Line::new(heading(report)),
+        aborted: report
+            .aborted
+            .as_ref()
+            .map(|why| Line::alert("chaos aborted", why.as_str())),
+        slo: Line::labelled(
+            "latency SLO for recovery",
+            format!(
+                "p95 ≤ {} ({})",
+                report
+                    .slo_p95_ms
+                    .map_or("per event".to_owned(), |v| format!("{v:.0} ms")),
+                report.slo_source
+            ),
+        ),
+        events: report
+            .events
+            .iter()
+            .map(|e| Line::new(event_line(e)))
+            .collect(),
+        table: table(report),
+    }
+}
+
+fn table(report: &ChaosReport) -> Table {
+    let opt = |v: Option<f64>| Text::plain(v.map_or("—".to_owned(), |v| format!("{v:.1}")));
+    Table::new([
+        "at s",
+        "action",
+        "target",
+        "outcome",
+        "answer",
+        "ready after s",
+        "failed requests",
+        "burst s",
+        "session drops",
+        "p99 before ms",
+        "p99 after ms",
+        "p95 back after s",
+    ])
+    .with_rows(report.events.iter().map(|e| {
+        let i = e.impact.clone().unwrap_or_default();
+        vec![
+            format!("{:.1}", e.at_s).into(),
+            e.action.as_str().into(),
+            e.target.join(", ").into(),
+            outcome_word(e.outcome).into(),
+            e.answer.as_str().into(),
+            opt(e.ready_after_s),
+            i.burst_errors.to_string().into(),
+            i.burst_s.to_string().into(),
+            i.session_drops.to_string().into(),
+            opt(i.p99_before_ms),
+            opt(i.p99_after_ms),
+            opt(i.p95_back_s),
+        ]
+    }))
+}
 
 fn outcome_word(o: Outcome) -> &'static str {
     match o {
@@ -46,9 +126,9 @@ pub fn event_line(event: &ChaosEvent) -> String {
     line
 }
 
-/// Lines for the terminal and the Markdown summary: a heading, then one per event.
-pub fn lines(report: &ChaosReport) -> Vec<String> {
-    let mut out = vec![format!(
+/// The heading: backend, scope, how many events, the median pod start-up.
+fn heading(report: &ChaosReport) -> String {
+    format!(
         "chaos ({}, {}): {} events{}",
         report.backend,
         report.scope,
@@ -57,12 +137,7 @@ pub fn lines(report: &ChaosReport) -> Vec<String> {
             .median_startup_s()
             .map(|s| format!(", pod start-up (kill → ready) median {s:.1} s"))
             .unwrap_or_default()
-    )];
-    if let Some(why) = &report.aborted {
-        out.push(format!("CHAOS ABORTED: {why}"));
-    }
-    out.extend(report.events.iter().map(event_line));
-    out
+    )
 }
 
 #[cfg(test)]
@@ -103,9 +178,9 @@ mod tests {
         };
         assert!(report.recovered());
         assert!(
-            !lines(&report)[0].contains("namespace ,"),
+            !heading(&report).contains("namespace ,"),
             "{}",
-            lines(&report)[0]
+            heading(&report)
         );
         // Watched and never back: that is a failure to recover.
         let mut kill = exec_event(true, None);

@@ -135,6 +135,8 @@ pub fn png(r: &RunResults, chart: &Chart, path: &Path) -> anyhow::Result<()> {
 
 pub(super) type Series = (String, Vec<(f64, f64)>, RGBColor);
 
+/// Draws `chart` of `r` on `root`: the chart's data, then the kind of plot
+/// it takes.
 fn draw<DB: DrawingBackend>(
     r: &RunResults,
     chart: &Chart,
@@ -144,215 +146,202 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
-    let chaos_marks: Vec<f64> = r
+    // Chaos events are marked on every chart over time.
+    let marks: Vec<f64> = r
         .chaos
         .iter()
         .flat_map(|c| c.events.iter().map(|e| e.at_s))
         .collect();
-    let per_second = |rows: &[TimelineRow], f: fn(&TimelineRow) -> f64| {
-        rows.iter().map(|row| (row.second as f64, f(row))).collect()
-    };
+    let title = &chart.title;
     match &chart.kind {
-        Kind::Throughput => lines_marked(
-            root,
-            &chart.title,
-            "second",
-            "per second",
-            &[
-                (
-                    "requests".into(),
-                    per_second(&r.timeline, |row| row.requests as f64),
-                    BLUE,
-                ),
-                (
-                    "errors".into(),
-                    per_second(&r.timeline, |row| row.errors as f64),
-                    RED,
-                ),
-                (
-                    "dropped".into(),
-                    per_second(&r.timeline, |row| row.dropped as f64),
-                    full_palette::ORANGE,
-                ),
-            ],
-            None,
-            &chaos_marks,
-        ),
+        Kind::Throughput => {
+            let series = throughput(&r.timeline);
+            lines_marked(root, title, "second", "per second", &series, None, &marks)
+        }
         Kind::RequestLatency(i) => {
-            let rows = &r.request_timelines[*i].rows;
-            // Seconds with no completed request have no latency: leave gaps out.
-            let busy: Vec<TimelineRow> = rows
-                .iter()
-                .filter(|row| row.requests > 0)
-                .cloned()
-                .collect();
-            lines_marked(
-                root,
-                &chart.title,
-                "second",
-                "ms",
-                &[
-                    ("p50".into(), per_second(&busy, |row| row.p50_ms), GREEN),
-                    (
-                        "p95".into(),
-                        per_second(&busy, |row| row.p95_ms),
-                        full_palette::ORANGE,
-                    ),
-                    ("p99".into(), per_second(&busy, |row| row.p99_ms), RED),
-                ],
-                None,
-                &chaos_marks,
-            )
+            let series = latency(&r.request_timelines[*i].rows);
+            lines_marked(root, title, "second", "ms", &series, None, &marks)
         }
-        Kind::Curves => {
-            let palette = [
-                BLUE,
-                RED,
-                GREEN,
-                MAGENTA,
-                CYAN,
-                full_palette::ORANGE,
-                full_palette::PURPLE,
-                full_palette::BROWN,
-                BLACK,
-            ];
-            let series: Vec<Series> = r
-                .requests
-                .iter()
-                .filter(|s| !s.curve.is_empty())
-                .enumerate()
-                .map(|(i, s)| {
-                    let points = s
-                        .curve
-                        .iter()
-                        .map(|p| (nines(p.quantile), p.latency_ms))
-                        .collect();
-                    (s.name.clone(), points, palette[i % palette.len()])
-                })
-                .collect();
-            lines(
-                root,
-                &chart.title,
-                "percentile",
-                "ms",
-                &series,
-                Some(nines_label),
-            )
-        }
+        Kind::Curves => lines(
+            root,
+            title,
+            "percentile",
+            "ms",
+            &curves(r),
+            Some(nines_label),
+        ),
         Kind::Replicas => {
             let labels: Vec<String> = r.replicas.iter().map(|s| s.name.clone()).collect();
             let (top, bottom) = root.split_vertically(SIZE.1 / 2);
+            let count = r.replicas.iter().map(|s| s.count as f64).collect();
+            let p95 = r.replicas.iter().map(|s| s.latency.p95).collect();
             bars(
                 &top,
                 "Requests per replica",
                 &labels,
-                &[(
-                    "requests".into(),
-                    r.replicas.iter().map(|s| s.count as f64).collect(),
-                    BLUE,
-                )],
+                &[("requests".into(), count, BLUE)],
             )?;
             bars(
                 &bottom,
                 "p95 latency per replica (ms)",
                 &labels,
-                &[(
-                    "p95 ms".into(),
-                    r.replicas.iter().map(|s| s.latency.p95).collect(),
-                    full_palette::ORANGE,
-                )],
+                &[("p95 ms".into(), p95, full_palette::ORANGE)],
             )
         }
         Kind::Drops => {
-            let points: Vec<(f64, f64)> = r
+            let (labels, drops) = r
                 .sessions
                 .timeline
                 .iter()
-                .map(|d| (d.second as f64, d.drops as f64))
-                .collect();
-            let labels: Vec<String> = points.iter().map(|(s, _)| format!("{s:.0}s")).collect();
-            bars(
-                root,
-                &chart.title,
-                &labels,
-                &[("drops".into(), points.iter().map(|p| p.1).collect(), RED)],
-            )
+                .map(|d| (format!("{}s", d.second), d.drops as f64))
+                .unzip::<_, _, Vec<String>, Vec<f64>>();
+            bars(root, title, &labels, &[("drops".into(), drops, RED)])
         }
         Kind::ReadyReplicas => {
-            let counts = r
-                .chaos
-                .as_ref()
-                .map(|c| c.replica_counts.as_slice())
-                .unwrap_or_default();
-            // Counts hold until the next change: draw steps out to the end of the run.
-            let steps = |f: &dyn Fn(&crate::bundle::ReplicaCount) -> Option<f64>| {
-                let mut points = Vec::new();
-                for (i, c) in counts.iter().enumerate() {
-                    let Some(v) = f(c) else { continue };
-                    let until = counts.get(i + 1).map_or(r.elapsed_s, |n| n.at_s);
-                    points.push((c.at_s, v));
-                    points.push((until, v));
-                }
-                points
-            };
-            let mut series: Vec<Series> = vec![
-                ("ready".into(), steps(&|c| Some(c.ready as f64)), GREEN),
-                (
-                    "desired".into(),
-                    steps(&|c| c.desired.map(|d| d as f64)),
-                    BLUE,
-                ),
-            ];
-            if counts.iter().any(|c| c.hpa_desired.is_some()) {
-                series.push((
-                    "HPA desired".into(),
-                    steps(&|c| c.hpa_desired.map(|d| d as f64)),
-                    full_palette::ORANGE,
-                ));
-            }
-            lines_marked(
-                root,
-                &chart.title,
-                "second",
-                "replicas",
-                &series,
-                None,
-                &chaos_marks,
-            )
+            let series = ready_replicas(r);
+            lines_marked(root, title, "second", "replicas", &series, None, &marks)
         }
         Kind::Attachments => {
-            use crate::bundle::Verdict;
             let c = &r.consistency;
             let labels: Vec<String> = c.replicas.iter().map(|rc| rc.replica.clone()).collect();
-            let colour = |v: Verdict| match v {
-                Verdict::Ok => GREEN,
-                Verdict::Stale => full_palette::ORANGE,
-                Verdict::Missing => RED,
-                Verdict::Corrupted => MAGENTA,
-                Verdict::Error => BLACK,
-                Verdict::Unverified => full_palette::GREY,
-            };
-            let series: Vec<Series> = Verdict::ALL
-                .iter()
-                .filter(|v| c.count(**v) > 0)
-                .map(|v| {
-                    let values = c
-                        .replicas
-                        .iter()
-                        .map(|rc| rc.verdicts.get(v).copied().unwrap_or(0) as f64)
-                        .enumerate()
-                        .map(|(i, n)| (i as f64, n))
-                        .collect();
-                    (v.as_str().to_owned(), values, colour(*v))
-                })
-                .collect();
-            let grouped: Vec<(String, Vec<f64>, RGBColor)> = series
-                .into_iter()
-                .map(|(n, v, c)| (n, v.into_iter().map(|p| p.1).collect(), c))
-                .collect();
-            bars(root, &chart.title, &labels, &grouped)
+            bars(root, title, &labels, &attachments(r))
         }
     }
+}
+
+/// Each row's second against `f` of it.
+fn per_second(rows: &[TimelineRow], f: fn(&TimelineRow) -> f64) -> Vec<(f64, f64)> {
+    rows.iter().map(|row| (row.second as f64, f(row))).collect()
+}
+
+/// Requests, errors and dropped arrivals per second.
+fn throughput(rows: &[TimelineRow]) -> Vec<Series> {
+    vec![
+        (
+            "requests".into(),
+            per_second(rows, |row| row.requests as f64),
+            BLUE,
+        ),
+        (
+            "errors".into(),
+            per_second(rows, |row| row.errors as f64),
+            RED,
+        ),
+        (
+            "dropped".into(),
+            per_second(rows, |row| row.dropped as f64),
+            full_palette::ORANGE,
+        ),
+    ]
+}
+
+/// p50, p95 and p99 per second of one request.
+fn latency(rows: &[TimelineRow]) -> Vec<Series> {
+    // Seconds with no completed request have no latency: leave gaps out.
+    let busy: Vec<TimelineRow> = rows
+        .iter()
+        .filter(|row| row.requests > 0)
+        .cloned()
+        .collect();
+    vec![
+        ("p50".into(), per_second(&busy, |row| row.p50_ms), GREEN),
+        (
+            "p95".into(),
+            per_second(&busy, |row| row.p95_ms),
+            full_palette::ORANGE,
+        ),
+        ("p99".into(), per_second(&busy, |row| row.p99_ms), RED),
+    ]
+}
+
+/// Each request's percentile curve, on a "number of nines" axis.
+fn curves(r: &RunResults) -> Vec<Series> {
+    let palette = [
+        BLUE,
+        RED,
+        GREEN,
+        MAGENTA,
+        CYAN,
+        full_palette::ORANGE,
+        full_palette::PURPLE,
+        full_palette::BROWN,
+        BLACK,
+    ];
+    r.requests
+        .iter()
+        .filter(|s| !s.curve.is_empty())
+        .enumerate()
+        .map(|(i, s)| {
+            let points = s
+                .curve
+                .iter()
+                .map(|p| (nines(p.quantile), p.latency_ms))
+                .collect();
+            (s.name.clone(), points, palette[i % palette.len()])
+        })
+        .collect()
+}
+
+/// Ready and desired replicas (and the HPA's desired, when there is one).
+fn ready_replicas(r: &RunResults) -> Vec<Series> {
+    let counts = r
+        .chaos
+        .as_ref()
+        .map(|c| c.replica_counts.as_slice())
+        .unwrap_or_default();
+    // Counts hold until the next change: draw steps out to the end of the run.
+    let steps = |f: &dyn Fn(&crate::bundle::ReplicaCount) -> Option<f64>| {
+        let mut points = Vec::new();
+        for (i, c) in counts.iter().enumerate() {
+            let Some(v) = f(c) else { continue };
+            let until = counts.get(i + 1).map_or(r.elapsed_s, |n| n.at_s);
+            points.push((c.at_s, v));
+            points.push((until, v));
+        }
+        points
+    };
+    let mut series: Vec<Series> = vec![
+        ("ready".into(), steps(&|c| Some(c.ready as f64)), GREEN),
+        (
+            "desired".into(),
+            steps(&|c| c.desired.map(|d| d as f64)),
+            BLUE,
+        ),
+    ];
+    if counts.iter().any(|c| c.hpa_desired.is_some()) {
+        series.push((
+            "HPA desired".into(),
+            steps(&|c| c.hpa_desired.map(|d| d as f64)),
+            full_palette::ORANGE,
+        ));
+    }
+    series
+}
+
+/// Read-back verdicts per replica: one bar series per verdict that occurred.
+fn attachments(r: &RunResults) -> Vec<(String, Vec<f64>, RGBColor)> {
+    use crate::bundle::Verdict;
+    let c = &r.consistency;
+    let colour = |v: Verdict| match v {
+        Verdict::Ok => GREEN,
+        Verdict::Stale => full_palette::ORANGE,
+        Verdict::Missing => RED,
+        Verdict::Corrupted => MAGENTA,
+        Verdict::Error => BLACK,
+        Verdict::Unverified => full_palette::GREY,
+    };
+    Verdict::ALL
+        .iter()
+        .filter(|v| c.count(**v) > 0)
+        .map(|v| {
+            let values = c
+                .replicas
+                .iter()
+                .map(|rc| rc.verdicts.get(v).copied().unwrap_or(0) as f64)
+                .collect();
+            (v.as_str().to_owned(), values, colour(*v))
+        })
+        .collect()
 }
 
 /// A quantile on a "number of nines" axis: 0.9 → 1, 0.99 → 2, ...

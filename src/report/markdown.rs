@@ -1,20 +1,125 @@
 //! `summary.md`: the verdicts in Markdown, short enough for a PR comment.
+//! The content is the report's (see `sections`); this module chooses the
+//! parts a PR comment has room for and adds Markdown's syntax: bold labels,
+//! `>` for alerts, backticks, pipes.
 
-use super::chaos;
+use super::content::{capitalised, sentence, Line, Markup, Span, Table, Tone};
+use super::sections::{self, Report};
 use super::Export;
 use crate::bundle::RunResults;
-use std::fmt::Write as _;
 
 pub(super) struct Summary;
 
-/// One-word verdict of a run.
-pub(super) fn verdict(r: &RunResults) -> &'static str {
-    if r.interrupted.is_some() {
-        "INTERRUPTED"
-    } else if r.passed() {
-        "PASS"
-    } else {
-        "FAIL"
+/// Markdown spans; in a table a pipe is escaped even in code.
+struct Md {
+    in_table: bool,
+}
+
+impl Markup for Md {
+    fn span(&self, span: &Span) -> String {
+        match span {
+            Span::Plain(w) => w.replace('|', "\\|"),
+            Span::Code(w) if self.in_table => format!("`{}`", w.replace('|', "\\|")),
+            Span::Code(w) => format!("`{w}`"),
+            Span::Strong(w) | Span::Failed(w) => format!("**{w}**"),
+        }
+    }
+}
+
+/// A line as a sentence: `**Label:** text.`, quoted when it is an alert.
+fn line(l: &Line) -> String {
+    let text = Md { in_table: false }.text(&l.text);
+    let body = match l.label {
+        Some(label) => format!("**{}:** {text}", capitalised(label)),
+        None => text,
+    };
+    let body = sentence(body);
+    match l.tone {
+        Tone::Alert => format!("> {body}\n"),
+        Tone::Plain => format!("{body}\n"),
+    }
+}
+
+/// Lines one under the other after a blank line, then items as a list. A
+/// quoted alert stands apart: Markdown would take the line after it into
+/// the quote.
+fn block<'a>(out: &mut String, lines: impl IntoIterator<Item = &'a Line>, items: &[Line]) {
+    let mut quoted = None;
+    for l in lines {
+        let alert = l.tone == Tone::Alert;
+        if quoted.is_none() || alert || quoted == Some(true) {
+            out.push('\n');
+        }
+        out.push_str(&line(l));
+        quoted = Some(alert);
+    }
+    if quoted == Some(true) && !items.is_empty() {
+        out.push('\n');
+    }
+    for l in items {
+        out.push_str("- ");
+        out.push_str(&Md { in_table: false }.text(&l.text));
+        out.push('\n');
+    }
+}
+
+/// A table after a blank line, its caption (if any) above it.
+fn table(out: &mut String, t: &Table) {
+    if let Some(caption) = t.caption {
+        out.push_str(&format!("\n**{}:**\n", capitalised(caption)));
+    }
+    let md = Md { in_table: true };
+    let row = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
+    out.push('\n');
+    out.push_str(&row(t
+        .header
+        .iter()
+        .map(|h| h.replace('|', "\\|"))
+        .collect()));
+    out.push_str(&format!("|{}\n", "---|".repeat(t.header.len())));
+    for cells in &t.rows {
+        out.push_str(&row(cells.iter().map(|c| md.text(c)).collect()));
+    }
+}
+
+/// Headline, notices, totals, what was not sent, the verdicts.
+fn head(out: &mut String, rep: &Report) {
+    out.push_str(&format!("## {} — **{}**\n", rep.title, rep.verdict));
+    block(out, [&rep.run], &[]);
+    for notice in &rep.notices {
+        block(out, [notice], &[]);
+    }
+    block(out, &rep.totals, &[]);
+    if let Some(n) = &rep.not_sent {
+        block(out, [&n.lead], &n.items);
+    }
+    for verdicts in [&rep.checks.table, &rep.thresholds.table] {
+        if !verdicts.rows.is_empty() {
+            table(out, verdicts);
+        }
+    }
+}
+
+/// Sessions, attachments, the carried traffic, chaos.
+fn findings(out: &mut String, rep: &Report) {
+    let s = &rep.sessions;
+    if s.any {
+        block(out, [&s.summary], &s.transitions);
+    }
+    let a = &rep.attachments;
+    for l in a.unverifiable.iter().chain(a.any.then_some(&a.summary)) {
+        block(out, [l], &[]);
+    }
+    if !rep.carried.notes.is_empty() {
+        block(out, &rep.carried.notes, &[]);
+    }
+    if let Some(c) = &rep.chaos {
+        // The section's title leads its heading line, as labels lead lines.
+        let heading = Line {
+            label: Some(c.title),
+            ..c.heading.clone()
+        };
+        block(out, [&heading].into_iter().chain(&c.aborted), &c.events);
     }
 }
 
@@ -24,162 +129,20 @@ impl Export for Summary {
     }
 
     fn serialize(&self, r: &RunResults) -> anyhow::Result<Vec<u8>> {
+        let rep = sections::build(r);
         let mut out = String::new();
-        writeln!(out, "## surge: {} — **{}**\n", r.scenario, verdict(r))?;
-        writeln!(
-            out,
-            "Run `{}` against `{}` ({}, {:.0} s). {} requests: {} ok, {} failed, {} cancelled.",
-            r.run_id,
-            r.target,
-            r.model_text(),
-            r.elapsed_s,
-            r.totals.issued,
-            r.totals.succeeded,
-            r.totals.failed,
-            r.totals.cancelled
-        )?;
-        if !r.tls_verify {
-            writeln!(
-                out,
-                "\n> **TLS certificates were not verified** (`tls_verify = false`)."
-            )?;
-        }
-        if let Some(why) = &r.interrupted {
-            writeln!(
-                out,
-                "\n> Interrupted: {why}. Everything measured until then is included."
-            )?;
-        }
-        if let Some(line) = super::shards_line(r) {
-            writeln!(out, "\n{line}.")?;
-        }
-        if let Some(env) = &r.environment {
-            writeln!(out, "\nEnvironment: {}.", env.text())?;
-        }
-        if r.totals.arrivals > 0 {
-            writeln!(
-                out,
-                "Arrivals: {} scheduled, {} dropped; {} users started.",
-                r.totals.arrivals, r.totals.dropped_arrivals, r.totals.users_started
-            )?;
-        }
-        if r.totals.not_sent > 0 {
-            writeln!(
-                out,
-                "\n**Not sent:** {} steps could not be sent (in no figure here).",
-                r.totals.not_sent
-            )?;
-            for (request, why, n) in r.not_sent() {
-                writeln!(
-                    out,
-                    "- `{request}` not sent {n}×: {}",
-                    why.replace('|', "\\|")
-                )?;
-            }
-        }
-        if !r.checks.is_empty() {
-            writeln!(out, "\n| check | found | |\n|---|---|---|")?;
-            for c in &r.checks {
-                writeln!(
-                    out,
-                    "| {} | {} | {} |",
-                    c.name,
-                    c.detail.replace('|', "\\|"),
-                    if c.passed { "pass" } else { "**FAIL**" }
-                )?;
-            }
-        }
-        if !r.thresholds.is_empty() {
-            writeln!(
-                out,
-                "\n| threshold | limit | measured | |\n|---|---|---|---|"
-            )?;
-            for t in &r.thresholds {
-                writeln!(
-                    out,
-                    "| `{}` | `{}` | {} | {} |",
-                    t.metric,
-                    t.limit,
-                    t.measured_text,
-                    if t.passed { "pass" } else { "**FAIL**" }
-                )?;
-            }
-        }
-        let s = &r.sessions;
-        if s.sessions > 0 {
-            writeln!(
-                out,
-                "\n**Sessions:** {} accepted, {} replica switches, **{} dropped** ({:.1} per 1,000 sessions).",
-                s.sessions, s.switches, s.drops, s.drops_per_1000_sessions
-            )?;
-            for t in &s.transitions {
-                writeln!(out, "- {} → {}: {} drops", t.before, t.after, t.drops)?;
-            }
-        }
-        let c = &r.consistency;
-        if c.unverifiable > 0 {
-            writeln!(
-                out,
-                "\n**Attachments:** {} uploads could not be read back (see the checks above).",
-                c.unverifiable
-            )?;
-        }
-        if c.uploads > 0 {
-            let counts: Vec<String> = c
-                .verdicts
-                .iter()
-                .map(|(v, n)| format!("{} {n}", v.as_str().to_owned()))
-                .collect();
-            writeln!(
-                out,
-                "\n**Attachments:** {} uploads; verdicts per (upload, replica) pair: {}; {}.",
-                c.uploads,
-                counts.join(", "),
-                c.visible_text()
-            )?;
-        }
-        let notes = super::carried::notes(r);
-        if !notes.is_empty() {
-            writeln!(out)?;
-            for note in notes {
-                writeln!(out, "- {}", note.replace('|', "\\|"))?;
-            }
-        }
-        if let Some(chaos) = &r.chaos {
-            let lines = chaos::lines(chaos);
-            writeln!(out, "\n**Chaos:** {}", lines[0])?;
-            for line in &lines[1..] {
-                writeln!(out, "- {line}")?;
-            }
-        }
-        writeln!(
-            out,
-            "\n| request | count | errors | p50 ms | p95 ms | p99 ms | statuses |\n|---|---|---|---|---|---|---|"
-        )?;
-        for st in r.requests.iter().chain(std::iter::once(&r.overall)) {
-            writeln!(
-                out,
-                "| {} | {} | {:.2}% | {:.1} | {:.1} | {:.1} | {} |",
-                st.name,
-                st.count,
-                st.error_rate * 100.0,
-                st.latency.p50,
-                st.latency.p95,
-                st.latency.p99,
-                st.statuses_text()
-            )?;
-        }
-        let read_backs = super::carried::read_back_rows(r);
-        if !read_backs.is_empty() {
-            let h = super::carried::READ_BACK_HEADER;
-            writeln!(
-                out,
-                "\n| read-backs: {} |\n|---|---|---|---|---|---|",
-                h[..].join(" | ")
-            )?;
-            for row in &read_backs {
-                writeln!(out, "| {} |", row.join(" | "))?;
-            }
+        head(&mut out, &rep);
+        findings(&mut out, &rep);
+        // Room for the latency percentiles and the statuses, not for more.
+        let brief = |h: &str| {
+            [
+                "request", "count", "errors", "p50 ms", "p95 ms", "p99 ms", "statuses",
+            ]
+            .contains(&h)
+        };
+        table(&mut out, &rep.requests.table.columns(brief));
+        if let Some(read_backs) = &rep.carried.read_backs {
+            table(&mut out, read_backs);
         }
         Ok(out.into_bytes())
     }

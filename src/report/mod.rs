@@ -5,17 +5,24 @@
 //! module implementing the private `Export` trait (`serialize(results) ->
 //! bytes`), and [`write_bundle`] writes them all, plus the HDR histograms
 //! that `summary.json` points to. `surge report DIR` reads a bundle back.
+//!
+//! What a report says is decided once: `sections` builds a run's content
+//! from `content`'s pieces (lines, tables), and the terminal summary,
+//! `summary.md` and `report.html` render it, adding only their syntax.
 
 mod calibration;
 mod carried;
 mod chaos;
 mod charts;
 mod compare;
+mod content;
 mod csv;
+mod figures;
 mod html;
 mod json;
 mod junit;
 mod markdown;
+mod sections;
 mod staircase;
 mod terminal;
 
@@ -152,39 +159,3 @@ pub fn comparison_side(path: &Path) -> anyhow::Result<(RunResults, crate::compar
 
 #[cfg(test)]
 mod tests;
-
-/// What a shard's or a merged bundle holds of a sharded test, in one line
-/// (None for a whole test run in one process).
-pub fn shards_line(r: &crate::bundle::RunResults) -> Option<String> {
-    if let Some(s) = &r.shard {
-        let late = s
-            .late_ms
-            .map(|ms| format!(", began {ms:.0} ms after --start-at"))
-            .unwrap_or_default();
-        return Some(format!(
-            "shard {} of {} (on {}){late}: part of a test; `surge merge` of every shard's bundle judges the whole",
-            s.index, s.count, s.host
-        ));
-    }
-    let m = r.merged.as_ref()?;
-    let count = m.shards.first().map_or(0, |s| s.count);
-    let hosts: std::collections::BTreeSet<&str> =
-        m.shards.iter().map(|s| s.host.as_str()).collect();
-    let mut line = format!(
-        "merged: {} of {count} shards on {} host(s), began within {:.0} ms of each other",
-        m.shards.len(),
-        hosts.len(),
-        m.start_spread_ms
-    );
-    let late: Vec<f64> = m.shards.iter().filter_map(|s| s.late_ms).collect();
-    if let Some(worst) = late.iter().copied().reduce(f64::max) {
-        line += &format!(" (latest {worst:.0} ms after --start-at)");
-    }
-    if !m.missing.is_empty() {
-        line += &format!(
-            "; PARTIAL: shards {:?} missing, so every figure covers only part of the test",
-            m.missing
-        );
-    }
-    Some(line)
-}

@@ -248,7 +248,7 @@ fn an_untrusted_certificate_fails_up_front_unless_verification_is_off() {
         String::from_utf8_lossy(&accepted.stderr)
     );
     assert!(
-        stdout.contains("WARNING: TLS certificates were NOT verified"),
+        stdout.contains("WARNING: TLS certificates were not verified"),
         "{stdout}"
     );
     let bundle = only_bundle(&out);
