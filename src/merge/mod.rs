@@ -16,6 +16,11 @@
 //! count), a shard twice, or a shard missing (unless allowed) are refused,
 //! naming the bundle.
 
+mod roll_call;
+
+pub use roll_call::ShardBundle;
+use roll_call::{roll_call, Clock, RollCall};
+
 use crate::bundle::{add_counts, LoadModel};
 use crate::bundle::{
     hdr, CellHistograms, CellStats, ChaosReport, ConsistencyVerdict, Measurements, MergeInfo,
@@ -26,44 +31,6 @@ use crate::measure::Cell;
 use hdrhistogram::Histogram;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// One bundle to merge, as read from disk.
-pub struct ShardBundle {
-    /// Where it came from, for messages.
-    pub name: String,
-    /// Its `summary.json`.
-    pub results: RunResults,
-    /// Its cells' histograms, in `results.cells` order.
-    pub histograms: Vec<CellHistograms>,
-    /// Its time-until-visible histogram of uploads.
-    pub visible: Option<Histogram<u64>>,
-    /// Its per-second histograms.
-    pub timeline: TimelineHistograms,
-}
-
-impl ShardBundle {
-    /// The shards this part holds: its own, or those of a merge.
-    fn shards(&self) -> Result<Vec<ShardInfo>, String> {
-        match (&self.results.shard, &self.results.merged) {
-            (Some(shard), _) => Ok(vec![shard.clone()]),
-            (None, Some(merged)) => Ok(merged.shards.clone()),
-            (None, None) => Err(format!(
-                "{} is not a shard's bundle: run each part with `surge run --shard I/N`",
-                self.name
-            )),
-        }
-    }
-
-    /// When its load began, ms since the Unix epoch.
-    fn began_ms(&self) -> Result<u64, String> {
-        Ok(self
-            .shards()?
-            .iter()
-            .map(|s| s.began_unix_ms)
-            .min()
-            .unwrap_or(0))
-    }
-}
-
 /// Merges `parts`; with `allow_partial`, shards of the test may be missing
 /// (the merged bundle lists them).
 pub fn merge(
@@ -71,87 +38,25 @@ pub fn merge(
     allow_partial: bool,
     run_id: &str,
 ) -> Result<Measurements, String> {
-    let first = parts
-        .first()
-        .ok_or("nothing to merge: give the shards' bundles")?;
-    let reference = first.shards()?.remove(0);
-    let mut held: BTreeMap<u32, String> = BTreeMap::new();
-    let mut shards = Vec::new();
-    let mut run_ids = Vec::new();
-    for part in &parts {
-        if part.results.schema_version != SCHEMA_VERSION {
-            return Err(format!(
-                "{} has schema_version {}, this surge merges {SCHEMA_VERSION}",
-                part.name, part.results.schema_version
-            ));
-        }
-        for shard in part.shards()? {
-            if shard.fingerprint != reference.fingerprint || shard.count != reference.count {
-                return Err(format!(
-                    "{} is shard {} of {} of another test (scenario {:?}, fingerprint {}…) than {} (shard {} of {}, fingerprint {}…): the scenario, its feeders or the command line differ",
-                    part.name,
-                    shard.index,
-                    shard.count,
-                    part.results.scenario,
-                    &shard.fingerprint[..shard.fingerprint.len().min(12)],
-                    first.name,
-                    reference.index,
-                    reference.count,
-                    &reference.fingerprint[..reference.fingerprint.len().min(12)]
-                ));
-            }
-            if let Some(other) = held.insert(shard.index, part.name.clone()) {
-                return Err(format!(
-                    "shard {} of {} is in both {other} and {}: each shard once",
-                    shard.index, shard.count, part.name
-                ));
-            }
-            shards.push(shard);
-        }
-        match &part.results.merged {
-            Some(m) => run_ids.extend(m.run_ids.iter().cloned()),
-            None => run_ids.push(part.results.run_id.clone()),
-        }
-    }
-    let missing: Vec<u32> = (0..reference.count)
-        .filter(|i| !held.contains_key(i))
-        .collect();
-    if !missing.is_empty() && !allow_partial {
-        return Err(format!(
-            "shards {missing:?} of {} are missing (merge every shard's bundle, or --allow-partial to merge what is here and say so)",
-            reference.count
-        ));
-    }
-    shards.sort_by_key(|s| s.index);
-
-    // Each part's second 0 on the common clock.
-    let began: Vec<u64> = parts
-        .iter()
-        .map(ShardBundle::began_ms)
-        .collect::<Result<_, _>>()?;
-    let origin = began.iter().copied().min().unwrap_or(0);
-    let offsets: Vec<u64> = began
-        .iter()
-        .map(|b| ((b - origin) as f64 / 1000.0).round() as u64)
-        .collect();
+    let RollCall {
+        reference,
+        shards,
+        run_ids,
+        missing,
+    } = roll_call(&parts, allow_partial)?;
+    let clock = Clock::of(&parts)?;
+    let offsets = &clock.offsets;
     let spread_ms = shards.iter().map(|s| s.began_unix_ms).max().unwrap_or(0) as f64
         - shards.iter().map(|s| s.began_unix_ms).min().unwrap_or(0) as f64;
-
-    let elapsed_s = parts
-        .iter()
-        .zip(&offsets)
-        .map(|(p, o)| p.results.elapsed_s + *o as f64)
-        .fold(0.0, f64::max);
-    let busy_s = parts
-        .iter()
-        .zip(&offsets)
-        .map(|(p, o)| p.results.busy_s + *o as f64)
-        .fold(0.0, f64::max);
-
+    let elapsed_s = clock.latest(&parts, |r| r.elapsed_s);
     let (cells, histograms, overall, requests, replicas) = merge_cells(&parts, elapsed_s)?;
-    let (timeline, request_timelines, timeline_hdr) = merge_timelines(&parts, &offsets)?;
-
-    let r0 = &first.results;
+    let (timeline, request_timelines, timeline_hdr) = merge_timelines(&parts, offsets)?;
+    let (earliest, _) = parts
+        .iter()
+        .zip(&clock.began)
+        .min_by_key(|(_, b)| **b)
+        .expect("the roll call refuses no bundles");
+    let r0 = &parts[0].results;
     let mut results = RunResults {
         schema_version: SCHEMA_VERSION,
         run_id: run_id.to_owned(),
@@ -162,9 +67,9 @@ pub fn merge(
         model: r0.model,
         setup_requests: r0.setup_requests.clone(),
         arrivals: r0.arrivals.clone(),
-        started_at: r0.started_at.clone(),
+        started_at: earliest.results.started_at.clone(),
         elapsed_s,
-        busy_s,
+        busy_s: clock.latest(&parts, |r| r.busy_s),
         planned_s: parts
             .iter()
             .map(|p| p.results.planned_s)
@@ -183,11 +88,11 @@ pub fn merge(
         cells,
         timeline,
         request_timelines,
-        sessions: sessions(&parts, &offsets),
+        sessions: sessions(&parts, offsets),
         consistency: consistency(&parts),
         thresholds: Vec::new(),
         checks: Vec::new(),
-        chaos: chaos(&parts, &offsets),
+        chaos: chaos(&parts, offsets),
         shard: None,
         environment: environment(&parts),
         merged: Some(MergeInfo {
@@ -197,35 +102,49 @@ pub fn merge(
             start_spread_ms: spread_ms,
         }),
     };
-    if let Some(earliest) = parts.iter().zip(&began).min_by_key(|(_, b)| **b) {
-        results.started_at = earliest.0.results.started_at.clone();
+    let visible = visible(&parts)?;
+    if let Some(v) = &visible {
+        results.consistency.visible = crate::bundle::Percentiles::from_hist(v);
     }
+    judge(&mut results, &parts[0], &reference)?;
+    Ok(Measurements {
+        results,
+        histograms,
+        visible,
+        began: Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(clock.origin)),
+        timeline: timeline_hdr,
+    })
+}
+
+/// Judges the merged result again: the first bundle's thresholds (every
+/// shard has the same) and the built-in checks against the whole test.
+fn judge(
+    results: &mut RunResults,
+    first: &ShardBundle,
+    reference: &ShardInfo,
+) -> Result<(), String> {
     // Every request the shards ran: the names their thresholds may judge.
     let names: Vec<String> = results.requests.iter().map(|s| s.name.clone()).collect();
     let requests: Vec<&str> = names.iter().map(String::as_str).collect();
-    let thresholds = r0
+    let thresholds = first
+        .results
         .thresholds
         .iter()
         .map(|t| crate::scenario::threshold::parse(&t.metric, &t.limit, &requests))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: a threshold does not read back: {e}", first.name))?;
-    results.thresholds = crate::verify::gate::judge(&thresholds, &results);
-    results.checks = crate::verify::gate::checks(&reference.expectations, &results);
+    results.thresholds = crate::verify::gate::judge(&thresholds, results);
+    results.checks = crate::verify::gate::checks(&reference.expectations, results);
+    Ok(())
+}
 
+/// Every upload's time until visible everywhere, from each bundle's histogram.
+fn visible(parts: &[ShardBundle]) -> Result<Option<Histogram<u64>>, String> {
     let mut visible: Option<Histogram<u64>> = None;
     for h in parts.iter().filter_map(|p| p.visible.as_ref()) {
         add_into(visible.get_or_insert_with(|| growing(h)), h)?;
     }
-    if let Some(v) = &visible {
-        results.consistency.visible = crate::bundle::Percentiles::from_hist(v);
-    }
-    Ok(Measurements {
-        results,
-        histograms,
-        visible,
-        began: Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(origin)),
-        timeline: timeline_hdr,
-    })
+    Ok(visible)
 }
 
 type MergedCells = (

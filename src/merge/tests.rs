@@ -239,3 +239,46 @@ fn merges_that_cannot_be_one_test_are_refused() {
     assert!(e.contains("flat holds no per-second histograms"), "{e}");
     assert!(err(Vec::new(), false).contains("nothing to merge"));
 }
+
+/// A threshold on the time until uploads were visible is judged on the
+/// shards' histograms added, not on a figure no shard measured: judged
+/// before the merged histogram was read, `attachments.visible_p99 < 1s`
+/// passed on 0 ms with uploads that took seconds.
+#[test]
+fn the_time_until_visible_is_judged_on_every_shards_uploads() {
+    let mut parts = three();
+    for (i, part) in parts.iter_mut().enumerate() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        // Microseconds: shard 2's uploads took 3 s to be visible.
+        let took_us = if i == 2 { 3_000_000 } else { 20_000 };
+        h.record_n(took_us, 10).unwrap();
+        part.visible = Some(h);
+        part.results.consistency.uploads = 10;
+        part.results.consistency.visible_everywhere = 10;
+        part.results.thresholds = crate::verify::gate::judge(
+            &[crate::scenario::threshold::parse("attachments.visible_p99", "< 1s", &[]).unwrap()],
+            &part.results,
+        );
+    }
+    let merged = merge(parts, false, "m").unwrap().results;
+    let t = &merged.thresholds[0];
+    assert_eq!(t.metric, "attachments.visible_p99");
+    assert!(!t.passed, "{t:?}");
+    assert!(t.measured.unwrap() > 2_900.0, "{t:?}");
+
+    // Where every shard's uploads were quick, it passes.
+    let mut parts = three();
+    for part in &mut parts {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        h.record_n(20_000, 10).unwrap();
+        part.visible = Some(h);
+        part.results.consistency.uploads = 10;
+        part.results.consistency.visible_everywhere = 10;
+        part.results.thresholds = crate::verify::gate::judge(
+            &[crate::scenario::threshold::parse("attachments.visible_p99", "< 1s", &[]).unwrap()],
+            &part.results,
+        );
+    }
+    let merged = merge(parts, false, "m").unwrap().results;
+    assert!(merged.thresholds[0].passed, "{:?}", merged.thresholds[0]);
+}
