@@ -122,16 +122,16 @@ fn compare(bundles: &[std::path::PathBuf], limits: &[String]) -> Outcome {
     for what in &c.verdicts {
         println!("verdict regressed: {what}");
     }
-    match c.verdict() {
-        surge::compare::Verdict::Pass => {
+    match c.conclusion() {
+        surge::compare::Conclusion::Pass => {
             println!("\nno regression beyond the allowed limits");
             Outcome::Passed
         }
-        surge::compare::Verdict::Regression => {
+        surge::compare::Conclusion::Regression => {
             println!("\nREGRESSION beyond the allowed limits");
             Outcome::Failed
         }
-        surge::compare::Verdict::Inconclusive => {
+        surge::compare::Conclusion::Inconclusive => {
             println!("\nINCONCLUSIVE: latency regressed, but the runs' environments differ (above); run again on a quiet machine");
             Outcome::Inconclusive
         }

@@ -133,10 +133,10 @@ pub struct Comparison {
     pub verdicts: Vec<String>,
 }
 
-/// The comparison's answer.
+/// What a comparison concludes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub enum Conclusion {
     /// Nothing regressed beyond its limit.
     Pass,
     /// A statistic regressed beyond noise and its limit.
@@ -149,26 +149,26 @@ pub enum Verdict {
 impl Comparison {
     /// The answer: an error-rate regression always fails; a latency one
     /// fails only when the environments are comparable.
-    pub fn verdict(&self) -> Verdict {
+    pub fn conclusion(&self) -> Conclusion {
         let regressed = |latency: bool| {
             self.rows
                 .iter()
                 .any(|r| r.verdict == Change::Regression && (r.stat != "error_rate") == latency)
         };
         if regressed(false) || !self.verdicts.is_empty() {
-            Verdict::Regression
+            Conclusion::Regression
         } else if regressed(true) && !self.environment.is_empty() {
-            Verdict::Inconclusive
+            Conclusion::Inconclusive
         } else if regressed(true) {
-            Verdict::Regression
+            Conclusion::Regression
         } else {
-            Verdict::Pass
+            Conclusion::Pass
         }
     }
 
     /// True when the verdict is a regression.
     pub fn regressed(&self) -> bool {
-        self.verdict() == Verdict::Regression
+        self.conclusion() == Conclusion::Regression
     }
 }
 

@@ -167,8 +167,8 @@ fn a_baseline_history_measures_the_run_to_run_noise() {
     // Twice as slow is beyond any of them.
     let slow = run(4000);
     assert_eq!(
-        compare(&history, &slow, &p50).verdict(),
-        Verdict::Regression
+        compare(&history, &slow, &p50).conclusion(),
+        Conclusion::Regression
     );
 }
 
@@ -193,7 +193,7 @@ fn a_changed_environment_makes_latency_inconclusive_but_not_errors() {
     let mut slow = side("a", hist((1..=2000).map(|i| 2 * (1000 + i))), 0);
     slow.environment = env(40.0);
     let c = compare(std::slice::from_ref(&base), &slow, &limits());
-    assert_eq!(c.verdict(), Verdict::Inconclusive, "{c:?}");
+    assert_eq!(c.conclusion(), Conclusion::Inconclusive, "{c:?}");
     assert!(!c.regressed());
     assert!(
         c.environment[0].contains("the load generator was late"),
@@ -203,8 +203,8 @@ fn a_changed_environment_makes_latency_inconclusive_but_not_errors() {
     // The same slowdown on a quiet machine is a regression.
     slow.environment = env(1.2);
     assert_eq!(
-        compare(std::slice::from_ref(&base), &slow, &limits()).verdict(),
-        Verdict::Regression
+        compare(std::slice::from_ref(&base), &slow, &limits()).conclusion(),
+        Conclusion::Regression
     );
     // Errors regress whatever the environment.
     let mut failing = side("a", hist((1..=1000).map(|_| 1000)), 80);
@@ -212,8 +212,8 @@ fn a_changed_environment_makes_latency_inconclusive_but_not_errors() {
     let mut base = side("a", hist((1..=1000).map(|_| 1000)), 2);
     base.environment = env(1.0);
     assert_eq!(
-        compare(std::slice::from_ref(&base), &failing, &limits()).verdict(),
-        Verdict::Regression
+        compare(std::slice::from_ref(&base), &failing, &limits()).conclusion(),
+        Conclusion::Regression
     );
 }
 
@@ -242,10 +242,10 @@ fn a_control_request_slowed_beyond_noise_says_the_machine_changed() {
     let base = with_control(side("a", hist((1..=2000).map(|i| 1000 + i)), 0), 1000);
     let slow_code = with_control(side("a", hist((1..=2000).map(|i| 2 * (1000 + i))), 0), 1000);
     let c = compare(std::slice::from_ref(&base), &slow_code, &limits());
-    assert_eq!(c.verdict(), Verdict::Regression, "{c:?}");
+    assert_eq!(c.conclusion(), Conclusion::Regression, "{c:?}");
     let slow_machine = with_control(side("a", hist((1..=2000).map(|i| 2 * (1000 + i))), 0), 2000);
     let c = compare(std::slice::from_ref(&base), &slow_machine, &limits());
-    assert_eq!(c.verdict(), Verdict::Inconclusive, "{c:?}");
+    assert_eq!(c.conclusion(), Conclusion::Inconclusive, "{c:?}");
     assert!(
         c.environment[0].contains("the control request healthz slowed too, beyond noise"),
         "{:?}",
@@ -290,5 +290,5 @@ fn verdicts_that_newly_fail_are_regressions() {
         environment: vec!["the machine was busier".into()],
         ..Default::default()
     };
-    assert_eq!(c.verdict(), Verdict::Regression, "whatever the environment");
+    assert_eq!(c.conclusion(), Conclusion::Regression, "whatever the environment");
 }
