@@ -290,5 +290,9 @@ fn verdicts_that_newly_fail_are_regressions() {
         environment: vec!["the machine was busier".into()],
         ..Default::default()
     };
-    assert_eq!(c.conclusion(), Conclusion::Regression, "whatever the environment");
+    assert_eq!(
+        c.conclusion(),
+        Conclusion::Regression,
+        "whatever the environment"
+    );
 }

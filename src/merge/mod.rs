@@ -16,7 +16,10 @@
 //! count), a shard twice, or a shard missing (unless allowed) are refused,
 //! naming the bundle.
 
+mod error;
 mod roll_call;
+
+pub use error::MergeError;
 
 pub use roll_call::ShardBundle;
 use roll_call::{roll_call, Clock, RollCall};
@@ -37,7 +40,7 @@ pub fn merge(
     parts: Vec<ShardBundle>,
     allow_partial: bool,
     run_id: &str,
-) -> Result<Measurements, String> {
+) -> Result<Measurements, MergeError> {
     let RollCall {
         reference,
         shards,
@@ -122,7 +125,7 @@ fn judge(
     results: &mut RunResults,
     first: &ShardBundle,
     reference: &ShardInfo,
-) -> Result<(), String> {
+) -> Result<(), MergeError> {
     // Every request the shards ran: the names their thresholds may judge.
     let names: Vec<String> = results.requests.iter().map(|s| s.name.clone()).collect();
     let requests: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -132,14 +135,17 @@ fn judge(
         .iter()
         .map(|t| crate::scenario::threshold::parse(&t.metric, &t.limit, &requests))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: a threshold does not read back: {e}", first.name))?;
+        .map_err(|error| MergeError::Threshold {
+            name: first.name.clone(),
+            error,
+        })?;
     results.thresholds = crate::verify::gate::judge(&thresholds, results);
     results.checks = crate::verify::gate::checks(&reference.expectations, results);
     Ok(())
 }
 
 /// Every upload's time until visible everywhere, from each bundle's histogram.
-fn visible(parts: &[ShardBundle]) -> Result<Option<Histogram<u64>>, String> {
+fn visible(parts: &[ShardBundle]) -> Result<Option<Histogram<u64>>, MergeError> {
     let mut visible: Option<Histogram<u64>> = None;
     for h in parts.iter().filter_map(|p| p.visible.as_ref()) {
         add_into(visible.get_or_insert_with(|| growing(h)), h)?;
@@ -157,14 +163,13 @@ type MergedCells = (
 
 /// Cells added by (stage, request, replica); the overall, per-request and
 /// per-replica statistics made again from them.
-fn merge_cells(parts: &[ShardBundle], elapsed_s: f64) -> Result<MergedCells, String> {
+fn merge_cells(parts: &[ShardBundle], elapsed_s: f64) -> Result<MergedCells, MergeError> {
     let mut by_key: BTreeMap<(usize, String, String), (Cell, String, String)> = BTreeMap::new();
     for part in parts {
         if part.histograms.len() != part.results.cells.len() {
-            return Err(format!(
-                "{}: its histograms do not match its cells",
-                part.name
-            ));
+            return Err(MergeError::CellsAndHistograms {
+                name: part.name.clone(),
+            });
         }
         for (cell, h) in part.results.cells.iter().zip(&part.histograms) {
             let incoming = Cell::from_bundle(h.latency.clone(), h.service.clone(), &cell.stats);
@@ -237,29 +242,30 @@ fn growing(like: &Histogram<u64>) -> Histogram<u64> {
     h
 }
 
-fn add_into(into: &mut Histogram<u64>, h: &Histogram<u64>) -> Result<(), String> {
-    into.add(h)
-        .map_err(|e| format!("cannot add histograms: {e:?}"))
+fn add_into(into: &mut Histogram<u64>, h: &Histogram<u64>) -> Result<(), MergeError> {
+    into.add(h).map_err(|e| MergeError::Add(format!("{e:?}")))
 }
 
 type MergedTimelines = (Vec<TimelineRow>, Vec<RequestTimeline>, TimelineHistograms);
 
 /// Rows summed second by second on the common clock; percentiles from the
 /// seconds' histograms added.
-fn merge_timelines(parts: &[ShardBundle], offsets: &[u64]) -> Result<MergedTimelines, String> {
+fn merge_timelines(parts: &[ShardBundle], offsets: &[u64]) -> Result<MergedTimelines, MergeError> {
     // (series, second) → histogram.
     let mut hists: BTreeMap<(String, u64), Histogram<u64>> = BTreeMap::new();
     for (part, offset) in parts.iter().zip(offsets) {
         let has_requests = part.results.overall.count > 0;
         if has_requests && part.timeline.is_empty() {
-            return Err(format!(
-                "{} holds no per-second histograms ({}): it was written by an older surge, and its timeline cannot be merged exactly",
-                part.name,
-                hdr::TIMELINE_HDR
-            ));
+            return Err(MergeError::NoTimeline {
+                name: part.name.clone(),
+                file: hdr::TIMELINE_HDR,
+            });
         }
         for (series, second, bytes) in &part.timeline {
-            let h = hdr::decompress(bytes).map_err(|e| format!("{}: {e}", part.name))?;
+            let h = hdr::decompress(bytes).map_err(|e| MergeError::Histogram {
+                name: part.name.clone(),
+                why: e.to_string(),
+            })?;
             add_into(
                 hists
                     .entry((series.clone(), second + offset))

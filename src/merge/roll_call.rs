@@ -2,6 +2,7 @@
 //! fingerprint, one shard count), each shard once, none missing unless
 //! allowed; and where each one's second 0 sits on the common clock.
 
+use super::MergeError;
 use crate::bundle::{CellHistograms, TimelineHistograms};
 use crate::bundle::{RunResults, ShardInfo, SCHEMA_VERSION};
 use hdrhistogram::Histogram;
@@ -23,19 +24,18 @@ pub struct ShardBundle {
 
 impl ShardBundle {
     /// The shards this part holds: its own, or those of a merge.
-    fn shards(&self) -> Result<Vec<ShardInfo>, String> {
+    fn shards(&self) -> Result<Vec<ShardInfo>, MergeError> {
         match (&self.results.shard, &self.results.merged) {
             (Some(shard), _) => Ok(vec![shard.clone()]),
             (None, Some(merged)) => Ok(merged.shards.clone()),
-            (None, None) => Err(format!(
-                "{} is not a shard's bundle: run each part with `surge run --shard I/N`",
-                self.name
-            )),
+            (None, None) => Err(MergeError::NotAShard {
+                name: self.name.clone(),
+            }),
         }
     }
 
     /// When its load began, ms since the Unix epoch.
-    fn began_ms(&self) -> Result<u64, String> {
+    fn began_ms(&self) -> Result<u64, MergeError> {
         Ok(self
             .shards()?
             .iter()
@@ -58,41 +58,44 @@ pub(super) struct RollCall {
 }
 
 /// Takes the roll call of `parts`; with `allow_partial`, shards may be missing.
-pub(super) fn roll_call(parts: &[ShardBundle], allow_partial: bool) -> Result<RollCall, String> {
-    let first = parts
-        .first()
-        .ok_or("nothing to merge: give the shards' bundles")?;
+pub(super) fn roll_call(
+    parts: &[ShardBundle],
+    allow_partial: bool,
+) -> Result<RollCall, MergeError> {
+    let first = parts.first().ok_or(MergeError::Nothing)?;
     let reference = first.shards()?.remove(0);
     let mut held: BTreeMap<u32, String> = BTreeMap::new();
     let mut shards = Vec::new();
     let mut run_ids = Vec::new();
     for part in parts {
         if part.results.schema_version != SCHEMA_VERSION {
-            return Err(format!(
-                "{} has schema_version {}, this surge merges {SCHEMA_VERSION}",
-                part.name, part.results.schema_version
-            ));
+            return Err(MergeError::Schema {
+                name: part.name.clone(),
+                found: part.results.schema_version,
+            });
         }
         for shard in part.shards()? {
             if shard.fingerprint != reference.fingerprint || shard.count != reference.count {
-                return Err(format!(
-                    "{} is shard {} of {} of another test (scenario {:?}, fingerprint {}…) than {} (shard {} of {}, fingerprint {}…): the scenario, its feeders or the command line differ",
-                    part.name,
-                    shard.index,
-                    shard.count,
-                    part.results.scenario,
-                    &shard.fingerprint[..shard.fingerprint.len().min(12)],
-                    first.name,
-                    reference.index,
-                    reference.count,
-                    &reference.fingerprint[..reference.fingerprint.len().min(12)]
-                ));
+                let short = |f: &str| f[..f.len().min(12)].to_owned();
+                return Err(MergeError::OtherTest(Box::new(super::error::OtherTest {
+                    name: part.name.clone(),
+                    index: shard.index,
+                    count: shard.count,
+                    scenario: part.results.scenario.clone(),
+                    fingerprint: short(&shard.fingerprint),
+                    first: first.name.clone(),
+                    first_index: reference.index,
+                    first_count: reference.count,
+                    first_fingerprint: short(&reference.fingerprint),
+                })));
             }
             if let Some(other) = held.insert(shard.index, part.name.clone()) {
-                return Err(format!(
-                    "shard {} of {} is in both {other} and {}: each shard once",
-                    shard.index, shard.count, part.name
-                ));
+                return Err(MergeError::Twice {
+                    index: shard.index,
+                    count: shard.count,
+                    first: other,
+                    second: part.name.clone(),
+                });
             }
             shards.push(shard);
         }
@@ -105,10 +108,10 @@ pub(super) fn roll_call(parts: &[ShardBundle], allow_partial: bool) -> Result<Ro
         .filter(|i| !held.contains_key(i))
         .collect();
     if !missing.is_empty() && !allow_partial {
-        return Err(format!(
-            "shards {missing:?} of {} are missing (merge every shard's bundle, or --allow-partial to merge what is here and say so)",
-            reference.count
-        ));
+        return Err(MergeError::Missing {
+            missing,
+            count: reference.count,
+        });
     }
     shards.sort_by_key(|s| s.index);
     Ok(RollCall {
@@ -130,7 +133,7 @@ pub(super) struct Clock {
 }
 
 impl Clock {
-    pub(super) fn of(parts: &[ShardBundle]) -> Result<Clock, String> {
+    pub(super) fn of(parts: &[ShardBundle]) -> Result<Clock, MergeError> {
         let began: Vec<u64> = parts
             .iter()
             .map(ShardBundle::began_ms)

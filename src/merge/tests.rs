@@ -191,7 +191,7 @@ fn merging_is_associative() {
 fn merges_that_cannot_be_one_test_are_refused() {
     let err = |parts: Vec<ShardBundle>, partial: bool| match merge(parts, partial, "m") {
         Ok(_) => panic!("merged"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     };
     let mut other = shard(1, 3, 5, 10, 0);
     other.results.shard.as_mut().unwrap().fingerprint = "ffff".repeat(8);

@@ -144,8 +144,7 @@ pub async fn merge(request: &MergeRequest) -> Result<RunReport, RunError> {
         .collect::<Result<Vec<_>, _>>()?;
     let name = format!("{}-merged", parts[0].results.scenario);
     let run_id = new_run_id(&request.out_dir, &name);
-    let measurements =
-        crate::merge::merge(parts, request.allow_partial, &run_id).map_err(RunError::Usage)?;
+    let measurements = crate::merge::merge(parts, request.allow_partial, &run_id)?;
     let _whole = crate::engine::signals::writing();
     let bundle = write_somewhere(
         &request.out_dir.join(&run_id),

@@ -69,6 +69,9 @@ pub enum RunError {
     /// A command-line change to the scenario is wrong.
     #[error(transparent)]
     CommandLine(#[from] OverrideError),
+    /// The bundles cannot be merged into one test.
+    #[error(transparent)]
+    Merge(#[from] crate::merge::MergeError),
     /// The scenario's credentials do not work (checked once before the load).
     #[error("auth does not work, so no load was sent: {0}")]
     Auth(String),
