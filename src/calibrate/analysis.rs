@@ -51,13 +51,16 @@ pub fn analyse_measurements(
     // HPA reacts. Without a capacity, the pool series still say whether the
     // pool was used up.
     let per_replica = capacity.and_then(|(c_pod, _)| pool_per_replica(c_pod, demand));
-    reasons.extend(pool_bound::bound_reason(
-        &pool_samples,
-        demand.hold_s,
-        demand.checkouts_per_request,
-        capacity.map(|c| c.0),
-        per_replica.as_ref().map(|p| p.size),
-    ));
+    reasons.extend(measured_pool.as_ref().and_then(|pool| {
+        pool_bound::bound_reason(
+            pool,
+            &pool_samples,
+            demand.hold_s,
+            demand.checkouts_per_request,
+            capacity.map(|c| c.0),
+            per_replica.as_ref().map(|p| p.size),
+        )
+    }));
     let sizing = capacity.map(|(c_pod, _)| {
         size_for(
             c_pod,
