@@ -209,23 +209,15 @@ pub fn target_basis(
 mod tests {
     use super::*;
 
-    /// [`bound_reason`] of the pool [`measured_pool`] finds in `samples`.
+    /// [`bound_reason`] of the pool [`measured_pool`] finds in `samples`,
+    /// with a hold time, checkouts per request and a capacity (`facts`).
     fn reason_of(
         samples: &[PoolSample],
-        hold_s: Option<f64>,
-        checkouts_per_request: Option<f64>,
-        capacity_per_pod: Option<f64>,
+        (hold, k, capacity): (Option<f64>, Option<f64>, Option<f64>),
         recommended: Option<u32>,
     ) -> Option<String> {
-        let pool = measured_pool(samples, hold_s, checkouts_per_request, capacity_per_pod)?;
-        bound_reason(
-            &pool,
-            samples,
-            hold_s,
-            checkouts_per_request,
-            capacity_per_pod,
-            recommended,
-        )
+        let pool = measured_pool(samples, hold, k, capacity)?;
+        bound_reason(&pool, samples, hold, k, capacity, recommended)
     }
 
     fn sample(active: f64, pending: f64, max: f64) -> PoolSample {
@@ -243,8 +235,8 @@ mod tests {
     #[test]
     fn a_used_up_pool_is_named_as_the_bound() {
         let full = [sample(2.0, 0.0, 4.0), sample(4.0, 7.0, 4.0)];
-        let reason =
-            reason_of(&full, Some(0.02), None, Some(190.0), Some(9)).expect("the pool was used up");
+        let reason = reason_of(&full, (Some(0.02), None, Some(190.0)), Some(9))
+            .expect("the pool was used up");
         assert!(reason.contains("POOL BOUND THE CAPACITY"), "{reason}");
         assert!(
             reason.contains("all 4 connections were in use with 7 threads waiting"),
@@ -259,16 +251,16 @@ mod tests {
         let bound = measured_pool(&full, Some(0.02), None, Some(190.0)).unwrap();
         assert_eq!((bound.connections, bound.bound_capacity), (4, true));
         assert_eq!(
-            reason_of(&[sample(3.0, 0.0, 4.0)], Some(0.02), None, None, Some(9)),
+            reason_of(&[sample(3.0, 0.0, 4.0)], (Some(0.02), None, None), Some(9)),
             None
         );
         assert_eq!(
-            reason_of(&[sample(4.0, 0.0, 4.0)], Some(0.02), None, None, Some(9)),
+            reason_of(&[sample(4.0, 0.0, 4.0)], (Some(0.02), None, None), Some(9)),
             None
         );
         let busy_no_queue = measured_pool(&[sample(4.0, 0.0, 4.0)], Some(0.02), None, Some(190.0));
         assert_eq!(busy_no_queue.map(|p| p.bound_capacity), Some(false));
-        assert_eq!(reason_of(&[], None, None, None, None), None);
+        assert_eq!(reason_of(&[], (None, None, None), None), None);
         assert_eq!(
             measured_pool(&[], None, None, None),
             None,
@@ -283,13 +275,13 @@ mod tests {
     #[test]
     fn a_pool_with_waits_is_the_bound_only_if_it_could_explain_the_capacity() {
         let full = [sample(5.0, 19.0, 5.0)];
-        let not = reason_of(&full, Some(0.0034), Some(10.0), Some(14.3), Some(2)).unwrap();
+        let not = reason_of(&full, (Some(0.0034), Some(10.0), Some(14.3)), Some(2)).unwrap();
         assert!(!not.contains("POOL BOUND"), "{not}");
         assert!(not.contains("the pool was not the bound"), "{not}");
         assert!(not.contains("for 10.0 checkouts per request serve about 147 req/s per pod, 10× the measured capacity 14.3"), "{not}");
         let measured = measured_pool(&full, Some(0.0034), Some(10.0), Some(14.3)).unwrap();
         assert!(!measured.bound_capacity);
-        let bound = reason_of(&full, Some(0.0034), Some(10.0), Some(120.0), Some(8)).unwrap();
+        let bound = reason_of(&full, (Some(0.0034), Some(10.0), Some(120.0)), Some(8)).unwrap();
         assert!(bound.contains("POOL BOUND THE CAPACITY"), "{bound}");
         assert!(bound.contains("serve at most 147 req/s per pod"), "{bound}");
         assert!(
