@@ -21,7 +21,8 @@
 //!   [`verify::gate`] that judges thresholds and built-in checks (pure).
 //! - [`chaos`]: pods killed, restarted and scaled while the load runs (the
 //!   Kubernetes backend through kube-rs, or local processes).
-//! - [`engine`]: drives a scenario with goose in the open or closed model.
+//! - [`engine`]: runs a scenario's load in the closed model (virtual users,
+//!   ramped by goose) or the open model (an arrival rate, no goose).
 //! - [`calibrate`], [`compare`] and [`merge`]: analysis, pure: capacity,
 //!   USL, HPA settings and pool sizes from measured steps; a run against a
 //!   baseline; the shards of one test merged exactly into one bundle.

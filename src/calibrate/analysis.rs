@@ -32,6 +32,18 @@ pub fn analyse_measurements(
     slo: Slo,
     demand: &Demand,
 ) -> Calibration {
+    analyse_after(Vec::new(), measured, replicas, slo, demand)
+}
+
+/// The analysis, its reasons following `opening` (what was said of how
+/// the steps were measured, before what they show).
+pub(super) fn analyse_after(
+    opening: Vec<String>,
+    measured: Measurements,
+    replicas: u32,
+    slo: Slo,
+    demand: &Demand,
+) -> Calibration {
     let Measurements {
         steps,
         remeasures,
@@ -39,7 +51,15 @@ pub fn analyse_measurements(
     } = measured;
     let capacity = capacity::per_pod_capacity(&steps, replicas, &slo);
     let knee = capacity::knee(&steps);
-    let mut reasons = capacity_reasons(&steps, &remeasures, capacity, knee, replicas, &slo);
+    let mut reasons = opening;
+    reasons.extend(capacity_reasons(
+        &steps,
+        &remeasures,
+        capacity,
+        knee,
+        replicas,
+        &slo,
+    ));
     let usl = usl_fit(&steps, &mut reasons);
     let measured_pool = pool_bound::measured_pool(
         &pool_samples,
@@ -51,13 +71,16 @@ pub fn analyse_measurements(
     // HPA reacts. Without a capacity, the pool series still say whether the
     // pool was used up.
     let per_replica = capacity.and_then(|(c_pod, _)| pool_per_replica(c_pod, demand));
-    reasons.extend(pool_bound::bound_reason(
-        &pool_samples,
-        demand.hold_s,
-        demand.checkouts_per_request,
-        capacity.map(|c| c.0),
-        per_replica.as_ref().map(|p| p.size),
-    ));
+    reasons.extend(measured_pool.as_ref().and_then(|pool| {
+        pool_bound::bound_reason(
+            pool,
+            &pool_samples,
+            demand.hold_s,
+            demand.checkouts_per_request,
+            capacity.map(|c| c.0),
+            per_replica.as_ref().map(|p| p.size),
+        )
+    }));
     let sizing = capacity.map(|(c_pod, _)| {
         size_for(
             c_pod,
@@ -275,15 +298,8 @@ mod tests {
         Demand {
             base_rate: Some(50.0),
             peak_rate: Some(400.0),
-            growth_per_s: 0.0,
-            metric_window_s: 30.0,
-            pod_start_s: 30.0,
-            readiness_s: 0.0,
             hold_s: Some(0.01),
-            checkouts_per_request: None,
-            wait_probability: 0.05,
-            pool_floor: 1,
-            connection_budget: 97,
+            ..crate::calibrate::fixtures::demand()
         }
     }
 

@@ -8,10 +8,15 @@
 //! that broke the SLO below a step that met it: when to re-measure, where
 //! capacity stops) and [`pool_bound`] (whether the pool measured with bound
 //! the capacity, and what the HPA target rests on). `analysis` puts them
-//! together: [`analyse_measurements`].
+//! together: [`analyse_measurements`]; [`climbed`] completes the demand from
+//! the pool series scraped beside a climb and opens the reasons with how
+//! the steps were measured ([`analyse_calibration`]); [`verification`]
+//! judges a replay at the recommended rate and puts the reasons in their
+//! final order as the calibration ends ([`Calibration::ended`]).
 
 mod analysis;
 pub mod capacity;
+pub mod climbed;
 pub mod erlang;
 pub mod hpa;
 pub mod manifest;
@@ -19,8 +24,10 @@ pub mod pool;
 pub mod pool_bound;
 pub mod slo_breaks;
 pub mod usl;
+pub mod verification;
 
 pub use analysis::{analyse, analyse_measurements};
+pub use climbed::{analyse_calibration, Climbed};
 
 use crate::bundle::{PoolSample, Step};
 use capacity::Slo;
@@ -137,5 +144,43 @@ impl Measurements {
             .chain(self.remeasures.iter().map(|r| &r.first))
             .map(|s| s.achieved * step_s)
             .sum()
+    }
+}
+
+/// Test fixtures the analysis modules share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::Demand;
+    use crate::bundle::Step;
+
+    /// A step that achieved its offered `rate`, with p99 `p99` ms, no errors.
+    pub fn step(rate: f64, p99: f64) -> Step {
+        Step {
+            rate,
+            achieved: rate,
+            p50_ms: p99 / 3.0,
+            p95_ms: p99 / 1.5,
+            p99_ms: p99,
+            mean_ms: p99 / 3.0,
+            ..Default::default()
+        }
+    }
+
+    /// The demand when the operator gives nothing: the CLI's defaults, no
+    /// rates, no hold time.
+    pub fn demand() -> Demand {
+        Demand {
+            base_rate: None,
+            peak_rate: None,
+            growth_per_s: 0.0,
+            metric_window_s: 30.0,
+            pod_start_s: 30.0,
+            readiness_s: 0.0,
+            hold_s: None,
+            checkouts_per_request: None,
+            wait_probability: 0.05,
+            pool_floor: 1,
+            connection_budget: 97,
+        }
     }
 }

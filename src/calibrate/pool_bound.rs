@@ -68,18 +68,18 @@ pub fn measured_pool(
     })
 }
 
-/// What the scraped pool series say about the pool, when they show it used
-/// up (every connection active and threads waiting for one); None while it
-/// had room.
+/// What the scraped pool series say about `pool`, the pool
+/// [`measured_pool`] found in `samples`, when they show it used up (every
+/// connection active and threads waiting for one); None while it had room.
 ///
-/// The pool is named as the bound only when it could explain the capacity:
-/// its connections, each held `hold_s` for each of a request's
-/// `checkouts_per_request`, serve no more than twice the measured
+/// Whether the pool was the bound is `pool.bound_capacity`: it could
+/// explain the capacity, serving no more than twice the measured
 /// `capacity_per_pod`. Then the reason says what the `recommended` pool
 /// would allow and that capacity must be measured again after the change.
 /// A pool that could serve far more yet had threads waiting was not the
-/// bound, and the reason says why.
+/// bound, and the reason says why, with its ceiling.
 pub fn bound_reason(
+    pool: &MeasuredPool,
     samples: &[PoolSample],
     hold_s: Option<f64>,
     checkouts_per_request: Option<f64>,
@@ -95,12 +95,13 @@ pub fn bound_reason(
         .map(|k| format!(" for {k:.1} checkouts per request"))
         .unwrap_or_default();
     let hold = hold_s.filter(|h| *h > 0.0);
-    let ceiling = pool_ceiling(full.max, hold_s, checkouts_per_request);
-    if let (Some(h), Some(ceiling), Some(capacity), true) = (
+    // Used up yet not the bound: its ceiling (a hold time known) is well
+    // above the capacity measured.
+    if let (false, Some(h), Some(ceiling), Some(capacity)) = (
+        pool.bound_capacity,
         hold,
-        ceiling,
+        pool.ceiling_per_pod,
         capacity_per_pod,
-        roomy(ceiling, capacity_per_pod),
     ) {
         return Some(format!(
             "threads waited for a connection ({used_up}), but the pool was not the bound: {:.0} connections held {:.1} ms each{per_request} serve about {ceiling:.0} req/s per pod, {:.0}× the measured capacity {capacity:.1}; connections were held longer at busy moments (a thread short of CPU keeps its connection), so a bigger pool would not raise the capacity",
@@ -110,7 +111,7 @@ pub fn bound_reason(
         ));
     }
     let mut reason = format!("the POOL BOUND THE CAPACITY: {used_up}");
-    if let (Some(h), Some(ceiling)) = (hold, ceiling) {
+    if let (Some(h), Some(ceiling)) = (hold, pool.ceiling_per_pod) {
         reason += &format!(
             "; {:.0} connections held {:.1} ms each{per_request} serve at most {ceiling:.0} req/s per pod",
             full.max,
@@ -208,6 +209,17 @@ pub fn target_basis(
 mod tests {
     use super::*;
 
+    /// [`bound_reason`] of the pool [`measured_pool`] finds in `samples`,
+    /// with a hold time, checkouts per request and a capacity (`facts`).
+    fn reason_of(
+        samples: &[PoolSample],
+        (hold, k, capacity): (Option<f64>, Option<f64>, Option<f64>),
+        recommended: Option<u32>,
+    ) -> Option<String> {
+        let pool = measured_pool(samples, hold, k, capacity)?;
+        bound_reason(&pool, samples, hold, k, capacity, recommended)
+    }
+
     fn sample(active: f64, pending: f64, max: f64) -> PoolSample {
         PoolSample {
             url: "http://pod-1/actuator/prometheus".into(),
@@ -223,7 +235,7 @@ mod tests {
     #[test]
     fn a_used_up_pool_is_named_as_the_bound() {
         let full = [sample(2.0, 0.0, 4.0), sample(4.0, 7.0, 4.0)];
-        let reason = bound_reason(&full, Some(0.02), None, Some(190.0), Some(9))
+        let reason = reason_of(&full, (Some(0.02), None, Some(190.0)), Some(9))
             .expect("the pool was used up");
         assert!(reason.contains("POOL BOUND THE CAPACITY"), "{reason}");
         assert!(
@@ -239,16 +251,16 @@ mod tests {
         let bound = measured_pool(&full, Some(0.02), None, Some(190.0)).unwrap();
         assert_eq!((bound.connections, bound.bound_capacity), (4, true));
         assert_eq!(
-            bound_reason(&[sample(3.0, 0.0, 4.0)], Some(0.02), None, None, Some(9)),
+            reason_of(&[sample(3.0, 0.0, 4.0)], (Some(0.02), None, None), Some(9)),
             None
         );
         assert_eq!(
-            bound_reason(&[sample(4.0, 0.0, 4.0)], Some(0.02), None, None, Some(9)),
+            reason_of(&[sample(4.0, 0.0, 4.0)], (Some(0.02), None, None), Some(9)),
             None
         );
         let busy_no_queue = measured_pool(&[sample(4.0, 0.0, 4.0)], Some(0.02), None, Some(190.0));
         assert_eq!(busy_no_queue.map(|p| p.bound_capacity), Some(false));
-        assert_eq!(bound_reason(&[], None, None, None, None), None);
+        assert_eq!(reason_of(&[], (None, None, None), None), None);
         assert_eq!(
             measured_pool(&[], None, None, None),
             None,
@@ -263,13 +275,13 @@ mod tests {
     #[test]
     fn a_pool_with_waits_is_the_bound_only_if_it_could_explain_the_capacity() {
         let full = [sample(5.0, 19.0, 5.0)];
-        let not = bound_reason(&full, Some(0.0034), Some(10.0), Some(14.3), Some(2)).unwrap();
+        let not = reason_of(&full, (Some(0.0034), Some(10.0), Some(14.3)), Some(2)).unwrap();
         assert!(!not.contains("POOL BOUND"), "{not}");
         assert!(not.contains("the pool was not the bound"), "{not}");
         assert!(not.contains("for 10.0 checkouts per request serve about 147 req/s per pod, 10× the measured capacity 14.3"), "{not}");
         let measured = measured_pool(&full, Some(0.0034), Some(10.0), Some(14.3)).unwrap();
         assert!(!measured.bound_capacity);
-        let bound = bound_reason(&full, Some(0.0034), Some(10.0), Some(120.0), Some(8)).unwrap();
+        let bound = reason_of(&full, (Some(0.0034), Some(10.0), Some(120.0)), Some(8)).unwrap();
         assert!(bound.contains("POOL BOUND THE CAPACITY"), "{bound}");
         assert!(bound.contains("serve at most 147 req/s per pod"), "{bound}");
         assert!(

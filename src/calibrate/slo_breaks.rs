@@ -171,18 +171,7 @@ pub fn notes(steps: &[Step], remeasures: &[Remeasure], slo: &Slo) -> Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn step(rate: f64, p99: f64) -> Step {
-        Step {
-            rate,
-            achieved: rate,
-            p50_ms: p99 / 3.0,
-            p95_ms: p99 / 1.5,
-            p99_ms: p99,
-            mean_ms: p99 / 3.0,
-            ..Default::default()
-        }
-    }
+    use crate::calibrate::fixtures::step;
 
     const SLO: Slo = Slo {
         p99_ms: 500.0,

@@ -141,7 +141,6 @@ impl CalibrateArgs {
                 step_duration: self.step_duration,
                 max_steps: self.max_steps,
                 arrivals,
-                slo,
                 out_dir: dir.join("steps"),
                 warm_up: self.warm_up,
             }),

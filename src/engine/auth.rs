@@ -81,7 +81,7 @@ pub fn token_form(client_id: &Template, client_secret: &Template) -> [(&'static 
 /// token is not tried (no endpoint says whether it is good).
 /// `Err` says what the server answered, never a credential.
 pub async fn preflight(scenario: &crate::scenario::Scenario) -> Result<(), String> {
-    let client = super::client_builder(&scenario.target)
+    let client = super::client::client_builder(&scenario.target)
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     let url = |path: &str| scenario.target.url(path);

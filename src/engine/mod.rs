@@ -1,21 +1,28 @@
-//! The engine: builds a goose attack from a scenario and runs it in the
-//! closed (virtual users) or open (arrival rate) model.
+//! The engine: runs a scenario's load in its model and returns what it
+//! measured, also when interrupted.
 //!
-//! Closed model: each persona is a goose scenario, each step a transaction,
-//! and goose's test plan ramps and holds the users. Open model: no goose;
-//! the arrival scheduler in [`open`] hands slots to plain user tasks that
-//! start lazily (`open_run`). Every client shares one TLS configuration and
-//! keeps its own cookie jar and connections (`client`).
+//! Two load models, one file each: the closed model (`closed_run`: a fixed
+//! number of virtual users, ramped and held by goose's test plan, each
+//! persona a goose scenario and each step a transaction) and the open model
+//! (`open_run`: no goose; the arrival scheduler in [`open`] hands slots to
+//! plain user tasks that start lazily). This module owns what both share:
+//! the recorder, the users' shared state ([`user::Shared`]), the signals,
+//! the target-gone watchdog, chaos and the progress line; it sets them up,
+//! hands the load to the scenario's model, and gathers the measurements.
+//!
 //! Either way every request goes through [`user::Shared::exchange`], which
-//! times it to the end of the body and feeds the recorder; goose's own
-//! metrics are off. Ctrl-C (goose's handler) and SIGTERM (ours) stop the load,
+//! times it to the end of the body and feeds the recorder; every client
+//! shares one TLS configuration and keeps its own cookie jar and
+//! connections (`client`). Ctrl-C and SIGTERM ([`signals`]) stop the load,
 //! abandon what is in flight (counted as cancelled) and still return every
 //! measurement.
 
 pub mod auth;
 pub mod check;
 mod client;
+mod closed_run;
 mod follow;
+mod iteration;
 mod login;
 pub mod open;
 mod open_run;
@@ -27,16 +34,11 @@ pub mod user;
 use crate::bundle::Measurements;
 use crate::measure::{Recorder, RunInfo};
 use crate::scenario::{LoadPlan, Scenario};
-use anyhow::Context;
-use futures::FutureExt;
-use goose::config::GooseConfiguration;
-use goose::goose::Scenario as GooseScenario;
-use goose::prelude::{GooseAttack, GooseDefault, GooseDefaultType, GooseUser, Transaction};
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use user::{Shared, UserState};
+use user::Shared;
 
 /// How to run.
 #[derive(Default)]
@@ -53,17 +55,6 @@ pub struct RunOptions {
     /// Begin the load at this instant, not before (shards of one test begin
     /// together); ready users wait for it.
     pub start_at: Option<SystemTime>,
-}
-
-/// Waits until `at` (if given and still ahead), or until `stop`.
-async fn wait_for_start(at: Option<SystemTime>, stop: &CancellationToken) {
-    let Some(ahead) = at.and_then(|at| at.duration_since(SystemTime::now()).ok()) else {
-        return;
-    };
-    tokio::select! {
-        () = tokio::time::sleep(ahead) => {}
-        () = stop.cancelled() => {}
-    }
 }
 
 pub use client::client_builder;
@@ -88,81 +79,17 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         stop.clone(),
         interrupt.clone(),
     ));
-    let info = RunInfo {
-        run_id: options.run_id.clone(),
-        scenario: scenario.name.clone(),
-        scenario_file: scenario.path.display().to_string(),
-        target: scenario.target.display_url(),
-        tls_unverified: !scenario.target.tls_verify,
-        model: scenario.load.model(),
-        setup_requests: Shared::setup_request_names(&scenario),
-        arrivals: match &scenario.load {
-            LoadPlan::Open { arrivals, .. } => Some(arrivals.describe()),
-            LoadPlan::Closed { .. } => None,
-        },
-        stage_targets: stage_targets(&scenario.load),
-        interrupted: None,
-        control_request: scenario.target.control.clone(),
-    };
-
-    // goose keeps its stop switch in a process-wide static; a previous run in
-    // this process may have left it set.
-    goose::reset_killswitch();
+    let info = run_info(&scenario, &options.run_id);
     let interrupts = signals::Interrupts::register(interrupt.clone());
     if let Some(last_words) = options.last_words {
-        let recorder = Arc::clone(&recorder);
-        let info = info.clone();
-        let interrupts_reason = Arc::clone(&interrupts);
-        let shared = Arc::clone(&shared);
-        interrupts.on_force(Box::new(move || {
-            let why = interrupts_reason.reason().unwrap_or_default();
-            let mut measured = recorder.finish(RunInfo {
-                interrupted: Some(format!("{why}, then forced to end by a second signal")),
-                ..info
-            });
-            // Sessions are known at once; read-backs still running are not waited for.
-            measured.results.sessions = shared.sessions.verdict(&[]);
-            last_words(measured);
-        }));
+        interrupts.on_force(forced_end(last_words, &shared, &interrupts, info.clone()));
     }
     let sigterm = signals::SigtermWatch::start();
-    // A target that vanished (refusing connections, answering nothing) ends
-    // the run within seconds, like a signal, instead of measuring refusals
-    // to the end of the plan.
     // With chaos, a target may rightly be away as long as it may take to recover.
     let gone_after = options.chaos.as_ref().map_or(TARGET_GONE_AFTER, |c| {
         c.plan.recover_within.max(TARGET_GONE_AFTER)
     });
-    let watchdog = tokio::spawn({
-        let (recorder, interrupts, stop) =
-            (Arc::clone(&recorder), Arc::clone(&interrupts), stop.clone());
-        async move {
-            while !stop.is_cancelled() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                if recorder.has_begun() && recorder.target_gone(gone_after) {
-                    interrupts.signal(&format!(
-                        "target gone: connections refused and no answer for {} s",
-                        gone_after.as_secs()
-                    ));
-                    return;
-                }
-            }
-        }
-    });
-    // Once interrupted, goose's stop switch stays on until the load is over
-    // (goose resets it when it finds surge's Ctrl-C handler in place of its own).
-    let keep_stopped = tokio::spawn({
-        let interrupt = interrupt.clone();
-        async move {
-            interrupt.cancelled().await;
-            loop {
-                if !goose::is_killswitch_triggered() {
-                    goose::trigger_killswitch("surge: interrupted");
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
+    let watchdog = watch_for_a_gone_target(&shared, &interrupts, gone_after);
     let progress = options
         .progress
         .then(|| tokio::spawn(progress_line(Arc::clone(&recorder), stop.clone())));
@@ -177,46 +104,13 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
 
     // Before the first request: the listed replicas' own names for themselves.
     shared.readback.introduce_replicas().await;
-    let result = match &scenario.load {
-        LoadPlan::Closed { stages } => {
-            let plan = closed_test_plan(stages);
-            let attack = attack(&scenario)?.set_default(GooseDefault::TestPlan, plan.as_str())?;
-            // goose would build each user a client of its own before the
-            // user's first transaction replaces it with surge's (see
-            // `take_state`): one shared client instead, built once.
-            let attack = (*attack).set_client_builder_without_cookies(
-                goose::client::GooseClientBuilder::new().without_cookies(),
-            )?;
-            let attack = register_personas(attack, &shared)?;
-            wait_for_start(options.start_at, &stop).await;
-            recorder.begin();
-            attack
-                .execute()
-                .await
-                .map(|_| ())
-                .map_err(anyhow::Error::from)
-        }
-        LoadPlan::Open {
-            stages,
-            max_users,
-            queue_timeout,
-            arrivals,
-        } => {
-            let plan = open_run::OpenPlan {
-                stages,
-                max_users: *max_users,
-                queue_timeout: *queue_timeout,
-                arrivals: *arrivals,
-            };
-            open_run::run(Arc::clone(&shared), plan, options.start_at).await
-        }
-    };
+    let result = load(&shared, &interrupt, options.start_at).await;
     stop.cancel();
     if let Some(p) = progress {
         let _ = p.await;
     }
     let engine_error = result.err().map(|e| {
-        // Whatever was measured before goose failed is still returned to be written.
+        // Whatever was measured before the load failed is still returned to be written.
         tracing::error!("load engine stopped with an error: {e}");
         format!("load engine error: {e}")
     });
@@ -247,15 +141,60 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     measurements.results.attribution = shared.replicas.attribution();
     measurements.visible = Some(visible).filter(|h| !h.is_empty());
     drop(sigterm);
-    keep_stopped.abort();
     watchdog.abort();
     interrupts.unregister();
-    goose::reset_killswitch();
     if measurements.results.interrupted.is_none() {
         // A signal during the read-backs of the last uploads.
         measurements.results.interrupted = interrupts.reason();
     }
     Ok(measurements)
+}
+
+/// Runs the load in the scenario's model, from `start_at` (or now).
+async fn load(
+    shared: &Arc<Shared>,
+    interrupt: &CancellationToken,
+    start_at: Option<SystemTime>,
+) -> anyhow::Result<()> {
+    match &shared.scenario.load {
+        LoadPlan::Closed { stages } => {
+            closed_run::run(Arc::clone(shared), stages, start_at, interrupt.clone()).await
+        }
+        LoadPlan::Open {
+            stages,
+            max_users,
+            queue_timeout,
+            arrivals,
+        } => {
+            let plan = open_run::OpenPlan {
+                stages,
+                max_users: *max_users,
+                queue_timeout: *queue_timeout,
+                arrivals: *arrivals,
+            };
+            open_run::run(Arc::clone(shared), plan, start_at).await
+        }
+    }
+}
+
+/// What the results say about the run before anything is measured.
+fn run_info(scenario: &Scenario, run_id: &str) -> RunInfo {
+    RunInfo {
+        run_id: run_id.to_owned(),
+        scenario: scenario.name.clone(),
+        scenario_file: scenario.path.display().to_string(),
+        target: scenario.target.display_url(),
+        tls_unverified: !scenario.target.tls_verify,
+        model: scenario.load.model(),
+        setup_requests: Shared::setup_request_names(scenario),
+        arrivals: match &scenario.load {
+            LoadPlan::Open { arrivals, .. } => Some(arrivals.describe()),
+            LoadPlan::Closed { .. } => None,
+        },
+        stage_targets: stage_targets(&scenario.load),
+        interrupted: None,
+        control_request: scenario.target.control.clone(),
+    }
 }
 
 fn stage_targets(load: &LoadPlan) -> Vec<f64> {
@@ -265,115 +204,48 @@ fn stage_targets(load: &LoadPlan) -> Vec<f64> {
     }
 }
 
-/// Goose's test plan for closed stages: ramp to each stage's users, hold, and
-/// stop everyone at the end.
-pub fn closed_test_plan(stages: &[crate::scenario::ClosedStage]) -> String {
-    let secs = |d: Duration| d.as_secs_f64().round() as u64;
-    let mut steps: Vec<String> = stages
-        .iter()
-        .flat_map(|s| {
-            [
-                format!("{},{}s", s.users, secs(s.ramp.0)),
-                format!("{},{}s", s.users, secs(s.hold.0)),
-            ]
-        })
-        .collect();
-    steps.push("0,0s".to_owned());
-    steps.join(";")
+/// What a second signal does before the process ends: hands `last_words`
+/// everything measured so far, saying why the run ended.
+fn forced_end(
+    last_words: Box<dyn FnOnce(Measurements) + Send>,
+    shared: &Arc<Shared>,
+    interrupts: &Arc<signals::Interrupts>,
+    info: RunInfo,
+) -> signals::LastWords {
+    let (shared, interrupts) = (Arc::clone(shared), Arc::clone(interrupts));
+    Box::new(move || {
+        let why = interrupts.reason().unwrap_or_default();
+        let mut measured = shared.recorder.finish(RunInfo {
+            interrupted: Some(format!("{why}, then forced to end by a second signal")),
+            ..info
+        });
+        // Sessions are known at once; read-backs still running are not waited for.
+        measured.results.sessions = shared.sessions.verdict(&[]);
+        last_words(measured);
+    })
 }
 
-fn attack(scenario: &Scenario) -> anyhow::Result<GooseAttack> {
-    // Private fields rule out struct-literal syntax: start from the default.
-    let mut config = GooseConfiguration::default();
-    config.host = Some(scenario.target.base_url.clone());
-    config.no_telnet = true;
-    config.no_print_metrics = true;
-    config.quiet = 1;
-    config.no_error_summary = true;
-    // surge records every request itself, to the end of the body; goose's own
-    // metrics would time to the headers and cost throughput.
-    config.no_metrics = true;
-    config.timeout = Some(format!("{}", scenario.target.timeout.as_secs_f64()));
-    config.accept_invalid_certs = !scenario.target.tls_verify;
-    GooseAttack::initialize_with_config(config).context("cannot set up the goose load engine")
-}
-
-/// Runs a transaction body, turning a panic into a counted, reported event
-/// instead of a silently dead user (goose would exit 0 either way). `None`
-/// if it panicked; the caller then resets the user's session.
-async fn guarded<T>(shared: &Shared, body: impl std::future::Future<Output = T>) -> Option<T> {
-    match AssertUnwindSafe(body).catch_unwind().await {
-        Ok(value) => Some(value),
-        Err(_) => {
-            tracing::error!("a virtual user panicked; its session is reset");
-            shared.recorder.user_panicked();
-            None
-        }
-    }
-}
-
-/// The user's state, and its client: on a user's first transaction (or after
-/// a reset) a client with a cookie jar surge can read, so session continuity
-/// counts only requests that carried the session.
-fn take_state(user: &mut GooseUser, shared: &Shared) -> UserState {
-    let mut state = user
-        .get_session_data_mut::<UserState>()
-        .map(std::mem::take)
-        .unwrap_or_default();
-    if state.jar.is_none() {
-        match shared.own_client() {
-            Ok((client, jar)) => {
-                user.client = client;
-                state.jar = Some(jar);
+/// A target that vanished (refusing connections, answering nothing for
+/// `gone_after`) ends the run within seconds, like a signal, instead of
+/// measuring refusals to the end of the plan.
+fn watch_for_a_gone_target(
+    shared: &Arc<Shared>,
+    interrupts: &Arc<signals::Interrupts>,
+    gone_after: Duration,
+) -> JoinHandle<()> {
+    let (shared, interrupts) = (Arc::clone(shared), Arc::clone(interrupts));
+    tokio::spawn(async move {
+        while !shared.stop.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if shared.recorder.has_begun() && shared.recorder.target_gone(gone_after) {
+                interrupts.signal(&format!(
+                    "target gone: connections refused and no answer for {} s",
+                    gone_after.as_secs()
+                ));
+                return;
             }
-            Err(e) => tracing::warn!("cannot give a user its own cookie jar: {e}"),
         }
-    }
-    state
-}
-
-fn register_personas(mut attack: GooseAttack, shared: &Arc<Shared>) -> anyhow::Result<GooseAttack> {
-    for (p, persona) in shared.scenario.personas.iter().enumerate() {
-        // A shard's part of a closed test may leave a persona to other shards.
-        if persona.weight == 0 {
-            continue;
-        }
-        let mut goose_scenario =
-            GooseScenario::new(&persona.name).set_weight(persona.weight as usize)?;
-        for step in 0..persona.steps.len() {
-            let shared = Arc::clone(shared);
-            let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
-                let shared = Arc::clone(&shared);
-                Box::pin(async move {
-                    if shared.stop.is_cancelled() {
-                        // Stopping: goose may run a few more transactions
-                        // before its users exit. Build nothing, send nothing,
-                        // and yield, so no user spins and starves the
-                        // runtime that is shutting goose down.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        return Ok(());
-                    }
-                    let mut state = take_state(user, &shared);
-                    let client = user.client.clone();
-                    if guarded(
-                        &shared,
-                        shared.step(&client, &mut state, p, step, Instant::now()),
-                    )
-                    .await
-                    .is_none()
-                    {
-                        Shared::reset(&mut state);
-                    }
-                    user.set_session_data(state);
-                    Ok(())
-                })
-            }))
-            .set_sequence(step + 1);
-            goose_scenario = goose_scenario.register_transaction(transaction);
-        }
-        attack = attack.register_scenario(goose_scenario);
-    }
-    Ok(attack)
+    })
 }
 
 async fn progress_line(recorder: Arc<Recorder>, stop: CancellationToken) {
@@ -396,45 +268,4 @@ async fn progress_line(recorder: Arc<Recorder>, stop: CancellationToken) {
         }
     }
     bar.finish_and_clear();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn closed_plan_ramps_holds_and_stops() {
-        let text = "[scenario]\nname='t'\n[target]\nbase_url='http://127.0.0.1:1'\n[load]\nmodel='closed'\n\
-                    [[load.stages]]\nusers=5\nramp='10s'\nhold='30s'\n[[load.stages]]\nusers=2\nhold='5s'\n\
-                    [[personas]]\nname='p'\nsteps=[{request='a'}]\n[requests.a]\npath='/'\n";
-        let s = crate::scenario::Scenario::from_text(std::path::Path::new("t.toml"), text).unwrap();
-        let LoadPlan::Closed { stages } = &s.load else {
-            unreachable!()
-        };
-        assert_eq!(closed_test_plan(stages), "5,10s;5,30s;2,0s;2,5s;0,0s");
-        assert!(closed_test_plan(stages)
-            .parse::<goose::test_plan::TestPlan>()
-            .is_ok());
-    }
-
-    #[tokio::test]
-    async fn a_panicking_transaction_is_counted_and_the_run_goes_on() {
-        let text = "[scenario]\nname='t'\n[target]\nbase_url='http://127.0.0.1:1'\n[load]\nmodel='closed'\n\
-                    [[load.stages]]\nusers=1\nhold='1s'\n[[personas]]\nname='p'\nsteps=[{request='a'}]\n[requests.a]\npath='/'\n";
-        let scenario = Arc::new(
-            crate::scenario::Scenario::from_text(std::path::Path::new("t.toml"), text).unwrap(),
-        );
-        let recorder = Arc::new(Recorder::new(vec!["a".into()], scenario.load.stage_ends()));
-        let shared = Shared::new(
-            scenario,
-            Arc::clone(&recorder),
-            CancellationToken::new(),
-            CancellationToken::new(),
-        );
-        let panicked: Option<()> =
-            guarded(&shared, async { panic!("a bug in a transaction") }).await;
-        assert!(panicked.is_none());
-        assert_eq!(guarded(&shared, async { 7 }).await, Some(7));
-        assert_eq!(recorder.finish(RunInfo::default()).results.user_panics, 1);
-    }
 }

@@ -11,6 +11,7 @@
 //! and later arrivals run in its session. No user ever carries another's
 //! cookies: a new user starts with an empty jar.
 
+use super::iteration::{guarded, wait_for_start};
 use super::open::{self, Arrival, Pool};
 use super::user::{Flow, Shared, UserState};
 use crate::scenario::{ArrivalProcess, OpenStage};
@@ -46,7 +47,7 @@ pub(super) async fn run(
         .own_client()
         .context("cannot build an HTTP client for the users")?;
     let pool = Arc::new(Pool::new(plan.max_users, plan.queue_timeout));
-    super::wait_for_start(start_at, &shared.stop).await;
+    wait_for_start(start_at, &shared.stop).await;
     shared.recorder.begin();
     let start = shared.recorder.started();
     let scenario = Arc::clone(&shared.scenario);
@@ -155,7 +156,7 @@ async fn serve(shared: &Shared, client: &Client, state: &mut UserState, arrival:
             }
         }
     };
-    if super::guarded(shared, iteration).await.is_none() {
+    if guarded(shared, iteration).await.is_none() {
         Shared::reset(state);
     }
 }

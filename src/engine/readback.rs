@@ -123,7 +123,7 @@ impl Readback {
         book: Arc<ReplicaBook>,
         stop: CancellationToken,
     ) -> Self {
-        let client = super::client_builder(&scenario.target)
+        let client = super::client::client_builder(&scenario.target)
             .build()
             .expect("a plain HTTP client builds");
         let scenario_replicas = scenario

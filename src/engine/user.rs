@@ -585,7 +585,7 @@ impl Shared {
     /// configuration), and that jar.
     pub fn own_client(&self) -> reqwest::Result<(Client, Arc<reqwest::cookie::Jar>)> {
         let jar = Arc::new(reqwest::cookie::Jar::default());
-        let client = super::client_builder(&self.scenario.target)
+        let client = super::client::client_builder(&self.scenario.target)
             .cookie_provider(Arc::clone(&jar))
             .build()?;
         Ok((client, jar))

@@ -2,15 +2,21 @@
 //! earlier bundle), the pool metrics scraped beside it, the analysis, an
 //! optional replay at the recommended rate, and the calibration bundle
 //! (`calibration.json`, `calibration.html`, `recommendations.yaml`).
+//!
+//! This module runs, scrapes and waits; what is concluded, and every
+//! sentence of it in its order, is `calibrate`'s (pure): the analysis with
+//! how the steps were measured ([`calibrate::analyse_calibration`]), the
+//! replay's verdict and the end of the reasons
+//! ([`calibrate::verification`]).
 
 use super::staircase::{self, Pass, Staircase, StepRun};
 use super::RunError;
 use crate::calibrate::capacity::Slo;
 use crate::calibrate::slo_breaks::rate_text;
-use crate::calibrate::{self, Calibration, Demand, Measurements};
+use crate::calibrate::verification::{Replay, Verification};
+use crate::calibrate::{self, Calibration, Climbed, Demand, Measurements};
 use crate::engine::signals::JobSignals;
 use crate::report::Recommendations;
-use crate::scenario::ArrivalProcess;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,7 +36,7 @@ pub struct CalibrateRequest {
     pub source: StepSource,
     /// Replicas serving during the measurement.
     pub replicas: u32,
-    /// The SLO capacity is measured against.
+    /// The SLO capacity is measured against (and a climb stops by).
     pub slo: Slo,
     /// What the operator knows; `hold_s` is the given hold time (None:
     /// measured from the pool metrics, when scraped).
@@ -77,80 +83,164 @@ pub async fn calibrate(
     // Each step's run takes the signals while it lasts; between runs
     // (the drain wait, the analysis) the calibration does.
     let signals = JobSignals::register();
-    let mut interrupted = None;
-    let mut pool_samples = Vec::new();
-    let (steps, remeasures) = match &request.source {
-        StepSource::FromBundle(bundle) => (staircase::steps_from_bundle(bundle)?, Vec::new()),
-        StepSource::Climb(stairs) => {
-            stairs.check().map_err(RunError::Usage)?;
-            say(format!(
-                "staircase: up to {} steps of {:?} from {}/s by {}/s, {}, SLO p99 ≤ {:.0} ms",
-                stairs.max_steps,
-                stairs.step_duration,
-                stairs.start_rate,
-                stairs.step_rate,
-                stairs.arrivals.describe(),
-                request.slo.p99_ms
-            ));
-            if !stairs.warm_up.is_zero() {
-                let warm = staircase::Staircase {
-                    step_duration: stairs.warm_up,
-                    out_dir: stairs.out_dir.join("warm-up"),
-                    ..stairs.clone()
-                };
-                match staircase::run_step(&warm, stairs.start_rate).await? {
-                    StepRun::Measured(s, _) => say(format!(
-                        "  warm-up, not measured: {:?} at {:.1}/s (p99 {:.1} ms, errors {:.2}%)",
-                        stairs.warm_up,
-                        stairs.start_rate,
-                        s.p99_ms,
-                        s.error_rate * 100.0
-                    )),
-                    StepRun::Interrupted(why) => {
-                        return Err(RunError::Interrupted(format!(
-                            "{why} during the warm-up: nothing measured, nothing written"
-                        )))
-                    }
-                }
-            }
-            let scraper = super::scrape::Scraper::over(&request.metrics_urls);
-            let climbed = staircase::climb(stairs, &|| signals.reason(), |s, bundle, pass| {
-                let which = match pass {
-                    Pass::First => String::new(),
-                    Pass::Remeasure(i) => format!(
-                        "re-measure of step {} at {} (it broke the SLO, a step above met it): ",
-                        i + 1,
-                        rate_text(s.rate)
-                    ),
-                };
-                say(format!(
-                    "  {which}{:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {}{} ({})",
-                    s.rate,
-                    s.achieved,
-                    s.p99_ms,
-                    s.error_rate * 100.0,
-                    s.dropped,
-                    s.read_backs_text(),
-                    bundle.display()
-                ))
-            })
-            .await;
-            if let Some(scraper) = scraper {
-                pool_samples = scraper.finish().await;
-            }
-            let climbed = climbed?;
-            interrupted = climbed.interrupted;
-            (climbed.steps, climbed.remeasures)
+    let measured = measure(request, &signals, say).await?;
+    let given = given_demand(request, say)?;
+    let (analysed, demand) = calibrate::analyse_calibration(
+        measured.measurements,
+        measured.climbed,
+        request.replicas,
+        request.slo,
+        &given,
+    );
+    let (verification, interrupted) = match (&request.source, measured.interrupted) {
+        (StepSource::Climb(stairs), None) if request.verify => {
+            verify(request, stairs, &analysed, &demand, &signals).await
         }
+        (_, interrupted) => (None, interrupted),
     };
-    if steps.is_empty() {
-        return Err(match interrupted {
+    let interrupted = interrupted.or_else(|| signals.reason());
+    let verified = interrupted.is_none() && verification.as_ref().is_none_or(|v| v.held);
+    let calibration = analysed.ended(verification, interrupted, request.verify);
+    crate::report::write_calibration(&request.dir, &calibration, &request.recommendations)
+        .map_err(|e| RunError::Other(e.context("cannot write the calibration")))?;
+    Ok(CalibrateReport {
+        calibration,
+        dir: request.dir.clone(),
+        verified,
+    })
+}
+
+/// What the calibration measured, how, and why it stopped early if it did.
+struct Measured {
+    measurements: Measurements,
+    /// How the staircase was climbed; None for steps read from a bundle.
+    climbed: Option<Climbed>,
+    interrupted: Option<String>,
+}
+
+/// The steps, climbed now or read from a bundle; with no step measured,
+/// an error saying why.
+async fn measure(
+    request: &CalibrateRequest,
+    signals: &JobSignals,
+    say: &mut (dyn FnMut(String) + Send),
+) -> Result<Measured, RunError> {
+    let measured = match &request.source {
+        StepSource::FromBundle(bundle) => Measured {
+            measurements: Measurements {
+                steps: staircase::steps_from_bundle(bundle)?,
+                ..Default::default()
+            },
+            climbed: None,
+            interrupted: None,
+        },
+        StepSource::Climb(stairs) => climb(request, stairs, signals, say).await?,
+    };
+    if measured.measurements.steps.is_empty() {
+        return Err(match measured.interrupted {
             Some(why) => RunError::Interrupted(format!(
                 "{why} before the first step ended: nothing measured, nothing written"
             )),
             None => RunError::Usage("no step completed".to_owned()),
         });
     }
+    Ok(measured)
+}
+
+/// Climbs `stairs` after its warm-up, the pools scraped beside it, saying
+/// each measurement as it ends.
+async fn climb(
+    request: &CalibrateRequest,
+    stairs: &Staircase,
+    signals: &JobSignals,
+    say: &mut (dyn FnMut(String) + Send),
+) -> Result<Measured, RunError> {
+    stairs.check().map_err(RunError::Usage)?;
+    say(format!(
+        "staircase: up to {} steps of {:?} from {}/s by {}/s, {}, SLO p99 ≤ {:.0} ms",
+        stairs.max_steps,
+        stairs.step_duration,
+        stairs.start_rate,
+        stairs.step_rate,
+        stairs.arrivals.describe(),
+        request.slo.p99_ms
+    ));
+    warm_up(stairs, say).await?;
+    let scraper = super::scrape::Scraper::over(&request.metrics_urls);
+    let climbed = staircase::climb(stairs, &request.slo, &|| signals.reason(), |s, bundle, pass| {
+        let which = match pass {
+            Pass::First => String::new(),
+            Pass::Remeasure(i) => format!(
+                "re-measure of step {} at {} (it broke the SLO, a step above met it): ",
+                i + 1,
+                rate_text(s.rate)
+            ),
+        };
+        say(format!(
+            "  {which}{:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {}{} ({})",
+            s.rate,
+            s.achieved,
+            s.p99_ms,
+            s.error_rate * 100.0,
+            s.dropped,
+            s.read_backs_text(),
+            bundle.display()
+        ))
+    })
+    .await;
+    let pool_samples = match scraper {
+        Some(scraper) => scraper.finish().await,
+        None => Vec::new(),
+    };
+    let climbed = climbed?;
+    Ok(Measured {
+        measurements: Measurements {
+            steps: climbed.steps,
+            remeasures: climbed.remeasures,
+            pool_samples,
+        },
+        climbed: Some(Climbed {
+            arrivals: stairs.arrivals,
+            step_s: stairs.step_duration.as_secs_f64(),
+        }),
+        interrupted: climbed.interrupted,
+    })
+}
+
+/// Load at the start rate for `stairs.warm_up`, not measured (none when
+/// zero); interrupted, the calibration ends with nothing written.
+async fn warm_up(stairs: &Staircase, say: &mut (dyn FnMut(String) + Send)) -> Result<(), RunError> {
+    if stairs.warm_up.is_zero() {
+        return Ok(());
+    }
+    let warm = Staircase {
+        step_duration: stairs.warm_up,
+        out_dir: stairs.out_dir.join("warm-up"),
+        ..stairs.clone()
+    };
+    match staircase::run_step(&warm, stairs.start_rate).await? {
+        StepRun::Measured(s, _) => say(format!(
+            "  warm-up, not measured: {:?} at {:.1}/s (p99 {:.1} ms, errors {:.2}%)",
+            stairs.warm_up,
+            stairs.start_rate,
+            s.p99_ms,
+            s.error_rate * 100.0
+        )),
+        StepRun::Interrupted(why) => {
+            return Err(RunError::Interrupted(format!(
+                "{why} during the warm-up: nothing measured, nothing written"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// The demand as the operator gave it, with the pod start-up time taken
+/// from a chaos run's bundle when asked (`--pod-start-from`).
+fn given_demand(
+    request: &CalibrateRequest,
+    say: &mut (dyn FnMut(String) + Send),
+) -> Result<Demand, RunError> {
     let mut demand = request.demand.clone();
     if let Some(bundle) = &request.pod_start_from {
         let (median, why) = crate::bundle::startup_from_bundle(bundle).map_err(|e| {
@@ -159,155 +249,73 @@ pub async fn calibrate(
         say(why);
         demand.pod_start_s = median;
     }
-    let measured_hold = calibrate::pool::hold_time(&pool_samples);
-    let hold_given = demand.hold_s.is_some();
-    demand.hold_s = demand.hold_s.or(measured_hold.map(|(hold, _)| hold));
-    let measurements = Measurements {
-        steps,
-        remeasures,
-        pool_samples,
+    Ok(demand)
+}
+
+/// Replays the recommended rate once the pools have drained, the pools
+/// scraped beside it, and judges it; None when nothing was recommended.
+/// Also returns why the replay was interrupted, if it was.
+async fn verify(
+    request: &CalibrateRequest,
+    stairs: &Staircase,
+    analysed: &Calibration,
+    demand: &Demand,
+    signals: &JobSignals,
+) -> (Option<Verification>, Option<String>) {
+    let Some(replay) = Replay::of(analysed) else {
+        return (None, None);
     };
-    // Checkouts per work request: the pools' checkouts over the staircase ÷
-    // the work requests it completed (setup requests, few, counted in the
-    // checkouts only).
-    if let (Some((_, checkouts)), StepSource::Climb(stairs)) = (measured_hold, &request.source) {
-        let requests = measurements.work_requests_completed(stairs.step_duration.as_secs_f64());
-        if requests > 0.0 {
-            demand.checkouts_per_request = Some(checkouts / requests);
+    let mut verification = Verification::default();
+    verification
+        .reasons
+        .extend(wait_for_drained_pools(request, signals).await);
+    let scraper = super::scrape::Scraper::over(&request.metrics_urls);
+    let stopped = || signals.reason();
+    let replayed =
+        staircase::run_step_unless_stopped(stairs, replay.arrivals_per_s, &stopped).await;
+    let samples = match scraper {
+        Some(scraper) => Some(scraper.finish().await),
+        None => None,
+    };
+    let interrupted = match replayed {
+        Ok(StepRun::Measured(step, _)) => {
+            verification.judge(analysed, &replay, demand, step, samples);
+            None
         }
-    }
-    let hold_reason = (!measurements.pool_samples.is_empty()).then(|| {
-        calibrate::pool::measured_hold_reason(measured_hold, &measurements.pool_samples, hold_given)
-    });
-    let mut result =
-        calibrate::analyse_measurements(measurements, request.replicas, request.slo, &demand);
-    if let Some(hold_reason) = hold_reason {
-        result.reasons.insert(0, hold_reason);
-        if let Some(k) = demand.checkouts_per_request {
-            result.reasons.insert(
-                1,
-                format!("{k:.1} connection checkouts per work request: the pools' checkouts over the staircase ÷ the work requests it completed"),
-            );
+        Ok(StepRun::Interrupted(why)) => Some(why),
+        Err(e) => {
+            verification.failed(&e.to_string());
+            None
         }
+    };
+    (Some(verification), interrupted)
+}
+
+/// Waits (a minute at most) for the pools to stop queueing after the
+/// staircase, when they are scraped, so the replay does not start on the
+/// last step's backlog; what the wait found, when worth saying.
+async fn wait_for_drained_pools(
+    request: &CalibrateRequest,
+    signals: &JobSignals,
+) -> Option<String> {
+    if request.metrics_urls.is_empty() {
+        return None;
     }
-    if let StepSource::Climb(stairs) = &request.source {
-        result.reasons.insert(
-            0,
-            match stairs.arrivals {
-                ArrivalProcess::Poisson { seed } => format!(
-                    "each step's arrivals were a Poisson process (seed {seed}): bursty, as production traffic comes, so a step near capacity queues as it would in production"
-                ),
-                ArrivalProcess::Uniform => "each step's arrivals were evenly spaced (--arrivals uniform): near capacity this hides the queueing bursty production traffic causes".to_owned(),
-            },
-        );
+    let limit = Duration::from_secs(60);
+    let drained = tokio::select! {
+        drained = super::scrape::wait_until_drained(&request.metrics_urls, limit) => drained,
+        () = signals.stopped() => None,
+    };
+    match drained {
+        _ if signals.reason().is_some() => None,
+        Some(waited) if waited >= Duration::from_secs(1) => Some(format!(
+            "verification waited {:.0} s for the pools to stop queueing (the last step left a backlog) before replaying",
+            waited.as_secs_f64()
+        )),
+        Some(_) => None,
+        None => Some(format!(
+            "verification: threads still waited for connections {} s after the staircase; replayed anyway",
+            limit.as_secs()
+        )),
     }
-    let mut verified = true;
-    if let (true, Some(_)) = (request.verify, &interrupted) {
-        verified = false;
-    }
-    if let (true, None, StepSource::Climb(stairs), Some(plan)) =
-        (request.verify, &interrupted, &request.source, &result.hpa)
-    {
-        // The target is in work requests; the replay offers arrivals, each
-        // making the capacity step's work per arrival.
-        let rate = plan.target_per_pod * request.replicas as f64;
-        let arrivals = match result.capacity_step {
-            Some(i) => result.steps[i].arrivals_for_work(rate),
-            None => rate,
-        };
-        if !request.metrics_urls.is_empty() {
-            let limit = Duration::from_secs(60);
-            let drained = tokio::select! {
-                drained = super::scrape::wait_until_drained(&request.metrics_urls, limit) => drained,
-                () = signals.stopped() => None,
-            };
-            match drained {
-                _ if signals.reason().is_some() => {}
-                Some(waited) if waited >= Duration::from_secs(1) => result.reasons.push(format!(
-                    "verification waited {:.0} s for the pools to stop queueing (the last step left a backlog) before replaying",
-                    waited.as_secs_f64()
-                )),
-                Some(_) => {}
-                None => result.reasons.push(format!(
-                    "verification: threads still waited for connections {} s after the staircase; replayed anyway",
-                    limit.as_secs()
-                )),
-            }
-        }
-        interrupted = signals.reason();
-        let scraper = super::scrape::Scraper::over(&request.metrics_urls);
-        let replayed = match &interrupted {
-            Some(_) => Ok(StepRun::Interrupted(String::new())),
-            None => staircase::run_step(stairs, arrivals).await,
-        };
-        let verify_samples = match scraper {
-            Some(scraper) => Some(scraper.finish().await),
-            None => None,
-        };
-        verified = match replayed {
-            Ok(StepRun::Measured(step, _)) => {
-                let unmet = step.unmet(&request.slo);
-                let mut held = unmet.is_empty();
-                let mut verdict = if held {
-                    "the SLO holds".to_owned()
-                } else {
-                    format!("the SLO does NOT hold ({})", unmet.join("; "))
-                };
-                if let Some(samples) = verify_samples.filter(|s| !s.is_empty()) {
-                    result.verification_max_pending = Some(calibrate::pool::max_pending(&samples));
-                    let (short, why) = calibrate::pool::verification_waits(
-                        &samples,
-                        demand.hold_s,
-                        demand.checkouts_per_request,
-                        rate / request.replicas.max(1) as f64,
-                    );
-                    held &= !short;
-                    verdict += &format!("; {why}");
-                }
-                result.reasons.push(format!(
-                    "verification: {arrivals:.1} arrivals/s ({} work req/s, the HPA target × {} replicas) gave p99 {:.0} ms, errors {:.2}%: {verdict}",
-                    format_args!("{rate:.1}"),
-                    request.replicas,
-                    step.p99_ms,
-                    step.error_rate * 100.0,
-                ));
-                result.verification = Some(step);
-                held
-            }
-            Ok(StepRun::Interrupted(why)) => {
-                interrupted = interrupted.or(Some(why));
-                false
-            }
-            Err(e) => {
-                result.reasons.push(format!(
-                    "verification: the replay failed: {}",
-                    crate::scenario::redact_text(&e.to_string())
-                ));
-                false
-            }
-        };
-    }
-    if let Some(why) = interrupted.or_else(|| signals.reason()) {
-        let verification = if request.verify {
-            "; the verification did not run to its end"
-        } else {
-            ""
-        };
-        result.reasons.insert(
-            0,
-            format!(
-                "INTERRUPTED ({why}): every conclusion rests on the {} step(s) measured before it{verification}",
-                result.steps.len()
-            ),
-        );
-        result.interrupted = Some(why);
-        verified = false;
-    }
-    crate::report::write_calibration(&request.dir, &result, &request.recommendations)
-        .map_err(|e| RunError::Other(e.context("cannot write the calibration")))?;
-    Ok(CalibrateReport {
-        calibration: result,
-        dir: request.dir.clone(),
-        verified,
-    })
 }

@@ -33,8 +33,6 @@ pub struct Staircase {
     /// How each step's arrivals are spaced (calibration: Poisson, as
     /// production traffic comes, unless asked otherwise).
     pub arrivals: ArrivalProcess,
-    /// The SLO that decides when to stop.
-    pub slo: Slo,
     /// Where the steps' bundles go.
     pub out_dir: PathBuf,
     /// Load at the start rate before the first step, not measured: a JVM
@@ -87,7 +85,7 @@ pub enum StepRun {
 
 /// A climb: the steps measured, the steps measured twice, and why it
 /// stopped early if a signal did.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Climb {
     /// The steps, in order, each with its latest measurement.
     pub steps: Vec<Step>,
@@ -138,64 +136,67 @@ pub async fn run_step(s: &Staircase, rate: f64) -> Result<StepRun, RunError> {
     Ok(StepRun::Measured(step, report.bundle))
 }
 
-/// Climbs until saturation, a break of the SLO that stands below a step
+/// Runs one step at `rate`, unless `stopped` says the job was stopped
+/// (between its runs) before it began: then nothing runs and the step is
+/// [`StepRun::Interrupted`] with that reason, as if a signal had cut it.
+pub async fn run_step_unless_stopped(
+    s: &Staircase,
+    rate: f64,
+    stopped: &dyn Fn() -> Option<String>,
+) -> Result<StepRun, RunError> {
+    match stopped() {
+        Some(why) => Ok(StepRun::Interrupted(why)),
+        None => run_step(s, rate).await,
+    }
+}
+
+/// Climbs until saturation, a break of `slo` that stands below a step
 /// that met it, `max_steps`, or a signal (during a step, or between steps:
 /// `stopped` says why); `each` sees every measurement as it ends, a
 /// re-measure too.
 pub async fn climb(
     s: &Staircase,
+    slo: &Slo,
     stopped: &dyn Fn() -> Option<String>,
     mut each: impl FnMut(&Step, &Path, Pass),
 ) -> Result<Climb, RunError> {
-    let mut climb = Climb {
-        steps: Vec::new(),
-        remeasures: Vec::new(),
-        interrupted: None,
-    };
-    for k in 0..s.max_steps {
-        if let Some(why) = stopped() {
-            climb.interrupted = Some(why);
-            return Ok(climb);
-        }
-        let rate = s.start_rate + s.step_rate * k as f64;
-        match run_step(s, rate).await? {
+    let mut climb = Climb::default();
+    while let Some((rate, pass)) = next_measurement(s, slo, &climb) {
+        match run_step_unless_stopped(s, rate, stopped).await? {
             StepRun::Measured(step, bundle) => {
-                each(&step, &bundle, Pass::First);
-                climb.steps.push(step);
+                each(&step, &bundle, pass);
+                match pass {
+                    Pass::First => climb.steps.push(step),
+                    Pass::Remeasure(i) => {
+                        climb
+                            .remeasures
+                            .push(Remeasure::record(&mut climb.steps, i, step))
+                    }
+                }
             }
             StepRun::Interrupted(why) => {
                 climb.interrupted = Some(why);
-                return Ok(climb);
-            }
-        }
-        // A re-measure that meets the SLO may leave another break below a
-        // met step to re-measure; one that breaks it again stops the climb.
-        loop {
-            match next_move(&climb.steps, &climb.remeasures, &s.slo) {
-                NextMove::Climb => break,
-                NextMove::Stop => return Ok(climb),
-                NextMove::Remeasure(i) => {
-                    if let Some(why) = stopped() {
-                        climb.interrupted = Some(why);
-                        return Ok(climb);
-                    }
-                    match run_step(s, climb.steps[i].rate).await? {
-                        StepRun::Measured(again, bundle) => {
-                            each(&again, &bundle, Pass::Remeasure(i));
-                            climb
-                                .remeasures
-                                .push(Remeasure::record(&mut climb.steps, i, again));
-                        }
-                        StepRun::Interrupted(why) => {
-                            climb.interrupted = Some(why);
-                            return Ok(climb);
-                        }
-                    }
-                }
+                break;
             }
         }
     }
     Ok(climb)
+}
+
+/// What a climb measures next, at what rate: the re-measure
+/// [`next_move`] asks for, else the next step up while `max_steps` allows;
+/// None when the climb is over. A re-measure that meets the SLO may leave
+/// another break below a met step to re-measure; one that breaks it again
+/// stops the climb.
+fn next_measurement(s: &Staircase, slo: &Slo, climb: &Climb) -> Option<(f64, Pass)> {
+    match next_move(&climb.steps, &climb.remeasures, slo) {
+        NextMove::Stop => None,
+        NextMove::Remeasure(i) => Some((climb.steps[i].rate, Pass::Remeasure(i))),
+        NextMove::Climb => {
+            let k = climb.steps.len();
+            (k < s.max_steps).then_some((s.start_rate + s.step_rate * k as f64, Pass::First))
+        }
+    }
 }
 
 /// Steps from an earlier open-model bundle whose stages climbed: one per stage.
@@ -315,10 +316,6 @@ mod tests {
             step_duration: Duration::from_secs(10),
             max_steps: 6,
             arrivals: ArrivalProcess::Uniform,
-            slo: Slo {
-                p99_ms: 500.0,
-                error_budget: 0.01,
-            },
             out_dir: "out".into(),
             warm_up: Duration::ZERO,
         }

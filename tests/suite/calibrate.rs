@@ -93,7 +93,6 @@ fn staircase(
         // The capacity tests below check the arithmetic against the pool's
         // known rate; evenly spaced arrivals keep their steps steady.
         arrivals: surge::scenario::ArrivalProcess::Uniform,
-        slo: SLO,
         out_dir: out.to_path_buf(),
         warm_up: Duration::ZERO,
     }
@@ -116,7 +115,7 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
     // Scrape each replica's HikariCP-style pool series during the staircase.
     let metrics = pool_metrics(&cluster);
     let scraper = surge::run::scrape::Scraper::start(metrics, Duration::from_millis(500));
-    let steps = climb(&stairs, &|| None, |_, _, _| {})
+    let steps = climb(&stairs, &SLO, &|| None, |_, _, _| {})
         .await
         .expect("the staircase runs")
         .steps;
@@ -272,7 +271,7 @@ async fn cluster_capacity(
         7,
         out.path(),
     );
-    let steps = climb(&stairs, &|| None, |_, _, _| {})
+    let steps = climb(&stairs, &SLO, &|| None, |_, _, _| {})
         .await
         .expect("the staircase runs")
         .steps;
@@ -445,7 +444,7 @@ expect = {{ status = [200] }}
     // holds a little longer), makes the truth: pool ÷ hold.
     let metrics = pool_metrics(&cluster);
     let scraper = surge::run::scrape::Scraper::start(metrics, Duration::from_millis(500));
-    let steps = climb(&stairs, &|| None, |_, _, _| {})
+    let steps = climb(&stairs, &SLO, &|| None, |_, _, _| {})
         .await
         .expect("the staircase runs")
         .steps;
