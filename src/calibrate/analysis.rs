@@ -195,7 +195,7 @@ fn usl_fit(steps: &[Step], reasons: &mut Vec<String>) -> Option<UslFit> {
     reasons.push(format!(
         "USL over {} steps: {}; σ {:.3} ({:.3}–{:.3}), κ {:.5} ({:.5}–{:.5}), peak at N* {:.0} ({:.0}–{:.0}) in flight, R² {:.3}",
         steps.len(),
-        fit.verdict_text(),
+        fit.shape_text(),
         fit.sigma,
         fit.sigma_range.0,
         fit.sigma_range.1,

@@ -192,7 +192,7 @@ pub fn fit(points: &[(f64, f64)]) -> Option<UslFit> {
 /// What a fit says about the system, judged on the fit itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub enum Shape {
     /// R² below [`GOOD_FIT`]: the curve does not describe these steps; the
     /// capacity stands on the steps alone.
     PoorFit,
@@ -210,37 +210,37 @@ pub enum Verdict {
 pub const GOOD_FIT: f64 = 0.9;
 
 impl UslFit {
-    /// The fit's verdict on itself.
-    pub fn verdict(&self) -> Verdict {
+    /// What the fit's shape says about the system, judged on the fit itself.
+    pub fn shape(&self) -> Shape {
         // A fit whose R² is not a number is as poor as one below the bar.
         if self.r_squared.is_nan() || self.r_squared < GOOD_FIT {
-            Verdict::PoorFit
+            Shape::PoorFit
         } else if self.n_star.is_finite() && self.kappa_range.0 > 0.0 {
             // κ above zero in every bootstrap refit, not by a hair in one.
-            Verdict::CoherencyBound
+            Shape::CoherencyBound
         } else if self.sigma >= 0.5 {
-            Verdict::HardCeiling
+            Shape::HardCeiling
         } else {
-            Verdict::Contention
+            Shape::Contention
         }
     }
 
-    /// The verdict in words, for the reasons.
-    pub fn verdict_text(&self) -> String {
-        match self.verdict() {
-            Verdict::PoorFit => format!(
+    /// The shape in words, for the reasons.
+    pub fn shape_text(&self) -> String {
+        match self.shape() {
+            Shape::PoorFit => format!(
                 "poor fit (R² {:.3} < {GOOD_FIT}): the USL does not describe these steps and is not used; the capacity above stands on the steps alone",
                 self.r_squared
             ),
-            Verdict::HardCeiling => format!(
+            Shape::HardCeiling => format!(
                 "a hard ceiling (σ {:.2}, no peak): throughput stops growing at about {:.0} req/s, as when a fixed resource such as a connection pool is used up",
                 self.sigma, self.x_max
             ),
-            Verdict::Contention => format!(
+            Shape::Contention => format!(
                 "contention (σ {:.3}, no peak): throughput levels off as load grows, towards {:.0} req/s",
                 self.sigma, self.x_max
             ),
-            Verdict::CoherencyBound => format!(
+            Shape::CoherencyBound => format!(
                 "coherency-bound (κ {:.5}): throughput peaks at N* {:.0} in flight ({:.0} req/s) and falls beyond it",
                 self.kappa, self.n_star, self.x_max
             ),
@@ -313,9 +313,9 @@ mod tests {
     #[test]
     fn the_fit_judges_its_own_shape() {
         let coherency = fit(&synthetic(120.0, 0.05, 0.002, 0.0)).unwrap();
-        assert_eq!(coherency.verdict(), Verdict::CoherencyBound);
+        assert_eq!(coherency.shape(), Shape::CoherencyBound);
         let contention = fit(&synthetic(120.0, 0.1, 0.0, 0.0)).unwrap();
-        assert_eq!(contention.verdict(), Verdict::Contention);
+        assert_eq!(contention.shape(), Shape::Contention);
         // A pool caps throughput: it grows, then stays flat.
         let ceiling: Vec<(f64, f64)> = [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0]
             .iter()
@@ -323,7 +323,7 @@ mod tests {
             .collect();
         let f = fit(&ceiling).unwrap();
         assert!(
-            matches!(f.verdict(), Verdict::HardCeiling | Verdict::PoorFit),
+            matches!(f.shape(), Shape::HardCeiling | Shape::PoorFit),
             "{f:?}"
         );
         let scattered = [
@@ -334,8 +334,8 @@ mod tests {
             (5.0, 70.0),
         ];
         if let Some(f) = fit(&scattered) {
-            assert_eq!(f.verdict(), Verdict::PoorFit, "{f:?}");
-            assert!(f.verdict_text().contains("not used"));
+            assert_eq!(f.shape(), Shape::PoorFit, "{f:?}");
+            assert!(f.shape_text().contains("not used"));
         }
     }
 

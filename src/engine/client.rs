@@ -162,14 +162,10 @@ mod tests {
         );
         // Clients build on either rule (with their own session caches).
         for verify in [true, false] {
-            let text = format!(
-                "[scenario]\nname='t'\n[target]\nbase_url='https://127.0.0.1:1'\ntls_verify={verify}\n\
-                 [load]\nmodel='closed'\n[[load.stages]]\nusers=1\nhold='1s'\n\
-                 [[personas]]\nname='p'\nsteps=[{{request='a'}}]\n[requests.a]\npath='/'\n"
+            let scenario = crate::scenario::sample::scenario(
+                &format!("base_url = 'https://127.0.0.1:1'\ntls_verify = {verify}"),
+                crate::scenario::sample::ONE_USER,
             );
-            let scenario =
-                crate::scenario::Scenario::from_text(std::path::Path::new("t.toml"), &text)
-                    .unwrap();
             client_builder(&scenario.target)
                 .build()
                 .expect("a client on the shared configuration");

@@ -181,10 +181,11 @@ mod tests {
 
     #[test]
     fn closed_plan_ramps_holds_and_stops() {
-        let text = "[scenario]\nname='t'\n[target]\nbase_url='http://127.0.0.1:1'\n[load]\nmodel='closed'\n\
-                    [[load.stages]]\nusers=5\nramp='10s'\nhold='30s'\n[[load.stages]]\nusers=2\nhold='5s'\n\
-                    [[personas]]\nname='p'\nsteps=[{request='a'}]\n[requests.a]\npath='/'\n";
-        let s = crate::scenario::Scenario::from_text(std::path::Path::new("t.toml"), text).unwrap();
+        let s = crate::scenario::sample::scenario(
+            crate::scenario::sample::LOOPBACK,
+            "model = 'closed'\n[[load.stages]]\nusers = 5\nramp = '10s'\nhold = '30s'\n\
+             [[load.stages]]\nusers = 2\nhold = '5s'",
+        );
         let LoadPlan::Closed { stages } = &s.load else {
             unreachable!()
         };

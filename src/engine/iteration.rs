@@ -47,11 +47,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_transaction_is_counted_and_the_run_goes_on() {
-        let text = "[scenario]\nname='t'\n[target]\nbase_url='http://127.0.0.1:1'\n[load]\nmodel='closed'\n\
-                    [[load.stages]]\nusers=1\nhold='1s'\n[[personas]]\nname='p'\nsteps=[{request='a'}]\n[requests.a]\npath='/'\n";
-        let scenario = Arc::new(
-            crate::scenario::Scenario::from_text(std::path::Path::new("t.toml"), text).unwrap(),
-        );
+        use crate::scenario::sample::{scenario, LOOPBACK, ONE_USER};
+        let scenario = Arc::new(scenario(LOOPBACK, ONE_USER));
         let recorder = Arc::new(Recorder::new(vec!["a".into()], scenario.load.stage_ends()));
         let shared = Shared::new(
             scenario,

@@ -401,17 +401,10 @@ mod tests {
         let mut one = PersonaMix::new([0, 3]);
         assert!((0..5).all(|_| one.pick() == 1));
     }
-    use crate::scenario::Scenario;
 
     fn stages(toml_stages: &str) -> Vec<OpenStage> {
-        let text = format!(
-            "[scenario]\nname='t'\n[target]\nbase_url='http://127.0.0.1:1'\n[load]\nmodel='open'\n{toml_stages}\n\
-             [[personas]]\nname='p'\nsteps=[{{request='a'}}]\n[requests.a]\npath='/'\n"
-        );
-        match Scenario::from_text(std::path::Path::new("t.toml"), &text)
-            .unwrap()
-            .load
-        {
+        let load = format!("model = 'open'\n{toml_stages}");
+        match crate::scenario::sample::scenario(crate::scenario::sample::LOOPBACK, &load).load {
             crate::scenario::LoadPlan::Open { stages, .. } => stages,
             _ => unreachable!(),
         }

@@ -340,6 +340,115 @@ async fn read(
     }
 }
 
+/// What one upload's polling has found so far.
+#[derive(Default)]
+struct Polled {
+    /// Every replica the load (or a read) has met since the upload.
+    expected: BTreeSet<String>,
+    /// What each replica showed, read by read.
+    seen: BTreeMap<String, Vec<Observation>>,
+    /// Reads through the balancer in a row that met no replica not yet known.
+    quiet_reads: usize,
+    /// The run has met every replica it will meet (no need to count quiet reads).
+    run_knows_all: bool,
+}
+
+impl Polled {
+    /// Whether `name` showed the right bytes or wrong ones: either is final.
+    fn settled(&self, name: &str) -> bool {
+        self.seen.get(name).is_some_and(|o| {
+            o.iter()
+                .any(|o| matches!(o.seen, Seen::Same | Seen::Different))
+        })
+    }
+
+    /// A replica met: a new one starts the count of quiet reads again.
+    fn expect(&mut self, name: String) -> bool {
+        let new = self.expected.insert(name);
+        if new {
+            self.quiet_reads = 0;
+        }
+        new
+    }
+
+    /// This round's reads, as (URL, the replica's own base if read there):
+    /// each unsettled replica with an address there; through the balancer
+    /// one read per unsettled replica that has none (at least one while no
+    /// address is known), so a spreading balancer reaches each of them over
+    /// a few rounds.
+    fn reads(
+        &self,
+        direct: &BTreeMap<String, String>,
+        balancer: Option<&str>,
+        read_path: &str,
+    ) -> Vec<(String, Option<String>)> {
+        let mut reads: Vec<(String, Option<String>)> = direct
+            .iter()
+            .filter(|(name, _)| !self.settled(name))
+            .map(|(_, base)| {
+                (
+                    crate::scenario::join_url(base, read_path),
+                    Some(base.clone()),
+                )
+            })
+            .collect();
+        if let Some(balancer) = balancer {
+            let open = self
+                .expected
+                .iter()
+                .filter(|r| !self.settled(r) && !direct.contains_key(*r))
+                .count();
+            let open = if direct.is_empty() { open.max(1) } else { open };
+            reads.extend(std::iter::repeat_n((balancer.to_owned(), None), open));
+        }
+        reads
+    }
+
+    /// Records what replica `name` showed `after_ms` after the upload.
+    fn record(&mut self, name: String, through_balancer: bool, after_ms: u64, what: Seen) {
+        if !is_replica(&name) {
+            if through_balancer {
+                self.quiet_reads += 1;
+            }
+            return;
+        }
+        if !self.expect(name.clone()) && through_balancer {
+            self.quiet_reads += 1;
+        }
+        if !self.settled(&name) {
+            self.seen.entry(name).or_default().push(Observation {
+                after_ms,
+                seen: what,
+            });
+        }
+    }
+
+    /// Whether every replica showed its final answer. Early in a run the
+    /// replicas seen so far may not be all of them: through the balancer
+    /// alone, "everywhere" needs enough reads in a row that found no
+    /// replica it did not know.
+    fn everywhere(&self, has_addresses: bool, through_balancer: bool) -> bool {
+        let known_all = has_addresses
+            || !through_balancer
+            || self.run_knows_all
+            || self.quiet_reads > 2 * self.expected.len();
+        known_all && !self.expected.is_empty() && self.expected.iter().all(|r| self.settled(r))
+    }
+
+    /// Every replica met, with what it showed; one never reached has no
+    /// observation (its verdict is "unverified", not silently absent).
+    fn checked(mut self, upload: Upload) -> Checked {
+        for replica in std::mem::take(&mut self.expected) {
+            self.seen.entry(replica).or_default();
+        }
+        self.seen.retain(|name, _| is_replica(name));
+        Checked {
+            upload,
+            seen: self.seen,
+        }
+    }
+}
+
 /// Polls one upload until every replica shows the right bytes (or wrong
 /// ones: that verdict is final) or the visibility window closes. Replicas
 /// with an address are read there; the balancer is read only for replicas
@@ -355,18 +464,9 @@ async fn poll(
     let scenario = reader.scenario;
     let verify = &scenario.verify;
     let deadline = job.done_at + verify.visible_within;
-    // Every replica the load has met (refreshed each round, below).
-    let mut expected: BTreeSet<String> = BTreeSet::new();
-    let mut seen: BTreeMap<String, Vec<Observation>> = BTreeMap::new();
-    let settled = |seen: &BTreeMap<String, Vec<Observation>>, name: &str| {
-        seen.get(name).is_some_and(|o| {
-            o.iter()
-                .any(|o| matches!(o.seen, Seen::Same | Seen::Different))
-        })
-    };
     let balancer_url = crate::scenario::join_url(&scenario.target.base_url, &job.read);
-    let mut quiet_reads = 0usize;
-    let mut run_knows_all = false;
+    let balancer = verify.through_balancer.then_some(balancer_url.as_str());
+    let mut polled = Polled::default();
     let mut pause = verify.poll;
     loop {
         let bases = direct.read().unwrap().clone();
@@ -376,37 +476,15 @@ async fn poll(
             .collect();
         // Replicas the load has met since the upload count too.
         for name in seen_in_run() {
-            if is_replica(&name) && expected.insert(name) {
-                quiet_reads = 0;
+            if is_replica(&name) {
+                polled.expect(name);
             }
         }
-        let mut reads: Vec<(String, Option<String>)> = direct_names
-            .iter()
-            .filter(|(name, _)| !settled(&seen, name))
-            .map(|(_, base)| {
-                (
-                    crate::scenario::join_url(base, &job.read),
-                    Some(base.clone()),
-                )
-            })
-            .collect();
-        if verify.through_balancer {
-            // One read per unsettled replica that has no address (at least
-            // one while no address is known), so a spreading balancer
-            // reaches each of them over a few rounds.
-            let open = expected
-                .iter()
-                .filter(|r| !settled(&seen, r) && !direct_names.contains_key(*r))
-                .count();
-            let open = if bases.is_empty() { open.max(1) } else { open };
-            reads.extend(std::iter::repeat_n((balancer_url.clone(), None), open));
-        }
-        for (url, base) in reads {
+        for (url, base) in polled.reads(&direct_names, balancer, &job.read) {
             let (value, what) = tokio::select! {
                 r = read(scenario, reader.tokens, reader.client, &url, &job.upload, &job.rule) => r,
                 _ = stop.cancelled() => break,
             };
-            let failed = matches!(what, Seen::Error(_));
             let name = match &base {
                 Some(base) => {
                     if let Some(value) = &value {
@@ -418,38 +496,17 @@ async fn poll(
                     .map(|v| reader.book.attribute(&v))
                     .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned()),
             };
-            reader.traffic.count(&name, base.is_some(), failed);
-            if !is_replica(&name) {
-                if base.is_none() {
-                    quiet_reads += 1;
-                }
-                continue;
-            }
-            run_knows_all = meet(&name, base.is_none());
-            if expected.insert(name.clone()) {
-                quiet_reads = 0;
-            } else if base.is_none() {
-                quiet_reads += 1;
-            }
-            if settled(&seen, &name) {
-                continue;
+            reader
+                .traffic
+                .count(&name, base.is_some(), matches!(what, Seen::Error(_)));
+            if is_replica(&name) {
+                polled.run_knows_all = meet(&name, base.is_none());
             }
             let after_ms = job.done_at.elapsed().as_millis() as u64;
-            seen.entry(name).or_default().push(Observation {
-                after_ms,
-                seen: what,
-            });
+            polled.record(name, base.is_none(), after_ms, what);
         }
-        // Early in a run the replicas seen so far may not be all of them:
-        // through the balancer alone, "everywhere" needs enough reads in a
-        // row that found no replica it did not know.
-        let known_all = !bases.is_empty()
-            || !verify.through_balancer
-            || run_knows_all
-            || quiet_reads > 2 * expected.len();
-        let all_settled =
-            known_all && !expected.is_empty() && expected.iter().all(|r| settled(&seen, r));
-        if all_settled || Instant::now() >= deadline || stop.is_cancelled() {
+        let everywhere = polled.everywhere(!bases.is_empty(), verify.through_balancer);
+        if everywhere || Instant::now() >= deadline || stop.is_cancelled() {
             break;
         }
         let now = Instant::now();
@@ -459,13 +516,5 @@ async fn poll(
         }
         pause = pause.mul_f64(BACKOFF).min(verify.poll.mul_f64(MAX_BACKOFF));
     }
-    for replica in expected {
-        // Never reached: its verdict is "unverified", not silently absent.
-        seen.entry(replica).or_default();
-    }
-    seen.retain(|name, _| is_replica(name));
-    Checked {
-        upload: job.upload,
-        seen,
-    }
+    polled.checked(job.upload)
 }

@@ -40,6 +40,16 @@ pub(super) fn on_origin(origin: &(String, reqwest::Url), full: &str) -> Option<r
     origin.1.join(rest).ok()
 }
 
+/// A request ready to send, with what the consistency ledger needs.
+pub(super) struct Built {
+    /// The request.
+    pub request: RequestBuilder,
+    /// SHA-256 and size of the content it carries, if it generates any.
+    pub made: Option<(String, u64)>,
+    /// Its URL, for messages.
+    pub url: String,
+}
+
 impl Shared {
     pub(super) fn url(&self, path: &str) -> String {
         self.scenario.target.url(path)
@@ -52,7 +62,7 @@ impl Shared {
         client: &Client,
         index: usize,
         state: &UserState,
-    ) -> Result<(RequestBuilder, Option<(String, u64)>, String), MissingValue> {
+    ) -> Result<Built, MissingValue> {
         let spec = &self.scenario.requests[index];
         let path = spec.path.render(state)?;
         let url = if spec.rebase {
@@ -138,7 +148,11 @@ impl Shared {
                 rb.multipart(form)
             }
         };
-        Ok((rb, made, url))
+        Ok(Built {
+            request: rb,
+            made,
+            url,
+        })
     }
 
     /// Why a value a template needs is missing, for the "not sent" count:

@@ -345,7 +345,11 @@ impl Shared {
         // Making the request (rendering, generating content) is the client's
         // work, not the server's: it does not count towards latency.
         let scheduled = scheduled + building.elapsed();
-        let (mut rb, made, url) = match built {
+        let super::render::Built {
+            request: mut rb,
+            made,
+            url,
+        } = match built {
             Ok(built) => built,
             Err(missing) => {
                 // Never sent, so no sample: counted apart, with the reason.

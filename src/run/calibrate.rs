@@ -141,7 +141,7 @@ async fn measure(
             Some(why) => RunError::Interrupted(format!(
                 "{why} before the first step ended: nothing measured, nothing written"
             )),
-            None => RunError::Usage("no step completed".to_owned()),
+            None => RunError::NoStep,
         });
     }
     Ok(measured)
@@ -155,7 +155,7 @@ async fn climb(
     signals: &JobSignals,
     say: &mut (dyn FnMut(String) + Send),
 ) -> Result<Measured, RunError> {
-    stairs.check().map_err(RunError::Usage)?;
+    stairs.check().map_err(RunError::Staircase)?;
     say(format!(
         "staircase: up to {} steps of {:?} from {}/s by {}/s, {}, SLO p99 ≤ {:.0} ms",
         stairs.max_steps,
@@ -243,9 +243,11 @@ fn given_demand(
 ) -> Result<Demand, RunError> {
     let mut demand = request.demand.clone();
     if let Some(bundle) = &request.pod_start_from {
-        let (median, why) = crate::bundle::startup_from_bundle(bundle).map_err(|e| {
-            RunError::Usage(format!("--pod-start-from {}: {e:#}", bundle.display()))
-        })?;
+        let (median, why) =
+            crate::bundle::startup_from_bundle(bundle).map_err(|e| RunError::PodStartFrom {
+                path: bundle.clone(),
+                why: format!("{e:#}"),
+            })?;
         say(why);
         demand.pod_start_s = median;
     }

@@ -21,8 +21,8 @@ pub fn bundles_at(path: &Path) -> Result<Vec<PathBuf>, RunError> {
     if path.is_file() || path.join("summary.json").is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let entries =
-        std::fs::read_dir(path).map_err(|e| RunError::Usage(format!("{}: {e}", path.display())))?;
+    let entries = std::fs::read_dir(path)
+        .map_err(|e| RunError::Bundle(format!("{}: {e}", path.display())))?;
     let mut found: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
@@ -30,10 +30,7 @@ pub fn bundles_at(path: &Path) -> Result<Vec<PathBuf>, RunError> {
         .collect();
     found.sort();
     if found.is_empty() {
-        return Err(RunError::Usage(format!(
-            "{} holds no bundle (no summary.json in it or in its folders)",
-            path.display()
-        )));
+        return Err(RunError::NoBundle(path.to_path_buf()));
     }
     Ok(found)
 }
@@ -50,13 +47,13 @@ pub fn compare_bundles(
         .iter()
         .map(|l| parse_limit(l))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(RunError::Usage)?;
+        .map_err(RunError::Limit)?;
     let mut paths = Vec::new();
     for b in baselines {
         paths.extend(bundles_at(b)?);
     }
     if paths.is_empty() {
-        return Err(RunError::Usage("give at least one baseline bundle".into()));
+        return Err(RunError::NoBaseline);
     }
     let mut sides = Vec::new();
     let mut names = Vec::new();

@@ -84,9 +84,9 @@ async fn await_shards(dir: &Path, wait: Duration) -> Vec<PathBuf> {
 /// Reads one bundle folder for merging.
 pub fn read_shard_bundle(dir: &Path) -> Result<ShardBundle, RunError> {
     let name = dir.display().to_string();
-    let results = bundle::read_results(dir).map_err(|e| RunError::Usage(format!("{e:#}")))?;
+    let results = bundle::read_results(dir).map_err(|e| RunError::Bundle(format!("{e:#}")))?;
     let read = |file: &str| {
-        bundle::read_histogram(&dir.join(file)).map_err(|e| RunError::Usage(format!("{e:#}")))
+        bundle::read_histogram(&dir.join(file)).map_err(|e| RunError::Bundle(format!("{e:#}")))
     };
     let histograms = results
         .cells
@@ -103,7 +103,7 @@ pub fn read_shard_bundle(dir: &Path) -> Result<ShardBundle, RunError> {
         .exists()
         .then(|| read(bundle::VISIBLE_HDR))
         .transpose()?;
-    let timeline = hdr::read_timeline(dir).map_err(|e| RunError::Usage(format!("{e:#}")))?;
+    let timeline = hdr::read_timeline(dir).map_err(|e| RunError::Bundle(format!("{e:#}")))?;
     Ok(ShardBundle {
         name,
         results,
@@ -116,15 +116,15 @@ pub fn read_shard_bundle(dir: &Path) -> Result<ShardBundle, RunError> {
 /// Merges the request's bundles and writes the merged bundle.
 pub async fn merge(request: &MergeRequest) -> Result<RunReport, RunError> {
     if request.wait > MAX_WAIT {
-        return Err(RunError::Usage("--wait is at most 7 days".into()));
+        return Err(RunError::WaitTooLong);
     }
     let mut bundles = request.bundles.clone();
     if let Some(dir) = &request.from {
         if !dir.is_dir() {
-            return Err(RunError::Usage(format!(
-                "--from {}: not a folder",
-                dir.display()
-            )));
+            return Err(RunError::NotAFolder {
+                flag: "--from",
+                path: dir.clone(),
+            });
         }
         bundles.extend(await_shards(dir, request.wait).await);
     }
@@ -133,9 +133,7 @@ pub async fn merge(request: &MergeRequest) -> Result<RunReport, RunError> {
         ..request.clone()
     };
     if request.bundles.is_empty() {
-        return Err(RunError::Usage(
-            "nothing to merge: give the shards' bundle folders".into(),
-        ));
+        return Err(RunError::NothingToMerge);
     }
     let parts = request
         .bundles

@@ -63,9 +63,70 @@ pub enum RunError {
     /// The scenario file is wrong.
     #[error("{0}")]
     Scenario(#[from] ScenarioError),
-    /// A command-line value is wrong.
+    /// `--shard` cannot split this scenario.
+    #[error("--shard {index}/{count}: {why}")]
+    Shard {
+        /// The shard asked for.
+        index: u32,
+        /// Of this many.
+        count: u32,
+        /// Why the scenario cannot be split so.
+        why: String,
+    },
+    /// The scenario file could not be read again (for a shard's fingerprint).
+    #[error("cannot read {}: {why}", path.display())]
+    ScenarioUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        why: String,
+    },
+    /// `--start-at` too far ahead.
+    #[error("--start-at {0} is more than 24 h from now")]
+    StartTooLate(String),
+    /// The chaos plan is refused or its backend cannot be reached.
+    #[error("chaos: {0}")]
+    Chaos(String),
+    /// A bundle cannot be read (merge, compare), and why.
     #[error("{0}")]
-    Usage(String),
+    Bundle(String),
+    /// A folder given holds no bundle.
+    #[error("{} holds no bundle (no summary.json in it or in its folders)", .0.display())]
+    NoBundle(PathBuf),
+    /// `surge compare` without a baseline.
+    #[error("give at least one baseline bundle")]
+    NoBaseline,
+    /// A `--max-regression` limit that does not parse.
+    #[error("{0}")]
+    Limit(String),
+    /// `surge merge` with no bundles (none given, none arrived).
+    #[error("nothing to merge: give the shards' bundle folders")]
+    NothingToMerge,
+    /// `--wait` beyond its limit.
+    #[error("--wait is at most 7 days")]
+    WaitTooLong,
+    /// A flag naming a folder that is not one.
+    #[error("{flag} {}: not a folder", path.display())]
+    NotAFolder {
+        /// The flag.
+        flag: &'static str,
+        /// What it named.
+        path: PathBuf,
+    },
+    /// The staircase's flags cannot climb.
+    #[error("{0}")]
+    Staircase(String),
+    /// The staircase ended before its first step did.
+    #[error("no step completed")]
+    NoStep,
+    /// `--pod-start-from` names no usable chaos bundle.
+    #[error("--pod-start-from {}: {why}", path.display())]
+    PodStartFrom {
+        /// The bundle.
+        path: PathBuf,
+        /// Why it gives no start-up time.
+        why: String,
+    },
     /// A command-line change to the scenario is wrong.
     #[error(transparent)]
     CommandLine(#[from] OverrideError),
@@ -127,11 +188,10 @@ pub fn prepare_with_fingerprint(request: &RunRequest) -> Result<Prepared, RunErr
         Some(fingerprint(request, &scenario)?)
     };
     let whole = crate::verify::gate::expectations(&scenario);
-    crate::scenario::shard::split(&mut scenario, request.shard).map_err(|e| {
-        RunError::Usage(format!(
-            "--shard {}/{}: {e}",
-            request.shard.index, request.shard.count
-        ))
+    crate::scenario::shard::split(&mut scenario, request.shard).map_err(|why| RunError::Shard {
+        index: request.shard.index,
+        count: request.shard.count,
+        why,
     })?;
     Ok(Prepared {
         scenario,
@@ -143,8 +203,10 @@ pub fn prepare_with_fingerprint(request: &RunRequest) -> Result<Prepared, RunErr
 fn fingerprint(request: &RunRequest, scenario: &Scenario) -> Result<String, RunError> {
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
-    let file = std::fs::read(&request.scenario)
-        .map_err(|e| RunError::Usage(format!("cannot read {}: {e}", request.scenario.display())))?;
+    let file = std::fs::read(&request.scenario).map_err(|e| RunError::ScenarioUnreadable {
+        path: request.scenario.clone(),
+        why: e.to_string(),
+    })?;
     hash.update(&file);
     for feeder in &scenario.feeders {
         feeder.hash_rows(&mut |bytes| hash.update(bytes));
@@ -365,11 +427,10 @@ fn resolve_chaos(
     chaos: &crate::chaos::setup::ChaosRequest,
     scenario: &Scenario,
 ) -> Result<Option<(crate::chaos::ChaosPlan, crate::chaos::KubeTarget)>, RunError> {
-    let resolved = crate::chaos::setup::resolve(chaos, scenario)
-        .map_err(|e| RunError::Usage(format!("chaos: {e}")))?;
+    let resolved = crate::chaos::setup::resolve(chaos, scenario).map_err(RunError::Chaos)?;
     if let Some((plan, _)) = &resolved {
         crate::scenario::chaos::check_timing(&plan.actions, scenario.load.duration())
-            .map_err(|e| RunError::Usage(format!("chaos: {e}")))?;
+            .map_err(RunError::Chaos)?;
     }
     Ok(resolved)
 }
@@ -403,10 +464,9 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
                 .duration_since(std::time::SystemTime::now())
                 .is_ok_and(|ahead| ahead > MAX_START_WAIT)
             {
-                return Err(RunError::Usage(format!(
-                    "--start-at {} is more than 24 h from now",
-                    humantime::format_rfc3339_millis(at)
-                )));
+                return Err(RunError::StartTooLate(
+                    humantime::format_rfc3339_millis(at).to_string(),
+                ));
             }
             Some(at)
         }
@@ -425,7 +485,7 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         Some((plan, kube)) => Some(
             crate::chaos::setup::connect(&chaos_request, plan, kube)
                 .await
-                .map_err(|e| RunError::Usage(format!("chaos: {e}")))?,
+                .map_err(RunError::Chaos)?,
         ),
         None => None,
     };

@@ -21,6 +21,8 @@ mod overrides;
 mod read;
 mod redact;
 mod requests;
+#[cfg(test)]
+pub mod sample;
 pub mod shard;
 mod spec;
 mod template;

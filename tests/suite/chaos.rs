@@ -423,7 +423,7 @@ async fn unsafe_plans_are_refused_before_any_call() {
         let rt = tokio::runtime::Handle::current();
         let outcome = tokio::task::block_in_place(|| rt.block_on(surge::run::run(&req)));
         match outcome {
-            Err(RunError::Usage(e)) => e,
+            Err(RunError::Chaos(e)) => e,
             other => panic!("expected a refusal, got {other:?}"),
         }
     };
