@@ -19,6 +19,7 @@ pub mod hdr;
 mod results;
 mod sessions;
 mod shard;
+mod vocabulary;
 
 /// Adds counts by key (reasons, values) from another part.
 pub fn add_counts(
@@ -39,6 +40,7 @@ pub use consistency::{ConsistencyVerdict, Problem, ReplicaCounts, Verdict, MAX_P
 pub use environment::{Control, Environment, Lateness};
 pub use hdr::{read_histogram, TimelineHistograms, TIMELINE_HDR, VISIBLE_HDR};
 pub use results::*;
+pub use vocabulary::{LatencyStat, LoadModel};
 pub use sessions::{DropEvent, DropSecond, SessionVerdict, Transition, MAX_EVENTS};
 pub use shard::{Expectations, FeederLedger, MergeInfo, ShardInfo, MAX_LEDGER_ROWS};
 

@@ -1,0 +1,320 @@
+use super::*;
+use crate::bundle::{Percentiles, Totals, SCHEMA_VERSION};
+use crate::scenario::threshold::ThresholdError;
+
+fn parse(name: &str, expression: &str) -> Result<Threshold, ThresholdError> {
+    crate::scenario::threshold::parse(name, expression, &["search", "never_ran"])
+}
+
+fn results() -> RunResults {
+    let search = Stats {
+        name: "search".into(),
+        count: 100,
+        ok: 98,
+        failed: 2,
+        error_rate: 0.02,
+        throughput: 10.0,
+        latency: Percentiles {
+            p95: 450.0,
+            p99: 900.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    RunResults {
+        schema_version: SCHEMA_VERSION,
+        run_id: "t".into(),
+        scenario: "t".into(),
+        scenario_file: "t.toml".into(),
+        target: "http://127.0.0.1:1".into(),
+        tls_verify: true,
+        model: crate::bundle::LoadModel::Open,
+        arrivals: None,
+        setup_requests: Vec::new(),
+        started_at: String::new(),
+        elapsed_s: 10.0,
+        busy_s: 10.0,
+        planned_s: 10.0,
+        interrupted: None,
+        user_panics: 0,
+        totals: Totals {
+            arrivals: 50,
+            dropped_arrivals: 5,
+            ..Default::default()
+        },
+        stages: vec![],
+        overall: Stats {
+            name: "all".into(),
+            ..search.clone()
+        },
+        requests: vec![search],
+        replicas: vec![],
+        attribution: Default::default(),
+        cells: vec![],
+        timeline: vec![],
+        request_timelines: vec![],
+        sessions: Default::default(),
+        consistency: Default::default(),
+        thresholds: vec![],
+        checks: vec![],
+        chaos: None,
+        shard: None,
+        merged: None,
+        environment: None,
+    }
+}
+
+#[test]
+fn passes_and_fails_on_measured_values() {
+    let r = results();
+    let verdicts = judge(
+        &[
+            parse("search.p95", "< 500ms").unwrap(),
+            parse("search.p99", "< 500ms").unwrap(),
+            parse("errors.rate", "< 1%").unwrap(),
+            parse("dropped.rate", "<= 10%").unwrap(),
+            parse("requests.throughput", ">= 10/s").unwrap(),
+        ],
+        &r,
+    );
+    let passed: Vec<bool> = verdicts.iter().map(|v| v.passed).collect();
+    assert_eq!(passed, [true, false, false, true, true]);
+    assert_eq!(verdicts[1].measured_text, "900.0ms");
+    assert_eq!(verdicts[2].measured_text, "2.000%");
+}
+
+#[test]
+fn nothing_measured_fails() {
+    let v = judge(&[parse("never_ran.p95", "< 1s").unwrap()], &results());
+    assert!(!v[0].passed);
+    assert_eq!(v[0].measured, None);
+    assert_eq!(
+        v[0].measured_phrase(),
+        "nothing measured: no request of this name completed"
+    );
+}
+
+/// A login that works while every request of the scenario fails is not a
+/// run that succeeded; one scenario request that worked is.
+#[test]
+fn requests_succeeded_counts_the_scenarios_own_requests() {
+    let mut r = results();
+    r.requests[0].ok = 0;
+    r.requests[0].failed = 100;
+    r.requests[0].issued = 100;
+    r.requests[0]
+        .errors
+        .insert(crate::bundle::ErrorClass::Http5xx, 100);
+    r.requests.push(Stats {
+        name: "auth.login".into(),
+        count: 10,
+        ok: 10,
+        issued: 10,
+        ..Default::default()
+    });
+    r.totals.succeeded = 10;
+    let expected = Expectations {
+        scenario_requests: vec!["search".into()],
+        requests: vec!["search".into()],
+        uploads: false,
+    };
+    let first = &checks(&expected, &r)[0];
+    assert!(!first.passed, "{first:?}");
+    assert!(first.detail.contains("none of 100 of the scenario's requests sent succeeded (search: 100 failed (http_5xx 100)"), "{}", first.detail);
+    // The report that found it: 5 of 328 succeeded read as a pass.
+    r.requests[0].ok = 5;
+    r.requests[0].failed = 323;
+    r.requests[0].issued = 328;
+    let first = &checks(&expected, &r)[0];
+    assert!(!first.passed, "{first:?}");
+    assert_eq!(first.name, MOST_SUCCEEDED);
+    assert!(
+        first.detail.starts_with("only 5 of 328 (1.5%) of the scenario's requests sent succeeded: most failed (search:"),
+        "{}",
+        first.detail
+    );
+    r.requests[0].ok = 165;
+    r.requests[0].failed = 163;
+    let first = &checks(&expected, &r)[0];
+    assert!(first.passed, "{first:?}");
+    assert!(
+        first.detail.contains("165 of 328 (50.3%)"),
+        "{}",
+        first.detail
+    );
+    assert!(
+        first.detail.contains("more than half must"),
+        "{}",
+        first.detail
+    );
+    // Nothing of the scenario's sent at all: nothing measured, not a pass.
+    let mut silent = r.clone();
+    silent.requests[0] = Stats {
+        name: "search".into(),
+        not_sent: 4,
+        ..Default::default()
+    };
+    silent.totals.not_sent = 4;
+    let first = &checks(&expected, &silent)[0];
+    assert!(!first.passed);
+    assert!(
+        first
+            .detail
+            .starts_with("nothing measured: none of the scenario's requests was sent (4 steps"),
+        "{}",
+        first.detail
+    );
+    // And a request never sent: named, with its reason.
+    let expected = Expectations {
+        requests: vec!["search".into(), "register".into()],
+        ..expected
+    };
+    let sent = &checks(&expected, &r)[1];
+    assert!(
+        !sent.passed
+            && sent
+                .detail
+                .contains("never sent: register (no user reached it)"),
+        "{sent:?}"
+    );
+}
+
+fn pairs(replica: &str, verdicts: &[(Verdict, u64)]) -> crate::bundle::ReplicaCounts {
+    crate::bundle::ReplicaCounts {
+        replica: replica.into(),
+        verdicts: verdicts.iter().copied().collect(),
+    }
+}
+
+/// Uploads read back on every replica pass; pairs no read could judge
+/// fail, saying how many, where and why — unless chaos took that
+/// replica down, where they are stated.
+#[test]
+fn uploads_verifiable_never_passes_over_pairs_nobody_judged() {
+    let expected = Expectations {
+        scenario_requests: vec!["search".into()],
+        requests: vec!["search".into()],
+        uploads: true,
+    };
+    let mut r = results();
+    r.consistency.uploads = 225;
+    r.consistency.replicas = vec![
+        pairs("r1", &[(Verdict::Ok, 225)]),
+        pairs(
+            "r2",
+            &[
+                (Verdict::Ok, 10),
+                (Verdict::Error, 151),
+                (Verdict::Unverified, 64),
+            ],
+        ),
+    ];
+    r.consistency.verdicts = [
+        (Verdict::Ok, 235),
+        (Verdict::Error, 151),
+        (Verdict::Unverified, 64),
+    ]
+    .into();
+    r.consistency.errors = [
+        ("r2: connect".to_owned(), 150),
+        ("r2: status 502".to_owned(), 1),
+    ]
+    .into();
+    let check = uploads_verifiable(&expected, &r).unwrap();
+    assert!(!check.passed, "{check:?}");
+    assert_eq!(
+        check.detail,
+        "151 of 450 (upload, replica) pairs could not be read back: r2 (151 errors: connect 150, status 502 1); 64 pairs were never read (r2 64): see attachments.unverified"
+    );
+    // The same pairs on a replica chaos killed: stated, not failed.
+    r.chaos = Some(crate::bundle::ChaosReport {
+        events: vec![crate::bundle::ChaosEvent {
+            at_s: 3.0,
+            action: "kill-pod random".into(),
+            target: vec!["r2".into()],
+            outcome: crate::bundle::Outcome::Done,
+            answer: String::new(),
+            ready_before: None,
+            ready_after_s: None,
+            watched: true,
+            impact: None,
+        }],
+        ..Default::default()
+    });
+    let check = uploads_verifiable(&expected, &r).unwrap();
+    assert!(check.passed, "{check:?}");
+    assert_eq!(
+        check.detail,
+        "all 225 uploads were read back, 235 (upload, replica) pairs judged; 151 pairs on replicas chaos took down could not be read: r2 (151 errors: connect 150, status 502 1); 64 pairs were never read (r2 64): see attachments.unverified"
+    );
+    // Every pair judged: a plain pass.
+    r.chaos = None;
+    r.consistency.replicas[1] = pairs("r2", &[(Verdict::Ok, 200), (Verdict::Missing, 25)]);
+    r.consistency.verdicts = [(Verdict::Ok, 425), (Verdict::Missing, 25)].into();
+    let check = uploads_verifiable(&expected, &r).unwrap();
+    assert!(check.passed, "{check:?}");
+    assert_eq!(
+        check.detail,
+        "all 225 uploads were read back, 450 (upload, replica) pairs judged"
+    );
+}
+
+/// Count thresholds of every kind: with nothing behind them they fail
+/// as "nothing measured"; with evidence they judge the count.
+#[test]
+fn counts_never_pass_on_nothing() {
+    let counts = [
+        ("attachments.missing", "< 1", "no upload was read back"),
+        ("attachments.corrupted", "< 1", "no upload was read back"),
+        ("attachments.stale", "< 1", "no upload was read back"),
+        ("attachments.unverified", "< 1", "no upload was read back"),
+        ("attachments.unverifiable", "< 1", "no upload completed"),
+        (
+            "attachments.visible_p99",
+            "< 5s",
+            "no upload became visible everywhere",
+        ),
+        ("session.drops", "< 1", "no session was accepted"),
+        ("session.drop_rate", "< 1%", "no session was accepted"),
+        ("dropped.count", "< 1", "no arrival was scheduled"),
+        ("errors.count", "< 1", "no request completed"),
+        (
+            "search.count",
+            "< 1000",
+            "no request of this name completed",
+        ),
+    ];
+    let thresholds: Vec<_> = counts
+        .iter()
+        .map(|(m, e, _)| parse(m, e).unwrap())
+        .collect();
+    let mut empty = results();
+    empty.totals.arrivals = 0;
+    empty.overall.count = 0;
+    empty.requests[0].count = 0;
+    for (v, (metric, _, why)) in judge(&thresholds, &empty).iter().zip(&counts) {
+        assert!(!v.passed, "{metric} passed on nothing");
+        assert_eq!(v.measured, None, "{metric}");
+        assert_eq!(
+            v.measured_text,
+            format!("nothing measured: {why}"),
+            "{metric}"
+        );
+    }
+
+    let mut measured = results();
+    measured.sessions.sessions = 40;
+    measured.consistency.uploads = 10;
+    measured.consistency.visible_everywhere = 10;
+    measured.consistency.visible.p99 = 120.0;
+    measured.overall.failed = 0;
+    let judged = judge(&thresholds, &measured);
+    let failed: Vec<&str> = judged
+        .iter()
+        .filter(|v| !v.passed)
+        .map(|v| v.metric.as_str())
+        .collect();
+    // 5 dropped arrivals of 50; every other count is 0 (or 100 < 1000).
+    assert_eq!(failed, ["dropped.count"]);
+    assert_eq!(judged[5].measured_phrase(), "measured 120.0ms");
+}
