@@ -1,0 +1,478 @@
+//! surge's Kubernetes paths against a real control plane: etcd,
+//! kube-apiserver and kube-controller-manager of a pinned release, built
+//! from their Go modules and started on loopback by
+//! `targets/kubernetes/cluster.sh` (RBAC on, the default controllers).
+//!
+//! Its own test binary, so `cargo test` runs it apart from the suite; the
+//! tests take turns (one control plane at a time, each its own).
+//!
+//! What each test shows:
+//! - every manifest surge writes (`recommendations.yaml`'s HPA, from a real
+//!   `surge calibrate`) is accepted by the real API server and reads back
+//!   as written;
+//! - `deploy/rbac.yaml` as shipped: surge with that ServiceAccount's token
+//!   reaches the pods of its namespace, and outside it the API server
+//!   answers 403 and surge refuses the run in one clear line before any load;
+//! - `deploy/sharded-test.yaml` as shipped (test name and start time
+//!   substituted only): the real Job controller creates one pod per
+//!   completion index, each with the index, the shard count and the
+//!   arguments surge reads.
+//!
+//! Not here yet: a node that runs the pods (kubelet's part), so nothing
+//! scheduled here runs.
+
+#[path = "../suite/common/mod.rs"]
+mod common;
+
+use common::*;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::discovery::Discovery;
+use kube::Client;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use surge_sim::ClusterOptions;
+
+fn script() -> PathBuf {
+    repo().join("targets/kubernetes/cluster.sh")
+}
+
+/// A control plane, stopped (by the pids it started) when dropped.
+struct ControlPlane {
+    dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+}
+
+impl ControlPlane {
+    fn up() -> ControlPlane {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port_run(4).to_string();
+        // `timeout` bounds a start that hangs (a build, a store that never
+        // answers); the first build alone takes minutes.
+        let out = Command::new("timeout")
+            .arg("2400")
+            .arg(script())
+            .arg("up")
+            .arg(dir.path())
+            .args(["--port", &port])
+            .output()
+            .expect("cluster.sh runs");
+        let plane = ControlPlane {
+            env: read_env(&dir.path().join("cluster.env")),
+            dir,
+        };
+        assert!(
+            out.status.success(),
+            "cluster.sh up failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        plane
+    }
+
+    fn kubeconfig(&self) -> &Path {
+        Path::new(&self.env["SURGE_KUBECONFIG"])
+    }
+
+    /// A client with the admin's certificate.
+    async fn admin(&self) -> Client {
+        client_from(self.kubeconfig()).await
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .arg("down")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn read_env(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+async fn client_from(kubeconfig: &Path) -> Client {
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+/// Creates every document of `yaml` (as `kubectl create -f` does), each
+/// through the API the server's discovery names for its kind; returns what
+/// the server answered.
+async fn create_all(client: &Client, yaml: &str) -> Vec<DynamicObject> {
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    let mut created = Vec::new();
+    for doc in documents(yaml) {
+        let object: DynamicObject = serde_saphyr::from_str(&doc).unwrap();
+        let types = object.types.clone().expect("apiVersion and kind");
+        let gvk = kube::api::GroupVersionKind::try_from(&types).unwrap();
+        let (resource, _) = discovery
+            .resolve_gvk(&gvk)
+            .unwrap_or_else(|| panic!("the API server serves {gvk:?}"));
+        let api: Api<DynamicObject> = match &object.metadata.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let answer = api
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap_or_else(|e| panic!("the API server accepts {gvk:?}: {e}\n{doc}"));
+        created.push(answer);
+    }
+    created
+}
+
+/// The YAML documents of a file, comments and empty documents left out.
+fn documents(yaml: &str) -> Vec<String> {
+    yaml.split("\n---")
+        .map(|d| {
+            d.lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .filter(|d| !d.trim().is_empty())
+        .collect()
+}
+
+/// Creates namespace `name` and waits for the controllers to give it its
+/// `default` ServiceAccount, without which no pod is admitted there.
+async fn namespace(client: &Client, name: &str) {
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+    }))
+    .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), name);
+    for _ in 0..150 {
+        if accounts.get_opt("default").await.unwrap().is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the ServiceAccount controller gave {name} no default account within 15 s");
+}
+
+/// The surge binary, run to its end.
+fn surge(args: &[&str]) -> std::process::Output {
+    Command::new(surge_bin())
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("surge runs")
+}
+
+/// `surge calibrate` from a real staircase on the reference cluster: the
+/// recommendations file as an operator gets it.
+async fn recommendations(dir: &Path) -> String {
+    let cluster = cluster(ClusterOptions::default()).await;
+    let load = "[load]\nmodel = \"open\"\nmax_users = 20\n\
+                [[load.stages]]\nrate = 5\nhold = \"2s\"\n\
+                [[load.stages]]\nrate = 10\nhold = \"2s\"\n";
+    let path = scenario_file(dir, "climb", &fhir_search_scenario(&cluster.url, load));
+    let staircase = run(path, None, None, &dir.join("runs")).await;
+    cluster.shutdown().await;
+    let out = dir.join("calibrations");
+    let done = surge(&[
+        "calibrate",
+        "--from-bundle",
+        staircase.bundle.to_str().unwrap(),
+        "--replicas",
+        "3",
+        "--slo-p99",
+        "2s",
+        "--kind",
+        "Deployment",
+        "--name",
+        "hapi",
+        "--namespace",
+        "clinic",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        done.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    );
+    std::fs::read_to_string(only_bundle(&out).join("recommendations.yaml")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_manifest_surge_writes_is_accepted_by_the_real_api_server() {
+    let _turn = engine_lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = recommendations(dir.path()).await;
+    let plane = ControlPlane::up();
+    let client = plane.admin().await;
+    namespace(&client, "clinic").await;
+
+    // The HPA is the Kubernetes object; the other document is the pool
+    // settings (no object). KEDA's ScaledObject, written with
+    // --keda-prometheus, is a custom resource this control plane has no
+    // definition for, so it is not checked here.
+    let docs = documents(&yaml);
+    let hpa = docs
+        .iter()
+        .find(|d| d.contains("kind: HorizontalPodAutoscaler"))
+        .expect("an HPA");
+    let created = create_all(&client, hpa).await;
+    assert_eq!(created.len(), 1);
+    let written: serde_json::Value =
+        serde_json::to_value(serde_saphyr::from_str::<DynamicObject>(hpa).unwrap()).unwrap();
+    let api: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Api::namespaced(client.clone(), "clinic");
+    let read = serde_json::to_value(api.get("hapi").await.unwrap()).unwrap();
+    // Read back as written: the spec field by field, and the reasoning.
+    assert_eq!(read["spec"], written["spec"], "{read:#}\nwritten:\n{hpa}");
+    assert_eq!(
+        read["metadata"]["annotations"]["surge/reasoning"],
+        written["metadata"]["annotations"]["surge/reasoning"]
+    );
+}
+
+/// Creates pod `name` (label app=hapi) and writes its status Running and
+/// Ready, as the kubelet of a node would.
+async fn ready_pod(pods: &Api<Pod>, name: &str) {
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "hapi"}},
+        "spec": {"containers": [{"name": "hapi", "image": "hapiproject/hapi:v8.8.0"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let status = serde_json::json!({"status": {
+        "phase": "Running",
+        "podIP": "10.244.0.10",
+        "startTime": "2026-12-06T12:00:00Z",
+        "conditions": [{"type": "Ready", "status": "True"}]
+    }});
+    pods.patch_status(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&status),
+    )
+    .await
+    .unwrap();
+}
+
+/// `deploy/rbac.yaml` for namespace `ns`, as its header says to make it.
+fn rbac_for(ns: &str) -> String {
+    std::fs::read_to_string(repo().join("deploy/rbac.yaml"))
+        .unwrap()
+        .replace("namespace: clinic", &format!("namespace: {ns}"))
+}
+
+/// A kubeconfig holding a token of ServiceAccount `surge` in `ns`, from the
+/// real TokenRequest API.
+async fn service_account_kubeconfig(plane: &ControlPlane, admin: &Client, ns: &str) -> PathBuf {
+    let request = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": { "expirationSeconds": 3600 }
+    });
+    let api: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(admin.clone(), ns);
+    let answer: k8s_openapi::api::authentication::v1::TokenRequest = api
+        .create_subresource(
+            "token",
+            "surge",
+            &PostParams::default(),
+            &request,
+        )
+        .await
+        .unwrap();
+    let token = answer.status.expect("a token").token;
+    let path = plane.dir.path().join(format!("surge-{ns}.kubeconfig"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {}\n    certificate-authority: {}\n\
+             users:\n- name: surge\n  user:\n    token: {token}\ncontexts:\n- name: t\n  context:\n    cluster: t\n    user: surge\n\
+             current-context: t\n",
+            plane.env["SURGE_KUBE_SERVER"], plane.env["SURGE_KUBE_CA"]
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_role_reaches_its_namespace_and_is_refused_outside_it() {
+    let _turn = engine_lock().await;
+    let plane = ControlPlane::up();
+    let admin = plane.admin().await;
+    namespace(&admin, "clinic").await;
+    namespace(&admin, "billing").await;
+    create_all(&admin, &rbac_for("clinic")).await;
+    let kubeconfig = service_account_kubeconfig(&plane, &admin, "clinic").await;
+    let as_surge = client_from(&kubeconfig).await;
+
+    // The API server itself: pods of clinic listed, of billing refused.
+    let clinic: Api<Pod> = Api::namespaced(as_surge.clone(), "clinic");
+    assert!(clinic.list(&ListParams::default()).await.is_ok());
+    let billing: Api<Pod> = Api::namespaced(as_surge.clone(), "billing");
+    match billing.list(&ListParams::default()).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("expected 403, got {other:?}"),
+    }
+
+    // surge with that token: a chaos run in billing is refused before any
+    // load, in one line naming the refusal; in clinic it kills its pod. (No
+    // node runs pods here: the test writes the pod's status Ready, as a
+    // kubelet would.)
+    let cluster = cluster(ClusterOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let chaos_run = |ns: &str| {
+        surge(&[
+            "run",
+            "scenarios/smoke.toml",
+            "--target",
+            &cluster.url,
+            "--duration",
+            "3s",
+            "--no-progress",
+            "--out",
+            runs.to_str().unwrap(),
+            "--chaos",
+            "kill-pod@1s",
+            "--chaos-backend",
+            "kubernetes",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--namespace",
+            ns,
+            "--selector",
+            "app=hapi",
+            "--allow-namespace",
+            ns,
+        ])
+    };
+    let refused = chaos_run("billing");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    let said: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(said[0].contains("chaos:") && said[0].contains("403"), "{stderr}");
+    eprintln!("refused outside its namespace: {}", said[0]);
+    assert!(!runs.exists(), "no load, no bundle: {stderr}");
+
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "clinic");
+    ready_pod(&pods, "hapi-0").await;
+    let allowed = chaos_run("clinic");
+    let stdout = String::from_utf8_lossy(&allowed.stdout);
+    let stderr = String::from_utf8_lossy(&allowed.stderr);
+    assert!(
+        matches!(allowed.status.code(), Some(0 | 1)),
+        "{stdout}\n{stderr}"
+    );
+    let r = surge::bundle::read_results(&only_bundle(&runs)).unwrap();
+    let chaos = r.chaos.expect("chaos recorded");
+    assert_eq!(chaos.events.len(), 1, "{stdout}");
+    assert_eq!(chaos.events[0].outcome, surge::bundle::Outcome::Done, "{stdout}");
+    assert_eq!(chaos.events[0].target, ["hapi-0"]);
+    assert!(pods.get_opt("hapi-0").await.unwrap().is_none(), "deleted");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_controller_hands_each_shard_of_the_shipped_job_its_index() {
+    let _turn = engine_lock().await;
+    let plane = ControlPlane::up();
+    let admin = plane.admin().await;
+    namespace(&admin, "clinic").await;
+    create_all(&admin, &rbac_for("clinic")).await;
+    let yaml = std::fs::read_to_string(repo().join("deploy/sharded-test.yaml"))
+        .unwrap()
+        .replace("${SURGE_TEST}", "t1")
+        .replace("${SURGE_START_AT}", "2026-12-06T12:00:00Z");
+    let created = create_all(&admin, &yaml).await;
+    let kinds: Vec<&str> = created
+        .iter()
+        .map(|o| o.types.as_ref().unwrap().kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["PersistentVolumeClaim", "Job", "Job"]);
+
+    // The Job controller, not the test, makes the shards' pods.
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "clinic");
+    let selector = ListParams::default().labels("surge/role=shard,surge/test=t1");
+    let mut shards = Vec::new();
+    for _ in 0..150 {
+        shards = pods.list(&selector).await.unwrap().items;
+        if shards.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(shards.len(), 4, "one pod per completion");
+    let indexes: BTreeSet<String> = shards
+        .iter()
+        .map(|p| {
+            p.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("batch.kubernetes.io/job-completion-index"))
+                .cloned()
+                .expect("the completion index")
+        })
+        .collect();
+    assert_eq!(
+        indexes,
+        ["0", "1", "2", "3"].map(String::from).into_iter().collect()
+    );
+    for pod in &shards {
+        let container = &pod.spec.as_ref().unwrap().containers[0];
+        let env: BTreeMap<&str, String> = container
+            .env
+            .iter()
+            .flatten()
+            .map(|e| {
+                let value = e.value.clone().or_else(|| {
+                    e.value_from
+                        .as_ref()
+                        .and_then(|v| v.field_ref.as_ref())
+                        .map(|f| format!("fieldRef:{}", f.field_path))
+                });
+                (e.name.as_str(), value.unwrap_or_default())
+            })
+            .collect();
+        // What `surge run --shards` reads: the count, and the index the
+        // controller put in JOB_COMPLETION_INDEX.
+        assert_eq!(env["SURGE_SHARDS"], "4");
+        assert_eq!(env["SURGE_START_AT"], "2026-12-06T12:00:00Z");
+        assert!(
+            env["JOB_COMPLETION_INDEX"].contains("job-completion-index"),
+            "{env:?}"
+        );
+        assert_eq!(
+            container.args.as_deref().unwrap(),
+            [
+                "run",
+                "/opt/surge/scenario/scenario.toml",
+                "--no-progress",
+                "--out",
+                "/results/$(SURGE_TEST)/shards"
+            ]
+        );
+    }
+}
