@@ -30,6 +30,9 @@ pub enum Outcome {
     Skipped,
     /// The API said the target was already gone.
     Gone,
+    /// A PodDisruptionBudget held an eviction until the deadline: the
+    /// cluster protecting itself, not a fault.
+    Held,
     /// An API error surge does not understand: chaos stopped here (the load went on).
     Aborted,
 }

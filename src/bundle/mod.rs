@@ -40,9 +40,9 @@ pub use consistency::{ConsistencyVerdict, Problem, ReplicaCounts, Verdict, MAX_P
 pub use environment::{Control, Environment, Lateness};
 pub use hdr::{read_histogram, TimelineHistograms, TIMELINE_HDR, VISIBLE_HDR};
 pub use results::*;
-pub use vocabulary::{LatencyStat, LoadModel};
 pub use sessions::{DropEvent, DropSecond, SessionVerdict, Transition, MAX_EVENTS};
 pub use shard::{Expectations, FeederLedger, MergeInfo, ShardInfo, MAX_LEDGER_ROWS};
+pub use vocabulary::{LatencyStat, LoadModel};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;

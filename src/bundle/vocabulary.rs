@@ -94,4 +94,3 @@ impl LatencyStat {
         quantile_named(self.name())
     }
 }
-

@@ -15,7 +15,9 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod as KubePod;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, WatchEvent, WatchParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use std::time::Duration;
@@ -78,7 +80,12 @@ impl KubeBackend {
         Self::with_config(config, target)
     }
 
-    fn with_config(config: Config, target: KubeTarget) -> Result<Self, ChaosError> {
+    fn with_config(mut config: Config, target: KubeTarget) -> Result<Self, ChaosError> {
+        // kube-rs retries 429, 503 and 504 by default, up to 15 times and
+        // for minutes: a disruption budget's 429 would hold the chaos (and
+        // the end of the run) silently. surge retries what it means to
+        // (an eviction, every 5 s until its deadline) and says the rest.
+        config.default_retry = false;
         let client = Client::try_from(config)
             .map_err(|e| ChaosError::Api(format!("cannot build a Kubernetes client: {e}")))?;
         Ok(KubeBackend {
@@ -148,6 +155,31 @@ impl KubeBackend {
             self.target.namespace,
             grace.as_secs()
         ))
+    }
+
+    /// Evicts one pod (the Eviction API, as `kubectl drain` does) with the
+    /// grace period; a disruption budget that forbids it answers 429, which
+    /// is [`ChaosError::Held`].
+    pub async fn evict_pod(&self, name: &str, grace: Duration) -> Result<String, ChaosError> {
+        let params = EvictParams {
+            delete_options: Some(DeleteParams {
+                grace_period_seconds: Some(grace.as_secs() as u32),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match self.pods_api().evict(name, &params).await {
+            Ok(_) => Ok(format!(
+                "pod {}/{name} evicted (grace period {} s)",
+                self.target.namespace,
+                grace.as_secs()
+            )),
+            Err(kube::Error::Api(status)) if status.code == 429 => Err(ChaosError::Held(format!(
+                "pod {}/{name}: {}",
+                self.target.namespace, status.message
+            ))),
+            Err(e) => Err(api_error(&format!("evict pod {name}"), e)),
+        }
     }
 
     async fn patch_workload(&self, patch: serde_json::Value) -> Result<String, ChaosError> {

@@ -48,6 +48,10 @@ pub enum ChaosError {
     /// The target no longer exists (404): nothing to do, chaos goes on.
     #[error("{0}")]
     Gone(String),
+    /// A PodDisruptionBudget holds an eviction (429): not a fault, and
+    /// retried as `kubectl drain` does.
+    #[error("{0}")]
+    Held(String),
     /// Anything else: chaos stops (the load goes on).
     #[error("{0}")]
     Api(String),
@@ -99,6 +103,18 @@ impl Backend {
         match self {
             Backend::Kube(k) => k.delete_pod(pod, grace).await,
             Backend::Local(l) => l.kill(pod).await,
+        }
+    }
+
+    /// Evicts one pod through the Eviction API, as `kubectl drain` does.
+    pub async fn evict(&self, pod: &str, grace: Duration) -> Result<String, ChaosError> {
+        match self {
+            Backend::Kube(k) => k.evict_pod(pod, grace).await,
+            // The safety rules refuse `evict` on the local backend first.
+            Backend::Local(_) => Err(ChaosError::Api(
+                "the local backend has no Eviction API: `evict` needs the kubernetes backend"
+                    .into(),
+            )),
         }
     }
 

@@ -53,7 +53,7 @@ impl Recovery {
         let enough = ready.len() >= self.old.len();
         *dipped |= !enough || ready != self.old;
         match &self.action {
-            Action::KillPod(_) => self.victims.is_disjoint(&ready) && enough,
+            Action::KillPod(_) | Action::Evict(_) => self.victims.is_disjoint(&ready) && enough,
             Action::RolloutRestart => self.old.is_disjoint(&ready) && enough,
             Action::Scale(n) => ready.len() == *n as usize && pods.len() == *n as usize,
             Action::Exec(_) => *dipped && enough,
@@ -80,7 +80,7 @@ pub(super) async fn watch_recovery(
             if recovery.back(&pods, &mut dipped) {
                 let secs = t0.elapsed().as_secs_f64();
                 log.events.lock().unwrap()[index].ready_after_s = Some(secs);
-                if matches!(recovery.action, Action::KillPod(_)) {
+                if matches!(recovery.action, Action::KillPod(_) | Action::Evict(_)) {
                     log.startups.lock().unwrap().push(secs);
                 }
                 return;

@@ -251,6 +251,10 @@ impl GameDay {
                 event.outcome = Outcome::Gone;
                 event.answer = answer;
             }
+            Err(ChaosError::Held(answer)) => {
+                event.outcome = Outcome::Held;
+                event.answer = answer;
+            }
             Err(e) => return Err(abort(&self.log, event, e, self.shared.as_ref())),
         }
         say(&event);
@@ -305,6 +309,24 @@ impl GameDay {
                     }
                 }
             }
+            Action::Evict(pick) => {
+                let (Some(b), Some(pods)) = (&self.backend, pods) else {
+                    return needs_backend();
+                };
+                let sessions = || self.shared.sessions_by_replica();
+                match choose(*pick, pods, &self.plan, self.kills, sessions) {
+                    Err(why) => Done::Skipped(why),
+                    Ok(victim) => {
+                        event.target = vec![victim.clone()];
+                        let b = Arc::clone(b);
+                        let result = self.drain(&b, &victim).await;
+                        if result.is_ok() {
+                            self.kills += 1;
+                        }
+                        Done::Ran(result)
+                    }
+                }
+            }
             Action::RolloutRestart => match &self.backend {
                 Some(b) => {
                     event.target = workload();
@@ -322,6 +344,39 @@ impl GameDay {
         }
     }
 }
+
+impl GameDay {
+    /// Evicts `pod` as `kubectl drain` does: while a disruption budget holds
+    /// it (429), again every [`EVICT_RETRY`], until `recover_within` has
+    /// passed or the run stops; then [`ChaosError::Held`], saying how long.
+    async fn drain(&self, backend: &Backend, pod: &str) -> Result<String, ChaosError> {
+        let started = Instant::now();
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            match backend.evict(pod, self.plan.grace_period).await {
+                Err(ChaosError::Held(why)) => {
+                    let next = started.elapsed() + EVICT_RETRY;
+                    if next > self.plan.recover_within || self.stop.is_cancelled() {
+                        return Err(ChaosError::Held(format!(
+                            "held by its disruption budget for {:.0} s ({tries} tries, every {} s as kubectl drain does): {why}",
+                            started.elapsed().as_secs_f64(),
+                            EVICT_RETRY.as_secs()
+                        )));
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(EVICT_RETRY) => {}
+                        _ = self.stop.cancelled() => {}
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// How often a held eviction is tried again (`kubectl drain` waits 5 s).
+const EVICT_RETRY: Duration = Duration::from_secs(5);
 
 /// A fault is worth a warning as it happens; a command that exited 0 is not.
 fn say(event: &ChaosEvent) {

@@ -131,7 +131,8 @@ impl RunArgs {
 #[command(next_help_heading = "Chaos")]
 pub struct ChaosArgs {
     /// A chaos action, replacing the scenario's: kill-pod[:random|oldest|most-sessions]@30s,
-    /// kill-pod@every:60s, rollout-restart@2m, scale:5@90s, 'exec:docker kill web-2@45s' (repeatable).
+    /// kill-pod@every:60s, evict[:PICK]@1m, rollout-restart@2m, scale:5@90s,
+    /// 'exec:docker kill web-2@45s' (repeatable).
     #[arg(long = "chaos")]
     pub specs: Vec<String>,
     /// Pod backend: kubernetes, or local (replica processes on this machine:

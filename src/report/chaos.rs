@@ -89,6 +89,7 @@ fn outcome_word(o: Outcome) -> &'static str {
         Outcome::Done => "done",
         Outcome::Skipped => "skipped",
         Outcome::Gone => "already gone",
+        Outcome::Held => "held by its disruption budget",
         Outcome::Aborted => "ABORTED",
     }
 }

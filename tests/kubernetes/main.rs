@@ -13,6 +13,9 @@
 //! - `deploy/rbac.yaml` as shipped: surge with that ServiceAccount's token
 //!   reaches the pods of its namespace, and outside it the API server
 //!   answers 403 and surge refuses the run in one clear line before any load;
+//! - `evict` against the real disruption controller, both ways: a budget
+//!   that allows no disruption holds it (429, tried again as drain does,
+//!   reported as held, the pod stays); one that allows one lets it through;
 //! - `deploy/sharded-test.yaml` as shipped (test name and start time
 //!   substituted only): the real Job controller creates one pod per
 //!   completion index, each with the index, the shard count and the
@@ -293,12 +296,7 @@ async fn service_account_kubeconfig(plane: &ControlPlane, admin: &Client, ns: &s
     });
     let api: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(admin.clone(), ns);
     let answer: k8s_openapi::api::authentication::v1::TokenRequest = api
-        .create_subresource(
-            "token",
-            "surge",
-            &PostParams::default(),
-            &request,
-        )
+        .create_subresource("token", "surge", &PostParams::default(), &request)
         .await
         .unwrap();
     let token = answer.status.expect("a token").token;
@@ -373,7 +371,10 @@ async fn the_shipped_role_reaches_its_namespace_and_is_refused_outside_it() {
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
     let said: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(said.len(), 1, "{stderr}");
-    assert!(said[0].contains("chaos:") && said[0].contains("403"), "{stderr}");
+    assert!(
+        said[0].contains("chaos:") && said[0].contains("403"),
+        "{stderr}"
+    );
     eprintln!("refused outside its namespace: {}", said[0]);
     assert!(!runs.exists(), "no load, no bundle: {stderr}");
 
@@ -389,7 +390,11 @@ async fn the_shipped_role_reaches_its_namespace_and_is_refused_outside_it() {
     let r = surge::bundle::read_results(&only_bundle(&runs)).unwrap();
     let chaos = r.chaos.expect("chaos recorded");
     assert_eq!(chaos.events.len(), 1, "{stdout}");
-    assert_eq!(chaos.events[0].outcome, surge::bundle::Outcome::Done, "{stdout}");
+    assert_eq!(
+        chaos.events[0].outcome,
+        surge::bundle::Outcome::Done,
+        "{stdout}"
+    );
     assert_eq!(chaos.events[0].target, ["hapi-0"]);
     assert!(pods.get_opt("hapi-0").await.unwrap().is_none(), "deleted");
     cluster.shutdown().await;
@@ -475,4 +480,117 @@ async fn the_job_controller_hands_each_shard_of_the_shipped_job_its_index() {
             ]
         );
     }
+}
+
+/// Waits until the disruption controller has seen budget `name` at its
+/// current generation and allows `allowed` disruptions.
+async fn budget_settles(client: &Client, name: &str, allowed: i32) {
+    let budgets: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> =
+        Api::namespaced(client.clone(), "clinic");
+    for _ in 0..150 {
+        let b = budgets.get(name).await.unwrap();
+        let generation = b.metadata.generation;
+        if let Some(s) = &b.status {
+            if s.observed_generation == generation && s.disruptions_allowed == allowed {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the disruption controller did not settle {name} at {allowed} allowed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eviction_the_budget_forbids_is_held_and_one_it_allows_is_done() {
+    let _turn = engine_lock().await;
+    let plane = ControlPlane::up();
+    let admin = plane.admin().await;
+    namespace(&admin, "clinic").await;
+    create_all(&admin, &rbac_for("clinic")).await;
+    let kubeconfig = service_account_kubeconfig(&plane, &admin, "clinic").await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "clinic");
+    for name in ["hapi-0", "hapi-1", "hapi-2"] {
+        ready_pod(&pods, name).await;
+    }
+    // All three must stay: the real disruption controller allows none.
+    create_all(
+        &admin,
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: hapi\n  namespace: clinic\n\
+         spec:\n  minAvailable: 3\n  selector:\n    matchLabels:\n      app: hapi\n",
+    )
+    .await;
+    budget_settles(&admin, "hapi", 0).await;
+
+    let cluster = cluster(ClusterOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The shipped smoke scenario, with an eviction a second in and a drain
+    // deadline of 6 s (tries at 0, 5 s).
+    let text = std::fs::read_to_string(repo().join("scenarios/smoke.toml"))
+        .unwrap()
+        .replace(
+            "name = \"smoke\"",
+            &format!(
+                "name = \"smoke\"\nfixtures = \"{}\"",
+                repo().join("fixtures").display()
+            ),
+        )
+        + "\n[chaos]\nrecover_within = \"6s\"\n[[chaos.actions]]\naction = \"evict\"\nat = \"1s\"\n";
+    let scenario = dir.path().join("evict.toml");
+    std::fs::write(&scenario, text).unwrap();
+    let evict_run = |out: &str| {
+        let runs = dir.path().join(out);
+        let done = Command::new(surge_bin())
+            .args(["run", scenario.to_str().unwrap(), "--target", &cluster.url])
+            .args(["--duration", "10s", "--no-progress", "--out"])
+            .arg(&runs)
+            .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+            .args(["--namespace", "clinic", "--selector", "app=hapi"])
+            .args(["--allow-namespace", "clinic"])
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&done.stdout),
+            String::from_utf8_lossy(&done.stderr)
+        );
+        assert!(matches!(done.status.code(), Some(0 | 1)), "{text}");
+        let r = surge::bundle::read_results(&only_bundle(&runs)).unwrap();
+        (r.chaos.expect("chaos recorded").events.remove(0), text)
+    };
+
+    let (held, text) = evict_run("held");
+    eprintln!("held: {}", held.answer);
+    assert_eq!(held.outcome, surge::bundle::Outcome::Held, "{text}");
+    assert!(
+        held.answer.contains("held by its disruption budget") && held.answer.contains("2 tries"),
+        "{text}"
+    );
+    assert!(text.contains("held by its disruption budget"), "{text}");
+    assert_eq!(
+        pods.list(&ListParams::default()).await.unwrap().items.len(),
+        3
+    );
+
+    // One may go: the same eviction is carried out.
+    let budgets: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> =
+        Api::namespaced(admin.clone(), "clinic");
+    budgets
+        .patch(
+            "hapi",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"minAvailable": 2}})),
+        )
+        .await
+        .unwrap();
+    budget_settles(&admin, "hapi", 1).await;
+    let (done, text) = evict_run("allowed");
+    assert_eq!(done.outcome, surge::bundle::Outcome::Done, "{text}");
+    assert!(done.answer.contains("evicted"), "{text}");
+    let left = pods.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(left.len(), 2, "the evicted pod is gone");
+    assert!(left
+        .iter()
+        .all(|p| p.metadata.name.as_deref() != Some(done.target[0].as_str())));
+    cluster.shutdown().await;
 }

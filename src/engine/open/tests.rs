@@ -313,8 +313,7 @@ async fn idle_marks_stay_exact_under_a_backlog_of_queued_slots() {
     let served = Arc::new(AtomicUsize::new(0));
     let users: Vec<_> = (0..USERS)
         .map(|_| {
-            let (pool, rec, served) =
-                (Arc::clone(&pool), Arc::clone(&rec), Arc::clone(&served));
+            let (pool, rec, served) = (Arc::clone(&pool), Arc::clone(&rec), Arc::clone(&served));
             tokio::spawn(async move {
                 while pool.next(&rec).await.is_some() {
                     served.fetch_add(1, Ordering::SeqCst);

@@ -63,9 +63,9 @@ pub struct ChaosDef {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionDef {
-    /// `kill-pod`, `rollout-restart`, `scale` or `exec`.
+    /// `kill-pod`, `evict`, `rollout-restart`, `scale` or `exec`.
     pub action: String,
-    /// For `kill-pod`: `random` (default), `oldest` or `most-sessions`.
+    /// For `kill-pod` and `evict`: `random` (default), `oldest` or `most-sessions`.
     pub pick: Option<String>,
     /// For `scale`: the replica count.
     pub replicas: Option<u32>,
@@ -106,6 +106,10 @@ pub enum Pick {
 pub enum Action {
     /// Delete one pod (or kill one replica process).
     KillPod(Pick),
+    /// Evict one pod through the Eviction API, as `kubectl drain` does in
+    /// node maintenance: a PodDisruptionBudget may hold it (429), and then
+    /// it is retried every 5 s, as drain does, until `recover_within`.
+    Evict(Pick),
     /// Patch the pod template's `kubectl.kubernetes.io/restartedAt`, as
     /// `kubectl rollout restart` does.
     RolloutRestart,
@@ -122,6 +126,9 @@ impl Action {
             Action::KillPod(Pick::Random) => "kill-pod random".into(),
             Action::KillPod(Pick::Oldest) => "kill-pod oldest".into(),
             Action::KillPod(Pick::MostSessions) => "kill-pod most-sessions".into(),
+            Action::Evict(Pick::Random) => "evict random".into(),
+            Action::Evict(Pick::Oldest) => "evict oldest".into(),
+            Action::Evict(Pick::MostSessions) => "evict most-sessions".into(),
             Action::RolloutRestart => "rollout-restart".into(),
             Action::Scale(n) => format!("scale to {n}"),
             Action::Exec(_) => "exec".into(),
@@ -331,6 +338,11 @@ fn compile_action(a: &ActionDef) -> Result<Scheduled, String> {
             unused("command", a.command.is_some())?;
             Action::KillPod(parse_pick(a.pick.as_deref().unwrap_or("random"))?)
         }
+        "evict" => {
+            unused("replicas", a.replicas.is_some())?;
+            unused("command", a.command.is_some())?;
+            Action::Evict(parse_pick(a.pick.as_deref().unwrap_or("random"))?)
+        }
         "rollout-restart" => {
             unused("pick", a.pick.is_some())?;
             unused("replicas", a.replicas.is_some())?;
@@ -353,7 +365,7 @@ fn compile_action(a: &ActionDef) -> Result<Scheduled, String> {
         }
         other => {
             return Err(format!(
-                "unknown action `{other}`: expected kill-pod, rollout-restart, scale or exec"
+                "unknown action `{other}`: expected kill-pod, evict, rollout-restart, scale or exec"
             ))
         }
     };
@@ -385,10 +397,10 @@ fn parse_pick(text: &str) -> Result<Pick, String> {
 }
 
 /// Parses a `--chaos` value: `ACTION[:ARG]@WHEN`, where ACTION is
-/// `kill-pod[:random|oldest|most-sessions]`, `rollout-restart`, `scale:N` or
+/// `kill-pod[:random|oldest|most-sessions]`, `evict[:PICK]`, `rollout-restart`, `scale:N` or
 /// `exec:COMMAND`, and WHEN is `30s` or `every:60s`.
 pub fn parse_cli(spec: &str) -> Result<Scheduled, String> {
-    let usage = "expected ACTION@WHEN, e.g. kill-pod@30s, kill-pod:oldest@every:60s, \
+    let usage = "expected ACTION@WHEN, e.g. kill-pod@30s, kill-pod:oldest@every:60s, evict@1m, \
                  rollout-restart@2m, scale:5@90s, 'exec:docker kill web-2@45s'";
     let (what, when) = spec
         .rsplit_once('@')
@@ -400,7 +412,7 @@ pub fn parse_cli(spec: &str) -> Result<Scheduled, String> {
     let bad = |e: String| format!("--chaos {spec:?}: {e}");
     let def = ActionDef {
         action: action.to_owned(),
-        pick: (action == "kill-pod")
+        pick: matches!(action, "kill-pod" | "evict")
             .then(|| arg.map(str::to_owned))
             .flatten(),
         replicas: match (action, arg) {
@@ -415,7 +427,7 @@ pub fn parse_cli(spec: &str) -> Result<Scheduled, String> {
         every: None,
         from: None,
     };
-    if arg.is_some() && !matches!(action, "kill-pod" | "scale" | "exec") {
+    if arg.is_some() && !matches!(action, "kill-pod" | "evict" | "scale" | "exec") {
         return Err(bad(format!("`{action}` takes no `:` argument; {usage}")));
     }
     // Not from a file: no place to point at.

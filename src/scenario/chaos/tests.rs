@@ -33,6 +33,15 @@ fn cli_specs_parse() {
     );
     assert_eq!(parse_cli("scale:5@90s").unwrap().action, Action::Scale(5));
     assert_eq!(
+        parse_cli("evict@1m").unwrap().action,
+        Action::Evict(Pick::Random)
+    );
+    assert_eq!(
+        parse_cli("evict:most-sessions@every:2m").unwrap().action,
+        Action::Evict(Pick::MostSessions)
+    );
+    assert_eq!(Action::Evict(Pick::Oldest).describe(), "evict oldest");
+    assert_eq!(
         parse_cli("exec:docker kill web@2 @45s").unwrap().action,
         Action::Exec("docker kill web@2".into())
     );
@@ -44,6 +53,7 @@ fn cli_specs_parse() {
         "rollout-restart:now@3s",
         "kill-pod@soon",
         "exec:@3s",
+        "evict:newest@3s",
     ] {
         let e = parse_cli(bad).unwrap_err();
         assert!(e.contains("--chaos"), "{bad}: {e}");
@@ -91,6 +101,18 @@ fn safety_rules_refuse_and_allow() {
     assert!(authorize(&local, &KubeTarget::default(), &[])
         .unwrap_err()
         .contains("local backend"));
+    // Eviction is the API server's: refused on local processes, and on
+    // Kubernetes it needs no workload (the pods behind the selector).
+    let evict_local = ChaosPlan {
+        backend: BackendKind::Local,
+        ..plan_of(&["evict@1s"])
+    };
+    let e = authorize(&evict_local, &KubeTarget::default(), &[]).unwrap_err();
+    assert!(
+        e.contains("`evict random` needs backend = \"kubernetes\""),
+        "{e}"
+    );
+    assert!(authorize(&plan_of(&["evict@1s"]), &kube("clinic", "app=x"), &allowed).is_ok());
 }
 
 #[test]

@@ -129,7 +129,9 @@ fn requests_succeeded_counts_the_scenarios_own_requests() {
     assert!(!first.passed, "{first:?}");
     assert_eq!(first.name, MOST_SUCCEEDED);
     assert!(
-        first.detail.starts_with("only 5 of 328 (1.5%) of the scenario's requests sent succeeded: most failed (search:"),
+        first.detail.starts_with(
+            "only 5 of 328 (1.5%) of the scenario's requests sent succeeded: most failed (search:"
+        ),
         "{}",
         first.detail
     );
