@@ -68,9 +68,9 @@ build() {
     (
         cd "$here"
         # -trimpath: the binaries do not depend on where the modules were.
-        "$go" build -trimpath -o "$cache/etcd.new" ./cmd/etcd &&
-            "$go" build -trimpath -o "$cache/kube-apiserver.new" k8s.io/kubernetes/cmd/kube-apiserver &&
-            "$go" build -trimpath -o "$cache/kube-controller-manager.new" k8s.io/kubernetes/cmd/kube-controller-manager
+        "$go" build -trimpath -buildvcs=false -o "$cache/etcd.new" ./cmd/etcd &&
+            "$go" build -trimpath -buildvcs=false -o "$cache/kube-apiserver.new" k8s.io/kubernetes/cmd/kube-apiserver &&
+            "$go" build -trimpath -buildvcs=false -o "$cache/kube-controller-manager.new" k8s.io/kubernetes/cmd/kube-controller-manager
     ) >"$log" 2>&1 || die "the build failed; its output is in $log"
     local b
     for b in "${binaries[@]}"; do
