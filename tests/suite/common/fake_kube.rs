@@ -5,6 +5,18 @@
 //! calls — pods list and watch (labelSelector) and delete,
 //! Deployment/StatefulSet get, patch and watch, HPA get — and records every
 //! call.
+//!
+//! What the real control plane of `tests/kubernetes` already shows instead:
+//! manifests admitted, RBAC's 403 (with `deploy/rbac.yaml` as shipped),
+//! the Job controller's completion indexes and evictions a disruption
+//! budget holds. What still uses this fake, and why:
+//! - the kill tests of `tests/suite/chaos.rs` (local sessions drop exactly
+//!   the victim's users, shared ones none; recovery matches the start-up
+//!   delay; uploads read back from the pods behind the selector;
+//!   `rollout-restart` and `scale` patch as kubectl does): they need pods
+//!   that run and serve, and the real control plane has no node yet;
+//! - `an_api_error_stops_the_chaos_but_not_the_load`: injected API errors
+//!   (a 500 mid-run), which the real server cannot be made to give cheaply.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
