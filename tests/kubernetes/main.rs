@@ -16,16 +16,21 @@
 //! - `evict` against the real disruption controller, both ways: a budget
 //!   that allows no disruption holds it (429, tried again as drain does,
 //!   reported as held, the pod stays); one that allows one lets it through;
+//! - `kill-pod` on a Deployment the real controllers keep: the ReplicaSet
+//!   controller replaces the victim, the node double (`node.rs`: bookkeeping
+//!   only, no process yet) reports the replacement Ready after its start-up,
+//!   and surge's recovery is that start-up plus the controllers' lag;
 //! - `deploy/sharded-test.yaml` as shipped (test name and start time
 //!   substituted only): the real Job controller creates one pod per
 //!   completion index, each with the index, the shard count and the
 //!   arguments surge reads.
 //!
-//! Not here yet: a node that runs the pods (kubelet's part), so nothing
-//! scheduled here runs.
+//! Not here yet: a node that runs the pods as processes (the node double
+//! keeps their books only), so no pod serves traffic.
 
 #[path = "../suite/common/mod.rs"]
 mod common;
+mod node;
 
 use common::*;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -593,4 +598,126 @@ async fn an_eviction_the_budget_forbids_is_held_and_one_it_allows_is_done() {
         .iter()
         .all(|p| p.metadata.name.as_deref() != Some(done.target[0].as_str())));
     cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_pod_of_a_deployment_is_replaced_by_the_real_replicaset_controller() {
+    let _turn = engine_lock().await;
+    let plane = ControlPlane::up();
+    let admin = plane.admin().await;
+    namespace(&admin, "clinic").await;
+    // Each pod the controllers make is Ready 3 s after it is bound, as
+    // the node double reports it.
+    let start_up = Duration::from_secs(3);
+    let _node = node::NodeDouble::start(admin.clone(), "clinic", start_up).await;
+    create_all(
+        &admin,
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hapi
+  namespace: clinic
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: hapi
+  template:
+    metadata:
+      labels:
+        app: hapi
+    spec:
+      containers:
+        - name: hapi
+          image: surge-sim/replica
+"#,
+    )
+    .await;
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(admin.clone(), "clinic");
+    let mut ready = 0;
+    for _ in 0..300 {
+        let d = deployments.get("hapi").await.unwrap();
+        ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+        if ready == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, 3, "the Deployment's pods are Ready");
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "clinic");
+    let before: BTreeSet<String> = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+
+    let cluster = cluster(ClusterOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let done = surge(&[
+        "run",
+        "scenarios/smoke.toml",
+        "--target",
+        &cluster.url,
+        "--duration",
+        "12s",
+        "--no-progress",
+        "--out",
+        runs.to_str().unwrap(),
+        "--chaos",
+        "kill-pod:oldest@2s",
+        "--kubeconfig",
+        plane.kubeconfig().to_str().unwrap(),
+        "--namespace",
+        "clinic",
+        "--selector",
+        "app=hapi",
+        "--workload",
+        "deployment/hapi",
+        "--allow-namespace",
+        "clinic",
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    );
+    eprintln!("{text}");
+    assert!(matches!(done.status.code(), Some(0 | 1)), "{text}");
+    cluster.shutdown().await;
+    let r = surge::bundle::read_results(&only_bundle(&runs)).unwrap();
+    let chaos = r.chaos.expect("chaos recorded");
+    let kill = &chaos.events[0];
+    assert_eq!(kill.outcome, surge::bundle::Outcome::Done, "{text}");
+    assert!(
+        before.contains(&kill.target[0]),
+        "a pod that was there: {text}"
+    );
+    // The replacement is the real ReplicaSet controller's; surge's recovery
+    // is its start-up as the node reported it (3 s) plus the controllers'
+    // and the node's lag (its look every 100 ms).
+    let ready_after = kill.ready_after_s.expect("replicas ready again");
+    assert!(
+        ready_after >= start_up.as_secs_f64() && ready_after <= start_up.as_secs_f64() + 2.0,
+        "recovery {ready_after:.1} s for a start-up of {start_up:?}: {text}"
+    );
+    assert_eq!(chaos.pod_startup_s, vec![ready_after]);
+    let after: BTreeSet<String> = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(!after.contains(&kill.target[0]), "the victim is gone");
+    assert_eq!(after.difference(&before).count(), 1, "one replacement");
+    // The ready count went 3 → 2 → 3 (the workload's watch).
+    let counts: Vec<u32> = chaos.replica_counts.iter().map(|c| c.ready).collect();
+    assert!(counts.windows(2).any(|w| w == [2, 3]), "{counts:?}");
 }
