@@ -20,6 +20,8 @@
 //!   controller replaces the victim, the node double (`node.rs`: bookkeeping
 //!   only, no process yet) reports the replacement Ready after its start-up,
 //!   and surge's recovery is that start-up plus the controllers' lag;
+//! - `rollout-restart` through the real Deployment controller: every pod
+//!   replaced, one surge pod at a time, and surge's figure covers them all;
 //! - `deploy/sharded-test.yaml` as shipped (test name and start time
 //!   substituted only): the real Job controller creates one pod per
 //!   completion index, each with the index, the shard count and the
@@ -600,18 +602,11 @@ async fn an_eviction_the_budget_forbids_is_held_and_one_it_allows_is_done() {
     cluster.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_pod_of_a_deployment_is_replaced_by_the_real_replicaset_controller() {
-    let _turn = engine_lock().await;
-    let plane = ControlPlane::up();
-    let admin = plane.admin().await;
-    namespace(&admin, "clinic").await;
-    // Each pod the controllers make is Ready 3 s after it is bound, as
-    // the node double reports it.
-    let start_up = Duration::from_secs(3);
-    let _node = node::NodeDouble::start(admin.clone(), "clinic", start_up).await;
+/// Deployment `hapi` of 3 replicas in clinic, waited for until all are
+/// Ready (the node double must be running).
+async fn deployment_ready(admin: &Client) {
     create_all(
-        &admin,
+        admin,
         r#"apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -645,15 +640,32 @@ spec:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(ready, 3, "the Deployment's pods are Ready");
-    let pods: Api<Pod> = Api::namespaced(admin.clone(), "clinic");
-    let before: BTreeSet<String> = pods
-        .list(&ListParams::default())
+}
+
+/// The names of clinic's pods.
+async fn pod_names(pods: &Api<Pod>) -> BTreeSet<String> {
+    pods.list(&ListParams::default())
         .await
         .unwrap()
         .items
         .into_iter()
         .filter_map(|p| p.metadata.name)
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_pod_of_a_deployment_is_replaced_by_the_real_replicaset_controller() {
+    let _turn = engine_lock().await;
+    let plane = ControlPlane::up();
+    let admin = plane.admin().await;
+    namespace(&admin, "clinic").await;
+    // Each pod the controllers make is Ready 3 s after it is bound, as
+    // the node double reports it.
+    let start_up = Duration::from_secs(3);
+    let _node = node::NodeDouble::start(admin.clone(), "clinic", start_up).await;
+    deployment_ready(&admin).await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "clinic");
+    let before = pod_names(&pods).await;
 
     let cluster = cluster(ClusterOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -706,18 +718,78 @@ spec:
         "recovery {ready_after:.1} s for a start-up of {start_up:?}: {text}"
     );
     assert_eq!(chaos.pod_startup_s, vec![ready_after]);
-    let after: BTreeSet<String> = pods
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|p| p.metadata.name)
-        .collect();
+    let after = pod_names(&pods).await;
     assert_eq!(after.len(), 3, "{after:?}");
     assert!(!after.contains(&kill.target[0]), "the victim is gone");
     assert_eq!(after.difference(&before).count(), 1, "one replacement");
     // The ready count went 3 → 2 → 3 (the workload's watch).
     let counts: Vec<u32> = chaos.replica_counts.iter().map(|c| c.ready).collect();
     assert!(counts.windows(2).any(|w| w == [2, 3]), "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_restart_goes_through_the_real_deployment_controller() {
+    let _turn = engine_lock().await;
+    let plane = ControlPlane::up();
+    let admin = plane.admin().await;
+    namespace(&admin, "clinic").await;
+    let start_up = Duration::from_secs(1);
+    let _node = node::NodeDouble::start(admin.clone(), "clinic", start_up).await;
+    deployment_ready(&admin).await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "clinic");
+    let before = pod_names(&pods).await;
+
+    let cluster = cluster(ClusterOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let done = surge(&[
+        "run",
+        "scenarios/smoke.toml",
+        "--target",
+        &cluster.url,
+        "--duration",
+        "15s",
+        "--no-progress",
+        "--out",
+        runs.to_str().unwrap(),
+        "--chaos",
+        "rollout-restart@2s",
+        "--kubeconfig",
+        plane.kubeconfig().to_str().unwrap(),
+        "--namespace",
+        "clinic",
+        "--selector",
+        "app=hapi",
+        "--workload",
+        "deployment/hapi",
+        "--allow-namespace",
+        "clinic",
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    );
+    eprintln!("{text}");
+    assert!(matches!(done.status.code(), Some(0 | 1)), "{text}");
+    cluster.shutdown().await;
+    let r = surge::bundle::read_results(&only_bundle(&runs)).unwrap();
+    let chaos = r.chaos.expect("chaos recorded");
+    let restart = &chaos.events[0];
+    assert_eq!(restart.outcome, surge::bundle::Outcome::Done, "{text}");
+    assert_eq!(restart.target, ["deployment/hapi"], "{text}");
+    // The controller replaced every pod, a surge pod at a time (maxSurge
+    // 25% of 3 rounds up to 1), each Ready after its 1 s start-up: the
+    // rollout is over when no old pod is Ready and three new ones are.
+    let back = restart.ready_after_s.expect("the rollout finished");
+    assert!(
+        back >= 3.0 * start_up.as_secs_f64() && back <= 10.0,
+        "rollout of 3 pods at 1 s each took {back:.1} s: {text}"
+    );
+    let after = pod_names(&pods).await;
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(
+        after.is_disjoint(&before),
+        "every pod replaced: {before:?} → {after:?}"
+    );
 }
