@@ -642,6 +642,52 @@ spec:
     assert_eq!(ready, 3, "the Deployment's pods are Ready");
 }
 
+/// surge's smoke scenario on the reference cluster for `duration`, with
+/// chaos `action` on Deployment `hapi` of clinic through the admin's
+/// kubeconfig: what chaos recorded, and what surge printed.
+async fn chaos_on_deployment(
+    plane: &ControlPlane,
+    action: &str,
+    duration: &str,
+) -> (surge::bundle::ChaosReport, String) {
+    let cluster = cluster(ClusterOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let done = surge(&[
+        "run",
+        "scenarios/smoke.toml",
+        "--target",
+        &cluster.url,
+        "--duration",
+        duration,
+        "--no-progress",
+        "--out",
+        runs.to_str().unwrap(),
+        "--chaos",
+        action,
+        "--kubeconfig",
+        plane.kubeconfig().to_str().unwrap(),
+        "--namespace",
+        "clinic",
+        "--selector",
+        "app=hapi",
+        "--workload",
+        "deployment/hapi",
+        "--allow-namespace",
+        "clinic",
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    );
+    eprintln!("{text}");
+    assert!(matches!(done.status.code(), Some(0 | 1)), "{text}");
+    cluster.shutdown().await;
+    let r = surge::bundle::read_results(&only_bundle(&runs)).unwrap();
+    (r.chaos.expect("chaos recorded"), text)
+}
+
 /// The names of clinic's pods.
 async fn pod_names(pods: &Api<Pod>) -> BTreeSet<String> {
     pods.list(&ListParams::default())
@@ -667,42 +713,7 @@ async fn a_killed_pod_of_a_deployment_is_replaced_by_the_real_replicaset_control
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "clinic");
     let before = pod_names(&pods).await;
 
-    let cluster = cluster(ClusterOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let runs = dir.path().join("runs");
-    let done = surge(&[
-        "run",
-        "scenarios/smoke.toml",
-        "--target",
-        &cluster.url,
-        "--duration",
-        "12s",
-        "--no-progress",
-        "--out",
-        runs.to_str().unwrap(),
-        "--chaos",
-        "kill-pod:oldest@2s",
-        "--kubeconfig",
-        plane.kubeconfig().to_str().unwrap(),
-        "--namespace",
-        "clinic",
-        "--selector",
-        "app=hapi",
-        "--workload",
-        "deployment/hapi",
-        "--allow-namespace",
-        "clinic",
-    ]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&done.stdout),
-        String::from_utf8_lossy(&done.stderr)
-    );
-    eprintln!("{text}");
-    assert!(matches!(done.status.code(), Some(0 | 1)), "{text}");
-    cluster.shutdown().await;
-    let r = surge::bundle::read_results(&only_bundle(&runs)).unwrap();
-    let chaos = r.chaos.expect("chaos recorded");
+    let (chaos, text) = chaos_on_deployment(&plane, "kill-pod:oldest@2s", "12s").await;
     let kill = &chaos.events[0];
     assert_eq!(kill.outcome, surge::bundle::Outcome::Done, "{text}");
     assert!(
@@ -739,42 +750,7 @@ async fn a_rollout_restart_goes_through_the_real_deployment_controller() {
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "clinic");
     let before = pod_names(&pods).await;
 
-    let cluster = cluster(ClusterOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let runs = dir.path().join("runs");
-    let done = surge(&[
-        "run",
-        "scenarios/smoke.toml",
-        "--target",
-        &cluster.url,
-        "--duration",
-        "15s",
-        "--no-progress",
-        "--out",
-        runs.to_str().unwrap(),
-        "--chaos",
-        "rollout-restart@2s",
-        "--kubeconfig",
-        plane.kubeconfig().to_str().unwrap(),
-        "--namespace",
-        "clinic",
-        "--selector",
-        "app=hapi",
-        "--workload",
-        "deployment/hapi",
-        "--allow-namespace",
-        "clinic",
-    ]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&done.stdout),
-        String::from_utf8_lossy(&done.stderr)
-    );
-    eprintln!("{text}");
-    assert!(matches!(done.status.code(), Some(0 | 1)), "{text}");
-    cluster.shutdown().await;
-    let r = surge::bundle::read_results(&only_bundle(&runs)).unwrap();
-    let chaos = r.chaos.expect("chaos recorded");
+    let (chaos, text) = chaos_on_deployment(&plane, "rollout-restart@2s", "15s").await;
     let restart = &chaos.events[0];
     assert_eq!(restart.outcome, surge::bundle::Outcome::Done, "{text}");
     assert_eq!(restart.target, ["deployment/hapi"], "{text}");
