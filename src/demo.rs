@@ -24,7 +24,7 @@ impl LocalReplicas for SimReplicas {
             .into_iter()
             .map(|b| LocalReplica {
                 name: b.name,
-                url: b.port.map(|p| format!("http://127.0.0.1:{p}")),
+                url: b.address.map(|a| format!("http://{a}")),
                 pid: b.pid,
                 since: b.since,
             })

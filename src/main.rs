@@ -163,6 +163,10 @@ async fn sim(command: SimCommand) -> Outcome {
             Ok(()) => Outcome::Passed,
             Err(e) => Outcome::CannotRun(format!("replica: {e:#}")),
         },
+        SimCommand::Balance(options) => match surge_sim::endpoints::serve(options).await {
+            Ok(()) => Outcome::Passed,
+            Err(e) => Outcome::CannotRun(format!("balance: {e:#}")),
+        },
         SimCommand::Fixtures { out } => match std::fs::write(&out, surge_sim::data::patients_csv())
         {
             Ok(()) => {

@@ -9,6 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 /// How requests are spread.
@@ -25,8 +26,9 @@ pub enum Balancing {
 pub struct Backend {
     /// Name (also the sticky cookie's value).
     pub name: String,
-    /// Port while it is up.
-    pub port: Option<u16>,
+    /// Where it answers while it is up (127.0.0.1 and a port for the
+    /// cluster's own replicas; a pod's address behind a Service).
+    pub address: Option<SocketAddr>,
     /// Process id while it is up.
     pub pid: Option<u32>,
     /// When it started answering (while it is up): a pod's start time.
@@ -43,10 +45,10 @@ impl Backends {
         self.0.read().unwrap().clone()
     }
 
-    /// Sets a replica's port and pid (None when it is down).
+    /// Sets a replica's loopback port and pid (None when it is down).
     pub fn set(&self, name: &str, port: Option<u16>, pid: Option<u32>) {
         if let Some(b) = self.0.write().unwrap().iter_mut().find(|b| b.name == name) {
-            b.port = port;
+            b.address = port.map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
             b.pid = pid;
             b.since = port.map(|_| std::time::SystemTime::now());
         }
@@ -81,21 +83,22 @@ pub fn router(backends: Arc<Backends>, mode: Balancing, cookie: String) -> Route
 }
 
 impl Balancer {
-    fn pick(&self, sticky_to: Option<&str>) -> Option<(String, u16)> {
+    fn pick(&self, sticky_to: Option<&str>) -> Option<(String, SocketAddr)> {
         let backends = self.backends.0.read().unwrap();
         if let Some(name) = sticky_to {
             if let Some(Backend {
-                port: Some(port), ..
+                address: Some(address),
+                ..
             }) = backends.iter().find(|b| b.name == name)
             {
-                return Some((name.to_owned(), *port));
+                return Some((name.to_owned(), *address));
             }
         }
         let n = backends.len();
         for _ in 0..n {
             let b = &backends[self.next.fetch_add(1, Ordering::Relaxed) % n];
-            if let Some(port) = b.port {
-                return Some((b.name.clone(), port));
+            if let Some(address) = b.address {
+                return Some((b.name.clone(), address));
             }
         }
         None
@@ -111,7 +114,7 @@ async fn proxy(State(lb): State<Arc<Balancer>>, req: Request) -> Response {
         Balancing::Sticky => super::request_cookie(req.headers(), &lb.cookie),
         Balancing::RoundRobin => None,
     };
-    let Some((name, port)) = lb.pick(sticky_value.as_deref()) else {
+    let Some((name, address)) = lb.pick(sticky_value.as_deref()) else {
         return bad_gateway("no replica is up");
     };
     let path = req
@@ -136,7 +139,7 @@ async fn proxy(State(lb): State<Arc<Balancer>>, req: Request) -> Response {
     };
     let upstream = lb
         .client
-        .request(method, format!("http://127.0.0.1:{port}{path}"))
+        .request(method, format!("http://{address}{path}"))
         .headers(headers)
         .body(body)
         .send()

@@ -15,6 +15,7 @@
 pub mod balancer;
 pub mod data;
 pub mod database;
+pub mod endpoints;
 pub mod replica;
 pub mod sessions;
 
@@ -195,7 +196,7 @@ impl Cluster {
                 .iter()
                 .map(|n| Backend {
                     name: n.clone(),
-                    port: None,
+                    address: None,
                     pid: None,
                     since: None,
                 })
@@ -275,7 +276,7 @@ impl Cluster {
             _data: temp,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while cluster.backends.list().iter().any(|b| b.port.is_none()) {
+        while cluster.backends.list().iter().any(|b| b.address.is_none()) {
             if Instant::now() > deadline {
                 bail!("replicas did not start within 30 s");
             }
@@ -292,7 +293,7 @@ impl Cluster {
             .map(|b| {
                 (
                     b.name,
-                    b.port.map(|p| format!("http://127.0.0.1:{p}")),
+                    b.address.map(|a| format!("http://{a}")),
                     b.pid,
                 )
             })

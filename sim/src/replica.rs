@@ -160,11 +160,23 @@ pub async fn router(options: ReplicaOptions) -> anyhow::Result<Router> {
         })))
 }
 
-/// Serves on 127.0.0.1, printing `LISTENING <port>` once bound (the supervisor reads it).
+/// Serves on `--host` (127.0.0.1 by default), printing `LISTENING <port>`
+/// once bound (the supervisor reads it), after `--start-delay`. SIGTERM
+/// ends it as a pod ends:
+/// answering for `--shutdown-delay`, then finishing what is in flight.
 pub async fn serve(options: ReplicaOptions) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
+    tokio::time::sleep(options.start_delay).await;
+    let listener = tokio::net::TcpListener::bind((options.host, options.port)).await?;
     println!("LISTENING {}", listener.local_addr()?.port());
-    axum::serve(listener, router(options).await?).await?;
+    let delay = options.shutdown_delay;
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    axum::serve(listener, router(options).await?)
+        .with_graceful_shutdown(async move {
+            terminate.recv().await;
+            tokio::time::sleep(delay).await;
+        })
+        .await?;
     Ok(())
 }
 

@@ -161,6 +161,9 @@ pub enum SimCommand {
     /// One replica process (the supervisor starts these).
     #[command(hide = true)]
     Replica(surge_sim::replica::ReplicaOptions),
+    /// The balancer alone, in front of a Kubernetes Service's ready pods
+    /// (it follows the Service's EndpointSlices, as an ingress controller does).
+    Balance(surge_sim::endpoints::BalanceOptions),
     /// Regenerate fixtures/patients.csv from the sim's synthetic patients.
     Fixtures {
         /// Output file.

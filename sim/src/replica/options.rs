@@ -155,9 +155,22 @@ pub struct ReplicaOptions {
     /// Replica name, sent in `X-Served-By`.
     #[arg(long, default_value = "r1")]
     pub name: String,
-    /// Port on 127.0.0.1 (0 picks a free one; the chosen port is printed).
+    /// Port (0 picks a free one; the chosen port is printed).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
+    /// Address to listen on: loopback for the cluster's own replicas, the
+    /// pod's address (`$(POD_IP)`) when a node runs it as a pod.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Wait this long before listening, as a JVM takes to boot (a pod's
+    /// start-up, when a node runs it).
+    #[arg(long, default_value = "0s", value_parser = crate::duration_flag)]
+    pub start_delay: Duration,
+    /// On SIGTERM, keep answering this long before closing (a preStop
+    /// pause: the balancer stops sending new requests meanwhile), then
+    /// finish the requests in flight and exit.
+    #[arg(long, default_value = "0s", value_parser = crate::duration_flag)]
+    pub shutdown_delay: Duration,
     /// Folder attachments are written to (this replica's own, or one shared by all).
     #[arg(long)]
     pub attachments_dir: PathBuf,

@@ -6,17 +6,24 @@
 //! Deployment/StatefulSet get, patch and watch, HPA get — and records every
 //! call.
 //!
-//! What the real control plane of `tests/kubernetes` already shows instead:
-//! manifests admitted, RBAC's 403 (with `deploy/rbac.yaml` as shipped),
-//! the Job controller's completion indexes and evictions a disruption
-//! budget holds. What still uses this fake, and why:
-//! - the kill tests of `tests/suite/chaos.rs` (local sessions drop exactly
-//!   the victim's users, shared ones none; recovery matches the start-up
-//!   delay; uploads read back from the pods behind the selector;
-//!   `rollout-restart` and `scale` patch as kubectl does): they need pods
-//!   that run and serve, and the real control plane has no node yet;
-//! - `an_api_error_stops_the_chaos_but_not_the_load`: injected API errors
-//!   (a 500 mid-run), which the real server cannot be made to give cheaply.
+//! What the real control plane of `tests/kubernetes` shows instead, with
+//! pods run as processes by its node double: manifests admitted, RBAC's
+//! 403 (with `deploy/rbac.yaml` as shipped), the Job controller's
+//! completion indexes, evictions a disruption budget holds, `kill-pod`
+//! replaced by the ReplicaSet controller with exactly the victim's users
+//! dropped (per-pod sessions) or none (shared), and `rollout-restart`
+//! through the Deployment controller with and without readiness.
+//!
+//! What still uses this fake, and why (each cheap here, dear there):
+//! - the tests of `tests/suite/chaos.rs` that count surge's calls one by
+//!   one (the selector and namespace of every list, the delete's grace
+//!   period, a watch rather than polling, the HPA read, each verb matched
+//!   against `deploy/rbac.yaml`): the real server would need an audit log;
+//! - refusals of a single verb (a Role without `watch`, so surge lists
+//!   instead) and injected API errors (a 500 mid-run,
+//!   `an_api_error_stops_the_chaos_but_not_the_load`);
+//! - `scale` and the kubectl-shaped patches of `workload_actions_patch_as_kubectl_does`,
+//!   and uploads read back from the pods behind a selector.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -154,7 +161,7 @@ fn pods(fake: &Fake) -> Vec<Value> {
         .list()
         .into_iter()
         .map(|b| {
-            let ready = b.port.is_some() && b.pid.is_some();
+            let ready = b.address.is_some() && b.pid.is_some();
             json!({
                 "metadata": {
                     "name": b.name, "namespace": NAMESPACE,
@@ -162,10 +169,10 @@ fn pods(fake: &Fake) -> Vec<Value> {
                     "labels": {"app": "clinic"},
                     "creationTimestamp": b.since.map(rfc3339),
                 },
-                "spec": {"containers": [{"name": "web", "ports": b.port.map(|p| vec![json!({"containerPort": p})]).unwrap_or_default()}]},
+                "spec": {"containers": [{"name": "web", "ports": b.address.map(|a| vec![json!({"containerPort": a.port()})]).unwrap_or_default()}]},
                 "status": {
                     "phase": if ready { "Running" } else { "Pending" },
-                    "podIP": b.port.map(|_| "127.0.0.1"),
+                    "podIP": b.address.map(|a| a.ip().to_string()),
                     "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]
                 }
             })
@@ -177,7 +184,7 @@ fn workload(fake: &Fake, kind: &str) -> Value {
     let list = fake.backends.list();
     let ready = list
         .iter()
-        .filter(|b| b.port.is_some() && b.pid.is_some())
+        .filter(|b| b.address.is_some() && b.pid.is_some())
         .count();
     json!({
         "apiVersion": "apps/v1", "kind": kind,

@@ -1,0 +1,471 @@
+//! Chaos on a Deployment the real controllers keep, its pods run as
+//! processes by the node double (reference-cluster replicas listening on
+//! their pod addresses), traffic sent through the reference balancer
+//! following the Service's EndpointSlices, as an ingress controller does.
+//! Each verdict both ways: sessions kept per pod drop with the pod (only
+//! its users'), shared ones never; a readiness-gated rollout with a
+//! shutdown pause fails no request, one without readiness does.
+
+use crate::*;
+use node::{Images, NodeDouble};
+use surge::bundle::{Outcome, RunResults as Results};
+
+/// Where the pods keep their users' sessions.
+#[derive(Clone, Copy, PartialEq)]
+enum Sessions {
+    /// Each pod in its own memory (OpenMRS's default).
+    PerPod,
+    /// In a folder every pod mounts (a shared volume).
+    Shared,
+}
+
+/// The Deployment's pods.
+struct Workload {
+    sessions: Sessions,
+    /// A readiness probe on /healthz every second (else a pod is Ready as
+    /// soon as its process starts, listening or not).
+    readiness: bool,
+    /// How long each replica takes to start listening.
+    start_delay: &'static str,
+    /// How long it keeps answering after SIGTERM.
+    shutdown_delay: &'static str,
+}
+
+/// Service `hapi` (port `http`) and Deployment `hapi` of 3 pods in clinic.
+fn manifests(w: &Workload) -> String {
+    let (sessions, mount, volume) = match w.sessions {
+        Sessions::PerPod => ("per-replica", "", ""),
+        Sessions::Shared => (
+            "shared, --sessions-dir, /sessions",
+            "\n            - name: sessions\n              mountPath: /sessions",
+            "\n        - name: sessions\n          persistentVolumeClaim:\n            claimName: sessions",
+        ),
+    };
+    let probe = if w.readiness {
+        "\n          readinessProbe:\n            httpGet:\n              path: /healthz\n              port: 8080\n            periodSeconds: 1"
+    } else {
+        ""
+    };
+    format!(
+        r#"apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: sessions
+  namespace: clinic
+spec:
+  accessModes: ["ReadWriteMany"]
+  resources:
+    requests:
+      storage: 1Gi
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: hapi
+  namespace: clinic
+spec:
+  selector:
+    app: hapi
+  ports:
+    - name: http
+      port: 80
+      targetPort: 8080
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hapi
+  namespace: clinic
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: hapi
+  template:
+    metadata:
+      labels:
+        app: hapi
+    spec:
+      terminationGracePeriodSeconds: 10
+      containers:
+        - name: hapi
+          image: surge:0.1.0
+          args: [sim, replica, --name, $(POD_NAME), --host, $(POD_IP), --port, "8080",
+                 --start-delay, {start}, --shutdown-delay, {stop},
+                 --attachments-dir, /data/attachments, --sessions, {sessions}]
+          env:
+            - name: POD_NAME
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.name
+            - name: POD_IP
+              valueFrom:
+                fieldRef:
+                  fieldPath: status.podIP{probe}
+          volumeMounts:
+            - name: data
+              mountPath: /data{mount}
+      volumes:
+        - name: data
+          emptyDir: {{}}{volume}
+"#,
+        start = w.start_delay,
+        stop = w.shutdown_delay,
+    )
+}
+
+/// A clinic: the node double, the workload Ready, the balancer in front.
+struct Clinic {
+    plane: ControlPlane,
+    admin: Client,
+    node: NodeDouble,
+    balancer: tokio::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Clinic {
+    async fn open(w: &Workload) -> Clinic {
+        let plane = ControlPlane::up();
+        let admin = plane.admin().await;
+        namespace(&admin, "clinic").await;
+        let dir = tempfile::tempdir().unwrap();
+        let images = Images {
+            surge: surge_bin(),
+            workdir: repo(),
+        };
+        let node = NodeDouble::start(admin.clone(), "clinic", images, dir.path()).await;
+        create_all(&admin, &manifests(w)).await;
+        let (balancer, url) = balancer(&plane).await;
+        let clinic = Clinic {
+            plane,
+            admin,
+            node,
+            balancer,
+            url,
+            _dir: dir,
+        };
+        clinic.ready(3).await;
+        clinic
+    }
+
+    /// Waits until the Deployment has `n` Ready pods and the balancer
+    /// forwards to them.
+    async fn ready(&self, n: i32) {
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(self.admin.clone(), "clinic");
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        for _ in 0..300 {
+            let d = deployments.get("hapi").await.unwrap();
+            let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+            let through = http
+                .get(format!("{}/healthz", self.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready == n && through {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let pods = self
+            .pods()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        let logs: Vec<String> = pods
+            .iter()
+            .take(5)
+            .map(|p| {
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let status = p
+                    .status
+                    .as_ref()
+                    .map(|s| (s.phase.clone(), s.message.clone()));
+                format!("{name} {status:?}: {}", self.node.log(&name))
+            })
+            .collect();
+        panic!(
+            "the Deployment did not get {n} Ready pods behind the balancer in 30 s\n{}",
+            logs.join("\n")
+        );
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.admin.clone(), "clinic")
+    }
+
+    /// Clinicians (9, logged in once each, sticky to their pod) for
+    /// `duration`, with chaos `action` on Deployment hapi through the
+    /// admin's kubeconfig: the bundle's results and what surge printed.
+    async fn chaos_run(&self, action: &str, duration: &str) -> (Results, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let load = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 9\nhold = \"60s\"\n";
+        let scenario = scenario_file(dir.path(), "clinic", &clinic(&self.url, load));
+        let runs = dir.path().join("runs");
+        let done = tokio::process::Command::new(surge_bin())
+            .current_dir(repo())
+            .args([
+                "run",
+                scenario.to_str().unwrap(),
+                "--duration",
+                duration,
+                "--no-progress",
+                "--out",
+                runs.to_str().unwrap(),
+                "--chaos",
+                action,
+                "--kubeconfig",
+                self.plane.kubeconfig().to_str().unwrap(),
+                "--namespace",
+                "clinic",
+                "--selector",
+                "app=hapi",
+                "--workload",
+                "deployment/hapi",
+                "--allow-namespace",
+                "clinic",
+            ])
+            .output()
+            .await
+            .expect("surge runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&done.stdout),
+            String::from_utf8_lossy(&done.stderr)
+        );
+        eprintln!("{text}");
+        assert!(matches!(done.status.code(), Some(0 | 1)), "{text}");
+        (
+            surge::bundle::read_results(&only_bundle(&runs)).unwrap(),
+            text,
+        )
+    }
+}
+
+impl Drop for Clinic {
+    fn drop(&mut self) {
+        let _ = self.balancer.start_kill();
+    }
+}
+
+/// `surge sim balance` in front of Service hapi, on loopback: the process
+/// and its URL.
+async fn balancer(plane: &ControlPlane) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(surge_bin())
+        .args([
+            "sim",
+            "balance",
+            "--namespace",
+            "clinic",
+            "--service",
+            "hapi",
+        ])
+        .args(["--port-name", "http", "--kubeconfig"])
+        .arg(plane.kubeconfig())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the balancer starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("the balancer says where it listens")
+        .unwrap()
+        .unwrap_or_default();
+    let port = first
+        .strip_prefix("LISTENING ")
+        .expect(&first)
+        .trim()
+        .to_owned();
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// The names of clinic's pods.
+async fn pod_names(pods: &Api<Pod>) -> BTreeSet<String> {
+    pods.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect()
+}
+
+/// Per-pod sessions or shared ones, a 3 s start-up, a readiness probe.
+fn kill_workload(sessions: Sessions) -> Workload {
+    Workload {
+        sessions,
+        readiness: true,
+        start_delay: "3s",
+        shutdown_delay: "0s",
+    }
+}
+
+/// Kills the oldest pod 3 s into a 12 s run: what the kill recorded, the
+/// pods before and after, and the run.
+async fn kill_oldest(
+    clinic: &Clinic,
+) -> (
+    surge::bundle::ChaosEvent,
+    BTreeSet<String>,
+    BTreeSet<String>,
+    Results,
+    String,
+) {
+    let before = pod_names(&clinic.pods()).await;
+    let (results, text) = clinic.chaos_run("kill-pod:oldest@3s", "12s").await;
+    let chaos = results.chaos.clone().expect("chaos recorded");
+    let kill = chaos.events[0].clone();
+    assert_eq!(kill.outcome, Outcome::Done, "{text}");
+    assert!(
+        before.contains(&kill.target[0]),
+        "a pod that was there: {text}"
+    );
+    // The replacement is the real ReplicaSet controller's; surge's recovery
+    // is its start-up (3 s until it listens, then its probe every second)
+    // plus the controllers' and the node's lag (a look every 100 ms).
+    let ready_after = kill.ready_after_s.expect("replicas ready again");
+    assert!(
+        (3.0..=6.0).contains(&ready_after),
+        "recovery {ready_after:.1} s for a 3 s start-up and a 1 s probe: {text}"
+    );
+    assert_eq!(chaos.pod_startup_s, vec![ready_after]);
+    let counts: Vec<u32> = chaos.replica_counts.iter().map(|c| c.ready).collect();
+    assert!(
+        counts.windows(2).any(|w| w == [2, 3]),
+        "3 → 2 → 3: {counts:?}"
+    );
+    let after = pod_names(&clinic.pods()).await;
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(!after.contains(&kill.target[0]), "the victim is gone");
+    assert_eq!(after.difference(&before).count(), 1, "one replacement");
+    (kill, before, after, results, text)
+}
+
+#[test]
+fn a_killed_pod_drops_exactly_its_users_sessions_when_sessions_are_per_pod() {
+    netns::run(|| async {
+        let _turn = engine_lock().await;
+        let clinic = Clinic::open(&kill_workload(Sessions::PerPod)).await;
+        let (kill, before, _, r, text) = kill_oldest(&clinic).await;
+        let victim = &kill.target[0];
+        // Nine users, each sticky to the pod the balancer first gave it
+        // (round-robin over three): the victim had three, and exactly
+        // those three lost their sessions, once each.
+        let s = &r.sessions;
+        assert_eq!(s.drops, 3, "the victim's three users: {text}");
+        assert!(
+            s.events.iter().all(|d| &d.before == victim),
+            "only {victim}'s users drop: {:?}",
+            s.events
+        );
+        assert_eq!(s.drops_during_chaos, 3);
+        // Every pod served under its own name: the balancer followed the
+        // Service's endpoints, the pod's name is the replica's.
+        let served: BTreeSet<&String> = r.replicas.iter().map(|s| &s.name).collect();
+        assert!(
+            before.iter().all(|p| served.contains(p)),
+            "{served:?} vs {before:?}"
+        );
+    })
+}
+
+#[test]
+fn a_killed_pod_drops_no_session_when_sessions_are_shared() {
+    netns::run(|| async {
+        let _turn = engine_lock().await;
+        let clinic = Clinic::open(&kill_workload(Sessions::Shared)).await;
+        let (kill, _, _, r, text) = kill_oldest(&clinic).await;
+        let s = &r.sessions;
+        assert_eq!(s.drops, 0, "shared sessions survive the pod: {text}");
+        assert!(
+            s.switches > 0,
+            "{}'s users moved to another pod: {text}",
+            kill.target[0]
+        );
+    })
+}
+
+/// Runs a rollout-restart 2 s into a 20 s run: the run, the pods before
+/// and after, what surge printed, and how long the rollout took as the
+/// controllers saw it (every new pod Ready, no old one).
+async fn rollout(clinic: &Clinic) -> (Results, BTreeSet<String>, BTreeSet<String>, f64, String) {
+    let before = pod_names(&clinic.pods()).await;
+    let (r, text) = clinic.chaos_run("rollout-restart@2s", "20s").await;
+    let restart = &r.chaos.as_ref().expect("chaos recorded").events[0];
+    assert_eq!(restart.outcome, Outcome::Done, "{text}");
+    assert_eq!(restart.target, ["deployment/hapi"], "{text}");
+    let took = restart.ready_after_s.expect("the rollout finished");
+    let after = pod_names(&clinic.pods()).await;
+    assert!(
+        after.is_disjoint(&before),
+        "every pod replaced: {before:?} → {after:?}"
+    );
+    (r, before, after, took, text)
+}
+
+#[test]
+fn a_readiness_gated_rollout_with_shared_sessions_fails_nothing_and_drops_no_one() {
+    netns::run(|| async {
+        let _turn = engine_lock().await;
+        let clinic = Clinic::open(&Workload {
+            sessions: Sessions::Shared,
+            readiness: true,
+            start_delay: "1s",
+            shutdown_delay: "2s",
+        })
+        .await;
+        let (r, _, after, took, text) = rollout(&clinic).await;
+        // The balancer followed the endpoints: every new pod took traffic.
+        let served: BTreeSet<&String> = r.replicas.iter().map(|s| &s.name).collect();
+        assert!(
+            after.iter().all(|p| served.contains(p)),
+            "the new pods served: {served:?}"
+        );
+        // One surge pod at a time (maxSurge 25% of 3 rounds up to 1), each
+        // Ready after its 1 s start-up and its first probe.
+        assert!(
+            (3.0..=15.0).contains(&took),
+            "rollout of 3 pods took {took:.1} s: {text}"
+        );
+        assert_eq!(
+            r.overall.failed, 0,
+            "the seeds' zero-downtime upgrade: {text}"
+        );
+        assert_eq!(r.sessions.drops, 0, "{text}");
+        assert!(r.sessions.switches > 0, "users moved pods: {text}");
+    })
+}
+
+#[test]
+fn a_rollout_without_readiness_fails_requests_and_drops_the_replaced_pods_users() {
+    netns::run(|| async {
+        let _turn = engine_lock().await;
+        let clinic = Clinic::open(&Workload {
+            sessions: Sessions::PerPod,
+            readiness: false,
+            start_delay: "1s",
+            shutdown_delay: "0s",
+        })
+        .await;
+        let (r, before, _, took, text) = rollout(&clinic).await;
+        // Each new pod was Ready as its process started, a second before
+        // it listened: the controllers finished the rollout before any new
+        // pod could answer, and requests sent there failed.
+        assert!(
+            took < 1.0,
+            "the controllers saw the rollout done in {took:.1} s: {text}"
+        );
+        assert!(r.overall.failed > 0, "{text}");
+        let s = &r.sessions;
+        assert!(s.drops > 0, "{text}");
+        assert!(
+            s.events.iter().all(|d| before.contains(&d.before)),
+            "only users of replaced pods drop: {:?}",
+            s.events
+        );
+    })
+}

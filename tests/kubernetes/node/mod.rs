@@ -1,0 +1,479 @@
+//! A node double: the kubelet's part for the pods the real controllers
+//! make, with each pod a real process. It registers a Node (and keeps its
+//! heartbeat), binds every pending pod of its namespace to itself (the
+//! scheduler's part), gives it an address of its own (10.244.0.x on the
+//! test's network namespace's `lo`), starts its container as a process
+//! (`launch.rs`), and reports its status as a kubelet does: Running once
+//! started, Ready from its readiness probe (an HTTP GET, every
+//! `periodSeconds`), restarts counted, Succeeded or Failed from the exit
+//! code when the pod is not to be restarted. A deleted pod is stopped as a
+//! kubelet stops it: SIGTERM, SIGKILL after its grace period (at once for a
+//! grace period of 0), then its deletion is finished.
+//!
+//! A test double beside the tests, never in the harness: no container
+//! runtime, no cgroups, one image family (surge's).
+
+mod launch;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::Client;
+pub use launch::Images;
+use launch::Launch;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+/// The node's name.
+pub const NODE: &str = "surge-node-0";
+
+/// How long a container that exited waits before it is started again
+/// (a kubelet's first back-off is 10 s; a test has no time for that).
+const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A running node double; its processes are killed when it is dropped.
+pub struct NodeDouble {
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+    dir: PathBuf,
+}
+
+impl Drop for NodeDouble {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            // Dropping the task drops its children, each killed on drop.
+            task.abort();
+        }
+    }
+}
+
+impl NodeDouble {
+    /// Registers the node and starts looking after `namespace`'s pods,
+    /// keeping volumes and logs under `dir`.
+    pub async fn start(client: Client, namespace: &str, images: Images, dir: &Path) -> NodeDouble {
+        let nodes: Api<Node> = Api::all(client.clone());
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE}},
+        }))
+        .unwrap();
+        nodes.create(&PostParams::default(), &node).await.unwrap();
+        heartbeat(&nodes).await;
+        let stop = CancellationToken::new();
+        let kubelet = Kubelet {
+            pods: Api::namespaced(client.clone(), namespace),
+            client,
+            images,
+            dir: dir.to_path_buf(),
+            running: BTreeMap::new(),
+            next_address: 10,
+        };
+        let task = tokio::spawn(kubelet.look_after(nodes, stop.clone()));
+        NodeDouble {
+            stop,
+            task: Some(task),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// What pod `name`'s process wrote so far (`kubectl logs`).
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join("logs").join(format!("{name}.log")))
+            .unwrap_or_default()
+    }
+}
+
+/// The node's status: Ready, with room for pods, heartbeat now.
+async fn heartbeat(nodes: &Api<Node>) {
+    let now = now();
+    let status = serde_json::json!({"status": {
+        "conditions": [{
+            "type": "Ready", "status": "True", "reason": "KubeletReady",
+            "lastHeartbeatTime": now, "lastTransitionTime": now
+        }],
+        "capacity": {"cpu": "16", "memory": "64Gi", "pods": "110"},
+        "allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110"},
+        "addresses": [{"type": "InternalIP", "address": "10.244.0.1"}]
+    }});
+    let _ = nodes
+        .patch_status(NODE, &PatchParams::default(), &Patch::Merge(&status))
+        .await;
+}
+
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+/// A readiness probe: GET `path` on the pod's `port` every `period`.
+#[derive(Debug, Clone)]
+struct Probe {
+    path: String,
+    port: u16,
+    period: Duration,
+}
+
+/// A pod this node started.
+struct Running {
+    name: String,
+    container: String,
+    /// Where its output goes, a file per pod.
+    logs: PathBuf,
+    address: Ipv4Addr,
+    launch: Launch,
+    probe: Option<Probe>,
+    restart: RestartPolicy,
+    child: Option<Child>,
+    /// When the process (last) started.
+    started: Instant,
+    /// When the process ended and with which code, until it is started again.
+    exited: Option<(Instant, i32)>,
+    restarts: i32,
+    ready: bool,
+    last_probe: Option<Instant>,
+    /// When SIGTERM went, for a pod being deleted.
+    terminating: Option<Instant>,
+    /// The status last written, so it is written only when it changes.
+    reported: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+struct Kubelet {
+    client: Client,
+    pods: Api<Pod>,
+    images: Images,
+    dir: PathBuf,
+    /// By pod uid.
+    running: BTreeMap<String, Running>,
+    next_address: u8,
+}
+
+impl Kubelet {
+    async fn look_after(mut self, nodes: Api<Node>, stop: CancellationToken) {
+        let mut last_beat = Instant::now();
+        while !stop.is_cancelled() {
+            if last_beat.elapsed() > Duration::from_secs(5) {
+                heartbeat(&nodes).await;
+                last_beat = Instant::now();
+            }
+            if let Ok(list) = self.pods.list(&ListParams::default()).await {
+                for pod in list.items {
+                    self.look_at(pod).await;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stop.cancelled() => {}
+            }
+        }
+    }
+
+    async fn look_at(&mut self, pod: Pod) {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if pod.metadata.deletion_timestamp.is_some() {
+            let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30);
+            self.stop_pod(&uid, &name, Duration::from_secs(grace.max(0) as u64))
+                .await;
+            return;
+        }
+        match pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+            None => self.bind(&pod, &name, uid).await,
+            Some(NODE) => {
+                if let Some(running) = self.running.get_mut(&uid) {
+                    running.tend().await;
+                    let status = running.status();
+                    if running.reported.as_ref() != Some(&status) {
+                        let written = self
+                            .pods
+                            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                            .await;
+                        if written.is_ok() {
+                            running.reported = Some(status);
+                        }
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The scheduler's part, then the kubelet's: bound here, an address,
+    /// the container started.
+    async fn bind(&mut self, pod: &Pod, name: &str, uid: String) {
+        let binding = serde_json::json!({
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}
+        });
+        let bound = self
+            .pods
+            .create_subresource::<serde_json::Value, serde_json::Value>(
+                "binding",
+                name,
+                &PostParams::default(),
+                &binding,
+            )
+            .await;
+        if bound.is_err() {
+            return;
+        }
+        self.next_address = self.next_address.wrapping_add(1).clamp(10, 250);
+        let address = Ipv4Addr::new(10, 244, 0, self.next_address);
+        let started = match self.start_container(pod, name, &uid, address).await {
+            Ok(running) => running,
+            Err(why) => {
+                // As a kubelet reports a container it cannot create.
+                let status = serde_json::json!({"status": {"phase": "Failed", "reason": "CreateContainerError", "message": why}});
+                let _ = self
+                    .pods
+                    .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+                    .await;
+                return;
+            }
+        };
+        self.running.insert(uid, started);
+    }
+
+    async fn start_container(
+        &self,
+        pod: &Pod,
+        name: &str,
+        uid: &str,
+        address: Ipv4Addr,
+    ) -> Result<Running, String> {
+        let pod_dir = self.dir.join("pods").join(uid);
+        let launch = launch::prepare(
+            &self.client,
+            pod,
+            &address.to_string(),
+            &self.images,
+            &pod_dir,
+            &self.dir.join("claims"),
+        )
+        .await?;
+        crate::netns::add_address(address)?;
+        let spec = pod.spec.as_ref().ok_or("no spec")?;
+        let restart = match spec.restart_policy.as_deref() {
+            Some("Never") => RestartPolicy::Never,
+            Some("OnFailure") => RestartPolicy::OnFailure,
+            _ => RestartPolicy::Always,
+        };
+        let probe = spec.containers[0].readiness_probe.as_ref().and_then(|p| {
+            let get = p.http_get.as_ref()?;
+            let port = match &get.port {
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p) => *p as u16,
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(_) => {
+                    return None
+                }
+            };
+            Some(Probe {
+                path: get.path.clone().unwrap_or_else(|| "/".into()),
+                port,
+                period: Duration::from_secs(p.period_seconds.unwrap_or(10).max(1) as u64),
+            })
+        });
+        let mut running = Running {
+            name: name.to_owned(),
+            container: spec.containers[0].name.clone(),
+            logs: self.dir.join("logs"),
+            address,
+            launch,
+            probe,
+            restart,
+            child: None,
+            started: Instant::now(),
+            exited: None,
+            restarts: 0,
+            ready: false,
+            last_probe: None,
+            terminating: None,
+            reported: None,
+        };
+        running.spawn()?;
+        Ok(running)
+    }
+
+    /// SIGTERM, SIGKILL once `grace` has passed, and once the process is
+    /// gone the deletion is finished and the address given back.
+    async fn stop_pod(&mut self, uid: &str, name: &str, grace: Duration) {
+        if let Some(running) = self.running.get_mut(uid) {
+            if let Some(child) = running.child.as_mut() {
+                let pid = child.id();
+                match running.terminating {
+                    None if !grace.is_zero() => {
+                        if let Some(pid) = pid {
+                            // SAFETY: kill(2) on a pid this node started and has not reaped.
+                            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                        }
+                        running.terminating = Some(Instant::now());
+                    }
+                    Some(since) if since.elapsed() < grace => {}
+                    _ => {
+                        let _ = child.start_kill();
+                    }
+                }
+                if let Ok(Some(_)) | Err(_) = child.try_wait() {
+                    running.child = None;
+                }
+            }
+            if running.child.is_some() {
+                return;
+            }
+            let _ = crate::netns::remove_address(running.address);
+            self.running.remove(uid);
+        }
+        let _ = self
+            .pods
+            .delete(name, &DeleteParams::default().grace_period(0))
+            .await;
+    }
+}
+
+impl Running {
+    fn spawn(&mut self) -> Result<(), String> {
+        std::fs::create_dir_all(&self.logs).map_err(|e| e.to_string())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("{}.log", self.name)))
+            .map_err(|e| e.to_string())?;
+        let err = log.try_clone().map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&self.launch.workdir).map_err(|e| e.to_string())?;
+        let mut command = Command::new(&self.launch.program);
+        command
+            .args(&self.launch.args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.launch.env.iter().cloned())
+            .current_dir(&self.launch.workdir)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe and touches nothing of the
+        // parent's: the pod dies with the test even if nothing drops it.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.launch.program.display()))?;
+        self.child = Some(child);
+        self.started = Instant::now();
+        self.exited = None;
+        self.ready = false;
+        self.last_probe = None;
+        Ok(())
+    }
+
+    /// Notices an exit, restarts as the policy says, probes readiness.
+    async fn tend(&mut self) {
+        if self.terminating.is_some() {
+            return;
+        }
+        if let Some(child) = self.child.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.exited = Some((Instant::now(), status.code().unwrap_or(137)));
+                self.child = None;
+                self.ready = false;
+            }
+        }
+        if let Some((when, code)) = self.exited {
+            let again = match self.restart {
+                RestartPolicy::Always => true,
+                RestartPolicy::OnFailure => code != 0,
+                RestartPolicy::Never => false,
+            };
+            if again && when.elapsed() >= RESTART_BACKOFF {
+                self.restarts += 1;
+                let _ = self.spawn();
+            }
+            return;
+        }
+        match &self.probe {
+            None => self.ready = true,
+            Some(probe) => {
+                if self
+                    .last_probe
+                    .is_none_or(|at| at.elapsed() >= probe.period)
+                {
+                    self.last_probe = Some(Instant::now());
+                    self.ready = probe_once(self.address, probe).await;
+                }
+            }
+        }
+    }
+
+    /// The pod's status as a kubelet writes it.
+    fn status(&self) -> serde_json::Value {
+        let ip = self.address.to_string();
+        let condition = |kind: &str, yes: bool| serde_json::json!({"type": kind, "status": if yes { "True" } else { "False" }});
+        let (phase, state) = match self.exited {
+            Some((_, code)) if self.child.is_none() => {
+                let done = match self.restart {
+                    RestartPolicy::Always => false,
+                    RestartPolicy::OnFailure => code == 0,
+                    RestartPolicy::Never => true,
+                };
+                let phase = match (done, code) {
+                    (false, _) => "Running",
+                    (true, 0) => "Succeeded",
+                    (true, _) => "Failed",
+                };
+                let reason = if code == 0 { "Completed" } else { "Error" };
+                (
+                    phase,
+                    serde_json::json!({"terminated": {"exitCode": code, "reason": reason}}),
+                )
+            }
+            _ => ("Running", serde_json::json!({"running": {}})),
+        };
+        serde_json::json!({"status": {
+            "phase": phase,
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "hostIP": "10.244.0.1",
+            "conditions": [
+                condition("PodScheduled", true),
+                condition("Initialized", true),
+                condition("ContainersReady", self.ready),
+                condition("Ready", self.ready),
+            ],
+            "containerStatuses": [{
+                "name": self.container, "image": "surge", "imageID": "",
+                "ready": self.ready, "restartCount": self.restarts,
+                "started": self.child.is_some(), "state": state
+            }]
+        }})
+    }
+}
+
+/// One readiness probe: an answer below 400 within a second is ready.
+async fn probe_once(address: Ipv4Addr, probe: &Probe) -> bool {
+    let url = format!("http://{address}:{}{}", probe.port, probe.path);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(1))
+        .build();
+    match client {
+        Ok(client) => client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() < 400),
+        Err(_) => false,
+    }
+}
