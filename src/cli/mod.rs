@@ -95,7 +95,8 @@ pub struct MergeArgs {
     /// merge every bundle in it, once every shard's is there.
     #[arg(long)]
     from: Option<PathBuf>,
-    /// With --from: wait this long for every shard's bundle (e.g. 30m),
+    /// With --from: wait this long for the folder (a Job's first shard
+    /// makes it) and every shard's bundle in it (e.g. 30m),
     /// then merge what is there (refused if shards are missing, unless
     /// --allow-partial).
     #[arg(long, default_value = "0s", value_parser = surge::scenario::parse_duration)]

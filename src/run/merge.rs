@@ -120,13 +120,24 @@ pub async fn merge(request: &MergeRequest) -> Result<RunReport, RunError> {
     }
     let mut bundles = request.bundles.clone();
     if let Some(dir) = &request.from {
+        let not_a_folder = || RunError::NotAFolder {
+            flag: "--from",
+            path: dir.clone(),
+        };
+        // A folder not there yet is waited for: in a Kubernetes Job the
+        // merge starts beside the shards, and the first shard to finish
+        // makes it. A file is never a folder.
+        if dir.exists() && !dir.is_dir() || request.wait.is_zero() && !dir.is_dir() {
+            return Err(not_a_folder());
+        }
+        let found = await_shards(dir, request.wait).await;
         if !dir.is_dir() {
-            return Err(RunError::NotAFolder {
-                flag: "--from",
+            return Err(RunError::NoFolderAppeared {
                 path: dir.clone(),
+                waited: request.wait,
             });
         }
-        bundles.extend(await_shards(dir, request.wait).await);
+        bundles.extend(found);
     }
     let request = &MergeRequest {
         bundles,

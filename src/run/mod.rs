@@ -113,6 +113,14 @@ pub enum RunError {
         /// What it named.
         path: PathBuf,
     },
+    /// `--from` named a folder that did not appear within `--wait`.
+    #[error("--from {}: no such folder, and none appeared within --wait {}", path.display(), humantime::format_duration(*waited))]
+    NoFolderAppeared {
+        /// What it named.
+        path: PathBuf,
+        /// How long surge waited.
+        waited: std::time::Duration,
+    },
     /// The staircase's flags cannot climb.
     #[error("{0}")]
     Staircase(String),

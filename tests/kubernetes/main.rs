@@ -30,10 +30,11 @@
 //!   a shutdown pause, no request fails and no session drops; without
 //!   readiness the controllers call the rollout done before a new pod
 //!   answers, requests fail and the replaced pods' users drop;
-//! - `jobs`: `deploy/sharded-test.yaml` as shipped (test name and start
-//!   time substituted only): the real Job controller creates one pod per
-//!   completion index, each with the index, the shard count and the
-//!   arguments surge reads.
+//! - `jobs`: `deploy/sharded-test.yaml` as shipped, by the README's recipe:
+//!   the real Job controller creates one pod per completion index, the
+//!   node double runs each as a surge shard and the merge Job's pod as
+//!   `surge merge --from --wait`, and the merged bundle's arrivals are the
+//!   schedule's R·T exactly.
 
 #[path = "../suite/common/mod.rs"]
 mod common;
