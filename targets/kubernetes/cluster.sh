@@ -8,6 +8,9 @@
 #   targets/kubernetes/cluster.sh up DIR [--port P]
 #                                                start them, wait for /readyz
 #   targets/kubernetes/cluster.sh down DIR       stop what `up` started (by pid)
+#   targets/kubernetes/cluster.sh restart-apiserver DIR
+#                                                stop the API server and start
+#                                                it again (its watches end)
 #
 # `up` binds everything to 127.0.0.1: the API server's secure port P (default
 # 16443), etcd's client port P+1 and peer port P+2, the controller manager's
@@ -155,6 +158,25 @@ wait_ready() { # dir port seconds
     die "the API server was not ready within $limit s; see $dir/log/kube-apiserver.log"
 }
 
+start_apiserver() { # dir port bin
+    local dir=$1 port=$2 bin=$3
+    "$bin/kube-apiserver" \
+        --etcd-servers "http://127.0.0.1:$((port + 1))" \
+        --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$port" \
+        --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
+        --client-ca-file "$dir/pki/ca.crt" \
+        --service-account-key-file "$dir/pki/sa.pub" \
+        --service-account-signing-key-file "$dir/pki/sa.key" \
+        --service-account-issuer https://kubernetes.default.svc \
+        --service-cluster-ip-range 10.96.0.0/16 \
+        --authorization-mode Node,RBAC \
+        --enable-priority-and-fairness=false \
+        ${SURGE_KUBE_APISERVER_ARGS:-} \
+        >>"$dir/log/kube-apiserver.log" 2>&1 &
+    echo $! >"$dir/pids/kube-apiserver"
+    wait_ready "$dir" "$port" 60
+}
+
 up() {
     local dir=$1
     shift
@@ -191,21 +213,7 @@ up() {
         >"$dir/log/etcd.log" 2>&1 &
     echo $! >"$dir/pids/etcd"
 
-    "$bin/kube-apiserver" \
-        --etcd-servers "http://127.0.0.1:$((port + 1))" \
-        --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$port" \
-        --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
-        --client-ca-file "$dir/pki/ca.crt" \
-        --service-account-key-file "$dir/pki/sa.pub" \
-        --service-account-signing-key-file "$dir/pki/sa.key" \
-        --service-account-issuer https://kubernetes.default.svc \
-        --service-cluster-ip-range 10.96.0.0/16 \
-        --authorization-mode Node,RBAC \
-        --enable-priority-and-fairness=false \
-        ${SURGE_KUBE_APISERVER_ARGS:-} \
-        >"$dir/log/kube-apiserver.log" 2>&1 &
-    echo $! >"$dir/pids/kube-apiserver"
-    wait_ready "$dir" "$port" 60
+    start_apiserver "$dir" "$port" "$bin"
 
     "$bin/kube-controller-manager" \
         --kubeconfig "$dir/controller-manager.kubeconfig" \
@@ -234,22 +242,40 @@ ENV
     echo "cluster.sh: control plane up: https://127.0.0.1:$port (kubeconfig $dir/admin.kubeconfig)"
 }
 
+stop() { # dir name: SIGTERM, SIGKILL after 5 s
+    local dir=$1 name=$2 pid
+    [ -f "$dir/pids/$name" ] || return 0
+    pid=$(cat "$dir/pids/$name")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$dir/pids/$name"
+}
+
 down() {
-    local dir=$1 name pid
+    local dir=$1 name
     [ -d "$dir/pids" ] || die "$dir holds no pids (was it started with up?)"
     for name in kube-controller-manager kube-apiserver etcd; do
-        [ -f "$dir/pids/$name" ] || continue
-        pid=$(cat "$dir/pids/$name")
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-        rm -f "$dir/pids/$name"
+        stop "$dir" "$name"
     done
+}
+
+# An API server restart (an upgrade, a failover): every watch it served
+# ends, and clients must resume without losing an event.
+restart_apiserver() {
+    local dir=$1 port bin
+    [ -f "$dir/cluster.env" ] || die "$dir holds no cluster.env (was it started with up?)"
+    port=$(sed -n 's/^SURGE_KUBE_PORT=//p' "$dir/cluster.env")
+    bin=$(build)
+    stop "$dir" kube-apiserver
+    start_apiserver "$dir" "$port" "$bin"
+    echo "cluster.sh: API server restarted on https://127.0.0.1:$port"
 }
 
 case ${1:-} in
 build) build ;;
 up) [ $# -ge 2 ] || die "usage: cluster.sh up DIR [--port P]"; up "${@:2}" ;;
 down) [ $# -eq 2 ] || die "usage: cluster.sh down DIR"; down "$2" ;;
-*) die "usage: cluster.sh build | up DIR [--port P] | down DIR" ;;
+restart-apiserver) [ $# -eq 2 ] || die "usage: cluster.sh restart-apiserver DIR"; restart_apiserver "$2" ;;
+*) die "usage: cluster.sh build | up DIR [--port P] | down DIR | restart-apiserver DIR" ;;
 esac

@@ -30,6 +30,10 @@
 //!   a shutdown pause, no request fails and no session drops; without
 //!   readiness the controllers call the rollout done before a new pod
 //!   answers, requests fail and the replaced pods' users drop;
+//!   An API server restart between a kill and its replacement's readiness
+//!   (every watch ends; the balancer's resumes with 410 Expired and lists
+//!   again) loses no pod event: surge still sees the replacement Ready and
+//!   the same three drops;
 //! - `jobs`: `deploy/sharded-test.yaml` as shipped, by the README's recipe:
 //!   the real Job controller creates one pod per completion index, the
 //!   node double runs each as a surge shard and the merge Job's pod as
@@ -97,6 +101,24 @@ impl ControlPlane {
 
     fn kubeconfig(&self) -> &Path {
         Path::new(&self.env["SURGE_KUBECONFIG"])
+    }
+
+    /// Stops the API server and starts it again (`cluster.sh
+    /// restart-apiserver`): every watch it served ends.
+    fn restart_apiserver(&self) {
+        let out = Command::new("timeout")
+            .arg("120")
+            .arg(script())
+            .arg("restart-apiserver")
+            .arg(self.dir.path())
+            .output()
+            .expect("cluster.sh runs");
+        assert!(
+            out.status.success(),
+            "cluster.sh restart-apiserver failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// A client with the admin's certificate.
