@@ -201,6 +201,16 @@ impl Clinic {
     /// `duration`, with chaos `action` on Deployment hapi through the
     /// admin's kubeconfig: the bundle's results and what surge printed.
     async fn chaos_run(&self, action: &str, duration: &str) -> (Results, String) {
+        self.chaos_run_with(action, duration, &[]).await
+    }
+
+    /// [`Clinic::chaos_run`] with more of surge's flags.
+    async fn chaos_run_with(
+        &self,
+        action: &str,
+        duration: &str,
+        extra: &[&str],
+    ) -> (Results, String) {
         let dir = tempfile::tempdir().unwrap();
         let load = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 9\nhold = \"60s\"\n";
         let scenario = scenario_file(dir.path(), "clinic", &clinic(&self.url, load));
@@ -228,6 +238,7 @@ impl Clinic {
                 "--allow-namespace",
                 "clinic",
             ])
+            .args(extra)
             .output()
             .await
             .expect("surge runs");
@@ -514,5 +525,53 @@ fn an_api_server_restart_mid_run_loses_no_pod_event() {
         assert!(ready >= 3.0, "{ready}: {text}");
         assert_eq!(r.sessions.drops, 3, "{text}");
         assert!(!text.contains("chaos stopped"), "{text}");
+    })
+}
+
+#[test]
+fn a_pod_killed_with_a_grace_period_is_not_ready_while_it_terminates() {
+    netns::run(|| async {
+        let _turn = engine_lock().await;
+        // Each replica keeps answering 3 s after SIGTERM; the kill gives it
+        // 5 s. The victim is Terminating for those 3 s, its Ready condition
+        // still true as its node last wrote it.
+        let clinic = Clinic::open(&Workload {
+            shutdown_delay: "3s",
+            ..kill_workload(Sessions::PerPod)
+        })
+        .await;
+        let (r, text) = clinic
+            .chaos_run_with("kill-pod:oldest@3s", "14s", &["--grace-period", "5s"])
+            .await;
+        let chaos = r.chaos.as_ref().expect("chaos recorded");
+        let kill = &chaos.events[0];
+        assert_eq!(kill.outcome, Outcome::Done, "{text}");
+        assert!(kill.answer.contains("grace period 5 s"), "{}", kill.answer);
+        // surge counted it out at once, not when its process ended: two
+        // ready within a second of the kill, and the recovery is the
+        // replacement's start-up, not the victim's shutdown plus it.
+        let early_dip = chaos
+            .replica_counts
+            .iter()
+            .any(|c| c.ready == 2 && c.at_s >= kill.at_s && c.at_s < kill.at_s + 1.0);
+        assert!(early_dip, "{:?}", chaos.replica_counts);
+        let ready = kill.ready_after_s.expect("replicas ready again");
+        assert!((3.0..=6.0).contains(&ready), "{ready}: {text}");
+        // The balancer stopped sending to it when it began terminating: its
+        // users moved then, each dropping its session once.
+        assert_eq!(r.sessions.drops, 3, "{text}");
+        let victim = &kill.target[0];
+        assert!(r.sessions.events.iter().all(|d| &d.before == victim));
+        let first = r
+            .sessions
+            .events
+            .iter()
+            .map(|d| d.at_s)
+            .fold(f64::MAX, f64::min);
+        assert!(
+            first < kill.at_s + 1.0,
+            "dropped at {first} s, the kill at {} s",
+            kill.at_s
+        );
     })
 }
