@@ -159,8 +159,8 @@ impl PlanArgs {
 pub enum SimCommand {
     /// Start the cluster and keep it up until Ctrl-C.
     Up(ClusterOptions),
-    /// One replica process (the supervisor starts these).
-    #[command(hide = true)]
+    /// One replica process (the supervisor starts these; as a pod, it
+    /// listens on the pod's address).
     Replica(surge_sim::replica::ReplicaOptions),
     /// The balancer alone, in front of a Kubernetes Service's ready pods
     /// (it follows the Service's EndpointSlices, as an ingress controller does).
