@@ -167,6 +167,12 @@ async fn sim(command: SimCommand) -> Outcome {
             Ok(()) => Outcome::Passed,
             Err(e) => Outcome::CannotRun(format!("balance: {e:#}")),
         },
+        SimCommand::MetricsAdapter(options) => {
+            match surge_sim::custom_metrics::serve(options).await {
+                Ok(()) => Outcome::Passed,
+                Err(e) => Outcome::CannotRun(format!("metrics-adapter: {e:#}")),
+            }
+        }
         SimCommand::Fixtures { out } => match std::fs::write(&out, surge_sim::data::patients_csv())
         {
             Ok(()) => {

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod balancer;
+pub mod custom_metrics;
 pub mod data;
 pub mod database;
 pub mod endpoints;

@@ -165,6 +165,9 @@ pub enum SimCommand {
     /// The balancer alone, in front of a Kubernetes Service's ready pods
     /// (it follows the Service's EndpointSlices, as an ingress controller does).
     Balance(surge_sim::endpoints::BalanceOptions),
+    /// A custom metrics API server for the HPA (each pod's request rate,
+    /// from Prometheus), registered through an APIService.
+    MetricsAdapter(surge_sim::custom_metrics::AdapterOptions),
     /// Regenerate fixtures/patients.csv from the sim's synthetic patients.
     Fixtures {
         /// Output file.

@@ -14,7 +14,8 @@
 #
 # `up` binds everything to 127.0.0.1: the API server's secure port P (default
 # 16443), etcd's client port P+1 and peer port P+2, the controller manager's
-# secure port P+3. RBAC is on; the controller manager runs the default
+# secure port P+3. RBAC is on, and the aggregation layer (APIServices reach
+# their pods directly: no kube-proxy here); the controller manager runs the default
 # controllers (job, replicaset, deployment, endpointslice, disruption,
 # horizontal-pod-autoscaler among them). DIR receives the certificates, the
 # data, the logs (DIR/log), the pids (DIR/pids), an admin kubeconfig
@@ -89,8 +90,9 @@ port_free() {
 }
 
 # A CA, and certificates it signs: the API server's serving certificate,
-# clients for the admin (system:masters) and the controller manager, and the
-# service-account signing key.
+# clients for the admin (system:masters), the controller manager and the
+# aggregation layer's proxy, a serving certificate for aggregated API
+# servers, and the service-account signing key.
 certificates() {
     local dir=$1 pki=$1/pki
     command -v openssl >/dev/null 2>&1 || die "openssl is not installed: apt-get install openssl"
@@ -113,6 +115,12 @@ certificates() {
         "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
     sign admin "/O=system:masters/CN=surge-admin"
     sign controller-manager "/CN=system:kube-controller-manager"
+    # The aggregation layer: the client the API server proxies as, and a
+    # serving certificate for the aggregated API servers tests run as pods
+    # (their Services' names).
+    sign front-proxy-client "/CN=front-proxy-client"
+    sign aggregated "/CN=aggregated-apiserver" \
+        "DNS:custom-metrics.clinic.svc,DNS:custom-metrics.kube-system.svc,DNS:metrics-server.kube-system.svc"
     openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
     openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 }
@@ -171,6 +179,14 @@ start_apiserver() { # dir port bin
         --service-cluster-ip-range 10.96.0.0/16 \
         --authorization-mode Node,RBAC \
         --enable-priority-and-fairness=false \
+        --requestheader-client-ca-file "$dir/pki/ca.crt" \
+        --requestheader-allowed-names front-proxy-client \
+        --requestheader-username-headers X-Remote-User \
+        --requestheader-group-headers X-Remote-Group \
+        --requestheader-extra-headers-prefix X-Remote-Extra- \
+        --proxy-client-cert-file "$dir/pki/front-proxy-client.crt" \
+        --proxy-client-key-file "$dir/pki/front-proxy-client.key" \
+        --enable-aggregator-routing=true \
         ${SURGE_KUBE_APISERVER_ARGS:-} \
         >>"$dir/log/kube-apiserver.log" 2>&1 &
     echo $! >"$dir/pids/kube-apiserver"

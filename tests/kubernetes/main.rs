@@ -34,6 +34,11 @@
 //!   (every watch ends; the balancer's resumes with 410 Expired and lists
 //!   again) loses no pod event: surge still sees the replacement Ready and
 //!   the same three drops;
+//! - `autoscaling`: the real HPA controller scales a Deployment 1 → 3 on
+//!   the Pods metric surge's HPA names (`http_server_requests_per_second`),
+//!   read through the aggregation layer from a custom metrics adapter
+//!   (`surge sim metrics-adapter`, run as a pod behind an APIService) that
+//!   answers from Prometheus (Debian's) scraping each pod;
 //! - `jobs`: `deploy/sharded-test.yaml` as shipped, by the README's recipe:
 //!   the real Job controller creates one pod per completion index, the
 //!   node double runs each as a surge shard and the merge Job's pod as
@@ -46,6 +51,8 @@ mod netns;
 mod node;
 
 mod access;
+mod autoscaling;
+mod clinic;
 mod deployment;
 mod evict;
 mod jobs;

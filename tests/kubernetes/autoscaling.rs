@@ -1,0 +1,370 @@
+//! The real HPA controller scaling a clinic through the custom metrics
+//! path clusters run: Prometheus (Debian's) scrapes each pod's request
+//! counter; a custom metrics
+//! adapter (`surge sim metrics-adapter`, run as a pod) answers
+//! `custom.metrics.k8s.io` from Prometheus, registered by an APIService
+//! the aggregation layer forwards to; the HPA surge writes (a Pods metric,
+//! `http_server_requests_per_second`) is the kube-controller-manager's to
+//! act on. Nothing of the test's decides replicas.
+
+use crate::clinic::*;
+use crate::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use tokio::process::Child;
+
+/// Prometheus on loopback, scraping clinic's `app=hapi` pods every 2 s;
+/// stopped when dropped. Debian's Prometheus is built without Kubernetes
+/// service discovery, so the targets come from a file the test keeps from
+/// the API server's pod list (what `kubernetes_sd_configs` would do).
+struct Prometheus {
+    _child: Child,
+    url: String,
+    _discovery: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn prometheus(admin: &Client) -> Prometheus {
+    let binary = program("prometheus").expect("prometheus (Debian's package) is installed");
+    let dir = tempfile::tempdir().unwrap();
+    let targets = dir.path().join("targets.json");
+    std::fs::write(&targets, "[]").unwrap();
+    let config = format!(
+        r#"global:
+  scrape_interval: 2s
+  evaluation_interval: 2s
+scrape_configs:
+  - job_name: clinic
+    metrics_path: /actuator/prometheus
+    file_sd_configs:
+      - files: [{targets}]
+        refresh_interval: 1s
+"#,
+        targets = targets.display()
+    );
+    let file = dir.path().join("prometheus.yml");
+    std::fs::write(&file, config).unwrap();
+    let discovery = tokio::spawn(keep_targets(
+        Api::namespaced(admin.clone(), "clinic"),
+        targets,
+    ));
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let child = tokio::process::Command::new(binary)
+        .arg(format!("--config.file={}", file.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("prometheus starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    for _ in 0..100 {
+        if http
+            .get(format!("{url}/-/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Prometheus {
+                _child: child,
+                url,
+                _discovery: discovery,
+                _dir: dir,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "prometheus was not ready in 10 s:\n{}",
+        std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+    );
+}
+
+/// Every half second, the running `app=hapi` pods as Prometheus file
+/// targets (address, and the labels a pod role would give: namespace, pod,
+/// the pod's own labels).
+async fn keep_targets(pods: Api<Pod>, file: PathBuf) {
+    loop {
+        if let Ok(list) = pods.list(&ListParams::default().labels("app=hapi")).await {
+            let targets: Vec<serde_json::Value> = list
+                .items
+                .iter()
+                .filter_map(|p| {
+                    let ip = p.status.as_ref()?.pod_ip.clone()?;
+                    // Label names as Prometheus' pod role makes them
+                    // (pod-template-hash → pod_template_hash).
+                    let mut labels: BTreeMap<String, String> = p
+                        .metadata
+                        .labels
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), v))
+                        .collect();
+                    labels.insert("namespace".into(), "clinic".into());
+                    labels.insert("pod".into(), p.metadata.name.clone()?);
+                    Some(serde_json::json!({"targets": [format!("{ip}:8080")], "labels": labels}))
+                })
+                .collect();
+            let next = file.with_extension("new");
+            if std::fs::write(&next, serde_json::to_vec(&targets).unwrap()).is_ok() {
+                let _ = std::fs::rename(&next, &file);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The adapter as a pod (its serving certificate from a Secret), its
+/// Service, and the APIService that makes the aggregation layer forward
+/// `custom.metrics.k8s.io/v1beta2` to it.
+fn adapter_manifests(plane: &ControlPlane, prometheus: &str) -> String {
+    use base64::Engine;
+    let pki = plane.dir.path().join("pki");
+    let read = |name: &str| {
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(pki.join(name)).unwrap())
+    };
+    format!(
+        r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: custom-metrics-tls
+  namespace: clinic
+data:
+  tls.crt: {cert}
+  tls.key: {key}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: custom-metrics
+  namespace: clinic
+spec:
+  selector:
+    app: custom-metrics
+  ports:
+    - port: 443
+      targetPort: 6443
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: custom-metrics
+  namespace: clinic
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: custom-metrics
+  template:
+    metadata:
+      labels:
+        app: custom-metrics
+    spec:
+      containers:
+        - name: adapter
+          image: surge:0.1.0
+          args: [sim, metrics-adapter, --prometheus, "{prometheus}", --host, $(POD_IP),
+                 --port, "6443", --tls-cert, /tls/tls.crt, --tls-key, /tls/tls.key]
+          env:
+            - name: POD_IP
+              valueFrom:
+                fieldRef:
+                  fieldPath: status.podIP
+          volumeMounts:
+            - name: tls
+              mountPath: /tls
+      volumes:
+        - name: tls
+          secret:
+            secretName: custom-metrics-tls
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: v1beta2.custom.metrics.k8s.io
+spec:
+  group: custom.metrics.k8s.io
+  version: v1beta2
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  caBundle: {ca}
+  service:
+    namespace: clinic
+    name: custom-metrics
+    port: 443
+"#,
+        cert = read("aggregated.crt"),
+        key = read("aggregated.key"),
+        ca = read("ca.crt"),
+    )
+}
+
+/// Waits until the APIService is Available (the aggregator reached the
+/// adapter), then returns the custom metrics API's answer for clinic's
+/// `app=hapi` pods, through the API server.
+async fn custom_metrics_available(admin: &Client) -> serde_json::Value {
+    let services: Api<DynamicObject> = Api::all_with(
+        admin.clone(),
+        &kube::api::ApiResource {
+            group: "apiregistration.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "apiregistration.k8s.io/v1".into(),
+            kind: "APIService".into(),
+            plural: "apiservices".into(),
+        },
+    );
+    let mut last = serde_json::Value::Null;
+    for _ in 0..300 {
+        let service = services.get("v1beta2.custom.metrics.k8s.io").await.unwrap();
+        last = service.data["status"].clone();
+        let available = last["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Available" && c["status"] == "True");
+        if available {
+            let request = axum::http::Request::get(
+                "/apis/custom.metrics.k8s.io/v1beta2/namespaces/clinic/pods/*/http_server_requests_per_second?labelSelector=app%3Dhapi",
+            )
+            .body(Vec::new())
+            .unwrap();
+            if let Ok(answer) = admin.request::<serde_json::Value>(request).await {
+                return answer;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the custom metrics APIService was not available in 30 s: {last}");
+}
+
+/// The HPA `surge calibrate` writes, shaped for this clinic: a Pods metric
+/// of `target` requests per second per pod, 1 to 4 replicas, scaling up at
+/// once (no stabilization), down only after a long window.
+fn hpa(target: u32) -> String {
+    format!(
+        r#"apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: hapi
+  namespace: clinic
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: hapi
+  minReplicas: 1
+  maxReplicas: 4
+  metrics:
+    - type: Pods
+      pods:
+        metric:
+          name: http_server_requests_per_second
+        target:
+          type: AverageValue
+          averageValue: "{target}"
+  behavior:
+    scaleUp:
+      stabilizationWindowSeconds: 0
+      policies:
+        - type: Percent
+          value: 100
+          periodSeconds: 15
+    scaleDown:
+      stabilizationWindowSeconds: 300
+"#
+    )
+}
+
+/// surge's FHIR search at `rate`/s for `seconds` through the balancer.
+async fn load(clinic: &Clinic, rate: u32, seconds: u32) -> (surge::bundle::RunResults, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let stages = format!(
+        "[load]\nmodel = \"open\"\nmax_users = 200\n[[load.stages]]\nrate = {rate}\nhold = \"{seconds}s\"\n"
+    );
+    let scenario = scenario_file(
+        dir.path(),
+        "search",
+        &fhir_search_scenario(&clinic.url, &stages),
+    );
+    let runs = dir.path().join("runs");
+    let done = tokio::process::Command::new(surge_bin())
+        .current_dir(repo())
+        .arg("run")
+        .arg(&scenario)
+        .args(["--no-progress", "--out"])
+        .arg(&runs)
+        .output()
+        .await
+        .expect("surge runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(matches!(done.status.code(), Some(0 | 1)), "{text}");
+    (
+        surge::bundle::read_results(&only_bundle(&runs)).unwrap(),
+        text,
+    )
+}
+
+#[test]
+fn the_real_hpa_controller_scales_on_request_rate_through_the_custom_metrics_api() {
+    netns::run(|| async {
+        let _turn = engine_lock().await;
+        let clinic = Clinic::open(&Workload {
+            sessions: Sessions::PerPod,
+            readiness: true,
+            start_delay: "2s",
+            shutdown_delay: "0s",
+            replicas: 1,
+            balancing: "round-robin",
+        })
+        .await;
+        let prometheus = prometheus(&clinic.admin).await;
+        create_all(
+            &clinic.admin,
+            &adapter_manifests(&clinic.plane, &prometheus.url),
+        )
+        .await;
+        let answer = custom_metrics_available(&clinic.admin).await;
+        assert_eq!(answer["kind"], "MetricValueList", "{answer}");
+        create_all(&clinic.admin, &hpa(10)).await;
+
+        // 30 requests/s against a target of 10 per pod: the controller
+        // wants 3 pods.
+        let (r, text) = load(&clinic, 30, 75).await;
+        let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(clinic.admin.clone(), "clinic");
+        let status = hpas.get("hapi").await.unwrap().status.unwrap();
+        let deployments: Api<Deployment> = Api::namespaced(clinic.admin.clone(), "clinic");
+        let ready = deployments
+            .get("hapi")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0);
+        eprintln!("HPA status: {status:?}\nready: {ready}");
+        assert!(
+            status.last_scale_time.is_some(),
+            "the HPA scaled: {status:?}"
+        );
+        assert!(status.desired_replicas >= 3, "{status:?}\n{text}");
+        assert!(ready >= 3, "{ready} ready: {status:?}");
+        // The new pods took traffic: the balancer followed them in.
+        let pods_served = r
+            .replicas
+            .iter()
+            .filter(|s| s.name.starts_with("hapi-"))
+            .count();
+        assert!(pods_served >= 3, "{text}");
+        assert_eq!(r.overall.failed, 0, "{text}");
+    })
+}
