@@ -19,6 +19,7 @@ pub mod local;
 pub mod pod_watch;
 mod recovery;
 pub mod runner;
+mod run_end;
 pub mod setup;
 
 use crate::bundle::ReplicaCount;

@@ -14,6 +14,7 @@ use crate::scenario::threshold::{Metric, RequestStat};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use super::run_end::{RunEnd, LET_FINISH};
 use tokio_util::sync::CancellationToken;
 
 /// The interval between pod lists when no pod watch brings the changes.
@@ -145,22 +146,35 @@ pub async fn run(
         stop: stop.clone(),
     };
     let mut aborted = None;
+    let end = RunEnd::new(stop.clone());
     for (at, action) in timetable(&day.plan.actions, length) {
         tokio::select! {
             _ = tokio::time::sleep_until((started + at).into()) => {}
             _ = stop.cancelled() => break,
         }
-        if let Err(why) = day.act(action).await {
-            aborted = Some(why);
-            break;
+        let described = action.describe();
+        match end.finish(day.act(action)).await {
+            Some(Ok(())) => {}
+            Some(Err(why)) => {
+                aborted = Some(why);
+                break;
+            }
+            None => {
+                aborted = Some(format!(
+                    "the run ended while {described} still waited on the API; abandoned {} s later",
+                    LET_FINISH.as_secs()
+                ));
+                break;
+            }
         }
     }
     for w in std::mem::take(&mut day.watchers) {
-        let _ = w.await;
+        let _ = end.finish(w).await;
     }
     stop.cancelled().await;
     if let Some(m) = monitor {
-        let _ = m.await;
+        // Its calls to the API end with the run, or are abandoned.
+        let _ = end.finish(m).await;
     }
     let report = ChaosReport {
         backend: day.backend.as_ref().map_or("exec", |b| b.name()).to_owned(),

@@ -286,3 +286,39 @@ fn a_pod_killed_with_a_grace_period_is_not_ready_while_it_terminates() {
         );
     })
 }
+
+#[test]
+fn an_api_server_that_stops_answering_does_not_hold_the_runs_end() {
+    netns::run(|| async {
+        let _turn = engine_lock().await;
+        let clinic = Clinic::open(&kill_workload(Sessions::PerPod)).await;
+        // 2 s in, the API server stops answering (SIGSTOP: connections are
+        // accepted, nothing comes back — a hung server, or a network that
+        // drops its packets); the kill at 4 s waits on it. The run is 8 s.
+        let pid: i32 = std::fs::read_to_string(clinic.plane.dir.path().join("pids/kube-apiserver"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let freeze = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            // SAFETY: kill(2) on the API server this test started.
+            unsafe { libc::kill(pid, libc::SIGSTOP) };
+        });
+        let began = std::time::Instant::now();
+        let (r, text) = clinic.chaos_run("kill-pod:oldest@4s", "8s").await;
+        let took = began.elapsed();
+        freeze.await.unwrap();
+        // SAFETY: as above; the control plane is stopped by its Drop.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        eprintln!("the run took {took:?}");
+        // The run ends at 8 s, the chaos call abandoned 5 s after at most
+        // (kube-rs would wait for its read timeout, 295 s); the load's
+        // measurements are written and the chaos says what happened.
+        assert!(took < Duration::from_secs(18), "{took:?}: {text}");
+        let chaos = r.chaos.as_ref().expect("chaos recorded");
+        let aborted = chaos.aborted.as_deref().unwrap_or("");
+        assert!(aborted.contains("still waited on the API"), "{chaos:?}");
+        assert!(r.overall.count > 0, "{text}");
+    })
+}

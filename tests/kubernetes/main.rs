@@ -34,6 +34,8 @@
 //!   (every watch ends; the balancer's resumes with 410 Expired and lists
 //!   again) loses no pod event: surge still sees the replacement Ready and
 //!   the same three drops;
+//!   An API server that stops answering (SIGSTOP) before a kill does not
+//!   hold the run's end: the kill is abandoned 5 s after the run, said so;
 //! - `autoscaling`: the real HPA controller scales a Deployment 1 → 3 on
 //!   the Pods metric surge's HPA names (`http_server_requests_per_second`),
 //!   read through the aggregation layer from a custom metrics adapter
