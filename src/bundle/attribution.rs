@@ -96,14 +96,17 @@ impl ReadBackReplica {
 }
 
 /// The traffic surge sent to read uploads back: load on the cluster under
-/// test like any other, so it is counted, shown, and bounded by a budget.
+/// test like any other, so it is counted and shown. Each upload's reads are
+/// bounded by its window and the backoff; the budget is a figure the
+/// reports compare against (they say when it was passed), never a limit
+/// that skips a read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReadBackTraffic {
     /// Per replica.
     #[serde(default)]
     pub replicas: Vec<ReadBackReplica>,
-    /// The budget: read-backs at most this many times the scenario's own
-    /// requests sent; the reports say when they were more.
+    /// The budget: read-backs this many times the scenario's own requests
+    /// sent; the reports say when they were more (reads are not cut short).
     #[serde(default)]
     pub budget_ratio: f64,
 }
