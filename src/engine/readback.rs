@@ -34,14 +34,27 @@ mod polled;
 /// Read-backs running at once, at most.
 const CONCURRENT_CHECKS: usize = 32;
 
-/// Read-back requests sent, per replica.
+/// Read-back requests sent, per replica and per second of the run.
 #[derive(Default)]
-struct Traffic(Mutex<BTreeMap<String, ReadBackReplica>>);
+struct Traffic(Mutex<Sent>);
+
+#[derive(Default)]
+struct Sent {
+    replicas: BTreeMap<String, ReadBackReplica>,
+    per_second: Vec<u64>,
+}
 
 impl Traffic {
-    fn count(&self, replica: &str, direct: bool, failed: bool) {
-        let mut all = self.0.lock().unwrap();
-        let r = all
+    /// One read-back of `replica`, answered in `second` of the run.
+    fn count(&self, replica: &str, direct: bool, failed: bool, second: u64) {
+        let mut sent = self.0.lock().unwrap();
+        let second = second as usize;
+        if sent.per_second.len() <= second {
+            sent.per_second.resize(second + 1, 0);
+        }
+        sent.per_second[second] += 1;
+        let r = sent
+            .replicas
             .entry(replica.to_owned())
             .or_insert_with(|| ReadBackReplica {
                 replica: replica.to_owned(),
@@ -56,9 +69,11 @@ impl Traffic {
     }
 
     fn report(&self, budget_ratio: f64) -> ReadBackTraffic {
+        let sent = self.0.lock().unwrap();
         ReadBackTraffic {
-            replicas: self.0.lock().unwrap().values().cloned().collect(),
+            replicas: sent.replicas.values().cloned().collect(),
             budget_ratio,
+            per_second: sent.per_second.clone(),
         }
     }
 }
@@ -233,6 +248,8 @@ impl Readback {
                 client: &client,
                 book: &book,
                 traffic: &traffic,
+                // An upload completed: the load has begun.
+                started: recorder.started(),
             };
             poll(&reader, job, &direct, &seen_in_run, &meet, &stop).await
         });
@@ -272,6 +289,8 @@ struct Reader<'a> {
     client: &'a reqwest::Client,
     book: &'a ReplicaBook,
     traffic: &'a Traffic,
+    /// When the load began (second 0 of the run's timelines).
+    started: Instant,
 }
 
 /// One read: the replica value its answer gave (header or cookie, raw),
@@ -375,9 +394,12 @@ async fn poll(
                     .map(|v| reader.book.attribute(&v))
                     .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned()),
             };
-            reader
-                .traffic
-                .count(&name, base.is_some(), matches!(what, Seen::Error(_)));
+            reader.traffic.count(
+                &name,
+                base.is_some(),
+                matches!(what, Seen::Error(_)),
+                reader.started.elapsed().as_secs(),
+            );
             if is_replica(&name) {
                 polled.run_knows_all = meet(&name, base.is_none());
             }
@@ -398,4 +420,39 @@ async fn poll(
         }
     }
     polled.checked(job.upload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Read-backs are counted per replica, direct or through the balancer,
+    /// and per second of the run, which is how a stage gets its own.
+    #[test]
+    fn read_backs_are_counted_per_replica_and_per_second() {
+        let t = Traffic::default();
+        t.count("r1", true, false, 0);
+        t.count("r1", false, true, 0);
+        t.count("r2", false, false, 3);
+        let report = t.report(2.0);
+        assert_eq!(report.per_second, [2, 0, 0, 1]);
+        assert_eq!(
+            report.replicas,
+            [
+                ReadBackReplica {
+                    replica: "r1".into(),
+                    direct: 1,
+                    through_balancer: 1,
+                    failed: 1
+                },
+                ReadBackReplica {
+                    replica: "r2".into(),
+                    direct: 0,
+                    through_balancer: 1,
+                    failed: 0
+                }
+            ]
+        );
+        assert_eq!(report.budget_ratio, 2.0);
+    }
 }

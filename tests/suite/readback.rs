@@ -6,7 +6,8 @@
 //! said so), and straight from each listed replica for uploads that appear at
 //! once (a read each, within the same budget, not said). And a sticky
 //! balancer's cookie as the replica's name: mapped to the replicas stated
-//! for it, unmapped when stated for none.
+//! for it, unmapped when stated for none. And calibration's steps from a
+//! multi-stage bundle: each has the read-backs sent in its own seconds.
 
 use crate::common::*;
 use std::collections::BTreeMap;
@@ -230,4 +231,65 @@ async fn a_sticky_cookie_names_the_replica_stated_for_it_and_no_other() {
             .collect::<Vec<_>>(),
         ["r1", "r2"]
     );
+}
+
+/// Calibration from a bundle whose stages climbed: each step gets the
+/// read-backs sent in its own seconds (three per upload here: one per
+/// listed replica, all ok at once), so the calibration table and the
+/// capacity's reason can say what the cluster carried at every step. A
+/// bundle that does not say when its read-backs were sent (written before
+/// `per_second` was kept) gives none, rather than a guess.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stage_of_a_climb_has_its_own_read_backs() {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions {
+        attachments: AttachmentStore::Shared,
+        ..Default::default()
+    })
+    .await;
+    let closed = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 3\nhold = \"3s\"\n";
+    let open = "[load]\nmodel = \"open\"\nmax_users = 20\n\
+                [[load.stages]]\nrate = 4\nhold = \"3s\"\n\
+                [[load.stages]]\nrate = 8\nhold = \"3s\"\n";
+    let body = uploads(&cluster.url, &replica_urls(&cluster), "1s");
+    assert!(body.contains(closed));
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario_file(dir.path(), "climb", &body.replace(closed, open));
+    let report = run(path, None, None, &dir.path().join("reports")).await;
+    cluster.shutdown().await;
+    let r = &report.results;
+    assert_eq!(r.stages.len(), 2);
+    assert_eq!(r.consistency.read_backs.through_balancer(), 0);
+    let steps = surge::run::staircase::steps_from_bundle(&report.bundle).unwrap();
+    for (i, s) in steps.iter().enumerate() {
+        let rb = s
+            .read_backs_per_s
+            .unwrap_or_else(|| panic!("step {}: {s:?}", i + 1));
+        let expected = 3.0 * s.achieved;
+        assert!(
+            (rb - expected).abs() <= 0.25 * expected,
+            "step {}: {rb:.1} read-backs/s for {:.1} uploads/s on 3 replicas",
+            i + 1,
+            s.achieved
+        );
+    }
+    assert!(steps[1].read_backs_per_s > steps[0].read_backs_per_s);
+    let table = surge::report::staircase_table(&steps);
+    eprintln!("{table}");
+    assert!(table.contains("read-backs/s"), "{table}");
+    // The same bundle without the seconds its read-backs were sent in.
+    let summary = report.bundle.join("summary.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let read_backs = &mut json["consistency"]["read_backs"];
+    assert!(read_backs["per_second"].is_array(), "{read_backs}");
+    read_backs.as_object_mut().unwrap().remove("per_second");
+    std::fs::write(&summary, json.to_string()).unwrap();
+    let steps = surge::run::staircase::steps_from_bundle(&report.bundle).unwrap();
+    assert!(
+        steps.iter().all(|s| s.read_backs_per_s.is_none()),
+        "{steps:?}"
+    );
+    let table = surge::report::staircase_table(&steps);
+    assert!(!table.contains("read-backs/s"), "{table}");
 }
