@@ -96,16 +96,25 @@ impl ReadBackReplica {
 }
 
 /// The traffic surge sent to read uploads back: load on the cluster under
-/// test like any other, so it is counted, shown, and bounded by a budget.
+/// test like any other, so it is counted and shown. Each upload's reads are
+/// bounded by its window and the backoff; the budget is a figure the
+/// reports compare against (they say when it was passed), never a limit
+/// that skips a read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReadBackTraffic {
     /// Per replica.
     #[serde(default)]
     pub replicas: Vec<ReadBackReplica>,
-    /// The budget: read-backs at most this many times the scenario's own
-    /// requests sent; the reports say when they were more.
+    /// The budget: read-backs this many times the scenario's own requests
+    /// sent; the reports say when they were more (reads are not cut short).
     #[serde(default)]
     pub budget_ratio: f64,
+    /// Read-backs sent in each second since the load began (index: the
+    /// second), so that a stage of a longer run has its own figure
+    /// (calibration's steps from a multi-stage bundle). Empty in bundles
+    /// written before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_second: Vec<u64>,
 }
 
 impl ReadBackTraffic {
@@ -137,8 +146,29 @@ impl ReadBackTraffic {
                 .is_some_and(|r| r > self.budget_ratio)
     }
 
-    /// Adds another part's read-backs (a shard's).
-    pub fn absorb(&mut self, other: &ReadBackTraffic) {
+    /// Read-backs per second sent within `[from_s, to_s)` of the run (by
+    /// whole seconds, as the timelines count): 0 when none was sent at
+    /// all; None when some were but the bundle does not say when.
+    pub fn per_s_within(&self, from_s: f64, to_s: f64) -> Option<f64> {
+        if self.total() == 0 {
+            return Some(0.0);
+        }
+        if self.per_second.is_empty() {
+            return None;
+        }
+        let sent: u64 = self
+            .per_second
+            .iter()
+            .enumerate()
+            .filter(|(second, _)| (*second as f64) >= from_s && (*second as f64) < to_s)
+            .map(|(_, n)| n)
+            .sum();
+        Some(sent as f64 / (to_s - from_s).max(1e-9))
+    }
+
+    /// Adds another part's read-backs (a shard's, whose second 0 is
+    /// `offset` seconds after the merged run's).
+    pub fn absorb(&mut self, other: &ReadBackTraffic, offset: u64) {
         for r in &other.replicas {
             match self.replicas.iter_mut().find(|m| m.replica == r.replica) {
                 Some(mine) => {
@@ -151,6 +181,13 @@ impl ReadBackTraffic {
         }
         self.replicas.sort_by(|a, b| a.replica.cmp(&b.replica));
         self.budget_ratio = self.budget_ratio.max(other.budget_ratio);
+        for (second, n) in other.per_second.iter().enumerate() {
+            let at = second + offset as usize;
+            if self.per_second.len() <= at {
+                self.per_second.resize(at + 1, 0);
+            }
+            self.per_second[at] += n;
+        }
     }
 }
 
@@ -167,6 +204,7 @@ mod tests {
                 failed: 0,
             }],
             budget_ratio: 1.0,
+            per_second: Vec::new(),
         }
     }
 
@@ -178,11 +216,34 @@ mod tests {
         assert_eq!(traffic(0, 0).ratio_to(0), None);
     }
 
+    /// A stage's read-backs are those sent in its seconds; a bundle that
+    /// does not say when they were sent gives none, one that sent none
+    /// gives 0.
+    #[test]
+    fn a_stages_read_backs_are_those_sent_in_its_seconds() {
+        let mut t = traffic(0, 10);
+        t.per_second = vec![1, 1, 4, 4, 0];
+        assert_eq!(t.per_s_within(0.0, 2.0), Some(1.0));
+        assert_eq!(t.per_s_within(2.0, 4.0), Some(4.0));
+        assert_eq!(t.per_s_within(4.0, 6.0), Some(0.0));
+        t.per_second.clear();
+        assert_eq!(
+            t.per_s_within(0.0, 2.0),
+            None,
+            "sent, but when is not known"
+        );
+        assert_eq!(traffic(0, 0).per_s_within(0.0, 2.0), Some(0.0));
+    }
+
     #[test]
     fn parts_add_up() {
         let mut a = traffic(1, 2);
-        a.absorb(&traffic(3, 4));
+        a.per_second = vec![3];
+        let mut b = traffic(3, 4);
+        b.per_second = vec![5, 2];
+        a.absorb(&b, 1);
         assert_eq!((a.direct(), a.through_balancer()), (4, 6));
+        assert_eq!(a.per_second, [3, 5, 2], "the shard began a second later");
         let mut x = Attribution::default();
         x.retries.insert("r1".into(), 2);
         let mut y = Attribution::default();

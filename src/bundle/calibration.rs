@@ -45,8 +45,8 @@ pub struct Step {
     #[serde(default)]
     pub p95_trend_ms: Option<(f64, f64)>,
     /// Read-backs of uploads surge sent per second during the step: load the
-    /// cluster carried beside the work (None when the step is a stage of a
-    /// longer run, where they are not apportioned).
+    /// cluster carried beside the work, not capacity (None when the step is
+    /// a stage of a longer run whose bundle does not say when they were sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_backs_per_s: Option<f64>,
 }

@@ -1,7 +1,9 @@
 //! From a staircase of open-model steps to per-pod capacity and the knee.
 //!
 //! X counts work requests only: the setup a user does once (login, token)
-//! is left out, since it does not grow with the arrival rate. Per-pod
+//! is left out, since it does not grow with the arrival rate; so are
+//! surge's read-backs of uploads (its checks, not the workload), which the
+//! reasons and the staircase table show as load the cluster carried. Per-pod
 //! capacity C_pod = max over the steps before the knee, and below the first
 //! step whose break of the SLO stands ([`super::slo_breaks`]), of X/R with
 //! p99 ≤ SLO, errors ≤ budget, no dropped arrivals and no growing backlog.
@@ -150,8 +152,8 @@ pub fn knee(steps: &[Step]) -> Option<usize> {
 }
 
 /// The capacity at step `i` in the other units a user scales on: per
-/// request kind, and for the persona mix as arrivals; the setup left out;
-/// and which unit the HPA target uses.
+/// request kind, and for the persona mix as arrivals; the setup and surge's
+/// read-backs left out; and which unit the HPA target uses.
 pub fn units(step: &Step, i: usize, replicas: u32) -> Vec<String> {
     let per_pod = |x: f64| x / replicas.max(1) as f64;
     let mut out = Vec::new();
@@ -178,6 +180,17 @@ pub fn units(step: &Step, i: usize, replicas: u32) -> Vec<String> {
             "left out of capacity: {:.1} setup requests/s (logins, token fetches) at step {}: a user makes them once, not per arrival",
             step.setup_per_s,
             i + 1
+        ));
+    }
+    // WHY said here: read-backs are not the workload a pod must serve in
+    // production, so they are not capacity; but the cluster served them
+    // beside the work, in the latency the SLO judged, so the capacity was
+    // measured under more load than the work alone.
+    if let Some(rb) = step.read_backs_per_s.filter(|rb| *rb > 0.0) {
+        out.push(format!(
+            "left out of capacity: {rb:.1} read-backs/s of uploads surge sent at step {}: the cluster carried them beside the work ({:.1} req/s in all with the setup), in the latency the SLO judged, but they are surge's checks, not the workload",
+            i + 1,
+            step.carried_per_s()
         ));
     }
     out.push(
@@ -277,6 +290,25 @@ mod tests {
         Slo {
             p99_ms: 100.0,
             error_budget: 0.01,
+        }
+    }
+
+    /// Read-backs at the capacity step are said as load the cluster carried
+    /// and left out of capacity; a step without them says nothing of them.
+    #[test]
+    fn read_backs_at_the_capacity_step_are_carried_load_not_capacity() {
+        let mut s = step(20.0, 20.0, 40.0, 0.0, 0);
+        s.setup_per_s = 1.0;
+        s.read_backs_per_s = Some(12.5);
+        let said = units(&s, 1, 2);
+        assert!(
+            said.contains(&"left out of capacity: 12.5 read-backs/s of uploads surge sent at step 2: the cluster carried them beside the work (33.5 req/s in all with the setup), in the latency the SLO judged, but they are surge's checks, not the workload".to_owned()),
+            "{said:?}"
+        );
+        for none in [None, Some(0.0)] {
+            s.read_backs_per_s = none;
+            let said = units(&s, 1, 2);
+            assert!(!said.iter().any(|l| l.contains("read-backs")), "{said:?}");
         }
     }
 

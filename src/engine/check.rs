@@ -316,6 +316,37 @@ mod tests {
         assert_eq!(replica_of(&ReplicaSource::Unknown, &h), None);
     }
 
+    /// The whole way a sticky cookie names a replica: the `Set-Cookie` of
+    /// an answer, read as `[target] replica_cookie` says, attributed by the
+    /// run's book. A value stated for a listed replica is that replica; one
+    /// stated for none is unmapped (and a header is not read at all).
+    #[test]
+    fn a_sticky_cookie_names_a_listed_replica_or_none() {
+        use crate::measure::replicas::{ListedReplica, ReplicaBook};
+        let book = ReplicaBook::new(&[ListedReplica {
+            url: "http://127.0.0.1:9002".into(),
+            name: Some("r2".into()),
+            also: vec![],
+        }]);
+        let cookie = ReplicaSource::Cookie("openmrs_session".into());
+        let answer = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-served-by", "127.0.0.1:9002".parse().unwrap());
+            h.append(
+                "set-cookie",
+                format!("openmrs_session={value}; Path=/").parse().unwrap(),
+            );
+            replica_of(&cookie, &h).map(|v| book.attribute(&v))
+        };
+        assert_eq!(answer("r2").as_deref(), Some("r2"));
+        assert_eq!(
+            answer("r3").as_deref(),
+            Some(crate::measure::UNMAPPED_REPLICA)
+        );
+        assert_eq!(book.attribution().unmapped.get("r3"), Some(&1));
+        assert_eq!(book.attribution().replicas.len(), 1);
+    }
+
     #[test]
     fn captures_from_json_and_headers() {
         let mut h = HeaderMap::new();

@@ -18,40 +18,43 @@ use super::auth::{self, TokenCache};
 use super::check;
 use crate::bundle::{ConsistencyVerdict, ReadBackReplica, ReadBackTraffic};
 use crate::measure::replicas::ReplicaBook;
-use crate::measure::{Recorder, UNKNOWN_REPLICA, UNMAPPED_REPLICA};
+use crate::measure::{Recorder, UNKNOWN_REPLICA};
 use crate::scenario::ReadRule;
 use crate::scenario::{Auth, Scenario};
-use crate::verify::consistency::{compare, Checked, Observation, Seen, Tally, Upload};
+use crate::verify::consistency::{compare, Checked, Seen, Tally, Upload};
+use polled::{is_replica, Polled};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+mod polled;
+
 /// Read-backs running at once, at most.
 const CONCURRENT_CHECKS: usize = 32;
 
-/// Each round of an upload's read-backs waits this much longer than the
-/// last, up to [`MAX_BACKOFF`] times `[verify] poll`: a replica that lags
-/// is still timed to within a few polls, one that never gets the upload
-/// costs a few reads a second instead of ten.
-const BACKOFF: f64 = 1.5;
-/// The longest pause between rounds, in polls.
-const MAX_BACKOFF: f64 = 4.0;
+/// Read-back requests sent, per replica and per second of the run.
+#[derive(Default)]
+struct Traffic(Mutex<Sent>);
 
-/// Whether `name` is a replica (not "unknown", not "unmapped").
-fn is_replica(name: &str) -> bool {
-    name != UNKNOWN_REPLICA && name != UNMAPPED_REPLICA
+#[derive(Default)]
+struct Sent {
+    replicas: BTreeMap<String, ReadBackReplica>,
+    per_second: Vec<u64>,
 }
 
-/// Read-back requests sent, per replica.
-#[derive(Default)]
-struct Traffic(Mutex<BTreeMap<String, ReadBackReplica>>);
-
 impl Traffic {
-    fn count(&self, replica: &str, direct: bool, failed: bool) {
-        let mut all = self.0.lock().unwrap();
-        let r = all
+    /// One read-back of `replica`, answered in `second` of the run.
+    fn count(&self, replica: &str, direct: bool, failed: bool, second: u64) {
+        let mut sent = self.0.lock().unwrap();
+        let second = second as usize;
+        if sent.per_second.len() <= second {
+            sent.per_second.resize(second + 1, 0);
+        }
+        sent.per_second[second] += 1;
+        let r = sent
+            .replicas
             .entry(replica.to_owned())
             .or_insert_with(|| ReadBackReplica {
                 replica: replica.to_owned(),
@@ -66,9 +69,11 @@ impl Traffic {
     }
 
     fn report(&self, budget_ratio: f64) -> ReadBackTraffic {
+        let sent = self.0.lock().unwrap();
         ReadBackTraffic {
-            replicas: self.0.lock().unwrap().values().cloned().collect(),
+            replicas: sent.replicas.values().cloned().collect(),
             budget_ratio,
+            per_second: sent.per_second.clone(),
         }
     }
 }
@@ -243,6 +248,8 @@ impl Readback {
                 client: &client,
                 book: &book,
                 traffic: &traffic,
+                // An upload completed: the load has begun.
+                started: recorder.started(),
             };
             poll(&reader, job, &direct, &seen_in_run, &meet, &stop).await
         });
@@ -282,6 +289,8 @@ struct Reader<'a> {
     client: &'a reqwest::Client,
     book: &'a ReplicaBook,
     traffic: &'a Traffic,
+    /// When the load began (second 0 of the run's timelines).
+    started: Instant,
 }
 
 /// One read: the replica value its answer gave (header or cookie, raw),
@@ -340,115 +349,6 @@ async fn read(
     }
 }
 
-/// What one upload's polling has found so far.
-#[derive(Default)]
-struct Polled {
-    /// Every replica the load (or a read) has met since the upload.
-    expected: BTreeSet<String>,
-    /// What each replica showed, read by read.
-    seen: BTreeMap<String, Vec<Observation>>,
-    /// Reads through the balancer in a row that met no replica not yet known.
-    quiet_reads: usize,
-    /// The run has met every replica it will meet (no need to count quiet reads).
-    run_knows_all: bool,
-}
-
-impl Polled {
-    /// Whether `name` showed the right bytes or wrong ones: either is final.
-    fn settled(&self, name: &str) -> bool {
-        self.seen.get(name).is_some_and(|o| {
-            o.iter()
-                .any(|o| matches!(o.seen, Seen::Same | Seen::Different))
-        })
-    }
-
-    /// A replica met: a new one starts the count of quiet reads again.
-    fn expect(&mut self, name: String) -> bool {
-        let new = self.expected.insert(name);
-        if new {
-            self.quiet_reads = 0;
-        }
-        new
-    }
-
-    /// This round's reads, as (URL, the replica's own base if read there):
-    /// each unsettled replica with an address there; through the balancer
-    /// one read per unsettled replica that has none (at least one while no
-    /// address is known), so a spreading balancer reaches each of them over
-    /// a few rounds.
-    fn reads(
-        &self,
-        direct: &BTreeMap<String, String>,
-        balancer: Option<&str>,
-        read_path: &str,
-    ) -> Vec<(String, Option<String>)> {
-        let mut reads: Vec<(String, Option<String>)> = direct
-            .iter()
-            .filter(|(name, _)| !self.settled(name))
-            .map(|(_, base)| {
-                (
-                    crate::scenario::join_url(base, read_path),
-                    Some(base.clone()),
-                )
-            })
-            .collect();
-        if let Some(balancer) = balancer {
-            let open = self
-                .expected
-                .iter()
-                .filter(|r| !self.settled(r) && !direct.contains_key(*r))
-                .count();
-            let open = if direct.is_empty() { open.max(1) } else { open };
-            reads.extend(std::iter::repeat_n((balancer.to_owned(), None), open));
-        }
-        reads
-    }
-
-    /// Records what replica `name` showed `after_ms` after the upload.
-    fn record(&mut self, name: String, through_balancer: bool, after_ms: u64, what: Seen) {
-        if !is_replica(&name) {
-            if through_balancer {
-                self.quiet_reads += 1;
-            }
-            return;
-        }
-        if !self.expect(name.clone()) && through_balancer {
-            self.quiet_reads += 1;
-        }
-        if !self.settled(&name) {
-            self.seen.entry(name).or_default().push(Observation {
-                after_ms,
-                seen: what,
-            });
-        }
-    }
-
-    /// Whether every replica showed its final answer. Early in a run the
-    /// replicas seen so far may not be all of them: through the balancer
-    /// alone, "everywhere" needs enough reads in a row that found no
-    /// replica it did not know.
-    fn everywhere(&self, has_addresses: bool, through_balancer: bool) -> bool {
-        let known_all = has_addresses
-            || !through_balancer
-            || self.run_knows_all
-            || self.quiet_reads > 2 * self.expected.len();
-        known_all && !self.expected.is_empty() && self.expected.iter().all(|r| self.settled(r))
-    }
-
-    /// Every replica met, with what it showed; one never reached has no
-    /// observation (its verdict is "unverified", not silently absent).
-    fn checked(mut self, upload: Upload) -> Checked {
-        for replica in std::mem::take(&mut self.expected) {
-            self.seen.entry(replica).or_default();
-        }
-        self.seen.retain(|name, _| is_replica(name));
-        Checked {
-            upload,
-            seen: self.seen,
-        }
-    }
-}
-
 /// Polls one upload until every replica shows the right bytes (or wrong
 /// ones: that verdict is final) or the visibility window closes. Replicas
 /// with an address are read there; the balancer is read only for replicas
@@ -463,11 +363,9 @@ async fn poll(
 ) -> Checked {
     let scenario = reader.scenario;
     let verify = &scenario.verify;
-    let deadline = job.done_at + verify.visible_within;
     let balancer_url = crate::scenario::join_url(&scenario.target.base_url, &job.read);
     let balancer = verify.through_balancer.then_some(balancer_url.as_str());
-    let mut polled = Polled::default();
-    let mut pause = verify.poll;
+    let mut polled = Polled::new(verify.poll, verify.visible_within);
     loop {
         let bases = direct.read().unwrap().clone();
         let direct_names: BTreeMap<String, String> = bases
@@ -496,25 +394,65 @@ async fn poll(
                     .map(|v| reader.book.attribute(&v))
                     .unwrap_or_else(|| UNKNOWN_REPLICA.to_owned()),
             };
-            reader
-                .traffic
-                .count(&name, base.is_some(), matches!(what, Seen::Error(_)));
+            reader.traffic.count(
+                &name,
+                base.is_some(),
+                matches!(what, Seen::Error(_)),
+                reader.started.elapsed().as_secs(),
+            );
             if is_replica(&name) {
                 polled.run_knows_all = meet(&name, base.is_none());
             }
             let after_ms = job.done_at.elapsed().as_millis() as u64;
             polled.record(name, base.is_none(), after_ms, what);
         }
-        let everywhere = polled.everywhere(!bases.is_empty(), verify.through_balancer);
-        if everywhere || Instant::now() >= deadline || stop.is_cancelled() {
+        let next = polled.after_round(
+            job.done_at.elapsed(),
+            !bases.is_empty(),
+            verify.through_balancer,
+        );
+        let Some(pause) = next.filter(|_| !stop.is_cancelled()) else {
             break;
-        }
-        let now = Instant::now();
+        };
         tokio::select! {
-            _ = tokio::time::sleep(pause.min(deadline.saturating_duration_since(now)).max(std::time::Duration::from_millis(1))) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = stop.cancelled() => break,
         }
-        pause = pause.mul_f64(BACKOFF).min(verify.poll.mul_f64(MAX_BACKOFF));
     }
     polled.checked(job.upload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Read-backs are counted per replica, direct or through the balancer,
+    /// and per second of the run, which is how a stage gets its own.
+    #[test]
+    fn read_backs_are_counted_per_replica_and_per_second() {
+        let t = Traffic::default();
+        t.count("r1", true, false, 0);
+        t.count("r1", false, true, 0);
+        t.count("r2", false, false, 3);
+        let report = t.report(2.0);
+        assert_eq!(report.per_second, [2, 0, 0, 1]);
+        assert_eq!(
+            report.replicas,
+            [
+                ReadBackReplica {
+                    replica: "r1".into(),
+                    direct: 1,
+                    through_balancer: 1,
+                    failed: 1
+                },
+                ReadBackReplica {
+                    replica: "r2".into(),
+                    direct: 0,
+                    through_balancer: 1,
+                    failed: 0
+                }
+            ]
+        );
+        assert_eq!(report.budget_ratio, 2.0);
+    }
 }

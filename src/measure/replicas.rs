@@ -443,6 +443,34 @@ mod tests {
         assert_eq!(two.name_of_url("http://127.0.0.1:9002"), "127.0.0.1:9002");
     }
 
+    /// A sticky cookie names replicas by a value of the balancer's (the
+    /// reference cluster's `openmrs_session=r2`), not by address: stated
+    /// with `answers_as`, it maps to the listed replica; a value stated for
+    /// none is unmapped, never a replica of its own.
+    #[test]
+    fn a_sticky_cookies_value_maps_to_the_replica_stated_for_it() {
+        let listed = |port: u16, name: &str| ListedReplica {
+            url: format!("http://127.0.0.1:{port}"),
+            name: Some(name.into()),
+            also: vec![],
+        };
+        let book = ReplicaBook::new(&[listed(9001, "r1"), listed(9002, "r2")]);
+        assert_eq!(book.attribute("r2"), "r2");
+        assert_eq!(book.name_of_url("http://127.0.0.1:9002"), "r2");
+        assert_eq!(book.attribute("r3"), UNMAPPED_REPLICA);
+        let a = book.attribution();
+        assert_eq!(a.unmapped.get("r3"), Some(&1));
+        assert_eq!(
+            a.replicas
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            ["r1", "r2"],
+            "no replica r3"
+        );
+        assert!(a.retries.is_empty());
+    }
+
     #[test]
     fn with_nothing_listed_the_balancers_values_are_the_names() {
         let book = ReplicaBook::new(&[]);

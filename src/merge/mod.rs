@@ -92,7 +92,7 @@ pub fn merge(
         timeline,
         request_timelines,
         sessions: sessions(&parts, offsets),
-        consistency: consistency(&parts),
+        consistency: consistency(&parts, offsets),
         thresholds: Vec::new(),
         checks: Vec::new(),
         chaos: chaos(&parts, offsets),
@@ -438,10 +438,10 @@ fn sessions(parts: &[ShardBundle], offsets: &[u64]) -> SessionVerdict {
     v
 }
 
-fn consistency(parts: &[ShardBundle]) -> ConsistencyVerdict {
+fn consistency(parts: &[ShardBundle], offsets: &[u64]) -> ConsistencyVerdict {
     let mut v = ConsistencyVerdict::default();
     let mut replicas: BTreeMap<String, BTreeMap<crate::bundle::Verdict, u64>> = BTreeMap::new();
-    for p in parts {
+    for (p, offset) in parts.iter().zip(offsets) {
         let c = &p.results.consistency;
         v.uploads += c.uploads;
         v.visible_everywhere += c.visible_everywhere;
@@ -457,7 +457,7 @@ fn consistency(parts: &[ShardBundle]) -> ConsistencyVerdict {
             }
         }
         v.problems.extend(c.problems.iter().cloned());
-        v.read_backs.absorb(&c.read_backs);
+        v.read_backs.absorb(&c.read_backs, *offset);
         add_counts(&mut v.errors, &c.errors);
     }
     v.problems.truncate(MAX_PROBLEMS);

@@ -295,9 +295,11 @@ fn usl_chart(c: &Calibration, f: &usl::UslFit) -> anyhow::Result<String> {
     })
 }
 
-/// One row per step, with whether it met the SLO.
+/// One row per step, with whether it met the SLO; with the read-backs and
+/// what the cluster carried in all when surge read uploads back.
 fn steps_table(c: &Calibration) -> Table {
-    Table::new([
+    let read_backs = super::staircase::read_back_cells(&c.steps);
+    let mut header = vec![
         "step",
         "offered req/s",
         "achieved req/s",
@@ -306,9 +308,12 @@ fn steps_table(c: &Calibration) -> Table {
         "p99 ms",
         "errors",
         "dropped",
-        "meets SLO",
-    ])
-    .with_rows(c.steps.iter().enumerate().map(|(i, s)| {
+    ];
+    if read_backs.is_some() {
+        header.extend(super::staircase::READ_BACK_COLUMNS);
+    }
+    header.push("meets SLO");
+    Table::new(header).with_rows(c.steps.iter().enumerate().map(|(i, s)| {
         let figures = [
             (i + 1).to_string(),
             format!("{:.1}", s.rate),
@@ -319,8 +324,10 @@ fn steps_table(c: &Calibration) -> Table {
             format!("{:.2}%", s.error_rate * 100.0),
             s.dropped.to_string(),
         ];
+        let carried = read_backs.as_ref().map(|cells| cells[i].clone());
         figures
             .into_iter()
+            .chain(carried.into_iter().flatten())
             .map(Text::from)
             .chain([meets_cell(c, i)])
     }))
@@ -349,14 +356,21 @@ mod tests {
     fn calibration(again_p99: f64) -> Calibration {
         let first = step(8.0, 511.0);
         let again = step(8.0, again_p99);
+        analysed(
+            vec![step(4.0, 300.0), again.clone(), step(12.0, 420.0)],
+            vec![Remeasure {
+                step: 1,
+                first,
+                again,
+            }],
+        )
+    }
+
+    fn analysed(steps: Vec<Step>, remeasures: Vec<Remeasure>) -> Calibration {
         analyse_measurements(
             Measurements {
-                steps: vec![step(4.0, 300.0), again.clone(), step(12.0, 420.0)],
-                remeasures: vec![Remeasure {
-                    step: 1,
-                    first,
-                    again,
-                }],
+                steps,
+                remeasures,
                 pool_samples: Vec::new(),
             },
             1,
@@ -395,5 +409,58 @@ mod tests {
         let noise = calibration(430.0);
         assert_eq!(cell(&noise, 1), "yes (re-measured)");
         assert_eq!(cell(&noise, 2), "yes");
+    }
+
+    /// A staircase whose steps read uploads back: the table shows each
+    /// step's read-backs and what the cluster carried, and the capacity's
+    /// reason says the read-backs were part of the load at its step, while
+    /// the capacity itself stays the work's. Without read-backs, none of it.
+    #[test]
+    fn read_backs_are_shown_as_carried_load_and_capacity_stays_the_works() {
+        let with_read_backs = |rb: Option<f64>| {
+            let steps = [step(4.0, 300.0), step(8.0, 400.0), step(12.0, 900.0)]
+                .into_iter()
+                .map(|s| Step {
+                    read_backs_per_s: rb.map(|r| r * s.rate),
+                    ..s
+                })
+                .collect();
+            analysed(steps, Vec::new())
+        };
+        let with = with_read_backs(Some(2.0));
+        let without = with_read_backs(None);
+        assert_eq!(with.capacity_per_pod, Some(8.0));
+        assert_eq!(with.capacity_per_pod, without.capacity_per_pod);
+        let table = steps_table(&with);
+        assert_eq!(
+            table.header[8..],
+            ["read-backs/s", "carried/s", "meets SLO"]
+        );
+        let cells: Vec<String> = table.rows[1].iter().map(Text::words).collect();
+        assert_eq!(cells[8..10], ["16.0", "24.0"]);
+        assert!(
+            with.reasons[0]
+                .ends_with("; the cluster carried 24.0/s with 16.0 read-backs/s of uploads"),
+            "{:?}",
+            with.reasons
+        );
+        assert!(
+            with.reasons
+                .iter()
+                .any(|r| r.starts_with("left out of capacity: 16.0 read-backs/s")),
+            "{:?}",
+            with.reasons
+        );
+        assert!(text(&with).contains("read-backs/s"));
+        assert!(!steps_table(&without)
+            .header
+            .iter()
+            .any(|h| h.contains("read-backs")));
+        assert!(
+            !without.reasons.iter().any(|r| r.contains("read-backs")),
+            "{:?}",
+            without.reasons
+        );
+        assert!(!text(&without).contains("read-backs"));
     }
 }

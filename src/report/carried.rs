@@ -147,6 +147,7 @@ mod tests {
                 failed: 5,
             }],
             budget_ratio: 1.0,
+            per_second: Vec::new(),
         };
         r.attribution = Default::default();
         r

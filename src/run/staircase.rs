@@ -254,9 +254,16 @@ fn stage_step(
     let planned = stage.end_s - stage.start_s;
     step.arrivals_per_s = (planned > 0.0).then(|| stage.arrivals as f64 / planned);
     step.p95_trend_ms = p95_trend(r, stage.start_s, stage.end_s, &is_setup);
-    // A run of one stage is one step: its read-backs are the step's.
-    step.read_backs_per_s = (r.stages.len() == 1)
-        .then(|| r.consistency.read_backs.total() as f64 / r.elapsed_s.max(1e-9));
+    // A run of one stage is one step: all its read-backs are the step's,
+    // those sent while the last uploads' windows closed too. A stage of a
+    // longer run has those sent in its seconds (None from a bundle that
+    // does not say when they were sent).
+    let read_backs = &r.consistency.read_backs;
+    step.read_backs_per_s = if r.stages.len() == 1 {
+        Some(read_backs.total() as f64 / r.elapsed_s.max(1e-9))
+    } else {
+        read_backs.per_s_within(stage.start_s, stage.end_s)
+    };
     Ok(step)
 }
 

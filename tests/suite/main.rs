@@ -22,6 +22,7 @@ mod gate;
 mod isolation;
 mod nginx;
 mod openfhir;
+mod readback;
 mod reports;
 mod scenarios;
 mod sessions;

@@ -315,6 +315,21 @@ async fn three_shards_merge_into_one_test_and_shared_sessions_show_no_drop() {
         m.consistency.uploads,
         shards.iter().map(|s| s.consistency.uploads).sum::<u64>()
     );
+    // The shards' read-backs, added, and every one in some second of the
+    // merged run (each shard's seconds moved to the common clock).
+    let read_backs = &m.consistency.read_backs;
+    assert!(read_backs.total() > 0);
+    assert_eq!(
+        read_backs.total(),
+        shards
+            .iter()
+            .map(|s| s.consistency.read_backs.total())
+            .sum::<u64>()
+    );
+    assert_eq!(
+        read_backs.per_second.iter().sum::<u64>(),
+        read_backs.total()
+    );
     assert!(m.passed(), "{:?} {:?}", m.thresholds, m.checks);
 
     // Within noise of the same test in one process, on a fresh cluster.

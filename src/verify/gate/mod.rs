@@ -189,9 +189,12 @@ pub const UPLOADS_VERIFIABLE: &str = "uploads verifiable";
 /// answer named no stored object, or an (upload, replica) pair whose reads
 /// all failed (refused, error statuses, no answer) fails it — except on a
 /// replica chaos took down, where such pairs are stated, not failed. Pairs
-/// never read (the window closed before a read through the balancer reached
-/// that replica, or the read-back budget was spent) are stated with their
-/// count: the `attachments.unverified` threshold judges them.
+/// never read (the run stopped first, the window closed before a read
+/// through the balancer reached that replica, or the replica was met only
+/// after the upload's check ended) are stated with their count: the
+/// `attachments.unverified` threshold judges them. The read-back budget is
+/// not among the reasons: it is reported, never enforced (no read is
+/// skipped for it).
 fn uploads_verifiable(expected: &Expectations, r: &RunResults) -> Option<CheckResult> {
     let c = &r.consistency;
     if !expected.uploads && c.unverifiable == 0 {
