@@ -11,6 +11,7 @@
 //! ([`hdr`]); the report formats are written beside them by `report`.
 
 mod attribution;
+mod autoscaling;
 mod calibration;
 mod chaos;
 mod consistency;
@@ -31,6 +32,7 @@ pub fn add_counts(
     }
 }
 
+pub use autoscaling::{AutoscalerSample, AutoscalingSummary, AutoscalingTimeline};
 pub use attribution::{
     Attribution, ReadBackReplica, ReadBackTraffic, ReplicaAliases, UNMAPPED_REPLICA,
 };

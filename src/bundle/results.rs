@@ -453,6 +453,9 @@ pub struct RunResults {
     /// What chaos did and what users felt, when the run had chaos.
     #[serde(default)]
     pub chaos: Option<super::ChaosReport>,
+    /// What the autoscaler did, when the run named an HPA.
+    #[serde(default)]
+    pub autoscaling: Option<super::AutoscalingTimeline>,
     /// The part of a sharded test this bundle holds (`surge run --shard`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<super::ShardInfo>,

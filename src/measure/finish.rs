@@ -88,6 +88,7 @@ impl Recorder {
             thresholds: Vec::new(),
             checks: Vec::new(),
             chaos: None,
+            autoscaling: None,
             shard: None,
             merged: None,
             environment: None,

@@ -8,7 +8,8 @@
 //!   its load began) and summed, their percentiles from every second's
 //!   histograms added the same way;
 //! - counts summed; session and attachment ledgers combined (a drop is a
-//!   drop whichever shard saw it); chaos from the shard that ran it;
+//!   drop whichever shard saw it); chaos from the shard that ran it, and
+//!   the autoscaler's timeline from the shard that watched it;
 //! - thresholds and the built-in checks judged again on the merged result.
 //!
 //! Merging is associative: a merged bundle records the shards it holds and
@@ -24,7 +25,7 @@ pub use error::MergeError;
 pub use roll_call::ShardBundle;
 use roll_call::{roll_call, Clock, RollCall};
 
-use crate::bundle::{add_counts, LoadModel};
+use crate::bundle::{add_counts, AutoscalingTimeline, LoadModel};
 use crate::bundle::{
     hdr, CellHistograms, CellStats, ChaosReport, ConsistencyVerdict, Measurements, MergeInfo,
     RequestTimeline, RunResults, SessionVerdict, ShardInfo, StageStats, Stats, TimelineHistograms,
@@ -96,6 +97,7 @@ pub fn merge(
         thresholds: Vec::new(),
         checks: Vec::new(),
         chaos: chaos(&parts, offsets),
+        autoscaling: autoscaling(&parts, offsets),
         shard: None,
         environment: environment(&parts),
         merged: Some(MergeInfo {
@@ -509,6 +511,20 @@ fn environment(parts: &[ShardBundle]) -> Option<crate::bundle::Environment> {
         load_per_cpu: worst(|e| e.load_per_cpu),
         control,
     })
+}
+
+/// The autoscaler as the shard that watched it (shard 0) recorded it, on
+/// the common clock.
+fn autoscaling(parts: &[ShardBundle], offsets: &[u64]) -> Option<AutoscalingTimeline> {
+    let (part, offset) = parts
+        .iter()
+        .zip(offsets)
+        .find(|(p, _)| p.results.autoscaling.is_some())?;
+    let mut timeline = part.results.autoscaling.clone()?;
+    for s in &mut timeline.samples {
+        s.at_s += *offset as f64;
+    }
+    Some(timeline)
 }
 
 /// Chaos as the shard that ran it recorded it, on the common clock.
