@@ -5,7 +5,8 @@
 //! - the workload (Deployment or StatefulSet): get, watch, and merge-patch
 //!   (`rollout-restart` sets the pod template's `restartedAt` annotation
 //!   exactly as `kubectl rollout restart` does; `scale` sets `spec.replicas`);
-//! - the HPA (autoscaling/v2): get, for current and desired replicas.
+//! - the HPA (autoscaling/v2): get, for current and desired replicas and the
+//!   metric it saw (the autoscaler's timeline, `super::autoscaler`).
 
 use super::pod_watch::{Changes, PodWatch};
 use super::{ChaosError, Pod};
@@ -241,6 +242,25 @@ impl KubeBackend {
             }
         }
         Ok(count)
+    }
+
+    /// The workload's counts and the HPA named in the target, as they are
+    /// now (for the autoscaler's timeline): `None` for an HPA not there.
+    pub async fn workload_and_hpa(
+        &self,
+    ) -> Result<(ReplicaCount, Option<HorizontalPodAutoscaler>), ChaosError> {
+        let counts = self.workload_counts(self.workload()?).await?;
+        let Some(name) = &self.target.hpa else {
+            return Ok((counts, None));
+        };
+        let hpa = Api::<HorizontalPodAutoscaler>::namespaced(
+            self.client.clone(),
+            &self.target.namespace,
+        )
+        .get_opt(name)
+        .await
+        .map_err(|e| api_error(&format!("get hpa {name}"), e))?;
+        Ok((counts, hpa))
     }
 
     async fn workload_counts(&self, w: &Workload) -> Result<ReplicaCount, ChaosError> {

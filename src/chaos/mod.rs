@@ -13,13 +13,14 @@
 //!
 //! Exec actions (`sh -c COMMAND`) need no backend.
 
+pub mod autoscaler;
 pub mod impact;
 pub mod kube;
 pub mod local;
 pub mod pod_watch;
 mod recovery;
 pub mod runner;
-mod run_end;
+pub(crate) mod run_end;
 pub mod setup;
 
 use crate::bundle::ReplicaCount;

@@ -42,12 +42,9 @@ pub struct ChaosRequest {
     pub discover_replicas: bool,
 }
 
-/// The plan and the Kubernetes target, after the command line and the
-/// safety rules; None when the run has no chaos and no pod discovery.
-pub fn resolve(
-    request: &ChaosRequest,
-    scenario: &Scenario,
-) -> Result<Option<(ChaosPlan, KubeTarget)>, String> {
+/// The Kubernetes target: the scenario's `[kubernetes]`, with the command
+/// line's flags over it.
+pub fn kube_target(request: &ChaosRequest, scenario: &Scenario) -> Result<KubeTarget, String> {
     let mut kube = scenario.kubernetes.clone();
     let set = |field: &mut String, value: &Option<String>| {
         if let Some(v) = value {
@@ -66,6 +63,16 @@ pub fn resolve(
         kube.context = request.context.clone();
     }
     kube.discover_replicas |= request.discover_replicas;
+    Ok(kube)
+}
+
+/// The plan and the Kubernetes target, after the command line and the
+/// safety rules; None when the run has no chaos and no pod discovery.
+pub fn resolve(
+    request: &ChaosRequest,
+    scenario: &Scenario,
+) -> Result<Option<(ChaosPlan, KubeTarget)>, String> {
+    let kube = kube_target(request, scenario)?;
     let mut plan = scenario.chaos.clone().unwrap_or_default();
     if !request.specs.is_empty() {
         plan.actions = request

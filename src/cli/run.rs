@@ -153,7 +153,9 @@ pub struct ChaosArgs {
     /// deployment/NAME or statefulset/NAME (watched; patched by rollout-restart and scale).
     #[arg(long)]
     pub workload: Option<String>,
-    /// HorizontalPodAutoscaler to record current/desired replicas from.
+    /// HorizontalPodAutoscaler to read every second while the load runs
+    /// (with --namespace and --workload): its replicas and metric go in the
+    /// bundle's autoscaler timeline.
     #[arg(long)]
     pub hpa: Option<String>,
     /// kubeconfig context (default: the current one).

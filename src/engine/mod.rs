@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Faults to inject while the load runs.
     pub chaos: Option<crate::chaos::Chaos>,
+    /// The HPA to read every second while the load runs.
+    pub autoscaler: Option<crate::chaos::autoscaler::AutoscalerWatch>,
     /// On a second Ctrl-C or SIGTERM: what to do with everything measured so
     /// far before the process ends (the CLI writes the bundle and exits 3).
     pub last_words: Option<Box<dyn FnOnce(Measurements) + Send>>,
@@ -102,6 +104,14 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         ))
     });
 
+    let autoscaler = options.autoscaler.map(|watch| {
+        tokio::spawn(crate::chaos::autoscaler::watch(
+            watch,
+            Arc::clone(&shared) as Arc<dyn crate::chaos::runner::LoadView>,
+            stop.clone(),
+        ))
+    });
+
     // Before the first request: the listed replicas' own names for themselves.
     shared.readback.introduce_replicas().await;
     let result = load(&shared, &interrupt, options.start_at).await;
@@ -122,6 +132,9 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         Some(task) => task.await.ok(),
         None => None,
     };
+    if let Some(task) = autoscaler {
+        measurements.results.autoscaling = task.await.ok();
+    }
     let windows = chaos
         .as_ref()
         .map(|c| c.report.windows(measurements.results.elapsed_s))

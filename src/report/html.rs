@@ -170,6 +170,13 @@ fn chaos(o: &mut String, rep: &Report, r: &RunResults) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn autoscaling(o: &mut String, rep: &Report) {
+    if let Some(a) = &rep.autoscaling {
+        h2(o, "Autoscaler");
+        lines(o, [a]);
+    }
+}
+
 fn sessions(o: &mut String, rep: &Report, r: &RunResults) -> anyhow::Result<()> {
     let s = &rep.sessions;
     h2(o, s.title);
@@ -254,6 +261,7 @@ impl Export for Html {
         head(&mut o, &rep, r);
         verdicts(&mut o, &rep);
         chaos(&mut o, &rep, r)?;
+        autoscaling(&mut o, &rep);
         sessions(&mut o, &rep, r)?;
         attachments(&mut o, &rep, r)?;
         throughput(&mut o, &rep, r)?;

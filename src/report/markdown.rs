@@ -100,7 +100,7 @@ fn head(out: &mut String, rep: &Report) {
     }
 }
 
-/// Sessions, attachments, the carried traffic, chaos.
+/// Sessions, attachments, the carried traffic, chaos, the autoscaler.
 fn findings(out: &mut String, rep: &Report) {
     let s = &rep.sessions;
     if s.any {
@@ -120,6 +120,9 @@ fn findings(out: &mut String, rep: &Report) {
             ..c.heading.clone()
         };
         block(out, [&heading].into_iter().chain(&c.aborted), &c.events);
+    }
+    if let Some(a) = &rep.autoscaling {
+        block(out, [a], &[]);
     }
 }
 

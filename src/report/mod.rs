@@ -10,6 +10,7 @@
 //! from `content`'s pieces (lines, tables), and the terminal summary,
 //! `summary.md` and `report.html` render it, adding only their syntax.
 
+mod autoscaling;
 mod calibration;
 mod carried;
 mod chaos;

@@ -43,6 +43,8 @@ pub(super) struct Report {
     pub carried: Carried,
     /// Chaos, when the run had any.
     pub chaos: Option<Chaos>,
+    /// The autoscaler, when the run watched an HPA.
+    pub autoscaling: Option<Line>,
     /// Requests completed and failed, per second.
     pub throughput: Titled,
     /// Per request.
@@ -154,6 +156,7 @@ pub(super) fn build(r: &RunResults) -> Report {
             read_backs: carried::read_backs(r),
         },
         chaos: r.chaos.as_ref().map(chaos::section),
+        autoscaling: r.autoscaling.as_ref().map(super::autoscaling::line),
         throughput: Titled {
             title: "Throughput and errors",
             table: figures::per_second(&r.timeline),

@@ -91,6 +91,7 @@ fn said(out: &mut String, rep: &Report) {
         lines(out, [&c.heading].into_iter().chain(&c.aborted));
         items(out, &c.events);
     }
+    lines(out, &rep.autoscaling);
     lines(out, &rep.requests.errors);
 }
 

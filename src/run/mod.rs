@@ -87,6 +87,9 @@ pub enum RunError {
     /// The chaos plan is refused or its backend cannot be reached.
     #[error("chaos: {0}")]
     Chaos(String),
+    /// The HPA to watch is named without what it needs, or cannot be read.
+    #[error("autoscaler: {0}")]
+    Autoscaler(String),
     /// A bundle cannot be read (merge, compare), and why.
     #[error("{0}")]
     Bundle(String),
@@ -497,6 +500,17 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         ),
         None => None,
     };
+    // The autoscaler is watched from shard 0 too: one timeline for the test.
+    let autoscaler = match crate::chaos::autoscaler::resolve(&request.chaos, &scenario)
+        .map_err(RunError::Autoscaler)?
+    {
+        Some(kube) if request.shard.index == 0 => Some(
+            crate::chaos::autoscaler::connect(&request.chaos, kube)
+                .await
+                .map_err(RunError::Autoscaler)?,
+        ),
+        _ => None,
+    };
     let run_id = new_run_id(&request.out_dir, &shard_run_name(&scenario));
     let thresholds = scenario.thresholds.clone();
     let expected = crate::verify::gate::expectations(&scenario);
@@ -563,6 +577,7 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         run_id: run_id.clone(),
         progress: request.progress,
         chaos,
+        autoscaler,
         last_words,
         start_at,
     };

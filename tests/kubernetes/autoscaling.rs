@@ -282,8 +282,14 @@ spec:
     )
 }
 
-/// surge's FHIR search at `rate`/s for `seconds` through the balancer.
-async fn load(clinic: &Clinic, rate: u32, seconds: u32) -> (surge::bundle::RunResults, String) {
+/// surge's FHIR search at `rate`/s for `seconds` through the balancer,
+/// watching HPA `hpa` on Deployment hapi.
+async fn load(
+    clinic: &Clinic,
+    rate: u32,
+    seconds: u32,
+    hpa: &str,
+) -> (Option<surge::bundle::RunResults>, i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let stages = format!(
         "[load]\nmodel = \"open\"\nmax_users = 200\n[[load.stages]]\nrate = {rate}\nhold = \"{seconds}s\"\n"
@@ -300,6 +306,16 @@ async fn load(clinic: &Clinic, rate: u32, seconds: u32) -> (surge::bundle::RunRe
         .arg(&scenario)
         .args(["--no-progress", "--out"])
         .arg(&runs)
+        .args([
+            "--namespace",
+            "clinic",
+            "--workload",
+            "deployment/hapi",
+            "--hpa",
+            hpa,
+        ])
+        .arg("--kubeconfig")
+        .arg(clinic.plane.kubeconfig())
         .output()
         .await
         .expect("surge runs");
@@ -308,11 +324,10 @@ async fn load(clinic: &Clinic, rate: u32, seconds: u32) -> (surge::bundle::RunRe
         String::from_utf8_lossy(&done.stdout),
         String::from_utf8_lossy(&done.stderr)
     );
-    assert!(matches!(done.status.code(), Some(0 | 1)), "{text}");
-    (
-        surge::bundle::read_results(&only_bundle(&runs)).unwrap(),
-        text,
-    )
+    let results = runs
+        .is_dir()
+        .then(|| surge::bundle::read_results(&only_bundle(&runs)).unwrap());
+    (results, done.status.code().unwrap_or(-1), text)
 }
 
 #[test]
@@ -340,7 +355,18 @@ fn the_real_hpa_controller_scales_on_request_rate_through_the_custom_metrics_api
 
         // 30 requests/s against a target of 10 per pod: the controller
         // wants 3 pods.
-        let (r, text) = load(&clinic, 30, 75).await;
+        // An HPA to watch that is not there: said before any load (exit 2).
+        let (none, code, said) = load(&clinic, 30, 5, "billing").await;
+        assert_eq!(code, 2, "{said}");
+        assert!(none.is_none());
+        assert!(
+            said.contains("autoscaler: hpa clinic/billing is not there"),
+            "{said}"
+        );
+
+        let (r, code, text) = load(&clinic, 30, 75, "hapi").await;
+        assert!(matches!(code, 0 | 1), "{text}");
+        let r = r.expect("a bundle");
         let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(clinic.admin.clone(), "clinic");
         let status = hpas.get("hapi").await.unwrap().status.unwrap();
         let deployments: Api<Deployment> = Api::namespaced(clinic.admin.clone(), "clinic");
@@ -366,5 +392,34 @@ fn the_real_hpa_controller_scales_on_request_rate_through_the_custom_metrics_api
             .count();
         assert!(pods_served >= 3, "{text}");
         assert_eq!(r.overall.failed, 0, "{text}");
+
+        // surge watched it, every second: one pod, then three, the HPA
+        // wanting three, the metric near its target at the end.
+        let t = r.autoscaling.as_ref().expect("the autoscaler's timeline");
+        eprintln!(
+            "{}",
+            text.lines().find(|l| l.contains("autoscaler:")).unwrap_or("")
+        );
+        assert_eq!(t.hpa, "clinic/hapi");
+        assert_eq!(t.workload, "deployment/hapi");
+        assert_eq!(
+            t.metric.as_deref(),
+            Some("pods http_server_requests_per_second")
+        );
+        assert_eq!(t.target, Some(10.0));
+        assert!(
+            t.samples.len() >= 70 && t.samples.len() <= 77,
+            "{}",
+            t.samples.len()
+        );
+        let s = t.summary().unwrap();
+        assert_eq!(s.ready_first, 1, "{t:?}");
+        assert!(s.ready_peak >= 3 && s.desired_peak >= Some(3), "{s:?}");
+        let last = s.metric_last.expect("a metric value seen");
+        assert!((5.0..=15.0).contains(&last), "{last}");
+        assert!(
+            text.contains("autoscaler: hpa clinic/hapi on deployment/hapi"),
+            "{text}"
+        );
     })
 }

@@ -58,6 +58,7 @@ fn results() -> RunResults {
         thresholds: vec![],
         checks: vec![],
         chaos: None,
+        autoscaling: None,
         shard: None,
         merged: None,
         environment: None,

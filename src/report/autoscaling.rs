@@ -1,0 +1,89 @@
+//! The autoscaler's line in every report: what the HPA was and did over
+//! the run (from the timeline surge read every second), or that nothing
+//! could be read. Decided once here; each format adds its syntax.
+
+use super::content::{Line, Text};
+use crate::bundle::AutoscalingTimeline;
+
+/// The line, when the run watched an HPA.
+pub(super) fn line(t: &AutoscalingTimeline) -> Line {
+    let metric = match (&t.metric, t.target) {
+        (Some(m), Some(target)) => format!(", {m} target {}", number(target)),
+        (Some(m), None) => format!(", {m}"),
+        _ => String::new(),
+    };
+    let head = format!("hpa {} on {}{metric}: ", t.hpa, t.workload);
+    let unanswered = match t.unanswered {
+        0 => String::new(),
+        n => format!("; {n} reads unanswered"),
+    };
+    let text = match t.summary() {
+        None => format!(
+            "{head}nothing measured (the API server answered none of {} reads)",
+            t.unanswered
+        ),
+        Some(s) => format!(
+            "{head}ready {} → {} (peak {} at {:.0} s), HPA desired at most {}, last value {}; {} samples{unanswered}",
+            s.ready_first,
+            s.ready_last,
+            s.ready_peak,
+            s.ready_peak_at_s,
+            s.desired_peak.map_or("unknown".into(), |d| d.to_string()),
+            s.metric_last.map_or("not seen".into(), number),
+            t.samples.len(),
+        ),
+    };
+    Line::labelled("autoscaler", Text::plain(text))
+}
+
+/// A figure as the API writes it: whole when whole, else two decimals.
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::AutoscalerSample;
+
+    fn timeline(samples: Vec<AutoscalerSample>, unanswered: u64) -> AutoscalingTimeline {
+        AutoscalingTimeline {
+            workload: "deployment/hapi".into(),
+            hpa: "clinic/hapi".into(),
+            metric: Some("pods http_server_requests_per_second".into()),
+            target: Some(10.0),
+            samples,
+            unanswered,
+        }
+    }
+
+    #[test]
+    fn the_line_says_what_the_autoscaler_did_or_that_nothing_was_measured() {
+        let sample = |at_s: f64, ready: u32, desired: u32, value: f64| AutoscalerSample {
+            at_s,
+            ready,
+            hpa_desired: Some(desired),
+            metric_value: Some(value),
+            ..Default::default()
+        };
+        let did = line(&timeline(
+            vec![sample(0.0, 1, 1, 0.0), sample(20.0, 1, 3, 29.1), sample(31.0, 3, 3, 9.662)],
+            1,
+        ));
+        assert_eq!(
+            did.text.words(),
+            "hpa clinic/hapi on deployment/hapi, pods http_server_requests_per_second target 10: \
+             ready 1 → 3 (peak 3 at 31 s), HPA desired at most 3, last value 9.66; 3 samples; 1 reads unanswered"
+        );
+        let none = line(&timeline(vec![], 75));
+        assert!(
+            none.text.words().ends_with("nothing measured (the API server answered none of 75 reads)"),
+            "{}",
+            none.text.words()
+        );
+    }
+}
