@@ -151,6 +151,34 @@ fn timelines_align_on_the_wall_clock_and_their_percentiles_merge() {
         .any(|(series, second, _)| series == "all" && *second == 1));
 }
 
+#[test]
+fn the_autoscalers_timeline_is_kept_from_the_shard_that_watched_it_on_the_common_clock() {
+    let a = shard(0, 2, 30, 10, 5_000_000);
+    let mut b = shard(1, 2, 30, 100, 5_001_000);
+    b.results.autoscaling = Some(crate::bundle::AutoscalingTimeline {
+        hpa: "clinic/hapi".into(),
+        samples: vec![crate::bundle::AutoscalerSample {
+            at_s: 2.0,
+            ready: 3,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let m = merge(vec![a, b], false, "m").unwrap();
+    let t = m.results.autoscaling.expect("kept");
+    assert_eq!(t.hpa, "clinic/hapi");
+    // Shard 1 began 1 s after shard 0: its second 2 is the test's second 3.
+    assert_eq!(t.samples[0].at_s, 3.0);
+    // Without a shard that watched, none.
+    let plain = merge(
+        vec![shard(0, 2, 30, 10, 0), shard(1, 2, 30, 10, 0)],
+        false,
+        "p",
+    )
+    .unwrap();
+    assert!(plain.results.autoscaling.is_none());
+}
+
 /// Merging merges is merging all.
 #[test]
 fn merging_is_associative() {
