@@ -291,13 +291,7 @@ impl Cluster {
         self.backends
             .list()
             .into_iter()
-            .map(|b| {
-                (
-                    b.name,
-                    b.address.map(|a| format!("http://{a}")),
-                    b.pid,
-                )
-            })
+            .map(|b| (b.name, b.address.map(|a| format!("http://{a}")), b.pid))
             .collect()
     }
 

@@ -178,8 +178,7 @@ pub async fn serve(options: ReplicaOptions) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((options.host, options.port)).await?;
     println!("LISTENING {}", listener.local_addr()?.port());
     let delay = options.shutdown_delay;
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     axum::serve(listener, router(options).await?)
         .with_graceful_shutdown(async move {
             terminate.recv().await;

@@ -95,10 +95,19 @@ mod tests {
     fn the_summary_is_first_last_and_peak_and_nothing_without_samples() {
         let mut t = AutoscalingTimeline::default();
         assert_eq!(t.summary(), None);
-        t.samples = vec![at(0.0, 1, 1, 0.0), at(20.0, 1, 3, 29.0), at(31.0, 3, 3, 9.7), at(40.0, 3, 3, 9.6), at(75.0, 2, 2, 6.0)];
+        t.samples = vec![
+            at(0.0, 1, 1, 0.0),
+            at(20.0, 1, 3, 29.0),
+            at(31.0, 3, 3, 9.7),
+            at(40.0, 3, 3, 9.6),
+            at(75.0, 2, 2, 6.0),
+        ];
         let s = t.summary().unwrap();
         assert_eq!((s.ready_first, s.ready_last, s.ready_peak), (1, 2, 3));
-        assert_eq!(s.ready_peak_at_s, 31.0, "the first time the peak was reached");
+        assert_eq!(
+            s.ready_peak_at_s, 31.0,
+            "the first time the peak was reached"
+        );
         assert_eq!(s.desired_peak, Some(3));
         assert_eq!(s.metric_last, Some(6.0));
     }

@@ -27,16 +27,16 @@ pub struct AutoscalerWatch {
 
 /// The target to watch, when the run names an HPA; refused when the HPA
 /// comes without what it needs (a namespace and the workload it scales).
-pub fn resolve(
-    request: &ChaosRequest,
-    scenario: &Scenario,
-) -> Result<Option<KubeTarget>, String> {
+pub fn resolve(request: &ChaosRequest, scenario: &Scenario) -> Result<Option<KubeTarget>, String> {
     let kube = kube_target(request, scenario)?;
     if kube.hpa.is_none() {
         return Ok(None);
     }
     let local = request.backend == Some(BackendKind::Local)
-        || scenario.chaos.as_ref().is_some_and(|c| c.backend == BackendKind::Local && request.backend.is_none());
+        || scenario
+            .chaos
+            .as_ref()
+            .is_some_and(|c| c.backend == BackendKind::Local && request.backend.is_none());
     if local {
         return Ok(None);
     }
@@ -49,17 +49,31 @@ pub fn resolve(
 /// Reaches the API server and reads the HPA once, so a wrong name or a
 /// missing permission is said before the load starts.
 pub async fn connect(request: &ChaosRequest, kube: KubeTarget) -> Result<AutoscalerWatch, String> {
-    let hpa = format!("{}/{}", kube.namespace, kube.hpa.clone().unwrap_or_default());
-    let workload = kube.workload.as_ref().map(ToString::to_string).unwrap_or_default();
+    let hpa = format!(
+        "{}/{}",
+        kube.namespace,
+        kube.hpa.clone().unwrap_or_default()
+    );
+    let workload = kube
+        .workload
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let backend = match &request.kubeconfig {
         Some(path) => KubeBackend::from_kubeconfig_file(path, kube).await,
         None => KubeBackend::connect(kube).await,
     }
     .map_err(|e| e.to_string())?;
     match backend.workload_and_hpa().await {
-        Ok((_, Some(_))) => Ok(AutoscalerWatch { backend, workload, hpa }),
+        Ok((_, Some(_))) => Ok(AutoscalerWatch {
+            backend,
+            workload,
+            hpa,
+        }),
         Ok((_, None)) => Err(format!("hpa {hpa} is not there: nothing to watch")),
-        Err(e) => Err(format!("cannot read the autoscaler ({hpa} on {workload}): {e}")),
+        Err(e) => Err(format!(
+            "cannot read the autoscaler ({hpa} on {workload}): {e}"
+        )),
     }
 }
 
@@ -135,7 +149,11 @@ pub fn reading_of(hpa: &HorizontalPodAutoscaler) -> Reading {
         desired: Some(status.desired_replicas.max(0) as u32),
         ..Default::default()
     };
-    let spec = hpa.spec.as_ref().and_then(|s| s.metrics.as_ref()).and_then(|m| m.first());
+    let spec = hpa
+        .spec
+        .as_ref()
+        .and_then(|s| s.metrics.as_ref())
+        .and_then(|m| m.first());
     let Some(spec) = spec else {
         return reading;
     };
@@ -150,7 +168,11 @@ pub fn reading_of(hpa: &HorizontalPodAutoscaler) -> Reading {
     reading.metric = Some(format!("{kind} {name}"));
     reading.target = target.and_then(target_value);
     // The status lists the metrics in the spec's order.
-    let current = status.current_metrics.unwrap_or_default().into_iter().next();
+    let current = status
+        .current_metrics
+        .unwrap_or_default()
+        .into_iter()
+        .next();
     reading.value = current.and_then(|m| {
         let value: Option<&MetricValueStatus> = m
             .pods

@@ -253,13 +253,11 @@ impl KubeBackend {
         let Some(name) = &self.target.hpa else {
             return Ok((counts, None));
         };
-        let hpa = Api::<HorizontalPodAutoscaler>::namespaced(
-            self.client.clone(),
-            &self.target.namespace,
-        )
-        .get_opt(name)
-        .await
-        .map_err(|e| api_error(&format!("get hpa {name}"), e))?;
+        let hpa =
+            Api::<HorizontalPodAutoscaler>::namespaced(self.client.clone(), &self.target.namespace)
+                .get_opt(name)
+                .await
+                .map_err(|e| api_error(&format!("get hpa {name}"), e))?;
         Ok((counts, hpa))
     }
 

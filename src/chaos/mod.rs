@@ -19,8 +19,8 @@ pub mod kube;
 pub mod local;
 pub mod pod_watch;
 mod recovery;
-pub mod runner;
 pub(crate) mod run_end;
+pub mod runner;
 pub mod setup;
 
 use crate::bundle::ReplicaCount;

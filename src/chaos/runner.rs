@@ -6,6 +6,7 @@
 //! An API error surge does not understand stops the chaos — never the load.
 
 use super::recovery::{monitor, watch_recovery, Recovery};
+use super::run_end::{RunEnd, LET_FINISH};
 use super::{Backend, ChaosError, Pod};
 use crate::bundle::{ChaosEvent, ChaosReport, Outcome, ReplicaCount};
 use crate::measure::Recorder;
@@ -14,7 +15,6 @@ use crate::scenario::threshold::{Metric, RequestStat};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use super::run_end::{RunEnd, LET_FINISH};
 use tokio_util::sync::CancellationToken;
 
 /// The interval between pod lists when no pod watch brings the changes.

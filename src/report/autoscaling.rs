@@ -71,7 +71,11 @@ mod tests {
             ..Default::default()
         };
         let did = line(&timeline(
-            vec![sample(0.0, 1, 1, 0.0), sample(20.0, 1, 3, 29.1), sample(31.0, 3, 3, 9.662)],
+            vec![
+                sample(0.0, 1, 1, 0.0),
+                sample(20.0, 1, 3, 29.1),
+                sample(31.0, 3, 3, 9.662),
+            ],
             1,
         ));
         assert_eq!(
@@ -81,7 +85,9 @@ mod tests {
         );
         let none = line(&timeline(vec![], 75));
         assert!(
-            none.text.words().ends_with("nothing measured (the API server answered none of 75 reads)"),
+            none.text
+                .words()
+                .ends_with("nothing measured (the API server answered none of 75 reads)"),
             "{}",
             none.text.words()
         );

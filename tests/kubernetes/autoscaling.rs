@@ -398,7 +398,9 @@ fn the_real_hpa_controller_scales_on_request_rate_through_the_custom_metrics_api
         let t = r.autoscaling.as_ref().expect("the autoscaler's timeline");
         eprintln!(
             "{}",
-            text.lines().find(|l| l.contains("autoscaler:")).unwrap_or("")
+            text.lines()
+                .find(|l| l.contains("autoscaler:"))
+                .unwrap_or("")
         );
         assert_eq!(t.hpa, "clinic/hapi");
         assert_eq!(t.workload, "deployment/hapi");

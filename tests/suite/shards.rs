@@ -632,6 +632,10 @@ fn a_merge_waits_for_its_folder_to_appear_and_says_when_none_did() {
             out.to_str().unwrap(),
         ]);
         assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
-        assert!(text(&refused).contains("not a folder"), "{}", text(&refused));
+        assert!(
+            text(&refused).contains("not a folder"),
+            "{}",
+            text(&refused)
+        );
     }
 }
