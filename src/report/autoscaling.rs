@@ -3,10 +3,11 @@
 //! could be read. Decided once here; each format adds its syntax.
 
 use super::content::{Line, Text};
-use crate::bundle::AutoscalingTimeline;
+use crate::bundle::{AutoscalingTimeline, TimelineRow};
+use crate::verify::autoscaling::{rises, End};
 
-/// The line, when the run watched an HPA.
-pub(super) fn line(t: &AutoscalingTimeline) -> Line {
+/// The line, when the run watched an HPA; `rows` are the load's seconds.
+pub(super) fn line(t: &AutoscalingTimeline, rows: &[TimelineRow]) -> Line {
     let metric = match (&t.metric, t.target) {
         (Some(m), Some(target)) => format!(", {m} target {}", number(target)),
         (Some(m), None) => format!(", {m}"),
@@ -17,13 +18,35 @@ pub(super) fn line(t: &AutoscalingTimeline) -> Line {
         0 => String::new(),
         n => format!("; {n} reads unanswered"),
     };
+    let response = match rises(t, rows, None) {
+        Some(r) if !r.rises.is_empty() => {
+            let waits: Vec<String> = r
+                .rises
+                .iter()
+                .map(|rise| {
+                    let at = format!("at {} s needing {} pods", rise.began_s, rise.needed);
+                    match rise.end {
+                        End::PodsReady(end) => {
+                            format!("{at}, ready {} s later", end - rise.began_s)
+                        }
+                        End::LoadFell(end) => {
+                            format!("{at}, not ready before it fell at {end} s")
+                        }
+                        End::RunEnded => format!("{at}, not ready by the end"),
+                    }
+                })
+                .collect();
+            format!("; load past the ready pods {}", waits.join(", "))
+        }
+        _ => String::new(),
+    };
     let text = match t.summary() {
         None => format!(
             "{head}nothing measured (the API server answered none of {} reads)",
             t.unanswered
         ),
         Some(s) => format!(
-            "{head}ready {} → {} (peak {} at {:.0} s), HPA desired at most {}, last value {}; {} samples{unanswered}",
+            "{head}ready {} → {} (peak {} at {:.0} s), HPA desired at most {}, last value {}{response}; {} samples{unanswered}",
             s.ready_first,
             s.ready_last,
             s.ready_peak,
@@ -70,20 +93,52 @@ mod tests {
             metric_value: Some(value),
             ..Default::default()
         };
-        let did = line(&timeline(
-            vec![
-                sample(0.0, 1, 1, 0.0),
-                sample(20.0, 1, 3, 29.1),
-                sample(31.0, 3, 3, 9.662),
-            ],
-            1,
-        ));
+        let did = line(
+            &timeline(
+                vec![
+                    sample(0.0, 1, 1, 0.0),
+                    sample(20.0, 1, 3, 29.1),
+                    sample(31.0, 3, 3, 9.662),
+                ],
+                1,
+            ),
+            &[],
+        );
         assert_eq!(
             did.text.words(),
             "hpa clinic/hapi on deployment/hapi, pods http_server_requests_per_second target 10: \
              ready 1 → 3 (peak 3 at 31 s), HPA desired at most 3, last value 9.66; 3 samples; 1 reads unanswered"
         );
-        let none = line(&timeline(vec![], 75));
+        let none = line(&timeline(vec![], 75), &[]);
+        // With the load's seconds: when it rose past the pods, and the wait.
+        let rows: Vec<TimelineRow> = (0..40)
+            .map(|second| TimelineRow {
+                second,
+                requests: 30,
+                ..Default::default()
+            })
+            .collect();
+        let waited = line(
+            &timeline(vec![sample(0.0, 1, 3, 29.0), sample(31.0, 3, 3, 9.7)], 0),
+            &rows,
+        );
+        assert!(
+            waited
+                .text
+                .words()
+                .contains("; load past the ready pods at 0 s needing 3 pods, ready 30 s later;"),
+            "{}",
+            waited.text.words()
+        );
+        let capped = line(&timeline(vec![sample(0.0, 1, 3, 29.0)], 0), &rows);
+        assert!(
+            capped
+                .text
+                .words()
+                .contains("at 0 s needing 3 pods, not ready by the end"),
+            "{}",
+            capped.text.words()
+        );
         assert!(
             none.text
                 .words()

@@ -156,7 +156,10 @@ pub(super) fn build(r: &RunResults) -> Report {
             read_backs: carried::read_backs(r),
         },
         chaos: r.chaos.as_ref().map(chaos::section),
-        autoscaling: r.autoscaling.as_ref().map(super::autoscaling::line),
+        autoscaling: r
+            .autoscaling
+            .as_ref()
+            .map(|t| super::autoscaling::line(t, &r.timeline)),
         throughput: Titled {
             title: "Throughput and errors",
             table: figures::per_second(&r.timeline),

@@ -90,6 +90,17 @@ pub enum SessionStat {
     DropRate,
 }
 
+/// A statistic of the autoscaler's response to the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoscalingStat {
+    /// The longest wait, after the load rose past the ready pods, until
+    /// enough were ready: `autoscaling.scale_up_s`.
+    ScaleUp,
+    /// Seconds over the latency SLO (the `requests` p50/p95/p99 threshold)
+    /// while the pods were too few: `autoscaling.over_slo_s`.
+    OverSlo,
+}
+
 /// A statistic of the uploads read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachmentStat {
@@ -123,6 +134,8 @@ pub enum Metric {
     Session(SessionStat),
     /// Attachment consistency: `attachments.missing`.
     Attachments(AttachmentStat),
+    /// The autoscaler's response: `autoscaling.scale_up_s`.
+    Autoscaling(AutoscalingStat),
 }
 
 /// The attachment verdicts a threshold may count, by name.
@@ -156,6 +169,10 @@ impl Metric {
             Metric::Attachments(
                 AttachmentStat::Verdict(_) | AttachmentStat::Uploads | AttachmentStat::Unverifiable,
             ) => Kind::Count,
+            // Durations, written as such: `< 60s`.
+            Metric::Autoscaling(AutoscalingStat::ScaleUp | AutoscalingStat::OverSlo) => {
+                Kind::Latency
+            }
         }
     }
 
@@ -186,6 +203,11 @@ impl Metric {
             "attachments" => Metric::Attachments(attachment_stat(stat).ok_or_else(|| {
                 unknown("missing, corrupted, stale, errors, unverified, unverifiable, uploads and visible_p50 … visible_p99, visible_max")
             })?),
+            "autoscaling" => Metric::Autoscaling(match stat {
+                "scale_up_s" => AutoscalingStat::ScaleUp,
+                "over_slo_s" => AutoscalingStat::OverSlo,
+                _ => return Err(unknown("`scale_up_s` and `over_slo_s`")),
+            }),
             "requests" => Metric::Requests(request_stat(stat)?),
             _ if requests.contains(&subject) => Metric::Request {
                 name: subject.to_owned(),

@@ -247,7 +247,7 @@ async fn custom_metrics_available(admin: &Client) -> serde_json::Value {
 /// The HPA `surge calibrate` writes, shaped for this clinic: a Pods metric
 /// of `target` requests per second per pod, 1 to 4 replicas, scaling up at
 /// once (no stabilization), down only after a long window.
-fn hpa(target: u32) -> String {
+fn hpa(target: u32, max: u32) -> String {
     format!(
         r#"apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
@@ -260,7 +260,7 @@ spec:
     kind: Deployment
     name: hapi
   minReplicas: 1
-  maxReplicas: 4
+  maxReplicas: {max}
   metrics:
     - type: Pods
       pods:
@@ -289,6 +289,7 @@ async fn load(
     rate: u32,
     seconds: u32,
     hpa: &str,
+    thresholds: &[&str],
 ) -> (Option<surge::bundle::RunResults>, i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let stages = format!(
@@ -316,6 +317,7 @@ async fn load(
         ])
         .arg("--kubeconfig")
         .arg(clinic.plane.kubeconfig())
+        .args(thresholds.iter().flat_map(|t| ["--threshold", t]))
         .output()
         .await
         .expect("surge runs");
@@ -351,12 +353,8 @@ fn the_real_hpa_controller_scales_on_request_rate_through_the_custom_metrics_api
         .await;
         let answer = custom_metrics_available(&clinic.admin).await;
         assert_eq!(answer["kind"], "MetricValueList", "{answer}");
-        create_all(&clinic.admin, &hpa(10)).await;
-
-        // 30 requests/s against a target of 10 per pod: the controller
-        // wants 3 pods.
         // An HPA to watch that is not there: said before any load (exit 2).
-        let (none, code, said) = load(&clinic, 30, 5, "billing").await;
+        let (none, code, said) = load(&clinic, 30, 5, "billing", &[]).await;
         assert_eq!(code, 2, "{said}");
         assert!(none.is_none());
         assert!(
@@ -364,10 +362,32 @@ fn the_real_hpa_controller_scales_on_request_rate_through_the_custom_metrics_api
             "{said}"
         );
 
-        let (r, code, text) = load(&clinic, 30, 75, "hapi").await;
-        assert!(matches!(code, 0 | 1), "{text}");
-        let r = r.expect("a bundle");
+        // The verdict both ways. First a poor HPA, maxReplicas 1: 30/s
+        // against 10 per pod needs three, the pods never come, and the
+        // verdict fails saying so.
+        let verdict = ["autoscaling.scale_up_s=<70s"];
+        create_all(&clinic.admin, &hpa(10, 1)).await;
+        let (poor, code, said) = load(&clinic, 30, 30, "hapi", &verdict).await;
+        let poor = poor.expect("a bundle");
+        assert_eq!(code, 1, "{said}");
+        let judged = &poor.thresholds[0];
+        assert!(!judged.passed, "{judged:?}");
+        assert_eq!(judged.measured_text, "not within the run", "{said}");
+        assert!(said.contains("needing 3 pods, not ready"), "{said}");
+
+        // Then the HPA as it should be, up to 4: the controller wants 3 pods.
         let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(clinic.admin.clone(), "clinic");
+        hpas.patch(
+            "hapi",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"maxReplicas": 4}})),
+        )
+        .await
+        .unwrap();
+        let (r, code, text) = load(&clinic, 30, 75, "hapi", &verdict).await;
+        let r = r.expect("a bundle");
+        assert_eq!(code, 0, "pods in time: {text}");
+        assert!(r.thresholds[0].passed, "{:?}", r.thresholds);
         let status = hpas.get("hapi").await.unwrap().status.unwrap();
         let deployments: Api<Deployment> = Api::namespaced(clinic.admin.clone(), "clinic");
         let ready = deployments

@@ -7,9 +7,10 @@
 //! drops among zero sessions is not continuity, zero missing among zero
 //! uploads read back is not consistency.
 
+use crate::bundle::LatencyStat;
 use crate::bundle::{CheckResult, Expectations, RunResults, Stats, ThresholdResult, Verdict};
 use crate::scenario::threshold::{
-    AttachmentStat, Kind, Metric, RequestStat, SessionStat, Tally, Threshold,
+    AttachmentStat, AutoscalingStat, Kind, Metric, Op, RequestStat, SessionStat, Tally, Threshold,
 };
 use crate::scenario::Scenario;
 
@@ -35,7 +36,47 @@ fn request_stat(stats: &Stats, stat: RequestStat) -> f64 {
     }
 }
 
-fn read(t: &Threshold, r: &RunResults) -> Reading {
+/// The latency SLO among `thresholds`: the first `requests.p50`, `p95` or
+/// `p99` that must stay below a limit (what a second of the load keeps).
+fn latency_slo(thresholds: &[Threshold]) -> Option<(LatencyStat, f64)> {
+    thresholds.iter().find_map(|t| match (&t.metric, t.op) {
+        (
+            Metric::Requests(RequestStat::Latency(
+                stat @ (LatencyStat::P50 | LatencyStat::P95 | LatencyStat::P99),
+            )),
+            Op::Lt | Op::Le,
+        ) => Some((*stat, t.limit)),
+        _ => None,
+    })
+}
+
+fn autoscaling(r: &RunResults, stat: AutoscalingStat, slo: Option<(LatencyStat, f64)>) -> Reading {
+    let rises = r
+        .autoscaling
+        .as_ref()
+        .and_then(|t| super::autoscaling::rises(t, &r.timeline, slo));
+    let Some(rises) = rises else {
+        return reading(
+            None,
+            0,
+            "autoscaler watched on a rate per pod (--hpa with a Pods metric)",
+        );
+    };
+    let basis = rises.rises.len() as u64;
+    let of = "rise of the load past what the ready pods serve at the HPA's target";
+    let ms = |s: Option<f64>| s.map(|s| s * 1000.0);
+    match stat {
+        AutoscalingStat::ScaleUp => reading(ms(rises.scale_up_s()), basis, of),
+        AutoscalingStat::OverSlo if slo.is_none() => reading(
+            None,
+            0,
+            "latency SLO to judge seconds by (a requests.p50, p95 or p99 threshold)",
+        ),
+        AutoscalingStat::OverSlo => reading(ms(rises.over_slo_s()), basis, of),
+    }
+}
+
+fn read(t: &Threshold, r: &RunResults, slo: Option<(LatencyStat, f64)>) -> Reading {
     let completed = r.overall.count;
     let arrivals = r.totals.arrivals;
     let sessions = r.sessions.sessions;
@@ -67,6 +108,7 @@ fn read(t: &Threshold, r: &RunResults) -> Reading {
             reading(Some(r.sessions.drop_rate), sessions, "session was accepted")
         }
         Metric::Attachments(stat) => attachments(r, *stat),
+        Metric::Autoscaling(stat) => autoscaling(r, *stat, slo),
         Metric::Requests(stat) => reading(
             Some(request_stat(&r.overall, *stat)),
             completed,
@@ -107,6 +149,10 @@ fn attachments(r: &RunResults, stat: AttachmentStat) -> Reading {
 }
 
 fn show(kind: Kind, value: f64) -> String {
+    if value.is_infinite() {
+        // A wait that had not ended when the run did.
+        return "not within the run".into();
+    }
     match kind {
         Kind::Latency => format!("{value:.1}ms"),
         Kind::Rate => format!("{:.3}%", value * 100.0),
@@ -117,29 +163,30 @@ fn show(kind: Kind, value: f64) -> String {
 
 /// The measured value a threshold compares, in its canonical unit; `None`
 /// when nothing it rests on was measured.
-pub fn measured(t: &Threshold, r: &RunResults) -> Option<f64> {
-    let reading = read(t, r);
+pub fn measured(t: &Threshold, r: &RunResults, slo: Option<(LatencyStat, f64)>) -> Option<f64> {
+    let reading = read(t, r, slo);
     reading.value.filter(|_| reading.basis > 0)
 }
 
 /// Why nothing was measured for `t`: `nothing measured: no session was accepted`.
-fn nothing_measured(t: &Threshold, r: &RunResults) -> String {
-    format!("nothing measured: no {}", read(t, r).of)
+fn nothing_measured(t: &Threshold, r: &RunResults, slo: Option<(LatencyStat, f64)>) -> String {
+    format!("nothing measured: no {}", read(t, r, slo).of)
 }
 
 /// Judges every threshold.
 pub fn judge(thresholds: &[Threshold], r: &RunResults) -> Vec<ThresholdResult> {
+    let slo = latency_slo(thresholds);
     thresholds
         .iter()
         .map(|t| {
-            let value = measured(t, r);
+            let value = measured(t, r, slo);
             ThresholdResult {
                 metric: t.name.clone(),
                 limit: t.written.clone(),
                 measured: value,
                 measured_text: match value {
                     Some(v) => show(t.kind(), v),
-                    None => nothing_measured(t, r),
+                    None => nothing_measured(t, r, slo),
                 },
                 passed: value.is_some_and(|v| t.op.holds(v, t.limit)),
             }

@@ -321,3 +321,86 @@ fn counts_never_pass_on_nothing() {
     assert_eq!(failed, ["dropped.count"]);
     assert_eq!(judged[5].measured_phrase(), "measured 120.0ms");
 }
+
+/// A run under 30/s whose HPA (10 per pod) had one pod, then three from
+/// `three_from` seconds on (never, with `None`); p99 900 ms while short.
+fn scaled(three_from: Option<f64>) -> RunResults {
+    let mut r = results();
+    r.timeline = (0..8)
+        .map(|second| crate::bundle::TimelineRow {
+            second,
+            requests: 30,
+            p99_ms: if three_from.is_some_and(|t| second as f64 + 1.0 >= t) {
+                50.0
+            } else {
+                900.0
+            },
+            ..Default::default()
+        })
+        .collect();
+    let sample = |at_s: f64, ready: u32| crate::bundle::AutoscalerSample {
+        at_s,
+        ready,
+        ..Default::default()
+    };
+    r.autoscaling = Some(crate::bundle::AutoscalingTimeline {
+        workload: "deployment/hapi".into(),
+        hpa: "clinic/hapi".into(),
+        metric: Some("pods http_server_requests_per_second".into()),
+        target: Some(10.0),
+        samples: std::iter::once(sample(0.0, 1))
+            .chain(three_from.map(|t| sample(t, 3)))
+            .collect(),
+        unanswered: 0,
+    });
+    r
+}
+
+#[test]
+fn the_autoscaling_verdict_passes_pods_in_time_and_fails_pods_that_never_came() {
+    let gate = [
+        parse("requests.p99", "< 500ms").unwrap(),
+        parse("autoscaling.scale_up_s", "< 10s").unwrap(),
+        parse("autoscaling.over_slo_s", "< 5s").unwrap(),
+    ];
+    // Three pods 3.5 s in: the rise of second 0 caught up at second 3.
+    let v = judge(&gate, &scaled(Some(3.5)));
+    assert!(v[1].passed && v[2].passed, "{v:?}");
+    assert_eq!(v[1].measured, Some(3000.0));
+    assert_eq!(
+        v[2].measured,
+        Some(3000.0),
+        "seconds 0, 1 and 2 over 500 ms"
+    );
+    // maxReplicas 1: never enough pods; every second over the SLO.
+    let v = judge(&gate, &scaled(None));
+    assert!(!v[1].passed && !v[2].passed, "{v:?}");
+    assert_eq!(v[1].measured_text, "not within the run");
+    assert_eq!(v[2].measured, Some(8000.0));
+}
+
+#[test]
+fn the_autoscaling_verdict_without_an_autoscaler_or_an_slo_is_nothing_measured() {
+    let scale_up = parse("autoscaling.scale_up_s", "< 10s").unwrap();
+    let over = parse("autoscaling.over_slo_s", "< 5s").unwrap();
+    let v = judge(&[scale_up.clone(), over.clone()], &results());
+    assert!(v.iter().all(|t| !t.passed && t.measured.is_none()));
+    assert!(
+        v[0].measured_text.contains("no autoscaler watched"),
+        "{}",
+        v[0].measured_text
+    );
+    let v = judge(&[over], &scaled(Some(3.5)));
+    assert!(!v[0].passed);
+    assert!(
+        v[0].measured_text.contains("no latency SLO"),
+        "{}",
+        v[0].measured_text
+    );
+    // A typo in the statistic names the ones there are.
+    let typo = parse("autoscaling.scale_up", "< 10s").unwrap_err();
+    assert!(
+        typo.to_string().contains("`scale_up_s` and `over_slo_s`"),
+        "{typo}"
+    );
+}
