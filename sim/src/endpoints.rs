@@ -108,8 +108,9 @@ pub async fn serve(options: BalanceOptions) -> anyhow::Result<()> {
     let (store, writer) = reflector::store();
     let mut changes = watcher(slices, watcher::Config::default().labels(&selector))
         .default_backoff()
+        // Every event, deletes included: a slice that goes takes its pods
+        // out of the balancer at once.
         .reflect(writer)
-        .applied_objects()
         .boxed();
     let backends = Arc::new(Backends::default());
     let follow = {

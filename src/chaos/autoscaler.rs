@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 /// How often the autoscaler is read.
 const EVERY: Duration = Duration::from_secs(1);
 
+/// How long the first read may take before the run is refused.
+const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+
 /// A connected watch.
 pub struct AutoscalerWatch {
     backend: KubeBackend,
@@ -33,17 +36,31 @@ pub fn resolve(request: &ChaosRequest, scenario: &Scenario) -> Result<Option<Kub
         return Ok(None);
     }
     let local = request.backend == Some(BackendKind::Local)
-        || scenario
-            .chaos
-            .as_ref()
-            .is_some_and(|c| c.backend == BackendKind::Local && request.backend.is_none());
+        || request.backend.is_none()
+            && scenario
+                .chaos
+                .as_ref()
+                .is_some_and(|c| c.backend == BackendKind::Local);
     if local {
-        return Ok(None);
+        return Err("an HPA to watch (--hpa) is read from Kubernetes: it goes with --chaos-backend kubernetes".into());
     }
     if kube.namespace.is_empty() || kube.workload.is_none() {
         return Err("an HPA to watch (--hpa) needs its namespace (--namespace) and the workload it scales (--workload)".into());
     }
     Ok(Some(kube))
+}
+
+/// The watch a run asks for, connected; `None` when it names no HPA, or
+/// for a shard other than 0 (one timeline for the whole test).
+pub async fn prepare(
+    request: &ChaosRequest,
+    scenario: &Scenario,
+    shard: u32,
+) -> Result<Option<AutoscalerWatch>, String> {
+    match resolve(request, scenario)? {
+        Some(kube) if shard == 0 => Ok(Some(connect(request, kube).await?)),
+        _ => Ok(None),
+    }
 }
 
 /// Reaches the API server and reads the HPA once, so a wrong name or a
@@ -64,15 +81,20 @@ pub async fn connect(request: &ChaosRequest, kube: KubeTarget) -> Result<Autosca
         None => KubeBackend::connect(kube).await,
     }
     .map_err(|e| e.to_string())?;
-    match backend.workload_and_hpa().await {
-        Ok((_, Some(_))) => Ok(AutoscalerWatch {
+    // A server that does not answer is said before the load, not waited on.
+    match tokio::time::timeout(CONNECT_LIMIT, backend.workload_and_hpa()).await {
+        Ok(Ok((_, Some(_)))) => Ok(AutoscalerWatch {
             backend,
             workload,
             hpa,
         }),
-        Ok((_, None)) => Err(format!("hpa {hpa} is not there: nothing to watch")),
-        Err(e) => Err(format!(
+        Ok(Ok((_, None))) => Err(format!("hpa {hpa} is not there: nothing to watch")),
+        Ok(Err(e)) => Err(format!(
             "cannot read the autoscaler ({hpa} on {workload}): {e}"
+        )),
+        Err(_) => Err(format!(
+            "the API server did not answer within {} s reading {hpa} on {workload}",
+            CONNECT_LIMIT.as_secs()
         )),
     }
 }
@@ -97,8 +119,9 @@ pub async fn watch(
     let started = view.recorder().started();
     let mut next = tokio::time::Instant::now();
     loop {
-        // A call the server does not answer within the grace is a second
+        // A call the server does not answer within the grace is seconds
         // unanswered, never a hold on the run.
+        let asked = tokio::time::Instant::now();
         match tokio::time::timeout(LET_FINISH, w.backend.workload_and_hpa()).await {
             Ok(Ok((counts, hpa))) => {
                 let reading = hpa.as_ref().map(reading_of).unwrap_or_default();
@@ -115,9 +138,11 @@ pub async fn watch(
                     metric_value: reading.value,
                 });
             }
-            _ => timeline.unanswered += 1,
+            // Every second the answer did not come in (at least one).
+            _ => timeline.unanswered += asked.elapsed().as_secs().max(1),
         }
-        next += EVERY;
+        // After a slow answer, on from now: no burst of reads to catch up.
+        next = (next + EVERY).max(tokio::time::Instant::now());
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
             _ = stop.cancelled() => return timeline,
@@ -143,10 +168,13 @@ pub struct Reading {
 
 /// Reads an HPA object (pure: what the API server answered).
 pub fn reading_of(hpa: &HorizontalPodAutoscaler) -> Reading {
+    // An HPA the controller has not yet looked at has no status: nothing
+    // known of its replicas, not zero.
+    let known = hpa.status.is_some();
     let status = hpa.status.clone().unwrap_or_default();
     let mut reading = Reading {
         current: status.current_replicas.map(|n| n.max(0) as u32),
-        desired: Some(status.desired_replicas.max(0) as u32),
+        desired: known.then(|| status.desired_replicas.max(0) as u32),
         ..Default::default()
     };
     let spec = hpa

@@ -168,13 +168,18 @@ pub async fn run(
             }
         }
     }
-    for w in std::mem::take(&mut day.watchers) {
-        let _ = end.finish(w).await;
+    // Watchers and the monitor end with the run; one still waiting on the
+    // API after the grace is stopped, so none goes on calling it.
+    for mut w in std::mem::take(&mut day.watchers) {
+        if end.finish(&mut w).await.is_none() {
+            w.abort();
+        }
     }
     stop.cancelled().await;
-    if let Some(m) = monitor {
-        // Its calls to the API end with the run, or are abandoned.
-        let _ = end.finish(m).await;
+    if let Some(mut m) = monitor {
+        if end.finish(&mut m).await.is_none() {
+            m.abort();
+        }
     }
     let report = ChaosReport {
         backend: day.backend.as_ref().map_or("exec", |b| b.name()).to_owned(),

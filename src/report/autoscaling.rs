@@ -6,8 +6,9 @@ use super::content::{Line, Text};
 use crate::bundle::{AutoscalingTimeline, TimelineRow};
 use crate::verify::autoscaling::{rises, End};
 
-/// The line, when the run watched an HPA; `rows` are the load's seconds.
-pub(super) fn line(t: &AutoscalingTimeline, rows: &[TimelineRow]) -> Line {
+/// The line, when the run watched an HPA; `rows` are the load's seconds,
+/// `full_s` how many of them were whole.
+pub(super) fn line(t: &AutoscalingTimeline, rows: &[TimelineRow], full_s: u64) -> Line {
     let metric = match (&t.metric, t.target) {
         (Some(m), Some(target)) => format!(", {m} target {}", number(target)),
         (Some(m), None) => format!(", {m}"),
@@ -16,9 +17,9 @@ pub(super) fn line(t: &AutoscalingTimeline, rows: &[TimelineRow]) -> Line {
     let head = format!("hpa {} on {}{metric}: ", t.hpa, t.workload);
     let unanswered = match t.unanswered {
         0 => String::new(),
-        n => format!("; {n} reads unanswered"),
+        n => format!("; {n} s unanswered"),
     };
-    let response = match rises(t, rows, None) {
+    let response = match rises(t, rows, full_s, None) {
         Some(r) if !r.rises.is_empty() => {
             let waits: Vec<String> = r
                 .rises
@@ -30,7 +31,7 @@ pub(super) fn line(t: &AutoscalingTimeline, rows: &[TimelineRow]) -> Line {
                             format!("{at}, ready {} s later", end - rise.began_s)
                         }
                         End::LoadFell(end) => {
-                            format!("{at}, not ready before it fell at {end} s")
+                            format!("{at}, fell back at {end} s before any pod came")
                         }
                         End::RunEnded => format!("{at}, not ready by the end"),
                     }
@@ -41,10 +42,11 @@ pub(super) fn line(t: &AutoscalingTimeline, rows: &[TimelineRow]) -> Line {
         _ => String::new(),
     };
     let text = match t.summary() {
-        None => format!(
-            "{head}nothing measured (the API server answered none of {} reads)",
+        None if t.unanswered > 0 => format!(
+            "{head}nothing measured (the API server answered none of {} seconds)",
             t.unanswered
         ),
+        None => format!("{head}nothing measured (no sample taken)"),
         Some(s) => format!(
             "{head}ready {} → {} (peak {} at {:.0} s), HPA desired at most {}, last value {}{response}; {} samples{unanswered}",
             s.ready_first,
@@ -103,13 +105,19 @@ mod tests {
                 1,
             ),
             &[],
+            0,
         );
         assert_eq!(
             did.text.words(),
             "hpa clinic/hapi on deployment/hapi, pods http_server_requests_per_second target 10: \
-             ready 1 → 3 (peak 3 at 31 s), HPA desired at most 3, last value 9.66; 3 samples; 1 reads unanswered"
+             ready 1 → 3 (peak 3 at 31 s), HPA desired at most 3, last value 9.66; 3 samples; 1 s unanswered"
         );
-        let none = line(&timeline(vec![], 75), &[]);
+        let none = line(&timeline(vec![], 75), &[], 0);
+        let never = line(&timeline(vec![], 0), &[], 0);
+        assert!(never
+            .text
+            .words()
+            .ends_with("nothing measured (no sample taken)"));
         // With the load's seconds: when it rose past the pods, and the wait.
         let rows: Vec<TimelineRow> = (0..40)
             .map(|second| TimelineRow {
@@ -121,6 +129,7 @@ mod tests {
         let waited = line(
             &timeline(vec![sample(0.0, 1, 3, 29.0), sample(31.0, 3, 3, 9.7)], 0),
             &rows,
+            40,
         );
         assert!(
             waited
@@ -130,7 +139,7 @@ mod tests {
             "{}",
             waited.text.words()
         );
-        let capped = line(&timeline(vec![sample(0.0, 1, 3, 29.0)], 0), &rows);
+        let capped = line(&timeline(vec![sample(0.0, 1, 3, 29.0)], 0), &rows, 40);
         assert!(
             capped
                 .text
@@ -142,7 +151,7 @@ mod tests {
         assert!(
             none.text
                 .words()
-                .ends_with("nothing measured (the API server answered none of 75 reads)"),
+                .ends_with("nothing measured (the API server answered none of 75 seconds)"),
             "{}",
             none.text.words()
         );

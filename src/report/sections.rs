@@ -159,7 +159,7 @@ pub(super) fn build(r: &RunResults) -> Report {
         autoscaling: r
             .autoscaling
             .as_ref()
-            .map(|t| super::autoscaling::line(t, &r.timeline)),
+            .map(|t| super::autoscaling::line(t, &r.timeline, r.elapsed_s as u64)),
         throughput: Titled {
             title: "Throughput and errors",
             table: figures::per_second(&r.timeline),

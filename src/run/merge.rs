@@ -73,7 +73,7 @@ async fn await_shards(dir: &Path, wait: Duration) -> Vec<PathBuf> {
                 "surge merge: {} bundle(s) in {} so far; waiting for every shard's ({:.0} s left)",
                 found.len(),
                 dir.display(),
-                (wait - started.elapsed()).as_secs_f64()
+                wait.saturating_sub(started.elapsed()).as_secs_f64()
             );
             said = std::time::Instant::now();
         }

@@ -500,17 +500,10 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         ),
         None => None,
     };
-    // The autoscaler is watched from shard 0 too: one timeline for the test.
-    let autoscaler = match crate::chaos::autoscaler::resolve(&request.chaos, &scenario)
-        .map_err(RunError::Autoscaler)?
-    {
-        Some(kube) if request.shard.index == 0 => Some(
-            crate::chaos::autoscaler::connect(&request.chaos, kube)
-                .await
-                .map_err(RunError::Autoscaler)?,
-        ),
-        _ => None,
-    };
+    let autoscaler =
+        crate::chaos::autoscaler::prepare(&request.chaos, &scenario, request.shard.index)
+            .await
+            .map_err(RunError::Autoscaler)?;
     let run_id = new_run_id(&request.out_dir, &shard_run_name(&scenario));
     let thresholds = scenario.thresholds.clone();
     let expected = crate::verify::gate::expectations(&scenario);

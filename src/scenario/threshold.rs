@@ -93,8 +93,9 @@ pub enum SessionStat {
 /// A statistic of the autoscaler's response to the load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AutoscalingStat {
-    /// The longest wait, after the load rose past the ready pods, until
-    /// enough were ready: `autoscaling.scale_up_s`.
+    /// The longest wait, after the load rose past what the ready pods
+    /// serve at the HPA's target, until enough were ready for it:
+    /// `autoscaling.scale_up_s`.
     ScaleUp,
     /// Seconds over the latency SLO (the `requests` p50/p95/p99 threshold)
     /// while the pods were too few: `autoscaling.over_slo_s`.

@@ -10,15 +10,20 @@ use crate::bundle::{AutoscalingTimeline, LatencyStat, TimelineRow};
 /// a load within it is no rise.
 const TOLERANCE: f64 = 0.1;
 
+/// The load is judged as the HPA sees it, over a window, not second by
+/// second: one busy second is no rise, one quiet second ends none.
+const SMOOTHING_S: usize = 5;
+
 /// How a rise ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
-    /// Enough pods were ready, at this second.
+    /// Enough pods were ready for the load, at this second.
     PodsReady(u64),
-    /// The load fell back within the pods it began with, at this second:
-    /// no new pod came for it (the last, partial second of a run too).
+    /// The load fell back within the pods it began with, at this second,
+    /// before any new pod came: a rise shorter than the autoscaler's
+    /// reaction, with no wait to judge.
     LoadFell(u64),
-    /// The run ended first.
+    /// The run ended first: no pod came for it within the run.
     RunEnded,
 }
 
@@ -37,31 +42,39 @@ pub struct Rise {
     pub over_slo_s: u64,
 }
 
-/// Every rise of a run, and how long the run was.
+impl Rise {
+    /// Seconds until enough pods were ready: infinite when the run ended
+    /// first (its wait is longer than the run gave it); `None` when the
+    /// load fell back first (nothing to wait for).
+    pub fn wait_s(&self) -> Option<f64> {
+        match self.end {
+            End::PodsReady(at) => Some(at.saturating_sub(self.began_s) as f64),
+            End::RunEnded => Some(f64::INFINITY),
+            End::LoadFell(_) => None,
+        }
+    }
+}
+
+/// Every rise of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rises {
     /// In order.
     pub rises: Vec<Rise>,
-    /// Seconds of load.
-    pub run_s: u64,
 }
 
 impl Rises {
-    /// The longest wait for enough pods, seconds; infinite when no pod came
-    /// for a rise (it outlasted the run, or the load fell back first: its
-    /// wait is unknown, and longer than it had). `None` without a rise:
-    /// nothing to judge.
-    pub fn scale_up_s(&self) -> Option<f64> {
-        self.rises
-            .iter()
-            .map(|r| match r.end {
-                End::PodsReady(at) => (at - r.began_s) as f64,
-                End::LoadFell(_) | End::RunEnded => f64::INFINITY,
-            })
-            .reduce(f64::max)
+    /// Rises that had a wait to judge (pods came, or the run ended first).
+    pub fn judged(&self) -> usize {
+        self.rises.iter().filter(|r| r.wait_s().is_some()).count()
     }
 
-    /// Seconds over the SLO during the rises; `None` without a rise.
+    /// The longest wait for enough pods, seconds; `None` without a rise
+    /// that had one.
+    pub fn scale_up_s(&self) -> Option<f64> {
+        self.rises.iter().filter_map(Rise::wait_s).reduce(f64::max)
+    }
+
+    /// Seconds over the SLO during every rise; `None` without a rise.
     pub fn over_slo_s(&self) -> Option<f64> {
         (!self.rises.is_empty()).then(|| self.rises.iter().map(|r| r.over_slo_s as f64).sum())
     }
@@ -77,13 +90,35 @@ fn per_pod(t: &AutoscalingTimeline) -> Option<f64> {
         .filter(|target| *target > 0.0)
 }
 
-/// The rises of `rows` (the load's seconds) against `t`; `None` when the
-/// HPA's metric is not a rate per pod (what the pods serve at the target
-/// is then unknown). `slo`: the latency statistic and limit (ms) a second
-/// must keep.
+/// Whether `row` broke the SLO: its p50, p95 or p99 over the limit (ms).
+fn over(row: &TimelineRow, slo: Option<(LatencyStat, f64)>) -> bool {
+    match slo {
+        Some((LatencyStat::P50, limit)) => row.p50_ms > limit,
+        Some((LatencyStat::P95, limit)) => row.p95_ms > limit,
+        Some((LatencyStat::P99, limit)) => row.p99_ms > limit,
+        // The seconds keep only those three; any other is no SLO here.
+        Some((
+            LatencyStat::Min
+            | LatencyStat::Mean
+            | LatencyStat::P75
+            | LatencyStat::P90
+            | LatencyStat::P999
+            | LatencyStat::Max,
+            _,
+        ))
+        | None => false,
+    }
+}
+
+/// The rises of the load's full seconds (`rows` before `full_s`; the last,
+/// partial second would read as the load falling) against `t`; `None` when
+/// the HPA's metric is not a rate per pod (what the pods serve at the
+/// target is then unknown). `slo`: the statistic (p50, p95 or p99) and
+/// limit (ms) a second must keep.
 pub fn rises(
     t: &AutoscalingTimeline,
     rows: &[TimelineRow],
+    full_s: u64,
     slo: Option<(LatencyStat, f64)>,
 ) -> Option<Rises> {
     let per_pod = per_pod(t)?;
@@ -96,16 +131,12 @@ pub fn rises(
             .or(t.samples.first())
             .map_or(0, |s| s.ready)
     };
-    let over = |row: &TimelineRow| match slo {
-        Some((LatencyStat::P50, limit)) => row.p50_ms > limit,
-        Some((LatencyStat::P95, limit)) => row.p95_ms > limit,
-        Some((_, limit)) => row.p99_ms > limit,
-        None => false,
-    };
+    let rows: Vec<&TimelineRow> = rows.iter().filter(|r| r.second < full_s).collect();
     let mut found: Vec<Rise> = Vec::new();
     let mut open: Option<Rise> = None;
-    for row in rows {
-        let load = row.requests as f64;
+    for (i, row) in rows.iter().enumerate() {
+        let window = &rows[i.saturating_sub(SMOOTHING_S - 1)..=i];
+        let load = window.iter().map(|r| r.requests as f64).sum::<f64>() / window.len() as f64;
         let ready = ready_at(row.second);
         let serves = ready as f64 * per_pod;
         let needed = (load / per_pod).ceil() as u32;
@@ -116,7 +147,7 @@ pub fn rises(
                     end: End::RunEnded,
                     ready_before: ready,
                     needed,
-                    over_slo_s: u64::from(over(row)),
+                    over_slo_s: u64::from(over(row, slo)),
                 });
             }
             None => {}
@@ -126,19 +157,16 @@ pub fn rises(
                 } else {
                     End::LoadFell(row.second)
                 };
-                found.push(open.take().expect("open"));
+                found.extend(open.take());
             }
             Some(rise) => {
                 rise.needed = rise.needed.max(needed);
-                rise.over_slo_s += u64::from(over(row));
+                rise.over_slo_s += u64::from(over(row, slo));
             }
         }
     }
     found.extend(open);
-    Some(Rises {
-        rises: found,
-        run_s: rows.last().map_or(0, |r| r.second + 1),
-    })
+    Some(Rises { rises: found })
 }
 
 #[cfg(test)]
@@ -192,7 +220,7 @@ mod tests {
             (30, 10.0),
             (30, 10.0),
         ]);
-        let r = rises(&t, &rows, Some((LatencyStat::P99, 500.0))).unwrap();
+        let r = rises(&t, &rows, 8, Some((LatencyStat::P99, 500.0))).unwrap();
         assert_eq!(
             r.rises,
             [Rise {
@@ -206,30 +234,39 @@ mod tests {
         assert_eq!(r.scale_up_s(), Some(4.0));
         assert_eq!(r.over_slo_s(), Some(3.0));
         // Without an SLO, no second is over it.
-        assert_eq!(rises(&t, &rows, None).unwrap().over_slo_s(), Some(0.0));
+        assert_eq!(rises(&t, &rows, 8, None).unwrap().over_slo_s(), Some(0.0));
     }
 
     #[test]
     fn pods_that_never_catch_up_are_an_unbounded_wait_and_a_load_within_reach_is_no_rise() {
         // maxReplicas 1: one pod the whole run under 30/s.
-        let capped = rises(&timeline(&[(0.0, 1)]), &seconds(&[(30, 10.0); 5]), None).unwrap();
+        let capped = rises(&timeline(&[(0.0, 1)]), &seconds(&[(30, 10.0); 5]), 5, None).unwrap();
         assert_eq!(capped.rises.len(), 1);
         assert_eq!(capped.rises[0].end, End::RunEnded);
         assert_eq!(capped.scale_up_s(), Some(f64::INFINITY));
-        // Its last, partial second has little load: that is no catching up.
+        // Its last, partial second has little load: that is no falling back.
         let mut rows = seconds(&[(30, 10.0); 5]);
         rows.push(TimelineRow {
             second: 5,
             requests: 2,
             ..Default::default()
         });
-        let fell = rises(&timeline(&[(0.0, 1)]), &rows, None).unwrap();
-        assert_eq!(fell.rises[0].end, End::LoadFell(5));
-        assert_eq!(fell.scale_up_s(), Some(f64::INFINITY));
+        let partial = rises(&timeline(&[(0.0, 1)]), &rows, 5, None).unwrap();
+        assert_eq!(partial.rises[0].end, End::RunEnded);
+        // A load that falls back before any pod comes: no wait to judge.
+        let mut short = seconds(&[(30, 10.0); 3]);
+        short.extend(seconds(&[(2, 10.0); 12]).into_iter().map(|mut r| {
+            r.second += 3;
+            r
+        }));
+        let fell = rises(&timeline(&[(0.0, 1)]), &short, 15, None).unwrap();
+        assert!(matches!(fell.rises[0].end, End::LoadFell(_)), "{fell:?}");
+        assert_eq!((fell.judged(), fell.scale_up_s()), (0, None));
         // 10.5/s on one pod of 10/s is within the HPA's tolerance.
         let within = rises(
             &timeline(&[(0.0, 1)]),
             &seconds(&[(10, 5.0), (11, 5.0)]),
+            2,
             None,
         )
         .unwrap();
@@ -241,6 +278,41 @@ mod tests {
     fn a_metric_that_is_not_a_rate_per_pod_is_not_judged() {
         let mut cpu = timeline(&[(0.0, 1)]);
         cpu.metric = Some("resource cpu".into());
-        assert_eq!(rises(&cpu, &seconds(&[(30, 1.0)]), None), None);
+        assert_eq!(rises(&cpu, &seconds(&[(30, 1.0)]), 1, None), None);
+    }
+}
+
+#[cfg(test)]
+mod jitter {
+    use super::*;
+    use crate::bundle::AutoscalerSample;
+
+    /// A ramp passing one pod's 11/s: seconds of 12, 11, 12, 11 … open no
+    /// rise that closes at once (the HPA sees a window, not a second).
+    #[test]
+    fn a_load_jittering_at_the_edge_opens_no_rise_of_its_own() {
+        let t = AutoscalingTimeline {
+            metric: Some("pods http_server_requests_per_second".into()),
+            target: Some(10.0),
+            samples: vec![AutoscalerSample {
+                ready: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let rows: Vec<TimelineRow> = (0..20)
+            .map(|second| TimelineRow {
+                second,
+                requests: if second % 2 == 0 { 12 } else { 11 },
+                ..Default::default()
+            })
+            .collect();
+        let r = rises(&t, &rows, 20, None).unwrap();
+        assert!(
+            r.rises
+                .iter()
+                .all(|rise| !matches!(rise.end, End::LoadFell(_))),
+            "{r:?}"
+        );
     }
 }

@@ -20,8 +20,15 @@ use tokio::process::Child;
 struct Prometheus {
     _child: Child,
     url: String,
-    _discovery: tokio::task::JoinHandle<()>,
+    discovery: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        // The target list is kept no longer than its folder.
+        self.discovery.abort();
+    }
 }
 
 async fn prometheus(admin: &Client) -> Prometheus {
@@ -50,7 +57,9 @@ scrape_configs:
     ));
     let port = free_port();
     let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = tokio::process::Command::new(binary)
+    let mut command = tokio::process::Command::new(binary);
+    netns::dies_with_test(&mut command);
+    let child = command
         .arg(format!("--config.file={}", file.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
@@ -74,7 +83,7 @@ scrape_configs:
             return Prometheus {
                 _child: child,
                 url,
-                _discovery: discovery,
+                discovery,
                 _dir: dir,
             };
         }

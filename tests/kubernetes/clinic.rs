@@ -271,7 +271,9 @@ impl Drop for Clinic {
 /// and its URL.
 async fn balancer(plane: &ControlPlane, balancing: &str) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(surge_bin())
+    let mut command = tokio::process::Command::new(surge_bin());
+    netns::dies_with_test(&mut command);
+    let mut child = command
         .args([
             "sim",
             "balance",

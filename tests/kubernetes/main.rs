@@ -224,12 +224,3 @@ async fn namespace(client: &Client, name: &str) {
     }
     panic!("the ServiceAccount controller gave {name} no default account within 15 s");
 }
-
-/// The surge binary, run to its end.
-fn surge(args: &[&str]) -> std::process::Output {
-    Command::new(surge_bin())
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("surge runs")
-}

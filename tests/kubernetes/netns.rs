@@ -64,3 +64,17 @@ fn ip(args: &[&str]) -> Result<(), String> {
         ))
     }
 }
+
+/// Makes a process the test starts die with it: SIGKILL when the thread
+/// that started it ends, even if nothing drops its handle (a test process
+/// killed, a panic mid-way).
+pub fn dies_with_test(command: &mut tokio::process::Command) {
+    // SAFETY: prctl is async-signal-safe and touches nothing of the
+    // parent's.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}

@@ -6,14 +6,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use surge_sim::ClusterOptions;
 
-fn surge(args: &[&str]) -> std::process::Output {
-    Command::new(surge_bin())
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("surge runs")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thresholds_pass_on_a_healthy_run_and_fail_when_impossibly_tight() {
     let _engine = engine_lock().await;

@@ -20,6 +20,7 @@ mod evidence;
 mod external;
 mod gate;
 mod isolation;
+mod merge_wait;
 mod nginx;
 mod openfhir;
 mod readback;

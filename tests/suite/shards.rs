@@ -95,22 +95,6 @@ poll = "25ms"
     scenario_file(dir, "sharded", &body)
 }
 
-fn surge(args: &[&str]) -> Output {
-    Command::new(surge_bin())
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("surge runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// The three shards, started one after another but beginning together at
 /// one `--start-at`; their bundle folders.
 fn run_shards(scenario: &Path, out: &Path) -> Vec<PathBuf> {
@@ -596,46 +580,4 @@ fn the_shipped_indexed_job_parses_and_matches_the_cli() {
         "{}",
         text(&beyond)
     );
-}
-
-#[test]
-fn a_merge_waits_for_its_folder_to_appear_and_says_when_none_did() {
-    let dir = tempfile::tempdir().unwrap();
-    let absent = dir.path().join("shards");
-    let out = dir.path().join("merged");
-    let waited = surge(&[
-        "merge",
-        "--from",
-        absent.to_str().unwrap(),
-        "--wait",
-        "1s",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(waited.status.code(), Some(2), "{}", text(&waited));
-    assert!(
-        text(&waited).contains("no such folder, and none appeared within --wait 1s"),
-        "{}",
-        text(&waited)
-    );
-    // Without --wait, or when the path is a file, at once.
-    let file = dir.path().join("a-file");
-    std::fs::write(&file, "").unwrap();
-    for (from, wait) in [(&absent, "0s"), (&file, "1s")] {
-        let refused = surge(&[
-            "merge",
-            "--from",
-            from.to_str().unwrap(),
-            "--wait",
-            wait,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
-        assert!(
-            text(&refused).contains("not a folder"),
-            "{}",
-            text(&refused)
-        );
-    }
 }

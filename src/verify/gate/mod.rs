@@ -54,7 +54,7 @@ fn autoscaling(r: &RunResults, stat: AutoscalingStat, slo: Option<(LatencyStat, 
     let rises = r
         .autoscaling
         .as_ref()
-        .and_then(|t| super::autoscaling::rises(t, &r.timeline, slo));
+        .and_then(|t| super::autoscaling::rises(t, &r.timeline, r.elapsed_s as u64, slo));
     let Some(rises) = rises else {
         return reading(
             None,
@@ -62,17 +62,20 @@ fn autoscaling(r: &RunResults, stat: AutoscalingStat, slo: Option<(LatencyStat, 
             "autoscaler watched on a rate per pod (--hpa with a Pods metric)",
         );
     };
-    let basis = rises.rises.len() as u64;
     let of = "rise of the load past what the ready pods serve at the HPA's target";
     let ms = |s: Option<f64>| s.map(|s| s * 1000.0);
     match stat {
-        AutoscalingStat::ScaleUp => reading(ms(rises.scale_up_s()), basis, of),
+        AutoscalingStat::ScaleUp => reading(
+            ms(rises.scale_up_s()),
+            rises.judged() as u64,
+            "rise of the load past what the ready pods serve at the HPA's target that lasted until enough pods came or the run ended",
+        ),
         AutoscalingStat::OverSlo if slo.is_none() => reading(
             None,
             0,
             "latency SLO to judge seconds by (a requests.p50, p95 or p99 threshold)",
         ),
-        AutoscalingStat::OverSlo => reading(ms(rises.over_slo_s()), basis, of),
+        AutoscalingStat::OverSlo => reading(ms(rises.over_slo_s()), rises.rises.len() as u64, of),
     }
 }
 

@@ -227,8 +227,18 @@ impl Kubelet {
         if bound.is_err() {
             return;
         }
-        self.next_address = self.next_address.wrapping_add(1).clamp(10, 250);
-        let address = Ipv4Addr::new(10, 244, 0, self.next_address);
+        // The next address no running pod holds, round from .10 to .250.
+        let in_use: std::collections::BTreeSet<Ipv4Addr> =
+            self.running.values().map(|r| r.address).collect();
+        let last = u32::from(self.next_address.max(10));
+        let Some(address) = (1..=241u32)
+            .map(|step| 10 + (last - 10 + step) % 241)
+            .map(|next| Ipv4Addr::new(10, 244, 0, next as u8))
+            .find(|a| !in_use.contains(a))
+        else {
+            return;
+        };
+        self.next_address = address.octets()[3];
         let started = match self.start_container(pod, name, &uid, address).await {
             Ok(running) => running,
             Err(why) => {
@@ -360,14 +370,8 @@ impl Running {
             .stdout(log)
             .stderr(err)
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe and touches nothing of the
-        // parent's: the pod dies with the test even if nothing drops it.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        // The pod dies with the test even if nothing drops it.
+        crate::netns::dies_with_test(&mut command);
         let child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.launch.program.display()))?;

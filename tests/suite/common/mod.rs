@@ -53,6 +53,24 @@ pub fn surge_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_surge"))
 }
 
+/// The surge binary, run from the repository to its end.
+pub fn surge(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(surge_bin())
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("surge runs")
+}
+
+/// What a process printed, its output then its errors.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 pub async fn cluster(options: ClusterOptions) -> Cluster {
     Cluster::start(surge_bin(), ClusterOptions { port: 0, ..options })
         .await
