@@ -194,23 +194,26 @@ pub fn reading_of(hpa: &HorizontalPodAutoscaler) -> Reading {
         _ => (String::new(), None),
     };
     reading.metric = Some(format!("{kind} {name}"));
+    let spec_name = name;
     reading.target = target.and_then(target_value);
-    // The status lists the metrics in the spec's order.
+    // The status's entry for the same metric: its type and name, not its
+    // place in the list (an entry the controller could not read is absent).
     let current = status
         .current_metrics
         .unwrap_or_default()
         .into_iter()
-        .next();
-    reading.value = current.and_then(|m| {
-        let value: Option<&MetricValueStatus> = m
-            .pods
-            .as_ref()
-            .map(|p| &p.current)
-            .or(m.resource.as_ref().map(|r| &r.current))
-            .or(m.object.as_ref().map(|o| &o.current))
-            .or(m.external.as_ref().map(|e| &e.current));
-        value.and_then(status_value)
-    });
+        .find_map(|m| {
+            let (name, value): (String, &MetricValueStatus) =
+                match (&m.pods, &m.resource, &m.object, &m.external) {
+                    (Some(p), ..) => (p.metric.name.clone(), &p.current),
+                    (_, Some(r), ..) => (r.name.clone(), &r.current),
+                    (_, _, Some(o), _) => (o.metric.name.clone(), &o.current),
+                    (_, _, _, Some(e)) => (e.metric.name.clone(), &e.current),
+                    _ => return None,
+                };
+            (m.type_.to_lowercase() == kind && name == spec_name).then(|| status_value(value))
+        });
+    reading.value = current.flatten();
     reading
 }
 
@@ -283,9 +286,12 @@ mod tests {
             },
             "status": {
                 "currentReplicas": 3, "desiredReplicas": 3,
-                "currentMetrics": [{"type": "Pods", "pods": {
-                    "metric": {"name": "http_server_requests_per_second"},
-                    "current": {"averageValue": "9662m"}}}]
+                "currentMetrics": [
+                    {"type": "Resource", "resource": {"name": "cpu",
+                        "current": {"averageUtilization": 71}}},
+                    {"type": "Pods", "pods": {
+                        "metric": {"name": "http_server_requests_per_second"},
+                        "current": {"averageValue": "9662m"}}}]
             }
         }))
         .unwrap();

@@ -188,6 +188,10 @@ pub fn judge(thresholds: &[Threshold], r: &RunResults) -> Vec<ThresholdResult> {
                 limit: t.written.clone(),
                 measured: value,
                 measured_text: match value {
+                    // The autoscaler's waits are seconds, as written.
+                    Some(v) if matches!(t.metric, Metric::Autoscaling(_)) && v.is_finite() => {
+                        format!("{:.0}s", v / 1000.0)
+                    }
                     Some(v) => show(t.kind(), v),
                     None => nothing_measured(t, r, slo),
                 },

@@ -368,6 +368,7 @@ fn the_autoscaling_verdict_passes_pods_in_time_and_fails_pods_that_never_came() 
     let v = judge(&gate, &scaled(Some(3.5)));
     assert!(v[1].passed && v[2].passed, "{v:?}");
     assert_eq!(v[1].measured, Some(3000.0));
+    assert_eq!(v[1].measured_text, "3s");
     assert_eq!(
         v[2].measured,
         Some(3000.0),
