@@ -3,12 +3,18 @@
 //! could be read. Decided once here; each format adds its syntax.
 
 use super::content::{Line, Text};
-use crate::bundle::{AutoscalingTimeline, TimelineRow};
+use crate::bundle::{AutoscalingTimeline, DropSecond, TimelineRow};
 use crate::verify::autoscaling::{rises, End};
 
 /// The line, when the run watched an HPA; `rows` are the load's seconds,
-/// `full_s` how many of them were whole.
-pub(super) fn line(t: &AutoscalingTimeline, rows: &[TimelineRow], full_s: u64) -> Line {
+/// `full_s` how many of them were whole, `drops` the sessions dropped
+/// second by second.
+pub(super) fn line(
+    t: &AutoscalingTimeline,
+    rows: &[TimelineRow],
+    full_s: u64,
+    drops: &[DropSecond],
+) -> Line {
     let metric = match (&t.metric, t.target) {
         (Some(m), Some(target)) => format!(", {m} target {}", number(target)),
         (Some(m), None) => format!(", {m}"),
@@ -41,6 +47,7 @@ pub(super) fn line(t: &AutoscalingTimeline, rows: &[TimelineRow], full_s: u64) -
         }
         _ => String::new(),
     };
+    let down = scale_down(t, drops);
     let text = match t.summary() {
         None if t.unanswered > 0 => format!(
             "{head}nothing measured (the API server answered none of {} seconds)",
@@ -48,7 +55,7 @@ pub(super) fn line(t: &AutoscalingTimeline, rows: &[TimelineRow], full_s: u64) -
         ),
         None => format!("{head}nothing measured (no sample taken)"),
         Some(s) => format!(
-            "{head}ready {} → {} (peak {} at {:.0} s), HPA desired at most {}, last value {}{response}; {} samples{unanswered}",
+            "{head}ready {} → {} (peak {} at {:.0} s), HPA desired at most {}, last value {}{response}{down}; {} samples{unanswered}",
             s.ready_first,
             s.ready_last,
             s.ready_peak,
@@ -59,6 +66,29 @@ pub(super) fn line(t: &AutoscalingTimeline, rows: &[TimelineRow], full_s: u64) -
         ),
     };
     Line::labelled("autoscaler", Text::plain(text))
+}
+
+/// The way down: when the ready pods first fell below their peak, and the
+/// sessions dropped from then on (users on a removed pod, when sessions
+/// are kept per pod).
+fn scale_down(t: &AutoscalingTimeline, drops: &[DropSecond]) -> String {
+    let mut peak = 0;
+    for s in &t.samples {
+        if s.ready < peak {
+            let from = s.at_s.floor() as u64;
+            let dropped: u64 = drops
+                .iter()
+                .filter(|d| d.second >= from)
+                .map(|d| d.drops)
+                .sum();
+            return format!(
+                "; down from {peak} to {} at {:.0} s, {dropped} sessions dropped since",
+                s.ready, s.at_s
+            );
+        }
+        peak = peak.max(s.ready);
+    }
+    String::new()
 }
 
 /// A figure as the API writes it: whole when whole, else two decimals.
@@ -106,14 +136,15 @@ mod tests {
             ),
             &[],
             0,
+            &[],
         );
         assert_eq!(
             did.text.words(),
             "hpa clinic/hapi on deployment/hapi, pods http_server_requests_per_second target 10: \
              ready 1 → 3 (peak 3 at 31 s), HPA desired at most 3, last value 9.66; 3 samples; 1 s unanswered"
         );
-        let none = line(&timeline(vec![], 75), &[], 0);
-        let never = line(&timeline(vec![], 0), &[], 0);
+        let none = line(&timeline(vec![], 75), &[], 0, &[]);
+        let never = line(&timeline(vec![], 0), &[], 0, &[]);
         assert!(never
             .text
             .words()
@@ -130,6 +161,7 @@ mod tests {
             &timeline(vec![sample(0.0, 1, 3, 29.0), sample(31.0, 3, 3, 9.7)], 0),
             &rows,
             40,
+            &[],
         );
         assert!(
             waited
@@ -139,7 +171,41 @@ mod tests {
             "{}",
             waited.text.words()
         );
-        let capped = line(&timeline(vec![sample(0.0, 1, 3, 29.0)], 0), &rows, 40);
+        let capped = line(&timeline(vec![sample(0.0, 1, 3, 29.0)], 0), &rows, 40, &[]);
+        // On the way down: when, and the sessions dropped since (none
+        // before the fall counts).
+        let drop_at = |second: u64, drops: u64| DropSecond { second, drops };
+        let fell = timeline(vec![sample(0.0, 3, 3, 5.0), sample(41.0, 1, 1, 3.0)], 0);
+        let down = line(
+            &fell,
+            &[],
+            0,
+            &[drop_at(10, 1), drop_at(41, 1), drop_at(42, 1)],
+        );
+        assert!(
+            down.text
+                .words()
+                .contains("; down from 3 to 1 at 41 s, 2 sessions dropped since;"),
+            "{}",
+            down.text.words()
+        );
+        let kept = line(&fell, &[], 0, &[]);
+        assert!(
+            kept.text.words().contains("0 sessions dropped since"),
+            "{}",
+            kept.text.words()
+        );
+        let steady = line(
+            &timeline(vec![sample(0.0, 3, 3, 5.0)], 0),
+            &[],
+            0,
+            &[drop_at(1, 1)],
+        );
+        assert!(
+            !steady.text.words().contains("down from"),
+            "{}",
+            steady.text.words()
+        );
         assert!(
             capped
                 .text

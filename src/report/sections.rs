@@ -156,10 +156,9 @@ pub(super) fn build(r: &RunResults) -> Report {
             read_backs: carried::read_backs(r),
         },
         chaos: r.chaos.as_ref().map(chaos::section),
-        autoscaling: r
-            .autoscaling
-            .as_ref()
-            .map(|t| super::autoscaling::line(t, &r.timeline, r.elapsed_s as u64)),
+        autoscaling: r.autoscaling.as_ref().map(|t| {
+            super::autoscaling::line(t, &r.timeline, r.elapsed_s as u64, &r.sessions.timeline)
+        }),
         throughput: Titled {
             title: "Throughput and errors",
             table: figures::per_second(&r.timeline),

@@ -454,3 +454,145 @@ fn the_real_hpa_controller_scales_on_request_rate_through_the_custom_metrics_api
         );
     })
 }
+
+/// Nine clinicians (logged in once, sticky to their pod, a request a
+/// second each) for `seconds`, watching HPA hapi: the run and its text.
+async fn clinicians(clinic: &Clinic, seconds: u32) -> (surge::bundle::RunResults, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let load = "[load]\nmodel = \"closed\"\n[[load.stages]]\nusers = 9\nhold = \"60s\"\n";
+    let body = common::clinic(&clinic.url, load).replace("think = \"20ms\"", "think = \"1s\"");
+    let scenario = scenario_file(dir.path(), "clinicians", &body);
+    let runs = dir.path().join("runs");
+    let seconds = format!("{seconds}s");
+    let kubeconfig = clinic.plane.kubeconfig().to_str().unwrap().to_owned();
+    let done = tokio::process::Command::new(surge_bin())
+        .current_dir(repo())
+        .args(["run", scenario.to_str().unwrap(), "--no-progress"])
+        .args(["--duration", &seconds, "--out", runs.to_str().unwrap()])
+        .args([
+            "--namespace",
+            "clinic",
+            "--workload",
+            "deployment/hapi",
+            "--hpa",
+            "hapi",
+        ])
+        .args(["--kubeconfig", &kubeconfig])
+        .output()
+        .await
+        .expect("surge runs");
+    let said = text(&done);
+    assert!(matches!(done.status.code(), Some(0 | 1)), "{said}");
+    (
+        surge::bundle::read_results(&only_bundle(&runs)).unwrap(),
+        said,
+    )
+}
+
+/// Three pods, nine clinicians on them; 10 s in, the HPA (held at 3 by
+/// its minimum until then) may go down to 1, and does at once: the load
+/// is far below its target. The run, the pods before and after.
+async fn scale_down(
+    sessions: Sessions,
+) -> (
+    surge::bundle::RunResults,
+    BTreeSet<String>,
+    BTreeSet<String>,
+    String,
+) {
+    let clinic = Clinic::open(&Workload {
+        sessions,
+        readiness: true,
+        start_delay: "1s",
+        shutdown_delay: "0s",
+        replicas: 3,
+        balancing: "sticky",
+    })
+    .await;
+    let prometheus = prometheus(&clinic.admin).await;
+    create_all(
+        &clinic.admin,
+        &adapter_manifests(&clinic.plane, &prometheus.url),
+    )
+    .await;
+    custom_metrics_available(&clinic.admin).await;
+    let held = hpa(20, 3)
+        .replace("minReplicas: 1", "minReplicas: 3")
+        .replace(
+            "stabilizationWindowSeconds: 300",
+            "stabilizationWindowSeconds: 0",
+        );
+    create_all(&clinic.admin, &held).await;
+    let pods: Api<Pod> = Api::namespaced(clinic.admin.clone(), "clinic");
+    let before = pod_names_of(&pods).await;
+    let release = {
+        let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(clinic.admin.clone(), "clinic");
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            hpas.patch(
+                "hapi",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({"spec": {"minReplicas": 1}})),
+            )
+            .await
+            .unwrap();
+        })
+    };
+    let (r, said) = clinicians(&clinic, 50).await;
+    release.await.unwrap();
+    let after = pod_names_of(&pods).await;
+    eprintln!(
+        "{}",
+        said.lines()
+            .find(|l| l.contains("autoscaler:"))
+            .unwrap_or("")
+    );
+    (r, before, after, said)
+}
+
+/// The names of clinic's `app=hapi` pods.
+async fn pod_names_of(pods: &Api<Pod>) -> BTreeSet<String> {
+    pods.list(&ListParams::default().labels("app=hapi"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect()
+}
+
+#[test]
+fn a_scale_down_drops_exactly_the_sessions_on_the_removed_pods_when_sessions_are_per_pod() {
+    netns::run(|| async {
+        let _turn = engine_lock().await;
+        let (r, before, after, said) = scale_down(Sessions::PerPod).await;
+        assert_eq!(after.len(), 1, "the HPA went down to one pod: {said}");
+        let removed: BTreeSet<&String> = before.difference(&after).collect();
+        assert_eq!(removed.len(), 2, "{before:?} → {after:?}");
+        // Three sticky users on each removed pod, each dropped once.
+        let s = &r.sessions;
+        assert_eq!(s.drops, 6, "{said}");
+        assert!(
+            s.events.iter().all(|d| removed.contains(&d.before)),
+            "only the removed pods' users: {:?}",
+            s.events
+        );
+        assert!(said.contains("down from 3 to 1 at"), "{said}");
+        assert!(said.contains("6 sessions dropped since"), "{said}");
+    })
+}
+
+#[test]
+fn a_scale_down_drops_no_session_when_sessions_are_shared() {
+    netns::run(|| async {
+        let _turn = engine_lock().await;
+        let (r, _, after, said) = scale_down(Sessions::Shared).await;
+        assert_eq!(after.len(), 1, "the HPA went down to one pod: {said}");
+        assert_eq!(r.sessions.drops, 0, "{said}");
+        assert!(
+            r.sessions.switches >= 6,
+            "the removed pods' users moved: {said}"
+        );
+        assert!(said.contains("0 sessions dropped since"), "{said}");
+    })
+}
