@@ -253,6 +253,22 @@ async fn custom_metrics_available(admin: &Client) -> serde_json::Value {
     panic!("the custom metrics APIService was not available in 30 s: {last}");
 }
 
+/// A clinic of workload `w` whose request rate per pod an HPA can read:
+/// Prometheus scraping its pods, the adapter behind its APIService, and
+/// the custom metrics API answering through the API server.
+async fn metered(w: &Workload) -> (Clinic, Prometheus) {
+    let clinic = Clinic::open(w).await;
+    let prometheus = prometheus(&clinic.admin).await;
+    create_all(
+        &clinic.admin,
+        &adapter_manifests(&clinic.plane, &prometheus.url),
+    )
+    .await;
+    let answer = custom_metrics_available(&clinic.admin).await;
+    assert_eq!(answer["kind"], "MetricValueList", "{answer}");
+    (clinic, prometheus)
+}
+
 /// The HPA `surge calibrate` writes, shaped for this clinic: a Pods metric
 /// of `target` requests per second per pod, 1 to 4 replicas, scaling up at
 /// once (no stabilization), down only after a long window.
@@ -330,11 +346,7 @@ async fn load(
         .output()
         .await
         .expect("surge runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&done.stdout),
-        String::from_utf8_lossy(&done.stderr)
-    );
+    let text = text(&done);
     let results = runs
         .is_dir()
         .then(|| surge::bundle::read_results(&only_bundle(&runs)).unwrap());
@@ -345,7 +357,7 @@ async fn load(
 fn the_real_hpa_controller_scales_on_request_rate_through_the_custom_metrics_api() {
     netns::run(|| async {
         let _turn = engine_lock().await;
-        let clinic = Clinic::open(&Workload {
+        let (clinic, _prometheus) = metered(&Workload {
             sessions: Sessions::PerPod,
             readiness: true,
             start_delay: "2s",
@@ -354,14 +366,6 @@ fn the_real_hpa_controller_scales_on_request_rate_through_the_custom_metrics_api
             balancing: "round-robin",
         })
         .await;
-        let prometheus = prometheus(&clinic.admin).await;
-        create_all(
-            &clinic.admin,
-            &adapter_manifests(&clinic.plane, &prometheus.url),
-        )
-        .await;
-        let answer = custom_metrics_available(&clinic.admin).await;
-        assert_eq!(answer["kind"], "MetricValueList", "{answer}");
         // An HPA to watch that is not there: said before any load (exit 2).
         let (none, code, said) = load(&clinic, 30, 5, "billing", &[]).await;
         assert_eq!(code, 2, "{said}");
@@ -500,7 +504,7 @@ async fn scale_down(
     BTreeSet<String>,
     String,
 ) {
-    let clinic = Clinic::open(&Workload {
+    let (clinic, _prometheus) = metered(&Workload {
         sessions,
         readiness: true,
         start_delay: "1s",
@@ -509,13 +513,6 @@ async fn scale_down(
         balancing: "sticky",
     })
     .await;
-    let prometheus = prometheus(&clinic.admin).await;
-    create_all(
-        &clinic.admin,
-        &adapter_manifests(&clinic.plane, &prometheus.url),
-    )
-    .await;
-    custom_metrics_available(&clinic.admin).await;
     let held = hpa(20, 3)
         .replace("minReplicas: 1", "minReplicas: 3")
         .replace(
@@ -524,7 +521,7 @@ async fn scale_down(
         );
     create_all(&clinic.admin, &held).await;
     let pods: Api<Pod> = Api::namespaced(clinic.admin.clone(), "clinic");
-    let before = pod_names_of(&pods).await;
+    let before = pod_names(&pods, "app=hapi").await;
     let release = {
         let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(clinic.admin.clone(), "clinic");
         tokio::spawn(async move {
@@ -540,7 +537,7 @@ async fn scale_down(
     };
     let (r, said) = clinicians(&clinic, 50).await;
     release.await.unwrap();
-    let after = pod_names_of(&pods).await;
+    let after = pod_names(&pods, "app=hapi").await;
     eprintln!(
         "{}",
         said.lines()
@@ -548,17 +545,6 @@ async fn scale_down(
             .unwrap_or("")
     );
     (r, before, after, said)
-}
-
-/// The names of clinic's `app=hapi` pods.
-async fn pod_names_of(pods: &Api<Pod>) -> BTreeSet<String> {
-    pods.list(&ListParams::default().labels("app=hapi"))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|p| p.metadata.name)
-        .collect()
 }
 
 #[test]

@@ -247,11 +247,7 @@ impl Clinic {
             .output()
             .await
             .expect("surge runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&done.stdout),
-            String::from_utf8_lossy(&done.stderr)
-        );
+        let text = text(&done);
         eprintln!("{text}");
         assert!(matches!(done.status.code(), Some(0 | 1)), "{text}");
         (
@@ -306,15 +302,4 @@ async fn balancer(plane: &ControlPlane, balancing: &str) -> (tokio::process::Chi
         .trim()
         .to_owned();
     (child, format!("http://127.0.0.1:{port}"))
-}
-
-/// The names of clinic's pods.
-pub async fn pod_names(pods: &Api<Pod>) -> BTreeSet<String> {
-    pods.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|p| p.metadata.name)
-        .collect()
 }

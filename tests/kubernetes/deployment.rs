@@ -50,7 +50,7 @@ async fn kill_oldest_within(
     Results,
     String,
 ) {
-    let before = pod_names(&clinic.pods()).await;
+    let before = pod_names(&clinic.pods(), "").await;
     let (results, text) = clinic.chaos_run("kill-pod:oldest@3s", "14s").await;
     let chaos = results.chaos.clone().expect("chaos recorded");
     let kill = chaos.events[0].clone();
@@ -73,7 +73,7 @@ async fn kill_oldest_within(
         counts.windows(2).any(|w| w == [2, 3]),
         "3 → 2 → 3: {counts:?}"
     );
-    let after = pod_names(&clinic.pods()).await;
+    let after = pod_names(&clinic.pods(), "").await;
     assert_eq!(after.len(), 3, "{after:?}");
     assert!(!after.contains(&kill.target[0]), "the victim is gone");
     assert_eq!(after.difference(&before).count(), 1, "one replacement");
@@ -128,13 +128,13 @@ fn a_killed_pod_drops_no_session_when_sessions_are_shared() {
 /// and after, what surge printed, and how long the rollout took as the
 /// controllers saw it (every new pod Ready, no old one).
 async fn rollout(clinic: &Clinic) -> (Results, BTreeSet<String>, BTreeSet<String>, f64, String) {
-    let before = pod_names(&clinic.pods()).await;
+    let before = pod_names(&clinic.pods(), "").await;
     let (r, text) = clinic.chaos_run("rollout-restart@2s", "20s").await;
     let restart = &r.chaos.as_ref().expect("chaos recorded").events[0];
     assert_eq!(restart.outcome, Outcome::Done, "{text}");
     assert_eq!(restart.target, ["deployment/hapi"], "{text}");
     let took = restart.ready_after_s.expect("the rollout finished");
-    let after = pod_names(&clinic.pods()).await;
+    let after = pod_names(&clinic.pods(), "").await;
     assert!(
         after.is_disjoint(&before),
         "every pod replaced: {before:?} → {after:?}"

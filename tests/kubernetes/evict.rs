@@ -71,11 +71,7 @@ fn an_eviction_the_budget_forbids_is_held_and_one_it_allows_is_done() {
                 .current_dir(repo())
                 .output()
                 .unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&done.stdout),
-                String::from_utf8_lossy(&done.stderr)
-            );
+            let text = common::text(&done);
             assert!(matches!(done.status.code(), Some(0 | 1)), "{text}");
             let r = surge::bundle::read_results(&only_bundle(&runs)).unwrap();
             (r.chaos.expect("chaos recorded").events.remove(0), text)

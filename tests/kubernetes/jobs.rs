@@ -75,7 +75,7 @@ fn the_shipped_sharded_job_runs_its_shards_as_surge_processes_and_merges_them_ex
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let pods: Api<Pod> = Api::namespaced(admin.clone(), "clinic");
-        let names: Vec<String> = pod_names_labelled(&pods, "surge/test=t2").await;
+        let names = pod_names(&pods, "surge/test=t2").await;
         let logs: String = names
             .iter()
             .map(|n| format!("--- {n}\n{}", node.log(n)))
@@ -118,15 +118,4 @@ fn the_shipped_sharded_job_runs_its_shards_as_surge_processes_and_merges_them_ex
             node.log(merge_pod)
         );
     })
-}
-
-/// The names of clinic's pods with label selector `labels`.
-async fn pod_names_labelled(pods: &Api<Pod>, labels: &str) -> Vec<String> {
-    pods.list(&ListParams::default().labels(labels))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|p| p.metadata.name)
-        .collect()
 }

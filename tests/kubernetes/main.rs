@@ -101,9 +101,8 @@ impl ControlPlane {
         };
         assert!(
             out.status.success(),
-            "cluster.sh up failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            "cluster.sh up failed:\n{}",
+            text(&out)
         );
         plane
     }
@@ -124,9 +123,8 @@ impl ControlPlane {
             .expect("cluster.sh runs");
         assert!(
             out.status.success(),
-            "cluster.sh restart-apiserver failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            "cluster.sh restart-apiserver failed:\n{}",
+            text(&out)
         );
     }
 
@@ -200,6 +198,22 @@ fn documents(yaml: &str) -> Vec<String> {
                 .join("\n")
         })
         .filter(|d| !d.trim().is_empty())
+        .collect()
+}
+
+/// The names of the pods `pods` lists with label selector `labels`
+/// (every pod for "").
+async fn pod_names(pods: &Api<Pod>, labels: &str) -> BTreeSet<String> {
+    let params = match labels {
+        "" => ListParams::default(),
+        labels => ListParams::default().labels(labels),
+    };
+    pods.list(&params)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
         .collect()
 }
 

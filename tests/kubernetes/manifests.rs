@@ -30,13 +30,7 @@ async fn recommendations(dir: &Path) -> String {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(
-        done.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&done.stdout),
-        String::from_utf8_lossy(&done.stderr)
-    );
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done));
     std::fs::read_to_string(only_bundle(&out).join("recommendations.yaml")).unwrap()
 }
 
