@@ -44,7 +44,7 @@ pub use hdr::{read_histogram, TimelineHistograms, TIMELINE_HDR, VISIBLE_HDR};
 pub use results::*;
 pub use sessions::{DropEvent, DropSecond, SessionVerdict, Transition, MAX_EVENTS};
 pub use shard::{Expectations, FeederLedger, MergeInfo, ShardInfo, MAX_LEDGER_ROWS};
-pub use vocabulary::{LatencyStat, LoadModel};
+pub use vocabulary::{LatencySlo, LatencyStat, LoadModel};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;

@@ -447,6 +447,10 @@ pub struct RunResults {
     pub consistency: super::ConsistencyVerdict,
     /// Threshold verdicts.
     pub thresholds: Vec<ThresholdResult>,
+    /// The latency SLO among the thresholds, when there is one: what the
+    /// autoscaling verdict judges seconds by and its chart draws.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_slo: Option<super::LatencySlo>,
     /// Built-in verdicts on the evidence itself.
     #[serde(default)]
     pub checks: Vec<CheckResult>,

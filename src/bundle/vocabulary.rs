@@ -94,3 +94,56 @@ impl LatencyStat {
         quantile_named(self.name())
     }
 }
+
+/// The latency SLO a run was judged by: a per-second statistic the load
+/// must keep below a limit (the first `requests.p50`, `p95` or `p99`
+/// threshold written as `<` or `<=`). Seconds are judged against it by the
+/// autoscaling verdict, and the autoscaling chart draws it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencySlo {
+    /// `p50`, `p95` or `p99`.
+    #[serde(with = "stat_by_name")]
+    pub stat: LatencyStat,
+    /// The limit, ms.
+    pub limit_ms: f64,
+}
+
+impl LatencySlo {
+    /// The statistic of a second of the load this SLO reads, ms (`None` for
+    /// a statistic the seconds do not keep).
+    pub fn of_second(&self, row: &super::TimelineRow) -> Option<f64> {
+        match self.stat {
+            LatencyStat::P50 => Some(row.p50_ms),
+            LatencyStat::P95 => Some(row.p95_ms),
+            LatencyStat::P99 => Some(row.p99_ms),
+            LatencyStat::Min
+            | LatencyStat::Mean
+            | LatencyStat::P75
+            | LatencyStat::P90
+            | LatencyStat::P999
+            | LatencyStat::Max => None,
+        }
+    }
+
+    /// Whether a second of the load broke it (a second with no completed
+    /// request broke nothing).
+    pub fn broken_by(&self, row: &super::TimelineRow) -> bool {
+        row.requests > 0 && self.of_second(row).is_some_and(|v| v > self.limit_ms)
+    }
+}
+
+/// A statistic in a file by its name (`p99`), refused by name when unknown.
+mod stat_by_name {
+    use super::LatencyStat;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(stat: &LatencyStat, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(stat.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<LatencyStat, D::Error> {
+        let name = String::deserialize(d)?;
+        LatencyStat::named(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown latency statistic `{name}`")))
+    }
+}

@@ -86,6 +86,7 @@ impl Recorder {
             sessions: Default::default(),
             consistency: Default::default(),
             thresholds: Vec::new(),
+            latency_slo: None,
             checks: Vec::new(),
             chaos: None,
             autoscaling: None,

@@ -95,6 +95,7 @@ pub fn merge(
         sessions: sessions(&parts, offsets),
         consistency: consistency(&parts, offsets),
         thresholds: Vec::new(),
+        latency_slo: None,
         checks: Vec::new(),
         chaos: chaos(&parts, offsets),
         autoscaling: autoscaling(&parts, offsets),
@@ -142,6 +143,7 @@ fn judge(
             error,
         })?;
     results.thresholds = crate::verify::gate::judge(&thresholds, results);
+    results.latency_slo = crate::verify::gate::latency_slo(&thresholds);
     results.checks = crate::verify::gate::checks(&reference.expectations, results);
     Ok(())
 }

@@ -3,17 +3,18 @@
 //! could be read. Decided once here; each format adds its syntax.
 
 use super::content::{Line, Text};
-use crate::bundle::{AutoscalingTimeline, DropSecond, TimelineRow};
+use crate::bundle::{AutoscalingTimeline, DropSecond, LatencySlo, TimelineRow};
 use crate::verify::autoscaling::{rises, End};
 
 /// The line, when the run watched an HPA; `rows` are the load's seconds,
 /// `full_s` how many of them were whole, `drops` the sessions dropped
-/// second by second.
+/// second by second, `slo` what each second of a rise is judged by.
 pub(super) fn line(
     t: &AutoscalingTimeline,
     rows: &[TimelineRow],
     full_s: u64,
     drops: &[DropSecond],
+    slo: Option<LatencySlo>,
 ) -> Line {
     let metric = match (&t.metric, t.target) {
         (Some(m), Some(target)) => format!(", {m} target {}", number(target)),
@@ -25,14 +26,23 @@ pub(super) fn line(
         0 => String::new(),
         n => format!("; {n} s unanswered"),
     };
-    let response = match rises(t, rows, full_s, None) {
+    let over = |rise: &crate::verify::autoscaling::Rise| match slo {
+        Some(slo) => format!(
+            " ({} s over the {} SLO of {} ms)",
+            rise.over_slo_s,
+            slo.stat.name(),
+            number(slo.limit_ms)
+        ),
+        None => String::new(),
+    };
+    let response = match rises(t, rows, full_s, slo) {
         Some(r) if !r.rises.is_empty() => {
             let waits: Vec<String> = r
                 .rises
                 .iter()
                 .map(|rise| {
                     let at = format!("at {} s needing {} pods", rise.began_s, rise.needed);
-                    match rise.end {
+                    let end = match rise.end {
                         End::PodsReady(end) => {
                             format!("{at}, ready {} s later", end - rise.began_s)
                         }
@@ -40,7 +50,8 @@ pub(super) fn line(
                             format!("{at}, fell back at {end} s before any pod came")
                         }
                         End::RunEnded => format!("{at}, not ready by the end"),
-                    }
+                    };
+                    format!("{end}{}", over(rise))
                 })
                 .collect();
             format!("; load past the ready pods {}", waits.join(", "))
@@ -137,14 +148,15 @@ mod tests {
             &[],
             0,
             &[],
+            None,
         );
         assert_eq!(
             did.text.words(),
             "hpa clinic/hapi on deployment/hapi, pods http_server_requests_per_second target 10: \
              ready 1 → 3 (peak 3 at 31 s), HPA desired at most 3, last value 9.66; 3 samples; 1 s unanswered"
         );
-        let none = line(&timeline(vec![], 75), &[], 0, &[]);
-        let never = line(&timeline(vec![], 0), &[], 0, &[]);
+        let none = line(&timeline(vec![], 75), &[], 0, &[], None);
+        let never = line(&timeline(vec![], 0), &[], 0, &[], None);
         assert!(never
             .text
             .words()
@@ -162,6 +174,7 @@ mod tests {
             &rows,
             40,
             &[],
+            None,
         );
         assert!(
             waited
@@ -171,7 +184,40 @@ mod tests {
             "{}",
             waited.text.words()
         );
-        let capped = line(&timeline(vec![sample(0.0, 1, 3, 29.0)], 0), &rows, 40, &[]);
+        // Each rise's seconds over the SLO, when the run had one.
+        let slow: Vec<TimelineRow> = rows
+            .iter()
+            .map(|r| TimelineRow {
+                p99_ms: if r.second < 5 { 600.0 } else { 100.0 },
+                ..r.clone()
+            })
+            .collect();
+        let slo = LatencySlo {
+            stat: crate::bundle::LatencyStat::P99,
+            limit_ms: 500.0,
+        };
+        let judged = line(
+            &timeline(vec![sample(0.0, 1, 3, 29.0), sample(31.0, 3, 3, 9.7)], 0),
+            &slow,
+            40,
+            &[],
+            Some(slo),
+        );
+        assert!(
+            judged
+                .text
+                .words()
+                .contains("ready 30 s later (5 s over the p99 SLO of 500 ms);"),
+            "{}",
+            judged.text.words()
+        );
+        let capped = line(
+            &timeline(vec![sample(0.0, 1, 3, 29.0)], 0),
+            &rows,
+            40,
+            &[],
+            None,
+        );
         // On the way down: when, and the sessions dropped since (none
         // before the fall counts).
         let drop_at = |second: u64, drops: u64| DropSecond { second, drops };
@@ -181,6 +227,7 @@ mod tests {
             &[],
             0,
             &[drop_at(10, 1), drop_at(41, 1), drop_at(42, 1)],
+            None,
         );
         assert!(
             down.text
@@ -189,7 +236,7 @@ mod tests {
             "{}",
             down.text.words()
         );
-        let kept = line(&fell, &[], 0, &[]);
+        let kept = line(&fell, &[], 0, &[], None);
         assert!(
             kept.text.words().contains("0 sessions dropped since"),
             "{}",
@@ -200,6 +247,7 @@ mod tests {
             &[],
             0,
             &[drop_at(1, 1)],
+            None,
         );
         assert!(
             !steady.text.words().contains("down from"),

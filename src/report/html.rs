@@ -170,11 +170,13 @@ fn chaos(o: &mut String, rep: &Report, r: &RunResults) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn autoscaling(o: &mut String, rep: &Report) {
+fn autoscaling(o: &mut String, rep: &Report, r: &RunResults) -> anyhow::Result<()> {
     if let Some(a) = &rep.autoscaling {
         h2(o, "Autoscaler");
         lines(o, [a]);
+        chart(o, r, "autoscaling")?;
     }
+    Ok(())
 }
 
 fn sessions(o: &mut String, rep: &Report, r: &RunResults) -> anyhow::Result<()> {
@@ -261,7 +263,7 @@ impl Export for Html {
         head(&mut o, &rep, r);
         verdicts(&mut o, &rep);
         chaos(&mut o, &rep, r)?;
-        autoscaling(&mut o, &rep);
+        autoscaling(&mut o, &rep, r)?;
         sessions(&mut o, &rep, r)?;
         attachments(&mut o, &rep, r)?;
         throughput(&mut o, &rep, r)?;

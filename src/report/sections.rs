@@ -157,7 +157,13 @@ pub(super) fn build(r: &RunResults) -> Report {
         },
         chaos: r.chaos.as_ref().map(chaos::section),
         autoscaling: r.autoscaling.as_ref().map(|t| {
-            super::autoscaling::line(t, &r.timeline, r.elapsed_s as u64, &r.sessions.timeline)
+            super::autoscaling::line(
+                t,
+                &r.timeline,
+                r.elapsed_s as u64,
+                &r.sessions.timeline,
+                r.latency_slo,
+            )
         }),
         throughput: Titled {
             title: "Throughput and errors",

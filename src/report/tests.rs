@@ -8,7 +8,7 @@ use super::*;
 use crate::calibrate::{self, capacity::Slo, manifest, Demand};
 use crate::compare::{self, Side};
 
-fn fixture() -> RunResults {
+pub(super) fn fixture() -> RunResults {
     serde_json::from_str(include_str!("testdata/summary.json")).expect("the fixture parses")
 }
 

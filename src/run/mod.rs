@@ -377,6 +377,7 @@ fn conclude(
     write: Write,
 ) -> Result<RunReport, RunError> {
     measurements.results.thresholds = crate::verify::gate::judge(thresholds, &measurements.results);
+    measurements.results.latency_slo = crate::verify::gate::latency_slo(thresholds);
     measurements.results.checks = crate::verify::gate::checks(expected, &measurements.results);
     let _whole = crate::engine::signals::writing();
     let bundle = write_somewhere(bundle, &measurements, write)?;

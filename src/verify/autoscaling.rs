@@ -4,7 +4,7 @@
 //! until enough pods were ready, and how many of those seconds broke the
 //! latency SLO. Pure.
 
-use crate::bundle::{AutoscalingTimeline, LatencyStat, TimelineRow};
+use crate::bundle::{AutoscalingTimeline, LatencySlo, TimelineRow};
 
 /// The HPA acts only beyond 10% off its target (its default tolerance):
 /// a load within it is no rise.
@@ -90,26 +90,6 @@ fn per_pod(t: &AutoscalingTimeline) -> Option<f64> {
         .filter(|target| *target > 0.0)
 }
 
-/// Whether `row` broke the SLO: its p50, p95 or p99 over the limit (ms).
-fn over(row: &TimelineRow, slo: Option<(LatencyStat, f64)>) -> bool {
-    match slo {
-        Some((LatencyStat::P50, limit)) => row.p50_ms > limit,
-        Some((LatencyStat::P95, limit)) => row.p95_ms > limit,
-        Some((LatencyStat::P99, limit)) => row.p99_ms > limit,
-        // The seconds keep only those three; any other is no SLO here.
-        Some((
-            LatencyStat::Min
-            | LatencyStat::Mean
-            | LatencyStat::P75
-            | LatencyStat::P90
-            | LatencyStat::P999
-            | LatencyStat::Max,
-            _,
-        ))
-        | None => false,
-    }
-}
-
 /// The rises of the load's full seconds (`rows` before `full_s`; the last,
 /// partial second would read as the load falling) against `t`; `None` when
 /// the HPA's metric is not a rate per pod (what the pods serve at the
@@ -119,7 +99,7 @@ pub fn rises(
     t: &AutoscalingTimeline,
     rows: &[TimelineRow],
     full_s: u64,
-    slo: Option<(LatencyStat, f64)>,
+    slo: Option<LatencySlo>,
 ) -> Option<Rises> {
     let per_pod = per_pod(t)?;
     let ready_at = |second: u64| {
@@ -147,7 +127,7 @@ pub fn rises(
                     end: End::RunEnded,
                     ready_before: ready,
                     needed,
-                    over_slo_s: u64::from(over(row, slo)),
+                    over_slo_s: u64::from(slo.is_some_and(|slo| slo.broken_by(row))),
                 });
             }
             None => {}
@@ -161,7 +141,7 @@ pub fn rises(
             }
             Some(rise) => {
                 rise.needed = rise.needed.max(needed);
-                rise.over_slo_s += u64::from(over(row, slo));
+                rise.over_slo_s += u64::from(slo.is_some_and(|slo| slo.broken_by(row)));
             }
         }
     }
@@ -173,6 +153,7 @@ pub fn rises(
 mod tests {
     use super::*;
     use crate::bundle::AutoscalerSample;
+    use crate::bundle::LatencyStat;
 
     fn timeline(ready: &[(f64, u32)]) -> AutoscalingTimeline {
         AutoscalingTimeline {
@@ -220,7 +201,16 @@ mod tests {
             (30, 10.0),
             (30, 10.0),
         ]);
-        let r = rises(&t, &rows, 8, Some((LatencyStat::P99, 500.0))).unwrap();
+        let r = rises(
+            &t,
+            &rows,
+            8,
+            Some(LatencySlo {
+                stat: LatencyStat::P99,
+                limit_ms: 500.0,
+            }),
+        )
+        .unwrap();
         assert_eq!(
             r.rises,
             [Rise {

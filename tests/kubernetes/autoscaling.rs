@@ -347,9 +347,19 @@ async fn load(
         .await
         .expect("surge runs");
     let text = text(&done);
-    let results = runs
-        .is_dir()
-        .then(|| surge::bundle::read_results(&only_bundle(&runs)).unwrap());
+    let results = runs.is_dir().then(|| {
+        let bundle = only_bundle(&runs);
+        let r = surge::bundle::read_results(&bundle).unwrap();
+        // Whatever the autoscaler did, the page draws it: the load, the
+        // ready pods and the latency against the SLO on one time axis.
+        let page = std::fs::read_to_string(bundle.join("report.html")).unwrap();
+        let watched = r
+            .autoscaling
+            .as_ref()
+            .is_some_and(|t| !t.samples.is_empty());
+        assert_eq!(page.contains("id=\"chart-autoscaling\""), watched, "{text}");
+        r
+    });
     (results, done.status.code().unwrap_or(-1), text)
 }
 

@@ -7,8 +7,8 @@
 //! drops among zero sessions is not continuity, zero missing among zero
 //! uploads read back is not consistency.
 
-use crate::bundle::LatencyStat;
 use crate::bundle::{CheckResult, Expectations, RunResults, Stats, ThresholdResult, Verdict};
+use crate::bundle::{LatencySlo, LatencyStat};
 use crate::scenario::threshold::{
     AttachmentStat, AutoscalingStat, Kind, Metric, Op, RequestStat, SessionStat, Tally, Threshold,
 };
@@ -38,19 +38,22 @@ fn request_stat(stats: &Stats, stat: RequestStat) -> f64 {
 
 /// The latency SLO among `thresholds`: the first `requests.p50`, `p95` or
 /// `p99` that must stay below a limit (what a second of the load keeps).
-fn latency_slo(thresholds: &[Threshold]) -> Option<(LatencyStat, f64)> {
+pub fn latency_slo(thresholds: &[Threshold]) -> Option<LatencySlo> {
     thresholds.iter().find_map(|t| match (&t.metric, t.op) {
         (
             Metric::Requests(RequestStat::Latency(
                 stat @ (LatencyStat::P50 | LatencyStat::P95 | LatencyStat::P99),
             )),
             Op::Lt | Op::Le,
-        ) => Some((*stat, t.limit)),
+        ) => Some(LatencySlo {
+            stat: *stat,
+            limit_ms: t.limit,
+        }),
         _ => None,
     })
 }
 
-fn autoscaling(r: &RunResults, stat: AutoscalingStat, slo: Option<(LatencyStat, f64)>) -> Reading {
+fn autoscaling(r: &RunResults, stat: AutoscalingStat, slo: Option<LatencySlo>) -> Reading {
     let rises = r
         .autoscaling
         .as_ref()
@@ -79,7 +82,7 @@ fn autoscaling(r: &RunResults, stat: AutoscalingStat, slo: Option<(LatencyStat, 
     }
 }
 
-fn read(t: &Threshold, r: &RunResults, slo: Option<(LatencyStat, f64)>) -> Reading {
+fn read(t: &Threshold, r: &RunResults, slo: Option<LatencySlo>) -> Reading {
     let completed = r.overall.count;
     let arrivals = r.totals.arrivals;
     let sessions = r.sessions.sessions;
@@ -166,13 +169,13 @@ fn show(kind: Kind, value: f64) -> String {
 
 /// The measured value a threshold compares, in its canonical unit; `None`
 /// when nothing it rests on was measured.
-pub fn measured(t: &Threshold, r: &RunResults, slo: Option<(LatencyStat, f64)>) -> Option<f64> {
+pub fn measured(t: &Threshold, r: &RunResults, slo: Option<LatencySlo>) -> Option<f64> {
     let reading = read(t, r, slo);
     reading.value.filter(|_| reading.basis > 0)
 }
 
 /// Why nothing was measured for `t`: `nothing measured: no session was accepted`.
-fn nothing_measured(t: &Threshold, r: &RunResults, slo: Option<(LatencyStat, f64)>) -> String {
+fn nothing_measured(t: &Threshold, r: &RunResults, slo: Option<LatencySlo>) -> String {
     format!("nothing measured: no {}", read(t, r, slo).of)
 }
 

@@ -56,6 +56,7 @@ fn results() -> RunResults {
         sessions: Default::default(),
         consistency: Default::default(),
         thresholds: vec![],
+        latency_slo: None,
         checks: vec![],
         chaos: None,
         autoscaling: None,

@@ -12,9 +12,11 @@ use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
 
+mod autoscaling;
+
 pub(super) const SIZE: (u32, u32) = (960, 360);
 const FONT: &str = "sans-serif";
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static FONT_BYTES: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 
 pub(super) fn register_font() {
     static ONCE: Once = Once::new();
@@ -43,6 +45,9 @@ enum Kind {
     Attachments,
     /// Ready and desired replicas over time during chaos.
     ReadyReplicas,
+    /// The load, the ready replicas and the latency against the SLO while
+    /// an HPA was watched.
+    Autoscaling,
 }
 
 /// A chart the run has data for.
@@ -100,6 +105,16 @@ pub fn list(r: &RunResults) -> Vec<Chart> {
             kind: Kind::ReadyReplicas,
         });
     }
+    if r.autoscaling
+        .as_ref()
+        .is_some_and(|t| !t.samples.is_empty())
+    {
+        out.push(Chart {
+            name: "autoscaling".into(),
+            title: "The autoscaler: load, ready replicas and latency against the SLO".into(),
+            kind: Kind::Autoscaling,
+        });
+    }
     if r.consistency.uploads > 0 {
         out.push(Chart {
             name: "attachments".into(),
@@ -110,12 +125,28 @@ pub fn list(r: &RunResults) -> Vec<Chart> {
     out
 }
 
+impl Chart {
+    /// Its size in pixels: the autoscaling chart stacks three panels.
+    fn size(&self) -> (u32, u32) {
+        match self.kind {
+            Kind::Autoscaling => autoscaling::SIZE,
+            Kind::Throughput
+            | Kind::RequestLatency(_)
+            | Kind::Curves
+            | Kind::Replicas
+            | Kind::Drops
+            | Kind::ReadyReplicas
+            | Kind::Attachments => SIZE,
+        }
+    }
+}
+
 /// The chart as an SVG document.
 pub fn svg(r: &RunResults, chart: &Chart) -> anyhow::Result<String> {
     register_font();
     let mut out = String::new();
     {
-        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, chart.size()).into_drawing_area();
         draw(r, chart, &root)?;
         root.present()
             .map_err(|e| anyhow!("drawing {}: {e:?}", chart.name))?;
@@ -126,7 +157,7 @@ pub fn svg(r: &RunResults, chart: &Chart) -> anyhow::Result<String> {
 /// The chart as a PNG file.
 pub fn png(r: &RunResults, chart: &Chart, path: &Path) -> anyhow::Result<()> {
     register_font();
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let root = BitMapBackend::new(path, chart.size()).into_drawing_area();
     draw(r, chart, &root)?;
     root.present()
         .map_err(|e| anyhow!("drawing {}: {e:?}", chart.name))?;
@@ -201,6 +232,10 @@ where
             let series = ready_replicas(r);
             lines_marked(root, title, "second", "replicas", &series, None, &marks)
         }
+        Kind::Autoscaling => match &r.autoscaling {
+            Some(t) => autoscaling::draw(r, t, root, &marks),
+            None => Err(anyhow!("no autoscaler was watched")),
+        },
         Kind::Attachments => {
             let c = &r.consistency;
             let labels: Vec<String> = c.replicas.iter().map(|rc| rc.replica.clone()).collect();
@@ -372,6 +407,17 @@ where
     lines_marked(root, title, x_desc, y_desc, series, x_label, &[])
 }
 
+/// How a line chart is framed: its words, the marks (chaos events) drawn
+/// across it, and the x axis' end when charts stacked together share one.
+pub(super) struct Frame<'a> {
+    pub title: &'a str,
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    pub x_label: Option<fn(&f64) -> String>,
+    pub marks: &'a [f64],
+    pub x_max: Option<f64>,
+}
+
 /// Line chart with vertical marks (chaos events) at `marks` on the x axis.
 fn lines_marked<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -385,10 +431,40 @@ fn lines_marked<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let x_max = series
-        .iter()
-        .flat_map(|s| s.1.iter().map(|p| p.0))
-        .fold(1.0, f64::max);
+    let frame = Frame {
+        title,
+        x_desc,
+        y_desc,
+        x_label,
+        marks,
+        x_max: None,
+    };
+    framed_lines(root, &frame, series)
+}
+
+/// A line chart framed by `frame`.
+pub(super) fn framed_lines<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    frame: &Frame,
+    series: &[Series],
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let Frame {
+        title,
+        x_desc,
+        y_desc,
+        x_label,
+        marks,
+        x_max,
+    } = *frame;
+    let x_max = x_max.unwrap_or_else(|| {
+        series
+            .iter()
+            .flat_map(|s| s.1.iter().map(|p| p.0))
+            .fold(1.0, f64::max)
+    });
     let y_max = series
         .iter()
         .flat_map(|s| s.1.iter().map(|p| p.1))
