@@ -113,7 +113,6 @@ pub(super) fn analyse_after(
         capacity_per_pod: capacity.map(|c| c.0),
         capacity_arrivals_per_pod,
         capacity_by_request,
-
         capacity_step: capacity.map(|c| c.1),
         knee_step: knee,
         usl,
@@ -124,6 +123,7 @@ pub(super) fn analyse_after(
         verification: None,
         verification_max_pending: None,
         pool_metrics: pool_samples,
+        ramp_forecast: None,
         reasons,
         interrupted: None,
     }

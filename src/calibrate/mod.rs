@@ -18,10 +18,12 @@ mod analysis;
 pub mod capacity;
 pub mod climbed;
 pub mod erlang;
+pub mod forecast;
 pub mod hpa;
 pub mod manifest;
 pub mod pool;
 pub mod pool_bound;
+pub mod response;
 pub mod slo_breaks;
 pub mod usl;
 pub mod verification;
@@ -113,6 +115,9 @@ pub struct Calibration {
     /// Pool series scraped from the target during the staircase.
     #[serde(default)]
     pub pool_metrics: Vec<crate::bundle::PoolSample>,
+    /// A stated ramp under the HPA, forecast (`--ramp`), when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_forecast: Option<forecast::RampForecast>,
     /// Every conclusion, with the measurement and the constraint that bound it.
     pub reasons: Vec<String>,
     /// Why the calibration stopped before its end (Ctrl-C, SIGTERM): what

@@ -6,7 +6,7 @@ use clap::ValueEnum;
 use std::path::PathBuf;
 use std::time::Duration;
 use surge::calibrate::{capacity::Slo, manifest, Demand};
-use surge::run::calibrate::{CalibrateRequest, StepSource};
+use surge::run::calibrate::{CalibrateRequest, RampRequest, StepSource};
 
 #[derive(clap::Args)]
 pub struct CalibrateArgs {
@@ -114,6 +114,22 @@ pub struct CalibrateArgs {
         default_value = "sum(rate(http_server_requests_seconds_count[1m]))"
     )]
     pub keda_query: String,
+    /// Forecast this scenario's open-model ramp (a morning surge) under the
+    /// recommended HPA: seconds over the SLO, peak pods, and the minReplicas
+    /// for the morning that keeps it inside the SLO.
+    #[arg(long)]
+    pub ramp: Option<PathBuf>,
+    /// The ramp's length, its shape kept (as `surge run --duration`).
+    #[arg(long, requires = "ramp", value_parser = surge::scenario::parse_duration)]
+    pub ramp_duration: Option<Duration>,
+    /// Forecast the ramp under this HPA manifest (autoscaling/v2, a Pods
+    /// metric) instead of the recommended one.
+    #[arg(long, requires = "ramp")]
+    pub ramp_hpa: Option<PathBuf>,
+    /// How late the metric the HPA reads is: the scrape interval, and the
+    /// adapter's cache if it has one.
+    #[arg(long, default_value = "15s", value_parser = surge::scenario::parse_duration)]
+    pub metric_delay: Duration,
     /// Folder for the calibration bundle.
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
@@ -131,6 +147,12 @@ impl CalibrateArgs {
             .out
             .join(surge::run::new_run_id(&self.out, "calibrate"));
         let arrivals = self.arrivals.process(self.seed)?;
+        if self.metric_delay > Duration::from_secs(600) {
+            return Err(format!(
+                "--metric-delay {}: at most 10m (a metric older than that scales nothing)",
+                humantime::format_duration(self.metric_delay)
+            ));
+        }
         let source = match (self.scenario, self.from_bundle) {
             (_, Some(bundle)) => StepSource::FromBundle(bundle),
             (Some(scenario), None) => StepSource::Climb(surge::run::staircase::Staircase {
@@ -176,6 +198,12 @@ impl CalibrateArgs {
                 keda: self.keda_prometheus.map(|server| (server, self.keda_query)),
             },
             dir,
+            ramp: self.ramp.map(|scenario| RampRequest {
+                scenario,
+                duration: self.ramp_duration,
+                hpa_file: self.ramp_hpa,
+                metric_delay_s: self.metric_delay.as_secs_f64(),
+            }),
         })
     }
 }

@@ -51,6 +51,120 @@ pub struct CalibrateRequest {
     pub recommendations: Recommendations,
     /// The calibration bundle folder.
     pub dir: PathBuf,
+    /// A ramp to forecast under the HPA (`--ramp`).
+    pub ramp: Option<RampRequest>,
+}
+
+/// A ramp to forecast: a scenario's open stages under an HPA.
+#[derive(Debug, Clone)]
+pub struct RampRequest {
+    /// The scenario whose open-model stages are the ramp.
+    pub scenario: PathBuf,
+    /// Its length, the shape kept (as `surge run --duration`).
+    pub duration: Option<Duration>,
+    /// Forecast this HPA manifest instead of the one recommended.
+    pub hpa_file: Option<PathBuf>,
+    /// How late the metric the HPA reads is, seconds.
+    pub metric_delay_s: f64,
+}
+
+/// A ramp read and ready to forecast: its name, its rate over time, and
+/// the HPA manifest given (with where it came from).
+struct ReadRamp {
+    name: String,
+    ramp: crate::calibrate::response::Ramp,
+    hpa: Option<(
+        k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
+        String,
+    )>,
+    metric_delay_s: f64,
+}
+
+/// Reads the ramp and the HPA manifest before anything is climbed, so a
+/// wrong file is said at once and not after the staircase.
+fn read_ramp(r: &RampRequest) -> Result<ReadRamp, RunError> {
+    use crate::scenario::{LoadOverride, LoadPlan, Scenario};
+    let ramp_error = |why: String| RunError::Ramp {
+        flag: "--ramp",
+        path: r.scenario.clone(),
+        why,
+    };
+    let mut scenario = Scenario::load(&r.scenario)?;
+    scenario
+        .apply_override(&LoadOverride {
+            duration: r.duration,
+            ..Default::default()
+        })
+        .map_err(|e| ramp_error(e.to_string()))?;
+    let LoadPlan::Open { stages, .. } = &scenario.load else {
+        return Err(ramp_error(
+            "a ramp is an open model's arrival rate; this scenario runs a closed model (users, not arrivals)".into(),
+        ));
+    };
+    let hpa = match &r.hpa_file {
+        None => None,
+        Some(path) => {
+            let hpa_error = |why: String| RunError::Ramp {
+                flag: "--ramp-hpa",
+                path: path.clone(),
+                why,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| hpa_error(e.to_string()))?;
+            let hpa = serde_saphyr::from_str(&text).map_err(|e| {
+                hpa_error(format!(
+                    "not a HorizontalPodAutoscaler (autoscaling/v2): {e}"
+                ))
+            })?;
+            crate::calibrate::response::Autoscaler::from_manifest(&hpa, 0.0, 0.0)
+                .map_err(|e| hpa_error(format!("cannot be forecast: {e}")))?;
+            Some((hpa, path.display().to_string()))
+        }
+    };
+    Ok(ReadRamp {
+        name: scenario.name.clone(),
+        ramp: crate::calibrate::response::Ramp::of_stages(stages),
+        hpa,
+        metric_delay_s: r.metric_delay_s,
+    })
+}
+
+/// The forecast of the ramp under the HPA given, or the one recommended;
+/// `None` without a capacity (nothing measured to forecast from) or with
+/// neither HPA. A manifest that cannot be forecast is said as a reason.
+fn forecast(
+    ramp: &ReadRamp,
+    c: &Calibration,
+    demand: &Demand,
+    recommendations: &Recommendations,
+) -> Result<Option<crate::calibrate::forecast::RampForecast>, String> {
+    use crate::calibrate::{forecast, manifest, response::Autoscaler};
+    let Some(capacity) = c.capacity_per_pod else {
+        return Ok(None);
+    };
+    let (hpa, source) = match (&ramp.hpa, &c.hpa) {
+        (Some((hpa, file)), _) => (hpa.clone(), file.clone()),
+        (None, Some(plan)) => (
+            manifest::hpa(&recommendations.workload, plan),
+            "as recommended".to_owned(),
+        ),
+        (None, None) => return Ok(None),
+    };
+    let autoscaler =
+        Autoscaler::from_manifest(&hpa, demand.metric_window_s, ramp.metric_delay_s)
+            .map_err(|e| format!("ramp forecast: the HPA {source} cannot be forecast: {e}"))?;
+    let pods = forecast::pods(
+        capacity,
+        &c.steps,
+        c.replicas,
+        demand.pod_start_s + demand.readiness_s,
+    );
+    let mut f = forecast::forecast(&ramp.name, &ramp.ramp, &autoscaler, &source, &pods);
+    if c.knee_step.is_none() {
+        f.reasons.push(
+            "the climb ended before the knee: a pod's capacity and most are lower bounds, so the forecast is pessimistic".into(),
+        );
+    }
+    Ok(Some(f))
 }
 
 /// A finished calibration.
@@ -83,6 +197,7 @@ pub async fn calibrate(
     // Each step's run takes the signals while it lasts; between runs
     // (the drain wait, the analysis) the calibration does.
     let signals = JobSignals::register();
+    let ramp = request.ramp.as_ref().map(read_ramp).transpose()?;
     let measured = measure(request, &signals, say).await?;
     let given = given_demand(request, say)?;
     let (analysed, demand) = calibrate::analyse_calibration(
@@ -100,7 +215,19 @@ pub async fn calibrate(
     };
     let interrupted = interrupted.or_else(|| signals.reason());
     let verified = interrupted.is_none() && verification.as_ref().is_none_or(|v| v.held);
-    let calibration = analysed.ended(verification, interrupted, request.verify);
+    let mut calibration = analysed.ended(verification, interrupted, request.verify);
+    if let Some(ramp) = &ramp {
+        match forecast(ramp, &calibration, &demand, &request.recommendations) {
+            Ok(Some(f)) => {
+                calibration.reasons.extend(f.reasons.iter().cloned());
+                calibration.ramp_forecast = Some(f);
+            }
+            Ok(None) => calibration.reasons.push(
+                "ramp forecast: nothing measured to forecast from (no capacity, no HPA)".into(),
+            ),
+            Err(why) => calibration.reasons.push(why),
+        }
+    }
     crate::report::write_calibration(&request.dir, &calibration, &request.recommendations)
         .map_err(|e| RunError::Other(e.context("cannot write the calibration")))?;
     Ok(CalibrateReport {

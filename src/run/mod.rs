@@ -130,6 +130,16 @@ pub enum RunError {
     /// The staircase ended before its first step did.
     #[error("no step completed")]
     NoStep,
+    /// `--ramp` or `--ramp-hpa` names nothing a forecast can use.
+    #[error("{flag} {}: {why}", path.display())]
+    Ramp {
+        /// The flag.
+        flag: &'static str,
+        /// The file it named.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// `--pod-start-from` names no usable chaos bundle.
     #[error("--pod-start-from {}: {why}", path.display())]
     PodStartFrom {

@@ -526,6 +526,7 @@ async fn a_used_up_pool_is_named_as_the_bound_and_a_roomy_one_is_not() {
                 keda: None,
             },
             dir: out.path().join(name).join("calibration"),
+            ramp: None,
         };
         let report = calibrate(&request, &mut |_| {}).await.expect("calibrates");
         eprintln!("{name}:\n{}", report.calibration.reasons.join("\n"));
