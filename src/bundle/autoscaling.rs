@@ -38,6 +38,25 @@ pub struct AutoscalingTimeline {
     pub samples: Vec<AutoscalerSample>,
     /// Seconds the API server did not answer (no sample then).
     pub unanswered: u64,
+    /// What `surge calibrate --ramp` forecast for this run (`surge run
+    /// --forecast`), kept beside what happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<AutoscalingForecast>,
+}
+
+/// A ramp's forecast from a calibration, as the run that tests it keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoscalingForecast {
+    /// The calibration bundle it came from.
+    pub calibration: String,
+    /// The ramp it forecast, e.g. `morning over 170 s, peak 50/s`.
+    pub ramp: String,
+    /// The HPA it forecast (`as recommended`, or a manifest file).
+    pub hpa: String,
+    /// Fewest and most seconds over the SLO, over every sync phase.
+    pub over_slo_s: (u64, u64),
+    /// Fewest and most pods Ready at the peak.
+    pub peak_ready: (u32, u32),
 }
 
 /// The timeline in a few figures, for every report.

@@ -49,6 +49,10 @@ pub struct Step {
     /// a stage of a longer run whose bundle does not say when they were sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_backs_per_s: Option<f64>,
+    /// Measured by bisection after the climb, between two of its steps
+    /// (`calibrate::bisection`), not as a step of the staircase.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bisected: bool,
 }
 
 impl Step {
@@ -83,6 +87,7 @@ impl Step {
             setup_per_s: 0.0,
             p95_trend_ms: None,
             read_backs_per_s: None,
+            bisected: false,
         }
     }
 

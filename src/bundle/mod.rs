@@ -35,7 +35,9 @@ pub fn add_counts(
 pub use attribution::{
     Attribution, ReadBackReplica, ReadBackTraffic, ReplicaAliases, UNMAPPED_REPLICA,
 };
-pub use autoscaling::{AutoscalerSample, AutoscalingSummary, AutoscalingTimeline};
+pub use autoscaling::{
+    AutoscalerSample, AutoscalingForecast, AutoscalingSummary, AutoscalingTimeline,
+};
 pub use calibration::{PoolSample, Step};
 pub use chaos::{ChaosEvent, ChaosReport, Impact, Outcome, ReplicaCount};
 pub use consistency::{ConsistencyVerdict, Problem, ReplicaCounts, Verdict, MAX_PROBLEMS};

@@ -19,6 +19,8 @@ pub struct Climbed {
     /// Each step's length, s: the pools' checkouts over the staircase are
     /// divided among the work requests its steps completed.
     pub step_s: f64,
+    /// The bisection's goal, a fraction of the rate (0: none asked).
+    pub precision: f64,
 }
 
 /// Analyses a calibration's `measured` steps at `replicas` replicas, with
@@ -39,6 +41,8 @@ pub fn analyse_calibration(
         .map(|c| arrivals_reason(c.arrivals))
         .into_iter()
         .collect();
+    opening
+        .extend(climbed.and_then(|c| super::bisection::note(&measured.steps, &slo, c.precision)));
     if !measured.pool_samples.is_empty() {
         let given_hold = given.hold_s.is_some();
         opening.push(pool::measured_hold_reason(
@@ -123,6 +127,7 @@ mod tests {
         let climbed = Climbed {
             arrivals: ArrivalProcess::Uniform,
             step_s: 10.0,
+            precision: 0.02,
         };
         let (c, demand) = analyse_calibration(measured(), Some(climbed), 1, SLO, &demand());
         assert_eq!(demand.hold_s, Some(0.005));

@@ -163,6 +163,9 @@ mod tests {
     use crate::scenario::{Dur, OpenStage};
     use std::time::Duration;
 
+    /// Clients that wait an hour: every backlog is served, none given up.
+    const PATIENT: Duration = Duration::from_secs(3600);
+
     fn hpa(min: u32, max: u32) -> Autoscaler {
         let rules = |stabilization_s| Rules {
             stabilization_s,
@@ -193,7 +196,7 @@ mod tests {
             hold: Dur(Duration::from_secs(hold)),
         };
         // Night at 10/s, then to 60/s in one minute.
-        Ramp::of_stages(&[stage(10.0, 0, 120), stage(60.0, 60, 240)])
+        Ramp::of_stages(&[stage(10.0, 0, 120), stage(60.0, 60, 240)], PATIENT)
     }
 
     const PODS: Pods = Pods {
@@ -237,7 +240,7 @@ mod tests {
             hold: Dur(Duration::from_secs(hold)),
         };
         // 10 → 30/s over an hour: the HPA follows at its target.
-        let gentle = Ramp::of_stages(&[stage(10.0, 0, 60), stage(30.0, 3600, 300)]);
+        let gentle = Ramp::of_stages(&[stage(10.0, 0, 60), stage(30.0, 3600, 300)], PATIENT);
         let f = forecast("slow", &gentle, &hpa(2, 8), "as recommended", &PODS);
         assert_eq!(f.over_slo_s, (0, 0), "{:?}", f.reasons);
         assert_eq!(f.reasons[2], "the ramp stays inside the SLO as written");

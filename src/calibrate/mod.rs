@@ -15,6 +15,7 @@
 //! final order as the calibration ends ([`Calibration::ended`]).
 
 mod analysis;
+pub mod bisection;
 pub mod capacity;
 pub mod climbed;
 pub mod erlang;

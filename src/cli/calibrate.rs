@@ -114,6 +114,11 @@ pub struct CalibrateArgs {
         default_value = "sum(rate(http_server_requests_seconds_count[1m]))"
     )]
     pub keda_query: String,
+    /// Once the climb is over, narrow the capacity by bisection between the
+    /// step below the limit and the limit until they are this close,
+    /// percent of the rate (each bisection is one more step; 0: none).
+    #[arg(long, default_value_t = 2.0)]
+    pub precision: f64,
     /// Forecast this scenario's open-model ramp (a morning surge) under the
     /// recommended HPA: seconds over the SLO, peak pods, and the minReplicas
     /// for the morning that keeps it inside the SLO.
@@ -165,6 +170,7 @@ impl CalibrateArgs {
                 arrivals,
                 out_dir: dir.join("steps"),
                 warm_up: self.warm_up,
+                precision: self.precision / 100.0,
             }),
             (None, None) => return Err("give a scenario to run, or --from-bundle DIR".into()),
         };

@@ -71,6 +71,11 @@ pub struct RunArgs {
     /// begin together, and each records how late it began.
     #[arg(long, env = "SURGE_START_AT")]
     pub start_at: Option<String>,
+    /// A calibration bundle whose ramp forecast (`surge calibrate --ramp`)
+    /// this run tests: the autoscaler's line says the seconds over the SLO
+    /// and the peak pods against it (with --hpa).
+    #[arg(long)]
+    pub forecast: Option<PathBuf>,
     #[command(flatten)]
     pub chaos: ChaosArgs,
 }
@@ -114,6 +119,7 @@ impl RunArgs {
             exit_on_second_signal: true,
             shard,
             start_at,
+            forecast: self.forecast,
         })
     }
 

@@ -3,7 +3,9 @@
 //! could be read. Decided once here; each format adds its syntax.
 
 use super::content::{Line, Text};
-use crate::bundle::{AutoscalingTimeline, DropSecond, LatencySlo, TimelineRow};
+use crate::bundle::{
+    AutoscalingForecast, AutoscalingTimeline, DropSecond, LatencySlo, TimelineRow,
+};
 use crate::verify::autoscaling::{rises, End};
 
 /// The line, when the run watched an HPA; `rows` are the load's seconds,
@@ -59,6 +61,11 @@ pub(super) fn line(
         _ => String::new(),
     };
     let down = scale_down(t, drops);
+    let forecast = t
+        .forecast
+        .as_ref()
+        .map(|f| against_forecast(f, t, rows, full_s, slo))
+        .unwrap_or_default();
     let text = match t.summary() {
         None if t.unanswered > 0 => format!(
             "{head}nothing measured (the API server answered none of {} seconds)",
@@ -66,7 +73,7 @@ pub(super) fn line(
         ),
         None => format!("{head}nothing measured (no sample taken)"),
         Some(s) => format!(
-            "{head}ready {} → {} (peak {} at {:.0} s), HPA desired at most {}, last value {}{response}{down}; {} samples{unanswered}",
+            "{head}ready {} → {} (peak {} at {:.0} s), HPA desired at most {}, last value {}{response}{down}{forecast}; {} samples{unanswered}",
             s.ready_first,
             s.ready_last,
             s.ready_peak,
@@ -77,6 +84,63 @@ pub(super) fn line(
         ),
     };
     Line::labelled("autoscaler", Text::plain(text))
+}
+
+/// The run against what calibrate forecast for its ramp: the seconds over
+/// the SLO (every full second of the run, as the forecast counts them) and
+/// the peak pods Ready, each inside the forecast's range or how far out.
+fn against_forecast(
+    f: &AutoscalingForecast,
+    t: &AutoscalingTimeline,
+    rows: &[TimelineRow],
+    full_s: u64,
+    slo: Option<LatencySlo>,
+) -> String {
+    let span = |(least, most): (u64, u64)| {
+        if least == most {
+            least.to_string()
+        } else {
+            format!("{least}–{most}")
+        }
+    };
+    let side = |measured: u64, (least, most): (u64, u64)| {
+        if measured < least {
+            format!("{} below", least - measured)
+        } else if measured > most {
+            format!("{} above", measured - most)
+        } else {
+            "within".to_owned()
+        }
+    };
+    let over = match slo {
+        Some(slo) => {
+            let measured = rows
+                .iter()
+                .filter(|r| r.second < full_s && slo.broken_by(r))
+                .count() as u64;
+            format!(
+                "{measured} s over the SLO ({} the forecast)",
+                side(measured, f.over_slo_s)
+            )
+        }
+        None => "seconds over the SLO not judged (no latency SLO among the thresholds)".into(),
+    };
+    let peak_range = (u64::from(f.peak_ready.0), u64::from(f.peak_ready.1));
+    let peak = t.summary().map_or("no pod seen".into(), |s| {
+        let measured = u64::from(s.ready_peak);
+        format!(
+            "peak {measured} pods Ready ({} the forecast)",
+            side(measured, peak_range)
+        )
+    });
+    format!(
+        "; forecast by {} for {} under the HPA {}: {} s over the SLO, peak {} pods; measured {over}, {peak}",
+        f.calibration,
+        f.ramp,
+        f.hpa,
+        span(f.over_slo_s),
+        span(peak_range),
+    )
 }
 
 /// The way down: when the ready pods first fell below their peak, and the
@@ -124,6 +188,7 @@ mod tests {
             target: Some(10.0),
             samples,
             unanswered,
+            forecast: None,
         }
     }
 
@@ -211,6 +276,30 @@ mod tests {
             "{}",
             judged.text.words()
         );
+        // Beside the forecast: each figure inside its range or how far out.
+        let mut forecast = timeline(vec![sample(0.0, 1, 3, 29.0), sample(31.0, 3, 3, 9.7)], 0);
+        forecast.forecast = Some(AutoscalingForecast {
+            calibration: "reports/cal".into(),
+            ramp: "morning over 40 s, peak 30/s".into(),
+            hpa: "as recommended".into(),
+            over_slo_s: (6, 9),
+            peak_ready: (4, 4),
+        });
+        let judged = line(&forecast, &slow, 40, &[], Some(slo)).text.words();
+        assert!(
+            judged.contains("; forecast by reports/cal for morning over 40 s, peak 30/s under the HPA as recommended: 6–9 s over the SLO, peak 4 pods; measured 5 s over the SLO (1 below the forecast), peak 3 pods Ready (1 below the forecast);"),
+            "{judged}"
+        );
+        if let Some(f) = forecast.forecast.as_mut() {
+            (f.over_slo_s, f.peak_ready) = ((4, 5), (3, 3));
+        }
+        let held = line(&forecast, &slow, 40, &[], Some(slo)).text.words();
+        assert!(
+            held.contains("measured 5 s over the SLO (within the forecast), peak 3 pods Ready (within the forecast)"),
+            "{held}"
+        );
+        let unjudged = line(&forecast, &slow, 40, &[], None).text.words();
+        assert!(unjudged.contains("measured seconds over the SLO not judged (no latency SLO among the thresholds), peak 3 pods Ready"), "{unjudged}");
         let capped = line(
             &timeline(vec![sample(0.0, 1, 3, 29.0)], 0),
             &rows,

@@ -159,6 +159,9 @@ pub fn html(c: &Calibration) -> anyhow::Result<String> {
         chart(&mut o, "usl", &usl_chart(c, fit)?);
     }
     table(&mut o, &steps_table(c));
+    if let Some(legend) = super::staircase::bisection_legend(&c.steps) {
+        write!(o, "<p>{}</p>", esc(legend))?;
+    }
     o.push_str("</body></html>\n");
     Ok(o)
 }
@@ -315,7 +318,7 @@ fn steps_table(c: &Calibration) -> Table {
     header.push("meets SLO");
     Table::new(header).with_rows(c.steps.iter().enumerate().map(|(i, s)| {
         let figures = [
-            (i + 1).to_string(),
+            super::staircase::step_label(i, s),
             format!("{:.1}", s.rate),
             format!("{:.1}", s.achieved),
             format!("{:.1}", s.p50_ms),

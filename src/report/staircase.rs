@@ -33,6 +33,20 @@ pub(super) fn read_back_cells(steps: &[Step]) -> Option<Vec<[String; 2]>> {
     )
 }
 
+/// A step's label: its place among the steps, `b` after it when it was
+/// measured by bisection after the climb.
+pub(super) fn step_label(i: usize, s: &Step) -> String {
+    format!("{}{}", i + 1, if s.bisected { "b" } else { "" })
+}
+
+/// What the `b` after a step's number means, when a step has one.
+pub(super) fn bisection_legend(steps: &[Step]) -> Option<&'static str> {
+    steps
+        .iter()
+        .any(|s| s.bisected)
+        .then_some("b: measured by bisection after the climb, between the steps either side")
+}
+
 /// The staircase as a table.
 pub fn staircase_table(steps: &[Step]) -> String {
     use std::fmt::Write as _;
@@ -52,7 +66,7 @@ pub fn staircase_table(steps: &[Step]) -> String {
         let _ = write!(
             out,
             "{:>5} {:>10.1} {:>10.1} {:>9.1} {:>9.1} {:>9.1} {:>6.2}% {:>8}",
-            i + 1,
+            step_label(i, s),
             s.rate,
             s.achieved,
             s.p50_ms,
@@ -64,6 +78,10 @@ pub fn staircase_table(steps: &[Step]) -> String {
         if let Some([rb, carried]) = read_backs.as_ref().map(|cells| &cells[i]) {
             let _ = write!(out, " {rb:>13} {carried:>10}");
         }
+        out.push('\n');
+    }
+    if let Some(legend) = bisection_legend(steps) {
+        out.push_str(legend);
         out.push('\n');
     }
     out

@@ -122,7 +122,7 @@ fn read_ramp(r: &RampRequest) -> Result<ReadRamp, RunError> {
     };
     Ok(ReadRamp {
         name: scenario.name.clone(),
-        ramp: crate::calibrate::response::Ramp::of_stages(stages),
+        ramp: crate::calibrate::response::Ramp::of_stages(stages, scenario.target.timeout),
         hpa,
         metric_delay_s: r.metric_delay_s,
     })
@@ -297,6 +297,7 @@ async fn climb(
     let climbed = staircase::climb(stairs, &request.slo, &|| signals.reason(), |s, bundle, pass| {
         let which = match pass {
             Pass::First => String::new(),
+            Pass::Bisect(_) => "bisection: ".to_owned(),
             Pass::Remeasure(i) => format!(
                 "re-measure of step {} at {} (it broke the SLO, a step above met it): ",
                 i + 1,
@@ -329,6 +330,7 @@ async fn climb(
         climbed: Some(Climbed {
             arrivals: stairs.arrivals,
             step_s: stairs.step_duration.as_secs_f64(),
+            precision: stairs.precision,
         }),
         interrupted: climbed.interrupted,
     })

@@ -8,6 +8,7 @@
 
 pub mod calibrate;
 pub mod compare;
+mod forecast;
 pub mod merge;
 pub mod scrape;
 pub mod staircase;
@@ -52,6 +53,8 @@ pub struct RunRequest {
     pub shard: crate::scenario::shard::Shard,
     /// Begin the load at this instant (shards of one test begin together).
     pub start_at: Option<std::time::SystemTime>,
+    /// A calibration bundle whose ramp forecast the run is compared with.
+    pub forecast: Option<PathBuf>,
 }
 
 /// Longest wait for `--start-at`.
@@ -138,6 +141,14 @@ pub enum RunError {
         /// The file it named.
         path: PathBuf,
         /// What is wrong with it.
+        why: String,
+    },
+    /// `--forecast` names no ramp forecast the run can be compared with.
+    #[error("--forecast {}: {why}", path.display())]
+    Forecast {
+        /// The calibration bundle it named.
+        path: PathBuf,
+        /// Why it cannot be used.
         why: String,
     },
     /// `--pod-start-from` names no usable chaos bundle.
@@ -515,6 +526,18 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         crate::chaos::autoscaler::prepare(&request.chaos, &scenario, request.shard.index)
             .await
             .map_err(RunError::Autoscaler)?;
+    let forecast = match &request.forecast {
+        None => None,
+        Some(dir) if crate::chaos::autoscaler::resolve(&request.chaos, &scenario)
+            .map_err(RunError::Autoscaler)?
+            .is_none() => {
+            return Err(RunError::Forecast {
+                path: dir.clone(),
+                why: "the forecast is of the autoscaler's course: it goes with the HPA to watch (--hpa)".into(),
+            })
+        }
+        Some(dir) => Some(forecast::read(dir)?),
+    };
     let run_id = new_run_id(&request.out_dir, &shard_run_name(&scenario));
     let thresholds = scenario.thresholds.clone();
     let expected = crate::verify::gate::expectations(&scenario);
@@ -586,6 +609,9 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         start_at,
     };
     let mut measurements = engine::run(Arc::new(scenario), options).await?;
+    if let Some(t) = measurements.results.autoscaling.as_mut() {
+        t.forecast = forecast;
+    }
     finish_shard(&mut measurements);
     conclude(
         measurements,

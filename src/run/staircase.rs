@@ -4,10 +4,13 @@
 //! or the steps read back from an earlier multi-stage open-model bundle.
 //! A step that broke the SLO below a step that met it is run once more at
 //! its rate, and the climb stops if it breaks the SLO again
-//! (`calibrate::slo_breaks` decides; this module runs what it says).
+//! (`calibrate::slo_breaks` decides; this module runs what it says). Once
+//! the climb is over, the capacity is narrowed by bisection between the
+//! step below the cutoff and the cutoff (`calibrate::bisection` decides).
 //! The analysis is `calibrate` (pure); this module only runs and reads.
 
 use crate::bundle::{CellStats, Percentiles, RunResults, StageStats, Stats, Step};
+use crate::calibrate::bisection;
 use crate::calibrate::capacity::{backlog_trend, Slo};
 use crate::calibrate::slo_breaks::{next_move, NextMove, Remeasure};
 use crate::run::{RunError, RunRequest};
@@ -38,6 +41,9 @@ pub struct Staircase {
     /// Load at the start rate before the first step, not measured: a JVM
     /// target's first minute is its JIT compiling, not its capacity.
     pub warm_up: Duration,
+    /// Narrow the capacity by bisection until the rates either side of it
+    /// are within this fraction (0: no bisection).
+    pub precision: f64,
 }
 
 /// Most steps in one staircase.
@@ -69,6 +75,7 @@ impl Staircase {
         }
         check_duration("--step-duration", self.step_duration)?;
         check_duration("--warm-up", self.warm_up)?;
+        check_range("--precision (%)", self.precision * 100.0, 0.0, 50.0)?;
         Ok(())
     }
 }
@@ -103,6 +110,8 @@ pub enum Pass {
     /// The re-measure of the step with this index: it broke the SLO while
     /// a step above it met it.
     Remeasure(usize),
+    /// A bisection step, to go at this index among the steps (rate order).
+    Bisect(usize),
 }
 
 /// Runs one step at `rate`.
@@ -172,6 +181,9 @@ pub async fn climb(
                             .remeasures
                             .push(Remeasure::record(&mut climb.steps, i, step))
                     }
+                    Pass::Bisect(at) => {
+                        bisection::insert(&mut climb.steps, &mut climb.remeasures, at, step)
+                    }
                 }
             }
             StepRun::Interrupted(why) => {
@@ -184,18 +196,28 @@ pub async fn climb(
 }
 
 /// What a climb measures next, at what rate: the re-measure
-/// [`next_move`] asks for, else the next step up while `max_steps` allows;
-/// None when the climb is over. A re-measure that meets the SLO may leave
-/// another break below a met step to re-measure; one that breaks it again
-/// stops the climb.
+/// [`next_move`] asks for, else the next step up while `max_steps` allows,
+/// else a bisection step while the capacity is not yet narrowed; None when
+/// the climb is over. A re-measure that meets the SLO may leave another
+/// break below a met step to re-measure; one that breaks it again stops
+/// the climb.
 fn next_measurement(s: &Staircase, slo: &Slo, climb: &Climb) -> Option<(f64, Pass)> {
+    let bisect = || {
+        (s.precision > 0.0)
+            .then(|| bisection::next(&climb.steps, slo, s.precision))
+            .flatten()
+            .map(|(rate, at)| (rate, Pass::Bisect(at)))
+    };
+    let climbed = climb.steps.iter().filter(|step| !step.bisected).count();
     match next_move(&climb.steps, &climb.remeasures, slo) {
-        NextMove::Stop => None,
+        NextMove::Stop => bisect(),
         NextMove::Remeasure(i) => Some((climb.steps[i].rate, Pass::Remeasure(i))),
-        NextMove::Climb => {
-            let k = climb.steps.len();
-            (k < s.max_steps).then_some((s.start_rate + s.step_rate * k as f64, Pass::First))
+        NextMove::Climb
+            if climbed < s.max_steps && !climb.steps.iter().any(|step| step.bisected) =>
+        {
+            Some((s.start_rate + s.step_rate * climbed as f64, Pass::First))
         }
+        NextMove::Climb => bisect(),
     }
 }
 
@@ -325,6 +347,7 @@ mod tests {
             arrivals: ArrivalProcess::Uniform,
             out_dir: "out".into(),
             warm_up: Duration::ZERO,
+            precision: 0.0,
         }
     }
 

@@ -170,6 +170,7 @@ mod tests {
                 })
                 .collect(),
             unanswered: 0,
+            forecast: None,
         }
     }
 

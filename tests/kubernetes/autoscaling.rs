@@ -17,7 +17,7 @@ use tokio::process::Child;
 /// stopped when dropped. Debian's Prometheus is built without Kubernetes
 /// service discovery, so the targets come from a file the test keeps from
 /// the API server's pod list (what `kubernetes_sd_configs` would do).
-struct Prometheus {
+pub(crate) struct Prometheus {
     _child: Child,
     url: String,
     discovery: tokio::task::JoinHandle<()>,
@@ -256,7 +256,7 @@ async fn custom_metrics_available(admin: &Client) -> serde_json::Value {
 /// A clinic of workload `w` whose request rate per pod an HPA can read:
 /// Prometheus scraping its pods, the adapter behind its APIService, and
 /// the custom metrics API answering through the API server.
-async fn metered(w: &Workload) -> (Clinic, Prometheus) {
+pub(crate) async fn metered(w: &Workload) -> (Clinic, Prometheus) {
     let clinic = Clinic::open(w).await;
     let prometheus = prometheus(&clinic.admin).await;
     create_all(
@@ -374,6 +374,7 @@ fn the_real_hpa_controller_scales_on_request_rate_through_the_custom_metrics_api
             shutdown_delay: "0s",
             replicas: 1,
             balancing: "round-robin",
+            service: "",
         })
         .await;
         // An HPA to watch that is not there: said before any load (exit 2).
@@ -521,6 +522,7 @@ async fn scale_down(
         shutdown_delay: "0s",
         replicas: 3,
         balancing: "sticky",
+        service: "",
     })
     .await;
     let held = hpa(20, 3)

@@ -31,6 +31,10 @@ pub struct Workload {
     pub replicas: i32,
     /// How the balancer spreads new clients (`sticky` or `round-robin`).
     pub balancing: &'static str,
+    /// More replica flags, as YAML list items (`--pool, "2", --hold, 100ms`:
+    /// a pod that completes 20 requests a second at most); empty for the
+    /// replica's defaults.
+    pub service: &'static str,
 }
 
 /// Service `hapi` (port `http`) and Deployment `hapi` of 3 pods in clinic.
@@ -97,7 +101,7 @@ spec:
               containerPort: 8080
           args: [sim, replica, --name, $(POD_NAME), --host, $(POD_IP), --port, "8080",
                  --start-delay, {start}, --shutdown-delay, {stop},
-                 --attachments-dir, /data/attachments, --sessions, {sessions}]
+                 --attachments-dir, /data/attachments, --sessions, {sessions}{service}]
           env:
             - name: POD_NAME
               valueFrom:
@@ -117,6 +121,10 @@ spec:
         start = w.start_delay,
         replicas = w.replicas,
         stop = w.shutdown_delay,
+        service = match w.service {
+            "" => String::new(),
+            more => format!(", {more}"),
+        },
     )
 }
 
@@ -155,13 +163,14 @@ impl Clinic {
         clinic
     }
 
-    /// Waits until the Deployment has `n` Ready pods and the balancer
+    /// Waits (up to a minute: pods that start in 20 s, after an HPA's
+    /// sync) until the Deployment has `n` Ready pods and the balancer
     /// forwards to them.
     pub async fn ready(&self, n: i32) {
         let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
             Api::namespaced(self.admin.clone(), "clinic");
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        for _ in 0..300 {
+        for _ in 0..600 {
             let d = deployments.get("hapi").await.unwrap();
             let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(0);
             let through = http

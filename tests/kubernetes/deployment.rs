@@ -20,6 +20,7 @@ fn kill_workload(sessions: Sessions) -> Workload {
         shutdown_delay: "0s",
         replicas: 3,
         balancing: "sticky",
+        service: "",
     }
 }
 
@@ -153,6 +154,7 @@ fn a_readiness_gated_rollout_with_shared_sessions_fails_nothing_and_drops_no_one
             shutdown_delay: "2s",
             replicas: 3,
             balancing: "sticky",
+            service: "",
         })
         .await;
         let (r, _, after, took, text) = rollout(&clinic).await;
@@ -188,6 +190,7 @@ fn a_rollout_without_readiness_fails_requests_and_drops_the_replaced_pods_users(
             shutdown_delay: "0s",
             replicas: 3,
             balancing: "sticky",
+            service: "",
         })
         .await;
         let (r, before, _, took, text) = rollout(&clinic).await;

@@ -57,6 +57,7 @@ mod autoscaling;
 mod clinic;
 mod deployment;
 mod evict;
+mod forecast;
 mod jobs;
 mod manifests;
 

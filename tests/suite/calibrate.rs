@@ -95,6 +95,9 @@ fn staircase(
         arrivals: surge::scenario::ArrivalProcess::Uniform,
         out_dir: out.to_path_buf(),
         warm_up: Duration::ZERO,
+        // The staircase's own arithmetic is what these tests check;
+        // bisection has its own test.
+        precision: 0.0,
     }
 }
 
@@ -590,4 +593,65 @@ async fn a_used_up_pool_is_named_as_the_bound_and_a_roomy_one_is_not() {
     );
     let page = surge::report::calibration_html(used_up).unwrap();
     assert!(page.contains("HPA target and pool: target measured with pool 4"));
+}
+
+/// Bisection after the climb narrows the capacity from the staircase's
+/// step (10% here) to 2%, against the pool's own truth (pool ÷ the hold
+/// time measured from the pool's metrics, an independent count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bisection_narrows_the_capacity_to_within_two_percent_of_the_pools_truth() {
+    let _engine = engine_lock().await;
+    let cluster = pool_cluster(1, None).await;
+    let out = tempfile::tempdir().unwrap();
+    let mut stairs = staircase(
+        &cluster.url,
+        100.0,
+        20.0,
+        Duration::from_secs(3),
+        8,
+        out.path(),
+    );
+    stairs.precision = 0.02;
+    let scraper =
+        surge::run::scrape::Scraper::start(pool_metrics(&cluster), Duration::from_millis(500));
+    let mut bisections = Vec::new();
+    let climbed = climb(&stairs, &SLO, &|| None, |step, _, pass| {
+        if let surge::run::staircase::Pass::Bisect(_) = pass {
+            bisections.push(step.rate);
+        }
+    })
+    .await
+    .expect("the staircase runs");
+    let (hold, _) =
+        surge::calibrate::pool::hold_time(&scraper.finish().await).expect("checkouts were scraped");
+    cluster.shutdown().await;
+    let truth = POOL as f64 / hold;
+    let table = surge::report::staircase_table(&climbed.steps);
+    assert!(
+        !bisections.is_empty(),
+        "bisection ran after the climb\n{table}"
+    );
+    let rates: Vec<f64> = climbed.steps.iter().map(|s| s.rate).collect();
+    assert!(
+        rates.windows(2).all(|w| w[0] < w[1]),
+        "steps in rate order: {rates:?}"
+    );
+    let bisected = climbed.steps.iter().filter(|s| s.bisected).count();
+    assert_eq!(bisected, bisections.len(), "{table}");
+    let c = analyse(climbed.steps, 1, SLO, &demand_unknown());
+    let capacity = c
+        .capacity_per_pod
+        .unwrap_or_else(|| panic!("no capacity\n{table}"));
+    eprintln!(
+        "{table}\ntruth {truth:.1} req/s (hold {:.2} ms), calibrated {capacity:.1}",
+        hold * 1000.0
+    );
+    let error = capacity / truth - 1.0;
+    assert!(
+        (-0.03..=0.01).contains(&error),
+        "calibrated {capacity:.1} vs truth {truth:.1}: {:+.1}%\n{table}",
+        error * 100.0
+    );
+    let note = surge::calibrate::bisection::note(&c.steps, &SLO, 0.02).expect("bisection said");
+    assert!(note.contains("within the 2% asked"), "{note}\n{table}");
 }

@@ -5,8 +5,11 @@
 //!
 //! Each second: the load is `rate(t)`; the ready pods serve up to
 //! `ready · saturation` (what a pod completes at most), and what they cannot
-//! serve waits as a backlog. The second is over the SLO when the load passes
-//! `ready · capacity` (what a pod serves within the SLO) or a backlog waits.
+//! serve waits as a backlog — but no longer than the clients' request
+//! timeout: what would wait longer is given up (a failed request, not one
+//! served later), so the backlog is at most `ready · saturation · timeout`.
+//! The second is over the SLO when the load passes `ready · capacity` (what
+//! a pod serves within the SLO) or a backlog waits.
 //! The HPA reads the completed requests per second averaged over the metric
 //! window, `delay` seconds late (a scrape, an adapter), every sync period:
 //!
@@ -32,17 +35,21 @@ mod tests;
 
 pub use manifest::ManifestError;
 
-/// A ramp as arrivals per second over time: linear segments.
+/// A ramp as arrivals per second over time: linear segments, and how long
+/// a client waits for an answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ramp {
     /// (rate at the start, rate at the end, seconds).
     segments: Vec<(f64, f64, f64)>,
+    /// The clients' request timeout, seconds.
+    pub timeout_s: f64,
 }
 
 impl Ramp {
     /// The arrival rate an open model's stages plan: each stage ramps from
-    /// the previous one's rate (the first from zero) to its own, then holds.
-    pub fn of_stages(stages: &[OpenStage]) -> Ramp {
+    /// the previous one's rate (the first from zero) to its own, then holds;
+    /// each request given up after `timeout`.
+    pub fn of_stages(stages: &[OpenStage], timeout: std::time::Duration) -> Ramp {
         let mut segments = Vec::new();
         let mut from = 0.0;
         for s in stages {
@@ -51,7 +58,10 @@ impl Ramp {
             from = s.rate;
         }
         segments.retain(|seg| seg.2 > 0.0);
-        Ramp { segments }
+        Ramp {
+            segments,
+            timeout_s: timeout.as_secs_f64(),
+        }
     }
 
     /// Seconds the ramp lasts.
@@ -253,7 +263,8 @@ fn course(ramp: &Ramp, hpa: &Autoscaler, pods: &Pods, initial: u32, phase: u64) 
         let load = ramp.rate_at(t + 0.5);
         let ready = ready_at.iter().filter(|&&at| at <= t).count() as f64;
         let served = (load + backlog).min(ready * pods.saturation);
-        backlog = (backlog + load - served).max(0.0);
+        let patience = ready * pods.saturation * ramp.timeout_s;
+        backlog = (backlog + load - served).clamp(0.0, patience);
         completed.push(served);
         if load > ready * pods.capacity + 1e-9 || backlog > 0.5 {
             out.over_slo_s += 1;

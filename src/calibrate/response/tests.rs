@@ -4,6 +4,9 @@ use super::*;
 use crate::scenario::Dur;
 use std::time::Duration;
 
+/// Clients that wait an hour: every backlog is served, none given up.
+const PATIENT: Duration = Duration::from_secs(3600);
+
 fn stage(rate: f64, ramp: u64, hold: u64) -> OpenStage {
     OpenStage {
         rate,
@@ -38,7 +41,7 @@ fn pods(start_s: f64) -> Pods {
 
 #[test]
 fn a_ramp_is_the_stages_rate_from_zero() {
-    let ramp = Ramp::of_stages(&[stage(10.0, 0, 60), stage(30.0, 20, 40)]);
+    let ramp = Ramp::of_stages(&[stage(10.0, 0, 60), stage(30.0, 20, 40)], PATIENT);
     assert_eq!(ramp.duration_s(), 120.0);
     assert_eq!(ramp.peak(), 30.0);
     assert_eq!(ramp.rate_at(0.0), 10.0, "no ramp: the rate at once");
@@ -83,7 +86,7 @@ fn the_manifest_reads_as_written_with_kubernetes_defaults() {
 
 #[test]
 fn a_load_the_pods_serve_is_never_over_the_slo_and_scales_nothing() {
-    let ramp = Ramp::of_stages(&[stage(20.0, 0, 300)]);
+    let ramp = Ramp::of_stages(&[stage(20.0, 0, 300)], PATIENT);
     let p = predict(&ramp, &hpa(2, 6), &pods(30.0), 2);
     assert_eq!(p.courses.len(), 15, "one course per sync phase");
     assert_eq!(p.over_slo_s(), (0, 0));
@@ -97,7 +100,7 @@ fn a_step_past_the_pods_is_over_the_slo_until_new_pods_are_ready() {
     // completes 14/s at most, so the HPA first sees 14/s and asks for
     // two; only when two are busy does it ask for three, and then the
     // backlog has to drain.
-    let ramp = Ramp::of_stages(&[stage(10.0, 0, 60), stage(30.0, 0, 240)]);
+    let ramp = Ramp::of_stages(&[stage(10.0, 0, 60), stage(30.0, 0, 240)], PATIENT);
     let slow = predict(&ramp, &hpa(1, 4), &pods(30.0), 1);
     let fast = predict(&ramp, &hpa(1, 4), &pods(5.0), 1);
     let (least, most) = slow.over_slo_s();
@@ -132,7 +135,7 @@ fn policies_bound_each_period_and_stabilization_holds_the_way_down() {
         value: 1,
         period_s: 60.0,
     }];
-    let ramp = Ramp::of_stages(&[stage(50.0, 0, 300)]);
+    let ramp = Ramp::of_stages(&[stage(50.0, 0, 300)], PATIENT);
     let p = predict(&ramp, &slow, &pods(5.0), 1);
     let fast = predict(&ramp, &hpa(1, 10), &pods(5.0), 1);
     assert!(
@@ -148,7 +151,7 @@ fn policies_bound_each_period_and_stabilization_holds_the_way_down() {
     // Down: 30/s for 60 s on three pods, then 5/s: the default 300 s
     // window keeps the pods through a 200 s tail, a 0 s window lets
     // two go.
-    let fall = Ramp::of_stages(&[stage(30.0, 0, 60), stage(5.0, 0, 200)]);
+    let fall = Ramp::of_stages(&[stage(30.0, 0, 60), stage(5.0, 0, 200)], PATIENT);
     let kept = course(&fall, &hpa(1, 4), &pods(5.0), 3, 0);
     assert_eq!((kept.peak_ready, kept.ready_at_end), (3, 3));
     let mut quick = hpa(1, 4);
@@ -161,18 +164,29 @@ fn policies_bound_each_period_and_stabilization_holds_the_way_down() {
         value: 1,
         period_s: 60.0,
     }];
-    let short = Ramp::of_stages(&[stage(30.0, 0, 60), stage(5.0, 0, 45)]);
+    let short = Ramp::of_stages(&[stage(30.0, 0, 60), stage(5.0, 0, 45)], PATIENT);
     assert_eq!(course(&short, &quick, &pods(5.0), 3, 0).ready_at_end, 2);
 }
 
 #[test]
 fn a_backlog_keeps_the_slo_broken_after_the_pods_come() {
     // Past saturation, what waits is served only once pods are spare.
-    let ramp = Ramp::of_stages(&[stage(40.0, 0, 30), stage(10.0, 0, 60)]);
+    let ramp = Ramp::of_stages(&[stage(40.0, 0, 30), stage(10.0, 0, 60)], PATIENT);
     let p = predict(&ramp, &hpa(1, 1), &pods(5.0), 1);
     // 30 s at 40/s on one pod (14/s): 780 requests wait, drained at 4/s
     // once the load falls to 10/s — far beyond the ramp's end.
     assert_eq!(p.over_slo_s(), (90, 90));
+    // Clients that give up after 5 s: at most 70 requests (5 s of what the
+    // pod completes) wait; the rest fail. Drained at 4/s once the load
+    // falls, within 18 s.
+    let impatient = Ramp::of_stages(
+        &[stage(40.0, 0, 30), stage(10.0, 0, 60)],
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        predict(&impatient, &hpa(1, 1), &pods(5.0), 1).over_slo_s(),
+        (47, 47)
+    );
 }
 
 #[test]

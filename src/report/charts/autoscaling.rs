@@ -163,6 +163,7 @@ mod tests {
             target: Some(10.0),
             samples: vec![sample(0.0, 1, 1), sample(5.0, 1, 3), sample(9.0, 3, 3)],
             unanswered: 0,
+            forecast: None,
         }
     }
 

@@ -354,6 +354,7 @@ fn scaled(three_from: Option<f64>) -> RunResults {
             .chain(three_from.map(|t| sample(t, 3)))
             .collect(),
         unanswered: 0,
+        forecast: None,
     });
     r
 }
