@@ -41,6 +41,11 @@
 //!   read through the aggregation layer from a custom metrics adapter
 //!   (`surge sim metrics-adapter`, run as a pod behind an APIService) that
 //!   answers from Prometheus (Debian's) scraping each pod;
+//! - `forecast`: `surge calibrate --ramp` on a clinic of pods that take
+//!   20 s to start, its recommended HPA applied as written, the ramp run
+//!   through the real controller: seconds over the SLO and peak pods within
+//!   the forecast's range (± 15 s, ± 1 pod), and the advised minReplicas for
+//!   the morning keeps the ramp inside the SLO;
 //! - `jobs`: `deploy/sharded-test.yaml` as shipped, by the README's recipe:
 //!   the real Job controller creates one pod per completion index, the
 //!   node double runs each as a surge shard and the merge Job's pod as
