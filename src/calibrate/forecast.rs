@@ -4,7 +4,9 @@
 //! SLO. The controller's rules are [`super::response`]'s; this module
 //! chooses what to feed them and says it in sentences.
 
-use super::response::{predict, Autoscaler, Pods, Prediction, Ramp};
+use super::response::{
+    predict, Autoscaler, LatencyCurve, Pods, Policy, PolicyKind, Prediction, Ramp, Rules, Select,
+};
 use crate::bundle::Step;
 use serde::{Deserialize, Serialize};
 
@@ -31,16 +33,25 @@ pub struct RampForecast {
 }
 
 /// What a pod does, from the climb: `capacity` within the SLO, the most any
-/// step completed per pod, and how long a new pod takes to be Ready.
-pub fn pods(capacity_per_pod: f64, steps: &[Step], replicas: u32, start_s: f64) -> Pods {
-    let most = steps
-        .iter()
-        .map(|s| s.achieved / f64::from(replicas.max(1)))
-        .fold(capacity_per_pod, f64::max);
+/// step completed per pod, its p99 against the load per pod (judged by
+/// `slo_ms`), and how long a new pod takes to be Ready.
+pub fn pods(
+    capacity_per_pod: f64,
+    steps: &[Step],
+    replicas: u32,
+    start_s: f64,
+    slo_ms: f64,
+) -> Pods {
+    let per_pod = |s: &Step| s.achieved / f64::from(replicas.max(1));
+    let most = steps.iter().map(per_pod).fold(capacity_per_pod, f64::max);
     Pods {
         capacity: capacity_per_pod,
         saturation: most,
         start_s,
+        latency: LatencyCurve::new(
+            steps.iter().map(|s| (per_pod(s), s.p99_ms)).collect(),
+            slo_ms,
+        ),
     }
 }
 
@@ -90,6 +101,9 @@ pub fn forecast(
             hpa.max_replicas
         ),
     });
+    if !prediction.kept() {
+        reasons.push(policy_advice(ramp, hpa, pods, &prediction));
+    }
     RampForecast {
         ramp: ramp_text,
         hpa: source.to_owned(),
@@ -125,6 +139,44 @@ fn outcome(p: &Prediction, ramp: &str, hpa: &Autoscaler, source: &str) -> String
     )
 }
 
+/// Whether the scale-up policy is what makes the ramp break the SLO: the
+/// same HPA scaling up as fast as the controller can (no stabilization, up
+/// to maxReplicas at each sync) against the one written.
+fn policy_advice(ramp: &Ramp, hpa: &Autoscaler, pods: &Pods, written: &Prediction) -> String {
+    let fastest = Autoscaler {
+        up: Rules {
+            stabilization_s: 0.0,
+            select: Select::Max,
+            policies: vec![Policy {
+                kind: PolicyKind::Pods,
+                value: hpa.max_replicas,
+                period_s: hpa.sync_s,
+            }],
+        },
+        ..hpa.clone()
+    };
+    let fast = predict(ramp, &fastest, pods, hpa.min_replicas);
+    let (least, most) = fast.over_slo_s();
+    if fast.kept() {
+        format!(
+            "or scale up as fast as the controller can: a scale-up policy of {} pods per {:.0} s with no stabilization window keeps it inside the SLO",
+            hpa.max_replicas, hpa.sync_s
+        )
+    } else if fast.over_slo_s() == written.over_slo_s() {
+        format!(
+            "the scale-up policy is not what is slow: scaling as fast as the controller can gives the same {} s over the SLO; a new pod's {:.0} s start and the metric's {:.0} s window are",
+            range(least as f64, most as f64),
+            pods.start_s,
+            hpa.metric_window_s
+        )
+    } else {
+        format!(
+            "scaling up as fast as the controller can (no stabilization, up to maxReplicas at each sync) shortens it to {} s over the SLO, but only pods Ready before the ramp keep it inside",
+            range(least as f64, most as f64)
+        )
+    }
+}
+
 /// The least minReplicas from `hpa`'s own up to its max that keeps `ramp`
 /// inside the SLO at every phase.
 fn morning_min_replicas(ramp: &Ramp, hpa: &Autoscaler, pods: &Pods) -> Option<u32> {
@@ -158,7 +210,6 @@ fn number(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::response::{Policy, PolicyKind, Rules, Select};
     use super::*;
     use crate::scenario::{Dur, OpenStage};
     use std::time::Duration;
@@ -203,6 +254,7 @@ mod tests {
         capacity: 12.0,
         saturation: 14.0,
         start_s: 60.0,
+        latency: None,
     };
 
     #[test]
@@ -257,9 +309,9 @@ mod tests {
             achieved,
             ..Default::default()
         };
-        let p = pods(10.0, &[step(20.0), step(26.0), step(24.0)], 2, 30.0);
+        let p = pods(10.0, &[step(20.0), step(26.0), step(24.0)], 2, 30.0, 500.0);
         assert_eq!((p.capacity, p.saturation, p.start_s), (10.0, 13.0, 30.0));
-        let never_more = pods(10.0, &[step(8.0)], 2, 30.0);
+        let never_more = pods(10.0, &[step(8.0)], 2, 30.0, 500.0);
         assert_eq!(never_more.saturation, 10.0, "never below the capacity");
     }
 }

@@ -30,10 +30,11 @@ pub(super) fn line(
     };
     let over = |rise: &crate::verify::autoscaling::Rise| match slo {
         Some(slo) => format!(
-            " ({} s over the {} SLO of {} ms)",
+            " ({} s over the {} SLO of {} ms, {} requests completed in them)",
             rise.over_slo_s,
             slo.stat.name(),
-            number(slo.limit_ms)
+            number(slo.limit_ms),
+            rise.requests_over_slo
         ),
         None => String::new(),
     };
@@ -272,7 +273,7 @@ mod tests {
             judged
                 .text
                 .words()
-                .contains("ready 30 s later (5 s over the p99 SLO of 500 ms);"),
+                .contains("ready 30 s later (5 s over the p99 SLO of 500 ms, 150 requests completed in them);"),
             "{}",
             judged.text.words()
         );

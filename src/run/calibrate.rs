@@ -157,6 +157,7 @@ fn forecast(
         &c.steps,
         c.replicas,
         demand.pod_start_s + demand.readiness_s,
+        c.slo.p99_ms,
     );
     let mut f = forecast::forecast(&ramp.name, &ramp.ramp, &autoscaler, &source, &pods);
     if c.knee_step.is_none() {

@@ -40,6 +40,8 @@ pub struct Rise {
     pub needed: u32,
     /// Its seconds whose latency broke the SLO (when one was given).
     pub over_slo_s: u64,
+    /// The requests completed in those seconds.
+    pub requests_over_slo: u64,
 }
 
 impl Rise {
@@ -90,6 +92,14 @@ fn per_pod(t: &AutoscalingTimeline) -> Option<f64> {
         .filter(|target| *target > 0.0)
 }
 
+/// Counts `row` into `rise` when it broke the SLO.
+fn count_over(rise: &mut Rise, row: &TimelineRow, slo: Option<LatencySlo>) {
+    if slo.is_some_and(|slo| slo.broken_by(row)) {
+        rise.over_slo_s += 1;
+        rise.requests_over_slo += row.requests;
+    }
+}
+
 /// The rises of the load's full seconds (`rows` before `full_s`; the last,
 /// partial second would read as the load falling) against `t`; `None` when
 /// the HPA's metric is not a rate per pod (what the pods serve at the
@@ -127,8 +137,12 @@ pub fn rises(
                     end: End::RunEnded,
                     ready_before: ready,
                     needed,
-                    over_slo_s: u64::from(slo.is_some_and(|slo| slo.broken_by(row))),
+                    over_slo_s: 0,
+                    requests_over_slo: 0,
                 });
+                if let Some(rise) = open.as_mut() {
+                    count_over(rise, row, slo);
+                }
             }
             None => {}
             Some(rise) if serves * (1.0 + TOLERANCE) >= load => {
@@ -141,7 +155,7 @@ pub fn rises(
             }
             Some(rise) => {
                 rise.needed = rise.needed.max(needed);
-                rise.over_slo_s += u64::from(slo.is_some_and(|slo| slo.broken_by(row)));
+                count_over(rise, row, slo);
             }
         }
     }
@@ -220,6 +234,7 @@ mod tests {
                 ready_before: 1,
                 needed: 3,
                 over_slo_s: 3,
+                requests_over_slo: 90,
             }]
         );
         assert_eq!(r.scale_up_s(), Some(4.0));

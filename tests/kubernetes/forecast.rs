@@ -291,7 +291,7 @@ fn three_ramps_against_their_forecasts() {
         let (clinic, _prometheus) = metered(&workload()).await;
         let dir = tempfile::tempdir().unwrap();
         let mut rows = vec![
-            "| ramp | capacity req/s per pod | HPA (target, min–max) | forecast s over the SLO | measured | forecast peak pods | measured | within tolerance |".to_owned(),
+            "| ramp | capacity req/s per pod | HPA (target, min–max) | forecast s over the SLO | measured | forecast peak pods | measured | measured ≤ forecast + 15 s, peak ± 1 |".to_owned(),
             "|---|---|---|---|---|---|---|---|".to_owned(),
         ];
         let mut outside = Vec::new();
@@ -304,7 +304,8 @@ fn three_ramps_against_their_forecasts() {
             let (least, most) = span(forecast, "over_slo_s");
             let (peak_least, peak_most) = span(forecast, "peak_ready");
             create_all(&clinic.admin, &hpa).await;
-            let (r, said) = run_ramp(&clinic, dir.path(), name, &file, &bundle).await;
+            let (r, said) =
+                run_ramp(&clinic, dir.path(), &format!("{name}-run"), &file, &bundle).await;
             let measured = over_slo_s(&r);
             let peak = u64::from(
                 r.autoscaling
@@ -312,8 +313,11 @@ fn three_ramps_against_their_forecasts() {
                     .and_then(|t| t.summary())
                     .map_or(0, |s| s.ready_peak),
             );
-            let within = measured + OVER_SLO_TOLERANCE_S >= least
-                && measured <= most + OVER_SLO_TOLERANCE_S
+            // What the bench holds the forecast to: never fewer seconds
+            // over the SLO than measured (beyond the tolerance), and the
+            // peak pods within one; how far below its least the run came
+            // is the row's to show.
+            let within = measured <= most + OVER_SLO_TOLERANCE_S
                 && peak + 1 >= peak_least
                 && peak <= peak_most + 1;
             if !within {

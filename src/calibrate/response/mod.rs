@@ -8,8 +8,11 @@
 //! serve waits as a backlog — but no longer than the clients' request
 //! timeout: what would wait longer is given up (a failed request, not one
 //! served later), so the backlog is at most `ready · saturation · timeout`.
-//! The second is over the SLO when the load passes `ready · capacity` (what
-//! a pod serves within the SLO) or a backlog waits.
+//! The second is over the SLO when the p99 the climb measured at the load
+//! per ready pod (interpolated between its steps), plus the time the
+//! backlog takes to be served, passes the SLO; without that curve, when the
+//! load passes `ready · capacity` (what a pod serves within the SLO) or a
+//! backlog waits.
 //! The HPA reads the completed requests per second averaged over the metric
 //! window, `delay` seconds late (a scrape, an adapter), every sync period:
 //!
@@ -156,7 +159,7 @@ pub struct Autoscaler {
 }
 
 /// The pods, as calibration measured them.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pods {
     /// Requests per second a pod serves within the SLO.
     pub capacity: f64,
@@ -164,6 +167,66 @@ pub struct Pods {
     pub saturation: f64,
     /// Seconds from the HPA asking for a pod to the pod being Ready.
     pub start_s: f64,
+    /// The p99 the climb measured against the load per pod, when known.
+    pub latency: Option<LatencyCurve>,
+}
+
+/// p99 against requests per second per pod, from the climb's steps, and
+/// the SLO's limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencyCurve {
+    /// (requests per second per pod, p99 ms), by rate, p99 never falling.
+    points: Vec<(f64, f64)>,
+    /// The SLO's p99 limit, ms.
+    pub slo_ms: f64,
+}
+
+impl LatencyCurve {
+    /// The curve through `points` (any order); `None` with fewer than two
+    /// distinct rates. Noise that lowers p99 at a higher rate is evened
+    /// out: a pod is never faster for more load.
+    pub fn new(mut points: Vec<(f64, f64)>, slo_ms: f64) -> Option<LatencyCurve> {
+        points.retain(|p| p.0.is_finite() && p.1.is_finite() && p.0 > 0.0);
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        points.dedup_by(|a, b| (a.0 - b.0).abs() < 1e-9);
+        let mut highest: f64 = 0.0;
+        for p in &mut points {
+            highest = highest.max(p.1);
+            p.1 = highest;
+        }
+        (points.len() >= 2).then_some(LatencyCurve { points, slo_ms })
+    }
+
+    /// p99 at `rate` per pod, ms: the first step's below it, linear
+    /// between steps, the last two steps' slope beyond them.
+    pub fn p99_at(&self, rate: f64) -> f64 {
+        let p = &self.points;
+        if rate <= p[0].0 {
+            return p[0].1;
+        }
+        let i = p
+            .iter()
+            .position(|q| q.0 >= rate)
+            .unwrap_or(p.len() - 1)
+            .max(1);
+        let (a, b) = (p[i - 1], p[i]);
+        a.1 + (b.1 - a.1) * (rate - a.0) / (b.0 - a.0)
+    }
+}
+
+/// Whether a second breaks the SLO: `load` on `ready` pods with `backlog`
+/// requests waiting.
+fn over_slo(pods: &Pods, load: f64, ready: f64, backlog: f64) -> bool {
+    if ready < 1.0 {
+        return load > 0.0;
+    }
+    match &pods.latency {
+        Some(curve) => {
+            let waiting_ms = backlog / (ready * pods.saturation) * 1000.0;
+            curve.p99_at(load / ready) + waiting_ms > curve.slo_ms
+        }
+        None => load > ready * pods.capacity + 1e-9 || backlog > 0.5,
+    }
 }
 
 /// How the ramp went at one sync phase.
@@ -266,7 +329,7 @@ fn course(ramp: &Ramp, hpa: &Autoscaler, pods: &Pods, initial: u32, phase: u64) 
         let patience = ready * pods.saturation * ramp.timeout_s;
         backlog = (backlog + load - served).clamp(0.0, patience);
         completed.push(served);
-        if load > ready * pods.capacity + 1e-9 || backlog > 0.5 {
+        if over_slo(pods, load, ready, backlog) {
             out.over_slo_s += 1;
             out.requests_over_slo += load;
         }

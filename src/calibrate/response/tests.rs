@@ -36,6 +36,7 @@ fn pods(start_s: f64) -> Pods {
         capacity: 12.0,
         saturation: 14.0,
         start_s,
+        latency: None,
     }
 }
 
@@ -206,5 +207,59 @@ fn a_manifest_that_cannot_be_predicted_says_why() {
     assert_eq!(
         Autoscaler::from_manifest(&inverted, 30.0, 0.0),
         Err(ManifestError::Bounds { min: 4, max: 3 })
+    );
+}
+
+#[test]
+fn the_measured_p99_curve_decides_the_seconds_over_the_slo() {
+    // p99 against the load per pod, as a climb measured it (noise that
+    // dips at a higher rate evened out), the SLO 500 ms.
+    let curve = LatencyCurve::new(
+        vec![
+            (5.0, 100.0),
+            (10.0, 150.0),
+            (15.0, 140.0),
+            (17.0, 400.0),
+            (19.0, 1200.0),
+        ],
+        500.0,
+    )
+    .unwrap();
+    assert_eq!(curve.p99_at(2.0), 100.0, "below the first step: its p99");
+    assert_eq!(curve.p99_at(15.0), 150.0, "never faster for more load");
+    assert_eq!(curve.p99_at(18.0), 800.0);
+    assert_eq!(
+        curve.p99_at(20.0),
+        1600.0,
+        "beyond the last step: its slope"
+    );
+    assert!(LatencyCurve::new(vec![(5.0, 100.0)], 500.0).is_none());
+    // 35/s on two pods: 17.5 per pod, p99 600 ms — over; with the capacity
+    // alone (12 per pod) it would be over too, but 30/s (15 per pod, p99
+    // 150 ms) is within by the curve and over by the capacity.
+    let with_curve = Pods {
+        latency: Some(curve),
+        saturation: 20.0,
+        ..pods(5.0)
+    };
+    let hold = |rate| Ramp::of_stages(&[stage(rate, 0, 30)], PATIENT);
+    let fixed = Autoscaler {
+        up: Rules {
+            select: Select::Disabled,
+            ..hpa(2, 2).up
+        },
+        ..hpa(2, 2)
+    };
+    assert_eq!(
+        predict(&hold(35.0), &fixed, &with_curve, 2).over_slo_s(),
+        (30, 30)
+    );
+    assert_eq!(
+        predict(&hold(30.0), &fixed, &with_curve, 2).over_slo_s(),
+        (0, 0)
+    );
+    assert_eq!(
+        predict(&hold(30.0), &fixed, &pods(5.0), 2).over_slo_s(),
+        (30, 30)
     );
 }
