@@ -8,6 +8,29 @@ use crate::bundle::AutoscalingForecast;
 use crate::calibrate::Calibration;
 use std::path::Path;
 
+/// The forecast `request` asks to be compared with (`--forecast`), when
+/// it asks; refused when the run watches no HPA, before any load.
+pub fn for_run(
+    request: &super::RunRequest,
+    scenario: &crate::scenario::Scenario,
+) -> Result<Option<AutoscalingForecast>, RunError> {
+    let Some(dir) = &request.forecast else {
+        return Ok(None);
+    };
+    let watched = crate::chaos::autoscaler::resolve(&request.chaos, scenario)
+        .map_err(RunError::Autoscaler)?
+        .is_some();
+    if !watched {
+        return Err(RunError::Forecast {
+            path: dir.clone(),
+            why:
+                "the forecast is of the autoscaler's course: it goes with the HPA to watch (--hpa)"
+                    .into(),
+        });
+    }
+    read(dir).map(Some)
+}
+
 /// The forecast in calibration bundle `dir`.
 pub fn read(dir: &Path) -> Result<AutoscalingForecast, RunError> {
     let refused = |why: String| RunError::Forecast {

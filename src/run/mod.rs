@@ -505,6 +505,8 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         }
         None => None,
     };
+    // Before anything is sent: a wrong folder is said at once.
+    let forecast = forecast::for_run(request, &scenario)?;
     preflight_target(&scenario).await?;
     crate::engine::auth::preflight(&scenario)
         .await
@@ -526,18 +528,6 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         crate::chaos::autoscaler::prepare(&request.chaos, &scenario, request.shard.index)
             .await
             .map_err(RunError::Autoscaler)?;
-    let forecast = match &request.forecast {
-        None => None,
-        Some(dir) if crate::chaos::autoscaler::resolve(&request.chaos, &scenario)
-            .map_err(RunError::Autoscaler)?
-            .is_none() => {
-            return Err(RunError::Forecast {
-                path: dir.clone(),
-                why: "the forecast is of the autoscaler's course: it goes with the HPA to watch (--hpa)".into(),
-            })
-        }
-        Some(dir) => Some(forecast::read(dir)?),
-    };
     let run_id = new_run_id(&request.out_dir, &shard_run_name(&scenario));
     let thresholds = scenario.thresholds.clone();
     let expected = crate::verify::gate::expectations(&scenario);

@@ -78,6 +78,21 @@ async fn calibrate_forecasts_a_morning_surge_or_says_why_it_cannot() {
         page.contains("ramp morning-surge-fhir over 780 s"),
         "every format says it"
     );
+    // A run compared with it must watch the HPA the forecast is about.
+    let unwatched = surge(&[
+        "run",
+        "scenarios/morning-surge-fhir.toml",
+        "--forecast",
+        written.to_str().unwrap(),
+    ]);
+    let said = text(&unwatched);
+    assert_eq!(unwatched.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(
+            "the forecast is of the autoscaler's course: it goes with the HPA to watch (--hpa)"
+        ),
+        "{said}"
+    );
     std::fs::remove_dir_all(&written).unwrap();
 
     // An HPA given instead: too few pods for the peak, and it says so.
