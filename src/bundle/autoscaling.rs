@@ -77,6 +77,17 @@ pub struct AutoscalingSummary {
 }
 
 impl AutoscalingTimeline {
+    /// What the HPA's target lets each pod serve, when the timeline says:
+    /// the target of a Pods metric, a rate per pod (`None` for any other
+    /// metric, or no positive target).
+    pub fn target_per_pod(&self) -> Option<f64> {
+        self.metric
+            .as_deref()
+            .filter(|m| m.starts_with("pods "))
+            .and(self.target)
+            .filter(|target| *target > 0.0)
+    }
+
     /// `None` when nothing was sampled: no figure without a sample.
     pub fn summary(&self) -> Option<AutoscalingSummary> {
         let first = self.samples.first()?;

@@ -108,11 +108,11 @@ pub struct LatencySlo {
     pub limit_ms: f64,
 }
 
-impl LatencySlo {
-    /// The statistic of a second of the load this SLO reads, ms (`None` for
-    /// a statistic the seconds do not keep).
-    pub fn of_second(&self, row: &super::TimelineRow) -> Option<f64> {
-        match self.stat {
+impl LatencyStat {
+    /// This statistic of a second of the load, ms (`None` for one the
+    /// seconds do not keep: they keep p50, p95 and p99).
+    pub fn of_second(self, row: &super::TimelineRow) -> Option<f64> {
+        match self {
             LatencyStat::P50 => Some(row.p50_ms),
             LatencyStat::P95 => Some(row.p95_ms),
             LatencyStat::P99 => Some(row.p99_ms),
@@ -124,11 +124,13 @@ impl LatencySlo {
             | LatencyStat::Max => None,
         }
     }
+}
 
+impl LatencySlo {
     /// Whether a second of the load broke it (a second with no completed
     /// request broke nothing).
     pub fn broken_by(&self, row: &super::TimelineRow) -> bool {
-        row.requests > 0 && self.of_second(row).is_some_and(|v| v > self.limit_ms)
+        row.requests > 0 && self.stat.of_second(row).is_some_and(|v| v > self.limit_ms)
     }
 }
 

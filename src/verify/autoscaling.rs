@@ -82,16 +82,6 @@ impl Rises {
     }
 }
 
-/// What the HPA's target lets each pod serve, when the timeline says:
-/// the target of a Pods metric, a rate per pod.
-fn per_pod(t: &AutoscalingTimeline) -> Option<f64> {
-    t.metric
-        .as_deref()
-        .filter(|m| m.starts_with("pods "))
-        .and(t.target)
-        .filter(|target| *target > 0.0)
-}
-
 /// Counts `row` into `rise` when it broke the SLO.
 fn count_over(rise: &mut Rise, row: &TimelineRow, slo: Option<LatencySlo>) {
     if slo.is_some_and(|slo| slo.broken_by(row)) {
@@ -111,7 +101,7 @@ pub fn rises(
     full_s: u64,
     slo: Option<LatencySlo>,
 ) -> Option<Rises> {
-    let per_pod = per_pod(t)?;
+    let per_pod = t.target_per_pod()?;
     let ready_at = |second: u64| {
         let end = second as f64 + 1.0;
         t.samples

@@ -2,8 +2,8 @@
 //! SLO judges, stacked on one time axis, so a reader sees the load pass what
 //! the ready pods serve, the pods follow, and the seconds the SLO broke.
 
-use super::{framed_lines, Frame, Series};
-use crate::bundle::{AutoscalingTimeline, LatencySlo, LatencyStat, RunResults, TimelineRow};
+use super::{framed_lines, held, per_second, Frame, Series};
+use crate::bundle::{AutoscalingTimeline, LatencyStat, RunResults};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -61,26 +61,20 @@ where
 /// Requests and dropped arrivals per second, and what the ready pods serve
 /// at the target (for a Pods metric, whose target is a rate per pod).
 fn load(r: &RunResults, t: &AutoscalingTimeline) -> Vec<Series> {
-    let per_second = |f: fn(&TimelineRow) -> u64| -> Vec<(f64, f64)> {
-        r.timeline
-            .iter()
-            .map(|row| (row.second as f64, f(row) as f64))
-            .collect()
-    };
+    let rows = &r.timeline;
     let mut out: Vec<Series> = vec![
-        ("requests".into(), per_second(|row| row.requests), BLUE),
+        (
+            "requests".into(),
+            per_second(rows, |row| row.requests as f64),
+            BLUE,
+        ),
         (
             "dropped arrivals".into(),
-            per_second(|row| row.dropped),
+            per_second(rows, |row| row.dropped as f64),
             full_palette::ORANGE,
         ),
     ];
-    let per_pod = t
-        .metric
-        .as_deref()
-        .filter(|m| m.starts_with("pods "))
-        .and(t.target);
-    if let Some(per_pod) = per_pod {
+    if let Some(per_pod) = t.target_per_pod() {
         let served = steps(t, r.elapsed_s, |s| Some(s.ready as f64 * per_pod));
         out.push(("ready pods × target".into(), served, GREEN));
     }
@@ -106,15 +100,11 @@ fn replicas(t: &AutoscalingTimeline, x_max: f64) -> Vec<Series> {
 /// The statistic per second (seconds that completed no request left out)
 /// and the SLO's limit across the run.
 fn latency(r: &RunResults, stat: LatencyStat, x_max: f64) -> Vec<Series> {
-    let read = LatencySlo {
-        stat,
-        limit_ms: f64::INFINITY,
-    };
     let points = r
         .timeline
         .iter()
         .filter(|row| row.requests > 0)
-        .filter_map(|row| Some((row.second as f64, read.of_second(row)?)))
+        .filter_map(|row| Some((row.second as f64, stat.of_second(row)?)))
         .collect();
     let mut out: Vec<Series> = vec![(stat.name().into(), points, RED)];
     if let Some(slo) = r.latency_slo {
@@ -127,27 +117,19 @@ fn latency(r: &RunResults, stat: LatencyStat, x_max: f64) -> Vec<Series> {
     out
 }
 
-/// The samples' `f` as steps: each value held until the next sample, the
-/// last until `until`.
+/// The samples' `f` as steps, each value held until the next sample.
 fn steps(
     t: &AutoscalingTimeline,
     until: f64,
     f: impl Fn(&crate::bundle::AutoscalerSample) -> Option<f64>,
 ) -> Vec<(f64, f64)> {
-    let mut points = Vec::new();
-    for (i, s) in t.samples.iter().enumerate() {
-        let Some(v) = f(s) else { continue };
-        let end = t.samples.get(i + 1).map_or(until, |n| n.at_s);
-        points.push((s.at_s, v));
-        points.push((end, v));
-    }
-    points
+    held(&t.samples, |s| s.at_s, until, f)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::AutoscalerSample;
+    use crate::bundle::{AutoscalerSample, LatencySlo, TimelineRow};
 
     fn timeline() -> AutoscalingTimeline {
         let sample = |at_s, ready, desired| AutoscalerSample {

@@ -329,14 +329,7 @@ fn ready_replicas(r: &RunResults) -> Vec<Series> {
         .unwrap_or_default();
     // Counts hold until the next change: draw steps out to the end of the run.
     let steps = |f: &dyn Fn(&crate::bundle::ReplicaCount) -> Option<f64>| {
-        let mut points = Vec::new();
-        for (i, c) in counts.iter().enumerate() {
-            let Some(v) = f(c) else { continue };
-            let until = counts.get(i + 1).map_or(r.elapsed_s, |n| n.at_s);
-            points.push((c.at_s, v));
-            points.push((until, v));
-        }
-        points
+        held(counts, |c| c.at_s, r.elapsed_s, f)
     };
     let mut series: Vec<Series> = vec![
         ("ready".into(), steps(&|c| Some(c.ready as f64)), GREEN),
@@ -354,6 +347,24 @@ fn ready_replicas(r: &RunResults) -> Vec<Series> {
         ));
     }
     series
+}
+
+/// `f` of each of `items` (taken at `at`) as steps: each value held until
+/// the next item, the last until `until`; items without a value draw none.
+fn held<T>(
+    items: &[T],
+    at: impl Fn(&T) -> f64,
+    until: f64,
+    f: impl Fn(&T) -> Option<f64>,
+) -> Vec<(f64, f64)> {
+    let mut points = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(v) = f(item) else { continue };
+        let end = items.get(i + 1).map_or(until, &at);
+        points.push((at(item), v));
+        points.push((end, v));
+    }
+    points
 }
 
 /// Read-back verdicts per replica: one bar series per verdict that occurred.
