@@ -66,7 +66,13 @@ pub fn forecast(
 ) -> RampForecast {
     let prediction = predict(ramp, hpa, pods, hpa.min_replicas);
     let peak_needs = (ramp.peak() / pods.capacity).ceil().max(1.0) as u32;
-    let morning = morning_min_replicas(ramp, hpa, pods);
+    // The HPA as written is the first minReplicas tried: no need to play
+    // it twice.
+    let morning = if prediction.kept() {
+        Some(hpa.min_replicas)
+    } else {
+        morning_min_replicas(ramp, hpa, pods)
+    };
     let ramp_text = format!(
         "{name} over {:.0} s, peak {}/s",
         ramp.duration_s(),
@@ -177,10 +183,10 @@ fn policy_advice(ramp: &Ramp, hpa: &Autoscaler, pods: &Pods, written: &Predictio
     }
 }
 
-/// The least minReplicas from `hpa`'s own up to its max that keeps `ramp`
-/// inside the SLO at every phase.
+/// The least minReplicas above `hpa`'s own, up to its max, that keeps
+/// `ramp` inside the SLO at every phase (its own did not).
 fn morning_min_replicas(ramp: &Ramp, hpa: &Autoscaler, pods: &Pods) -> Option<u32> {
-    (hpa.min_replicas..=hpa.max_replicas).find(|&min| {
+    (hpa.min_replicas + 1..=hpa.max_replicas).find(|&min| {
         let raised = Autoscaler {
             min_replicas: min,
             ..hpa.clone()

@@ -69,20 +69,19 @@ pub struct RampRequest {
 }
 
 /// A ramp read and ready to forecast: its name, its rate over time, and
-/// the HPA manifest given (with where it came from).
+/// the HPA given as the controller would run it (with the file it came
+/// from).
 struct ReadRamp {
     name: String,
     ramp: crate::calibrate::response::Ramp,
-    hpa: Option<(
-        k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
-        String,
-    )>,
+    hpa: Option<(crate::calibrate::response::Autoscaler, String)>,
     metric_delay_s: f64,
 }
 
 /// Reads the ramp and the HPA manifest before anything is climbed, so a
-/// wrong file is said at once and not after the staircase.
-fn read_ramp(r: &RampRequest) -> Result<ReadRamp, RunError> {
+/// wrong file is said at once and not after the staircase; the HPA's
+/// metric is averaged over `metric_window_s`.
+fn read_ramp(r: &RampRequest, metric_window_s: f64) -> Result<ReadRamp, RunError> {
     use crate::scenario::{LoadOverride, LoadPlan, Scenario};
     let ramp_error = |why: String| RunError::Ramp {
         flag: "--ramp",
@@ -115,9 +114,13 @@ fn read_ramp(r: &RampRequest) -> Result<ReadRamp, RunError> {
                     "not a HorizontalPodAutoscaler (autoscaling/v2): {e}"
                 ))
             })?;
-            crate::calibrate::response::Autoscaler::from_manifest(&hpa, 0.0, 0.0)
-                .map_err(|e| hpa_error(format!("cannot be forecast: {e}")))?;
-            Some((hpa, path.display().to_string()))
+            let autoscaler = crate::calibrate::response::Autoscaler::from_manifest(
+                &hpa,
+                metric_window_s,
+                r.metric_delay_s,
+            )
+            .map_err(|e| hpa_error(format!("cannot be forecast: {e}")))?;
+            Some((autoscaler, path.display().to_string()))
         }
     };
     Ok(ReadRamp {
@@ -141,17 +144,19 @@ fn forecast(
     let Some(capacity) = c.capacity_per_pod else {
         return Ok(None);
     };
-    let (hpa, source) = match (&ramp.hpa, &c.hpa) {
-        (Some((hpa, file)), _) => (hpa.clone(), file.clone()),
-        (None, Some(plan)) => (
-            manifest::hpa(&recommendations.workload, plan),
-            "as recommended".to_owned(),
-        ),
+    let (autoscaler, source) = match (&ramp.hpa, &c.hpa) {
+        (Some((given, file)), _) => (given.clone(), file.clone()),
+        (None, Some(plan)) => {
+            let written = manifest::hpa(&recommendations.workload, plan);
+            let autoscaler =
+                Autoscaler::from_manifest(&written, demand.metric_window_s, ramp.metric_delay_s)
+                    .map_err(|e| {
+                        format!("ramp forecast: the HPA as recommended cannot be forecast: {e}")
+                    })?;
+            (autoscaler, "as recommended".to_owned())
+        }
         (None, None) => return Ok(None),
     };
-    let autoscaler =
-        Autoscaler::from_manifest(&hpa, demand.metric_window_s, ramp.metric_delay_s)
-            .map_err(|e| format!("ramp forecast: the HPA {source} cannot be forecast: {e}"))?;
     let pods = forecast::pods(
         capacity,
         &c.steps,
@@ -198,7 +203,11 @@ pub async fn calibrate(
     // Each step's run takes the signals while it lasts; between runs
     // (the drain wait, the analysis) the calibration does.
     let signals = JobSignals::register();
-    let ramp = request.ramp.as_ref().map(read_ramp).transpose()?;
+    let ramp = request
+        .ramp
+        .as_ref()
+        .map(|r| read_ramp(r, request.demand.metric_window_s))
+        .transpose()?;
     let measured = measure(request, &signals, say).await?;
     let given = given_demand(request, say)?;
     let (analysed, demand) = calibrate::analyse_calibration(
