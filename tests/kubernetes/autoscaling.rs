@@ -326,26 +326,8 @@ async fn load(
         &fhir_search_scenario(&clinic.url, &stages),
     );
     let runs = dir.path().join("runs");
-    let done = tokio::process::Command::new(surge_bin())
-        .current_dir(repo())
-        .arg("run")
-        .arg(&scenario)
-        .args(["--no-progress", "--out"])
-        .arg(&runs)
-        .args([
-            "--namespace",
-            "clinic",
-            "--workload",
-            "deployment/hapi",
-            "--hpa",
-            hpa,
-        ])
-        .arg("--kubeconfig")
-        .arg(clinic.plane.kubeconfig())
-        .args(thresholds.iter().flat_map(|t| ["--threshold", t]))
-        .output()
-        .await
-        .expect("surge runs");
+    let more: Vec<&str> = thresholds.iter().flat_map(|t| ["--threshold", t]).collect();
+    let done = clinic.watched_run(&scenario, &runs, hpa, &more).await;
     let text = text(&done);
     let results = runs.is_dir().then(|| {
         let bundle = only_bundle(&runs);
@@ -479,23 +461,9 @@ async fn clinicians(clinic: &Clinic, seconds: u32) -> (surge::bundle::RunResults
     let scenario = scenario_file(dir.path(), "clinicians", &body);
     let runs = dir.path().join("runs");
     let seconds = format!("{seconds}s");
-    let kubeconfig = clinic.plane.kubeconfig().to_str().unwrap().to_owned();
-    let done = tokio::process::Command::new(surge_bin())
-        .current_dir(repo())
-        .args(["run", scenario.to_str().unwrap(), "--no-progress"])
-        .args(["--duration", &seconds, "--out", runs.to_str().unwrap()])
-        .args([
-            "--namespace",
-            "clinic",
-            "--workload",
-            "deployment/hapi",
-            "--hpa",
-            "hapi",
-        ])
-        .args(["--kubeconfig", &kubeconfig])
-        .output()
-        .await
-        .expect("surge runs");
+    let done = clinic
+        .watched_run(&scenario, &runs, "hapi", &["--duration", &seconds])
+        .await;
     let said = text(&done);
     assert!(matches!(done.status.code(), Some(0 | 1)), "{said}");
     (

@@ -163,6 +163,30 @@ impl Clinic {
         clinic
     }
 
+    /// `surge run scenario` through the balancer, its bundle under `runs`,
+    /// watching HPA `hpa` on Deployment hapi, with `more` flags after.
+    pub async fn watched_run(
+        &self,
+        scenario: &Path,
+        runs: &Path,
+        hpa: &str,
+        more: &[&str],
+    ) -> std::process::Output {
+        tokio::process::Command::new(surge_bin())
+            .current_dir(repo())
+            .arg("run")
+            .arg(scenario)
+            .args(["--no-progress", "--out"])
+            .arg(runs)
+            .args(["--namespace", "clinic", "--workload", "deployment/hapi"])
+            .args(["--hpa", hpa, "--kubeconfig"])
+            .arg(self.plane.kubeconfig())
+            .args(more)
+            .output()
+            .await
+            .expect("surge runs")
+    }
+
     /// Waits (up to a minute: pods that start in 20 s, after an HPA's
     /// sync) until the Deployment has `n` Ready pods and the balancer
     /// forwards to them.

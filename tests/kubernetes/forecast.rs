@@ -115,28 +115,16 @@ pub async fn run_ramp(
     forecast: &Path,
 ) -> (surge::bundle::RunResults, String) {
     let runs = dir.join(label);
-    let done = tokio::process::Command::new(surge_bin())
-        .current_dir(repo())
-        .arg("run")
-        .arg(ramp)
-        .args(["--no-progress", "--out"])
-        .arg(&runs)
-        .args([
-            "--namespace",
-            "clinic",
-            "--workload",
-            "deployment/hapi",
-            "--hpa",
+    let slo = format!("requests.p99=<{SLO}");
+    let forecast = forecast.to_str().unwrap();
+    let done = clinic
+        .watched_run(
+            ramp,
+            &runs,
             "hapi",
-        ])
-        .arg("--kubeconfig")
-        .arg(clinic.plane.kubeconfig())
-        .args(["--threshold", &format!("requests.p99=<{SLO}")])
-        .arg("--forecast")
-        .arg(forecast)
-        .output()
-        .await
-        .expect("surge runs");
+            &["--threshold", &slo, "--forecast", forecast],
+        )
+        .await;
     let said = text(&done);
     let r = surge::bundle::read_results(&only_bundle(&runs))
         .unwrap_or_else(|e| panic!("{e:#}\n{said}"));
@@ -220,19 +208,10 @@ fn the_forecast_of_a_morning_ramp_holds_against_the_real_hpa_and_its_advice_keep
         // Ready. The HPA keeps the peak's pods for its 300 s window, so it
         // goes, the Deployment is set to the advised count, and the HPA as
         // written comes back with the advised minReplicas.
-        let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(clinic.admin.clone(), "clinic");
-        hpas.delete("hapi", &Default::default()).await.unwrap();
-        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
-            Api::namespaced(clinic.admin.clone(), "clinic");
-        deployments
-            .patch(
-                "hapi",
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(serde_json::json!({"spec": {"replicas": morning_min}})),
-            )
-            .await
-            .unwrap();
-        clinic.ready(morning_min as i32).await;
+        assert!(
+            without_hpa(&clinic, morning_min).await,
+            "the HPA as written was there"
+        );
         let advised = hpa.replace(
             &format!("minReplicas: {}", calibration["hpa"]["min_replicas"]),
             &format!("minReplicas: {morning_min}"),
@@ -263,21 +242,23 @@ pub const RAMPS: [(&str, &str); 3] = [
     ),
 ];
 
-/// Back to the night: no HPA, two pods Ready.
-async fn night(clinic: &Clinic) {
+/// The HPA gone and `replicas` pods Ready, as a morning begins: whether
+/// there was an HPA to delete.
+async fn without_hpa(clinic: &Clinic, replicas: u64) -> bool {
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(clinic.admin.clone(), "clinic");
-    let _ = hpas.delete("hapi", &Default::default()).await;
+    let deleted = hpas.delete("hapi", &Default::default()).await.is_ok();
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(clinic.admin.clone(), "clinic");
     deployments
         .patch(
             "hapi",
             &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(serde_json::json!({"spec": {"replicas": 2}})),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
         )
         .await
         .unwrap();
-    clinic.ready(2).await;
+    clinic.ready(replicas as i32).await;
+    deleted
 }
 
 /// `bench/autoscale.sh`: each ramp calibrated and forecast on the clinic,
@@ -296,7 +277,7 @@ fn three_ramps_against_their_forecasts() {
         ];
         let mut outside = Vec::new();
         for (name, stages) in RAMPS {
-            night(&clinic).await;
+            without_hpa(&clinic, 2).await;
             let file = ramp(dir.path(), &clinic.url, name, stages);
             let (bundle, calibration, hpa, _) =
                 calibrate(&clinic, &dir.path().join(name), &file).await;

@@ -412,19 +412,9 @@ async fn a_vanished_target_ends_the_run_with_its_bundle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calibrate_from_a_bundle_writes_its_recommendations_or_says_why_not() {
     let _engine = engine_lock().await;
-    let cluster = cluster(ClusterOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let load = "[load]\nmodel = \"open\"\nmax_users = 20\n\
-                [[load.stages]]\nrate = 5\nhold = \"2s\"\n\
-                [[load.stages]]\nrate = 10\nhold = \"2s\"\n";
-    let path = scenario_file(
-        dir.path(),
-        "climb",
-        &fhir_search_scenario(&cluster.url, load),
-    );
-    let staircase = run(path, None, None, &dir.path().join("runs")).await;
-    cluster.shutdown().await;
-    let bundle = staircase.bundle.to_str().unwrap();
+    let staircase = two_step_climb(dir.path()).await;
+    let bundle = staircase.to_str().unwrap();
     let out = dir.path().join("calibrations");
     let out_dir = out.to_str().unwrap();
     let base = [

@@ -5,24 +5,13 @@
 //! file and what was expected.
 
 use crate::common::*;
-use surge_sim::ClusterOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calibrate_forecasts_a_morning_surge_or_says_why_it_cannot() {
     let _engine = engine_lock().await;
-    let cluster = cluster(ClusterOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let load = "[load]\nmodel = \"open\"\nmax_users = 20\n\
-                [[load.stages]]\nrate = 5\nhold = \"2s\"\n\
-                [[load.stages]]\nrate = 10\nhold = \"2s\"\n";
-    let path = scenario_file(
-        dir.path(),
-        "climb",
-        &fhir_search_scenario(&cluster.url, load),
-    );
-    let staircase = run(path, None, None, &dir.path().join("runs")).await;
-    cluster.shutdown().await;
-    let bundle = staircase.bundle.to_str().unwrap().to_owned();
+    let staircase = two_step_climb(dir.path()).await;
+    let bundle = staircase.to_str().unwrap().to_owned();
     let out = dir.path().join("calibrations");
     let calibrate = |extra: &[&str]| {
         let mut args = vec![

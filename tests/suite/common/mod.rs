@@ -125,6 +125,20 @@ expect = {{ status = [200], json_equals = {{ "resourceType" = "Bundle" }} }}
 
 /// Runs a scenario file (optionally against `target`, for `duration`) and
 /// writes its bundle under `out`.
+/// A two-step climb (5/s, then 10/s, 2 s each) of FHIR searches against a
+/// default reference cluster, stopped after: the open-model bundle under
+/// `dir/runs` that `surge calibrate --from-bundle` reads as a staircase.
+pub async fn two_step_climb(dir: &Path) -> PathBuf {
+    let cluster = cluster(surge_sim::ClusterOptions::default()).await;
+    let load = "[load]\nmodel = \"open\"\nmax_users = 20\n\
+                [[load.stages]]\nrate = 5\nhold = \"2s\"\n\
+                [[load.stages]]\nrate = 10\nhold = \"2s\"\n";
+    let path = scenario_file(dir, "climb", &fhir_search_scenario(&cluster.url, load));
+    let climbed = run(path, None, None, &dir.join("runs")).await;
+    cluster.shutdown().await;
+    climbed.bundle
+}
+
 pub async fn run(
     scenario: PathBuf,
     target: Option<&str>,
