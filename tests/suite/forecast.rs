@@ -170,4 +170,35 @@ async fn calibrate_forecasts_a_morning_surge_or_says_why_it_cannot() {
         )),
         "{said}"
     );
+
+    // Numbers out of range are named before anything runs: a metric an
+    // hour late, and a bisection goal of 80% (checked before a climb sends
+    // anything: the target here answers nothing).
+    let late = calibrate(&[
+        "--ramp",
+        "scenarios/morning-surge-fhir.toml",
+        "--metric-delay",
+        "1h",
+    ]);
+    let said = text(&late);
+    assert_eq!(late.status.code(), Some(2), "{said}");
+    assert!(said.contains("--metric-delay 1h: at most 10m"), "{said}");
+    let coarse = surge(&[
+        "calibrate",
+        "scenarios/capacity-fhir-search.toml",
+        "--target",
+        "http://127.0.0.1:9",
+        "--replicas",
+        "1",
+        "--slo-p99",
+        "1s",
+        "--precision",
+        "80",
+    ]);
+    let said = text(&coarse);
+    assert_eq!(coarse.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("--precision (%) 80 is out of range: expected 0 to 50"),
+        "{said}"
+    );
 }
