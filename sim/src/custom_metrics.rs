@@ -221,22 +221,6 @@ fn router(adapter: Arc<Adapter>) -> Router {
 
 /// Serves HTTPS until the process is stopped.
 pub async fn serve(options: AdapterOptions) -> anyhow::Result<()> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_file_iter(&options.tls_cert)
-        .with_context(|| format!("cannot read {}", options.tls_cert.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{}: not a PEM certificate", options.tls_cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&options.tls_key)
-        .with_context(|| format!("{}: not a PEM private key", options.tls_key.display()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let app = router(Arc::new(Adapter {
         prometheus: options.prometheus,
         window: options.window,
@@ -249,20 +233,7 @@ pub async fn serve(options: AdapterOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
     println!("LISTENING {}", listener.local_addr()?.port());
-    loop {
-        let (tcp, _) = listener.accept().await?;
-        let (acceptor, app) = (acceptor.clone(), app.clone());
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let _ =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
-        });
-    }
+    crate::tls::serve(app, &options.tls_cert, &options.tls_key, listener).await
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod database;
 pub mod endpoints;
 pub mod replica;
 pub mod sessions;
+pub mod tls;
 
 use anyhow::{bail, Context};
 use balancer::{Backend, Backends, Balancing};

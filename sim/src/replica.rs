@@ -284,6 +284,12 @@ impl Replica {
             None => None,
         };
         tokio::time::sleep(self.options.service.hold).await;
+        let cpu = self.options.service.cpu_per_request;
+        if !cpu.is_zero() {
+            // On a thread of its own, as an application server's request
+            // thread computes: the async workers keep answering meanwhile.
+            let _ = tokio::task::spawn_blocking(move || compute_for(cpu)).await;
+        }
         drop(slot);
         let out = work();
         drop(permit);
@@ -292,6 +298,27 @@ impl Replica {
             .usage_micros
             .fetch_add(held_from.elapsed().as_micros() as u64, Ordering::Relaxed);
         Ok(out)
+    }
+}
+
+/// Keeps this thread computing until it has used `cpu` of CPU time (not
+/// wall time: on a busy machine it takes longer, as real work does).
+fn compute_for(cpu: Duration) {
+    let used = || {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes only the timespec it is given.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    };
+    let until = used() + cpu;
+    let mut x: u64 = 1;
+    while used() < until {
+        for _ in 0..1000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
     }
 }
 
@@ -545,6 +572,7 @@ mod tests {
             fhir_auth: true,
             corrupt_replication: true,
             db_limit: Some(6),
+            cpu_per_request: Duration::from_micros(4500),
             slow: vec![("/fhir/Patient".into(), 3.0)],
             password: "p=w;d".into(),
             ..Default::default()
@@ -552,5 +580,29 @@ mod tests {
         let args = std::iter::once("surge".to_owned()).chain(options.to_args());
         let back = Cli::parse_from(args).service;
         assert_eq!(format!("{back:?}"), format!("{options:?}"));
+    }
+
+    #[test]
+    fn cpu_per_request_is_cpu_time_used_and_is_bounded() {
+        let process_cpu = || {
+            // SAFETY: getrusage writes only the struct it is given.
+            let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+            unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+            let t = |v: libc::timeval| Duration::new(v.tv_sec as u64, v.tv_usec as u32 * 1000);
+            t(u.ru_utime) + t(u.ru_stime)
+        };
+        let before = process_cpu();
+        compute_for(Duration::from_millis(30));
+        let used = process_cpu() - before;
+        // rusage counts in ticks; the thread's own clock said 30 ms.
+        assert!(used >= Duration::from_millis(20), "{used:?}");
+        let refused = Cli::try_parse_from(["surge", "--cpu-per-request", "2s"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            refused.contains("--cpu-per-request (ms) 2000 is out of range"),
+            "{refused}"
+        );
     }
 }

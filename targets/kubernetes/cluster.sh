@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # cluster.sh — a real Kubernetes control plane on loopback, for surge's
 # Kubernetes tests: etcd, kube-apiserver and kube-controller-manager of one
-# pinned release (go.mod), built from their Go modules once and cached.
+# pinned release (go.mod), built from their Go modules once and cached;
+# and the metrics-server of one release (metrics-server/go.mod), which the
+# CPU autoscaling tests start as a process.
 #
 #   targets/kubernetes/cluster.sh build          build (or find) the binaries;
 #                                                prints their folder
@@ -29,6 +31,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 release="v1.34.4-etcd-v3.6.4"
 cache="${SURGE_KUBE_CACHE:-$HOME/.cache/surge/kubernetes}/$release"
 binaries=(etcd kube-apiserver kube-controller-manager)
+# Its own module: its Kubernetes libraries need not agree with the pins above.
+metrics_server_release="v0.8.0"
 
 # The folder `up` is starting, so that a failed start stops what it started.
 starting=""
@@ -59,6 +63,7 @@ built() {
 
 build() {
     if built; then
+        build_metrics_server
         echo "$cache"
         return
     fi
@@ -82,7 +87,25 @@ build() {
     done
     echo "built in $(($(date +%s) - started)) s" >>"$log"
     echo "cluster.sh: built in $(($(date +%s) - started)) s" >&2
+    build_metrics_server
     echo "$cache"
+}
+
+# metrics-server, into the same folder as metrics-server-$release, once.
+build_metrics_server() {
+    local binary="$cache/metrics-server-$metrics_server_release"
+    [ -x "$binary" ] && return
+    local go started log="$cache/build-metrics-server.log"
+    go=$(go_bin)
+    mkdir -p "$cache"
+    started=$(date +%s)
+    echo "cluster.sh: building metrics-server $metrics_server_release into $cache" >&2
+    (
+        cd "$here/metrics-server"
+        "$go" build -trimpath -buildvcs=false -o "$binary.new" sigs.k8s.io/metrics-server/cmd/metrics-server
+    ) >"$log" 2>&1 || die "the metrics-server build failed; its output is in $log"
+    mv "$binary.new" "$binary"
+    echo "cluster.sh: metrics-server built in $(($(date +%s) - started)) s" >&2
 }
 
 port_free() {
@@ -253,6 +276,7 @@ SURGE_KUBE_PORT=$port
 SURGE_KUBE_SERVER=https://127.0.0.1:$port
 SURGE_KUBECONFIG=$dir/admin.kubeconfig
 SURGE_KUBE_CA=$dir/pki/ca.crt
+SURGE_METRICS_SERVER=$bin/metrics-server-$metrics_server_release
 ENV
     starting=""
     echo "cluster.sh: control plane up: https://127.0.0.1:$port (kubeconfig $dir/admin.kubeconfig)"

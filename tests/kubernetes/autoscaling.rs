@@ -308,8 +308,8 @@ spec:
 }
 
 /// surge's FHIR search at `rate`/s for `seconds` through the balancer,
-/// watching HPA `hpa` on Deployment hapi.
-async fn load(
+/// watching HPA `hpa` on Deployment hapi ("": watching none).
+pub(crate) async fn load(
     clinic: &Clinic,
     rate: u32,
     seconds: u32,

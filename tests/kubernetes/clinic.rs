@@ -37,7 +37,8 @@ pub struct Workload {
     pub service: &'static str,
 }
 
-/// Service `hapi` (port `http`) and Deployment `hapi` of 3 pods in clinic.
+/// Service `hapi` (port `http`) and Deployment `hapi` in clinic, each pod
+/// requesting 100m of CPU (what an HPA's CPU utilization is a share of).
 pub fn manifests(w: &Workload) -> String {
     let (sessions, mount, volume) = match w.sessions {
         Sessions::PerPod => ("per-replica", "", ""),
@@ -99,6 +100,9 @@ spec:
           ports:
             - name: http
               containerPort: 8080
+          resources:
+            requests:
+              cpu: 100m
           args: [sim, replica, --name, $(POD_NAME), --host, $(POD_IP), --port, "8080",
                  --start-delay, {start}, --shutdown-delay, {stop},
                  --attachments-dir, /data/attachments, --sessions, {sessions}{service}]
@@ -164,7 +168,8 @@ impl Clinic {
     }
 
     /// `surge run scenario` through the balancer, its bundle under `runs`,
-    /// watching HPA `hpa` on Deployment hapi, with `more` flags after.
+    /// watching HPA `hpa` on Deployment hapi ("": no HPA, nothing
+    /// watched), with `more` flags after.
     pub async fn watched_run(
         &self,
         scenario: &Path,
@@ -178,9 +183,19 @@ impl Clinic {
             .arg(scenario)
             .args(["--no-progress", "--out"])
             .arg(runs)
-            .args(["--namespace", "clinic", "--workload", "deployment/hapi"])
-            .args(["--hpa", hpa, "--kubeconfig"])
-            .arg(self.plane.kubeconfig())
+            .args(match hpa {
+                "" => vec![],
+                hpa => vec![
+                    "--namespace".into(),
+                    "clinic".into(),
+                    "--workload".into(),
+                    "deployment/hapi".into(),
+                    "--hpa".into(),
+                    hpa.into(),
+                    "--kubeconfig".into(),
+                    self.plane.kubeconfig().as_os_str().to_owned(),
+                ],
+            })
             .args(more)
             .output()
             .await

@@ -14,6 +14,12 @@ pub struct ServiceOptions {
     /// How long each database-backed request holds a connection.
     #[arg(long, default_value = "5ms", value_parser = crate::duration_flag)]
     pub hold: Duration,
+    /// CPU each database-backed request uses while it holds its connection
+    /// (its thread computes for this long), so that a pod's CPU follows its
+    /// load as an application server's does (at most 1s; 0: none beyond
+    /// answering).
+    #[arg(long, default_value = "0ms", value_parser = cpu_flag)]
+    pub cpu_per_request: Duration,
     /// The shared database takes at most this many connections at once, from
     /// all replicas together (like max_connections); no limit when not given.
     #[arg(long)]
@@ -86,6 +92,7 @@ impl ServiceOptions {
             format!("--pool={}", self.pool),
             format!("--hold={}us", self.hold.as_micros()),
             format!("--checkout-timeout={}ms", self.checkout_timeout.as_millis()),
+            format!("--cpu-per-request={}us", self.cpu_per_request.as_micros()),
             format!("--username={}", self.username),
             format!("--password={}", self.password),
             format!("--token-ttl={}ms", self.token_ttl.as_millis()),
@@ -133,6 +140,13 @@ impl ServiceOptions {
         }
         args
     }
+}
+
+/// A duration of CPU per request: at most a second.
+fn cpu_flag(text: &str) -> Result<Duration, String> {
+    let d = crate::duration_flag(text)?;
+    crate::check_range("--cpu-per-request (ms)", d.as_millis(), 0, 1000)?;
+    Ok(d)
 }
 
 /// Parses `PREFIX=FACTOR` for `--slow`.

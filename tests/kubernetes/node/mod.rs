@@ -8,11 +8,14 @@
 //! `periodSeconds`), restarts counted, Succeeded or Failed from the exit
 //! code when the pod is not to be restarted. A deleted pod is stopped as a
 //! kubelet stops it: SIGTERM, SIGKILL after its grace period (at once for a
-//! grace period of 0), then its deletion is finished.
+//! grace period of 0), then its deletion is finished. The kubelet's
+//! resource metrics endpoint (`kubelet.rs`) reports each pod process's real
+//! CPU and memory to metrics-server.
 //!
 //! A test double beside the tests, never in the harness: no container
 //! runtime, no cgroups, one image family (surge's).
 
+mod kubelet;
 mod launch;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -38,6 +41,7 @@ const RESTART_BACKOFF: Duration = Duration::from_secs(1);
 pub struct NodeDouble {
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
+    endpoint: tokio::task::JoinHandle<()>,
     dir: PathBuf,
 }
 
@@ -48,6 +52,7 @@ impl Drop for NodeDouble {
             // Dropping the task drops its children, each killed on drop.
             task.abort();
         }
+        self.endpoint.abort();
     }
 }
 
@@ -64,7 +69,12 @@ impl NodeDouble {
         nodes.create(&PostParams::default(), &node).await.unwrap();
         heartbeat(&nodes).await;
         let stop = CancellationToken::new();
+        let residents = kubelet::Residents::default();
+        let endpoint = kubelet::serve(residents.clone(), dir)
+            .await
+            .expect("the kubelet endpoint starts");
         let kubelet = Kubelet {
+            residents,
             pods: Api::namespaced(client.clone(), namespace),
             client,
             images,
@@ -76,6 +86,7 @@ impl NodeDouble {
         NodeDouble {
             stop,
             task: Some(task),
+            endpoint,
             dir: dir.to_path_buf(),
         }
     }
@@ -97,7 +108,8 @@ async fn heartbeat(nodes: &Api<Node>) {
         }],
         "capacity": {"cpu": "16", "memory": "64Gi", "pods": "110"},
         "allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110"},
-        "addresses": [{"type": "InternalIP", "address": "10.244.0.1"}]
+        "addresses": [{"type": "InternalIP", "address": kubelet::ADDRESS.to_string()}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet::PORT}}
     }});
     let _ = nodes
         .patch_status(NODE, &PatchParams::default(), &Patch::Merge(&status))
@@ -119,6 +131,7 @@ struct Probe {
 /// A pod this node started.
 struct Running {
     name: String,
+    namespace: String,
     container: String,
     /// Where its output goes, a file per pod.
     logs: PathBuf,
@@ -129,6 +142,13 @@ struct Running {
     child: Option<Child>,
     /// When the process (last) started.
     started: Instant,
+    /// The same, seconds since the epoch (the container's start time).
+    started_unix: f64,
+    /// When the node took the pod on (its `startTime`).
+    start_time: String,
+    /// When Ready last changed (its condition's `lastTransitionTime`: the
+    /// HPA's CPU rules read it).
+    ready_since: String,
     /// When the process ended and with which code, until it is started again.
     exited: Option<(Instant, i32)>,
     restarts: i32,
@@ -148,6 +168,8 @@ enum RestartPolicy {
 }
 
 struct Kubelet {
+    /// The pod processes the kubelet endpoint reports.
+    residents: kubelet::Residents,
     client: Client,
     pods: Api<Pod>,
     images: Images,
@@ -170,6 +192,7 @@ impl Kubelet {
                     self.look_at(pod).await;
                 }
             }
+            self.publish();
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 _ = stop.cancelled() => {}
@@ -205,6 +228,28 @@ impl Kubelet {
             }
             Some(_) => {}
         }
+    }
+
+    /// The running processes, for the kubelet endpoint.
+    fn publish(&self) {
+        let now: BTreeMap<String, kubelet::Resident> = self
+            .running
+            .iter()
+            .filter_map(|(uid, r)| {
+                let pid = r.child.as_ref()?.id()?;
+                Some((
+                    uid.clone(),
+                    kubelet::Resident {
+                        namespace: r.namespace.clone(),
+                        pod: r.name.clone(),
+                        container: r.container.clone(),
+                        pid,
+                        started_unix: r.started_unix,
+                    },
+                ))
+            })
+            .collect();
+        *self.residents.lock().unwrap() = now;
     }
 
     /// The scheduler's part, then the kubelet's: bound here, an address,
@@ -294,6 +339,7 @@ impl Kubelet {
         });
         let mut running = Running {
             name: name.to_owned(),
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             container: spec.containers[0].name.clone(),
             logs: self.dir.join("logs"),
             address,
@@ -302,6 +348,9 @@ impl Kubelet {
             restart,
             child: None,
             started: Instant::now(),
+            started_unix: 0.0,
+            start_time: now(),
+            ready_since: now(),
             exited: None,
             restarts: 0,
             ready: false,
@@ -377,8 +426,12 @@ impl Running {
             .map_err(|e| format!("cannot start {}: {e}", self.launch.program.display()))?;
         self.child = Some(child);
         self.started = Instant::now();
+        self.started_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
         self.exited = None;
-        self.ready = false;
+        self.set_ready(false);
         self.last_probe = None;
         Ok(())
     }
@@ -392,7 +445,7 @@ impl Running {
             if let Ok(Some(status)) = child.try_wait() {
                 self.exited = Some((Instant::now(), status.code().unwrap_or(137)));
                 self.child = None;
-                self.ready = false;
+                self.set_ready(false);
             }
         }
         if let Some((when, code)) = self.exited {
@@ -408,23 +461,31 @@ impl Running {
             return;
         }
         match &self.probe {
-            None => self.ready = true,
+            None => self.set_ready(true),
             Some(probe) => {
                 if self
                     .last_probe
                     .is_none_or(|at| at.elapsed() >= probe.period)
                 {
                     self.last_probe = Some(Instant::now());
-                    self.ready = probe_once(self.address, probe).await;
+                    let ready = probe_once(self.address, probe).await;
+                    self.set_ready(ready);
                 }
             }
+        }
+    }
+
+    fn set_ready(&mut self, ready: bool) {
+        if ready != self.ready {
+            self.ready = ready;
+            self.ready_since = now();
         }
     }
 
     /// The pod's status as a kubelet writes it.
     fn status(&self) -> serde_json::Value {
         let ip = self.address.to_string();
-        let condition = |kind: &str, yes: bool| serde_json::json!({"type": kind, "status": if yes { "True" } else { "False" }});
+        let condition = |kind: &str, yes: bool, since: &str| serde_json::json!({"type": kind, "status": if yes { "True" } else { "False" }, "lastTransitionTime": since});
         let (phase, state) = match self.exited {
             Some((_, code)) if self.child.is_none() => {
                 let done = match self.restart {
@@ -443,18 +504,22 @@ impl Running {
                     serde_json::json!({"terminated": {"exitCode": code, "reason": reason}}),
                 )
             }
-            _ => ("Running", serde_json::json!({"running": {}})),
+            _ => (
+                "Running",
+                serde_json::json!({"running": {"startedAt": self.start_time}}),
+            ),
         };
         serde_json::json!({"status": {
             "phase": phase,
             "podIP": ip,
             "podIPs": [{"ip": ip}],
-            "hostIP": "10.244.0.1",
+            "hostIP": kubelet::ADDRESS.to_string(),
+            "startTime": self.start_time,
             "conditions": [
-                condition("PodScheduled", true),
-                condition("Initialized", true),
-                condition("ContainersReady", self.ready),
-                condition("Ready", self.ready),
+                condition("PodScheduled", true, &self.start_time),
+                condition("Initialized", true, &self.start_time),
+                condition("ContainersReady", self.ready, &self.ready_since),
+                condition("Ready", self.ready, &self.ready_since),
             ],
             "containerStatuses": [{
                 "name": self.container, "image": "surge", "imageID": "",
