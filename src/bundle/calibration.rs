@@ -53,6 +53,43 @@ pub struct Step {
     /// (`calibrate::bisection`), not as a step of the staircase.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bisected: bool,
+    /// The pods' CPU during the step, from `metrics.k8s.io`, when surge
+    /// calibrate was given the workload's pods to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<StepCpu>,
+}
+
+/// A step's CPU per pod, from the windows metrics-server measured wholly
+/// inside the step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepCpu {
+    /// Mean CPU per pod, millicores.
+    pub millicores_per_pod: f64,
+    /// Pods read.
+    pub pods: u32,
+    /// Windows counted, all pods together.
+    pub windows: u32,
+    /// The pods' CPU request, millicores (their mean), when every pod read
+    /// sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_millicores: Option<f64>,
+}
+
+/// One pod's CPU as `metrics.k8s.io` reported it: its mean over the window
+/// `[end − window, end]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PodCpuReading {
+    /// The pod.
+    pub pod: String,
+    /// The window's end, seconds since the epoch.
+    pub end_unix_s: f64,
+    /// The window's length, s.
+    pub window_s: f64,
+    /// Mean CPU over the window, millicores (all containers).
+    pub millicores: f64,
+    /// The pod's CPU request, millicores (all containers), when every
+    /// container sets one.
+    pub request_millicores: Option<f64>,
 }
 
 impl Step {
@@ -88,6 +125,7 @@ impl Step {
             p95_trend_ms: None,
             read_backs_per_s: None,
             bisected: false,
+            cpu: None,
         }
     }
 

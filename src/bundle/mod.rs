@@ -38,7 +38,7 @@ pub use attribution::{
 pub use autoscaling::{
     AutoscalerSample, AutoscalingForecast, AutoscalingSummary, AutoscalingTimeline,
 };
-pub use calibration::{PoolSample, Step};
+pub use calibration::{PodCpuReading, PoolSample, Step, StepCpu};
 pub use chaos::{ChaosEvent, ChaosReport, Impact, Outcome, ReplicaCount};
 pub use consistency::{ConsistencyVerdict, Problem, ReplicaCounts, Verdict, MAX_PROBLEMS};
 pub use environment::{Control, Environment, Lateness};

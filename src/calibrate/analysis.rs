@@ -95,6 +95,14 @@ pub(super) fn analyse_after(
         Some((plan, pool, knobs)) => (Some(plan), pool, knobs),
         None => (None, None, None),
     };
+    // CPU is judged against the rate target: no target, no CPU target.
+    let cpu = match (&hpa_plan, capacity) {
+        (Some(plan), Some((_, at))) => {
+            super::cpu::advise(&steps, replicas, Some(at), plan.target_per_pod)
+        }
+        _ => None,
+    };
+    reasons.extend(cpu.as_ref().map(|advice| advice.reason.clone()));
     let capacity_arrivals_per_pod = capacity.map(|(_, i)| steps[i].rate / replicas.max(1) as f64);
     let capacity_by_request = capacity
         .map(|(_, i)| {
@@ -118,6 +126,7 @@ pub(super) fn analyse_after(
         usl,
         hpa: hpa_plan,
         pool: pool_size,
+        cpu,
         measured_pool,
         knobs,
         verification: None,

@@ -2,12 +2,13 @@
 //! from k8s-openapi types, and the pool settings per component, as YAML
 //! documents an operator can apply or copy.
 
+use super::cpu::{CpuAdvice, ScalingMetric};
 use super::hpa::HpaPlan;
 use super::pool::{Knobs, PoolSize};
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler,
     HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricIdentifier, MetricSpec,
-    MetricTarget, PodsMetricSource,
+    MetricTarget, PodsMetricSource, ResourceMetricSource,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -27,18 +28,76 @@ pub struct Workload {
     pub metric: String,
 }
 
-/// The HorizontalPodAutoscaler for `plan`.
+/// The HorizontalPodAutoscaler for `plan`, on the request-rate metric.
 pub fn hpa(workload: &Workload, plan: &HpaPlan) -> HorizontalPodAutoscaler {
     // A Pods metric takes an AverageValue; millis keep a fractional target exact.
     let target_milli = (plan.target_per_pod * 1000.0).floor() as u64;
+    hpa_on(
+        workload,
+        plan,
+        MetricSpec {
+            type_: "Pods".into(),
+            pods: Some(PodsMetricSource {
+                metric: MetricIdentifier {
+                    name: workload.metric.clone(),
+                    selector: None,
+                },
+                target: MetricTarget {
+                    type_: "AverageValue".into(),
+                    average_value: Some(Quantity(format!("{target_milli}m"))),
+                    ..Default::default()
+                },
+            }),
+            ..Default::default()
+        },
+        plan.reasons.join("; "),
+    )
+}
+
+/// The same HorizontalPodAutoscaler on CPU (a Resource metric, read from
+/// metrics-server): the utilization of the pods' request at the rate
+/// target, or its millicores when the pods set no request.
+pub fn hpa_cpu(workload: &Workload, plan: &HpaPlan, cpu: &CpuAdvice) -> HorizontalPodAutoscaler {
+    let target = match cpu.target_utilization {
+        Some(percent) => MetricTarget {
+            type_: "Utilization".into(),
+            average_utilization: Some(percent as i32),
+            ..Default::default()
+        },
+        None => MetricTarget {
+            type_: "AverageValue".into(),
+            average_value: Some(Quantity(format!("{:.0}m", cpu.target_millicores.max(1.0)))),
+            ..Default::default()
+        },
+    };
+    hpa_on(
+        workload,
+        plan,
+        MetricSpec {
+            type_: "Resource".into(),
+            resource: Some(ResourceMetricSource {
+                name: "cpu".into(),
+                target,
+            }),
+            ..Default::default()
+        },
+        format!("{}; {}", plan.reasons.join("; "), cpu.reason),
+    )
+}
+
+/// The HorizontalPodAutoscaler for `plan` scaling on `metric`, its
+/// reasoning in an annotation.
+fn hpa_on(
+    workload: &Workload,
+    plan: &HpaPlan,
+    metric: MetricSpec,
+    reasoning: String,
+) -> HorizontalPodAutoscaler {
     HorizontalPodAutoscaler {
         metadata: ObjectMeta {
             name: Some(workload.name.clone()),
             namespace: workload.namespace.clone(),
-            annotations: Some(BTreeMap::from([(
-                "surge/reasoning".to_owned(),
-                plan.reasons.join("; "),
-            )])),
+            annotations: Some(BTreeMap::from([("surge/reasoning".to_owned(), reasoning)])),
             ..Default::default()
         },
         spec: Some(HorizontalPodAutoscalerSpec {
@@ -49,21 +108,7 @@ pub fn hpa(workload: &Workload, plan: &HpaPlan) -> HorizontalPodAutoscaler {
             },
             min_replicas: Some(plan.min_replicas as i32),
             max_replicas: plan.max_replicas as i32,
-            metrics: Some(vec![MetricSpec {
-                type_: "Pods".into(),
-                pods: Some(PodsMetricSource {
-                    metric: MetricIdentifier {
-                        name: workload.metric.clone(),
-                        selector: None,
-                    },
-                    target: MetricTarget {
-                        type_: "AverageValue".into(),
-                        average_value: Some(Quantity(format!("{target_milli}m"))),
-                        ..Default::default()
-                    },
-                }),
-                ..Default::default()
-            }]),
+            metrics: Some(vec![metric]),
             behavior: Some(HorizontalPodAutoscalerBehavior {
                 // Up fast: at most one reaction time late already.
                 scale_up: Some(HPAScalingRules {
@@ -186,11 +231,13 @@ pub struct PoolSettings {
     pub knobs: Knobs,
 }
 
-/// The documents as YAML: the HPA, the pool settings when sized, and the
-/// KEDA ScaledObject when asked for.
+/// The documents as YAML: the HPA, the pool settings when sized, the
+/// same HPA on CPU when the pods' CPU was read (with which of the two to
+/// apply), and the KEDA ScaledObject when asked for.
 pub fn to_yaml(
     hpa: &HorizontalPodAutoscaler,
     pools: Option<&PoolSettings>,
+    cpu: Option<(&HorizontalPodAutoscaler, ScalingMetric)>,
     keda: Option<&ScaledObject>,
 ) -> anyhow::Result<String> {
     fn yaml<T: Serialize>(what: &str, value: &T) -> anyhow::Result<String> {
@@ -205,6 +252,18 @@ pub fn to_yaml(
         out.push_str(&format!(
             "---\n# Connection pools: HikariCP maximum-pool-size (HAPI FHIR), hibernate.c3p0.max_size (OpenMRS),\n# pgBouncer default_pool_size / max_client_conn, database max_connections.\n{}",
             yaml("pool settings", pools)?
+        ));
+    }
+    if let Some((cpu_hpa, pick)) = cpu {
+        let which = match pick {
+            ScalingMetric::Cpu => "surge's pick (see its annotation)",
+            ScalingMetric::RequestRate => {
+                "the first HPA is surge's pick (see this one's annotation for why not CPU)"
+            }
+        };
+        out.push_str(&format!(
+            "---\n# The same scaling on CPU, from metrics-server ({which}); apply this or the first HPA, not both.\n{}",
+            yaml("the CPU HPA", cpu_hpa)?
         ));
     }
     if let Some(keda) = keda {
@@ -251,7 +310,7 @@ mod tests {
             "http://prometheus:9090",
             "sum(rate(http_server_requests_seconds_count[1m]))",
         );
-        let yaml = to_yaml(&hpa(&workload, &p), Some(&pools), Some(&keda_object)).unwrap();
+        let yaml = to_yaml(&hpa(&workload, &p), Some(&pools), None, Some(&keda_object)).unwrap();
         let mut docs = yaml.split("\n---\n");
         let back: HorizontalPodAutoscaler = serde_saphyr::from_str(docs.next().unwrap()).unwrap();
         let spec = back.spec.unwrap();
@@ -280,5 +339,80 @@ mod tests {
         let keda_back: ScaledObject = serde_saphyr::from_str(docs.next().unwrap()).unwrap();
         assert_eq!(keda_back, keda_object);
         assert_eq!(keda_back.spec.max_replica_count, p.max_replicas);
+    }
+
+    #[test]
+    fn the_cpu_hpa_scales_on_the_utilization_or_the_millicores_with_the_same_bounds() {
+        let p = plan(&HpaInputs {
+            capacity_per_pod: 20.0,
+            metric_window_s: 30.0,
+            pod_start_s: 20.0,
+            readiness_s: 0.0,
+            growth_per_s: 0.0,
+            base_rate: 20.0,
+            peak_rate: 60.0,
+            pool_per_replica: 2,
+            connection_budget: 97,
+        });
+        let workload = Workload {
+            kind: "Deployment".into(),
+            name: "hapi".into(),
+            namespace: Some("clinic".into()),
+            metric: "http_server_requests_per_second".into(),
+        };
+        let mut advice = CpuAdvice {
+            idle_millicores: 4.0,
+            millicores_per_request_per_s: 5.0,
+            r2: 0.99,
+            steps: 4,
+            target_millicores: 84.0,
+            request_millicores: Some(100.0),
+            target_utilization: Some(84),
+            pick: ScalingMetric::Cpu,
+            reason: "scale on CPU: it follows the load".into(),
+        };
+        let rate = hpa(&workload, &p);
+        let yaml = to_yaml(
+            &rate,
+            None,
+            Some((&hpa_cpu(&workload, &p, &advice), advice.pick)),
+            None,
+        )
+        .unwrap();
+        let docs: Vec<&str> = yaml.split("\n---\n").collect();
+        assert!(
+            docs[1].starts_with("# The same scaling on CPU, from metrics-server (surge's pick"),
+            "{yaml}"
+        );
+        let back: HorizontalPodAutoscaler = serde_saphyr::from_str(docs[1]).unwrap();
+        let spec = back.spec.unwrap();
+        let metric = &spec.metrics.as_ref().unwrap()[0];
+        assert_eq!(metric.type_, "Resource");
+        let resource = metric.resource.as_ref().unwrap();
+        assert_eq!(
+            (resource.name.as_str(), resource.target.average_utilization),
+            ("cpu", Some(84))
+        );
+        let first = rate.spec.unwrap();
+        assert_eq!(
+            (spec.min_replicas, spec.max_replicas),
+            (first.min_replicas, first.max_replicas)
+        );
+        assert_eq!(spec.behavior, first.behavior);
+        assert!(back.metadata.annotations.unwrap()["surge/reasoning"]
+            .ends_with("scale on CPU: it follows the load"));
+        // No request: the millicores as an average value.
+        advice.target_utilization = None;
+        let value = hpa_cpu(&workload, &p, &advice)
+            .spec
+            .unwrap()
+            .metrics
+            .unwrap()[0]
+            .clone();
+        let target = value.resource.unwrap().target;
+        assert_eq!(
+            (target.type_.as_str(), target.average_value),
+            ("AverageValue", Some(Quantity("84m".into())))
+        );
     }
 }

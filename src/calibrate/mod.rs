@@ -10,14 +10,17 @@
 //! the capacity, and what the HPA target rests on). `analysis` puts them
 //! together: [`analyse_measurements`]; [`climbed`] completes the demand from
 //! the pool series scraped beside a climb and opens the reasons with how
-//! the steps were measured ([`analyse_calibration`]); [`verification`]
-//! judges a replay at the recommended rate and puts the reasons in their
-//! final order as the calibration ends ([`Calibration::ended`]).
+//! the steps were measured ([`analyse_calibration`]); [`cpu`] gives a CPU
+//! target beside the request rate and picks between them;
+//! [`verification`] judges a replay at the recommended rate and puts the
+//! reasons in their final order as the calibration ends
+//! ([`Calibration::ended`]).
 
 mod analysis;
 pub mod bisection;
 pub mod capacity;
 pub mod climbed;
+pub mod cpu;
 pub mod erlang;
 pub mod forecast;
 pub mod hpa;
@@ -100,6 +103,10 @@ pub struct Calibration {
     pub usl: Option<UslFit>,
     /// HPA settings.
     pub hpa: Option<HpaPlan>,
+    /// A CPU target beside the request-rate one, and which to scale on,
+    /// when the steps read the pods' CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<cpu::CpuAdvice>,
     /// Pool per replica.
     pub pool: Option<PoolSize>,
     /// The pool the pods ran with during the staircase, when scraped.

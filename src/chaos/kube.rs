@@ -6,11 +6,13 @@
 //!   (`rollout-restart` sets the pod template's `restartedAt` annotation
 //!   exactly as `kubectl rollout restart` does; `scale` sets `spec.replicas`);
 //! - the HPA (autoscaling/v2): get, for current and desired replicas and the
-//!   metric it saw (the autoscaler's timeline, `super::autoscaler`).
+//!   metric it saw (the autoscaler's timeline, `super::autoscaler`);
+//! - the pods' metrics (`metrics.k8s.io/v1beta1`, served by metrics-server):
+//!   list by label selector, for `surge calibrate`'s CPU per pod.
 
 use super::pod_watch::{Changes, PodWatch};
 use super::{ChaosError, Pod};
-use crate::bundle::ReplicaCount;
+use crate::bundle::{PodCpuReading, ReplicaCount};
 use crate::scenario::chaos::{KubeTarget, Workload, WorkloadKind};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -261,6 +263,47 @@ impl KubeBackend {
         Ok((counts, hpa))
     }
 
+    /// The CPU of the pods behind the selector as `metrics.k8s.io` reports
+    /// it (each pod's mean over metrics-server's last window), with each
+    /// pod's CPU request.
+    pub async fn pod_cpu(&self) -> Result<Vec<PodCpuReading>, ChaosError> {
+        let metrics = kube::api::ApiResource {
+            group: "metrics.k8s.io".into(),
+            version: "v1beta1".into(),
+            api_version: "metrics.k8s.io/v1beta1".into(),
+            kind: "PodMetrics".into(),
+            plural: "pods".into(),
+        };
+        let params = ListParams::default().labels(&self.target.selector);
+        let read = Api::<kube::api::DynamicObject>::namespaced_with(
+            self.client.clone(),
+            &self.target.namespace,
+            &metrics,
+        )
+        .list(&params)
+        .await
+        .map_err(|e| api_error("list metrics.k8s.io pods (is metrics-server installed?)", e))?;
+        let pods = self
+            .pods_api()
+            .list(&params)
+            .await
+            .map_err(|e| api_error("list pods", e))?;
+        let requests: std::collections::BTreeMap<String, Option<f64>> = pods
+            .items
+            .iter()
+            .map(|p| (p.metadata.name.clone().unwrap_or_default(), cpu_request(p)))
+            .collect();
+        Ok(read
+            .items
+            .iter()
+            .filter_map(|item| {
+                let name = item.metadata.name.clone()?;
+                let request = requests.get(&name).copied().flatten();
+                pod_cpu_reading(name, &item.data, request)
+            })
+            .collect())
+    }
+
     async fn workload_counts(&self, w: &Workload) -> Result<ReplicaCount, ChaosError> {
         let ns = &self.target.namespace;
         let what = format!("get {:?} {ns}/{}", w.kind, w.name);
@@ -350,6 +393,70 @@ fn statefulset_counts(s: &StatefulSet) -> (Option<u32>, u32) {
     (desired, ready)
 }
 
+/// A pod's CPU request in millicores, summed over its containers; `None`
+/// when one of them sets none.
+fn cpu_request(pod: &KubePod) -> Option<f64> {
+    let containers = &pod.spec.as_ref()?.containers;
+    containers
+        .iter()
+        .map(|c| {
+            let q = c.resources.as_ref()?.requests.as_ref()?.get("cpu")?;
+            super::autoscaler::quantity(&q.0).map(|cores| cores * 1000.0)
+        })
+        .sum()
+}
+
+/// One PodMetrics object (`timestamp`, `window`, `containers[].usage.cpu`)
+/// as a reading; `None` when a field is missing or unreadable.
+fn pod_cpu_reading(
+    pod: String,
+    data: &serde_json::Value,
+    request_millicores: Option<f64>,
+) -> Option<PodCpuReading> {
+    let end: k8s_openapi::jiff::Timestamp = data["timestamp"].as_str()?.parse().ok()?;
+    let window = go_duration_s(data["window"].as_str()?)?;
+    let millicores = data["containers"]
+        .as_array()?
+        .iter()
+        .map(|c| super::autoscaler::quantity(c["usage"]["cpu"].as_str()?))
+        .sum::<Option<f64>>()?
+        * 1000.0;
+    Some(PodCpuReading {
+        pod,
+        end_unix_s: end.as_millisecond() as f64 / 1000.0,
+        window_s: window,
+        millicores,
+        request_millicores,
+    })
+}
+
+/// A Go duration as metav1.Duration writes it (`10.085s`, `1m0.5s`,
+/// `500ms`), in seconds.
+fn go_duration_s(text: &str) -> Option<f64> {
+    let units = [
+        ("ns", 1e-9),
+        ("us", 1e-6),
+        ("µs", 1e-6),
+        ("ms", 1e-3),
+        ("h", 3600.0),
+        ("m", 60.0),
+        ("s", 1.0),
+    ];
+    let mut rest = text;
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&at| at > 0)?;
+        let value: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, scale) = units.iter().find(|(u, _)| rest.starts_with(u))?;
+        total += value * scale;
+        rest = &rest[unit.len()..];
+    }
+    (!text.is_empty()).then_some(total)
+}
+
 /// The merge patch `kubectl rollout restart` sends.
 pub fn restart_patch(now_rfc3339: &str) -> serde_json::Value {
     serde_json::json!({
@@ -397,6 +504,46 @@ fn to_pod(p: &KubePod, port: Option<u16>) -> Pod {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pod_metrics_object_reads_as_cpu_over_its_window() {
+        let data = serde_json::json!({
+            "timestamp": "2026-12-07T07:00:10Z", "window": "10.085s",
+            "containers": [{"name": "hapi", "usage": {"cpu": "114057028n", "memory": "9Mi"}},
+                           {"name": "side", "usage": {"cpu": "6m"}}]
+        });
+        let r = pod_cpu_reading("hapi-1".into(), &data, Some(100.0)).unwrap();
+        assert!((r.millicores - 120.057028).abs() < 1e-6, "{r:?}");
+        assert!((r.window_s - 10.085).abs() < 1e-9);
+        assert_eq!(r.end_unix_s, 1_796_626_810.0);
+        assert_eq!(go_duration_s("1m0.5s"), Some(60.5));
+        assert_eq!(go_duration_s("500ms"), Some(0.5));
+        assert_eq!(
+            (go_duration_s(""), go_duration_s("10x"), go_duration_s("s")),
+            (None, None, None)
+        );
+        let mut no_cpu = data.clone();
+        no_cpu["containers"][1]["usage"] = serde_json::json!({"memory": "1Mi"});
+        assert_eq!(pod_cpu_reading("hapi-1".into(), &no_cpu, None), None);
+        // A request on every container sums; one without makes none.
+        let pod = |requests: serde_json::Value| -> KubePod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p"},
+                "spec": {"containers": [
+                    {"name": "a", "resources": {"requests": {"cpu": "250m"}}},
+                    {"name": "b", "resources": {"requests": requests}}]}
+            }))
+            .unwrap()
+        };
+        assert_eq!(
+            cpu_request(&pod(serde_json::json!({"cpu": "0.5"}))),
+            Some(750.0)
+        );
+        assert_eq!(
+            cpu_request(&pod(serde_json::json!({"memory": "1Gi"}))),
+            None
+        );
+    }
 
     #[test]
     fn the_restart_patch_is_kubectls() {

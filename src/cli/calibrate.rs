@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use surge::calibrate::{capacity::Slo, manifest, Demand};
 use surge::run::calibrate::{CalibrateRequest, RampRequest, StepSource};
+use surge::run::pod_cpu::PodCpuTarget;
 
 #[derive(clap::Args)]
 pub struct CalibrateArgs {
@@ -135,6 +136,19 @@ pub struct CalibrateArgs {
     /// adapter's cache if it has one.
     #[arg(long, default_value = "15s", value_parser = surge::scenario::parse_duration)]
     pub metric_delay: Duration,
+    /// Read the CPU of the workload's pods with this label selector (e.g.
+    /// app=hapi, in --namespace) from metrics.k8s.io during each step, and
+    /// recommend a CPU target beside the request rate. Steps at least 3×
+    /// metrics-server's resolution long give each step its own windows.
+    #[arg(long, conflicts_with = "from_bundle")]
+    pub selector: Option<String>,
+    /// kubeconfig file for --selector (default: KUBECONFIG, ~/.kube/config,
+    /// then in-cluster).
+    #[arg(long, requires = "selector")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context for --selector (default: the current one).
+    #[arg(long, requires = "selector")]
+    pub context: Option<String>,
     /// Folder for the calibration bundle.
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
@@ -158,6 +172,20 @@ impl CalibrateArgs {
                 humantime::format_duration(self.metric_delay)
             ));
         }
+        let pod_cpu = match (self.selector, &self.namespace) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(
+                    "--selector reads the pods' CPU in a namespace: give --namespace".into(),
+                )
+            }
+            (Some(selector), Some(namespace)) => Some(PodCpuTarget {
+                namespace: namespace.clone(),
+                selector,
+                kubeconfig: self.kubeconfig,
+                context: self.context,
+            }),
+        };
         let source = match (self.scenario, self.from_bundle) {
             (_, Some(bundle)) => StepSource::FromBundle(bundle),
             (Some(scenario), None) => StepSource::Climb(surge::run::staircase::Staircase {
@@ -210,6 +238,7 @@ impl CalibrateArgs {
                 hpa_file: self.ramp_hpa,
                 metric_delay_s: self.metric_delay.as_secs_f64(),
             }),
+            pod_cpu,
         })
     }
 }

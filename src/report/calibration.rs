@@ -92,7 +92,17 @@ impl Export<Calibration> for Recommendations {
             .keda
             .as_ref()
             .map(|(server, query)| manifest::keda(&self.workload, plan, server, query));
-        Ok(manifest::to_yaml(&hpa, pools.as_ref(), keda.as_ref())?.into_bytes())
+        let cpu = c
+            .cpu
+            .as_ref()
+            .map(|a| (manifest::hpa_cpu(&self.workload, plan, a), a.pick));
+        Ok(manifest::to_yaml(
+            &hpa,
+            pools.as_ref(),
+            cpu.as_ref().map(|(h, pick)| (h, *pick)),
+            keda.as_ref(),
+        )?
+        .into_bytes())
     }
 }
 
@@ -182,6 +192,17 @@ fn verdict(o: &mut String, c: &Calibration) -> anyhow::Result<()> {
         // The pool the target was measured with, beside the recommended one.
         if let Some(basis) = &h.pool_basis {
             write!(o, "<p>HPA target and pool: {}.</p>", esc(basis))?;
+        }
+        if let Some(cpu) = &c.cpu {
+            let target = match cpu.target_utilization {
+                Some(u) => format!("{u}% CPU utilization"),
+                None => format!("{:.0}m CPU per pod", cpu.target_millicores),
+            };
+            let pick = match cpu.pick {
+                crate::calibrate::cpu::ScalingMetric::Cpu => "scale on CPU",
+                crate::calibrate::cpu::ScalingMetric::RequestRate => "scale on the request rate",
+            };
+            write!(o, "<p>The same target on CPU: <b>{target}</b>; surge's pick: <b>{pick}</b> (why: below).</p>")?;
         }
     }
     Ok(())
@@ -302,6 +323,7 @@ fn usl_chart(c: &Calibration, f: &usl::UslFit) -> anyhow::Result<String> {
 /// what the cluster carried in all when surge read uploads back.
 fn steps_table(c: &Calibration) -> Table {
     let read_backs = super::staircase::read_back_cells(&c.steps);
+    let cpu = super::staircase::cpu_cells(&c.steps);
     let mut header = vec![
         "step",
         "offered req/s",
@@ -314,6 +336,9 @@ fn steps_table(c: &Calibration) -> Table {
     ];
     if read_backs.is_some() {
         header.extend(super::staircase::READ_BACK_COLUMNS);
+    }
+    if cpu.is_some() {
+        header.push(super::staircase::CPU_COLUMN);
     }
     header.push("meets SLO");
     Table::new(header).with_rows(c.steps.iter().enumerate().map(|(i, s)| {
@@ -328,9 +353,11 @@ fn steps_table(c: &Calibration) -> Table {
             s.dropped.to_string(),
         ];
         let carried = read_backs.as_ref().map(|cells| cells[i].clone());
+        let cpu = cpu.as_ref().map(|cells| cells[i].clone());
         figures
             .into_iter()
             .chain(carried.into_iter().flatten())
+            .chain(cpu)
             .map(Text::from)
             .chain([meets_cell(c, i)])
     }))

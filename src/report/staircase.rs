@@ -1,7 +1,8 @@
 //! A calibration staircase as a table for the terminal: each step's offered
 //! and achieved rate, latency percentiles, error rate and dropped arrivals;
 //! and, when surge read uploads back, the read-backs it sent and what the
-//! cluster carried in all (work, setup and read-backs).
+//! cluster carried in all (work, setup and read-backs); and, when the pods'
+//! CPU was read, each step's CPU per pod.
 
 use crate::bundle::Step;
 
@@ -33,6 +34,23 @@ pub(super) fn read_back_cells(steps: &[Step]) -> Option<Vec<[String; 2]>> {
     )
 }
 
+/// The CPU column's name.
+pub(super) const CPU_COLUMN: &str = "CPU/pod";
+
+/// Per step, its CPU per pod (`84m`, or `–` for a step with no window of
+/// its own); None when no step's CPU was read.
+pub(super) fn cpu_cells(steps: &[Step]) -> Option<Vec<String>> {
+    steps.iter().any(|s| s.cpu.is_some()).then(|| {
+        steps
+            .iter()
+            .map(|s| match &s.cpu {
+                Some(c) => format!("{:.0}m", c.millicores_per_pod),
+                None => "–".into(),
+            })
+            .collect()
+    })
+}
+
 /// A step's label: its place among the steps, `b` after it when it was
 /// measured by bisection after the climb.
 pub(super) fn step_label(i: usize, s: &Step) -> String {
@@ -51,6 +69,7 @@ pub(super) fn bisection_legend(steps: &[Step]) -> Option<&'static str> {
 pub fn staircase_table(steps: &[Step]) -> String {
     use std::fmt::Write as _;
     let read_backs = read_back_cells(steps);
+    let cpu = cpu_cells(steps);
     let mut out = String::new();
     let _ = write!(
         out,
@@ -60,6 +79,9 @@ pub fn staircase_table(steps: &[Step]) -> String {
     if read_backs.is_some() {
         let [rb, carried] = READ_BACK_COLUMNS;
         let _ = write!(out, " {rb:>13} {carried:>10}");
+    }
+    if cpu.is_some() {
+        let _ = write!(out, " {CPU_COLUMN:>8}");
     }
     out.push('\n');
     for (i, s) in steps.iter().enumerate() {
@@ -77,6 +99,9 @@ pub fn staircase_table(steps: &[Step]) -> String {
         );
         if let Some([rb, carried]) = read_backs.as_ref().map(|cells| &cells[i]) {
             let _ = write!(out, " {rb:>13} {carried:>10}");
+        }
+        if let Some(cell) = cpu.as_ref().map(|cells| &cells[i]) {
+            let _ = write!(out, " {cell:>8}");
         }
         out.push('\n');
     }
@@ -125,5 +150,24 @@ mod tests {
             assert!(!table.contains("carried"), "{table}");
             assert!(table.lines().nth(1).unwrap().ends_with('0'), "{table}");
         }
+    }
+
+    /// The pods' CPU per step when it was read, `–` for a step without a
+    /// window of its own; no column when it was not read.
+    #[test]
+    fn cpu_per_pod_is_a_column_only_when_read() {
+        let mut steps = vec![step(10.0, None), step(20.0, None)];
+        assert!(!staircase_table(&steps).contains("CPU"));
+        steps[1].cpu = Some(crate::bundle::StepCpu {
+            millicores_per_pod: 84.4,
+            pods: 2,
+            windows: 4,
+            request_millicores: None,
+        });
+        let table = staircase_table(&steps);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].ends_with(" CPU/pod"), "{table}");
+        assert!(lines[1].ends_with(" –"), "{table}");
+        assert!(lines[2].ends_with(" 84m"), "{table}");
     }
 }

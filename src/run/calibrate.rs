@@ -9,6 +9,7 @@
 //! replay's verdict and the end of the reasons
 //! ([`calibrate::verification`]).
 
+use super::pod_cpu::{PodCpuTarget, PodCpuWatch};
 use super::staircase::{self, Pass, Staircase, StepRun};
 use super::RunError;
 use crate::calibrate::capacity::Slo;
@@ -53,6 +54,8 @@ pub struct CalibrateRequest {
     pub dir: PathBuf,
     /// A ramp to forecast under the HPA (`--ramp`).
     pub ramp: Option<RampRequest>,
+    /// The workload's pods whose CPU each step reads (`--selector`).
+    pub pod_cpu: Option<PodCpuTarget>,
 }
 
 /// A ramp to forecast: a scenario's open stages under an HPA.
@@ -302,9 +305,21 @@ async fn climb(
         stairs.arrivals.describe(),
         request.slo.p99_ms
     ));
+    // Before any load: a cluster without metrics-server is said at once.
+    let cpu = match &request.pod_cpu {
+        Some(target) => Some(
+            PodCpuWatch::start(target)
+                .await
+                .map_err(|why| RunError::PodCpu {
+                    selector: target.selector.clone(),
+                    why,
+                })?,
+        ),
+        None => None,
+    };
     warm_up(stairs, say).await?;
     let scraper = super::scrape::Scraper::over(&request.metrics_urls);
-    let climbed = staircase::climb(stairs, &request.slo, &|| signals.reason(), |s, bundle, pass| {
+    let each = |s: &crate::bundle::Step, bundle: &std::path::Path, pass: Pass| {
         let which = match pass {
             Pass::First => String::new(),
             Pass::Bisect(_) => "bisection: ".to_owned(),
@@ -315,16 +330,24 @@ async fn climb(
             ),
         };
         say(format!(
-            "  {which}{:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {}{} ({})",
+            "  {which}{:.1}/s offered → {:.1}/s achieved, p99 {:.1} ms, errors {:.2}%, dropped {}{}{} ({})",
             s.rate,
             s.achieved,
             s.p99_ms,
             s.error_rate * 100.0,
             s.dropped,
             s.read_backs_text(),
+            cpu_text(s, request.pod_cpu.is_some()),
             bundle.display()
         ))
-    })
+    };
+    let climbed = staircase::climb(
+        stairs,
+        &request.slo,
+        &|| signals.reason(),
+        cpu.as_ref(),
+        each,
+    )
     .await;
     let pool_samples = match scraper {
         Some(scraper) => scraper.finish().await,
@@ -344,6 +367,19 @@ async fn climb(
         }),
         interrupted: climbed.interrupted,
     })
+}
+
+/// `, CPU 84m per pod (3 pods, 3 windows)` when the pods' CPU was read,
+/// or why the step has none.
+fn cpu_text(s: &crate::bundle::Step, read: bool) -> String {
+    match (&s.cpu, read) {
+        (Some(c), _) => format!(
+            ", CPU {:.0}m per pod ({} pods, {} windows)",
+            c.millicores_per_pod, c.pods, c.windows
+        ),
+        (None, true) => ", CPU: no metrics-server window inside the step".into(),
+        (None, false) => String::new(),
+    }
 }
 
 /// Load at the start rate for `stairs.warm_up`, not measured (none when
@@ -420,7 +456,7 @@ async fn verify(
     };
     let interrupted = match replayed {
         Ok(StepRun::Measured(step, _)) => {
-            verification.judge(analysed, &replay, demand, step, samples);
+            verification.judge(analysed, &replay, demand, *step, samples);
             None
         }
         Ok(StepRun::Interrupted(why)) => Some(why),

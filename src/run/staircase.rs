@@ -13,6 +13,7 @@ use crate::bundle::{CellStats, Percentiles, RunResults, StageStats, Stats, Step}
 use crate::calibrate::bisection;
 use crate::calibrate::capacity::{backlog_trend, Slo};
 use crate::calibrate::slo_breaks::{next_move, NextMove, Remeasure};
+use crate::run::pod_cpu::{now_unix, PodCpuWatch};
 use crate::run::{RunError, RunRequest};
 use crate::scenario::{ArrivalProcess, LoadOverride};
 use std::path::{Path, PathBuf};
@@ -84,7 +85,7 @@ impl Staircase {
 #[derive(Debug)]
 pub enum StepRun {
     /// Measured at its rate; its bundle.
-    Measured(Step, PathBuf),
+    Measured(Box<Step>, PathBuf),
     /// Stopped by a signal, and why: not a measurement of the rate it was
     /// meant to hold.
     Interrupted(String),
@@ -142,7 +143,7 @@ pub async fn run_step(s: &Staircase, rate: f64) -> Result<StepRun, RunError> {
         .first()
         .ok_or_else(|| anyhow::anyhow!("step at {rate}/s: the run has no stage"))?;
     let step = stage_step(&report.bundle, r, stage, rate, r.busy_s.max(r.planned_s))?;
-    Ok(StepRun::Measured(step, report.bundle))
+    Ok(StepRun::Measured(Box::new(step), report.bundle))
 }
 
 /// Runs one step at `rate`, unless `stopped` says the job was stopped
@@ -162,17 +163,24 @@ pub async fn run_step_unless_stopped(
 /// Climbs until saturation, a break of `slo` that stands below a step
 /// that met it, `max_steps`, or a signal (during a step, or between steps:
 /// `stopped` says why); `each` sees every measurement as it ends, a
-/// re-measure too.
+/// re-measure too. With `cpu`, each measurement gets the pods' CPU over
+/// its run.
 pub async fn climb(
     s: &Staircase,
     slo: &Slo,
     stopped: &dyn Fn() -> Option<String>,
+    cpu: Option<&PodCpuWatch>,
     mut each: impl FnMut(&Step, &Path, Pass),
 ) -> Result<Climb, RunError> {
     let mut climb = Climb::default();
     while let Some((rate, pass)) = next_measurement(s, slo, &climb) {
+        let from = now_unix();
         match run_step_unless_stopped(s, rate, stopped).await? {
             StepRun::Measured(step, bundle) => {
+                let mut step = *step;
+                if let Some(cpu) = cpu {
+                    step.cpu = cpu.during(from, now_unix()).await;
+                }
                 each(&step, &bundle, pass);
                 match pass {
                     Pass::First => climb.steps.push(step),

@@ -41,6 +41,11 @@
 //!   read through the aggregation layer from a custom metrics adapter
 //!   (`surge sim metrics-adapter`, run as a pod behind an APIService) that
 //!   answers from Prometheus (Debian's) scraping each pod;
+//! - `cpu`: the real HPA controller scales on CPU utilization read
+//!   through `metrics.k8s.io` from the real metrics-server, which scrapes
+//!   the node double's kubelet endpoint (each pod process's CPU from
+//!   `/proc`); metrics-server's figure for a pod matches the CPU its
+//!   requests were made to use;
 //! - `forecast`: `surge calibrate --ramp` on a clinic of pods that take
 //!   20 s to start, its recommended HPA applied as written, the ramp run
 //!   through the real controller: seconds over the SLO and peak pods within
@@ -60,6 +65,7 @@ mod node;
 mod access;
 mod autoscaling;
 mod clinic;
+mod cpu;
 mod deployment;
 mod evict;
 mod forecast;

@@ -118,7 +118,7 @@ async fn measured_capacity_matches_the_sims_pool_and_hold_time() {
     // Scrape each replica's HikariCP-style pool series during the staircase.
     let metrics = pool_metrics(&cluster);
     let scraper = surge::run::scrape::Scraper::start(metrics, Duration::from_millis(500));
-    let steps = climb(&stairs, &SLO, &|| None, |_, _, _| {})
+    let steps = climb(&stairs, &SLO, &|| None, None, |_, _, _| {})
         .await
         .expect("the staircase runs")
         .steps;
@@ -274,7 +274,7 @@ async fn cluster_capacity(
         7,
         out.path(),
     );
-    let steps = climb(&stairs, &SLO, &|| None, |_, _, _| {})
+    let steps = climb(&stairs, &SLO, &|| None, None, |_, _, _| {})
         .await
         .expect("the staircase runs")
         .steps;
@@ -447,7 +447,7 @@ expect = {{ status = [200] }}
     // holds a little longer), makes the truth: pool ÷ hold.
     let metrics = pool_metrics(&cluster);
     let scraper = surge::run::scrape::Scraper::start(metrics, Duration::from_millis(500));
-    let steps = climb(&stairs, &SLO, &|| None, |_, _, _| {})
+    let steps = climb(&stairs, &SLO, &|| None, None, |_, _, _| {})
         .await
         .expect("the staircase runs")
         .steps;
@@ -530,6 +530,7 @@ async fn a_used_up_pool_is_named_as_the_bound_and_a_roomy_one_is_not() {
             },
             dir: out.path().join(name).join("calibration"),
             ramp: None,
+            pod_cpu: None,
         };
         let report = calibrate(&request, &mut |_| {}).await.expect("calibrates");
         eprintln!("{name}:\n{}", report.calibration.reasons.join("\n"));
@@ -615,7 +616,7 @@ async fn bisection_narrows_the_capacity_to_within_two_percent_of_the_pools_truth
     let scraper =
         surge::run::scrape::Scraper::start(pool_metrics(&cluster), Duration::from_millis(500));
     let mut bisections = Vec::new();
-    let climbed = climb(&stairs, &SLO, &|| None, |step, _, pass| {
+    let climbed = climb(&stairs, &SLO, &|| None, None, |step, _, pass| {
         if let surge::run::staircase::Pass::Bisect(_) = pass {
             bisections.push(step.rate);
         }

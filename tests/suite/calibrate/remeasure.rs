@@ -77,7 +77,7 @@ expect = {{ status = [200] }}
         ..staircase(&url, 5.0, 5.0, Duration::from_secs(2), 4, out.path())
     };
     let mut made = 0;
-    let climbed = climb(&stairs, &slo, &|| None, |_, _, _| {
+    let climbed = climb(&stairs, &slo, &|| None, None, |_, _, _| {
         made += 1;
         slow.store(slow_at.contains(&made), Ordering::SeqCst);
     })
