@@ -17,7 +17,7 @@ pub struct CalibrateArgs {
     #[arg(long, conflicts_with = "scenario")]
     pub from_bundle: Option<PathBuf>,
     /// Base URL to drive instead of the scenario's.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_bundle")]
     pub target: Option<String>,
     /// Replicas serving during the measurement.
     #[arg(long)]
@@ -29,29 +29,29 @@ pub struct CalibrateArgs {
     #[arg(long, default_value_t = 1.0)]
     pub error_budget: f64,
     /// First step's arrivals per second.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, conflicts_with = "from_bundle")]
     pub start_rate: f64,
     /// Arrivals per second added at each step.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, conflicts_with = "from_bundle")]
     pub step_rate: f64,
     /// Length of each step.
-    #[arg(long, default_value = "20s", value_parser = surge::scenario::parse_duration)]
+    #[arg(long, default_value = "20s", value_parser = surge::scenario::parse_duration, conflicts_with = "from_bundle")]
     pub step_duration: Duration,
     /// Load at the start rate for this long before the first step, not
     /// measured (a JVM target such as HAPI FHIR compiles its hot paths in
     /// its first minute; 0s: none).
-    #[arg(long, default_value = "0s", value_parser = surge::scenario::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = surge::scenario::parse_duration, conflicts_with = "from_bundle")]
     pub warm_up: Duration,
     /// At most this many steps.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, conflicts_with = "from_bundle")]
     pub max_steps: usize,
     /// How each step's arrivals are spaced: Poisson by default, because
     /// production arrivals are bursty and evenly spaced ones hide the queueing
     /// near capacity.
-    #[arg(long, value_enum, default_value_t = ArrivalsArg::Poisson)]
+    #[arg(long, value_enum, default_value_t = ArrivalsArg::Poisson, conflicts_with = "from_bundle")]
     pub arrivals: ArrivalsArg,
     /// The seed of the Poisson draw (default 1).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_bundle")]
     pub seed: Option<u64>,
     /// Everyday demand, requests per second (default: a quarter of the peak).
     #[arg(long)]
@@ -100,11 +100,11 @@ pub struct CalibrateArgs {
     #[arg(long, default_value = "http_server_requests_per_second")]
     pub metric: String,
     /// Replay the scenario at the recommended per-pod rate × replicas and check it holds the SLO.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_bundle")]
     pub verify: bool,
     /// A replica's Prometheus endpoint (e.g. http://pod:8081/actuator/prometheus), scraped
     /// during the staircase for HikariCP pool series; repeatable. Measures the hold time.
-    #[arg(long = "metrics-url")]
+    #[arg(long = "metrics-url", conflicts_with = "from_bundle")]
     pub metrics_urls: Vec<String>,
     /// Also write a KEDA ScaledObject reading request rate from this Prometheus server.
     #[arg(long)]
@@ -118,7 +118,7 @@ pub struct CalibrateArgs {
     /// Once the climb is over, narrow the capacity by bisection between the
     /// step below the limit and the limit until they are this close,
     /// percent of the rate (each bisection is one more step; 0: none).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, conflicts_with = "from_bundle")]
     pub precision: f64,
     /// Forecast this scenario's open-model ramp (a morning surge) under the
     /// recommended HPA: seconds over the SLO, peak pods, and the minReplicas

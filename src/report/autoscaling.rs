@@ -6,7 +6,7 @@ use super::content::{Line, Text};
 use crate::bundle::{
     AutoscalingForecast, AutoscalingTimeline, DropSecond, LatencySlo, TimelineRow,
 };
-use crate::verify::autoscaling::{rises, End};
+use crate::verify::autoscaling::{rises, serves_per_pod, End, ServesPerPod};
 
 /// The line, when the run watched an HPA; `rows` are the load's seconds,
 /// `full_s` how many of them were whole, `drops` the sessions dropped
@@ -37,6 +37,18 @@ pub(super) fn line(
             rise.requests_over_slo
         ),
         None => String::new(),
+    };
+    // A CPU target is judged at the rate the run's own readings give it.
+    let basis = match serves_per_pod(t, rows, full_s) {
+        Some(ServesPerPod {
+            rate,
+            from_cpu: Some((seconds, per_unit)),
+        }) => format!(
+            "; a pod serves {} req/s at the target ({} req/s per unit of the CPU metric over {seconds} s of this run)",
+            number(rate),
+            number(per_unit)
+        ),
+        _ => String::new(),
     };
     let response = match rises(t, rows, full_s, slo) {
         Some(r) if !r.rises.is_empty() => {
@@ -74,7 +86,7 @@ pub(super) fn line(
         ),
         None => format!("{head}nothing measured (no sample taken)"),
         Some(s) => format!(
-            "{head}ready {} → {} (peak {} at {:.0} s), HPA desired at most {}, last value {}{response}{down}{forecast}; {} samples{unanswered}",
+            "{head}ready {} → {} (peak {} at {:.0} s), HPA desired at most {}, last value {}{basis}{response}{down}{forecast}; {} samples{unanswered}",
             s.ready_first,
             s.ready_last,
             s.ready_peak,
@@ -191,6 +203,40 @@ mod tests {
             unanswered,
             forecast: None,
         }
+    }
+
+    /// A CPU HPA: the rate a pod serves at its target, and from what, then
+    /// the rise judged at that rate.
+    #[test]
+    fn a_cpu_target_says_the_rate_it_was_judged_at() {
+        let mut t = timeline(Vec::new(), 0);
+        t.metric = Some("resource cpu".into());
+        t.target = Some(50.0);
+        let mut rows = Vec::new();
+        for second in 0..60u64 {
+            let (requests, ready, cpu) = match second {
+                0..30 => (10, 1, 50.0),
+                30..45 => (30, 1, 100.0),
+                _ => (30, 3, 50.0),
+            };
+            rows.push(TimelineRow {
+                second,
+                requests,
+                ..Default::default()
+            });
+            t.samples.push(AutoscalerSample {
+                at_s: second as f64 + 0.5,
+                ready,
+                hpa_desired: Some(3),
+                metric_value: Some(cpu),
+                ..Default::default()
+            });
+        }
+        let said = line(&t, &rows, 60, &[], None).text.words();
+        assert!(
+            said.contains("a pod serves 11.43 req/s at the target (0.23 req/s per unit of the CPU metric over 60 s of this run); load past the ready pods at 30 s needing 3 pods, ready 15 s later"),
+            "{said}"
+        );
     }
 
     #[test]

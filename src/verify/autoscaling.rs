@@ -1,8 +1,15 @@
 //! The autoscaling verdict, from the autoscaler's timeline beside the
 //! load's seconds: each rise of the load past what the ready pods serve at
-//! the HPA's target (a Pods metric: requests per second per pod), how long
-//! until enough pods were ready, and how many of those seconds broke the
-//! latency SLO. Pure.
+//! the HPA's target, how long until enough pods were ready, and how many of
+//! those seconds broke the latency SLO. Pure.
+//!
+//! What a pod serves at the target ([`serves_per_pod`]): a Pods metric's
+//! target is a rate per pod already. A CPU target is turned into one from
+//! the run itself: the requests completed in the seconds the HPA reported
+//! its CPU, over the CPU it reported times the ready pods, is the requests
+//! per second a pod completes per unit of CPU (a pod's CPU taken as
+//! proportional to its load: its idle use makes the rate at the target
+//! lower, so a rise is judged early, never late).
 
 use crate::bundle::{AutoscalingTimeline, LatencySlo, TimelineRow};
 
@@ -82,6 +89,63 @@ impl Rises {
     }
 }
 
+/// Seconds with a CPU reading the conversion needs.
+pub const MIN_CPU_SECONDS: usize = 20;
+
+/// What a pod serves at the HPA's target, requests per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServesPerPod {
+    /// Requests per second per pod at the target.
+    pub rate: f64,
+    /// For a CPU target: the seconds it was derived over, and the
+    /// requests per second a pod completed per unit of CPU (a percent of
+    /// its request for a utilization).
+    pub from_cpu: Option<(usize, f64)>,
+}
+
+/// What a pod serves at `t`'s target: a Pods metric's target; for a CPU
+/// target, that target × the requests per second per pod per unit of CPU
+/// over the run's full seconds (`rows` before `full_s`) whose sample
+/// carried a CPU reading; `None` for another metric, no positive target, or
+/// fewer than [`MIN_CPU_SECONDS`] such seconds.
+pub fn serves_per_pod(
+    t: &AutoscalingTimeline,
+    rows: &[TimelineRow],
+    full_s: u64,
+) -> Option<ServesPerPod> {
+    if let Some(rate) = t.target_per_pod() {
+        return Some(ServesPerPod {
+            rate,
+            from_cpu: None,
+        });
+    }
+    let target = t.target.filter(|target| *target > 0.0)?;
+    if t.metric.as_deref() != Some("resource cpu") {
+        return None;
+    }
+    let (mut requests, mut cpu, mut seconds) = (0.0, 0.0, 0usize);
+    for sample in &t.samples {
+        let second = sample.at_s.floor() as u64;
+        let (Some(value), Some(row)) = (
+            sample.metric_value.filter(|v| *v > 0.0 && sample.ready > 0),
+            rows.iter().find(|r| r.second == second && second < full_s),
+        ) else {
+            continue;
+        };
+        requests += row.requests as f64;
+        cpu += value * sample.ready as f64;
+        seconds += 1;
+    }
+    if seconds < MIN_CPU_SECONDS || cpu <= 0.0 || requests <= 0.0 {
+        return None;
+    }
+    let per_unit = requests / cpu;
+    Some(ServesPerPod {
+        rate: target * per_unit,
+        from_cpu: Some((seconds, per_unit)),
+    })
+}
+
 /// Counts `row` into `rise` when it broke the SLO.
 fn count_over(rise: &mut Rise, row: &TimelineRow, slo: Option<LatencySlo>) {
     if slo.is_some_and(|slo| slo.broken_by(row)) {
@@ -92,8 +156,7 @@ fn count_over(rise: &mut Rise, row: &TimelineRow, slo: Option<LatencySlo>) {
 
 /// The rises of the load's full seconds (`rows` before `full_s`; the last,
 /// partial second would read as the load falling) against `t`; `None` when
-/// the HPA's metric is not a rate per pod (what the pods serve at the
-/// target is then unknown). `slo`: the statistic (p50, p95 or p99) and
+/// what the pods serve at the HPA's target is unknown ([`serves_per_pod`]). `slo`: the statistic (p50, p95 or p99) and
 /// limit (ms) a second must keep.
 pub fn rises(
     t: &AutoscalingTimeline,
@@ -101,7 +164,7 @@ pub fn rises(
     full_s: u64,
     slo: Option<LatencySlo>,
 ) -> Option<Rises> {
-    let per_pod = t.target_per_pod()?;
+    let per_pod = serves_per_pod(t, rows, full_s)?.rate;
     let ready_at = |second: u64| {
         let end = second as f64 + 1.0;
         t.samples
@@ -270,11 +333,70 @@ mod tests {
         assert_eq!((within.scale_up_s(), within.over_slo_s()), (None, None));
     }
 
+    /// A CPU HPA at 50%: `(requests, ready, cpu %)` for each second.
+    fn cpu_run(seconds_of: &[(u64, u32, f64)]) -> (AutoscalingTimeline, Vec<TimelineRow>) {
+        let mut t = timeline(&[]);
+        t.metric = Some("resource cpu".into());
+        t.target = Some(50.0);
+        t.samples = seconds_of
+            .iter()
+            .enumerate()
+            .map(|(i, &(_, ready, cpu))| AutoscalerSample {
+                at_s: i as f64 + 0.5,
+                ready,
+                metric_value: Some(cpu),
+                ..Default::default()
+            })
+            .collect();
+        let rows = seconds(
+            &seconds_of
+                .iter()
+                .map(|&(r, _, _)| (r, 10.0))
+                .collect::<Vec<_>>(),
+        );
+        (t, rows)
+    }
+
     #[test]
-    fn a_metric_that_is_not_a_rate_per_pod_is_not_judged() {
-        let mut cpu = timeline(&[(0.0, 1)]);
-        cpu.metric = Some("resource cpu".into());
-        assert_eq!(rises(&cpu, &seconds(&[(30, 1.0)]), 1, None), None);
+    fn a_cpu_target_is_judged_at_the_rate_the_runs_own_cpu_readings_give_it() {
+        // One pod at 10/s shows 50%; the load goes to 30/s at second 30
+        // (the CPU reading, late, at 100%), three pods ready at second 45.
+        let mut run = vec![(10, 1, 50.0); 30];
+        run.extend(vec![(30, 1, 100.0); 15]);
+        run.extend(vec![(30, 3, 50.0); 15]);
+        let (t, rows) = cpu_run(&run);
+        let serves = serves_per_pod(&t, &rows, 60).unwrap();
+        // 1200 requests over 5250 %·pods: 0.229 req/s per %, 11.4 at 50%.
+        let (n, per_unit) = serves.from_cpu.unwrap();
+        assert_eq!(n, 60);
+        assert!((per_unit - 1200.0 / 5250.0).abs() < 1e-12);
+        assert!((serves.rate - 50.0 * 1200.0 / 5250.0).abs() < 1e-9);
+        let r = rises(&t, &rows, 60, None).unwrap();
+        assert_eq!(r.rises.len(), 1, "{r:?}");
+        let rise = &r.rises[0];
+        assert_eq!((rise.ready_before, rise.needed), (1, 3));
+        assert!((30..=32).contains(&rise.began_s), "{rise:?}");
+        assert_eq!(rise.end, End::PodsReady(45));
+        // The healthy way: a load the pod serves at its target is no rise.
+        let (steady_t, steady_rows) = cpu_run(&vec![(10, 1, 50.0); 40]);
+        assert!(rises(&steady_t, &steady_rows, 40, None)
+            .unwrap()
+            .rises
+            .is_empty());
+    }
+
+    #[test]
+    fn without_enough_cpu_readings_or_a_cpu_metric_nothing_is_judged() {
+        let (t, rows) = cpu_run(&vec![(10, 1, 50.0); MIN_CPU_SECONDS - 1]);
+        assert_eq!(serves_per_pod(&t, &rows, 60), None);
+        let (mut unread, rows) = cpu_run(&vec![(10, 1, 50.0); 40]);
+        for s in &mut unread.samples {
+            s.metric_value = None;
+        }
+        assert_eq!(rises(&unread, &rows, 40, None), None);
+        let (mut memory, rows) = cpu_run(&vec![(10, 1, 50.0); 40]);
+        memory.metric = Some("resource memory".into());
+        assert_eq!(rises(&memory, &rows, 40, None), None);
     }
 }
 

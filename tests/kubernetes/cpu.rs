@@ -2,8 +2,10 @@
 //! built by `cluster.sh` from its Go module) scrapes the node double's
 //! kubelet endpoint, which reports each pod process's real CPU from
 //! `/proc`; the aggregation layer serves it as `metrics.k8s.io` through an
-//! APIService; the real HPA controller scales on CPU utilization. Nothing
-//! of the test's decides replicas or makes up a CPU figure.
+//! APIService; the real HPA controller scales on CPU utilization, and
+//! surge's verdict judges the rise at the rate a pod serves at that CPU
+//! target, from the run's own readings. Nothing of the test's decides
+//! replicas or makes up a CPU figure.
 
 use crate::autoscaling::load;
 use crate::clinic::*;
@@ -244,9 +246,26 @@ fn the_real_hpa_controller_scales_on_cpu_through_metrics_server() {
         // A target of 50% of 100m is 10 requests a second per pod: 30/s
         // needs three pods. The controller scales on CPU alone.
         create_all(&clinic.admin, &cpu_hpa(50, 4)).await;
-        let (r, code, text) = load(&clinic, 30, 75, "hapi", &[]).await;
+        let (r, code, text) = load(&clinic, 30, 75, "hapi", &["autoscaling.scale_up_s=<70s"]).await;
         let r = r.expect("a bundle");
         assert_eq!(code, 0, "{text}");
+        // The verdict judges a CPU target at the rate this run's own CPU
+        // readings give it: about 50m ÷ 5–6.5m per request/s a pod.
+        let line = text
+            .lines()
+            .find(|l| l.contains("autoscaler:"))
+            .unwrap_or("");
+        eprintln!("{line}");
+        assert!(r.thresholds[0].passed, "{:?}\n{text}", r.thresholds);
+        let serves = surge::verify::autoscaling::serves_per_pod(
+            r.autoscaling.as_ref().unwrap(),
+            &r.timeline,
+            r.elapsed_s as u64,
+        )
+        .expect("a rate at the CPU target");
+        assert!((6.0..=11.0).contains(&serves.rate), "{serves:?}\n{line}");
+        assert!(line.contains("a pod serves "), "{line}");
+        assert!(line.contains("load past the ready pods at "), "{line}");
         let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(clinic.admin.clone(), "clinic");
         let status = hpas.get("hapi").await.unwrap().status.unwrap();
         eprintln!("HPA status: {status:?}");
@@ -301,9 +320,23 @@ fn calibrate_recommends_a_cpu_target_from_what_metrics_server_measured() {
                 .args(["--replicas", "2", "--slo-p99", "500ms"])
                 // 24 s steps: metrics-server's 10 s windows, at least one a
                 // pod wholly inside each step.
-                .args(["--start-rate", "8", "--step-rate", "8", "--step-duration", "24s"])
+                .args([
+                    "--start-rate",
+                    "8",
+                    "--step-rate",
+                    "8",
+                    "--step-duration",
+                    "24s",
+                ])
                 .args(["--max-steps", "6", "--precision", "0"])
-                .args(["--name", "hapi", "--namespace", "clinic", "--selector", selector])
+                .args([
+                    "--name",
+                    "hapi",
+                    "--namespace",
+                    "clinic",
+                    "--selector",
+                    selector,
+                ])
                 .arg("--kubeconfig")
                 .arg(clinic.plane.kubeconfig())
                 .arg("--out")
@@ -336,10 +369,19 @@ fn calibrate_recommends_a_cpu_target_from_what_metrics_server_measured() {
             "5 ms of CPU a request is 5m per request/s: {cpu:?}"
         );
         assert!(cpu.r2 >= 0.9 && cpu.steps >= 3, "{cpu:?}");
-        assert_eq!(cpu.pick, surge::calibrate::cpu::ScalingMetric::Cpu, "{}", cpu.reason);
+        assert_eq!(
+            cpu.pick,
+            surge::calibrate::cpu::ScalingMetric::Cpu,
+            "{}",
+            cpu.reason
+        );
         assert_eq!(cpu.request_millicores, Some(100.0));
         let expected = cpu.idle_millicores + cpu.millicores_per_request_per_s * target;
-        assert_eq!(cpu.target_utilization, Some(expected.round() as u32), "{cpu:?}");
+        assert_eq!(
+            cpu.target_utilization,
+            Some(expected.round() as u32),
+            "{cpu:?}"
+        );
         assert!(said.contains("scale on CPU: it follows the load"), "{said}");
 
         // The CPU HPA as written: the real API server takes it.

@@ -408,7 +408,8 @@ async fn a_vanished_target_ends_the_run_with_its_bundle() {
 /// `surge calibrate --from-bundle` as a user runs it: the stages of an
 /// open-model run become the staircase, and the calibration bundle holds
 /// the JSON, the page and the manifests; a `--pod-start-from` bundle that
-/// had no chaos cannot be used, and says why.
+/// had no chaos cannot be used, and says why; a flag only a climb reads is
+/// refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calibrate_from_a_bundle_writes_its_recommendations_or_says_why_not() {
     let _engine = engine_lock().await;
@@ -473,6 +474,28 @@ async fn calibrate_from_a_bundle_writes_its_recommendations_or_says_why_not() {
         String::from_utf8_lossy(&bad_kind.stderr).contains("Deployment"),
         "clap names the possible kinds"
     );
+    // A flag that only a climb reads is refused, never silently ignored.
+    for (flag, value) in [
+        ("--precision", "5"),
+        ("--verify", ""),
+        ("--step-rate", "20"),
+        ("--selector", "app=hapi"),
+    ] {
+        let mut args = base.to_vec();
+        args.push(flag);
+        if !value.is_empty() {
+            args.push(value);
+        }
+        let refused = surge(&args);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(flag)
+                && stderr.contains("cannot be used with")
+                && stderr.contains("--from-bundle"),
+            "{flag}: {stderr}"
+        );
+    }
 }
 
 /// `--arrivals` and `--seed` refuse what they cannot mean, before anything

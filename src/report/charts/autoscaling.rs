@@ -59,7 +59,7 @@ where
 }
 
 /// Requests and dropped arrivals per second, and what the ready pods serve
-/// at the target (for a Pods metric, whose target is a rate per pod).
+/// at the target (a rate per pod, or a CPU target turned into one).
 fn load(r: &RunResults, t: &AutoscalingTimeline) -> Vec<Series> {
     let rows = &r.timeline;
     let mut out: Vec<Series> = vec![
@@ -74,7 +74,9 @@ fn load(r: &RunResults, t: &AutoscalingTimeline) -> Vec<Series> {
             full_palette::ORANGE,
         ),
     ];
-    if let Some(per_pod) = t.target_per_pod() {
+    let full_s = r.elapsed_s as u64;
+    if let Some(serves) = crate::verify::autoscaling::serves_per_pod(t, rows, full_s) {
+        let per_pod = serves.rate;
         let served = steps(t, r.elapsed_s, |s| Some(s.ready as f64 * per_pod));
         out.push(("ready pods × target".into(), served, GREEN));
     }
