@@ -3,7 +3,7 @@
 //! floors follow the data flow of a run (see the crate doc):
 //!
 //! ```text
-//! bundle ← scenario ← measure ← verify ← chaos ← engine ← analysis ← report ← run
+//! bundle ← scenario ← import ← measure ← verify ← chaos ← engine ← analysis ← report ← run
 //! (analysis: calibrate, compare, merge)
 //! ```
 //!
@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 pub const FLOORS: &[&[&str]] = &[
     &["bundle"],
     &["scenario"],
+    &["import"],
     &["measure"],
     &["verify"],
     &["chaos"],

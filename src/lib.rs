@@ -6,7 +6,7 @@
 //! back-import):
 //!
 //! ```text
-//! bundle ← scenario ← measure ← verify ← chaos ← engine ← calibrate, compare, merge ← report ← run
+//! bundle ← scenario ← import ← measure ← verify ← chaos ← engine ← calibrate, compare, merge ← report ← run
 //! ```
 //!
 //! - [`bundle`]: the on-disk contract between running and analysing: the
@@ -15,6 +15,10 @@
 //! - [`scenario`]: reads and checks a TOML scenario file (requests,
 //!   personas, load model, thresholds, the chaos schedule) before anything
 //!   is sent.
+//! - [`import`]: recordings become scenarios: an access log's arrival
+//!   curve, request mix and routes, every value that may be a patient's or
+//!   a secret replaced by a synthetic one before anything is written (pure;
+//!   the file I/O is `run::import`'s).
 //! - [`measure`]: the recorder: HDR histograms per stage, request and
 //!   replica, the per-second timeline, and request accounting.
 //! - [`verify`]: the session and attachment-consistency ledgers, and the
@@ -48,6 +52,7 @@ pub mod calibrate;
 pub mod chaos;
 pub mod compare;
 pub mod engine;
+pub mod import;
 pub mod measure;
 pub mod merge;
 pub mod report;

@@ -53,6 +53,7 @@ async fn dispatch(command: Command) -> Outcome {
         Command::Merge(args) => finished(run::merge::merge(&args.request()).await),
         Command::Compare { bundles, limits } => compare(&bundles, &limits),
         Command::Calibrate(args) => calibrate(args).await,
+        Command::Import(command) => import(command),
         Command::Plan(args) => plan(args),
         Command::Sim(command) => sim(command).await,
     }
@@ -189,6 +190,37 @@ async fn sim(command: SimCommand) -> Outcome {
             Ok(()) => Outcome::Passed,
             Err(why) => Outcome::CannotRun(why),
         },
+    }
+}
+
+fn import(command: cli::ImportCommand) -> Outcome {
+    let cli::ImportCommand::Log(args) = command;
+    let request = match args.request() {
+        Ok(request) => request,
+        Err(why) => return Outcome::CannotRun(why),
+    };
+    match run::import::import_log(&request) {
+        Ok(report) => {
+            for line in report.scrub.lines() {
+                println!("scrubbed: {line}");
+            }
+            if report.refused_lines > 0 {
+                println!(
+                    "{} lines carried no request to replay (no request line, `OPTIONS *`, an absolute URL): left out",
+                    report.refused_lines
+                );
+            }
+            println!(
+                "scenario: {} ({} open-model stages)",
+                report.scenario.display(),
+                report.stages
+            );
+            if let Some(feeder) = &report.feeder {
+                println!("feeder: {}", feeder.display());
+            }
+            Outcome::Passed
+        }
+        Err(e) => e.into(),
     }
 }
 

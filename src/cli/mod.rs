@@ -4,9 +4,11 @@
 //! and turns their outcomes into exit codes.
 
 mod calibrate;
+mod import;
 mod run;
 
 pub use calibrate::CalibrateArgs;
+pub use import::ImportCommand;
 pub use run::RunArgs;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -78,6 +80,9 @@ pub enum Command {
     Merge(MergeArgs),
     /// Measure capacity with a staircase of arrival rates and recommend HPA and pool settings.
     Calibrate(CalibrateArgs),
+    /// Turn a recording (an access log) into a scenario, patient data and secrets scrubbed.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Check a connection plan: replicas × pool against pgBouncer and max_connections.
     Plan(PlanArgs),
     /// The reference clinical cluster.

@@ -103,6 +103,16 @@ pub enum RunError {
         /// Why.
         why: String,
     },
+    /// `surge import`: a recording cannot be read, or imported as it is.
+    #[error("{}{}: {why}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Its line, when one is at fault.
+        line: Option<u64>,
+        /// What was expected, or what went wrong.
+        why: String,
+    },
     /// `--pod-start-from` names no usable chaos bundle.
     #[error("--pod-start-from {}: {why}", path.display())]
     PodStartFrom {

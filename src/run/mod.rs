@@ -10,6 +10,7 @@ pub mod calibrate;
 pub mod compare;
 mod error;
 mod forecast;
+pub mod import;
 pub mod merge;
 pub mod pod_cpu;
 pub mod scrape;

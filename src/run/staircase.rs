@@ -239,8 +239,10 @@ pub fn steps_from_bundle(dir: &Path) -> anyhow::Result<Vec<Step>> {
             r.model
         );
     }
+    // A quiet spell (rate 0) measures nothing: not a step.
     r.stages
         .iter()
+        .filter(|stage| stage.target > 0.0)
         .map(|stage| stage_step(dir, &r, stage, stage.target, stage.end_s - stage.start_s))
         .collect()
 }

@@ -320,7 +320,7 @@ pub(super) fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
         match (load.model, &s.rate, &s.users) {
             (LoadModel::Open, Some(rate), None) => {
                 let r = *rate.get_ref();
-                limits::check_rate(&format!("load stage {n}: rate"), r).map_err(|e| (Some(rate.span()), e))?;
+                limits::check_stage_rate(&format!("load stage {n}: rate"), r).map_err(|e| (Some(rate.span()), e))?;
                 open.push(OpenStage { rate: r, ramp: s.ramp, hold: *s.hold.get_ref() });
             }
             (LoadModel::Closed, None, Some(users)) => {
@@ -341,6 +341,12 @@ pub(super) fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
     match load.model {
         LoadModel::Open => {
             let peak = open.iter().map(|s| s.rate).fold(0.0, f64::max);
+            if peak <= 0.0 {
+                return Err((
+                    None,
+                    "every load stage has rate 0: nothing would arrive (a stage of rate 0 is a quiet spell between others)".into(),
+                ));
+            }
             let max_users = match &load.max_users {
                 Some(m) => limits::check_users("load.max_users", *m.get_ref())
                     .map_err(|e| (Some(m.span()), e))?,

@@ -79,6 +79,17 @@ pub fn check_rate(what: &str, rate: f64) -> Result<f64, String> {
     }
 }
 
+/// A stage's arrival rate: 0 (a quiet spell, as a replayed log has) to
+/// [`MAX_RATE`]; the plan as a whole must send something (the caller
+/// checks that one stage is above 0).
+pub fn check_stage_rate(what: &str, rate: f64) -> Result<f64, String> {
+    if (0.0..=MAX_RATE).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{what} {rate} is out of range: expected 0 to {MAX_RATE} arrivals per second (split a larger test over shards)"))
+    }
+}
+
 /// A number of virtual users: 1 to [`MAX_USERS`].
 pub fn check_users(what: &str, users: usize) -> Result<usize, String> {
     check_range(what, users, 1, MAX_USERS)
@@ -95,6 +106,9 @@ mod tests {
         assert!(check_rate("rate", 0.0).unwrap_err().contains("more than 0"));
         assert!(check_rate("rate", f64::NAN).is_err());
         assert!(check_rate("rate", f64::INFINITY).is_err());
+        assert_eq!(check_stage_rate("rate", 0.0), Ok(0.0));
+        assert!(check_stage_rate("rate", -1.0).is_err());
+        assert!(check_stage_rate("rate", f64::NAN).is_err());
         assert!(check_rate("rate", 1e12)
             .unwrap_err()
             .contains("at most 50000"));

@@ -236,12 +236,38 @@ fn two_bodies_in_one_request() {
 }
 
 #[test]
-fn a_zero_rate() {
+fn a_negative_rate() {
+    broken(
+        "rate = 5",
+        "rate = -1",
+        "rate = -1",
+        "expected 0 to 50000 arrivals per second",
+    );
+}
+
+/// A stage of rate 0 is a quiet spell (a replayed log's empty minute);
+/// a plan of nothing but quiet spells sends nothing, and is refused.
+#[test]
+fn a_plan_of_quiet_stages_only() {
     broken(
         "rate = 5",
         "rate = 0",
-        "rate = 0",
-        "expected more than 0 and at most 50000 arrivals per second",
+        "[load]",
+        "every load stage has rate 0: nothing would arrive",
+    );
+    let quiet_between = GOOD.replacen(
+        "rate = 5\nramp = \"1s\"\nhold = \"2s\"\n",
+        "rate = 5\nramp = \"1s\"\nhold = \"2s\"\n[[load.stages]]\nrate = 0\nhold = \"1s\"\n[[load.stages]]\nrate = 5\nhold = \"1s\"\n",
+        1,
+    );
+    assert_ne!(quiet_between, GOOD);
+    let s = Scenario::from_text(&path(), &quiet_between).unwrap();
+    let LoadPlan::Open { stages, .. } = &s.load else {
+        panic!("open")
+    };
+    assert_eq!(
+        stages.iter().map(|s| s.rate).collect::<Vec<_>>(),
+        [5.0, 0.0, 5.0]
     );
 }
 

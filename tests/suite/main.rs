@@ -20,6 +20,7 @@ mod evidence;
 mod external;
 mod forecast;
 mod gate;
+mod import;
 mod isolation;
 mod merge_wait;
 mod nginx;

@@ -353,3 +353,32 @@ async fn idle_marks_stay_exact_under_a_backlog_of_queued_slots() {
     );
     assert_eq!(pool.outstanding(), 0);
 }
+
+/// A quiet spell (rate 0, a replayed log's empty minute) sends nothing,
+/// and the stages either side keep their arrivals exactly, uniform or
+/// Poisson.
+#[test]
+fn a_quiet_stage_sends_nothing_and_its_neighbours_keep_their_arrivals() {
+    let stage = |rate: f64, hold_s: u64| OpenStage {
+        rate,
+        ramp: crate::scenario::Dur(Duration::ZERO),
+        hold: crate::scenario::Dur(Duration::from_secs(hold_s)),
+    };
+    let plan = [stage(12.0, 1), stage(0.0, 60), stage(8.0, 1)];
+    let uniform: Vec<f64> = arrival_offsets(&plan, ArrivalProcess::Uniform)
+        .map(|d| d.as_secs_f64())
+        .collect();
+    assert_eq!(uniform.len(), 20);
+    assert_eq!(uniform.iter().filter(|t| **t <= 1.0).count(), 12);
+    assert!(
+        uniform.iter().all(|t| *t <= 1.0 + 1e-9 || *t > 61.0),
+        "{uniform:?}"
+    );
+    let poisson: Vec<f64> = arrival_offsets(&plan, ArrivalProcess::Poisson { seed: 3 })
+        .map(|d| d.as_secs_f64())
+        .collect();
+    assert!(
+        poisson.iter().all(|t| *t <= 1.0 || *t > 61.0),
+        "{poisson:?}"
+    );
+}

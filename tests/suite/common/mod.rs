@@ -469,6 +469,16 @@ poll = "25ms"
 /// One process (`master_process off`), so killing it when the test ends,
 /// passed or failed, leaves no worker behind.
 pub async fn nginx(upstreams: &[u16], dead: Option<u16>) -> Option<Server> {
+    nginx_logging(upstreams, dead, "upstreams '$upstream_addr'").await
+}
+
+/// [`nginx`] with its `access.log` in `log_format` (`NAME 'FORMAT'`, or
+/// `combined` for nginx's predefined one).
+pub async fn nginx_logging(
+    upstreams: &[u16],
+    dead: Option<u16>,
+    log_format: &str,
+) -> Option<Server> {
     let bin = program("nginx")?;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
@@ -480,10 +490,15 @@ pub async fn nginx(upstreams: &[u16], dead: Option<u16>) -> Option<Server> {
     for p in upstreams {
         servers += &format!("    server 127.0.0.1:{p} max_fails=0;\n");
     }
+    let name = log_format.split_whitespace().next().unwrap_or("combined");
+    let declare = match name {
+        "combined" => String::new(),
+        _ => format!("log_format {log_format};\n  "),
+    };
     let cfg = format!(
         "master_process off;\nworker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
          events {{ worker_connections 1024; }}\n\
-         http {{\n  log_format upstreams '$upstream_addr';\n  access_log {d}/access.log upstreams;\n\
+         http {{\n  {declare}access_log {d}/access.log {name};\n\
            client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
            uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
            client_body_buffer_size 1m; client_max_body_size 10m; proxy_max_temp_file_size 0;\n\

@@ -1,0 +1,383 @@
+//! From a recording to a scenario (`surge import`), pure: the requests an
+//! access log holds become an open-model scenario whose arrival curve
+//! follows the log ([`curve`]), whose request mix is the log's by route
+//! ([`route`]), and whose values that may be a patient's or a secret are
+//! replaced by synthetic ones ([`synthetic`]) before anything is written.
+//! Reading the file and writing the result are `run::import`'s.
+//!
+//! Only three things of the log reach the scenario: the routes' words
+//! that are certainly route words, the parameter names of their queries,
+//! and counts (arrivals per bucket, requests per route, the statuses each
+//! route answered). Every value taken out is counted in the
+//! [`ScrubReport`] by kind, never written.
+
+pub mod curve;
+pub mod log;
+pub mod route;
+pub mod synthetic;
+mod text;
+
+use curve::Curve;
+use log::LogRecord;
+use route::{Piece, Route, ValueKind};
+use std::collections::{BTreeMap, BTreeSet};
+pub use text::{render, FEEDER_FILE};
+
+/// Most distinct routes an import keeps: a log with more varies where the
+/// importer cannot see it.
+pub const MAX_ROUTES: usize = 20_000;
+
+/// The methods a scenario sends.
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+
+/// Shapes kept per column, to give its synthetic values the recorded form.
+const SHAPES_PER_COLUMN: usize = 16;
+
+/// What an import is asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportOptions {
+    /// The scenario's name.
+    pub name: String,
+    /// The target the scenario drives.
+    pub base_url: String,
+    /// Arrivals are counted per bucket of this many ms (1000 or 60 000).
+    pub bucket_ms: i64,
+    /// Time compression: 10 runs an hour of log in 6 minutes.
+    pub speed: f64,
+    /// Rate multiplier.
+    pub scale: f64,
+    /// Keep static assets (scripts, styles, images, fonts).
+    pub keep_static: bool,
+    /// Words the user names as route words (kept literal in paths).
+    pub keep_words: BTreeSet<String>,
+    /// The synthetic values' seed.
+    pub seed: u64,
+}
+
+/// Requests read from a log, as they come.
+#[derive(Debug)]
+pub struct LogImport {
+    curve: Curve,
+    /// Each route's requests and the statuses it answered.
+    routes: BTreeMap<Route, (u64, BTreeSet<u16>)>,
+    shapes: BTreeMap<(ValueKind, String), BTreeSet<String>>,
+    taken_out: BTreeMap<ValueKind, u64>,
+    keep_static: bool,
+    keep_words: BTreeSet<String>,
+    /// Static assets left out.
+    pub static_left_out: u64,
+    /// Requests with a method a scenario does not send (OPTIONS, TRACE,
+    /// WebDAV's), left out.
+    pub methods_left_out: u64,
+    /// Requests kept.
+    pub requests: u64,
+}
+
+impl LogImport {
+    /// An import counting arrivals per `bucket_ms`.
+    pub fn new(options: &ImportOptions) -> LogImport {
+        LogImport {
+            curve: Curve::new(options.bucket_ms),
+            routes: BTreeMap::new(),
+            shapes: BTreeMap::new(),
+            taken_out: BTreeMap::new(),
+            keep_static: options.keep_static,
+            keep_words: options.keep_words.clone(),
+            static_left_out: 0,
+            methods_left_out: 0,
+            requests: 0,
+        }
+    }
+
+    /// Takes one request in; an error when the log holds more distinct
+    /// routes than [`MAX_ROUTES`].
+    pub fn add(&mut self, record: &LogRecord) -> Result<(), String> {
+        let path = record.target.split('?').next().unwrap_or("");
+        if !self.keep_static && is_static(path) {
+            self.static_left_out += 1;
+            return Ok(());
+        }
+        if !METHODS.contains(&record.method.as_str()) {
+            self.methods_left_out += 1;
+            return Ok(());
+        }
+        let route = route::route(&record.method, &record.target, &self.keep_words);
+        if !self.routes.contains_key(&route) && self.routes.len() >= MAX_ROUTES {
+            return Err(format!(
+                "more than {MAX_ROUTES} distinct routes: the log's paths vary in a way the importer does not recognise as values"
+            ));
+        }
+        self.note_values(&record.target, &route);
+        self.curve.add(record.start_ms);
+        let (count, statuses) = self.routes.entry(route).or_default();
+        *count += 1;
+        statuses.insert(record.status);
+        self.requests += 1;
+        Ok(())
+    }
+
+    /// Counts each value the route took out of `target`, and keeps its
+    /// shape (never the value) for its column.
+    fn note_values(&mut self, target: &str, route: &Route) {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let recorded_path = path.split('/').skip(1);
+        let recorded_query = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').map_or("", |(_, v)| v));
+        let pieces = route.path.iter().chain(route.query.iter().map(|(_, p)| p));
+        for (piece, recorded) in pieces.zip(recorded_path.chain(recorded_query)) {
+            if let Piece::Value(kind, before) = piece {
+                *self.taken_out.entry(*kind).or_insert(0) += 1;
+                let shapes = self.shapes.entry((*kind, before.clone())).or_default();
+                if shapes.len() < SHAPES_PER_COLUMN {
+                    shapes.insert(synthetic::shape_of(recorded));
+                }
+            }
+        }
+    }
+
+    /// The routes, their counts and statuses, the curve and the report:
+    /// what the scenario is written from; or why the curve cannot be run
+    /// (`speed` and `scale` as the stages will be written).
+    pub fn finish(self, speed: f64, scale: f64) -> Result<Imported, String> {
+        check_curve(&self.curve, speed, scale)?;
+        let mut routes: Vec<ImportedRoute> = self
+            .routes
+            .into_iter()
+            .map(|(route, (count, statuses))| ImportedRoute {
+                route,
+                count,
+                statuses,
+            })
+            .collect();
+        routes.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.route.cmp(&b.route)));
+        let columns = columns(&routes, &self.shapes);
+        Ok(Imported {
+            report: ScrubReport {
+                requests: self.requests,
+                routes: routes.len(),
+                taken_out: self.taken_out,
+                columns: columns.len(),
+                static_left_out: self.static_left_out,
+                methods_left_out: self.methods_left_out,
+            },
+            routes,
+            columns,
+            curve: self.curve,
+        })
+    }
+}
+
+/// The curve as stages a scenario can hold: at most 30 days long once
+/// compressed, no rate above the open model's most.
+fn check_curve(curve: &Curve, speed: f64, scale: f64) -> Result<(), String> {
+    let span_s = curve.buckets() as f64 * curve.bucket_ms() as f64 / 1000.0;
+    let longest = crate::scenario::limits::MAX_DURATION.as_secs_f64();
+    if span_s / speed > longest {
+        return Err(format!(
+            "the log spans {:.0} hours from its first request to its last: more than 30 days at --speed {speed} (a stray time in the log, or a faster --speed)",
+            span_s / 3600.0
+        ));
+    }
+    let busiest = curve.busiest() as f64 / (curve.bucket_ms() as f64 / 1000.0) * speed * scale;
+    if busiest > crate::scenario::limits::MAX_RATE {
+        return Err(format!(
+            "its busiest {} s would be {busiest:.0} arrivals per second at --speed {speed} and --scale {scale}: more than {} (lower them, or split the replay over shards)",
+            curve.bucket_ms() / 1000,
+            crate::scenario::limits::MAX_RATE
+        ));
+    }
+    Ok(())
+}
+
+/// A script, style, image or font (by the path's extension).
+fn is_static(path: &str) -> bool {
+    let last = path.rsplit('/').next().unwrap_or("");
+    let ext = last.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    matches!(
+        ext.as_deref(),
+        Some(
+            "js" | "mjs"
+                | "css"
+                | "map"
+                | "png"
+                | "jpg"
+                | "jpeg"
+                | "gif"
+                | "svg"
+                | "ico"
+                | "webp"
+                | "woff"
+                | "woff2"
+                | "ttf"
+                | "eot"
+        )
+    )
+}
+
+/// A route of the log with how often it came and what it answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedRoute {
+    /// The route.
+    pub route: Route,
+    /// Requests.
+    pub count: u64,
+    /// The statuses it answered.
+    pub statuses: BTreeSet<u16>,
+}
+
+/// A feeder column: its name, the kind of its values and the recorded
+/// shapes they take after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Its name in the feeder (`patient_uuid`).
+    pub name: String,
+    /// What its values are.
+    pub kind: ValueKind,
+    /// The word before it in the routes.
+    pub before: String,
+    /// Recorded shapes (see `synthetic::shape_of`).
+    pub shapes: Vec<String>,
+}
+
+/// What an import read, ready to write.
+#[derive(Debug)]
+pub struct Imported {
+    /// The routes, most frequent first.
+    pub routes: Vec<ImportedRoute>,
+    /// The feeder's columns.
+    pub columns: Vec<Column>,
+    /// The arrival curve.
+    pub curve: Curve,
+    /// What was taken out.
+    pub report: ScrubReport,
+}
+
+/// What the import replaced, by kind and count: never a value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrubReport {
+    /// Requests kept.
+    pub requests: u64,
+    /// Routes they make.
+    pub routes: usize,
+    /// Values taken out of paths and queries, by kind.
+    pub taken_out: BTreeMap<ValueKind, u64>,
+    /// Feeder columns of synthetic values that replace them.
+    pub columns: usize,
+    /// Static assets left out.
+    pub static_left_out: u64,
+    /// Requests with a method a scenario does not send, left out.
+    pub methods_left_out: u64,
+}
+
+impl ScrubReport {
+    /// The report's lines.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "{} requests on {} routes kept; {} static assets left out",
+            self.requests, self.routes, self.static_left_out
+        )];
+        if self.methods_left_out > 0 {
+            out.push(format!(
+                "{} requests with a method a scenario does not send (OPTIONS, TRACE, …) left out",
+                self.methods_left_out
+            ));
+        }
+        if self.taken_out.is_empty() {
+            out.push("no value in a path or query needed replacing".into());
+        }
+        for (kind, n) in &self.taken_out {
+            out.push(format!(
+                "{n} {} in paths and queries replaced by synthetic values",
+                kind.describe()
+            ));
+        }
+        if self.taken_out.contains_key(&ValueKind::Word) {
+            out.push("a word not known as a route word may be a name, so it was replaced; name a route word with --keep-word WORD to keep it".into());
+        }
+        if self.columns > 0 {
+            out.push(format!(
+                "{} feeder columns of synthetic values (seeded; no recorded value, only their form)",
+                self.columns
+            ));
+        }
+        out
+    }
+}
+
+/// One column per (kind, word before) the routes hold.
+fn columns(
+    routes: &[ImportedRoute],
+    shapes: &BTreeMap<(ValueKind, String), BTreeSet<String>>,
+) -> Vec<Column> {
+    let mut seen: BTreeSet<(ValueKind, String)> = BTreeSet::new();
+    let mut out: Vec<Column> = Vec::new();
+    for r in routes {
+        for piece in r
+            .route
+            .path
+            .iter()
+            .chain(r.route.query.iter().map(|(_, p)| p))
+        {
+            if let Piece::Value(kind, before) = piece {
+                if seen.insert((*kind, before.clone())) {
+                    let name = unique(&column_name(*kind, before), &out);
+                    out.push(Column {
+                        name,
+                        kind: *kind,
+                        before: before.clone(),
+                        shapes: shapes
+                            .get(&(*kind, before.clone()))
+                            .map(|s| s.iter().cloned().collect())
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `patient` + UUID → `patient_uuid`; a name parameter keeps its name.
+fn column_name(kind: ValueKind, before: &str) -> String {
+    let base: String = before
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_matches('_')
+        .chars()
+        .take(32)
+        .collect();
+    let base = if base.is_empty() {
+        "value".to_owned()
+    } else {
+        base
+    };
+    let suffix = match kind {
+        ValueKind::Uuid => "_uuid",
+        ValueKind::Number => "_id",
+        ValueKind::Date => "_date",
+        ValueKind::Email => "_email",
+        ValueKind::Name => "",
+        ValueKind::Word => "_word",
+        ValueKind::Opaque => "_ref",
+    };
+    format!("{base}{suffix}")
+}
+
+fn unique(name: &str, taken: &[Column]) -> String {
+    let mut candidate = name.to_owned();
+    let mut n = 2;
+    while taken.iter().any(|c| c.name == candidate) {
+        candidate = format!("{name}_{n}");
+        n += 1;
+    }
+    candidate
+}

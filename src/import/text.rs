@@ -1,0 +1,207 @@
+//! The imported scenario as text: the TOML file (its stages, one persona
+//! and one request per route, the feeder of synthetic values) and the
+//! feeder's CSV. Only route words, parameter names, counts and synthetic
+//! values are written.
+
+use super::route::{Piece, Route};
+use super::synthetic::{Synthetic, ROWS};
+use super::{Column, ImportOptions, Imported};
+use rand::{Rng, SeedableRng};
+use std::fmt::Write as _;
+
+/// The feeder's file, beside the scenario (its fixtures folder is `.`).
+pub const FEEDER_FILE: &str = "synthetic.csv";
+
+/// Most a persona's weight may be; larger counts are scaled down together.
+const MAX_WEIGHT: u64 = crate::scenario::limits::MAX_WEIGHT as u64;
+
+/// (scenario TOML, feeder CSV when there are columns).
+pub fn render(
+    imported: &Imported,
+    options: &ImportOptions,
+    source: &str,
+) -> (String, Option<String>) {
+    let mut o = String::new();
+    let report = &imported.report;
+    // The file's name only as plain characters: it lands in a comment and
+    // the description.
+    let source: String = source
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .take(64)
+        .collect();
+    let source = if source.is_empty() {
+        "the log".to_owned()
+    } else {
+        source
+    };
+    let _ = writeln!(
+        o,
+        "# Imported by `surge import` from {source}: {} requests on {} routes.\n\
+         # Every value that may be a patient's or a secret was replaced by a synthetic one\n\
+         # ({FEEDER_FILE}); what stays is route words, parameter names and counts.",
+        report.requests, report.routes
+    );
+    let _ = writeln!(o, "[scenario]\nname = {}", quote(&options.name));
+    let _ = writeln!(
+        o,
+        "description = {}\nfixtures = \".\"\n",
+        quote(&format!(
+            "{source} replayed: arrivals per {} s at {}× speed and {}× rate",
+            options.bucket_ms / 1000,
+            options.speed,
+            options.scale
+        ))
+    );
+    let _ = writeln!(o, "[target]\nbase_url = {}\n", quote(&options.base_url));
+    if !imported.columns.is_empty() {
+        let _ = writeln!(
+            o,
+            "[[feeders]]\nname = \"synthetic\"\nfile = \"{FEEDER_FILE}\"\norder = \"random\"\n"
+        );
+    }
+    o.push_str("[load]\nmodel = \"open\"\n");
+    for stage in imported.curve.stages(options.speed, options.scale) {
+        let _ = writeln!(
+            o,
+            "[[load.stages]]\nrate = {}\nhold = \"{}ms\"",
+            float(stage.rate),
+            stage.hold_ms
+        );
+    }
+    o.push('\n');
+    let names = request_names(imported);
+    let most = imported.routes.iter().map(|r| r.count).max().unwrap_or(1);
+    let divisor = most.div_ceil(MAX_WEIGHT).max(1);
+    for (r, name) in imported.routes.iter().zip(&names) {
+        let _ = writeln!(
+            o,
+            "[[personas]]\nname = {}\nweight = {}\nsteps = [{{ request = {} }}]\n",
+            quote(name),
+            (r.count / divisor).max(1),
+            quote(name)
+        );
+    }
+    for (r, name) in imported.routes.iter().zip(&names) {
+        let statuses: Vec<String> = r.statuses.iter().map(u16::to_string).collect();
+        let _ = writeln!(
+            o,
+            "[requests.{name}]\nmethod = {}\npath = {}\nexpect = {{ status = [{}] }}\n# A route a lower --scale or a short run may not reach.\noptional = true\n",
+            quote(&r.route.method),
+            quote(&path(&r.route, &imported.columns)),
+            statuses.join(", ")
+        );
+    }
+    let feeder = (!imported.columns.is_empty()).then(|| feeder(&imported.columns, options.seed));
+    (o, feeder)
+}
+
+/// The route as a path template: literals as recorded (a `${` in one
+/// escaped), values as their feeder column.
+fn path(route: &Route, columns: &[Column]) -> String {
+    let piece = |p: &Piece| match p {
+        Piece::Literal(text) => text.replace("${", "$${"),
+        Piece::Value(kind, before) => {
+            let column = columns
+                .iter()
+                .find(|c| c.kind == *kind && c.before == *before)
+                .map_or("value", |c| c.name.as_str());
+            format!("${{synthetic.{column}}}")
+        }
+    };
+    let mut out: String = route
+        .path
+        .iter()
+        .map(|p| format!("/{}", piece(p)))
+        .collect();
+    if out.is_empty() {
+        out.push('/');
+    }
+    if !route.query.is_empty() {
+        let query: Vec<String> = route
+            .query
+            .iter()
+            .map(|(name, value)| format!("{name}={}", piece(value)))
+            .collect();
+        out = format!("{out}?{}", query.join("&"));
+    }
+    out
+}
+
+/// One name per route, from its method and literal words (`get_fhir_patient`),
+/// unique, at most 60 characters.
+fn request_names(imported: &Imported) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for r in &imported.routes {
+        let words: Vec<String> = std::iter::once(r.route.method.to_ascii_lowercase())
+            .chain(r.route.path.iter().filter_map(|p| {
+                match p {
+                    Piece::Literal(w) if !w.is_empty() => Some(
+                        w.chars()
+                            .map(|c| {
+                                if c.is_ascii_alphanumeric() {
+                                    c.to_ascii_lowercase()
+                                } else {
+                                    '_'
+                                }
+                            })
+                            .collect::<String>()
+                            .trim_matches('_')
+                            .to_owned(),
+                    ),
+                    Piece::Value(..) => Some("id".to_owned()),
+                    _ => None,
+                }
+            }))
+            .filter(|w| !w.is_empty())
+            .collect();
+        let base: String = words.join("_").chars().take(56).collect();
+        let mut name = base.clone();
+        let mut n = 2;
+        while names.contains(&name) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        names.push(name);
+    }
+    names
+}
+
+/// The feeder: a header of the columns, then [`ROWS`] rows of synthetic
+/// values, each taking after one of its column's recorded shapes.
+fn feeder(columns: &[Column], seed: u64) -> String {
+    let mut synthetic = Synthetic::new(seed);
+    let mut pick = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
+    let mut out = columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push('\n');
+    for _ in 0..ROWS {
+        let row: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                let shape = match c.shapes.len() {
+                    0 => "",
+                    n => c.shapes[pick.random_range(0..n)].as_str(),
+                };
+                synthetic.value(c.kind, shape)
+            })
+            .collect();
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// A TOML basic string.
+fn quote(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+/// A rate as TOML: Rust's shortest form (`2`, `11.000000000000002`),
+/// which TOML reads as an integer or a float.
+fn float(v: f64) -> String {
+    format!("{v}")
+}

@@ -1,0 +1,227 @@
+//! `surge import log` on the access log of a real nginx (Debian's, its
+//! predefined `combined` format) in front of the reference cluster: the
+//! traffic a clinic made — patient searches by name and birth date, reads
+//! by UUID and by record number, with known counts second by second — is
+//! imported, nothing of the seeded patient data reaches a written byte, and
+//! the imported scenario replayed through the same nginx makes a second
+//! access log with the same requests per route, exactly, and per second
+//! (within a request at each second's edge: nginx logs a request when it
+//! ends).
+
+use crate::common::*;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use surge_sim::ClusterOptions;
+
+/// Patient data the recorded traffic carries; none may be written.
+const SEEDED: &[&str] = &[
+    "Okonkwo",
+    "Wanjiku",
+    "1961-07-29",
+    "MRN-778812",
+    "3f2a9c4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b",
+    "b81c0d2e-3f4a-4b5c-9d6e-7f8091a2b3c4",
+    "884213907",
+];
+
+/// The clinic's requests per second: (path and query, how many).
+fn second(n: usize) -> Vec<(&'static str, usize)> {
+    match n {
+        0 => vec![
+            ("/openmrs/ws/fhir2/R4/Patient?name=Okonkwo&_count=10", 8),
+            ("/fhir/Patient/3f2a9c4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b", 4),
+            ("/static/app.js", 3),
+        ],
+        1 => vec![
+            (
+                "/openmrs/ws/fhir2/R4/Patient?name=Wanjiku&birthdate=1961-07-29",
+                12,
+            ),
+            ("/fhir/Patient/b81c0d2e-3f4a-4b5c-9d6e-7f8091a2b3c4", 6),
+            ("/fhir/Patient/884213907", 2),
+        ],
+        _ => vec![
+            ("/openmrs/ws/fhir2/R4/Patient?identifier=MRN-778812", 5),
+            ("/healthz", 3),
+        ],
+    }
+}
+
+/// Sends each second's requests within the first half of a wall-clock
+/// second (nginx logs to the second).
+async fn clinic_traffic(url: &str) {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    for n in 0..3 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(
+            1000 - u64::from(now.subsec_millis()) + 20,
+        ))
+        .await;
+        for (target, times) in second(n) {
+            for _ in 0..times {
+                let _ = http.get(format!("{url}{target}")).send().await.unwrap();
+            }
+        }
+    }
+}
+
+/// Requests per route class and per second of a combined access log.
+fn log_counts(log: &str) -> (BTreeMap<&'static str, usize>, Vec<usize>) {
+    let mut routes = BTreeMap::new();
+    let mut seconds: BTreeMap<String, usize> = BTreeMap::new();
+    for line in log.lines() {
+        let target = line.split('"').nth(1).unwrap_or("");
+        let class = if target.contains("R4/Patient?name=") {
+            "search by name"
+        } else if target.contains("R4/Patient?identifier=") {
+            "search by identifier"
+        } else if target.starts_with("GET /fhir/Patient/") {
+            "read"
+        } else if target.contains("/healthz") {
+            "health"
+        } else {
+            "other"
+        };
+        *routes.entry(class).or_insert(0) += 1;
+        let time = line
+            .split('[')
+            .nth(1)
+            .and_then(|t| t.split(']').next())
+            .unwrap_or("");
+        *seconds.entry(time.to_owned()).or_insert(0) += 1;
+    }
+    (routes, seconds.into_values().collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nginx_log_imports_scrubbed_and_replays_its_routes_and_seconds() {
+    let _engine = engine_lock().await;
+    let base = free_port_run(1);
+    let recorded = nginx_logging(&[base], None, "combined")
+        .await
+        .expect("nginx (Debian's package) is installed: .ci/run installs it");
+    let cluster = cluster(ClusterOptions {
+        replicas: 1,
+        replica_port_base: Some(base),
+        ..Default::default()
+    })
+    .await;
+    clinic_traffic(&recorded.url).await;
+    let log = std::fs::read_to_string(recorded.file("access.log")).unwrap();
+    drop(recorded);
+
+    let dir = tempfile::tempdir().unwrap();
+    let log_file = dir.path().join("access.log");
+    std::fs::write(&log_file, &log).unwrap();
+    let out = dir.path().join("imported");
+    let done = surge(&[
+        "import",
+        "log",
+        log_file.to_str().unwrap(),
+        "--format",
+        "nginx",
+        "--out",
+        out.to_str().unwrap(),
+        "--bucket",
+        "1s",
+        "--name",
+        "clinic",
+    ]);
+    let said = text(&done);
+    assert_eq!(done.status.code(), Some(0), "{said}");
+    // Nothing seeded in any byte written, nor in what surge printed.
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let written = String::from_utf8_lossy(&bytes);
+        for seeded in SEEDED {
+            assert!(
+                !written.contains(seeded),
+                "{seeded} was written:\n{written}"
+            );
+        }
+    }
+    for seeded in SEEDED {
+        assert!(!said.contains(seeded), "{seeded} was printed:\n{said}");
+    }
+    assert!(
+        said.contains("scrubbed: 40 requests on 6 routes kept; 3 static assets left out"),
+        "{said}"
+    );
+    for counted in [
+        "10 UUIDs",
+        "2 numeric ids",
+        "12 dates",
+        "20 names",
+        "5 other identifiers",
+    ] {
+        assert!(
+            said.contains(&format!(
+                "scrubbed: {counted} in paths and queries replaced by synthetic values"
+            )),
+            "{counted}: {said}"
+        );
+    }
+    let scenario = std::fs::read_to_string(out.join("clinic.toml")).unwrap();
+    assert!(
+        scenario
+            .contains("path = \"/openmrs/ws/fhir2/R4/Patient?name=${synthetic.name}&_count=10\""),
+        "{scenario}"
+    );
+    assert!(
+        scenario.contains("path = \"/fhir/Patient/${synthetic.patient_uuid}\""),
+        "{scenario}"
+    );
+    let check = surge(&["check", out.join("clinic.toml").to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+
+    // The replay through a fresh nginx, its log against the original.
+    let replayed = nginx_logging(&[base], None, "combined").await.unwrap();
+    let runs = dir.path().join("runs");
+    // Begun 50 ms before a whole second: each 1 s stage's arrivals fall
+    // inside one wall-clock second, as nginx logs them.
+    let start = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(3))
+        .unwrap()
+        .round(jiff::Unit::Second)
+        .unwrap()
+        .checked_sub(jiff::SignedDuration::from_millis(50))
+        .unwrap();
+    let run = surge(&[
+        "run",
+        out.join("clinic.toml").to_str().unwrap(),
+        "--target",
+        &replayed.url,
+        "--no-progress",
+        "--out",
+        runs.to_str().unwrap(),
+        "--start-at",
+        &start.to_string(),
+    ]);
+    let run_said = text(&run);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "the recorded statuses are expected: {run_said}"
+    );
+    let replay_log = std::fs::read_to_string(replayed.file("access.log")).unwrap();
+    drop(replayed);
+    cluster.shutdown().await;
+    let (original_routes, original_seconds) = log_counts(&log);
+    let (replay_routes, replay_seconds) = log_counts(&replay_log);
+    let mut without_static = original_routes.clone();
+    *without_static.get_mut("other").unwrap() -= 3;
+    without_static.retain(|_, n| *n > 0);
+    assert_eq!(replay_routes, without_static, "per route:\n{replay_log}");
+    assert_eq!(original_seconds, vec![15, 20, 8]);
+    // Within a request of each second at the seconds' edges (a request
+    // logged when it ends), the same in all.
+    assert_eq!(replay_seconds.iter().sum::<usize>(), 40, "{replay_log}");
+    for (replay, original) in replay_seconds.iter().zip([12usize, 20, 8]) {
+        assert!(
+            replay.abs_diff(original) <= 1,
+            "per second {replay_seconds:?}:\n{replay_log}"
+        );
+    }
+}
