@@ -241,6 +241,23 @@ fn haproxy(line: &str) -> Result<Option<LogRecord>, LineError> {
         Some(at) if line[..at].contains("haproxy[") => &line[at + 3..],
         _ => line,
     };
+    // HAProxy's own messages share the log: a server going down or up, a
+    // proxy starting or stopping. No request in them.
+    const EVENTS: &[&str] = &[
+        "Proxy ",
+        "Server ",
+        "backend ",
+        "Stopping ",
+        "Pausing ",
+        "Resuming ",
+        "Health check ",
+        "[NOTICE]",
+        "[WARNING]",
+        "[ALERT]",
+    ];
+    if EVENTS.iter().any(|e| body.starts_with(e)) {
+        return Ok(None);
+    }
     let open = body
         .find(" [")
         .ok_or("no [accept date] after the client address")?;
@@ -340,6 +357,8 @@ mod tests {
         );
         let bad = r#"10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in http-in/<NOSRV> -1/-1/-1/-1/0 400 187 - - PR-- 1/1/0/0/0 0/0 "<BADREQ>""#;
         assert_eq!(parse_line(LogFormat::Haproxy, bad).unwrap(), None);
+        let down = "Server be/r1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: 0ms.";
+        assert_eq!(parse_line(LogFormat::Haproxy, down).unwrap(), None);
         let traefik = r#"10.0.0.1 - Client [10/Nov/2009:23:00:00 +0000] "GET /foo HTTP/1.1" 123 132 "referer" "agent" 5 "foo" "http://10.0.0.2/toto" 123ms"#;
         let r = parse_line(LogFormat::Traefik, traefik).unwrap().unwrap();
         assert_eq!(

@@ -296,10 +296,36 @@ pub fn route(method: &str, target: &str, keep: &BTreeSet<String>) -> Route {
             ),
         })
         .collect();
-    Route {
+    let mut route = Route {
         method: method.to_owned(),
         path: pieces,
         query,
+    };
+    tell_apart(&mut route);
+    route
+}
+
+/// Two values of one kind after the same word in one route (`/x/{a}/{b}`)
+/// are two columns, not one: the second's word gets `_2`, and so on.
+fn tell_apart(route: &mut Route) {
+    let mut seen: std::collections::BTreeMap<(ValueKind, String), usize> = Default::default();
+    let pieces = route
+        .path
+        .iter_mut()
+        .chain(route.query.iter_mut().map(|(_, p)| p));
+    for piece in pieces {
+        if let Piece::Value(kind, before) = piece {
+            let n = seen.entry((*kind, before.clone())).or_insert(0);
+            *n += 1;
+            if *n > 1 {
+                let base = if before.is_empty() {
+                    "value"
+                } else {
+                    before.as_str()
+                };
+                *before = format!("{base}_{n}");
+            }
+        }
     }
 }
 
@@ -453,7 +479,7 @@ mod tests {
         );
         assert_eq!(
             names.path[2],
-            Piece::Value(ValueKind::Opaque, "person".into())
+            Piece::Value(ValueKind::Opaque, "person_2".into())
         );
         assert_eq!(
             names.path[3],
@@ -497,7 +523,7 @@ mod tests {
         let none = BTreeSet::new();
         let r = route("GET", "/patients/smith/visits", &none);
         assert_eq!(r.path[0], Piece::Value(ValueKind::Word, String::new()));
-        assert_eq!(r.path[1], Piece::Value(ValueKind::Word, String::new()));
+        assert_eq!(r.path[1], Piece::Value(ValueKind::Word, "value_2".into()));
         assert_eq!(r.path[2], lit("visits"));
         let keep: BTreeSet<String> = ["patients".to_owned()].into();
         let kept = route("GET", "/patients/smith", &keep);

@@ -307,6 +307,9 @@ pub(super) fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
     }
     let mut open = Vec::new();
     let mut closed = Vec::new();
+    // Where the first open stage's rate is: a plan of quiet stages only is
+    // refused there.
+    let mut first_rate = None;
     for (i, stage) in load.stages.iter().enumerate() {
         let here = Some(stage.span());
         let s = stage.get_ref();
@@ -320,6 +323,7 @@ pub(super) fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
         match (load.model, &s.rate, &s.users) {
             (LoadModel::Open, Some(rate), None) => {
                 let r = *rate.get_ref();
+                first_rate = first_rate.or(Some(rate.span()));
                 limits::check_stage_rate(&format!("load stage {n}: rate"), r).map_err(|e| (Some(rate.span()), e))?;
                 open.push(OpenStage { rate: r, ramp: s.ramp, hold: *s.hold.get_ref() });
             }
@@ -343,7 +347,7 @@ pub(super) fn compile_load(load: &LoadDef) -> Result<LoadPlan, Located> {
             let peak = open.iter().map(|s| s.rate).fold(0.0, f64::max);
             if peak <= 0.0 {
                 return Err((
-                    None,
+                    first_rate,
                     "every load stage has rate 0: nothing would arrive (a stage of rate 0 is a quiet spell between others)".into(),
                 ));
             }

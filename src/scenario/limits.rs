@@ -86,7 +86,7 @@ pub fn check_stage_rate(what: &str, rate: f64) -> Result<f64, String> {
     if (0.0..=MAX_RATE).contains(&rate) {
         Ok(rate)
     } else {
-        Err(format!("{what} {rate} is out of range: expected 0 to {MAX_RATE} arrivals per second (split a larger test over shards)"))
+        Err(format!("{what} {rate} is out of range: expected 0 (a quiet spell) up to at most {MAX_RATE} arrivals per second (split a larger test over shards)"))
     }
 }
 

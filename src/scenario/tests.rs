@@ -241,7 +241,7 @@ fn a_negative_rate() {
         "rate = 5",
         "rate = -1",
         "rate = -1",
-        "expected 0 to 50000 arrivals per second",
+        "expected 0 (a quiet spell) up to at most 50000 arrivals per second",
     );
 }
 
@@ -252,7 +252,7 @@ fn a_plan_of_quiet_stages_only() {
     broken(
         "rate = 5",
         "rate = 0",
-        "[load]",
+        "rate = 0",
         "every load stage has rate 0: nothing would arrive",
     );
     let quiet_between = GOOD.replacen(

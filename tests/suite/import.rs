@@ -1,5 +1,6 @@
-//! `surge import log` on the access log of a real nginx (Debian's, its
-//! predefined `combined` format) in front of the reference cluster: the
+//! `surge import log` on the access logs of a real nginx (Debian's, its
+//! predefined `combined` format) and a real HAProxy (`option httplog`) in
+//! front of the reference cluster: the
 //! traffic a clinic made — patient searches by name and birth date, reads
 //! by UUID and by record number, with known counts second by second — is
 //! imported, nothing of the seeded patient data reaches a written byte, and
@@ -95,33 +96,19 @@ fn log_counts(log: &str) -> (BTreeMap<&'static str, usize>, Vec<usize>) {
     (routes, seconds.into_values().collect())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_nginx_log_imports_scrubbed_and_replays_its_routes_and_seconds() {
-    let _engine = engine_lock().await;
-    let base = free_port_run(1);
-    let recorded = nginx_logging(&[base], None, "combined")
-        .await
-        .expect("nginx (Debian's package) is installed: .ci/run installs it");
-    let cluster = cluster(ClusterOptions {
-        replicas: 1,
-        replica_port_base: Some(base),
-        ..Default::default()
-    })
-    .await;
-    clinic_traffic(&recorded.url).await;
-    let log = std::fs::read_to_string(recorded.file("access.log")).unwrap();
-    drop(recorded);
-
-    let dir = tempfile::tempdir().unwrap();
-    let log_file = dir.path().join("access.log");
-    std::fs::write(&log_file, &log).unwrap();
-    let out = dir.path().join("imported");
+/// `surge import log` of `log` (in `format`) into `dir/imported`, checked:
+/// no seeded value written or printed, the scrub report's counts, the
+/// routes' templates, and `surge check` passing. The folder it wrote.
+fn import_checked(dir: &std::path::Path, log: &str, format: &str) -> std::path::PathBuf {
+    let log_file = dir.join("access.log");
+    std::fs::write(&log_file, log).unwrap();
+    let out = dir.join("imported");
     let done = surge(&[
         "import",
         "log",
         log_file.to_str().unwrap(),
         "--format",
-        "nginx",
+        format,
         "--out",
         out.to_str().unwrap(),
         "--bucket",
@@ -175,7 +162,59 @@ async fn an_nginx_log_imports_scrubbed_and_replays_its_routes_and_seconds() {
     );
     let check = surge(&["check", out.join("clinic.toml").to_str().unwrap()]);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    out
+}
 
+/// HAProxy's `option httplog` (raw, to stdout), which logs when each
+/// request began to the millisecond: the same import, its three seconds'
+/// stages exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_haproxy_log_imports_scrubbed_with_its_seconds_exact() {
+    let _engine = engine_lock().await;
+    let base = free_port_run(1);
+    let recorded = haproxy_logging(base, 1, false, true)
+        .await
+        .expect("haproxy (Debian's package) is installed: .ci/run installs it");
+    let cluster = cluster(ClusterOptions {
+        replicas: 1,
+        replica_port_base: Some(base),
+        ..Default::default()
+    })
+    .await;
+    clinic_traffic(&recorded.url).await;
+    // HAProxy writes its line as a request ends; give the last one a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = std::fs::read_to_string(recorded.file("access.log")).unwrap();
+    drop(recorded);
+    cluster.shutdown().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = import_checked(dir.path(), &log, "haproxy");
+    let scenario = std::fs::read_to_string(out.join("clinic.toml")).unwrap();
+    assert!(
+        scenario.contains("[[load.stages]]\nrate = 12\nhold = \"1000ms\"\n[[load.stages]]\nrate = 20\nhold = \"1000ms\"\n[[load.stages]]\nrate = 8\nhold = \"1000ms\"\n"),
+        "{scenario}\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nginx_log_imports_scrubbed_and_replays_its_routes_and_seconds() {
+    let _engine = engine_lock().await;
+    let base = free_port_run(1);
+    let recorded = nginx_logging(&[base], None, "combined")
+        .await
+        .expect("nginx (Debian's package) is installed: .ci/run installs it");
+    let cluster = cluster(ClusterOptions {
+        replicas: 1,
+        replica_port_base: Some(base),
+        ..Default::default()
+    })
+    .await;
+    clinic_traffic(&recorded.url).await;
+    let log = std::fs::read_to_string(recorded.file("access.log")).unwrap();
+    drop(recorded);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = import_checked(dir.path(), &log, "nginx");
     // The replay through a fresh nginx, its log against the original.
     let replayed = nginx_logging(&[base], None, "combined").await.unwrap();
     let runs = dir.path().join("runs");

@@ -320,11 +320,25 @@ pub async fn redis() -> Option<Server> {
 /// sticky by an inserted cookie when `sticky`; health checks mark a dead
 /// replica down and redispatch its clients.
 pub async fn haproxy(base: u16, count: u16, sticky: bool) -> Option<Server> {
+    haproxy_logging(base, count, sticky, false).await
+}
+
+/// [`haproxy`], with `logging` its `option httplog` lines written raw (no
+/// syslog prefix) to `access.log` in its folder.
+pub async fn haproxy_logging(base: u16, count: u16, sticky: bool, logging: bool) -> Option<Server> {
     let bin = program("haproxy")?;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    let (global_log, defaults_log) = if logging {
+        (
+            "  log stdout format raw local0\n",
+            "  log global\n  option httplog\n",
+        )
+    } else {
+        ("", "")
+    };
     let mut cfg = format!(
-        "global\n  maxconn 2000\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n  option redispatch\n  retries 1\n\
+        "global\n  maxconn 2000\n{global_log}defaults\n{defaults_log}  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n  option redispatch\n  retries 1\n\
          frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\nbackend be\n  balance roundrobin\n"
     );
     if sticky {
@@ -339,11 +353,16 @@ pub async fn haproxy(base: u16, count: u16, sticky: bool) -> Option<Server> {
     }
     let path = dir.path().join("haproxy.cfg");
     std::fs::write(&path, cfg).unwrap();
+    let stdout = if logging {
+        std::process::Stdio::from(std::fs::File::create(dir.path().join("access.log")).unwrap())
+    } else {
+        std::process::Stdio::null()
+    };
     let child = std::process::Command::new(bin)
         .arg("-db")
         .arg("-f")
         .arg(&path)
-        .stdout(std::process::Stdio::null())
+        .stdout(stdout)
         .spawn()
         .expect("haproxy starts");
     wait_for_port(port).await;
