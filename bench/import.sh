@@ -47,8 +47,8 @@ generate() {
 echo "| log size | lines | routes | import wall time | lines per second | peak RSS |"
 echo "|---|---|---|---|---|---|"
 for mb in $SIZES; do
-    # About 175 bytes a line.
-    lines=$((mb * 1024 * 1024 / 175))
+    # About 140 bytes a line.
+    lines=$((mb * 1024 * 1024 / 140))
     rm -rf "$work/out" "$work/access.log"
     generate "$lines" >"$work/access.log"
     size=$(du -m "$work/access.log" | cut -f1)
