@@ -218,6 +218,12 @@ fn import(command: cli::ImportCommand) -> Outcome {
             if let Some(feeder) = &report.feeder {
                 println!("feeder: {}", feeder.display());
             }
+            if let Some((placeholder, routes)) = &report.placeholder {
+                println!(
+                    "warning: {routes} routes send {} (the log held no body for them): replace it with the body to send; surge check names them until then",
+                    placeholder.display()
+                );
+            }
             Outcome::Passed
         }
         Err(e) => e.into(),

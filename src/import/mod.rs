@@ -21,7 +21,7 @@ use curve::Curve;
 use log::LogRecord;
 use route::{Piece, Route, ValueKind};
 use std::collections::{BTreeMap, BTreeSet};
-pub use text::{render, FEEDER_FILE};
+pub use text::{render, Rendered, FEEDER_FILE, PLACEHOLDER_FILE};
 
 /// Most distinct routes an import keeps: a log with more varies where the
 /// importer cannot see it.

@@ -12,15 +12,31 @@ use std::fmt::Write as _;
 /// The feeder's file, beside the scenario (its fixtures folder is `.`).
 pub const FEEDER_FILE: &str = "synthetic.csv";
 
+/// The body a request the log held no body for sends until it is replaced.
+pub const PLACEHOLDER_FILE: &str = "placeholder-body.txt";
+
+/// Methods whose requests carry a body.
+const WITH_BODY: &[&str] = &["POST", "PUT", "PATCH"];
+
+/// What an import writes: the scenario, the feeder when the routes had
+/// values, the placeholder body when a route sends one.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The scenario file's text.
+    pub scenario: String,
+    /// The feeder's CSV.
+    pub feeder: Option<String>,
+    /// The placeholder body's text.
+    pub placeholder: Option<String>,
+    /// Routes sending the placeholder.
+    pub placeholder_routes: usize,
+}
+
 /// Most a persona's weight may be; larger counts are scaled down together.
 const MAX_WEIGHT: u64 = crate::scenario::limits::MAX_WEIGHT as u64;
 
-/// (scenario TOML, feeder CSV when there are columns).
-pub fn render(
-    imported: &Imported,
-    options: &ImportOptions,
-    source: &str,
-) -> (String, Option<String>) {
+/// The scenario, its feeder and its placeholder body.
+pub fn render(imported: &Imported, options: &ImportOptions, source: &str) -> Rendered {
     let mut o = String::new();
     let report = &imported.report;
     // The file's name only as plain characters: it lands in a comment and
@@ -82,18 +98,38 @@ pub fn render(
             quote(name)
         );
     }
+    let mut placeholder_routes = 0;
     for (r, name) in imported.routes.iter().zip(&names) {
+        // A log holds no body: a request that sends one sends the
+        // placeholder, which `surge check` names until it is replaced.
+        let body = if WITH_BODY.contains(&r.route.method.as_str()) {
+            placeholder_routes += 1;
+            format!("body_template = \"{PLACEHOLDER_FILE}\"\n")
+        } else {
+            String::new()
+        };
         let statuses: Vec<String> = r.statuses.iter().map(u16::to_string).collect();
         let _ = writeln!(
             o,
-            "[requests.{name}]\nmethod = {}\npath = {}\nexpect = {{ status = [{}] }}\n# A route a lower --scale or a short run may not reach.\noptional = true\n",
+            "[requests.{name}]\nmethod = {}\npath = {}\n{body}expect = {{ status = [{}] }}\n# A route a lower --scale or a short run may not reach.\noptional = true\n",
             quote(&r.route.method),
             quote(&path(&r.route, &imported.columns)),
             statuses.join(", ")
         );
     }
     let feeder = (!imported.columns.is_empty()).then(|| feeder(&imported.columns, options.seed));
-    (o, feeder)
+    let placeholder = (placeholder_routes > 0).then(|| {
+        format!(
+            "{}: the access log held no body for this request. Replace this file with the body to send (placeholders such as $${{synthetic.COLUMN}} are filled in).\n",
+            crate::scenario::IMPORT_PLACEHOLDER
+        )
+    });
+    Rendered {
+        scenario: o,
+        feeder,
+        placeholder,
+        placeholder_routes,
+    }
 }
 
 /// The route as a path template: literals as recorded (a `${` in one

@@ -7,7 +7,7 @@
 
 use super::RunError;
 use crate::import::log::{parse_line, LogFormat};
-use crate::import::{render, ImportOptions, LogImport, ScrubReport};
+use crate::import::{render, ImportOptions, LogImport, Rendered, ScrubReport};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +35,8 @@ pub struct ImportReport {
     pub scrub: ScrubReport,
     /// Open-model stages written.
     pub stages: usize,
+    /// The placeholder body, and the routes that send it.
+    pub placeholder: Option<(PathBuf, usize)>,
     /// Lines of the format that carried no request to replay (no request
     /// line, `OPTIONS *`, an absolute URL).
     pub refused_lines: u64,
@@ -99,29 +101,29 @@ pub fn import_log(request: &ImportLogRequest) -> Result<ImportReport, RunError> 
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "the log".into());
-    let (scenario_text, feeder_text) = render(&imported, &request.options, &source);
+    let rendered = render(&imported, &request.options, &source);
     let stages = imported
         .curve
         .stages(request.options.speed, request.options.scale)
         .len();
-    let written = write(request, &scenario_text, feeder_text.as_deref())?;
+    let written = write(request, &rendered)?;
     Ok(ImportReport {
         scenario: written.0,
         feeder: written.1,
+        placeholder: written.2.map(|path| (path, rendered.placeholder_routes)),
         scrub: imported.report,
         stages,
         refused_lines: refused,
     })
 }
 
-/// Writes the scenario and its feeder into the out folder (never over a
-/// file that is there), then loads the scenario back; one that does not
-/// load is removed and said.
+/// Writes the scenario, its feeder and its placeholder body into the out
+/// folder (never over a file that is there), then loads the scenario back;
+/// one that does not load is removed and said.
 fn write(
     request: &ImportLogRequest,
-    scenario: &str,
-    feeder: Option<&str>,
-) -> Result<(PathBuf, Option<PathBuf>), RunError> {
+    rendered: &Rendered,
+) -> Result<(PathBuf, Option<PathBuf>, Option<PathBuf>), RunError> {
     let out = &request.out;
     let failed = |path: &Path, why: String| RunError::Import {
         file: path.to_path_buf(),
@@ -130,8 +132,16 @@ fn write(
     };
     std::fs::create_dir_all(out).map_err(|e| failed(out, e.to_string()))?;
     let scenario_path = out.join(format!("{}.toml", request.options.name));
-    let feeder_path = feeder.map(|_| out.join(crate::import::FEEDER_FILE));
-    for path in std::iter::once(&scenario_path).chain(feeder_path.iter()) {
+    let feeder = rendered
+        .feeder
+        .as_ref()
+        .map(|text| (out.join(crate::import::FEEDER_FILE), text));
+    let placeholder = rendered
+        .placeholder
+        .as_ref()
+        .map(|text| (out.join(crate::import::PLACEHOLDER_FILE), text));
+    let extra: Vec<&(PathBuf, &String)> = feeder.iter().chain(placeholder.iter()).collect();
+    for path in std::iter::once(&scenario_path).chain(extra.iter().map(|(p, _)| p)) {
         if path.exists() {
             return Err(failed(
                 path,
@@ -139,13 +149,14 @@ fn write(
             ));
         }
     }
-    if let (Some(path), Some(text)) = (&feeder_path, feeder) {
+    for (path, text) in &extra {
         std::fs::write(path, text).map_err(|e| failed(path, e.to_string()))?;
     }
-    std::fs::write(&scenario_path, scenario).map_err(|e| failed(&scenario_path, e.to_string()))?;
+    std::fs::write(&scenario_path, &rendered.scenario)
+        .map_err(|e| failed(&scenario_path, e.to_string()))?;
     if let Err(e) = crate::scenario::Scenario::load(&scenario_path) {
         let _ = std::fs::remove_file(&scenario_path);
-        if let Some(path) = &feeder_path {
+        for (path, _) in &extra {
             let _ = std::fs::remove_file(path);
         }
         return Err(failed(
@@ -153,5 +164,9 @@ fn write(
             format!("the imported scenario does not load (a bug in surge import): {e}"),
         ));
     }
-    Ok((scenario_path, feeder_path))
+    Ok((
+        scenario_path,
+        feeder.map(|(p, _)| p),
+        placeholder.map(|(p, _)| p),
+    ))
 }

@@ -53,6 +53,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How a body file an import wrote for a request whose body the recording
+/// did not hold begins (`surge import`): `surge check` warns about every
+/// request that still sends it.
+pub const IMPORT_PLACEHOLDER: &str = "SURGE-IMPORT-PLACEHOLDER";
+
 /// A validated scenario.
 #[derive(Debug)]
 pub struct Scenario {
@@ -87,7 +92,8 @@ pub struct Scenario {
     /// The part of the test this process runs (the whole test by default).
     pub shard: shard::Shard,
     /// What `surge check` warns about without refusing the file (TLS
-    /// certificates left unverified), each at its place.
+    /// certificates left unverified, a placeholder body an import wrote),
+    /// each at its place.
     pub warnings: Vec<ScenarioError>,
 }
 

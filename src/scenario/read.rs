@@ -41,7 +41,7 @@ impl Scenario {
             .map_err(|(span, e)| source.at(span.or(find_table(text, "session")), e))?;
         let (kubernetes, chaos) = source.chaos(&file, load.duration())?;
         source.check_name(&file)?;
-        let warnings = source.warnings(&file);
+        let warnings = source.warnings(&file, &fixtures);
         let scenario = Scenario {
             path: path.to_path_buf(),
             name: file.scenario.name.into_inner(),
@@ -380,21 +380,31 @@ impl Source<'_> {
     }
 
     /// What `surge check` warns about without refusing the file.
-    fn warnings(&self, file: &ScenarioFile) -> Vec<ScenarioError> {
+    fn warnings(&self, file: &ScenarioFile, fixtures: &Path) -> Vec<ScenarioError> {
         let off = file
             .target
             .get_ref()
             .tls_verify
             .as_ref()
             .filter(|v| !v.get_ref());
-        off.map(|off| {
+        let tls = off.map(|off| {
             self.at(
                 Some(off.span()),
                 "warning: tls_verify = false: TLS certificates will not be verified, so nothing tells the target from an impostor (every report says so); remove it to verify them".into(),
             )
-        })
-        .into_iter()
-        .collect()
+        });
+        // A body an import could not know, still as the import wrote it.
+        let placeholders = file.requests.iter().filter_map(|(name, def)| {
+            let body = def.get_ref().body_template.as_ref()?;
+            let bytes = super::compile::read_fixture(fixtures, body).ok()?;
+            bytes.starts_with(super::IMPORT_PLACEHOLDER.as_bytes()).then(|| {
+                self.at(
+                    Some(def.span()),
+                    format!("warning: request `{name}` sends {body}, the placeholder surge import wrote (the recording held no body for it): replace the file with the body to send"),
+                )
+            })
+        });
+        tls.into_iter().chain(placeholders).collect()
     }
 }
 

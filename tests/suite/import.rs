@@ -264,3 +264,80 @@ async fn an_nginx_log_imports_scrubbed_and_replays_its_routes_and_seconds() {
         );
     }
 }
+
+/// Traefik's access log, JSON and common log, written from Traefik's
+/// documented format (`fixtures/logs/traefik-access.*`; the patients in
+/// them are invented): the session cookie Traefik kept is never written,
+/// a POST the log held no body for sends a placeholder that `surge check`
+/// names, OPTIONS and static assets are left out.
+#[test]
+fn a_traefik_log_imports_in_both_of_its_formats() {
+    for (file, format) in [
+        ("traefik-access.json", "traefik"),
+        ("traefik-access.log", "traefik"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("imported");
+        let log = repo().join("fixtures/logs").join(file);
+        let done = surge(&[
+            "import",
+            "log",
+            log.to_str().unwrap(),
+            "--format",
+            format,
+            "--out",
+            out.to_str().unwrap(),
+            "--bucket",
+            "1s",
+            "--name",
+            "emr",
+        ]);
+        let said = text(&done);
+        assert_eq!(done.status.code(), Some(0), "{file}: {said}");
+        for entry in std::fs::read_dir(&out).unwrap() {
+            let written = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for seeded in [
+                "Okonkwo",
+                "Wanjiku",
+                "MRN-778812",
+                "3f2a9c4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b",
+                "SECRETSESSION42",
+                "10.1.2.3",
+            ] {
+                assert!(
+                    !written.contains(seeded),
+                    "{file}: {seeded} written:\n{written}"
+                );
+            }
+        }
+        assert!(
+            said.contains("scrubbed: 5 requests on 4 routes kept; 1 static assets left out"),
+            "{file}: {said}"
+        );
+        assert!(
+            said.contains("scrubbed: 1 requests with a method a scenario does not send"),
+            "{file}: {said}"
+        );
+        assert!(said.contains("warning: 1 routes send"), "{file}: {said}");
+        let scenario = std::fs::read_to_string(out.join("emr.toml")).unwrap();
+        assert!(
+            scenario.contains("[[load.stages]]\nrate = 2\nhold = \"2000ms\"\n[[load.stages]]\nrate = 1\nhold = \"1000ms\"\n"),
+            "{file}: {scenario}"
+        );
+        assert!(
+            scenario.contains("path = \"/openmrs/ws/rest/v1/patient?q=${synthetic.q}&v=default\""),
+            "{file}: {scenario}"
+        );
+        assert!(
+            scenario.contains("body_template = \"placeholder-body.txt\""),
+            "{file}: {scenario}"
+        );
+        let check = surge(&["check", out.join("emr.toml").to_str().unwrap()]);
+        let checked = text(&check);
+        assert_eq!(check.status.code(), Some(0), "{checked}");
+        assert!(
+            checked.contains("warning: request `post_openmrs_ws_rest_v1_visit` sends placeholder-body.txt, the placeholder surge import wrote"),
+            "{checked}"
+        );
+    }
+}
