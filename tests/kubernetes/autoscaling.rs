@@ -270,9 +270,27 @@ pub(crate) async fn metered(w: &Workload) -> (Clinic, Prometheus) {
 }
 
 /// The HPA `surge calibrate` writes, shaped for this clinic: a Pods metric
-/// of `target` requests per second per pod, 1 to 4 replicas, scaling up at
-/// once (no stabilization), down only after a long window.
+/// of `target` requests per second per pod, 1 to `max` replicas.
 fn hpa(target: u32, max: u32) -> String {
+    hpa_on(
+        &format!(
+            "    - type: Pods
+      pods:
+        metric:
+          name: http_server_requests_per_second
+        target:
+          type: AverageValue
+          averageValue: \"{target}\"
+"
+        ),
+        max,
+    )
+}
+
+/// HPA `hapi` on Deployment hapi scaling on `metrics` (its YAML list
+/// items), 1 to `max` replicas, up at once (no stabilization), down only
+/// after a long window.
+pub(crate) fn hpa_on(metrics: &str, max: u32) -> String {
     format!(
         r#"apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
@@ -287,14 +305,7 @@ spec:
   minReplicas: 1
   maxReplicas: {max}
   metrics:
-    - type: Pods
-      pods:
-        metric:
-          name: http_server_requests_per_second
-        target:
-          type: AverageValue
-          averageValue: "{target}"
-  behavior:
+{metrics}  behavior:
     scaleUp:
       stabilizationWindowSeconds: 0
       policies:

@@ -7,7 +7,7 @@
 //! target, from the run's own readings. Nothing of the test's decides
 //! replicas or makes up a CPU figure.
 
-use crate::autoscaling::load;
+use crate::autoscaling::{hpa_on, load};
 use crate::clinic::*;
 use crate::*;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -123,12 +123,7 @@ spec:
     // twice the resolution.
     let mut last = String::new();
     for _ in 0..600 {
-        let request = axum::http::Request::get(
-            "/apis/metrics.k8s.io/v1beta1/namespaces/clinic/pods?labelSelector=app%3Dhapi",
-        )
-        .body(Vec::new())
-        .unwrap();
-        match clinic.admin.request::<serde_json::Value>(request).await {
+        match pod_metrics(&clinic.admin).await {
             Ok(answer) if answer["items"].as_array().is_some_and(|i| !i.is_empty()) => {
                 return server;
             }
@@ -143,15 +138,21 @@ spec:
     );
 }
 
-/// The CPU of clinic's `app=hapi` pods as metrics.k8s.io answers it:
-/// (pod, millicores) for each.
-async fn pod_cpu(admin: &Client) -> Vec<(String, f64)> {
+/// metrics.k8s.io's PodMetricsList for clinic's `app=hapi` pods, through
+/// the API server.
+async fn pod_metrics(admin: &Client) -> Result<serde_json::Value, kube::Error> {
     let request = axum::http::Request::get(
         "/apis/metrics.k8s.io/v1beta1/namespaces/clinic/pods?labelSelector=app%3Dhapi",
     )
     .body(Vec::new())
     .unwrap();
-    let answer: serde_json::Value = admin.request(request).await.unwrap();
+    admin.request(request).await
+}
+
+/// The CPU of clinic's `app=hapi` pods as metrics.k8s.io answers it:
+/// (pod, millicores) for each.
+async fn pod_cpu(admin: &Client) -> Vec<(String, f64)> {
+    let answer = pod_metrics(admin).await.unwrap();
     answer["items"]
         .as_array()
         .into_iter()
@@ -175,36 +176,17 @@ async fn pod_cpu(admin: &Client) -> Vec<(String, f64)> {
 /// An HPA on CPU utilization (a share of each pod's 100m request), 1 to
 /// `max` replicas, scaling up at once.
 fn cpu_hpa(utilization: u32, max: u32) -> String {
-    format!(
-        r#"apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata:
-  name: hapi
-  namespace: clinic
-spec:
-  scaleTargetRef:
-    apiVersion: apps/v1
-    kind: Deployment
-    name: hapi
-  minReplicas: 1
-  maxReplicas: {max}
-  metrics:
-    - type: Resource
+    hpa_on(
+        &format!(
+            "    - type: Resource
       resource:
         name: cpu
         target:
           type: Utilization
           averageUtilization: {utilization}
-  behavior:
-    scaleUp:
-      stabilizationWindowSeconds: 0
-      policies:
-        - type: Percent
-          value: 100
-          periodSeconds: 15
-    scaleDown:
-      stabilizationWindowSeconds: 300
-"#
+"
+        ),
+        max,
     )
 }
 
