@@ -101,13 +101,14 @@ impl LogImport {
             self.methods_left_out += 1;
             return Ok(());
         }
-        let route = route::route(&record.method, &record.target, &self.keep_words);
+        let (route, values) =
+            route::route_and_values(&record.method, &record.target, &self.keep_words);
         if !self.routes.contains_key(&route) && self.routes.len() >= MAX_ROUTES {
             return Err(format!(
                 "more than {MAX_ROUTES} distinct routes: the log's paths vary in a way the importer does not recognise as values"
             ));
         }
-        self.note_values(&record.target, &route);
+        self.note_values(&route, &values);
         self.curve.add(record.start_ms);
         let (count, statuses) = self.routes.entry(route).or_default();
         *count += 1;
@@ -116,23 +117,20 @@ impl LogImport {
         Ok(())
     }
 
-    /// Counts each value the route took out of `target`, and keeps its
-    /// shape (never the value) for its column.
-    fn note_values(&mut self, target: &str, route: &Route) {
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let recorded_path = path.split('/').skip(1);
-        let recorded_query = query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| p.split_once('=').map_or("", |(_, v)| v));
+    /// Counts each value the route took out (`recorded`: their texts, in
+    /// the route's order), and keeps its shape (never the value) for its
+    /// column.
+    fn note_values(&mut self, route: &Route, recorded: &[&str]) {
         let pieces = route.path.iter().chain(route.query.iter().map(|(_, p)| p));
-        for (piece, recorded) in pieces.zip(recorded_path.chain(recorded_query)) {
-            if let Piece::Value(kind, before) = piece {
-                *self.taken_out.entry(*kind).or_insert(0) += 1;
-                let shapes = self.shapes.entry((*kind, before.clone())).or_default();
-                if shapes.len() < SHAPES_PER_COLUMN {
-                    shapes.insert(synthetic::shape_of(recorded));
-                }
+        let taken = pieces.filter_map(|p| match p {
+            Piece::Value(kind, before) => Some((*kind, before)),
+            Piece::Literal(_) => None,
+        });
+        for ((kind, before), recorded) in taken.zip(recorded) {
+            *self.taken_out.entry(kind).or_insert(0) += 1;
+            let shapes = self.shapes.entry((kind, before.clone())).or_default();
+            if shapes.len() < SHAPES_PER_COLUMN {
+                shapes.insert(synthetic::shape_of(recorded));
             }
         }
     }
@@ -322,7 +320,9 @@ fn columns(
         {
             if let Piece::Value(kind, before) = piece {
                 if seen.insert((*kind, before.clone())) {
-                    let name = unique(&column_name(*kind, before), &out);
+                    let name = unique(&column_name(*kind, before), |n| {
+                        out.iter().any(|c| c.name == n)
+                    });
                     out.push(Column {
                         name,
                         kind: *kind,
@@ -341,20 +341,7 @@ fn columns(
 
 /// `patient` + UUID → `patient_uuid`; a name parameter keeps its name.
 fn column_name(kind: ValueKind, before: &str) -> String {
-    let base: String = before
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect::<String>()
-        .trim_matches('_')
-        .chars()
-        .take(32)
-        .collect();
+    let base: String = snake(before).chars().take(32).collect();
     let base = if base.is_empty() {
         "value".to_owned()
     } else {
@@ -372,10 +359,28 @@ fn column_name(kind: ValueKind, before: &str) -> String {
     format!("{base}{suffix}")
 }
 
-fn unique(name: &str, taken: &[Column]) -> String {
+/// A word as a lowercase identifier: `R4` → `r4`, `$validate` → `validate`,
+/// `patient-identifier` → `patient_identifier` (for column and request
+/// names).
+pub(crate) fn snake(word: &str) -> String {
+    word.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_matches('_')
+        .to_owned()
+}
+
+/// `name`, or `name_2`, `name_3`, … : the first that is not `taken`.
+pub(crate) fn unique(name: &str, taken: impl Fn(&str) -> bool) -> String {
     let mut candidate = name.to_owned();
     let mut n = 2;
-    while taken.iter().any(|c| c.name == candidate) {
+    while taken(&candidate) {
         candidate = format!("{name}_{n}");
         n += 1;
     }

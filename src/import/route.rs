@@ -272,37 +272,54 @@ const NAME_PARAMS: &[&str] = &["name", "given", "family", "q", "phonetic"];
 /// The route of `method` and `target` (path and query, percent-encoded as
 /// sent); `keep` holds words the user named as route words.
 pub fn route(method: &str, target: &str, keep: &BTreeSet<String>) -> Route {
+    route_and_values(method, target, keep).0
+}
+
+/// [`route`], with the recorded text each value piece took out, in the
+/// route's order (path, then query): what the column's shape is made from,
+/// read in the one pass that decided the piece.
+pub fn route_and_values<'a>(
+    method: &str,
+    target: &'a str,
+    keep: &BTreeSet<String>,
+) -> (Route, Vec<&'a str>) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut before = String::new();
     let mut pieces = Vec::new();
+    let mut values = Vec::new();
     for segment in path.split('/').skip(1) {
         let piece = segment_piece(segment, &before, keep);
-        if let Piece::Literal(word) = &piece {
-            before = word.clone();
+        match &piece {
+            Piece::Literal(word) => before = word.clone(),
+            Piece::Value(..) => values.push(segment),
         }
         pieces.push(piece);
     }
-    let query = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.split_once('=') {
+    let mut pairs = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, piece, recorded) = match pair.split_once('=') {
             Some((name, value)) if is_param_name(name) => {
-                (name.to_owned(), query_piece(name, value))
+                (name.to_owned(), query_piece(name, value), value)
             }
             // A name that may itself be data: the whole pair is a value.
             _ => (
                 "param".to_owned(),
                 Piece::Value(ValueKind::Opaque, "param".to_owned()),
+                pair,
             ),
-        })
-        .collect();
+        };
+        if let Piece::Value(..) = piece {
+            values.push(recorded);
+        }
+        pairs.push((name, piece));
+    }
     let mut route = Route {
         method: method.to_owned(),
         path: pieces,
-        query,
+        query: pairs,
     };
     tell_apart(&mut route);
-    route
+    (route, values)
 }
 
 /// Two values of one kind after the same word in one route (`/x/{a}/{b}`)
@@ -516,6 +533,25 @@ mod tests {
         // A safe parameter with a value that is not a control is taken out too.
         let sneaky = route("GET", "/fhir/Patient?_sort=a1b2c3d4e5", &none);
         assert!(matches!(sneaky.query[0].1, Piece::Value(..)));
+    }
+
+    /// Each value piece comes with the text it took out, a pair whose
+    /// name may be data with the whole pair.
+    #[test]
+    fn each_value_comes_with_what_it_took_out() {
+        let (r, values) = route_and_values(
+            "GET",
+            "/fhir/Patient/884213907?MRN-778812&_count=10&name=Okonkwo",
+            &BTreeSet::new(),
+        );
+        let taken = r
+            .path
+            .iter()
+            .chain(r.query.iter().map(|(_, p)| p))
+            .filter(|p| matches!(p, Piece::Value(..)))
+            .count();
+        assert_eq!(taken, values.len());
+        assert_eq!(values, ["884213907", "MRN-778812", "Okonkwo"]);
     }
 
     #[test]

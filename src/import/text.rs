@@ -170,34 +170,15 @@ fn request_names(imported: &Imported) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for r in &imported.routes {
         let words: Vec<String> = std::iter::once(r.route.method.to_ascii_lowercase())
-            .chain(r.route.path.iter().filter_map(|p| {
-                match p {
-                    Piece::Literal(w) if !w.is_empty() => Some(
-                        w.chars()
-                            .map(|c| {
-                                if c.is_ascii_alphanumeric() {
-                                    c.to_ascii_lowercase()
-                                } else {
-                                    '_'
-                                }
-                            })
-                            .collect::<String>()
-                            .trim_matches('_')
-                            .to_owned(),
-                    ),
-                    Piece::Value(..) => Some("id".to_owned()),
-                    _ => None,
-                }
+            .chain(r.route.path.iter().filter_map(|p| match p {
+                Piece::Literal(w) if !w.is_empty() => Some(super::snake(w)),
+                Piece::Value(..) => Some("id".to_owned()),
+                _ => None,
             }))
             .filter(|w| !w.is_empty())
             .collect();
         let base: String = words.join("_").chars().take(56).collect();
-        let mut name = base.clone();
-        let mut n = 2;
-        while names.contains(&name) {
-            name = format!("{base}_{n}");
-            n += 1;
-        }
+        let name = super::unique(&base, |n| names.iter().any(|taken| taken == n));
         names.push(name);
     }
     names

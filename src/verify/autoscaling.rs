@@ -128,7 +128,11 @@ pub fn serves_per_pod(
         let second = sample.at_s.floor() as u64;
         let (Some(value), Some(row)) = (
             sample.metric_value.filter(|v| *v > 0.0 && sample.ready > 0),
-            rows.iter().find(|r| r.second == second && second < full_s),
+            // Rows are one per second, in order.
+            rows.binary_search_by_key(&second, |r| r.second)
+                .ok()
+                .filter(|_| second < full_s)
+                .map(|i| &rows[i]),
         ) else {
             continue;
         };
