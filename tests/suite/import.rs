@@ -96,17 +96,20 @@ fn log_counts(log: &str) -> (BTreeMap<&'static str, usize>, Vec<usize>) {
     (routes, seconds.into_values().collect())
 }
 
-/// `surge import log` of `log` (in `format`) into `dir/imported`, checked:
-/// no seeded value written or printed, the scrub report's counts, the
-/// routes' templates, and `surge check` passing. The folder it wrote.
-fn import_checked(dir: &std::path::Path, log: &str, format: &str) -> std::path::PathBuf {
-    let log_file = dir.join("access.log");
-    std::fs::write(&log_file, log).unwrap();
-    let out = dir.join("imported");
+/// `surge import log LOG --format FORMAT --out OUT --bucket 1s --name
+/// NAME`: it succeeds, and no `seeded` value is in any byte it wrote or in
+/// what it printed. What it printed.
+fn import_scrubbed(
+    log: &std::path::Path,
+    format: &str,
+    out: &std::path::Path,
+    name: &str,
+    seeded: &[&str],
+) -> String {
     let done = surge(&[
         "import",
         "log",
-        log_file.to_str().unwrap(),
+        log.to_str().unwrap(),
         "--format",
         format,
         "--out",
@@ -114,24 +117,37 @@ fn import_checked(dir: &std::path::Path, log: &str, format: &str) -> std::path::
         "--bucket",
         "1s",
         "--name",
-        "clinic",
+        name,
     ]);
     let said = text(&done);
-    assert_eq!(done.status.code(), Some(0), "{said}");
-    // Nothing seeded in any byte written, nor in what surge printed.
-    for entry in std::fs::read_dir(&out).unwrap() {
+    assert_eq!(done.status.code(), Some(0), "{log:?}: {said}");
+    for entry in std::fs::read_dir(out).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         let written = String::from_utf8_lossy(&bytes);
-        for seeded in SEEDED {
+        for seeded in seeded {
             assert!(
                 !written.contains(seeded),
-                "{seeded} was written:\n{written}"
+                "{log:?}: {seeded} was written:\n{written}"
             );
         }
     }
-    for seeded in SEEDED {
-        assert!(!said.contains(seeded), "{seeded} was printed:\n{said}");
+    for seeded in seeded {
+        assert!(
+            !said.contains(seeded),
+            "{log:?}: {seeded} was printed:\n{said}"
+        );
     }
+    said
+}
+
+/// `surge import log` of `log` (in `format`) into `dir/imported`, checked:
+/// no seeded value written or printed, the scrub report's counts, the
+/// routes' templates, and `surge check` passing. The folder it wrote.
+fn import_checked(dir: &std::path::Path, log: &str, format: &str) -> std::path::PathBuf {
+    let log_file = dir.join("access.log");
+    std::fs::write(&log_file, log).unwrap();
+    let out = dir.join("imported");
+    let said = import_scrubbed(&log_file, format, &out, "clinic", SEEDED);
     assert!(
         said.contains("scrubbed: 40 requests on 6 routes kept; 3 static assets left out"),
         "{said}"
@@ -272,44 +288,19 @@ async fn an_nginx_log_imports_scrubbed_and_replays_its_routes_and_seconds() {
 /// names, OPTIONS and static assets are left out.
 #[test]
 fn a_traefik_log_imports_in_both_of_its_formats() {
-    for (file, format) in [
-        ("traefik-access.json", "traefik"),
-        ("traefik-access.log", "traefik"),
-    ] {
+    for file in ["traefik-access.json", "traefik-access.log"] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("imported");
         let log = repo().join("fixtures/logs").join(file);
-        let done = surge(&[
-            "import",
-            "log",
-            log.to_str().unwrap(),
-            "--format",
-            format,
-            "--out",
-            out.to_str().unwrap(),
-            "--bucket",
-            "1s",
-            "--name",
-            "emr",
-        ]);
-        let said = text(&done);
-        assert_eq!(done.status.code(), Some(0), "{file}: {said}");
-        for entry in std::fs::read_dir(&out).unwrap() {
-            let written = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            for seeded in [
-                "Okonkwo",
-                "Wanjiku",
-                "MRN-778812",
-                "3f2a9c4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b",
-                "SECRETSESSION42",
-                "10.1.2.3",
-            ] {
-                assert!(
-                    !written.contains(seeded),
-                    "{file}: {seeded} written:\n{written}"
-                );
-            }
-        }
+        let seeded = [
+            "Okonkwo",
+            "Wanjiku",
+            "MRN-778812",
+            "3f2a9c4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b",
+            "SECRETSESSION42",
+            "10.1.2.3",
+        ];
+        let said = import_scrubbed(&log, "traefik", &out, "emr", &seeded);
         assert!(
             said.contains("scrubbed: 5 requests on 4 routes kept; 1 static assets left out"),
             "{file}: {said}"
