@@ -194,35 +194,20 @@ async fn sim(command: SimCommand) -> Outcome {
 }
 
 fn import(command: cli::ImportCommand) -> Outcome {
-    let cli::ImportCommand::Log(args) = command;
-    let request = match args.request() {
-        Ok(request) => request,
-        Err(why) => return Outcome::CannotRun(why),
+    let lines = match command {
+        cli::ImportCommand::Log(args) => match args.request() {
+            Ok(request) => run::import::import_log(&request).map(|r| r.lines()),
+            Err(why) => return Outcome::CannotRun(why),
+        },
+        cli::ImportCommand::Har(args) => match args.request() {
+            Ok(request) => run::import::import_har(&request).map(|r| r.lines()),
+            Err(why) => return Outcome::CannotRun(why),
+        },
     };
-    match run::import::import_log(&request) {
-        Ok(report) => {
-            for line in report.scrub.lines() {
-                println!("scrubbed: {line}");
-            }
-            if report.refused_lines > 0 {
-                println!(
-                    "{} lines carried no request to replay (no request line, `OPTIONS *`, an absolute URL): left out",
-                    report.refused_lines
-                );
-            }
-            println!(
-                "scenario: {} ({} open-model stages)",
-                report.scenario.display(),
-                report.stages
-            );
-            if let Some(feeder) = &report.feeder {
-                println!("feeder: {}", feeder.display());
-            }
-            if let Some((placeholder, routes)) = &report.placeholder {
-                println!(
-                    "warning: {routes} routes send {} (the log held no body for them): replace it with the body to send; surge check names them until then",
-                    placeholder.display()
-                );
+    match lines {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
             }
             Outcome::Passed
         }

@@ -4,9 +4,10 @@
 use clap::{Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
+use surge::import::har::HarOptions;
 use surge::import::log::LogFormat;
 use surge::import::ImportOptions;
-use surge::run::import::ImportLogRequest;
+use surge::run::import::{ImportHarRequest, ImportLogRequest};
 
 /// What to import.
 #[derive(Subcommand)]
@@ -15,6 +16,116 @@ pub enum ImportCommand {
     /// scenario: its arrival curve, its request mix by route, every value
     /// that may be a patient's or a secret replaced by a synthetic one.
     Log(ImportLogArgs),
+    /// A browser recording (HAR 1.2: Chromium, Firefox, Playwright, k6
+    /// studio) as a scenario: one persona per recorded session with its
+    /// pauses, what an answer handed out captured and sent back, the login
+    /// as [auth], every value that may be a patient's or a secret replaced
+    /// or refused.
+    Har(ImportHarArgs),
+}
+
+/// `surge import har`'s flags.
+#[derive(clap::Args)]
+pub struct ImportHarArgs {
+    /// The recording.
+    pub file: PathBuf,
+    /// The folder the scenario, its feeder and its bodies are written to.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The scenario's name (and its file's): letters, digits, `-`, `_`, `.`
+    /// (default: imported-<the recording's name>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The base URL the scenario drives (default: the recorded origin).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Multiply every recorded pause (0.5: twice the pace; 0: none); 0 to 100.
+    #[arg(long, default_value_t = 1.0)]
+    pub think_scale: f64,
+    /// Keep static assets (scripts, styles, images, fonts).
+    #[arg(long)]
+    pub keep_static: bool,
+    /// A word of the paths to keep as written (a path segment the importer
+    /// does not know, and so replaces, lest it be a name); repeatable.
+    #[arg(long = "keep-word")]
+    pub keep_words: Vec<String>,
+    /// A field, form field or header whose values are safe to write as
+    /// recorded (one the import refused as looking like a secret, or one
+    /// it replaces); repeatable.
+    #[arg(long = "safe")]
+    pub safe: Vec<String>,
+    /// Seed of the synthetic values.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl ImportHarArgs {
+    /// The import these flags ask for; or why they cannot mean one.
+    pub fn request(self) -> Result<ImportHarRequest, String> {
+        if !(0.0..=100.0).contains(&self.think_scale) {
+            return Err(format!(
+                "--think-scale {} is out of range: expected 0 to 100",
+                self.think_scale
+            ));
+        }
+        let name = scenario_name(self.name, &self.file, "recording")?;
+        if let Some(target) = &self.target {
+            check_target(target)?;
+        }
+        Ok(ImportHarRequest {
+            file: self.file,
+            out: self.out,
+            options: HarOptions {
+                name,
+                base_url: self.target,
+                think_scale: self.think_scale,
+                keep_static: self.keep_static,
+                keep_words: self.keep_words.into_iter().collect(),
+                safe: self.safe.into_iter().collect(),
+                seed: self.seed,
+            },
+        })
+    }
+}
+
+/// `--name`, or `imported-<file stem>`: checked, as it names a file.
+fn scenario_name(
+    name: Option<String>,
+    file: &std::path::Path,
+    what: &str,
+) -> Result<String, String> {
+    let name = match name {
+        Some(name) => name,
+        None => format!(
+            "imported-{}",
+            file.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| what.into())
+        ),
+    };
+    let name: String = name.chars().take(100).collect();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        || name.starts_with('.')
+    {
+        return Err(format!(
+            "--name {name:?}: expected letters, digits, '-', '_' and '.' (it names the scenario file)"
+        ));
+    }
+    Ok(name)
+}
+
+/// `--target` is an http(s) base URL (said without its userinfo).
+fn check_target(target: &str) -> Result<(), String> {
+    if !(target.starts_with("http://") || target.starts_with("https://")) {
+        return Err(format!(
+            "--target {}: expected an http:// or https:// base URL",
+            surge::scenario::redact_text(target)
+        ));
+    }
+    Ok(())
 }
 
 /// `surge import log`'s flags.
@@ -91,33 +202,8 @@ impl ImportLogArgs {
                 ));
             }
         }
-        let name = match self.name {
-            Some(name) => name,
-            None => format!(
-                "imported-{}",
-                self.file
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "log".into())
-            ),
-        };
-        let name: String = name.chars().take(100).collect();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            || name.starts_with('.')
-        {
-            return Err(format!(
-                "--name {name:?}: expected letters, digits, '-', '_' and '.' (it names the scenario file)"
-            ));
-        }
-        if !(self.target.starts_with("http://") || self.target.starts_with("https://")) {
-            return Err(format!(
-                "--target {}: expected an http:// or https:// base URL",
-                surge::scenario::redact_text(&self.target)
-            ));
-        }
+        let name = scenario_name(self.name, &self.file, "log")?;
+        check_target(&self.target)?;
         Ok(ImportLogRequest {
             file: self.file,
             format: match self.format {

@@ -12,6 +12,7 @@
 //! [`ScrubReport`] by kind, never written.
 
 pub mod curve;
+pub mod har;
 pub mod log;
 pub mod route;
 pub mod synthetic;
@@ -28,7 +29,7 @@ pub use text::{render, Rendered, FEEDER_FILE, PLACEHOLDER_FILE};
 pub const MAX_ROUTES: usize = 20_000;
 
 /// The methods a scenario sends.
-const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+pub(crate) const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
 
 /// Shapes kept per column, to give its synthetic values the recorded form.
 const SHAPES_PER_COLUMN: usize = 16;
@@ -190,7 +191,7 @@ fn check_curve(curve: &Curve, speed: f64, scale: f64) -> Result<(), String> {
 }
 
 /// A script, style, image or font (by the path's extension).
-fn is_static(path: &str) -> bool {
+pub(crate) fn is_static(path: &str) -> bool {
     let last = path.rsplit('/').next().unwrap_or("");
     let ext = last.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
     matches!(

@@ -171,6 +171,7 @@ const ROUTE_WORDS: &[&str] = &[
     "appointment",
     "appointmentscheduling",
     "attachment",
+    "bytes",
     "systemsetting",
     "role",
     "privilege",
@@ -179,6 +180,7 @@ const ROUTE_WORDS: &[&str] = &[
     "personattributetype",
     "locationtag",
     "idgen",
+    "identifiersource",
     "bedmanagement",
     "queue",
     "queueentry",
@@ -402,7 +404,7 @@ fn is_param_name(name: &str) -> bool {
 }
 
 /// The kind a value's pattern tells, whatever its place.
-fn pattern_kind(value: &str) -> Option<ValueKind> {
+pub(crate) fn pattern_kind(value: &str) -> Option<ValueKind> {
     let v = value.as_bytes();
     let hex_at = |range: std::ops::Range<usize>| v[range].iter().all(u8::is_ascii_hexdigit);
     if v.len() == 36

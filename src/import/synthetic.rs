@@ -80,6 +80,31 @@ impl Synthetic {
     }
 }
 
+impl Synthetic {
+    /// Lowercase words of invented letters, `len` characters in all: free
+    /// text replaced, its length kept.
+    pub fn text(&mut self, len: usize) -> String {
+        let mut out = String::with_capacity(len);
+        for i in 0..len {
+            let space =
+                i > 0 && i + 1 < len && !out.ends_with(' ') && self.rng.random_range(0..6) == 0;
+            out.push(if space {
+                ' '
+            } else {
+                char::from(b'a' + self.rng.random_range(0..26u8))
+            });
+        }
+        out
+    }
+
+    /// Random base64 of `len` characters: a document's bytes replaced.
+    pub fn base64(&mut self, len: usize) -> String {
+        use base64::Engine as _;
+        let bytes: Vec<u8> = (0..len / 4 * 3).map(|_| self.rng.random()).collect();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+}
+
 /// A value's shape: each uppercase letter `A`, lowercase `a`, digit `9`;
 /// `-`, `_` and `.` kept; anything else (a percent-escape, a non-ASCII
 /// letter) `a`. At most 64 characters.

@@ -39,18 +39,7 @@ const MAX_WEIGHT: u64 = crate::scenario::limits::MAX_WEIGHT as u64;
 pub fn render(imported: &Imported, options: &ImportOptions, source: &str) -> Rendered {
     let mut o = String::new();
     let report = &imported.report;
-    // The file's name only as plain characters: it lands in a comment and
-    // the description.
-    let source: String = source
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        .take(64)
-        .collect();
-    let source = if source.is_empty() {
-        "the log".to_owned()
-    } else {
-        source
-    };
+    let source = plain_name(source, "the log");
     let _ = writeln!(
         o,
         "# Imported by `surge import` from {source}: {} requests on {} routes.\n\
@@ -186,7 +175,7 @@ fn request_names(imported: &Imported) -> Vec<String> {
 
 /// The feeder: a header of the columns, then [`ROWS`] rows of synthetic
 /// values, each taking after one of its column's recorded shapes.
-fn feeder(columns: &[Column], seed: u64) -> String {
+pub(super) fn feeder(columns: &[Column], seed: u64) -> String {
     let mut synthetic = Synthetic::new(seed);
     let mut pick = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
     let mut out = columns
@@ -212,8 +201,23 @@ fn feeder(columns: &[Column], seed: u64) -> String {
     out
 }
 
+/// The recording's file name only as plain characters (it lands in a
+/// comment and the description), or `otherwise`.
+pub(super) fn plain_name(source: &str, otherwise: &str) -> String {
+    let plain: String = source
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .take(64)
+        .collect();
+    if plain.is_empty() {
+        otherwise.to_owned()
+    } else {
+        plain
+    }
+}
+
 /// A TOML basic string.
-fn quote(text: &str) -> String {
+pub(super) fn quote(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
 }
 

@@ -33,7 +33,9 @@ pub use body::{Body, Generated, JsonTemplate, Part};
 pub use error::ScenarioError;
 pub use feeder::Feeder;
 pub use mix::PersonaMix;
-pub use model::{Auth, ClosedStage, Expect, FeederOrder, Method, OnDrop, OpenStage, SessionPreset};
+pub use model::{
+    Auth, ClosedStage, ContentKind, Expect, FeederOrder, Method, OnDrop, OpenStage, SessionPreset,
+};
 pub use overrides::{CommandLine, OverrideError};
 pub use redact::{has_userinfo, redact_text};
 pub use spec::*;

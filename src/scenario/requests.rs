@@ -162,11 +162,13 @@ fn compile_body(name: &str, def: &RequestDef, fixtures: &Path) -> Result<Body, S
 /// One part of a multipart body: text, a fixture file, or generated content.
 fn multipart_part(name: &str, part: &model::PartDef, fixtures: &Path) -> Result<Part, String> {
     Ok(match (&part.value, &part.file) {
-        (None, None) if part.generate.is_some() && part.content_type.is_none() => {
+        (None, None) if part.generate.is_some() => {
             let g = part.generate.expect("checked just above");
+            // A recorded upload's own type (an image generated as `bin`
+            // is still sent as `image/png`).
             Part::Generated {
                 name: part.name.clone(),
-                content: Generated { kind: g.kind, size: g.size.0, content_type: None },
+                content: Generated { kind: g.kind, size: g.size.0, content_type: part.content_type.clone() },
             }
         }
         (Some(value), None) if part.content_type.is_none() && part.generate.is_none() => Part::Text {

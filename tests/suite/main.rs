@@ -21,6 +21,7 @@ mod external;
 mod forecast;
 mod gate;
 mod import;
+mod import_har;
 mod isolation;
 mod merge_wait;
 mod nginx;

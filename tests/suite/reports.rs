@@ -102,19 +102,8 @@ fn screenshot(page: &Path, out: &Path, height: u32) -> Option<String> {
     let chromium = program("chromium")?;
     let profile = tempfile::tempdir().unwrap();
     let output = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
+        .args(CHROMIUM_FLAGS)
+        .args(["--hide-scrollbars", "--enable-logging=stderr", "--v=0"])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--window-size=1280,{height}"))
         .arg(format!("--screenshot={}", out.display()))

@@ -2,6 +2,7 @@
 //! scenario files written for it.
 #![allow(dead_code)]
 
+pub mod devtools;
 pub mod fake_kube;
 
 use std::path::{Path, PathBuf};
@@ -201,6 +202,20 @@ pub fn program(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// Chromium's flags for a headless run on this closed network: without
+/// the background-networking ones its own connections are refused, many
+/// at a time, and it looks up Google's hosts at every start.
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
 
 /// A free TCP port on loopback (bound, read, released).
 pub fn free_port() -> u16 {
@@ -498,7 +513,25 @@ pub async fn nginx_logging(
     dead: Option<u16>,
     log_format: &str,
 ) -> Option<Server> {
+    nginx_serving(upstreams, dead, log_format, None).await
+}
+
+/// [`nginx_logging`] that also serves the files of `page` at
+/// `/openmrs/spa/` (the single-page application's place in OpenMRS 3).
+pub async fn nginx_with_page(upstreams: &[u16], log_format: &str, page: &Path) -> Option<Server> {
+    nginx_serving(upstreams, None, log_format, Some(page)).await
+}
+
+async fn nginx_serving(
+    upstreams: &[u16],
+    dead: Option<u16>,
+    log_format: &str,
+    page: Option<&Path>,
+) -> Option<Server> {
     let bin = program("nginx")?;
+    let page = page
+        .map(|p| format!("    location /openmrs/spa/ {{ alias {}/; }}\n", p.display()))
+        .unwrap_or_default();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let port = free_port();
@@ -522,7 +555,7 @@ pub async fn nginx_logging(
            uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
            client_body_buffer_size 1m; client_max_body_size 10m; proxy_max_temp_file_size 0;\n\
            upstream replicas {{\n{servers}  }}\n\
-           server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
+           server {{\n    listen 127.0.0.1:{port};\n{page}    location / {{\n\
                proxy_pass http://replicas;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n\
                proxy_next_upstream error timeout;\n      proxy_connect_timeout 2s;\n\
                add_header X-Upstream $upstream_addr always;\n    }}\n  }}\n}}\n"
