@@ -117,8 +117,15 @@ fn scenario_name(
     Ok(name)
 }
 
-/// `--target` is an http(s) base URL (said without its userinfo).
+/// `--target` is an http(s) base URL without credentials (it is written
+/// into the scenario); said without its userinfo.
 fn check_target(target: &str) -> Result<(), String> {
+    if surge::scenario::has_userinfo(target) {
+        return Err(format!(
+            "--target {}: credentials in the URL would be written into the scenario: give the base URL alone, and the credentials to the scenario's [auth] as ${{env:…}}",
+            surge::scenario::redact_text(target)
+        ));
+    }
     if !(target.starts_with("http://") || target.starts_with("https://")) {
         return Err(format!(
             "--target {}: expected an http:// or https:// base URL",

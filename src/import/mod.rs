@@ -12,6 +12,7 @@
 //! [`ScrubReport`] by kind, never written.
 
 pub mod curve;
+pub mod fhir;
 pub mod har;
 pub mod log;
 pub mod route;
@@ -151,7 +152,26 @@ impl LogImport {
             })
             .collect();
         routes.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.route.cmp(&b.route)));
-        let columns = columns(&routes, &self.shapes);
+        let mut columns = columns(&routes, &self.shapes);
+        // A FHIR create or update the log held no body for sends a
+        // synthetic resource whose person comes from these columns.
+        if routes
+            .iter()
+            .any(|r| fhir::written_type(&r.route).is_some())
+        {
+            for (name, kind) in fhir::COLUMNS {
+                let name = unique(name, |n| columns.iter().any(|c| c.name == n));
+                columns.push(Column {
+                    before: name.clone(),
+                    name,
+                    kind: *kind,
+                    shapes: match kind {
+                        ValueKind::Opaque => vec![fhir::IDENTIFIER_SHAPE.to_owned()],
+                        _ => Vec::new(),
+                    },
+                });
+            }
+        }
         Ok(Imported {
             report: ScrubReport {
                 requests: self.requests,

@@ -30,6 +30,8 @@ pub struct Rendered {
     pub placeholder: Option<String>,
     /// Routes sending the placeholder.
     pub placeholder_routes: usize,
+    /// Synthetic FHIR resources the creates and updates send: file, text.
+    pub bodies: Vec<(String, String)>,
 }
 
 /// Most a persona's weight may be; larger counts are scaled down together.
@@ -88,10 +90,39 @@ pub fn render(imported: &Imported, options: &ImportOptions, source: &str) -> Ren
         );
     }
     let mut placeholder_routes = 0;
+    let mut bodies = Vec::new();
     for (r, name) in imported.routes.iter().zip(&names) {
         // A log holds no body: a request that sends one sends the
         // placeholder, which `surge check` names until it is replaced.
-        let body = if WITH_BODY.contains(&r.route.method.as_str()) {
+        let written = super::fhir::written_type(&r.route);
+        let body = if let Some(resource_type) = written {
+            let (file, id) = match r.route.method.as_str() {
+                "PUT" => {
+                    let path = path(&r.route, &imported.columns);
+                    let id = path
+                        .split('?')
+                        .next()
+                        .unwrap_or("")
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("")
+                        .to_owned();
+                    (format!("fhir-{resource_type}-update.json"), Some(id))
+                }
+                _ => (format!("fhir-{resource_type}.json"), None),
+            };
+            if !bodies.iter().any(|(f, _): &(String, String)| *f == file) {
+                let resource = super::fhir::resource(resource_type, id.as_deref());
+                bodies.push((
+                    file.clone(),
+                    serde_json::to_string_pretty(&resource).unwrap_or_default(),
+                ));
+            }
+            format!(
+                "json_file = {}\ncontent_type = \"application/fhir+json\"\n",
+                quote(&file)
+            )
+        } else if WITH_BODY.contains(&r.route.method.as_str()) {
             placeholder_routes += 1;
             format!("body_template = \"{PLACEHOLDER_FILE}\"\n")
         } else {
@@ -118,6 +149,7 @@ pub fn render(imported: &Imported, options: &ImportOptions, source: &str) -> Ren
         feeder,
         placeholder,
         placeholder_routes,
+        bodies,
     }
 }
 

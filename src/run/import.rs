@@ -187,6 +187,7 @@ pub fn import_log(request: &ImportLogRequest) -> Result<ImportReport, RunError> 
     if let Some(text) = &rendered.placeholder {
         files.push((crate::import::PLACEHOLDER_FILE.to_owned(), text.clone()));
     }
+    files.extend(rendered.bodies.iter().cloned());
     let scenario = write(
         &request.out,
         &request.options.name,

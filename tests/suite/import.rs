@@ -332,3 +332,72 @@ fn a_traefik_log_imports_in_both_of_its_formats() {
         );
     }
 }
+
+/// A log's FHIR creates carry no body: each sends a synthetic resource of
+/// the type its path names (valid R4, `src/import/fhir.rs` checks it with a
+/// strict model), its person from the feeder, and the reference cluster
+/// stores every one (201, as recorded) — no placeholder, no warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logs_fhir_creates_send_synthetic_resources_the_cluster_stores() {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions {
+        replicas: 1,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let line = |path: &str, status: u16| {
+        format!("127.0.0.1 - - [07/Dec/2026:10:00:00 +0000] \"POST {path} HTTP/1.1\" {status} 310 \"-\" \"HAPI-FHIR/8.8.0 (FHIR Client)\"\n")
+    };
+    let text_of_log: String = [
+        line("/fhir/Patient", 201),
+        line("/fhir/Patient", 201),
+        line("/fhir/Observation", 201),
+        line("/fhir/Encounter", 201),
+    ]
+    .concat();
+    std::fs::write(&log, text_of_log).unwrap();
+    let out = dir.path().join("imported");
+    let said = import_scrubbed(&log, "nginx", &out, "writes", &[]);
+    assert!(!said.contains("warning"), "{said}");
+    let scenario = std::fs::read_to_string(out.join("writes.toml")).unwrap();
+    for file in [
+        "fhir-Patient.json",
+        "fhir-Observation.json",
+        "fhir-Encounter.json",
+    ] {
+        assert!(
+            scenario.contains(&format!(
+                "json_file = \"{file}\"\ncontent_type = \"application/fhir+json\""
+            )),
+            "{file}:\n{scenario}"
+        );
+        assert!(out.join(file).exists());
+    }
+    let patient = std::fs::read_to_string(out.join("fhir-Patient.json")).unwrap();
+    assert!(
+        patient.contains("\"family\": \"${synthetic.fhir_family}\""),
+        "{patient}"
+    );
+    let check = surge(&["check", out.join("writes.toml").to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    assert!(!text(&check).contains("placeholder"), "{}", text(&check));
+    let runs = dir.path().join("runs");
+    let run = surge(&[
+        "run",
+        out.join("writes.toml").to_str().unwrap(),
+        "--target",
+        &cluster.url,
+        "--no-progress",
+        "--out",
+        runs.to_str().unwrap(),
+    ]);
+    let run_said = text(&run);
+    cluster.shutdown().await;
+    assert_eq!(run.status.code(), Some(0), "{run_said}");
+    assert!(
+        run_said.contains("requests: 4 issued = 4 succeeded"),
+        "{run_said}"
+    );
+}

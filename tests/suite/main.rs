@@ -22,6 +22,7 @@ mod forecast;
 mod gate;
 mod import;
 mod import_har;
+mod import_input;
 mod isolation;
 mod merge_wait;
 mod nginx;

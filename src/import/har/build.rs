@@ -112,6 +112,9 @@ impl<'a> Builder<'a> {
                     self.report.secrets_templated += 1;
                     self.env_header(&snake(h).to_ascii_uppercase())
                 }
+                None if scrub::protocol_header(h) && !scrub::looks_secret(value) => {
+                    value.replace("${", "$${")
+                }
                 None => self.template(h, value, false, &format!("header {}", printable(h))),
             };
             headers.push((h.clone(), text));

@@ -250,6 +250,9 @@ impl HarReport {
                 kind.describe()
             ));
         }
+        if self.replaced.contains_key(&ValueKind::Word) {
+            out.push("a path word the importer does not know may be a name, so it was replaced; name a route word with --keep-word WORD to keep it".into());
+        }
         let more = [
             (self.free_text, "free-text values replaced by synthetic text"),
             (self.left_out_elements, "FHIR narratives and photos left out"),

@@ -173,7 +173,11 @@ fn person_key(lower: &str) -> bool {
 /// mixed (`100GEJ`, `MRN-00042`, a phone number): a record number, a
 /// national id, a phone. A decimal (`98.6`) and a timestamp are not.
 pub fn looks_identifier(value: &str) -> bool {
-    if value.contains(char::is_whitespace) || value.len() > 64 {
+    // One token: a list (`a,b`), a parameter (`q=0.9`) or a pattern is not.
+    let token = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b'+' | b':'));
+    if !token || value.len() > 64 {
         return false;
     }
     if is_timestamp(value) || value.parse::<f64>().is_ok() && value.contains('.') {
@@ -282,6 +286,20 @@ pub fn dropped_header(name: &str) -> bool {
                 | "transfer-encoding"
                 | "purpose"
         )
+}
+
+/// A header whose value says how to answer (`Accept`, `Prefer`): kept as
+/// recorded, after the secret scan.
+pub fn protocol_header(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "accept"
+            | "prefer"
+            | "x-requested-with"
+            | "content-language"
+            | "if-match"
+            | "accept-profile"
+    )
 }
 
 /// A header whose value is a credential: never written, an `${env:…}`
@@ -438,7 +456,10 @@ mod tests {
         ] {
             assert!(secret_header(h), "{h}");
         }
-        assert!(!dropped_header("Accept") && !secret_header("Accept"));
+        assert!(!dropped_header("Accept") && !secret_header("Accept") && protocol_header("Accept"));
+        assert!(!looks_identifier(
+            "text/html,application/xml;q=0.9,*/*;q=0.8"
+        ));
         assert!(!dropped_header("Prefer") && !secret_header("Prefer"));
     }
 }
