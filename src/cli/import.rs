@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use surge::import::har::HarOptions;
 use surge::import::log::LogFormat;
+use surge::import::sessions::SessionsBy;
 use surge::import::ImportOptions;
 use surge::run::import::{ImportHarRequest, ImportLogRequest};
 
@@ -174,6 +175,24 @@ pub struct ImportLogArgs {
     /// Seed of the synthetic values.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// What tells the log's sessions apart: the session cookie where the
+    /// log keeps one (each session's path through the routes a persona,
+    /// its arrivals the sessions begun), the client address (many users
+    /// may share one behind a NAT or a balancer), or none (request by
+    /// request).
+    #[arg(long, value_enum, default_value = "cookie")]
+    pub sessions: SessionsArg,
+}
+
+/// What tells a log's sessions apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SessionsArg {
+    /// The session cookie.
+    Cookie,
+    /// The client address.
+    Client,
+    /// None: every request an arrival of its own.
+    None,
 }
 
 /// The proxies whose logs are read.
@@ -229,6 +248,11 @@ impl ImportLogArgs {
                 keep_static: self.keep_static,
                 keep_words: self.keep_words.into_iter().collect(),
                 seed: self.seed,
+                sessions_by: match self.sessions {
+                    SessionsArg::Cookie => SessionsBy::Cookie,
+                    SessionsArg::Client => SessionsBy::Client,
+                    SessionsArg::None => SessionsBy::None,
+                },
             },
         })
     }

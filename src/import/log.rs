@@ -62,6 +62,22 @@ pub struct LogRecord {
     pub target: String,
     /// The status answered.
     pub status: u16,
+    /// The session cookie's value, where the log keeps the cookie (an nginx
+    /// JSON field `cookie_JSESSIONID` or `http_cookie`, HAProxy's `capture
+    /// cookie`, Traefik's kept `request_Cookie` header). Held in memory to
+    /// tell sessions apart, never written.
+    pub session: Option<String>,
+    /// The client's address, never written.
+    pub client: Option<String>,
+}
+
+/// The session cookie's value in a `Cookie` header (`a=1; JSESSIONID=x`)
+/// or one `NAME=value` pair.
+fn session_in(cookies: &str) -> Option<String> {
+    cookies.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (super::session_cookie(name) && !value.is_empty() && value != "-").then(|| value.to_owned())
+    })
 }
 
 /// Why a line is not one of the format's.
@@ -105,11 +121,14 @@ fn common(line: &str) -> Result<Option<LogRecord>, LineError> {
     let Some((method, target)) = request_line(&request) else {
         return Ok(None);
     };
+    let client = line[..open].split_whitespace().next().map(str::to_owned);
     Ok(Some(LogRecord {
         start_ms,
         method,
         target,
         status,
+        session: None,
+        client,
     }))
 }
 
@@ -224,11 +243,29 @@ fn nginx_json(line: &str) -> Result<Option<LogRecord>, LineError> {
         (None, None) => return Err("no msec, nor time_iso8601".into()),
     };
     let status = status_code(&text("status").ok_or("no status")?)?;
+    // `$cookie_JSESSIONID` logged as `cookie_JSESSIONID`, or the whole
+    // `$http_cookie`.
+    let session = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .find_map(|(key, value)| {
+            let value = value.as_str()?;
+            match key.strip_prefix("cookie_") {
+                Some(name) if super::session_cookie(name) && !value.is_empty() && value != "-" => {
+                    Some(value.to_owned())
+                }
+                _ if key == "http_cookie" => session_in(value),
+                _ => None,
+            }
+        });
     Ok(request_line(&line).map(|(method, target)| LogRecord {
         start_ms,
         method,
         target,
         status,
+        session,
+        client: text("remote_addr"),
     }))
 }
 
@@ -285,12 +322,20 @@ fn haproxy(line: &str) -> Result<Option<LogRecord>, LineError> {
     let quote = body.rfind(" \"").ok_or("no quoted request line")?;
     let (request, _) = quoted(&body[quote + 1..]).ok_or("the request line is not closed")?;
     let status = status_code(status)?;
+    // After the bytes read: the captured request cookie (`capture cookie
+    // JSESSIONID len 32` logs `JSESSIONID=value`, else `-`).
+    let session = fields.get(5).and_then(|c| session_in(c));
+    let client = body[..open]
+        .rsplit_once(':')
+        .map(|(addr, _)| addr.to_owned());
     // `<BADREQ>` and the like: no request to replay.
     Ok(request_line(&request).map(|(method, target)| LogRecord {
         start_ms,
         method,
         target,
         status,
+        session,
+        client,
     }))
 }
 
@@ -319,6 +364,8 @@ fn traefik_json(line: &str) -> Result<Option<LogRecord>, LineError> {
             method,
             target,
             status,
+            session: v["request_Cookie"].as_str().and_then(session_in),
+            client: v["ClientHost"].as_str().map(str::to_owned),
         }),
     )
 }
@@ -340,7 +387,9 @@ mod tests {
                 start_ms: ms("2023-10-10T11:55:36Z"),
                 method: "GET".into(),
                 target: "/fhir/Patient?name=x%20y&_count=10".into(),
-                status: 200
+                status: 200,
+                session: None,
+                client: Some("203.0.113.7".into()),
             }
         );
         let json = r#"{"time_iso8601":"2023-10-10T13:55:36+00:00","msec":"1696946136.250","request":"POST /fhir/Patient HTTP/1.1","status":"201","request_time":"0.250"}"#;
@@ -354,6 +403,27 @@ mod tests {
         assert_eq!(
             (r.start_ms, r.target.as_str(), r.status),
             (ms("2009-02-06T12:14:14.655Z"), "/index.html", 200)
+        );
+        let cookie = r#"10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in static/srv1 10/0/30/69/109 200 2750 JSESSIONID=A1B2 - ---- 1/1/1/1/0 0/0 "GET /index.html HTTP/1.1""#;
+        let r = parse_line(LogFormat::Haproxy, cookie).unwrap().unwrap();
+        assert_eq!(
+            (r.session.as_deref(), r.client.as_deref()),
+            (Some("A1B2"), Some("10.0.1.2"))
+        );
+        let json = r#"{"msec":"1696946136.250","request":"GET / HTTP/1.1","status":"200","remote_addr":"10.0.0.9","cookie_JSESSIONID":"S7"}"#;
+        let r = parse_line(LogFormat::Nginx, json).unwrap().unwrap();
+        assert_eq!(
+            (r.session.as_deref(), r.client.as_deref()),
+            (Some("S7"), Some("10.0.0.9"))
+        );
+        let json = r#"{"msec":"1696946136.250","request":"GET / HTTP/1.1","status":"200","http_cookie":"theme=dark; connect.sid=s%3Aab"}"#;
+        assert_eq!(
+            parse_line(LogFormat::Nginx, json)
+                .unwrap()
+                .unwrap()
+                .session
+                .as_deref(),
+            Some("s%3Aab")
         );
         let bad = r#"10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in http-in/<NOSRV> -1/-1/-1/-1/0 400 187 - - PR-- 1/1/0/0/0 0/0 "<BADREQ>""#;
         assert_eq!(parse_line(LogFormat::Haproxy, bad).unwrap(), None);

@@ -16,13 +16,15 @@ pub mod fhir;
 pub mod har;
 pub mod log;
 pub mod route;
+pub mod sessions;
 pub mod synthetic;
 mod text;
 
 use curve::Curve;
 use log::LogRecord;
 use route::{Piece, Route, ValueKind};
-use std::collections::{BTreeMap, BTreeSet};
+use sessions::{SessionBook, SessionsBy};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub use text::{render, Rendered, FEEDER_FILE, PLACEHOLDER_FILE};
 
 /// Most distinct routes an import keeps: a log with more varies where the
@@ -54,6 +56,8 @@ pub struct ImportOptions {
     pub keep_words: BTreeSet<String>,
     /// The synthetic values' seed.
     pub seed: u64,
+    /// What tells the log's sessions apart.
+    pub sessions_by: SessionsBy,
 }
 
 /// Requests read from a log, as they come.
@@ -73,6 +77,9 @@ pub struct LogImport {
     pub methods_left_out: u64,
     /// Requests kept.
     pub requests: u64,
+    sessions_by: SessionsBy,
+    book: SessionBook,
+    route_ids: HashMap<Route, u32>,
 }
 
 impl LogImport {
@@ -88,6 +95,9 @@ impl LogImport {
             static_left_out: 0,
             methods_left_out: 0,
             requests: 0,
+            sessions_by: options.sessions_by,
+            book: SessionBook::default(),
+            route_ids: HashMap::new(),
         }
     }
 
@@ -111,7 +121,17 @@ impl LogImport {
             ));
         }
         self.note_values(&route, &values);
-        self.curve.add(record.start_ms);
+        let next = self.route_ids.len() as u32;
+        let id = *self.route_ids.entry(route.clone()).or_insert(next);
+        let key = match self.sessions_by {
+            SessionsBy::Cookie => record.session.as_deref(),
+            SessionsBy::Client => record.client.as_deref(),
+            SessionsBy::None => None,
+        };
+        // Arrivals are sessions begun: a request of no session is one.
+        if self.book.add(key, id, record.start_ms)? {
+            self.curve.add(record.start_ms);
+        }
         let (count, statuses) = self.routes.entry(route).or_default();
         *count += 1;
         statuses.insert(record.status);
@@ -152,6 +172,12 @@ impl LogImport {
             })
             .collect();
         routes.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.route.cmp(&b.route)));
+        let sessions = sessions_of(self.book.finish()?, &self.route_ids, &routes);
+        let followed = sessions
+            .iter()
+            .filter(|s| s.steps.len() > 1)
+            .map(|s| s.count)
+            .sum();
         let mut columns = columns(&routes, &self.shapes);
         // A FHIR create or update the log held no body for sends a
         // synthetic resource whose person comes from these columns.
@@ -180,12 +206,42 @@ impl LogImport {
                 columns: columns.len(),
                 static_left_out: self.static_left_out,
                 methods_left_out: self.methods_left_out,
+                sessions_followed: followed,
+                session_paths: sessions.iter().filter(|s| s.steps.len() > 1).count(),
             },
+            sessions,
             routes,
             columns,
             curve: self.curve,
         })
     }
+}
+
+/// The sessions' paths as steps through `routes` (their order), with
+/// their mean pauses: most taken first, ties in the routes' order.
+fn sessions_of(
+    paths: Vec<(sessions::SessionPath, sessions::PathStats)>,
+    ids: &HashMap<Route, u32>,
+    routes: &[ImportedRoute],
+) -> Vec<ImportedSession> {
+    let mut index_of_id = vec![0usize; ids.len()];
+    for (i, r) in routes.iter().enumerate() {
+        index_of_id[ids[&r.route] as usize] = i;
+    }
+    let mut out: Vec<ImportedSession> = paths
+        .into_iter()
+        .map(|(path, stats)| ImportedSession {
+            steps: path.iter().map(|id| index_of_id[*id as usize]).collect(),
+            pauses_ms: stats
+                .pause_sums_ms
+                .iter()
+                .map(|sum| (*sum as f64 / stats.count as f64).round() as u64)
+                .collect(),
+            count: stats.count,
+        })
+        .collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.steps.cmp(&b.steps)));
+    out
 }
 
 /// The curve as stages a scenario can hold: at most 30 days long once
@@ -260,9 +316,23 @@ pub struct Column {
     pub shapes: Vec<String>,
 }
 
+/// Sessions that took one path through the routes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedSession {
+    /// The path: indices into [`Imported::routes`].
+    pub steps: Vec<usize>,
+    /// The mean pause after each step but the last, in ms.
+    pub pauses_ms: Vec<u64>,
+    /// Sessions that took it.
+    pub count: u64,
+}
+
 /// What an import read, ready to write.
 #[derive(Debug)]
 pub struct Imported {
+    /// The sessions by path, most taken first (a request of no session is
+    /// a path of one step).
+    pub sessions: Vec<ImportedSession>,
     /// The routes, most frequent first.
     pub routes: Vec<ImportedRoute>,
     /// The feeder's columns.
@@ -288,6 +358,10 @@ pub struct ScrubReport {
     pub static_left_out: u64,
     /// Requests with a method a scenario does not send, left out.
     pub methods_left_out: u64,
+    /// Sessions of two requests or more followed.
+    pub sessions_followed: u64,
+    /// The distinct paths they took (a persona each).
+    pub session_paths: usize,
 }
 
 impl ScrubReport {
@@ -301,6 +375,12 @@ impl ScrubReport {
             out.push(format!(
                 "{} requests with a method a scenario does not send (OPTIONS, TRACE, …) left out",
                 self.methods_left_out
+            ));
+        }
+        if self.sessions_followed > 0 {
+            out.push(format!(
+                "{} sessions of two requests or more followed (by their session cookie or client, never written): {} distinct paths through the routes, a persona each, with their mean pauses",
+                self.sessions_followed, self.session_paths
             ));
         }
         if self.taken_out.is_empty() {
@@ -358,6 +438,12 @@ fn columns(
         }
     }
     out
+}
+
+/// A cookie that names a session (`JSESSIONID`, `connect.sid`, `SESSION`).
+pub(crate) fn session_cookie(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("sess") || n == "sid" || n.ends_with(".sid") || n.ends_with("_sid")
 }
 
 /// `patient` + UUID → `patient_uuid`; a name parameter keeps its name.

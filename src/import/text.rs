@@ -78,16 +78,40 @@ pub fn render(imported: &Imported, options: &ImportOptions, source: &str) -> Ren
     }
     o.push('\n');
     let names = request_names(imported);
-    let most = imported.routes.iter().map(|r| r.count).max().unwrap_or(1);
+    // One persona per path the log's sessions took, weighted by how many
+    // took it: a request of no session is a path of one step, named after
+    // its request.
+    let most = imported.sessions.iter().map(|s| s.count).max().unwrap_or(1);
     let divisor = most.div_ceil(MAX_WEIGHT).max(1);
-    for (r, name) in imported.routes.iter().zip(&names) {
+    let mut followed = 0;
+    for session in &imported.sessions {
+        let weight = (session.count / divisor).max(1);
+        if let [only] = session.steps[..] {
+            let name = &names[only];
+            let _ = writeln!(
+                o,
+                "[[personas]]\nname = {}\nweight = {weight}\nsteps = [{{ request = {} }}]\n",
+                quote(name),
+                quote(name)
+            );
+            continue;
+        }
+        followed += 1;
         let _ = writeln!(
             o,
-            "[[personas]]\nname = {}\nweight = {}\nsteps = [{{ request = {} }}]\n",
-            quote(name),
-            (r.count / divisor).max(1),
-            quote(name)
+            "# {} sessions took this path.\n[[personas]]\nname = \"session_{followed}\"\nweight = {weight}\nsteps = [",
+            session.count
         );
+        for (i, step) in session.steps.iter().enumerate() {
+            let pause = session.pauses_ms.get(i).copied().unwrap_or(0) as f64 / options.speed;
+            let _ = writeln!(
+                o,
+                "  {{ request = {}, think = \"{}ms\" }},",
+                quote(&names[*step]),
+                pause.round() as u64
+            );
+        }
+        o.push_str("]\n\n");
     }
     let mut placeholder_routes = 0;
     let mut bodies = Vec::new();

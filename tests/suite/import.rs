@@ -311,10 +311,28 @@ fn a_traefik_log_imports_in_both_of_its_formats() {
         );
         assert!(said.contains("warning: 1 routes send"), "{file}: {said}");
         let scenario = std::fs::read_to_string(out.join("emr.toml")).unwrap();
-        assert!(
-            scenario.contains("[[load.stages]]\nrate = 2\nhold = \"2000ms\"\n[[load.stages]]\nrate = 1\nhold = \"1000ms\"\n"),
-            "{file}: {scenario}"
-        );
+        if file.ends_with(".json") {
+            // The JSON log kept the session cookie: its five requests are
+            // one clinician's session, one arrival taking their path with
+            // the pauses between them.
+            assert!(
+                said.contains("scrubbed: 1 sessions of two requests or more followed (by their session cookie or client, never written): 1 distinct paths"),
+                "{file}: {said}"
+            );
+            assert!(
+                scenario.contains("[[load.stages]]\nrate = 1\nhold = \"1000ms\"\n\n"),
+                "{file}: {scenario}"
+            );
+            assert!(
+                scenario.contains("name = \"session_1\"\nweight = 1\nsteps = [\n  { request = \"get_openmrs_ws_rest_v1_patient\", think = \"0ms\" },\n  { request = \"get_openmrs_ws_rest_v1_patient_id\", think = \"1000ms\" },"),
+                "{file}: {scenario}"
+            );
+        } else {
+            assert!(
+                scenario.contains("[[load.stages]]\nrate = 2\nhold = \"2000ms\"\n[[load.stages]]\nrate = 1\nhold = \"1000ms\"\n"),
+                "{file}: {scenario}"
+            );
+        }
         assert!(
             scenario.contains("path = \"/openmrs/ws/rest/v1/patient?q=${synthetic.q}&v=default\""),
             "{file}: {scenario}"
@@ -400,4 +418,102 @@ async fn a_logs_fhir_creates_send_synthetic_resources_the_cluster_stores() {
         run_said.contains("requests: 4 issued = 4 succeeded"),
         "{run_said}"
     );
+}
+
+/// Sessions in a real nginx's JSON log (`$cookie_JSESSIONID` logged): two
+/// clinicians take the same path (health, metrics, health), one only
+/// checks health, and two requests carry no cookie. The import makes one
+/// persona per path, weighted by the sessions that took it, its arrivals
+/// the sessions begun; no cookie is written; the replay through a fresh
+/// nginx makes the same requests per route, exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logs_sessions_become_personas_by_their_path() {
+    let _engine = engine_lock().await;
+    let base = free_port_run(1);
+    let cluster = cluster(ClusterOptions {
+        replicas: 1,
+        replica_port_base: Some(base),
+        ..Default::default()
+    })
+    .await;
+    let format = "sessions escape=json '{\"msec\":\"$msec\",\"request_time\":\"$request_time\",\"request\":\"$request\",\"status\":\"$status\",\"remote_addr\":\"$remote_addr\",\"cookie_JSESSIONID\":\"$cookie_JSESSIONID\"}'";
+    let recorded = nginx_logging(&[base], None, format)
+        .await
+        .expect("nginx (Debian's package) is installed: .ci/run installs it");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let get = |path: &str, cookie: Option<&str>| {
+        let mut request = http.get(format!("{}{path}", recorded.url));
+        if let Some(c) = cookie {
+            request = request.header("Cookie", format!("theme=dark; JSESSIONID={c}"));
+        }
+        request.send()
+    };
+    for session in ["SESSIONONE7", "SESSIONTWO8"] {
+        get("/healthz", Some(session)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        get("/actuator/prometheus", Some(session)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        get("/healthz", Some(session)).await.unwrap();
+    }
+    get("/healthz", Some("SESSIONTHREE9")).await.unwrap();
+    get("/healthz", None).await.unwrap();
+    get("/healthz", None).await.unwrap();
+    let log = std::fs::read_to_string(recorded.file("access.log")).unwrap();
+    drop(recorded);
+    let dir = tempfile::tempdir().unwrap();
+    let log_file = dir.path().join("access.log");
+    std::fs::write(&log_file, &log).unwrap();
+    let out = dir.path().join("imported");
+    let said = import_scrubbed(
+        &log_file,
+        "nginx",
+        &out,
+        "sessions",
+        &["SESSIONONE7", "SESSIONTWO8", "SESSIONTHREE9", "theme"],
+    );
+    assert!(
+        said.contains("scrubbed: 2 sessions of two requests or more followed (by their session cookie or client, never written): 1 distinct paths"),
+        "{said}"
+    );
+    let scenario = std::fs::read_to_string(out.join("sessions.toml")).unwrap();
+    assert!(
+        scenario.contains("[[personas]]\nname = \"get_healthz\"\nweight = 3\n"),
+        "{scenario}"
+    );
+    assert!(
+        scenario.contains("# 2 sessions took this path.\n[[personas]]\nname = \"session_1\"\nweight = 2\nsteps = [\n  { request = \"get_healthz\", think = \"3"),
+        "{scenario}"
+    );
+    let replayed = nginx_logging(&[base], None, format).await.unwrap();
+    let runs = dir.path().join("runs");
+    let run = surge(&[
+        "run",
+        out.join("sessions.toml").to_str().unwrap(),
+        "--target",
+        &replayed.url,
+        "--no-progress",
+        "--out",
+        runs.to_str().unwrap(),
+    ]);
+    let run_said = text(&run);
+    assert_eq!(run.status.code(), Some(0), "{run_said}");
+    let replay_log = std::fs::read_to_string(replayed.file("access.log")).unwrap();
+    drop(replayed);
+    cluster.shutdown().await;
+    let per_route = |log: &str| {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for line in log.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            *counts
+                .entry(v["request"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+        counts
+    };
+    assert_eq!(
+        per_route(&replay_log),
+        per_route(&log),
+        "{log}\n---\n{replay_log}"
+    );
+    assert!(run_said.contains("arrivals: 5 scheduled"), "{run_said}");
 }

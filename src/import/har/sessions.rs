@@ -61,12 +61,6 @@ pub(super) fn is_login(auth: &Option<HarAuth>, e: &Entry, url: &reqwest::Url) ->
     }
 }
 
-/// A cookie that names a session (`JSESSIONID`, `connect.sid`, `SESSION`).
-fn session_cookie(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.contains("sess") || n == "sid" || n.ends_with(".sid") || n.ends_with("_sid")
-}
-
 /// The session cookie's value a request sent, and the one its answer set.
 fn session_values(e: &Entry) -> (Option<String>, Option<String>) {
     let sent = e
@@ -83,7 +77,7 @@ fn session_values(e: &Entry) -> (Option<String>, Option<String>) {
         )
         .find_map(|pair| {
             let (n, v) = pair.trim().split_once('=')?;
-            (session_cookie(n) && !v.is_empty()).then(|| v.to_owned())
+            (crate::import::session_cookie(n) && !v.is_empty()).then(|| v.to_owned())
         });
     let set = e
         .response
@@ -94,8 +88,10 @@ fn session_values(e: &Entry) -> (Option<String>, Option<String>) {
         .find_map(|line| {
             let pair = line.split(';').next()?;
             let (n, v) = pair.trim().split_once('=')?;
-            (session_cookie(n) && !v.is_empty() && !line.to_ascii_lowercase().contains("max-age=0"))
-                .then(|| v.to_owned())
+            (crate::import::session_cookie(n)
+                && !v.is_empty()
+                && !line.to_ascii_lowercase().contains("max-age=0"))
+            .then(|| v.to_owned())
         });
     (sent, set)
 }

@@ -492,23 +492,61 @@ fn fhir_resources_lose_their_narrative_and_keep_their_codes() {
 fn a_token_an_answer_handed_out_is_captured_in_a_header_and_a_body() {
     let token = "Q2hhbmdlZEV2ZXJ5U2Vzc2lvbjEyMzQ1Njc4OQ";
     let csrf = "c3JmLXRva2VuLTk4NzY1NDMyMTAtYWJjZGVm";
-    let login = entry(0, "GET", "/app/csrf", json!([]), 200,
-                      json!([{ "name": "X-CSRF-Token", "value": csrf }, { "name": "Content-Type", "value": "text/plain" }]));
-    let issue = entry(100, "GET", "/app/token", json!([]), 200, json!({ "access": { "token": token } }));
+    let login = entry(
+        0,
+        "GET",
+        "/app/csrf",
+        json!([]),
+        200,
+        json!([{ "name": "X-CSRF-Token", "value": csrf }, { "name": "Content-Type", "value": "text/plain" }]),
+    );
+    let issue = entry(
+        100,
+        "GET",
+        "/app/token",
+        json!([]),
+        200,
+        json!({ "access": { "token": token } }),
+    );
     let form = with_body(
-        entry(900, "POST", "/app/save", json!([{ "name": "X-CSRF-Token", "value": csrf }]), 204, Value::Null),
+        entry(
+            900,
+            "POST",
+            "/app/save",
+            json!([{ "name": "X-CSRF-Token", "value": csrf }]),
+            204,
+            Value::Null,
+        ),
         "application/x-www-form-urlencoded",
         &format!("token={token}&note=ok"),
         None,
     );
     let har = json!({ "log": { "entries": [login, issue, form] } });
     let i = imported(&har, &options()).unwrap();
-    assert_eq!(i.requests[0].captures.get("x_csrf_token").map(String::as_str), Some("header:X-CSRF-Token"));
-    assert_eq!(i.requests[1].captures.get("access_token").map(String::as_str), Some("access.token"));
-    assert_eq!(i.requests[2].headers, [("X-CSRF-Token".to_owned(), "${x_csrf_token}".to_owned())]);
+    assert_eq!(
+        i.requests[0]
+            .captures
+            .get("x_csrf_token")
+            .map(String::as_str),
+        Some("header:X-CSRF-Token")
+    );
+    assert_eq!(
+        i.requests[1]
+            .captures
+            .get("access_token")
+            .map(String::as_str),
+        Some("access.token")
+    );
+    assert_eq!(
+        i.requests[2].headers,
+        [("X-CSRF-Token".to_owned(), "${x_csrf_token}".to_owned())]
+    );
     assert_eq!(
         i.requests[2].body,
-        BodyOut::Form(vec![("token".into(), "${access_token}".into()), ("note".into(), "ok".into())])
+        BodyOut::Form(vec![
+            ("token".into(), "${access_token}".into()),
+            ("note".into(), "ok".into())
+        ])
     );
     assert_eq!(i.report.secrets_templated, 0);
     let all = written(&i, &options());
@@ -524,14 +562,25 @@ fn bearer_and_keycloak_logins_become_their_auth() {
     let i = imported(&har, &options()).unwrap();
     assert_eq!(i.auth, Some(HarAuth::Bearer));
     let all = written(&i, &options());
-    assert!(all.contains("token = \"${env:SURGE_TOKEN}\"") && !all.contains("eyJhbGci"), "{all}");
+    assert!(
+        all.contains("token = \"${env:SURGE_TOKEN}\"") && !all.contains("eyJhbGci"),
+        "{all}"
+    );
     let mut token = with_body(
-        entry(0, "POST", "/realms/clinic/protocol/openid-connect/token", json!([]), 200, json!({ "access_token": "x", "expires_in": 300 })),
+        entry(
+            0,
+            "POST",
+            "/realms/clinic/protocol/openid-connect/token",
+            json!([]),
+            200,
+            json!({ "access_token": "x", "expires_in": 300 }),
+        ),
         "application/x-www-form-urlencoded",
         "grant_type=client_credentials&client_id=emr&client_secret=s3cr3tS3cr3tS3cr3t",
         None,
     );
-    token["request"]["url"] = json!("http://127.0.0.1:8080/realms/clinic/protocol/openid-connect/token");
+    token["request"]["url"] =
+        json!("http://127.0.0.1:8080/realms/clinic/protocol/openid-connect/token");
     let har = json!({ "log": { "entries": [
         token,
         entry(500, "GET", "/fhir/Patient?name=Achieng", bearer, 200, json!({ "resourceType": "Bundle" })),
@@ -539,12 +588,17 @@ fn bearer_and_keycloak_logins_become_their_auth() {
     let i = imported(&har, &options()).unwrap();
     assert_eq!(
         i.auth,
-        Some(HarAuth::Keycloak { token_url: "http://127.0.0.1:8080/realms/clinic/protocol/openid-connect/token".into() })
+        Some(HarAuth::Keycloak {
+            token_url: "http://127.0.0.1:8080/realms/clinic/protocol/openid-connect/token".into()
+        })
     );
     assert_eq!(i.report.logins_as_auth, 1);
     assert_eq!(i.requests.len(), 1);
     let all = written(&i, &options());
-    assert!(all.contains("client_secret = \"${env:SURGE_CLIENT_SECRET}\"") && !all.contains("s3cr3t"), "{all}");
+    assert!(
+        all.contains("client_secret = \"${env:SURGE_CLIENT_SECRET}\"") && !all.contains("s3cr3t"),
+        "{all}"
+    );
 }
 
 #[test]
@@ -564,8 +618,16 @@ fn bodies_that_are_not_utf8_or_not_json_are_neither_read_nor_written() {
     let har = json!({ "log": { "entries": [answer, xml] } });
     let o = options();
     let i = imported(&har, &o).unwrap();
-    assert_eq!(i.requests[1].body, BodyOut::Placeholder { content_type: Some("application/fhir+xml".into()) });
+    assert_eq!(
+        i.requests[1].body,
+        BodyOut::Placeholder {
+            content_type: Some("application/fhir+xml".into())
+        }
+    );
     assert_eq!(i.report.placeholders, 1);
     let all = written(&i, &o);
-    assert!(!all.contains("Odhiambo") && all.contains(crate::scenario::IMPORT_PLACEHOLDER), "{all}");
+    assert!(
+        !all.contains("Odhiambo") && all.contains(crate::scenario::IMPORT_PLACEHOLDER),
+        "{all}"
+    );
 }
