@@ -115,15 +115,13 @@ impl SessionBook {
 
     fn close(&mut self, steps: &[(u32, i64)]) -> Result<(), String> {
         let path: SessionPath = steps.iter().map(|(r, _)| *r).collect();
-        if path.len() > 1 {
-            if !self.paths.contains_key(&path) {
-                if self.long_paths >= MOST_PATHS {
-                    return Err(format!(
-                        "the log's sessions take more than {MOST_PATHS} distinct paths through its routes: import with --sessions none for a request-by-request replay"
-                    ));
-                }
-                self.long_paths += 1;
+        if path.len() > 1 && !self.paths.contains_key(&path) {
+            if self.long_paths >= MOST_PATHS {
+                return Err(format!(
+                    "the log's sessions take more than {MOST_PATHS} distinct paths through its routes: import with --sessions none for a request-by-request replay"
+                ));
             }
+            self.long_paths += 1;
         }
         let stats = self.paths.entry(path).or_default();
         stats.count += 1;
