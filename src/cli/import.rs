@@ -55,6 +55,10 @@ pub struct ImportHarArgs {
     /// it replaces); repeatable.
     #[arg(long = "safe")]
     pub safe: Vec<String>,
+    /// Another origin whose requests are kept (`https://idp.example.org`),
+    /// sent to their full URL; by default only the page's origin is; repeatable.
+    #[arg(long = "keep-origin")]
+    pub keep_origins: Vec<String>,
     /// Seed of the synthetic values.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -84,9 +88,28 @@ impl ImportHarArgs {
                 keep_words: self.keep_words.into_iter().collect(),
                 safe: self.safe.into_iter().collect(),
                 seed: self.seed,
+                keep_origins: self
+                    .keep_origins
+                    .iter()
+                    .map(|o| origin_of(o))
+                    .collect::<Result<_, _>>()?,
             },
         })
     }
+}
+
+/// `--keep-origin`'s origin (`scheme://host[:port]`), as a recording's
+/// URLs name it.
+fn origin_of(text: &str) -> Result<String, String> {
+    check_target(text).map_err(|e| e.replacen("--target", "--keep-origin", 1))?;
+    reqwest::Url::parse(text)
+        .map(|u| u.origin().ascii_serialization())
+        .map_err(|_| {
+            format!(
+                "--keep-origin {}: expected an origin such as https://idp.example.org",
+                surge::scenario::redact_text(text)
+            )
+        })
 }
 
 /// `--name`, or `imported-<file stem>`: checked, as it names a file.

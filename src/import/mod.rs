@@ -24,7 +24,7 @@ use curve::Curve;
 use log::LogRecord;
 use route::{Piece, Route, ValueKind};
 use sessions::{SessionBook, SessionsBy};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 pub use text::{render, Rendered, FEEDER_FILE, PLACEHOLDER_FILE};
 
 /// Most distinct routes an import keeps: a log with more varies where the
@@ -64,8 +64,9 @@ pub struct ImportOptions {
 #[derive(Debug)]
 pub struct LogImport {
     curve: Curve,
-    /// Each route's requests and the statuses it answered.
-    routes: BTreeMap<Route, (u64, BTreeSet<u16>)>,
+    /// Each route's requests, the statuses it answered, and its id in the
+    /// sessions' paths.
+    routes: BTreeMap<Route, (u64, BTreeSet<u16>, u32)>,
     shapes: BTreeMap<(ValueKind, String), BTreeSet<String>>,
     taken_out: BTreeMap<ValueKind, u64>,
     keep_static: bool,
@@ -79,7 +80,6 @@ pub struct LogImport {
     pub requests: u64,
     sessions_by: SessionsBy,
     book: SessionBook,
-    route_ids: HashMap<Route, u32>,
 }
 
 impl LogImport {
@@ -97,7 +97,6 @@ impl LogImport {
             requests: 0,
             sessions_by: options.sessions_by,
             book: SessionBook::default(),
-            route_ids: HashMap::new(),
         }
     }
 
@@ -121,8 +120,15 @@ impl LogImport {
             ));
         }
         self.note_values(&route, &values);
-        let next = self.route_ids.len() as u32;
-        let id = *self.route_ids.entry(route.clone()).or_insert(next);
+        let next = self.routes.len() as u32;
+        let (count, statuses, id) = self
+            .routes
+            .entry(route)
+            .or_insert((0, BTreeSet::new(), next));
+        *count += 1;
+        statuses.insert(record.status);
+        let id = *id;
+        self.requests += 1;
         let key = match self.sessions_by {
             SessionsBy::Cookie => record.session.as_deref(),
             SessionsBy::Client => record.client.as_deref(),
@@ -132,10 +138,6 @@ impl LogImport {
         if self.book.add(key, id, record.start_ms)? {
             self.curve.add(record.start_ms);
         }
-        let (count, statuses) = self.routes.entry(route).or_default();
-        *count += 1;
-        statuses.insert(record.status);
-        self.requests += 1;
         Ok(())
     }
 
@@ -162,17 +164,26 @@ impl LogImport {
     /// (`speed` and `scale` as the stages will be written).
     pub fn finish(self, speed: f64, scale: f64) -> Result<Imported, String> {
         check_curve(&self.curve, speed, scale)?;
-        let mut routes: Vec<ImportedRoute> = self
+        let mut routes: Vec<(ImportedRoute, u32)> = self
             .routes
             .into_iter()
-            .map(|(route, (count, statuses))| ImportedRoute {
-                route,
-                count,
-                statuses,
+            .map(|(route, (count, statuses, id))| {
+                let route = ImportedRoute {
+                    route,
+                    count,
+                    statuses,
+                };
+                (route, id)
             })
             .collect();
-        routes.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.route.cmp(&b.route)));
-        let sessions = sessions_of(self.book.finish()?, &self.route_ids, &routes);
+        routes.sort_by(|(a, _), (b, _)| b.count.cmp(&a.count).then_with(|| a.route.cmp(&b.route)));
+        // Each route id's place among the sorted routes.
+        let mut place_of_id = vec![0usize; routes.len()];
+        for (place, (_, id)) in routes.iter().enumerate() {
+            place_of_id[*id as usize] = place;
+        }
+        let routes: Vec<ImportedRoute> = routes.into_iter().map(|(r, _)| r).collect();
+        let sessions = sessions_of(self.book.finish()?, &place_of_id);
         let followed = sessions
             .iter()
             .filter(|s| s.steps.len() > 1)
@@ -221,13 +232,8 @@ impl LogImport {
 /// their mean pauses: most taken first, ties in the routes' order.
 fn sessions_of(
     paths: Vec<(sessions::SessionPath, sessions::PathStats)>,
-    ids: &HashMap<Route, u32>,
-    routes: &[ImportedRoute],
+    index_of_id: &[usize],
 ) -> Vec<ImportedSession> {
-    let mut index_of_id = vec![0usize; ids.len()];
-    for (i, r) in routes.iter().enumerate() {
-        index_of_id[ids[&r.route] as usize] = i;
-    }
     let mut out: Vec<ImportedSession> = paths
         .into_iter()
         .map(|(path, stats)| ImportedSession {

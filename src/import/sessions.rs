@@ -58,6 +58,8 @@ pub struct SessionBook {
     swept_at: i64,
     /// Distinct paths of two requests or more.
     long_paths: usize,
+    /// Sessions of one request, by route.
+    singles: Vec<u64>,
 }
 
 impl SessionBook {
@@ -114,8 +116,18 @@ impl SessionBook {
     }
 
     fn close(&mut self, steps: &[(u32, i64)]) -> Result<(), String> {
+        // A session of one request (every request of a log without
+        // cookies): counted by its route, with nothing to allocate.
+        if let [(route, _)] = steps {
+            let route = *route as usize;
+            if self.singles.len() <= route {
+                self.singles.resize(route + 1, 0);
+            }
+            self.singles[route] += 1;
+            return Ok(());
+        }
         let path: SessionPath = steps.iter().map(|(r, _)| *r).collect();
-        if path.len() > 1 && !self.paths.contains_key(&path) {
+        if !self.paths.contains_key(&path) {
             if self.long_paths >= MOST_PATHS {
                 return Err(format!(
                     "the log's sessions take more than {MOST_PATHS} distinct paths through its routes: import with --sessions none for a request-by-request replay"
@@ -143,6 +155,15 @@ impl SessionBook {
             self.close(&o.steps)?;
         }
         let mut paths: Vec<(SessionPath, PathStats)> = self.paths.into_iter().collect();
+        for (route, &count) in self.singles.iter().enumerate() {
+            if count > 0 {
+                let stats = PathStats {
+                    count,
+                    pause_sums_ms: Vec::new(),
+                };
+                paths.push((vec![route as u32], stats));
+            }
+        }
         paths.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
         Ok(paths)
     }

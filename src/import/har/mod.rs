@@ -42,6 +42,9 @@ pub struct HarOptions {
     pub safe: BTreeSet<String>,
     /// The synthetic values' seed.
     pub seed: u64,
+    /// Other origins whose requests are kept (sent to their full URL, not
+    /// the target): an identity provider, a second service.
+    pub keep_origins: BTreeSet<String>,
 }
 
 /// How the recorded sessions logged in, as the scenario's `[auth]`.
@@ -328,7 +331,8 @@ pub fn import(har: &Har, options: &HarOptions) -> Result<HarImported, String> {
             || ["text/css", "javascript", "image/", "font/"]
                 .iter()
                 .any(|m| mime.contains(m));
-        if url.origin().ascii_serialization() != origin {
+        let at = url.origin().ascii_serialization();
+        if at != origin && !options.keep_origins.contains(&at) {
             report.other_origins_left_out += 1;
         } else if is_static && !options.keep_static {
             report.static_left_out += 1;
@@ -395,6 +399,12 @@ pub fn import(har: &Har, options: &HarOptions) -> Result<HarImported, String> {
                 &options.keep_words,
             );
             let index = builder.request(*i + 1, name, e, &target, auth.is_some());
+            // Another origin kept: its requests go to its full URL.
+            let at = url.origin().ascii_serialization();
+            if at != origin {
+                let path = &mut builder.requests[index].path;
+                *path = format!("{at}{path}");
+            }
             builder.requests[index].statuses = expected(e.response.status);
             builder.handed_out(index, e);
             if let Some(&previous_end) = ends.last() {

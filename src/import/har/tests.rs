@@ -195,6 +195,7 @@ fn options() -> HarOptions {
         keep_words: BTreeSet::from(["app".to_owned(), "home".to_owned(), "bytes".to_owned()]),
         safe: BTreeSet::new(),
         seed: 1,
+        keep_origins: BTreeSet::new(),
     }
 }
 
@@ -629,5 +630,42 @@ fn bodies_that_are_not_utf8_or_not_json_are_neither_read_nor_written() {
     assert!(
         !all.contains("Odhiambo") && all.contains(crate::scenario::IMPORT_PLACEHOLDER),
         "{all}"
+    );
+}
+
+#[test]
+fn another_origin_is_left_out_unless_kept_and_then_goes_to_its_own_url() {
+    let mut idp = entry(
+        500,
+        "GET",
+        "/auth/realms/clinic/account",
+        json!([]),
+        200,
+        Value::Null,
+    );
+    idp["request"]["url"] = json!("http://127.0.0.2:9000/auth/realms/clinic/account?tab=1");
+    let har = json!({ "log": { "entries": [
+        entry(0, "GET", "/healthz", json!([]), 200, Value::Null),
+        idp,
+    ] } });
+    let i = imported(&har, &options()).unwrap();
+    assert_eq!((i.requests.len(), i.report.other_origins_left_out), (1, 1));
+    let keep = HarOptions {
+        keep_origins: BTreeSet::from(["http://127.0.0.2:9000".to_owned()]),
+        ..options()
+    };
+    let i = imported(&har, &keep).unwrap();
+    assert_eq!(i.requests.len(), 2);
+    assert!(
+        i.requests[1]
+            .path
+            .starts_with("http://127.0.0.2:9000/auth/realms/${synthetic."),
+        "{}",
+        i.requests[1].path
+    );
+    assert!(
+        i.requests[1].path.contains("?tab="),
+        "{}",
+        i.requests[1].path
     );
 }
