@@ -234,3 +234,73 @@ fn a_firefox_har_imports_with_its_uploads_bytes_never_written() {
         text(&again)
     );
 }
+
+#[test]
+fn a_log_line_of_another_format_is_refused_by_its_line_and_a_byte_not_utf8_is_read_past() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = out.to_str().unwrap();
+    let nginx = |path: &str| {
+        format!("127.0.0.1 - - [07/Dec/2026:10:00:00 +0000] \"GET {path} HTTP/1.1\" 200 2 \"-\" \"curl\"\n")
+    };
+    // Line 2 is HAProxy's, in a file read as nginx's: said by its line,
+    // the line itself (with its patient) never echoed.
+    let mixed = dir.path().join("mixed.log");
+    let haproxy = "10.0.1.2:33317 [07/Dec/2026:10:00:00.655] http-in be/r1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 \"GET /patient?q=Wanjiku HTTP/1.1\"\n";
+    std::fs::write(&mixed, format!("{}{haproxy}", nginx("/healthz"))).unwrap();
+    let said = refused(
+        &[
+            "log",
+            mixed.to_str().unwrap(),
+            "--format",
+            "nginx",
+            "--out",
+            o,
+        ],
+        &out,
+    );
+    assert!(
+        said.contains(&format!(
+            "{}:2: expected an nginx combined line",
+            mixed.display()
+        )),
+        "{said}"
+    );
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, "").unwrap();
+    let said = refused(
+        &[
+            "log",
+            empty.to_str().unwrap(),
+            "--format",
+            "nginx",
+            "--out",
+            o,
+        ],
+        &out,
+    );
+    assert!(said.contains("no request to import in 0 lines"), "{said}");
+    // A byte that is not UTF-8 in a path (a client's Latin-1): the line
+    // is still the format's, its word replaced like any unknown word.
+    let latin1 = dir.path().join("latin1.log");
+    let mut bytes = nginx("/healthz").into_bytes();
+    bytes.extend(b"127.0.0.1 - - [07/Dec/2026:10:00:01 +0000] \"GET /patients/J\xe9r\xf4me HTTP/1.1\" 404 2 \"-\" \"curl\"\n");
+    std::fs::write(&latin1, bytes).unwrap();
+    let done = surge(&[
+        "import",
+        "log",
+        latin1.to_str().unwrap(),
+        "--format",
+        "nginx",
+        "--out",
+        o,
+        "--bucket",
+        "1s",
+    ]);
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done));
+    assert!(
+        text(&done).contains("scrubbed: 2 requests on 2 routes kept"),
+        "{}",
+        text(&done)
+    );
+}
