@@ -234,7 +234,12 @@ fn nginx_json(line: &str) -> Result<Option<LogRecord>, LineError> {
     let number = |key: &str| text(key).and_then(|s| s.parse::<f64>().ok());
     let start_ms = match (number("msec"), text("time_iso8601")) {
         (Some(end_s), _) => {
-            ((end_s - number("request_time").unwrap_or(0.0)) * 1000.0).round() as i64
+            let start = (end_s - number("request_time").unwrap_or(0.0)) * 1000.0;
+            // Years 1970 to 2286 in ms; `inf`, `NaN` and the like are not.
+            if !(0.0..1e13).contains(&start) {
+                return Err("msec (less request_time) is not a time in seconds since 1970".into());
+            }
+            start.round() as i64
         }
         (None, Some(iso)) => iso
             .parse::<jiff::Timestamp>()
@@ -457,6 +462,10 @@ mod tests {
             "/a\"b"
         );
         assert_eq!(parse_line(LogFormat::Nginx, "   ").unwrap(), None);
+        let inf = r#"{"msec":"-inf","request":"GET / HTTP/1.1","status":"200"}"#;
+        assert!(parse_line(LogFormat::Nginx, inf)
+            .unwrap_err()
+            .contains("not a time"));
         let haproxy = r#"10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in static/srv1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 "GET / HTTP/1.1""#;
         let said = parse_line(LogFormat::Nginx, haproxy).unwrap_err();
         assert!(said.contains("not a time such as"), "{said}");

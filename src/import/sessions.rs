@@ -77,7 +77,8 @@ impl SessionBook {
         key.hash(&mut hasher);
         let key = hasher.finish();
         if let Some(open) = self.open.get_mut(&key) {
-            if start_ms - open.last_ms <= IDLE_GAP_MS && open.steps.len() < MOST_STEPS {
+            if start_ms.saturating_sub(open.last_ms) <= IDLE_GAP_MS && open.steps.len() < MOST_STEPS
+            {
                 open.steps.push((route, start_ms));
                 open.last_ms = open.last_ms.max(start_ms);
                 return Ok(false);
@@ -98,14 +99,14 @@ impl SessionBook {
     /// Ends the sessions quiet for [`IDLE_GAP_MS`] before `now_ms`, once
     /// per gap of the log's time, so memory holds only the sessions alive.
     fn sweep(&mut self, now_ms: i64) -> Result<(), String> {
-        if now_ms - self.swept_at < IDLE_GAP_MS {
+        if now_ms.saturating_sub(self.swept_at) < IDLE_GAP_MS {
             return Ok(());
         }
         self.swept_at = now_ms;
         let quiet: Vec<u64> = self
             .open
             .iter()
-            .filter(|(_, o)| now_ms - o.last_ms > IDLE_GAP_MS)
+            .filter(|(_, o)| now_ms.saturating_sub(o.last_ms) > IDLE_GAP_MS)
             .map(|(k, _)| *k)
             .collect();
         for key in quiet {
@@ -143,7 +144,8 @@ impl SessionBook {
         // A log may list a request before one that began earlier (nginx
         // logs at the end): such a pause counts as none.
         for (i, pair) in steps.windows(2).enumerate() {
-            stats.pause_sums_ms[i] += (pair[1].1 - pair[0].1).max(0);
+            stats.pause_sums_ms[i] =
+                stats.pause_sums_ms[i].saturating_add(pair[1].1.saturating_sub(pair[0].1).max(0));
         }
         Ok(())
     }

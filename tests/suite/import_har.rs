@@ -174,8 +174,8 @@ async fn a_har_chromium_recorded_imports_scrubbed_and_replays_the_same_requests_
         // identifier from idgen, the upload for the registered patient
         // and its read-back: each sends what an answer handed out.
         "path = \"/openmrs/ws/rest/v1/patient/${results_uuid}\"",
-        "{ name = \"patient\", value = \"${uuid}\" }",
-        "path = \"/openmrs/ws/rest/v1/attachment/${uuid_2}/bytes\"",
+        "{ name = \"patient\", value = \"${patient_uuid}\" }",
+        "path = \"/openmrs/ws/rest/v1/attachment/${attachment_uuid}/bytes\"",
         // The file Chromium left out: generated, of its size and type.
         "{ name = \"file\", generate = { kind = \"pdf\", size = \"30000B\" }, content_type = \"application/pdf\" }",
     ] {

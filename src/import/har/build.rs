@@ -5,7 +5,7 @@
 //! requests after it.
 
 use super::model::{header, Entry, NameValue, Param};
-use super::parts::{form_pairs, kind_of, multipart_params, percent_decode, printable};
+use super::parts::{form_encode, form_pairs, kind_of, multipart_params, percent_decode, printable};
 use super::scrub::{self, Verdict};
 use super::{BodyOut, HarOptions, HarReport, PartOut, Req};
 use crate::import::route::{self, Piece, ValueKind};
@@ -162,6 +162,17 @@ impl<'a> Builder<'a> {
         let Ok(json) = serde_json::from_str::<Value>(&text) else {
             return;
         };
+        // The answer's request's last route word names its root fields'
+        // variables (`patient_uuid`, `attachment_uuid`).
+        let word = self.requests[index]
+            .path
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .rsplit('/')
+            .find(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphabetic()))
+            .map(snake)
+            .unwrap_or_default();
         let mut found = Vec::new();
         leaves(&json, &mut Vec::new(), &mut found);
         let mut fresh: HashMap<String, Handout> = HashMap::new();
@@ -169,7 +180,7 @@ impl<'a> Builder<'a> {
             // The first place an answer names a value is where it is captured.
             fresh.entry(value).or_insert_with(|| Handout {
                 request: index,
-                hint: hint(&path, &json),
+                hint: hint(&path, &json, &word),
                 from: path.join("."),
                 var: None,
             });
@@ -180,6 +191,18 @@ impl<'a> Builder<'a> {
     /// The variable that carries `value`, when an earlier answer of this
     /// session handed it out: the answer's request captures it.
     fn handed_var(&mut self, value: &str) -> Option<String> {
+        // An id of one or two characters (HAPI's `7`) is taken for the
+        // handed-out one only as a path segment or a reference's part,
+        // never in any body or header value that happens to be `7`.
+        if value.len() < 3 {
+            return None;
+        }
+        self.handed_short(value)
+    }
+
+    /// [`Self::handed_var`] for a path segment or a reference's part,
+    /// whatever its length.
+    fn handed_short(&mut self, value: &str) -> Option<String> {
         let handout = self.handed.get(value)?.clone();
         self.report.correlated += 1;
         if let Some(var) = handout.var {
@@ -190,7 +213,8 @@ impl<'a> Builder<'a> {
         } else {
             handout.hint.clone()
         };
-        let var = unique(&base, |n| self.vars.iter().any(|v| v == n));
+        // `${uuid}` is a fresh UUID, never a variable.
+        let var = unique(&base, |n| n == "uuid" || self.vars.iter().any(|v| v == n));
         self.vars.push(var.clone());
         self.requests[handout.request]
             .captures
@@ -207,7 +231,12 @@ impl<'a> Builder<'a> {
 
     /// `${env:SURGE_HEADER_NAME}`, noted for the report.
     fn env_header(&mut self, name: &str) -> String {
-        let var = format!("SURGE_HEADER_{name}");
+        self.env_var(&format!("SURGE_HEADER_{name}"))
+    }
+
+    /// `${env:VAR}`, noted for the report.
+    fn env_var(&mut self, var: &str) -> String {
+        let var = var.to_owned();
         if !self.env_headers.contains(&var) {
             self.env_headers.push(var.clone());
         }
@@ -224,7 +253,7 @@ impl<'a> Builder<'a> {
             Piece::Value(kind, before) => {
                 let raw = recorded.next().unwrap_or("");
                 let value = percent_decode(raw);
-                match b.handed_var(&value) {
+                match b.handed_short(&value) {
                     Some(var) => format!("${{{var}}}"),
                     None => format!("${{synthetic.{}}}", b.column(*kind, before, &value)),
                 }
@@ -289,7 +318,8 @@ impl<'a> Builder<'a> {
         if let Some(var) = self.handed_var(value) {
             return format!("${{{var}}}");
         }
-        // A reference (`Patient/<id>`, a URL) whose one part was handed out.
+        // A reference (`Patient/<id>`, a URL) whose one part was handed
+        // out: that part its variable, every other part decided alone.
         if value.contains('/') && value.len() <= 2048 {
             let parts: Vec<&str> = value.split('/').collect();
             if parts
@@ -298,13 +328,20 @@ impl<'a> Builder<'a> {
             {
                 let out: Vec<String> = parts
                     .iter()
-                    .map(|p| match self.handed_var(p) {
+                    .map(|p| match self.handed_short(p) {
                         Some(var) if !p.is_empty() => format!("${{{var}}}"),
-                        _ => p.replace("${", "$${"),
+                        _ if p.is_empty() => String::new(),
+                        _ => self.template(key, p, inside, place),
                     })
                     .collect();
                 return out.join("/");
             }
+        }
+        // A password, PIN or secret by its field's name: never written,
+        // whatever it looks like.
+        if scrub::secret_field(key) && !self.options.safe.contains(key) {
+            self.report.secrets_templated += 1;
+            return self.env_var(&format!("SURGE_FIELD_{}", snake(key).to_ascii_uppercase()));
         }
         match scrub::classify(key, value, inside, &self.options.safe) {
             Verdict::Keep => value.replace("${", "$${"),
@@ -351,13 +388,47 @@ impl<'a> Builder<'a> {
                     })
                     .collect()
             };
-            let fields = pairs
-                .into_iter()
-                .map(|(k, v)| {
-                    let t = self.template(&k, &v, false, &format!("form field {}", printable(&k)));
-                    (k, t)
-                })
-                .collect();
+            let mut fields: Vec<(String, String)> = Vec::new();
+            for (k, v) in pairs {
+                if scrub::data_like(&k) {
+                    self.refusals.push(format!(
+                        "entry {}: a form field whose name looks like data (an id, a date, an address): edit the recording",
+                        self.entry
+                    ));
+                    continue;
+                }
+                let t = self.template(&k, &v, false, &format!("form field {}", printable(&k)));
+                fields.push((k, t));
+            }
+            // A field sent more than once (`obs=1&obs=2`) cannot be a
+            // table's key twice: the form is sent as its encoded text.
+            let repeated = fields
+                .iter()
+                .enumerate()
+                .any(|(i, (k, _))| fields[..i].iter().any(|(other, _)| other == k));
+            if repeated {
+                let text = fields
+                    .iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{}={}",
+                            form_encode(k),
+                            if v.contains("${") {
+                                v.clone()
+                            } else {
+                                form_encode(v)
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("&");
+                let file = format!("bodies/{}.form", self.requests.len() + 1);
+                self.bodies.push((file.clone(), text));
+                return BodyOut::Template {
+                    file,
+                    content_type: "application/x-www-form-urlencoded".into(),
+                };
+            }
             return BodyOut::Form(fields);
         }
         let Some(text) = &post.text else {
@@ -381,6 +452,14 @@ impl<'a> Builder<'a> {
 
     /// A raw body the HAR holds no text for: generated, of its size.
     fn generated_body(&mut self, size: u64, mime: &str) -> BodyOut {
+        if size > crate::scenario::limits::MAX_GENERATED_BYTES {
+            self.refusals.push(format!(
+                "entry {}: a body of {size} bytes: a generated one can be at most {} MiB",
+                self.entry,
+                crate::scenario::limits::MAX_GENERATED_BYTES >> 20
+            ));
+            return BodyOut::None;
+        }
         self.report.files_generated += 1;
         BodyOut::Generated {
             kind: kind_of(mime),
@@ -413,6 +492,13 @@ impl<'a> Builder<'a> {
         let rest = text.map_or(0, |t| t.len() as u64);
         let mut parts = Vec::new();
         for p in &params {
+            if scrub::data_like(&p.name) {
+                self.refusals.push(format!(
+                    "entry {}: a multipart part whose name looks like data (an id, a date, an address): edit the recording",
+                    self.entry
+                ));
+                continue;
+            }
             if p.file_name.is_some() {
                 let recorded = p.value.as_deref().unwrap_or("");
                 let size = if !recorded.is_empty() {
@@ -428,6 +514,14 @@ impl<'a> Builder<'a> {
                         }
                     }
                 };
+                if size > crate::scenario::limits::MAX_GENERATED_BYTES {
+                    self.refusals.push(format!(
+                        "entry {}: an upload of {size} bytes: a generated file can be at most {} MiB",
+                        self.entry,
+                        crate::scenario::limits::MAX_GENERATED_BYTES >> 20
+                    ));
+                    continue;
+                }
                 self.report.files_generated += 1;
                 let content_type = p.content_type.clone().unwrap_or_default();
                 parts.push(PartOut::Generated {
@@ -462,6 +556,14 @@ impl<'a> Builder<'a> {
                 let fhir = map.contains_key("resourceType");
                 let mut out = serde_json::Map::new();
                 for (k, v) in map {
+                    if scrub::data_like(k) {
+                        self.refusals.push(format!(
+                            "entry {}: body {}: a field name that looks like data (an id, a date, an address): edit the recording",
+                            self.entry,
+                            if at.is_empty() { "(the whole body)".to_owned() } else { format!("under {at}") }
+                        ));
+                        continue;
+                    }
                     if (fhir && k == "text" && v.is_object()) || k == "photo" {
                         self.report.left_out_elements += 1;
                         continue;
@@ -500,6 +602,26 @@ impl<'a> Builder<'a> {
                 );
                 Value::String(self.template(key, s, inside, &place))
             }
+            // A number under a person's key (`"phone": 712345678`), or an
+            // id-like one anywhere (seven digits or more, not a time):
+            // a synthetic number of its digits.
+            Value::Number(n) if n.is_u64() || n.is_i64() => {
+                let digits = n.to_string().trim_start_matches('-').len();
+                let lower = key.to_ascii_lowercase();
+                let timeish = ["time", "date", "at", "ms", "epoch"]
+                    .iter()
+                    .any(|t| lower.ends_with(t));
+                let person = (inside || scrub::identifying(key)) && !scrub::structural(key);
+                if (person || (digits >= 7 && !timeish)) && !self.options.safe.contains(key) {
+                    *self.report.replaced.entry(ValueKind::Number).or_insert(0) += 1;
+                    let made = self.synthetic.value(ValueKind::Number, &"9".repeat(digits));
+                    made.parse::<u64>()
+                        .map(Value::from)
+                        .unwrap_or(Value::from(0))
+                } else {
+                    value.clone()
+                }
+            }
             other => other.clone(),
         }
     }
@@ -516,9 +638,11 @@ fn leaves(value: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, Str
     match value {
         Value::Object(map) => {
             for (k, v) in map {
+                // A key that may itself be data never enters a capture path.
                 let nameable = !k.is_empty()
                     && !k.bytes().all(|b| b.is_ascii_digit())
-                    && !k.contains(['.', '[', ']', '*', '=']);
+                    && !k.contains(['.', '[', ']', '*', '='])
+                    && !scrub::data_like(k);
                 if nameable {
                     path.push(k.clone());
                     leaves(v, path, out);
@@ -555,7 +679,7 @@ fn leaves(value: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, Str
 
 /// A variable's name from where its value was: `results.0.uuid` →
 /// `results_uuid`; a FHIR resource's `id` → `patient_id`.
-fn hint(path: &[String], root: &Value) -> String {
+fn hint(path: &[String], root: &Value, word: &str) -> String {
     let words: Vec<&String> = path
         .iter()
         .filter(|s| !s.bytes().all(|b| b.is_ascii_digit()))
@@ -579,7 +703,8 @@ fn hint(path: &[String], root: &Value) -> String {
         }
     }
     match words.len() {
-        0 | 1 => last,
+        0 | 1 if word.is_empty() || word == last => last,
+        0 | 1 => format!("{word}_{last}"),
         n => format!("{}_{last}", snake(words[n - 2])),
     }
 }
@@ -592,9 +717,22 @@ mod tests {
     fn a_variable_is_named_by_where_its_value_was() {
         let json: Value =
             serde_json::json!({"resourceType": "Patient", "id": "17", "results": [{"uuid": "x"}]});
-        assert_eq!(hint(&["id".into()], &json), "patient_id");
+        assert_eq!(hint(&["id".into()], &json, "fhir"), "patient_id");
+        // A root field of an answer: named by its request's last word.
         assert_eq!(
-            hint(&["results".into(), "0".into(), "uuid".into()], &json),
+            hint(&["uuid".into()], &json, "attachment"),
+            "attachment_uuid"
+        );
+        assert_eq!(
+            hint(&["identifier".into()], &json, "identifier"),
+            "identifier"
+        );
+        assert_eq!(
+            hint(
+                &["results".into(), "0".into(), "uuid".into()],
+                &json,
+                "patient"
+            ),
             "results_uuid"
         );
     }

@@ -101,6 +101,14 @@ pub enum BodyOut {
     Form(Vec<(String, String)>),
     /// A multipart body.
     Multipart(Vec<PartOut>),
+    /// A text body with placeholders from a fixtures file (a form whose
+    /// field repeats).
+    Template {
+        /// Its path in the out folder.
+        file: String,
+        /// Its type.
+        content_type: String,
+    },
     /// A body the importer could not scrub field by field (XML, text): a
     /// placeholder `surge check` names.
     Placeholder {
@@ -191,6 +199,8 @@ pub struct HarReport {
     pub logins_as_auth: usize,
     /// Redirects whose follow-up the client makes itself.
     pub redirects_folded: usize,
+    /// Redirects whose end the recording does not hold (any 2xx expected).
+    pub redirects_unfollowed: usize,
     /// Requests the browser overlapped, replayed one after another.
     pub overlapping: usize,
     /// Variables captured from an answer.
@@ -236,6 +246,12 @@ impl HarReport {
         .collect();
         if !left.is_empty() {
             out.push(format!("left out: {}", left.join(", ")));
+        }
+        if self.redirects_unfollowed > 0 {
+            out.push(format!(
+                "{} redirects whose end the recording does not hold expect any 2xx (the client follows them)",
+                self.redirects_unfollowed
+            ));
         }
         if self.overlapping > 0 {
             out.push(format!(
@@ -363,25 +379,27 @@ pub fn import(har: &Har, options: &HarOptions) -> Result<HarImported, String> {
         builder.new_session();
         let mut steps: Vec<HarStep> = Vec::new();
         let mut ends: Vec<i64> = Vec::new();
-        let mut skip_next_get_to: Option<String> = None;
+        let mut redirect: Option<Redirect> = None;
         for &k in members {
             let (i, start, url) = &kept[k];
             let e = &entries[*i];
             let method = e.request.method.to_ascii_uppercase();
-            if let Some(location) = skip_next_get_to.take() {
-                if method == "GET" && url.as_str() == location {
+            if let Some(r) = redirect.take() {
+                if let (true, Some(last)) = (r.followed_by(&method, url), steps.last()) {
                     // The client follows the redirect itself: the first
-                    // request expects where the chain ended.
-                    if let Some(last) = steps.last() {
-                        builder.requests[last.request].statuses = expected(e.response.status);
-                    }
+                    // request expects where the chain ended, and captures
+                    // what its end handed out.
+                    let last = last.request;
+                    builder.requests[last].statuses = expected(e.response.status);
+                    builder.handed_out(last, e);
                     report.redirects_folded += 1;
                     if let Some(end) = ends.last_mut() {
-                        *end = (*end).max(start + e.time.max(0.0) as i64);
+                        *end = (*end).max(start + took(e));
                     }
-                    skip_next_get_to = redirect_target(e, url);
+                    redirect = Redirect::of(e, url, &method);
                     continue;
                 }
+                unfollowed(&mut builder, &steps, &mut report);
             }
             if is_login(&auth, e, url) {
                 report.logins_as_auth += 1;
@@ -420,8 +438,11 @@ pub fn import(har: &Har, options: &HarOptions) -> Result<HarImported, String> {
                 request: index,
                 think_ms: 0,
             });
-            ends.push(start + e.time.max(0.0) as i64);
-            skip_next_get_to = redirect_target(e, url);
+            ends.push(start + took(e));
+            redirect = Redirect::of(e, url, &method);
+        }
+        if redirect.is_some() {
+            unfollowed(&mut builder, &steps, &mut report);
         }
         if !steps.is_empty() {
             steps_of.push(steps);
@@ -447,6 +468,7 @@ pub fn import(har: &Har, options: &HarOptions) -> Result<HarImported, String> {
     report_out.unanswered_left_out = report.unanswered_left_out;
     report_out.logins_as_auth = report.logins_as_auth;
     report_out.redirects_folded = report.redirects_folded;
+    report_out.redirects_unfollowed = report.redirects_unfollowed;
     report_out.overlapping = report.overlapping;
     report_out.requests = builder.requests.len();
     report_out.sessions = steps_of.len();
@@ -496,13 +518,48 @@ fn expected(status: i64) -> Vec<u16> {
     }
 }
 
-/// Where a redirect sends the client, as an absolute URL.
-fn redirect_target(e: &Entry, url: &reqwest::Url) -> Option<String> {
-    if !matches!(e.response.status, 301 | 302 | 303 | 307 | 308) {
-        return None;
+/// A request's recorded time in ms: at most a day (a writer's -1, or a
+/// hostile 1e300, is no time to add to a start).
+fn took(e: &Entry) -> i64 {
+    e.time.clamp(0.0, 86_400_000.0) as i64
+}
+
+/// A redirect the client follows at replay: where to, and with which
+/// method (307 and 308 keep it, the others turn it into a GET).
+struct Redirect {
+    location: reqwest::Url,
+    method: String,
+}
+
+impl Redirect {
+    /// The entry's redirect, when its answer is one with a `Location`.
+    fn of(e: &Entry, url: &reqwest::Url, method: &str) -> Option<Redirect> {
+        let method = match e.response.status {
+            307 | 308 => method.to_owned(),
+            301..=303 => "GET".to_owned(),
+            _ => return None,
+        };
+        let mut location = url.join(header(&e.response.headers, "location")?).ok()?;
+        location.set_fragment(None);
+        Some(Redirect { location, method })
     }
-    let location = header(&e.response.headers, "location")?;
-    url.join(location).ok().map(|u| u.to_string())
+
+    /// Whether the browser's next request is this redirect followed.
+    fn followed_by(&self, method: &str, url: &reqwest::Url) -> bool {
+        let mut url = url.clone();
+        url.set_fragment(None);
+        method == self.method && url == self.location
+    }
+}
+
+/// A redirect whose end the recording does not hold (it left the origin,
+/// or went to a static asset): the client still follows it, so its request
+/// expects any 2xx rather than the 3xx it will never see.
+fn unfollowed(builder: &mut build::Builder, steps: &[HarStep], report: &mut HarReport) {
+    if let Some(last) = steps.last() {
+        builder.requests[last.request].statuses.clear();
+        report.redirects_unfollowed += 1;
+    }
 }
 
 /// `s1_03_post_patient`: the session, the step, the method and the path's

@@ -167,6 +167,14 @@ pub fn render(imported: &HarImported, options: &HarOptions, source: &str) -> Ren
                 }
                 o.push_str("]\n");
             }
+            BodyOut::Template { file, content_type } => {
+                let _ = writeln!(
+                    o,
+                    "body_template = {}\ncontent_type = {}",
+                    quote(file),
+                    quote(content_type)
+                );
+            }
             BodyOut::Placeholder { content_type } => {
                 placeholder = true;
                 let _ = writeln!(o, "body_template = \"{PLACEHOLDER_FILE}\"");

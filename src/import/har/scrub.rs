@@ -254,6 +254,31 @@ fn entropy(value: &str) -> f64 {
         .sum()
 }
 
+/// A field whose value is a credential, whatever it looks like (a
+/// password, a PIN, a one-time code, a client secret) — or a login name
+/// the replay must send as the user's own: written as `${env:…}`.
+pub fn secret_field(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace(['-', '_'], "");
+    ["pwd", "pin", "otp", "login"].contains(&k.as_str())
+        || [
+            "password",
+            "passwd",
+            "secret",
+            "token",
+            "apikey",
+            "credential",
+            "username",
+        ]
+        .iter()
+        .any(|w| k.contains(w))
+}
+
+/// A name (a JSON field, a form field, a part) that may itself be data: a
+/// UUID, a number, a date, an e-mail address, a record number, a token.
+pub fn data_like(name: &str) -> bool {
+    pattern_kind(name).is_some() || looks_identifier(name) || looks_secret(name)
+}
+
 /// Headers a replay never sends: the client's own, the browser's, and
 /// those whose value the user's cookie jar or the scenario's `[auth]`
 /// supplies.
@@ -434,6 +459,51 @@ mod tests {
         assert!(matches!(verdict("state", jwt), Verdict::Refuse(_)));
         let safe = BTreeSet::from(["state".to_owned()]);
         assert_eq!(classify("state", jwt, false, &safe), Verdict::Keep);
+    }
+
+    #[test]
+    fn credential_fields_and_names_that_are_data_are_told() {
+        for f in [
+            "password",
+            "newPassword",
+            "client_secret",
+            "pin",
+            "otp",
+            "apiKey",
+            "username",
+            "access_token",
+        ] {
+            assert!(secret_field(f), "{f}");
+        }
+        for f in [
+            "spinal",
+            "location",
+            "pinned",
+            "display",
+            "name",
+            "loginLocation",
+        ] {
+            assert!(!secret_field(f), "{f}");
+        }
+        for k in [
+            "MRN-00042",
+            "3f2a9c4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b",
+            "1987-03-14",
+            "12345",
+            "a@b.org",
+        ] {
+            assert!(data_like(k), "{k}");
+        }
+        for k in [
+            "givenName",
+            "address1",
+            "line2",
+            "resourceType",
+            "obs[]",
+            "patient",
+        ] {
+            assert!(!data_like(k), "{k}");
+        }
     }
 
     #[test]

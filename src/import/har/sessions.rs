@@ -16,8 +16,7 @@ pub(super) fn detect_auth(
     for (i, _, url) in kept {
         let e = &entries[*i];
         let authorization = header(&e.request.headers, "authorization").unwrap_or("");
-        if authorization.len() > 6
-            && authorization[..6].eq_ignore_ascii_case("basic ")
+        if scheme_is(authorization, "basic ")
             && e.request.method.eq_ignore_ascii_case("GET")
             && url.path().ends_with("/session")
         {
@@ -33,16 +32,34 @@ pub(super) fn detect_auth(
                 .and_then(|p| p.text.as_deref())
                 .unwrap_or("");
             if body.contains("grant_type=client_credentials") {
-                let mut token_url = url.clone();
-                token_url.set_query(None);
                 return Some(HarAuth::Keycloak {
-                    token_url: token_url.to_string(),
+                    token_url: token_url(url),
                 });
             }
         }
-        bearer |= authorization.len() > 7 && authorization[..7].eq_ignore_ascii_case("bearer ");
+        bearer |= scheme_is(authorization, "bearer ");
     }
     bearer.then_some(HarAuth::Bearer)
+}
+
+/// Whether an `Authorization` value is of `scheme` (`"basic "`), any case;
+/// a value of any bytes, never cut inside a character.
+fn scheme_is(authorization: &str, scheme: &str) -> bool {
+    authorization.len() > scheme.len()
+        && authorization
+            .get(..scheme.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+}
+
+/// A token endpoint's URL as the scenario keeps it: no query, no fragment
+/// and no credentials.
+fn token_url(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
 }
 
 /// Whether the entry is the login the scenario's `[auth]` makes.
@@ -52,11 +69,11 @@ pub(super) fn is_login(auth: &Option<HarAuth>, e: &Entry, url: &reqwest::Url) ->
             url.path() == login_path
                 && e.request.method.eq_ignore_ascii_case("GET")
                 && header(&e.request.headers, "authorization")
-                    .is_some_and(|a| a.len() > 6 && a[..6].eq_ignore_ascii_case("basic "))
+                    .is_some_and(|a| scheme_is(a, "basic "))
         }
-        Some(HarAuth::Keycloak { token_url }) => {
-            url.as_str().split('?').next() == Some(token_url.as_str())
-        }
+        Some(HarAuth::Keycloak {
+            token_url: url_of_token,
+        }) => token_url(url) == *url_of_token,
         Some(HarAuth::Bearer) | None => false,
     }
 }
@@ -109,7 +126,10 @@ pub(super) fn sessions(entries: &[Entry], kept: &[(usize, i64, reqwest::Url)]) -
     for (k, (i, _, _)) in kept.iter().enumerate() {
         let e = &entries[*i];
         let (sent, set) = session_values(e);
-        let login = header(&e.request.headers, "authorization").is_some();
+        // A login sends credentials; a bearer token on every request of a
+        // session is no login.
+        let login =
+            header(&e.request.headers, "authorization").is_some_and(|a| scheme_is(a, "basic "));
         let known_sent = sent.as_ref().and_then(|v| by_value.get(v).copied());
         let session = match (known_sent, &set) {
             (Some(s), Some(new)) if !login || by_value.contains_key(new) => {

@@ -277,7 +277,7 @@ fn what_an_answer_handed_out_is_captured_and_sent_back_every_time() {
     );
     assert_eq!(req(2).path, "/openmrs/ws/rest/v1/patient/${results_uuid}");
     assert_eq!(
-        req(3).captures.get("uuid").map(String::as_str),
+        req(3).captures.get("patient_uuid").map(String::as_str),
         Some("uuid")
     );
     match &req(4).body {
@@ -286,7 +286,7 @@ fn what_an_answer_handed_out_is_captured_and_sent_back_every_time() {
                 parts[0],
                 PartOut::Value {
                     name: "patient".into(),
-                    value: "${uuid}".into()
+                    value: "${patient_uuid}".into()
                 }
             );
             // The file's bytes were not in the HAR: its size is what the
@@ -304,12 +304,12 @@ fn what_an_answer_handed_out_is_captured_and_sent_back_every_time() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        req(4).captures.get("uuid_2").map(String::as_str),
+        req(4).captures.get("attachment_uuid").map(String::as_str),
         Some("uuid")
     );
     assert_eq!(
         req(5).path,
-        "/openmrs/ws/rest/v1/attachment/${uuid_2}/bytes"
+        "/openmrs/ws/rest/v1/attachment/${attachment_uuid}/bytes"
     );
     assert_eq!(i.report.captures, 3);
     // The second session's search value is no capture: it was typed.
@@ -368,19 +368,19 @@ fn not_one_seeded_value_is_written_and_the_report_says_what_was_replaced() {
 #[test]
 fn a_secret_it_cannot_place_stops_the_import_unless_named_safe() {
     let mut har = recording();
-    let body = json!({ "apiKey": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b", "visit": "x" });
+    let body = json!({ "state": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b", "visit": "x" });
     har["log"]["entries"][5]["request"]["postData"]["text"] = json!(body.to_string());
     let err = imported(&har, &options()).unwrap_err();
     assert!(
-        err.contains("entry 6: body apiKey: looks like a secret"),
+        err.contains("entry 6: body state: looks like a secret"),
         "{err}"
     );
     assert!(
-        err.contains("--safe apiKey") && !err.contains("9f86d0"),
+        err.contains("--safe state") && !err.contains("9f86d0"),
         "{err}"
     );
     let safe = HarOptions {
-        safe: BTreeSet::from(["apiKey".to_owned()]),
+        safe: BTreeSet::from(["state".to_owned()]),
         ..options()
     };
     assert!(imported(&har, &safe).is_ok());
@@ -668,4 +668,181 @@ fn another_origin_is_left_out_unless_kept_and_then_goes_to_its_own_url() {
         "{}",
         i.requests[1].path
     );
+}
+
+/// The defects a review found, each shown both ways where it can be.
+#[test]
+fn credentials_numbers_and_names_that_are_data_never_pass_the_scrub() {
+    let body = json!({
+        "username": "nurse.achieng", "password": "Passw0rd!", "pin": "4321",
+        "person": { "phone": 712345678, "age": 38 },
+        "encounterId": 12345678, "count": 3, "createdAt": 1796000000000_i64,
+    });
+    let post = with_body(
+        entry(0, "POST", "/app/visit", json!([]), 201, Value::Null),
+        "application/json",
+        &body.to_string(),
+        None,
+    );
+    let i = imported(&json!({ "log": { "entries": [post] } }), &options()).unwrap();
+    let written_body: Value = serde_json::from_str(&i.bodies[0].1).unwrap();
+    assert_eq!(written_body["username"], "${env:SURGE_FIELD_USERNAME}");
+    assert_eq!(written_body["password"], "${env:SURGE_FIELD_PASSWORD}");
+    assert_eq!(written_body["pin"], "${env:SURGE_FIELD_PIN}");
+    assert_ne!(written_body["person"]["phone"], 712345678);
+    assert_eq!(
+        written_body["person"]["age"], 38,
+        "an age alone is no identifier"
+    );
+    assert_ne!(written_body["encounterId"], 12345678);
+    assert_eq!(written_body["count"], 3);
+    assert_eq!(
+        written_body["createdAt"], 1796000000000_i64,
+        "a time is kept"
+    );
+    let all = written(&i, &options());
+    for s in ["achieng", "Passw0rd", "4321", "712345678", "12345678"] {
+        assert!(!all.contains(s), "{s}: {all}");
+    }
+    // A field name that is itself data stops the import, unnamed.
+    let keyed = json!({ "visits": { "MRN-00042": { "status": "open" } } });
+    let post = with_body(
+        entry(0, "POST", "/app/visit", json!([]), 201, Value::Null),
+        "application/json",
+        &keyed.to_string(),
+        None,
+    );
+    let err = imported(&json!({ "log": { "entries": [post] } }), &options()).unwrap_err();
+    assert!(
+        err.contains("a field name that looks like data") && !err.contains("MRN"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_reference_is_decided_part_by_part_and_a_short_id_only_where_an_id_goes() {
+    let made = entry(
+        0,
+        "POST",
+        "/fhir/Patient",
+        json!([]),
+        201,
+        json!({ "resourceType": "Patient", "id": "7" }),
+    );
+    let body = json!({ "subject": { "reference": "Patient/7/MRN-00042" }, "quantity": "7" });
+    let obs = with_body(
+        entry(
+            500,
+            "POST",
+            "/fhir/Observation",
+            json!([]),
+            201,
+            Value::Null,
+        ),
+        "application/fhir+json",
+        &body.to_string(),
+        None,
+    );
+    let i = imported(&json!({ "log": { "entries": [made, obs] } }), &options()).unwrap();
+    let sent: Value = serde_json::from_str(&i.bodies.last().unwrap().1).unwrap();
+    let reference = sent["subject"]["reference"].as_str().unwrap();
+    assert!(
+        reference.starts_with("Patient/${patient_id}/${synthetic."),
+        "{reference}"
+    );
+    assert_eq!(sent["quantity"], "7", "a 7 that is no id stays");
+}
+
+#[test]
+fn redirects_the_client_follows_are_one_step_and_one_it_cannot_see_expects_any_2xx() {
+    let rest = "/openmrs/ws/rest/v1";
+    let post = with_body(
+        entry(
+            0,
+            "POST",
+            &format!("{rest}/obs"),
+            json!([]),
+            307,
+            json!([{ "name": "Location", "value": format!("{rest}/obs?v=full#top") }]),
+        ),
+        "application/json",
+        "{}",
+        None,
+    );
+    let again = with_body(
+        entry(
+            50,
+            "POST",
+            &format!("{rest}/obs?v=full"),
+            json!([]),
+            201,
+            json!({ "uuid": PATIENT }),
+        ),
+        "application/json",
+        "{}",
+        None,
+    );
+    let away = entry(
+        900,
+        "GET",
+        &format!("{rest}/location"),
+        json!([]),
+        302,
+        json!([{ "name": "Location", "value": "http://127.0.0.9:9/login" }]),
+    );
+    let har = json!({ "log": { "entries": [post, again, away] } });
+    let i = imported(&har, &options()).unwrap();
+    assert_eq!(i.sessions[0].len(), 2, "the 307's repeat is the client's");
+    assert_eq!(i.requests[0].statuses, [201]);
+    assert_eq!(i.requests[1].statuses, Vec::<u16>::new(), "any 2xx");
+    assert_eq!(
+        (i.report.redirects_folded, i.report.redirects_unfollowed),
+        (1, 1)
+    );
+}
+
+#[test]
+fn hostile_times_headers_and_sizes_are_refused_or_read_without_a_panic() {
+    let mut slow = entry(
+        0,
+        "GET",
+        "/healthz",
+        json!([{ "name": "Authorization", "value": "Basicé€€€" }]),
+        200,
+        Value::Null,
+    );
+    slow["time"] = json!(1e300);
+    let later = entry(
+        100,
+        "GET",
+        "/healthz",
+        json!([{ "name": "Authorization", "value": "Beareré" }]),
+        200,
+        Value::Null,
+    );
+    let i = imported(&json!({ "log": { "entries": [slow, later] } }), &options()).unwrap();
+    assert_eq!(i.sessions[0][0].think_ms, 0, "an overlap, not an overflow");
+    let huge = with_body(entry(0, "POST", "/app/upload", json!([{ "name": "Content-Length", "value": "999999999999" }]), 201, Value::Null),
+        "multipart/form-data; boundary=B",
+        "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.bin\"\r\n\r\n\r\n--B--\r\n", None);
+    let err = imported(&json!({ "log": { "entries": [huge] } }), &options()).unwrap_err();
+    assert!(
+        err.contains("a generated file can be at most 256 MiB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_repeated_form_field_is_sent_as_its_encoded_text() {
+    let form = with_body(
+        entry(0, "POST", "/app/orders", json!([]), 201, Value::Null),
+        "application/x-www-form-urlencoded",
+        "order=cbc&order=lft&note=fasting",
+        None,
+    );
+    let i = imported(&json!({ "log": { "entries": [form] } }), &options()).unwrap();
+    assert!(
+        matches!(&i.requests[0].body, BodyOut::Template { content_type, .. } if content_type == "application/x-www-form-urlencoded")
+    );
+    assert_eq!(i.bodies[0].1, "order=cbc&order=lft&note=fasting");
 }
