@@ -17,8 +17,8 @@ pub enum ImportCommand {
     /// scenario: its arrival curve, its request mix by route, every value
     /// that may be a patient's or a secret replaced by a synthetic one.
     Log(ImportLogArgs),
-    /// A browser recording (HAR 1.2: Chromium, Firefox, Playwright, k6
-    /// studio) as a scenario: one persona per recorded session with its
+    /// A browser recording (HAR 1.2, as browsers and recorders write it)
+    /// as a scenario: one persona per recorded session with its
     /// pauses, what an answer handed out captured and sent back, the login
     /// as [auth], every value that may be a patient's or a secret replaced
     /// or refused.
