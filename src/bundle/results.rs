@@ -463,6 +463,10 @@ pub struct RunResults {
     /// The part of a sharded test this bundle holds (`surge run --shard`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<super::ShardInfo>,
+    /// How the metrics sent out while the run went fared, per receiver
+    /// (`surge run --metrics-out`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics_out: Vec<MetricsOutReport>,
     /// The shards a merged bundle was made of (`surge merge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<super::MergeInfo>,
@@ -543,4 +547,25 @@ pub fn file_safe(name: &str) -> String {
             }
         })
         .collect()
+}
+
+/// How the metrics pushed to one receiver fared: a slow or failing receiver
+/// never slows the load, and what it missed is counted here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsOutReport {
+    /// `prometheus` (Remote-Write 1.0).
+    pub kind: String,
+    /// The receiver, without credentials.
+    pub target: String,
+    /// Pushes it accepted.
+    pub pushed: u64,
+    /// Pushes it refused or never answered.
+    pub failed: u64,
+    /// Pushes never sent: the queue was full (the receiver was slower than
+    /// the pushes came).
+    pub dropped: u64,
+    /// Series over the cap, left out of the last push.
+    pub over_cap: u64,
+    /// The last failure, said without its body.
+    pub last_error: Option<String>,
 }

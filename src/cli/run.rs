@@ -76,6 +76,12 @@ pub struct RunArgs {
     /// and the peak pods against it (with --hpa).
     #[arg(long)]
     pub forecast: Option<PathBuf>,
+    /// Push the run's counts while it goes, and once at its end, to a
+    /// Prometheus Remote-Write receiver: `prometheus=URL` (e.g.
+    /// `prometheus=http://prometheus:9090/api/v1/write`); repeatable. A slow
+    /// or failing receiver never slows the load: what it missed is counted.
+    #[arg(long = "metrics-out", value_name = "KIND=URL")]
+    pub metrics_out: Vec<String>,
     #[command(flatten)]
     pub chaos: ChaosArgs,
 }
@@ -99,6 +105,11 @@ impl RunArgs {
         let arrivals = self.arrivals.map(|a| a.process(self.seed)).transpose()?;
         let shard = self.shard()?;
         let start_at = self.start_at()?;
+        let metrics_out = self
+            .metrics_out
+            .iter()
+            .map(|t| surge::run::metrics_out::MetricsTarget::parse(t))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(RunRequest {
             chaos: self.chaos.request(),
             scenario: self.scenario,
@@ -120,6 +131,7 @@ impl RunArgs {
             shard,
             start_at,
             forecast: self.forecast,
+            metrics_out,
         })
     }
 

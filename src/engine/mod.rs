@@ -57,6 +57,18 @@ pub struct RunOptions {
     /// Begin the load at this instant, not before (shards of one test begin
     /// together); ready users wait for it.
     pub start_at: Option<SystemTime>,
+    /// Who takes the run's counts while it goes (`--metrics-out`).
+    pub live: Option<LiveFeed>,
+}
+
+/// A consumer of the run's counts while it goes: handed them every
+/// `every`, and once more, `last`, when the load has ended. It must not
+/// block: the load does not wait for it.
+pub struct LiveFeed {
+    /// How often.
+    pub every: Duration,
+    /// Takes the counts, and whether they are the last.
+    pub send: Box<dyn Fn(crate::measure::live::LiveCounts, bool) + Send + Sync>,
 }
 
 pub use client::client_builder;
@@ -95,6 +107,9 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     let progress = options
         .progress
         .then(|| tokio::spawn(progress_line(Arc::clone(&recorder), stop.clone())));
+    let live = options
+        .live
+        .map(|feed| tokio::spawn(feed_live(Arc::clone(&recorder), feed, stop.clone())));
     let chaos = options.chaos.map(|chaos| {
         tokio::spawn(crate::chaos::runner::run(
             chaos,
@@ -118,6 +133,9 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     stop.cancel();
     if let Some(p) = progress {
         let _ = p.await;
+    }
+    if let Some(feed) = live {
+        let _ = feed.await;
     }
     let engine_error = result.err().map(|e| {
         // Whatever was measured before the load failed is still returned to be written.
@@ -259,6 +277,20 @@ fn watch_for_a_gone_target(
             }
         }
     })
+}
+
+/// Hands the counts to `feed` every `feed.every` while the load goes, and
+/// the last ones when it has ended.
+async fn feed_live(recorder: Arc<Recorder>, feed: LiveFeed, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(feed.every) => (feed.send)(recorder.counts(), false),
+            _ = stop.cancelled() => {
+                (feed.send)(recorder.counts(), true);
+                break;
+            }
+        }
+    }
 }
 
 async fn progress_line(recorder: Arc<Recorder>, stop: CancellationToken) {

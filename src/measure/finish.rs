@@ -91,6 +91,7 @@ impl Recorder {
             chaos: None,
             autoscaling: None,
             shard: None,
+            metrics_out: Vec::new(),
             merged: None,
             environment: None,
         };

@@ -14,6 +14,7 @@
 mod cell;
 mod finish;
 pub mod health;
+pub mod live;
 mod marks;
 pub mod replicas;
 mod timeline;

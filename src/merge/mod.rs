@@ -100,6 +100,11 @@ pub fn merge(
         chaos: chaos(&parts, offsets),
         autoscaling: autoscaling(&parts, offsets),
         shard: None,
+        // Each shard pushed its own counts; how each fared, shard by shard.
+        metrics_out: parts
+            .iter()
+            .flat_map(|p| p.results.metrics_out.clone())
+            .collect(),
         environment: environment(&parts),
         merged: Some(MergeInfo {
             shards,

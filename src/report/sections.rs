@@ -285,7 +285,34 @@ fn totals(r: &RunResults) -> Vec<Line> {
             ),
         ));
     }
+    out.extend(metrics_out(r));
     out
+}
+
+/// How the pushes to each `--metrics-out` receiver fared.
+fn metrics_out(r: &RunResults) -> Vec<Line> {
+    r.metrics_out
+        .iter()
+        .map(|m| {
+            let over = if m.over_cap > 0 {
+                format!(", {} series over the cap left out", m.over_cap)
+            } else {
+                String::new()
+            };
+            let error = m
+                .last_error
+                .as_ref()
+                .map(|e| format!(" (last failure: {e})"))
+                .unwrap_or_default();
+            Line::labelled(
+                "metrics out",
+                format!(
+                    "{} {}: {} pushes accepted, {} failed, {} dropped (queue full){over}{error}",
+                    m.kind, m.target, m.pushed, m.failed, m.dropped
+                ),
+            )
+        })
+        .collect()
 }
 
 fn not_sent(r: &RunResults) -> Option<Listing> {

@@ -12,6 +12,7 @@ mod error;
 mod forecast;
 pub mod import;
 pub mod merge;
+pub mod metrics_out;
 pub mod pod_cpu;
 pub mod scrape;
 pub mod staircase;
@@ -58,6 +59,8 @@ pub struct RunRequest {
     pub start_at: Option<std::time::SystemTime>,
     /// A calibration bundle whose ramp forecast the run is compared with.
     pub forecast: Option<PathBuf>,
+    /// Receivers the run's counts are pushed to while it goes.
+    pub metrics_out: Vec<metrics_out::MetricsTarget>,
 }
 
 /// Longest wait for `--start-at`.
@@ -469,6 +472,23 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
             std::process::exit(3);
         }) as Box<dyn FnOnce(crate::bundle::Measurements) + Send>
     });
+    let pushes = (!request.metrics_out.is_empty()).then(|| {
+        let mut labels = vec![
+            ("run_id".to_owned(), run_id.clone()),
+            ("scenario".to_owned(), scenario.name.clone()),
+        ];
+        if !scenario.shard.is_whole() {
+            labels.push((
+                "shard".to_owned(),
+                format!("{}/{}", scenario.shard.index, scenario.shard.count),
+            ));
+        }
+        metrics_out::MetricsOut::start(&request.metrics_out, labels)
+    });
+    let (pushes, live) = match pushes {
+        Some((pushes, feed)) => (Some(pushes), Some(feed)),
+        None => (None, None),
+    };
     let options = RunOptions {
         run_id: run_id.clone(),
         progress: request.progress,
@@ -476,8 +496,12 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
         autoscaler,
         last_words,
         start_at,
+        live,
     };
     let mut measurements = engine::run(Arc::new(scenario), options).await?;
+    if let Some(pushes) = pushes {
+        measurements.results.metrics_out = pushes.finish().await;
+    }
     if let Some(t) = measurements.results.autoscaling.as_mut() {
         t.forecast = forecast;
     }

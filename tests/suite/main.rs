@@ -25,6 +25,7 @@ mod import_har;
 mod import_input;
 mod isolation;
 mod merge_wait;
+mod metrics_out;
 mod nginx;
 mod openfhir;
 mod readback;

@@ -61,6 +61,7 @@ fn results() -> RunResults {
         chaos: None,
         autoscaling: None,
         shard: None,
+        metrics_out: Vec::new(),
         merged: None,
         environment: None,
     }

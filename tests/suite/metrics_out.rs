@@ -1,0 +1,241 @@
+//! `surge run --metrics-out prometheus=URL` against a real Prometheus
+//! (Debian's, its Remote-Write receiver on, on loopback): the counts it
+//! received, by PromQL, are the bundle's, per request, replica and status
+//! class, exactly; a receiver that is down never stops the run, whose
+//! bundle is whole and says what the receiver missed.
+
+use crate::common::*;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use surge::run::metrics_out::MetricsTarget;
+use surge::run::RunRequest;
+use surge::scenario::LoadOverride;
+use surge_sim::ClusterOptions;
+
+/// Prometheus with its Remote-Write receiver, scraping nothing.
+struct Prometheus {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn prometheus() -> Prometheus {
+    let binary = program("prometheus")
+        .expect("prometheus (Debian's package) is installed: .ci/run installs it");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 15s\n").unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let mut child = std::process::Command::new(binary)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.enable-remote-write-receiver")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("prometheus starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    for _ in 0..150 {
+        if let Ok(r) = http.get(format!("{url}/-/ready")).send().await {
+            if r.status().is_success() {
+                return Prometheus {
+                    child,
+                    _dir: dir,
+                    url,
+                };
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("prometheus never became ready");
+}
+
+/// A health check and a request that answers 404, at 20 arrivals a
+/// second, through the balancer to two replicas.
+fn scenario(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    scenario_file(
+        dir,
+        "pushed",
+        &format!(
+            r#"[target]
+base_url = "{url}"
+replica_header = "X-Served-By"
+
+[load]
+model = "open"
+[[load.stages]]
+rate = 20
+hold = "7s"
+
+[[personas]]
+name = "checker"
+steps = [{{ request = "health" }}, {{ request = "missing" }}]
+
+[requests.health]
+path = "/healthz"
+
+[requests.missing]
+path = "/no-such-page"
+expect = {{ status = [404] }}
+"#
+        ),
+    )
+}
+
+/// A PromQL instant query's answer.
+async fn promql(prometheus: &str, query: &str) -> serde_json::Value {
+    let url =
+        reqwest::Url::parse_with_params(&format!("{prometheus}/api/v1/query"), [("query", query)])
+            .unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+fn class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_receives_the_bundles_counts_per_request_replica_and_class() {
+    let _engine = engine_lock().await;
+    let prometheus = prometheus().await;
+    let cluster = cluster(ClusterOptions {
+        replicas: 2,
+        balancing: surge_sim::balancer::Balancing::RoundRobin,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let request = RunRequest {
+        scenario: scenario(dir.path(), &cluster.url),
+        out_dir: dir.path().join("runs"),
+        metrics_out: vec![MetricsTarget::Prometheus(format!(
+            "{}/api/v1/write",
+            prometheus.url
+        ))],
+        load: LoadOverride::default(),
+        ..Default::default()
+    };
+    let report = surge::run::run(&request).await.expect("run completes");
+    cluster.shutdown().await;
+    let r = &report.results;
+    assert!(r.passed(), "{:?}", r.checks);
+    // The bundle's counts: every answer by its status class.
+    let mut expected: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for cell in &r.cells {
+        for (status, n) in &cell.stats.statuses {
+            *expected
+                .entry((
+                    cell.request.clone(),
+                    cell.replica.clone(),
+                    class(*status).to_owned(),
+                ))
+                .or_default() += n;
+        }
+    }
+    let replicas: std::collections::BTreeSet<&str> =
+        expected.keys().map(|(_, r, _)| r.as_str()).collect();
+    assert_eq!(replicas.len(), 2, "both replicas answered: {expected:?}");
+    assert!(expected.keys().any(|(_, _, c)| c == "4xx"), "{expected:?}");
+    let pushed = &r.metrics_out;
+    assert_eq!(pushed.len(), 1);
+    // One push at 5 s, one at the end (the run is 7 s); none dropped.
+    assert!(pushed[0].pushed >= 2, "{pushed:?}");
+    assert_eq!((pushed[0].failed, pushed[0].dropped), (0, 0), "{pushed:?}");
+    // What Prometheus holds, by PromQL.
+    let query = format!(
+        "sum by (request, replica, class) (surge_requests_total{{run_id=\"{}\"}})",
+        r.run_id
+    );
+    let answer = promql(&prometheus.url, &query).await;
+    let mut got: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for series in answer["data"]["result"].as_array().unwrap() {
+        let m = &series["metric"];
+        let value: f64 = series["value"][1].as_str().unwrap().parse().unwrap();
+        got.insert(
+            (
+                m["request"].as_str().unwrap().to_owned(),
+                m["replica"].as_str().unwrap().to_owned(),
+                m["class"].as_str().unwrap().to_owned(),
+            ),
+            value as u64,
+        );
+    }
+    assert_eq!(got, expected, "{answer}");
+    let arrivals = promql(
+        &prometheus.url,
+        &format!(
+            "surge_arrivals_total{{run_id=\"{}\",scenario=\"pushed\"}}",
+            r.run_id
+        ),
+    )
+    .await;
+    let value = arrivals["data"]["result"][0]["value"][1].as_str().unwrap();
+    assert_eq!(
+        value.parse::<u64>().unwrap(),
+        r.totals.arrivals,
+        "{arrivals}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_is_down_never_stops_the_run_and_what_it_missed_is_said() {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions {
+        replicas: 1,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens there.
+    let down = format!("http://127.0.0.1:{}/api/v1/write", free_port());
+    let request = RunRequest {
+        scenario: scenario(dir.path(), &cluster.url),
+        out_dir: dir.path().join("runs"),
+        metrics_out: vec![MetricsTarget::Prometheus(down)],
+        ..Default::default()
+    };
+    let report = surge::run::run(&request).await.expect("run completes");
+    cluster.shutdown().await;
+    let r = &report.results;
+    assert!(r.passed(), "{:?}", r.checks);
+    assert!(r.totals.issued >= 200, "the load ran whole: {:?}", r.totals);
+    let pushed = &r.metrics_out[0];
+    assert_eq!(pushed.pushed, 0);
+    assert!(pushed.failed >= 2, "{pushed:?}");
+    assert_eq!(
+        pushed.last_error.as_deref(),
+        Some("connection refused or unreachable")
+    );
+    // The bundle on disk says it, and its report does.
+    let json = std::fs::read_to_string(report.bundle.join("summary.json")).unwrap();
+    assert!(
+        json.contains("\"metrics_out\""),
+        "the bundle records the pushes"
+    );
+    let markdown = std::fs::read_to_string(report.bundle.join("summary.md")).unwrap();
+    assert!(
+        markdown.contains("prometheus http://127.0.0.1:") && markdown.contains("0 pushes accepted"),
+        "{markdown}"
+    );
+}
