@@ -107,9 +107,14 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     let progress = options
         .progress
         .then(|| tokio::spawn(progress_line(Arc::clone(&recorder), stop.clone())));
-    let live = options
-        .live
-        .map(|feed| tokio::spawn(feed_live(Arc::clone(&recorder), feed, stop.clone())));
+    let live_feed = options.live.map(Arc::new);
+    let live = live_feed.as_ref().map(|feed| {
+        tokio::spawn(feed_live(
+            Arc::clone(&recorder),
+            Arc::clone(feed),
+            stop.clone(),
+        ))
+    });
     let chaos = options.chaos.map(|chaos| {
         tokio::spawn(crate::chaos::runner::run(
             chaos,
@@ -134,8 +139,13 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     if let Some(p) = progress {
         let _ = p.await;
     }
-    if let Some(feed) = live {
-        let _ = feed.await;
+    if let Some(task) = live {
+        let _ = task.await;
+    }
+    // The last counts once the load has returned: an interrupted open
+    // model counts its leftover arrivals as dropped on the way out.
+    if let Some(feed) = &live_feed {
+        (feed.send)(recorder.counts(), true);
     }
     let engine_error = result.err().map(|e| {
         // Whatever was measured before the load failed is still returned to be written.
@@ -279,16 +289,13 @@ fn watch_for_a_gone_target(
     })
 }
 
-/// Hands the counts to `feed` every `feed.every` while the load goes, and
-/// the last ones when it has ended.
-async fn feed_live(recorder: Arc<Recorder>, feed: LiveFeed, stop: CancellationToken) {
+/// Hands the counts to `feed` every `feed.every` while the load goes (the
+/// last ones are handed by `run`, once the load has returned).
+async fn feed_live(recorder: Arc<Recorder>, feed: Arc<LiveFeed>, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(feed.every) => (feed.send)(recorder.counts(), false),
-            _ = stop.cancelled() => {
-                (feed.send)(recorder.counts(), true);
-                break;
-            }
+            _ = stop.cancelled() => break,
         }
     }
 }

@@ -16,7 +16,8 @@ pub fn status_class(status: Option<u16>) -> &'static str {
         Some(300..=399) => "3xx",
         Some(400..=499) => "4xx",
         Some(500..=599) => "5xx",
-        _ => "none",
+        Some(_) => "other",
+        None => "none",
     }
 }
 

@@ -61,13 +61,10 @@ pub struct Push {
     pub over_cap: usize,
 }
 
-/// The counts as one Remote-Write request; `labels` go on every series
-/// (the run id, the scenario, the shard).
-pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)]) -> Push {
-    let at = counts
-        .at
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as i64);
+/// The counts as one Remote-Write request of samples at `at` (ms since
+/// the epoch); `labels` go on every series (the run id, the scenario, the
+/// shard).
+pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], at: i64) -> Push {
     let mut series: Vec<TimeSeries> = Vec::new();
     let mut add = |name: &str, own: &[(&str, &str)], value: f64| {
         let mut all: Vec<Label> = std::iter::once(("__name__", name))
@@ -138,7 +135,11 @@ mod tests {
             arrivals: 42,
             dropped: 1,
         };
-        let push = encode(&counts, &[("run_id", "r-1"), ("scenario", "clinic")]);
+        let push = encode(
+            &counts,
+            &[("run_id", "r-1"), ("scenario", "clinic")],
+            1_796_000_000_123,
+        );
         assert_eq!(push.over_cap, 0);
         let request = decoded(&push);
         assert_eq!(request.timeseries.len(), 5);
@@ -187,7 +188,7 @@ mod tests {
             requests,
             ..LiveCounts::default()
         };
-        let push = encode(&counts, &[]);
+        let push = encode(&counts, &[], 0);
         assert_eq!(push.over_cap, 7);
         assert_eq!(decoded(&push).timeseries.len(), MAX_SERIES);
     }

@@ -3,14 +3,17 @@
 //! Remote-Write 1.0, to each receiver. The load never waits for a
 //! receiver: the engine hands each snapshot to a bounded queue, a full
 //! queue drops it (counted), and one task per receiver sends what is
-//! queued. The last counts are kept apart, never dropped, and sent when
-//! the load has ended; how each receiver fared goes into the bundle.
+//! queued. The last counts are kept apart, never dropped, and sent first
+//! when the load has ended (they supersede what is still queued: the
+//! counters are cumulative); all receivers are finished together within
+//! [`FINISH_WITHIN`], or at once on a signal, and how each fared goes into
+//! the bundle.
 
 use crate::bundle::MetricsOutReport;
 use crate::engine::LiveFeed;
 use crate::measure::live::LiveCounts;
 use crate::report::remote_write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -35,11 +38,27 @@ pub enum MetricsTarget {
     Prometheus(String),
 }
 
+/// A receiver's URL as the bundle and the reports say it: scheme, host,
+/// port and path, never a query (it may hold a token).
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "(a URL that does not parse)".into(),
+    }
+}
+
 impl MetricsTarget {
     /// `prometheus=URL`; or what was expected.
     pub fn parse(text: &str) -> Result<MetricsTarget, String> {
         let (kind, url) = text.split_once('=').unwrap_or((text, ""));
-        let url_ok = url.starts_with("http://") || url.starts_with("https://");
+        let url_ok = reqwest::Url::parse(url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
         match kind {
             "prometheus" if url_ok && !crate::scenario::has_userinfo(url) => {
                 Ok(MetricsTarget::Prometheus(url.to_owned()))
@@ -57,17 +76,19 @@ impl MetricsTarget {
     }
 }
 
-/// One receiver's queue and task.
+/// One receiver's queue, task and tally.
 struct Receiver {
     queue: mpsc::Sender<LiveCounts>,
     dropped: Arc<AtomicU64>,
-    task: JoinHandle<MetricsOutReport>,
+    report: Arc<Mutex<MetricsOutReport>>,
+    /// Set when its last push has ended.
+    done: Arc<AtomicBool>,
+    task: JoinHandle<()>,
 }
 
 /// The pushes of one run.
 pub struct MetricsOut {
     receivers: Vec<Receiver>,
-    last: Arc<Mutex<Option<LiveCounts>>>,
 }
 
 impl MetricsOut {
@@ -89,26 +110,39 @@ impl MetricsOut {
         for MetricsTarget::Prometheus(url) in targets {
             let (tx, rx) = mpsc::channel(QUEUE);
             let dropped = Arc::new(AtomicU64::new(0));
+            let report = Arc::new(Mutex::new(MetricsOutReport {
+                kind: "prometheus".into(),
+                target: shown(url),
+                ..MetricsOutReport::default()
+            }));
+            let done = Arc::new(AtomicBool::new(false));
+            let pusher = Pusher {
+                client: client.clone(),
+                url: url.clone(),
+                last_ms: i64::MIN,
+                report: Arc::clone(&report),
+            };
             let task = tokio::spawn(push_all(
-                client.clone(),
-                url.clone(),
+                pusher,
                 rx,
                 Arc::clone(&last),
                 Arc::clone(&labels),
+                Arc::clone(&done),
             ));
             queues.push((tx.clone(), Arc::clone(&dropped)));
             receivers.push(Receiver {
                 queue: tx,
                 dropped,
+                report,
+                done,
                 task,
             });
         }
-        let last_slot = Arc::clone(&last);
         let feed = LiveFeed {
             every: PUSH_EVERY,
             send: Box::new(move |counts, is_last| {
                 if is_last {
-                    *last_slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(counts);
+                    *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(counts);
                     return;
                 }
                 for (queue, dropped) in &queues {
@@ -118,112 +152,134 @@ impl MetricsOut {
                 }
             }),
         };
-        (MetricsOut { receivers, last }, feed)
+        (MetricsOut { receivers }, feed)
     }
 
-    /// Ends the pushes: what is queued and the last counts are sent
-    /// (within [`FINISH_WITHIN`]); how each receiver fared.
-    pub async fn finish(self) -> Vec<MetricsOutReport> {
-        let MetricsOut { receivers, last } = self;
-        drop(last);
-        let mut out = Vec::new();
+    /// Ends the pushes: every receiver sends the last counts (within
+    /// [`FINISH_WITHIN`] for all of them together, or until `cut` — a
+    /// signal — ends the wait); how each fared.
+    pub async fn finish(self, cut: tokio_util::sync::CancellationToken) -> Vec<MetricsOutReport> {
+        // Every queue closed first, so all receivers finish together (the
+        // engine's feed, holding the other ends, is gone with the engine).
+        let mut tasks = Vec::new();
+        let mut tallies = Vec::new();
         for Receiver {
             queue,
             dropped,
+            report,
+            done,
             task,
-        } in receivers
+        } in self.receivers
         {
-            // The engine's feed holds clones of the queue: closing this
-            // one end leaves theirs; the feed is gone once the engine ended.
             drop(queue);
-            let abort = task.abort_handle();
-            let mut report = match tokio::time::timeout(FINISH_WITHIN, task).await {
-                Ok(Ok(report)) => report,
-                _ => {
-                    abort.abort();
-                    MetricsOutReport {
-                        kind: "prometheus".into(),
-                        last_error: Some(format!(
-                            "the last pushes did not end within {} s",
-                            FINISH_WITHIN.as_secs()
-                        )),
-                        ..MetricsOutReport::default()
-                    }
-                }
-            };
-            report.dropped = dropped.load(Ordering::Relaxed);
-            out.push(report);
+            tasks.push(task);
+            tallies.push((dropped, report, done));
         }
-        out
+        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+        let unfinished = tokio::select! {
+            _ = futures::future::join_all(tasks) => None,
+            _ = tokio::time::sleep(FINISH_WITHIN) => Some(format!("the last push did not end within {} s", FINISH_WITHIN.as_secs())),
+            _ = cut.cancelled() => Some("the last push was cut short by a signal".to_owned()),
+        };
+        for abort in aborts {
+            abort.abort();
+        }
+        tallies
+            .into_iter()
+            .map(|(dropped, report, done)| {
+                let mut report = report.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                report.dropped = dropped.load(Ordering::Relaxed);
+                if let (Some(why), false) = (&unfinished, done.load(Ordering::SeqCst)) {
+                    report.last_error = Some(why.clone());
+                }
+                report
+            })
+            .collect()
     }
 }
 
-/// Sends every queued snapshot to `url`, then the last counts.
+/// Sends each queued snapshot to `url` — until the last counts are there,
+/// which supersede the rest — then the last counts.
 async fn push_all(
-    client: Option<reqwest::Client>,
-    url: String,
+    mut pusher: Pusher,
     mut queue: mpsc::Receiver<LiveCounts>,
     last: Arc<Mutex<Option<LiveCounts>>>,
     labels: Arc<Vec<(String, String)>>,
-) -> MetricsOutReport {
-    let mut report = MetricsOutReport {
-        kind: "prometheus".into(),
-        target: crate::scenario::redact_text(&url),
-        ..MetricsOutReport::default()
-    };
+    done: Arc<AtomicBool>,
+) {
     let labels: Vec<(&str, &str)> = labels
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    let final_counts = || last.lock().unwrap_or_else(|e| e.into_inner()).clone();
     while let Some(counts) = queue.recv().await {
-        push(client.as_ref(), &url, &counts, &labels, &mut report).await;
+        if final_counts().is_some() {
+            break;
+        }
+        pusher.push(&counts, &labels).await;
     }
-    let final_counts = last.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    if let Some(counts) = final_counts {
-        push(client.as_ref(), &url, &counts, &labels, &mut report).await;
+    // The feed is gone (the load has ended): its last counts are set.
+    if let Some(counts) = final_counts() {
+        pusher.push(&counts, &labels).await;
     }
-    report
+    done.store(true, Ordering::SeqCst);
 }
 
-/// One push, counted.
-async fn push(
-    client: Option<&reqwest::Client>,
-    url: &str,
-    counts: &LiveCounts,
-    labels: &[(&str, &str)],
-    report: &mut MetricsOutReport,
-) {
-    let encoded = remote_write::encode(counts, labels);
-    report.over_cap = encoded.over_cap as u64;
-    let Some(client) = client else {
-        report.failed += 1;
-        report.last_error = Some("no HTTP client could be built".into());
-        return;
-    };
-    let sent = client
-        .post(url)
-        .header("Content-Encoding", "snappy")
-        .header("Content-Type", "application/x-protobuf")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(encoded.body)
-        .send()
-        .await;
-    match sent {
-        Ok(answer) if answer.status().is_success() => report.pushed += 1,
-        Ok(answer) => {
-            report.failed += 1;
-            report.last_error = Some(format!("answered {}", answer.status()));
-        }
-        Err(e) => {
-            report.failed += 1;
-            report.last_error = Some(if e.is_timeout() {
-                format!("no answer within {} s", PUSH_TIMEOUT.as_secs())
-            } else if e.is_connect() {
-                "connection refused or unreachable".into()
-            } else {
-                "the push failed".into()
+/// One receiver's pushes, in order, each at a later millisecond than the
+/// one before (Prometheus refuses a sample at a time it already holds).
+struct Pusher {
+    client: Option<reqwest::Client>,
+    url: String,
+    last_ms: i64,
+    report: Arc<Mutex<MetricsOutReport>>,
+}
+
+impl Pusher {
+    fn tally(&self, change: impl FnOnce(&mut MetricsOutReport)) {
+        change(&mut self.report.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// One push, counted.
+    async fn push(&mut self, counts: &LiveCounts, labels: &[(&str, &str)]) {
+        let now_ms = counts
+            .at
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        let at_ms = now_ms.max(self.last_ms.saturating_add(1));
+        self.last_ms = at_ms;
+        let encoded = remote_write::encode(counts, labels, at_ms);
+        self.tally(|r| r.over_cap = encoded.over_cap as u64);
+        let Some(client) = &self.client else {
+            self.tally(|r| {
+                r.failed += 1;
+                r.last_error = Some("no HTTP client could be built".into());
             });
-        }
+            return;
+        };
+        let sent = client
+            .post(&self.url)
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .body(encoded.body)
+            .send()
+            .await;
+        let failure = match sent {
+            Ok(answer) if answer.status().is_success() => None,
+            Ok(answer) => Some(format!("answered {}", answer.status())),
+            Err(e) if e.is_timeout() => {
+                Some(format!("no answer within {} s", PUSH_TIMEOUT.as_secs()))
+            }
+            Err(e) if e.is_connect() => Some("connection refused or unreachable".into()),
+            Err(_) => Some("the push failed".into()),
+        };
+        self.tally(|r| match failure {
+            None => r.pushed += 1,
+            Some(why) => {
+                r.failed += 1;
+                r.last_error = Some(why);
+            }
+        });
     }
 }
 

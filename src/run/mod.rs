@@ -500,7 +500,14 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
     };
     let mut measurements = engine::run(Arc::new(scenario), options).await?;
     if let Some(pushes) = pushes {
-        measurements.results.metrics_out = pushes.finish().await;
+        // A signal while the last pushes go ends the wait, not the
+        // process: the bundle is written next.
+        let cut = tokio_util::sync::CancellationToken::new();
+        let interrupts = crate::engine::signals::Interrupts::register(cut.clone());
+        let sigterm = crate::engine::signals::SigtermWatch::start();
+        measurements.results.metrics_out = pushes.finish(cut).await;
+        drop(sigterm);
+        interrupts.unregister();
     }
     if let Some(t) = measurements.results.autoscaling.as_mut() {
         t.forecast = forecast;
