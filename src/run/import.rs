@@ -45,16 +45,19 @@ pub struct ImportReport {
     pub refused_lines: u64,
 }
 
+/// A scrub report's lines as the terminal shows them.
+fn scrubbed(lines: Vec<String>) -> Vec<String> {
+    lines
+        .into_iter()
+        .map(|l| format!("scrubbed: {l}"))
+        .collect()
+}
+
 impl ImportReport {
     /// What the import did, for the terminal: counts and paths, never a
     /// recorded value.
     pub fn lines(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .scrub
-            .lines()
-            .into_iter()
-            .map(|l| format!("scrubbed: {l}"))
-            .collect();
+        let mut out = scrubbed(self.scrub.lines());
         if self.refused_lines > 0 {
             out.push(format!(
                 "{} lines carried no request to replay (no request line, `OPTIONS *`, an absolute URL): left out",
@@ -83,12 +86,7 @@ impl HarImportReport {
     /// What the import did, for the terminal: counts, paths and the
     /// environment the scenario reads, never a recorded value.
     pub fn lines(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .scrub
-            .lines()
-            .into_iter()
-            .map(|l| format!("scrubbed: {l}"))
-            .collect();
+        let mut out = scrubbed(self.scrub.lines());
         out.push(format!("scenario: {}", self.scenario.display()));
         for file in &self.files {
             out.push(format!("wrote: {}", file.display()));
