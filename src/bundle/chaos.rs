@@ -37,6 +37,19 @@ pub enum Outcome {
     Aborted,
 }
 
+impl Outcome {
+    /// Name used in reports and labels (as in `summary.json`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Skipped => "skipped",
+            Outcome::Gone => "gone",
+            Outcome::Held => "held",
+            Outcome::Aborted => "aborted",
+        }
+    }
+}
+
 /// One chaos event on the run's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChaosEvent {

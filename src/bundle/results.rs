@@ -568,4 +568,8 @@ pub struct MetricsOutReport {
     pub over_cap: u64,
     /// The last failure, said without its body.
     pub last_error: Option<String>,
+    /// How latency went out: `native` histograms, or `classic` buckets and
+    /// why (empty before any latency was sent).
+    #[serde(default)]
+    pub histograms: String,
 }

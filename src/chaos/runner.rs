@@ -51,6 +51,8 @@ pub(super) struct Log {
     pub(super) counts: Mutex<Vec<ReplicaCount>>,
     pub(super) startups: Mutex<Vec<f64>>,
     pub(super) started: Instant,
+    /// The load, whose recorder counts each event as it is logged.
+    pub(super) load: Arc<dyn LoadView>,
 }
 
 impl Log {
@@ -59,6 +61,9 @@ impl Log {
     }
 
     fn push(&self, event: ChaosEvent, mark: Option<usize>) -> usize {
+        self.load
+            .recorder()
+            .chaos_event(&event.action, event.outcome.as_str());
         let mut events = self.events.lock().unwrap();
         events.push(event);
         self.marks.lock().unwrap().push(mark);
@@ -120,6 +125,7 @@ pub async fn run(
         counts: Mutex::default(),
         startups: Mutex::default(),
         started,
+        load: Arc::clone(&shared),
     });
     let backend = chaos.backend.map(|mut b| {
         b.watch_pods();

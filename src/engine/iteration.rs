@@ -29,6 +29,7 @@ pub(super) async fn guarded<T>(
     shared: &Shared,
     body: impl std::future::Future<Output = T>,
 ) -> Option<T> {
+    let _busy = shared.recorder.busy_user();
     match AssertUnwindSafe(body).catch_unwind().await {
         Ok(value) => Some(value),
         Err(_) => {

@@ -110,7 +110,7 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     let live_feed = options.live.map(Arc::new);
     let live = live_feed.as_ref().map(|feed| {
         tokio::spawn(feed_live(
-            Arc::clone(&recorder),
+            Arc::clone(&shared),
             Arc::clone(feed),
             stop.clone(),
         ))
@@ -142,11 +142,10 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     if let Some(task) = live {
         let _ = task.await;
     }
-    // The last counts once the load has returned: an interrupted open
-    // model counts its leftover arrivals as dropped on the way out.
-    if let Some(feed) = &live_feed {
-        (feed.send)(recorder.counts(), true);
-    }
+    // The last counts once the load has returned (an interrupted open
+    // model counts its leftover arrivals as dropped on the way out); sent
+    // once the last uploads have been read back, with their verdicts.
+    let last_counts = live_feed.as_ref().map(|_| shared.live_counts());
     let engine_error = result.err().map(|e| {
         // Whatever was measured before the load failed is still returned to be written.
         tracing::error!("load engine stopped with an error: {e}");
@@ -181,6 +180,10 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
     measurements.results.consistency = consistency;
     measurements.results.attribution = shared.replicas.attribution();
     measurements.visible = Some(visible).filter(|h| !h.is_empty());
+    if let (Some(feed), Some(mut counts)) = (&live_feed, last_counts) {
+        counts.settle(&recorder, &measurements.results.consistency);
+        (feed.send)(counts, true);
+    }
     drop(sigterm);
     watchdog.abort();
     interrupts.unregister();
@@ -291,10 +294,10 @@ fn watch_for_a_gone_target(
 
 /// Hands the counts to `feed` every `feed.every` while the load goes (the
 /// last ones are handed by `run`, once the load has returned).
-async fn feed_live(recorder: Arc<Recorder>, feed: Arc<LiveFeed>, stop: CancellationToken) {
+async fn feed_live(shared: Arc<Shared>, feed: Arc<LiveFeed>, stop: CancellationToken) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(feed.every) => (feed.send)(recorder.counts(), false),
+            _ = tokio::time::sleep(feed.every) => (feed.send)(shared.live_counts(), false),
             _ = stop.cancelled() => break,
         }
     }

@@ -255,6 +255,20 @@ impl Readback {
         });
     }
 
+    /// Adds the uploads judged and the read-backs sent so far to `out`.
+    pub fn live_counts(&self, out: &mut crate::measure::live::LiveCounts) {
+        {
+            let mut tasks = self.tasks.lock().unwrap();
+            while let Some(finished) = tasks.try_join_next() {
+                if let Ok(checked) = finished {
+                    self.keep(checked);
+                }
+            }
+        }
+        out.uploads = self.done.lock().unwrap().by_replica();
+        out.add_read_backs(self.traffic.0.lock().unwrap().replicas.values());
+    }
+
     /// Folds a finished check into the verdict.
     fn keep(&self, checked: Checked) {
         self.done.lock().unwrap().add(&checked);

@@ -138,6 +138,17 @@ pub struct Shared {
     pub(super) origin: Option<(String, reqwest::Url)>,
 }
 
+impl Shared {
+    /// Everything the run has counted so far, for metrics sent out while
+    /// it goes.
+    pub fn live_counts(&self) -> crate::measure::live::LiveCounts {
+        let mut counts = self.recorder.counts();
+        counts.sessions = self.sessions.counts();
+        self.readback.live_counts(&mut counts);
+        counts
+    }
+}
+
 impl crate::chaos::runner::LoadView for Shared {
     fn recorder(&self) -> &Recorder {
         &self.recorder

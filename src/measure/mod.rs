@@ -90,6 +90,8 @@ struct State {
     last_answer: Option<Instant>,
     /// Connection failures since then.
     refused_since_answer: u64,
+    /// Chaos events so far, by (action, outcome).
+    chaos: BTreeMap<(String, &'static str), u64>,
 }
 
 /// Counts `key` in `counts`, keeping at most `max` distinct keys: the rest
@@ -181,6 +183,18 @@ pub struct Recorder {
     health: Mutex<(Histogram<u64>, Option<health::HostSnapshot>)>,
     /// Open-model users started.
     users_started: AtomicU64,
+    /// Users in the middle of an iteration now.
+    busy: AtomicU64,
+}
+
+/// A user in the middle of an iteration, from [`Recorder::busy_user`]
+/// until dropped.
+pub struct BusyUser<'a>(&'a AtomicU64);
+
+impl Drop for BusyUser<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Recorder {
@@ -199,7 +213,28 @@ impl Recorder {
             }),
             health: Mutex::new((new_hist(), None)),
             users_started: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
         }
+    }
+
+    /// A user begins an iteration; it ends when the guard is dropped.
+    pub fn busy_user(&self) -> BusyUser<'_> {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        BusyUser(&self.busy)
+    }
+
+    /// Users in the middle of an iteration now.
+    pub fn users_busy(&self) -> u64 {
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Counts a chaos event, for the metrics sent out while the run goes.
+    pub fn chaos_event(&self, action: &str, outcome: &'static str) {
+        *self
+            .lock()
+            .chaos
+            .entry((action.to_owned(), outcome))
+            .or_default() += 1;
     }
 
     /// The open model started another user.

@@ -6,7 +6,7 @@
 //! replicas the run met, status classes and the run's own labels; at most
 //! [`MAX_SERIES`] a push.
 
-use crate::measure::live::LiveCounts;
+use crate::measure::live::{Buckets, LiveCounts, QUANTILES, SCHEMA};
 
 /// Most series one push carries; the rest are left out and counted.
 pub const MAX_SERIES: usize = 2_000;
@@ -28,6 +28,9 @@ pub struct TimeSeries {
     /// Its samples, oldest first.
     #[prost(message, repeated, tag = "2")]
     pub samples: Vec<Sample>,
+    /// Its native histograms, oldest first.
+    #[prost(message, repeated, tag = "4")]
+    pub histograms: Vec<Histogram>,
 }
 
 /// `prometheus.Label`.
@@ -52,6 +55,48 @@ pub struct Sample {
     pub timestamp: i64,
 }
 
+/// `prometheus.Histogram`, the integer kind (its `oneof`s written as the
+/// optional fields they are on the wire); positive buckets only.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Histogram {
+    /// Values counted (`count_int`).
+    #[prost(uint64, optional, tag = "1")]
+    pub count_int: Option<u64>,
+    /// Their sum.
+    #[prost(double, tag = "3")]
+    pub sum: f64,
+    /// Buckets per power of two: 2^schema.
+    #[prost(sint32, tag = "4")]
+    pub schema: i32,
+    /// Values at or below this are in the zero bucket.
+    #[prost(double, tag = "5")]
+    pub zero_threshold: f64,
+    /// The zero bucket's count (`zero_count_int`).
+    #[prost(uint64, optional, tag = "6")]
+    pub zero_count_int: Option<u64>,
+    /// Runs of consecutive buckets.
+    #[prost(message, repeated, tag = "11")]
+    pub positive_spans: Vec<BucketSpan>,
+    /// Each bucket's count less the one before it (the first: less zero).
+    #[prost(sint64, repeated, tag = "12")]
+    pub positive_deltas: Vec<i64>,
+    /// Milliseconds since the epoch.
+    #[prost(int64, tag = "15")]
+    pub timestamp: i64,
+}
+
+/// `prometheus.BucketSpan`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BucketSpan {
+    /// The first span: its first bucket's index; the others: buckets
+    /// skipped since the span before.
+    #[prost(sint32, tag = "1")]
+    pub offset: i32,
+    /// Buckets in the run.
+    #[prost(uint32, tag = "2")]
+    pub length: u32,
+}
+
 /// A push: the compressed body, and the series left out by the cap.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Push {
@@ -61,14 +106,86 @@ pub struct Push {
     pub over_cap: usize,
 }
 
-/// The counts as one Remote-Write request of samples at `at` (ms since
-/// the epoch); `labels` go on every series (the run id, the scenario, the
-/// shard).
-pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], at: i64) -> Push {
-    let mut series: Vec<TimeSeries> = Vec::new();
-    let mut add = |name: &str, own: &[(&str, &str)], value: f64| {
+/// How latency goes out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistogramForm {
+    /// One native histogram series per (request, replica).
+    Native,
+    /// Classic `_bucket{le}`, `_sum` and `_count` series, at these bucket
+    /// bounds (indices of [`Buckets`], so each count is exact to them).
+    Classic(Vec<i32>),
+}
+
+/// Classic bucket bounds for the latencies seen so far (`None` before the
+/// first): bounds √2 apart (every fourth of [`Buckets`]' bounds, so every
+/// classic count is a sum of native buckets) from half the fastest value
+/// to eight times the slowest, or 2 apart when that takes more than 24 —
+/// where the run's requests are, so a percentile read from them is close.
+/// Chosen once: a classic histogram's bounds may never change.
+pub fn classic_bounds(counts: &LiveCounts) -> Option<Vec<i32>> {
+    let indices = counts
+        .latency
+        .values()
+        .flat_map(|b| b.positive.keys().copied());
+    let (low, high) = indices.fold(None, |range: Option<(i32, i32)>, i| {
+        Some(range.map_or((i, i), |(lo, hi)| (lo.min(i), hi.max(i))))
+    })?;
+    // Half the fastest, 8× the slowest; within 2^-17 s (8 µs) and 2^8 s.
+    let low = ((low - 8).div_euclid(4) * 4).max(-136);
+    let high = ((high + 24 + 3).div_euclid(4) * 4).min(64);
+    let step = if (high - low) / 4 + 1 > 24 { 8 } else { 4 };
+    let low = low.div_euclid(step) * step;
+    Some((low..=high).step_by(step as usize).collect())
+}
+
+/// A Prometheus label value for a bound: Go's shortest float text.
+fn le(index: i32) -> String {
+    format!("{}", Buckets::upper_bound(index))
+}
+
+/// The native histogram of `buckets` at `at`.
+fn native(buckets: &Buckets, at: i64) -> Histogram {
+    let mut spans: Vec<BucketSpan> = Vec::new();
+    let mut deltas = Vec::new();
+    let (mut previous_index, mut previous_count) = (None, 0i64);
+    for (&index, &count) in &buckets.positive {
+        match previous_index {
+            Some(p) if index == p + 1 => spans.last_mut().expect("a span is open").length += 1,
+            Some(p) => spans.push(BucketSpan {
+                offset: index - p - 1,
+                length: 1,
+            }),
+            None => spans.push(BucketSpan {
+                offset: index,
+                length: 1,
+            }),
+        }
+        deltas.push(count as i64 - previous_count);
+        (previous_index, previous_count) = (Some(index), count as i64);
+    }
+    Histogram {
+        count_int: Some(buckets.count),
+        sum: buckets.sum,
+        schema: SCHEMA,
+        zero_threshold: 0.0,
+        zero_count_int: Some(buckets.zero),
+        positive_spans: spans,
+        positive_deltas: deltas,
+        timestamp: at,
+    }
+}
+
+/// Series being gathered for one push.
+struct Series<'a> {
+    common: &'a [(&'a str, &'a str)],
+    at: i64,
+    all: Vec<TimeSeries>,
+}
+
+impl Series<'_> {
+    fn labels(&self, name: &str, own: &[(&str, &str)]) -> Vec<Label> {
         let mut all: Vec<Label> = std::iter::once(("__name__", name))
-            .chain(labels.iter().copied())
+            .chain(self.common.iter().copied())
             .chain(own.iter().copied())
             .map(|(n, v)| Label {
                 name: n.to_owned(),
@@ -76,30 +193,109 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], at: i64) -> Push {
             })
             .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
-        series.push(TimeSeries {
-            labels: all,
+        all
+    }
+
+    fn sample(&mut self, name: &str, own: &[(&str, &str)], value: f64) {
+        let labels = self.labels(name, own);
+        self.all.push(TimeSeries {
+            labels,
             samples: vec![Sample {
                 value,
-                timestamp: at,
+                timestamp: self.at,
             }],
+            histograms: Vec::new(),
         });
+    }
+
+    fn histogram(&mut self, name: &str, own: &[(&str, &str)], buckets: &Buckets) {
+        let labels = self.labels(name, own);
+        self.all.push(TimeSeries {
+            labels,
+            samples: Vec::new(),
+            histograms: vec![native(buckets, self.at)],
+        });
+    }
+}
+
+/// The counts as one Remote-Write request of samples at `at` (ms since
+/// the epoch), latency as `form` says; `labels` go on every series (the
+/// run id, the scenario, the shard).
+pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], at: i64, form: &HistogramForm) -> Push {
+    let mut out = Series {
+        common: labels,
+        at,
+        all: Vec::new(),
     };
-    add("surge_arrivals_total", &[], counts.arrivals as f64);
-    add("surge_dropped_arrivals_total", &[], counts.dropped as f64);
+    out.sample("surge_arrivals_total", &[], counts.arrivals as f64);
+    out.sample("surge_dropped_arrivals_total", &[], counts.dropped as f64);
+    out.sample("surge_users_busy", &[], counts.users_busy as f64);
+    out.sample("surge_sessions_total", &[], counts.sessions.accepted as f64);
+    out.sample(
+        "surge_session_switches_total",
+        &[],
+        counts.sessions.switches as f64,
+    );
+    out.sample(
+        "surge_session_drops_total",
+        &[],
+        counts.sessions.dropped as f64,
+    );
     for ((request, replica, class), n) in &counts.requests {
-        add(
-            "surge_requests_total",
-            &[("request", request), ("replica", replica), ("class", class)],
-            *n as f64,
-        );
+        let own = [
+            ("request", request.as_str()),
+            ("replica", replica),
+            ("class", class),
+        ];
+        out.sample("surge_requests_total", &own, *n as f64);
     }
     for ((request, replica), n) in &counts.failures {
-        add(
-            "surge_request_failures_total",
-            &[("request", request), ("replica", replica)],
-            *n as f64,
-        );
+        let own = [("request", request.as_str()), ("replica", replica)];
+        out.sample("surge_request_failures_total", &own, *n as f64);
     }
+    for ((replica, verdict), n) in &counts.uploads {
+        let own = [("replica", replica.as_str()), ("verdict", verdict)];
+        out.sample("surge_upload_reads_total", &own, *n as f64);
+    }
+    for ((replica, way), n) in &counts.readbacks {
+        let own = [("replica", replica.as_str()), ("way", way)];
+        out.sample("surge_read_backs_total", &own, *n as f64);
+    }
+    for (replica, n) in &counts.readback_failures {
+        let own = [("replica", replica.as_str())];
+        out.sample("surge_read_back_failures_total", &own, *n as f64);
+    }
+    for ((action, outcome), n) in &counts.chaos {
+        let own = [("action", action.as_str()), ("outcome", outcome)];
+        out.sample("surge_chaos_events_total", &own, *n as f64);
+    }
+    for (request, values) in &counts.quantiles {
+        for (q, value) in QUANTILES.iter().zip(values) {
+            let q = q.to_string();
+            let own = [("request", request.as_str()), ("quantile", q.as_str())];
+            out.sample("surge_request_duration_quantile_seconds", &own, *value);
+        }
+    }
+    for ((request, replica), buckets) in &counts.latency {
+        let own = [("request", request.as_str()), ("replica", replica.as_str())];
+        match form {
+            HistogramForm::Native => out.histogram("surge_request_duration_seconds", &own, buckets),
+            HistogramForm::Classic(bounds) => {
+                for &bound in bounds {
+                    let le = le(bound);
+                    let with_le = [own[0], own[1], ("le", le.as_str())];
+                    let n = buckets.at_or_below(bound);
+                    out.sample("surge_request_duration_seconds_bucket", &with_le, n as f64);
+                }
+                let with_le = [own[0], own[1], ("le", "+Inf")];
+                let n = buckets.count as f64;
+                out.sample("surge_request_duration_seconds_bucket", &with_le, n);
+                out.sample("surge_request_duration_seconds_count", &own, n);
+                out.sample("surge_request_duration_seconds_sum", &own, buckets.sum);
+            }
+        }
+    }
+    let mut series = out.all;
     let over_cap = series.len().saturating_sub(MAX_SERIES);
     series.truncate(MAX_SERIES);
     let request = WriteRequest { timeseries: series };
@@ -134,15 +330,19 @@ mod tests {
             failures: BTreeMap::from([(("search".into(), "r2".into()), 2)]),
             arrivals: 42,
             dropped: 1,
+            ..LiveCounts::default()
         };
         let push = encode(
             &counts,
             &[("run_id", "r-1"), ("scenario", "clinic")],
             1_796_000_000_123,
+            &HistogramForm::Native,
         );
         assert_eq!(push.over_cap, 0);
         let request = decoded(&push);
-        assert_eq!(request.timeseries.len(), 5);
+        // Arrivals, drops, busy users, sessions, switches, session drops,
+        // two request series and one failure series.
+        assert_eq!(request.timeseries.len(), 9);
         let find = |name: &str, replica: &str| {
             request
                 .timeseries
@@ -188,8 +388,94 @@ mod tests {
             requests,
             ..LiveCounts::default()
         };
-        let push = encode(&counts, &[], 0);
-        assert_eq!(push.over_cap, 7);
+        let push = encode(&counts, &[], 0, &HistogramForm::Native);
+        assert_eq!(push.over_cap, 11);
         assert_eq!(decoded(&push).timeseries.len(), MAX_SERIES);
+    }
+
+    fn with_latency(values_us: &[u64]) -> LiveCounts {
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        for v in values_us {
+            h.record(*v).unwrap();
+        }
+        let mut b = Buckets::default();
+        b.add_hdr_us(&h);
+        LiveCounts {
+            latency: BTreeMap::from([(("search".to_owned(), "r1".to_owned()), b)]),
+            ..LiveCounts::default()
+        }
+    }
+
+    fn named<'a>(request: &'a WriteRequest, name: &str) -> Vec<&'a TimeSeries> {
+        request
+            .timeseries
+            .iter()
+            .filter(|s| {
+                s.labels
+                    .iter()
+                    .any(|l| l.name == "__name__" && l.value == name)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn native_histograms_carry_spans_and_deltas_of_the_buckets() {
+        // 1 ms twice, 1.1 ms (the next bucket), 4 ms (gap), 0.
+        let counts = with_latency(&[1_000, 1_000, 1_100, 4_000, 0]);
+        let push = encode(&counts, &[], 7, &HistogramForm::Native);
+        let request = decoded(&push);
+        let series = named(&request, "surge_request_duration_seconds");
+        let h = &series[0].histograms[0];
+        assert_eq!(
+            (h.count_int, h.zero_count_int, h.schema),
+            (Some(5), Some(1), 3)
+        );
+        let first = Buckets::index(0.001);
+        assert_eq!(
+            h.positive_spans,
+            [
+                BucketSpan {
+                    offset: first,
+                    length: 2
+                },
+                BucketSpan {
+                    offset: Buckets::index(0.004) - first - 2,
+                    length: 1
+                },
+            ]
+        );
+        assert_eq!(h.positive_deltas, [2, -1, 0]);
+        assert_eq!(h.timestamp, 7);
+        assert!((h.sum - 0.0071).abs() < 1e-5, "{}", h.sum);
+    }
+
+    #[test]
+    fn classic_buckets_are_cumulative_at_bounds_chosen_from_the_data() {
+        let counts = with_latency(&[2_000, 3_000, 40_000, 900_000]);
+        let bounds = classic_bounds(&counts).unwrap();
+        // Half of 2 ms to 8 × 0.9 s, √2 apart unless that is over 24.
+        assert!(Buckets::upper_bound(bounds[0]) <= 0.001);
+        assert!(Buckets::upper_bound(*bounds.last().unwrap()) >= 7.2);
+        assert!(
+            bounds.len() <= 24 && bounds.iter().all(|b| b % 4 == 0),
+            "{bounds:?}"
+        );
+        let push = encode(&counts, &[], 0, &HistogramForm::Classic(bounds.clone()));
+        let request = decoded(&push);
+        let buckets = named(&request, "surge_request_duration_seconds_bucket");
+        assert_eq!(buckets.len(), bounds.len() + 1);
+        let at = |le: &str| {
+            buckets
+                .iter()
+                .find(|s| s.labels.iter().any(|l| l.name == "le" && l.value == le))
+                .map(|s| s.samples[0].value)
+        };
+        assert_eq!(at("+Inf"), Some(4.0));
+        assert_eq!(at("0.0625"), Some(3.0));
+        assert_eq!(at("0.00390625"), Some(2.0));
+        let count = named(&request, "surge_request_duration_seconds_count");
+        assert_eq!(count[0].samples[0].value, 4.0);
+        assert!(named(&request, "surge_request_duration_seconds").is_empty());
+        assert_eq!(classic_bounds(&LiveCounts::default()), None);
     }
 }

@@ -304,10 +304,15 @@ fn metrics_out(r: &RunResults) -> Vec<Line> {
                 .as_ref()
                 .map(|e| format!(" (last failure: {e})"))
                 .unwrap_or_default();
+            let latency = if m.histograms.is_empty() {
+                String::new()
+            } else {
+                format!("; latency as {} histograms", m.histograms)
+            };
             Line::labelled(
                 "metrics out",
                 format!(
-                    "{} {}: {} pushes accepted, {} failed, {} dropped (queue full){over}{error}",
+                    "{} {}: {} pushes accepted, {} failed, {} dropped (queue full){over}{error}{latency}",
                     m.kind, m.target, m.pushed, m.failed, m.dropped
                 ),
             )

@@ -12,7 +12,7 @@
 use crate::bundle::MetricsOutReport;
 use crate::engine::LiveFeed;
 use crate::measure::live::LiveCounts;
-use crate::report::remote_write;
+use crate::report::remote_write::{self, HistogramForm};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -121,6 +121,8 @@ impl MetricsOut {
                 url: url.clone(),
                 last_ms: i64::MIN,
                 report: Arc::clone(&report),
+                native_refused: None,
+                classic: None,
             };
             let task = tokio::spawn(push_all(
                 pusher,
@@ -232,6 +234,10 @@ struct Pusher {
     url: String,
     last_ms: i64,
     report: Arc<Mutex<MetricsOutReport>>,
+    /// Why the receiver refused native histograms, once it has.
+    native_refused: Option<String>,
+    /// Classic bucket bounds, once chosen.
+    classic: Option<Vec<i32>>,
 }
 
 impl Pusher {
@@ -239,7 +245,23 @@ impl Pusher {
         change(&mut self.report.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    /// One push, counted.
+    /// How latency goes out in this push: native histograms until the
+    /// receiver refuses them, then classic buckets at bounds chosen from the
+    /// first latencies (and kept: a classic histogram's bounds never change).
+    fn form(&mut self, counts: &LiveCounts) -> HistogramForm {
+        if self.native_refused.is_none() {
+            return HistogramForm::Native;
+        }
+        if self.classic.is_none() {
+            self.classic = remote_write::classic_bounds(counts);
+        }
+        HistogramForm::Classic(self.classic.clone().unwrap_or_default())
+    }
+
+    /// One push, counted. A push of native histograms the receiver refuses
+    /// is sent again at once with classic buckets, and they are used from
+    /// then on (Prometheus without `--enable-feature=native-histograms`
+    /// refuses the whole request).
     async fn push(&mut self, counts: &LiveCounts, labels: &[(&str, &str)]) {
         let now_ms = counts
             .at
@@ -247,14 +269,46 @@ impl Pusher {
             .map_or(0, |d| d.as_millis() as i64);
         let at_ms = now_ms.max(self.last_ms.saturating_add(1));
         self.last_ms = at_ms;
-        let encoded = remote_write::encode(counts, labels, at_ms);
+        let mut failure = self.send(counts, labels, at_ms).await;
+        if let (Some(Refused::Answered(why)), None, false) =
+            (&failure, &self.native_refused, counts.latency.is_empty())
+        {
+            self.native_refused = Some(why.clone());
+            failure = self.send(counts, labels, at_ms).await;
+        }
+        let histograms = match (&self.native_refused, counts.latency.is_empty()) {
+            (None, false) => Some("native".to_owned()),
+            (Some(why), _) => Some(format!(
+                "classic: the receiver refused native histograms ({why})"
+            )),
+            (None, true) => None,
+        };
+        self.tally(|r| {
+            if let Some(histograms) = histograms {
+                r.histograms = histograms;
+            }
+            match failure {
+                None => r.pushed += 1,
+                Some(Refused::Answered(why) | Refused::Failed(why)) => {
+                    r.failed += 1;
+                    r.last_error = Some(why);
+                }
+            }
+        });
+    }
+
+    /// Sends the counts once; why not, if the receiver did not take them.
+    async fn send(
+        &mut self,
+        counts: &LiveCounts,
+        labels: &[(&str, &str)],
+        at_ms: i64,
+    ) -> Option<Refused> {
+        let form = self.form(counts);
+        let encoded = remote_write::encode(counts, labels, at_ms, &form);
         self.tally(|r| r.over_cap = encoded.over_cap as u64);
         let Some(client) = &self.client else {
-            self.tally(|r| {
-                r.failed += 1;
-                r.last_error = Some("no HTTP client could be built".into());
-            });
-            return;
+            return Some(Refused::Failed("no HTTP client could be built".into()));
         };
         let sent = client
             .post(&self.url)
@@ -264,23 +318,31 @@ impl Pusher {
             .body(encoded.body)
             .send()
             .await;
-        let failure = match sent {
+        match sent {
             Ok(answer) if answer.status().is_success() => None,
-            Ok(answer) => Some(format!("answered {}", answer.status())),
-            Err(e) if e.is_timeout() => {
-                Some(format!("no answer within {} s", PUSH_TIMEOUT.as_secs()))
+            // Too many requests: a busy receiver, not a refusal of the form.
+            Ok(answer) if answer.status().as_u16() == 429 => {
+                Some(Refused::Failed(format!("answered {}", answer.status())))
             }
-            Err(e) if e.is_connect() => Some("connection refused or unreachable".into()),
-            Err(_) => Some("the push failed".into()),
-        };
-        self.tally(|r| match failure {
-            None => r.pushed += 1,
-            Some(why) => {
-                r.failed += 1;
-                r.last_error = Some(why);
+            Ok(answer) => Some(Refused::Answered(format!("answered {}", answer.status()))),
+            Err(e) if e.is_timeout() => Some(Refused::Failed(format!(
+                "no answer within {} s",
+                PUSH_TIMEOUT.as_secs()
+            ))),
+            Err(e) if e.is_connect() => {
+                Some(Refused::Failed("connection refused or unreachable".into()))
             }
-        });
+            Err(_) => Some(Refused::Failed("the push failed".into())),
+        }
     }
+}
+
+/// Why a push did not land.
+enum Refused {
+    /// The receiver answered it with an error status.
+    Answered(String),
+    /// It never got an answer, or was told to come back later.
+    Failed(String),
 }
 
 #[cfg(test)]

@@ -142,6 +142,17 @@ impl Tally {
         }
     }
 
+    /// The verdicts so far, by (replica read, verdict).
+    pub fn by_replica(&self) -> BTreeMap<(String, &'static str), u64> {
+        let mut out = BTreeMap::new();
+        for (name, counts) in self.names.iter().zip(&self.counts) {
+            for (verdict, n) in counts {
+                out.insert((name.clone(), verdict.as_str()), *n);
+            }
+        }
+        out
+    }
+
     /// Folds one upload's read-backs in.
     pub fn add(&mut self, checked: &Checked) {
         self.uploads += 1;

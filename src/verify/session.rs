@@ -54,6 +54,16 @@ impl SessionLedger {
         self.lock().drops.push(event);
     }
 
+    /// The counts so far, for metrics sent out while the run goes.
+    pub fn counts(&self) -> crate::measure::live::SessionCounts {
+        let s = self.lock();
+        crate::measure::live::SessionCounts {
+            accepted: s.sessions,
+            switches: s.switches,
+            dropped: s.drops.len() as u64,
+        }
+    }
+
     /// The verdict, given the chaos windows `(start_s, end_s)` of the run.
     pub fn verdict(&self, chaos: &[(f64, f64)]) -> SessionVerdict {
         let s = self.lock();

@@ -1,7 +1,10 @@
 //! `surge run --metrics-out prometheus=URL` against a real Prometheus
 //! (Debian's, its Remote-Write receiver on, on loopback): the counts it
 //! received, by PromQL, are the bundle's, per request, replica and status
-//! class, exactly; a receiver that never answers never slows the run, whose
+//! class, exactly; its native histograms' p95 lies in the bucket of HDR's
+//! and the p95 gauge is HDR's; a Prometheus without native histograms gets
+//! classic buckets, and the sessions, upload verdicts and read-backs are the
+//! bundle's; a receiver that never answers never slows the run, whose
 //! bundle is whole and says what the receiver missed.
 
 use crate::common::*;
@@ -26,7 +29,8 @@ impl Drop for Prometheus {
     }
 }
 
-async fn prometheus() -> Prometheus {
+/// Prometheus, taking native histograms or not.
+async fn prometheus(native_histograms: bool) -> Prometheus {
     let binary = program("prometheus")
         .expect("prometheus (Debian's package) is installed: .ci/run installs it");
     let dir = tempfile::tempdir().unwrap();
@@ -42,6 +46,7 @@ async fn prometheus() -> Prometheus {
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--web.enable-remote-write-receiver")
+        .args(native_histograms.then_some("--enable-feature=native-histograms"))
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -118,7 +123,7 @@ fn class(status: u16) -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_receives_the_bundles_counts_per_request_replica_and_class() {
     let _engine = engine_lock().await;
-    let prometheus = prometheus().await;
+    let prometheus = prometheus(true).await;
     let cluster = cluster(ClusterOptions {
         replicas: 2,
         balancing: surge_sim::balancer::Balancing::RoundRobin,
@@ -196,6 +201,207 @@ async fn prometheus_receives_the_bundles_counts_per_request_replica_and_class() 
         r.totals.arrivals,
         "{arrivals}"
     );
+    // Latency: native histograms, taken.
+    assert_eq!(pushed[0].histograms, "native", "{pushed:?}");
+    for stats in &r.requests {
+        // The gauge is the bundle's p95 exactly.
+        let gauge = value_of(
+            &prometheus.url,
+            &format!(
+                "surge_request_duration_quantile_seconds{{run_id=\"{}\",request=\"{}\",quantile=\"0.95\"}}",
+                r.run_id, stats.name
+            ),
+        )
+        .await;
+        assert!(
+            (gauge * 1000.0 - stats.latency.p95).abs() < 1e-6,
+            "{}: gauge {gauge} s, bundle p95 {} ms",
+            stats.name,
+            stats.latency.p95
+        );
+        // The native histogram's p95, summed over the replicas, lies in the
+        // bucket that holds HDR's p95.
+        let from_native = value_of(
+            &prometheus.url,
+            &format!(
+                "histogram_quantile(0.95, sum(surge_request_duration_seconds{{run_id=\"{}\",request=\"{}\"}}))",
+                r.run_id, stats.name
+            ),
+        )
+        .await;
+        let bucket = surge::measure::live::Buckets::index(stats.latency.p95 / 1000.0);
+        let (low, high) = (
+            surge::measure::live::Buckets::upper_bound(bucket - 1),
+            surge::measure::live::Buckets::upper_bound(bucket),
+        );
+        assert!(
+            from_native >= low * (1.0 - 1e-9) && from_native <= high * (1.0 + 1e-9),
+            "{}: native p95 {from_native} s outside ({low}, {high}], HDR's {} ms",
+            stats.name,
+            stats.latency.p95
+        );
+        // Its count is the bundle's.
+        let count = value_of(
+            &prometheus.url,
+            &format!(
+                "histogram_count(sum(surge_request_duration_seconds{{run_id=\"{}\",request=\"{}\"}}))",
+                r.run_id, stats.name
+            ),
+        )
+        .await;
+        assert_eq!(count as u64, stats.count, "{}", stats.name);
+    }
+}
+
+/// A PromQL query's one value.
+async fn value_of(prometheus: &str, query: &str) -> f64 {
+    let answer = promql(prometheus, query).await;
+    let results = answer["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(results.len(), 1, "{query}: {answer}");
+    results[0]["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+/// Sums a query's values by one label.
+async fn by_label(prometheus: &str, query: &str, label: &str) -> BTreeMap<String, u64> {
+    let answer = promql(prometheus, query).await;
+    let mut out = BTreeMap::new();
+    for series in answer["data"]["result"].as_array().unwrap() {
+        let key = series["metric"][label].as_str().unwrap_or("").to_owned();
+        let value: f64 = series["value"][1].as_str().unwrap().parse().unwrap();
+        *out.entry(key).or_default() += value as u64;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_buckets_sessions_and_upload_verdicts_reach_a_prometheus_without_native_histograms()
+{
+    let _engine = engine_lock().await;
+    let prometheus = prometheus(false).await;
+    // Each replica keeps its own uploads: missing on the two others.
+    let cluster = cluster(ClusterOptions {
+        attachments: surge_sim::AttachmentStore::PerReplica,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario_file(
+        dir.path(),
+        "uploads",
+        &uploads(&cluster.url, &replica_urls(&cluster), "600ms"),
+    );
+    let request = RunRequest {
+        scenario: path,
+        out_dir: dir.path().join("runs"),
+        metrics_out: vec![MetricsTarget::Prometheus(format!(
+            "{}/api/v1/write",
+            prometheus.url
+        ))],
+        ..Default::default()
+    };
+    let report = surge::run::run(&request).await.expect("run completes");
+    cluster.shutdown().await;
+    let r = &report.results;
+    let pushed = &r.metrics_out[0];
+    assert!(
+        pushed
+            .histograms
+            .starts_with("classic: the receiver refused native histograms (answered 5"),
+        "{pushed:?}"
+    );
+    assert_eq!((pushed.failed, pushed.dropped), (0, 0), "{pushed:?}");
+    let run = format!("run_id=\"{}\"", r.run_id);
+    // Upload verdicts per replica, as the bundle's.
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for replica in &r.consistency.replicas {
+        for (verdict, n) in &replica.verdicts {
+            *expected.entry(verdict.as_str().to_owned()).or_default() += n;
+        }
+    }
+    assert!(
+        expected.get("missing").copied().unwrap_or(0) >= 12,
+        "{expected:?}"
+    );
+    let got = by_label(
+        &prometheus.url,
+        &format!("surge_upload_reads_total{{{run}}}"),
+        "verdict",
+    )
+    .await;
+    assert_eq!(got, expected);
+    // Sessions, as the bundle's.
+    let sessions = value_of(&prometheus.url, &format!("surge_sessions_total{{{run}}}")).await;
+    assert_eq!(sessions as u64, r.sessions.sessions);
+    assert!(r.sessions.sessions >= 3);
+    let switches = value_of(
+        &prometheus.url,
+        &format!("surge_session_switches_total{{{run}}}"),
+    )
+    .await;
+    assert_eq!(switches as u64, r.sessions.switches);
+    // Read-backs, as the bundle's.
+    let read_backs: u64 = r
+        .consistency
+        .read_backs
+        .replicas
+        .iter()
+        .map(|x| x.total())
+        .sum();
+    let pushed_reads = value_of(
+        &prometheus.url,
+        &format!("sum(surge_read_backs_total{{{run}}})"),
+    )
+    .await;
+    assert_eq!(pushed_reads as u64, read_backs);
+    // Classic buckets: the +Inf bucket and the count are the bundle's, per
+    // request; the classic p95 lies between the bounds around HDR's.
+    for stats in &r.requests {
+        let name = format!("{run},request=\"{}\"", stats.name);
+        let inf = value_of(
+            &prometheus.url,
+            &format!("sum(surge_request_duration_seconds_bucket{{{name},le=\"+Inf\"}})"),
+        )
+        .await;
+        let count = value_of(
+            &prometheus.url,
+            &format!("sum(surge_request_duration_seconds_count{{{name}}})"),
+        )
+        .await;
+        assert_eq!((inf as u64, count as u64), (stats.count, stats.count));
+        let bounds = by_label(
+            &prometheus.url,
+            &format!("sum by (le) (surge_request_duration_seconds_bucket{{{name}}})"),
+            "le",
+        )
+        .await;
+        let mut les: Vec<f64> = bounds
+            .keys()
+            .filter_map(|le| le.parse::<f64>().ok().filter(|v| v.is_finite()))
+            .collect();
+        les.sort_by(f64::total_cmp);
+        let p95 = stats.latency.p95 / 1000.0;
+        let above = les
+            .iter()
+            .copied()
+            .find(|b| *b >= p95)
+            .unwrap_or(f64::INFINITY);
+        let below = les.iter().copied().rev().find(|b| *b < p95).unwrap_or(0.0);
+        let classic = value_of(
+            &prometheus.url,
+            &format!(
+                "histogram_quantile(0.95, sum by (le) (surge_request_duration_seconds_bucket{{{name}}}))"
+            ),
+        )
+        .await;
+        assert!(
+            classic >= below && classic <= above,
+            "{}: classic p95 {classic} s not in [{below}, {above}] around HDR's {p95} s",
+            stats.name
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
