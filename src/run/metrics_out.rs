@@ -13,6 +13,7 @@ use crate::bundle::MetricsOutReport;
 use crate::engine::LiveFeed;
 use crate::measure::live::LiveCounts;
 use crate::report::remote_write::{self, HistogramForm};
+pub use crate::scenario::MetricsTarget;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,13 +32,6 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest the end of a run waits for the last pushes.
 const FINISH_WITHIN: Duration = Duration::from_secs(15);
 
-/// Where metrics go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MetricsTarget {
-    /// A Prometheus Remote-Write 1.0 receiver (`/api/v1/write`).
-    Prometheus(String),
-}
-
 /// A receiver's URL as the bundle and the reports say it: scheme, host,
 /// port and path, never a query (it may hold a token).
 fn shown(url: &str) -> String {
@@ -50,29 +44,6 @@ fn shown(url: &str) -> String {
             u.to_string()
         }
         Err(_) => "(a URL that does not parse)".into(),
-    }
-}
-
-impl MetricsTarget {
-    /// `prometheus=URL`; or what was expected.
-    pub fn parse(text: &str) -> Result<MetricsTarget, String> {
-        let (kind, url) = text.split_once('=').unwrap_or((text, ""));
-        let url_ok = reqwest::Url::parse(url)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-        match kind {
-            "prometheus" if url_ok && !crate::scenario::has_userinfo(url) => {
-                Ok(MetricsTarget::Prometheus(url.to_owned()))
-            }
-            "prometheus" if url_ok => Err(format!(
-                "--metrics-out {}: credentials in the URL would be written into the bundle: give the receiver's URL alone",
-                crate::scenario::redact_text(text)
-            )),
-            "otlp" => Err("--metrics-out otlp=URL: not yet; prometheus=URL (Remote-Write 1.0) is".into()),
-            _ => Err(format!(
-                "--metrics-out {}: expected prometheus=URL (a Remote-Write receiver such as http://prometheus:9090/api/v1/write)",
-                crate::scenario::redact_text(text)
-            )),
-        }
     }
 }
 
@@ -107,18 +78,19 @@ impl MetricsOut {
             .ok();
         let mut receivers = Vec::new();
         let mut queues = Vec::new();
-        for MetricsTarget::Prometheus(url) in targets {
+        for target in targets {
+            let url = target.url();
             let (tx, rx) = mpsc::channel(QUEUE);
             let dropped = Arc::new(AtomicU64::new(0));
             let report = Arc::new(Mutex::new(MetricsOutReport {
-                kind: "prometheus".into(),
+                kind: target.kind().into(),
                 target: shown(url),
                 ..MetricsOutReport::default()
             }));
             let done = Arc::new(AtomicBool::new(false));
             let pusher = Pusher {
                 client: client.clone(),
-                url: url.clone(),
+                url: url.to_owned(),
                 last_ms: i64::MIN,
                 report: Arc::clone(&report),
                 native_refused: None,
@@ -343,33 +315,4 @@ enum Refused {
     Answered(String),
     /// It never got an answer, or was told to come back later.
     Failed(String),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_target_is_prometheus_and_an_http_url_without_credentials() {
-        assert_eq!(
-            MetricsTarget::parse("prometheus=http://127.0.0.1:9090/api/v1/write"),
-            Ok(MetricsTarget::Prometheus(
-                "http://127.0.0.1:9090/api/v1/write".into()
-            ))
-        );
-        let said = MetricsTarget::parse("prometheus=https://u:secret@x/api/v1/write").unwrap_err();
-        assert!(
-            said.contains("credentials") && !said.contains("secret"),
-            "{said}"
-        );
-        assert!(MetricsTarget::parse("graphite=http://x")
-            .unwrap_err()
-            .contains("expected prometheus=URL"));
-        assert!(MetricsTarget::parse("prometheus=x")
-            .unwrap_err()
-            .contains("expected prometheus=URL"));
-        assert!(MetricsTarget::parse("otlp=http://x")
-            .unwrap_err()
-            .contains("not yet"));
-    }
 }

@@ -472,7 +472,14 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
             std::process::exit(3);
         }) as Box<dyn FnOnce(crate::bundle::Measurements) + Send>
     });
-    let pushes = (!request.metrics_out.is_empty()).then(|| {
+    // The flag's receivers and the scenario's, each once.
+    let mut receivers = request.metrics_out.clone();
+    for target in &scenario.metrics_out {
+        if !receivers.contains(target) {
+            receivers.push(target.clone());
+        }
+    }
+    let pushes = (!receivers.is_empty()).then(|| {
         let mut labels = vec![
             ("run_id".to_owned(), run_id.clone()),
             ("scenario".to_owned(), scenario.name.clone()),
@@ -483,7 +490,7 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
                 format!("{}/{}", scenario.shard.index, scenario.shard.count),
             ));
         }
-        metrics_out::MetricsOut::start(&request.metrics_out, labels)
+        metrics_out::MetricsOut::start(&receivers, labels)
     });
     let (pushes, live) = match pushes {
         Some((pushes, feed)) => (Some(pushes), Some(feed)),

@@ -15,6 +15,7 @@ mod error;
 mod feeder;
 pub mod json_path;
 pub mod limits;
+mod metrics_out;
 mod mix;
 mod model;
 mod overrides;
@@ -32,6 +33,7 @@ mod units;
 pub use body::{Body, Generated, JsonTemplate, Part};
 pub use error::ScenarioError;
 pub use feeder::Feeder;
+pub use metrics_out::MetricsTarget;
 pub use mix::PersonaMix;
 pub use model::{
     Auth, ClosedStage, ContentKind, Expect, FeederOrder, Method, OnDrop, OpenStage, SessionPreset,
@@ -93,6 +95,8 @@ pub struct Scenario {
     pub chaos: Option<chaos::ChaosPlan>,
     /// The part of the test this process runs (the whole test by default).
     pub shard: shard::Shard,
+    /// Where the run's metrics go while it runs (`[metrics_out]`).
+    pub metrics_out: Vec<MetricsTarget>,
     /// What `surge check` warns about without refusing the file (TLS
     /// certificates left unverified, a placeholder body an import wrote),
     /// each at its place.

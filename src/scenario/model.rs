@@ -41,6 +41,9 @@ pub struct ScenarioFile {
     pub kubernetes: Option<super::chaos::KubernetesDef>,
     /// Faults to inject while the load runs.
     pub chaos: Option<super::chaos::ChaosDef>,
+    /// Where the run's metrics go while it runs.
+    #[serde(default)]
+    pub metrics_out: super::metrics_out::MetricsOutDef,
 }
 
 /// `[verify]`: write-then-read consistency checks.

@@ -40,6 +40,8 @@ impl Scenario {
         let session = compile_session(&file.session, &requests.index)
             .map_err(|(span, e)| source.at(span.or(find_table(text, "session")), e))?;
         let (kubernetes, chaos) = source.chaos(&file, load.duration())?;
+        let metrics_out = super::metrics_out::compile(&file.metrics_out)
+            .map_err(|(span, e)| source.at(span.or_else(|| find_table(text, "metrics_out")), e))?;
         source.check_name(&file)?;
         let warnings = source.warnings(&file, &fixtures);
         let scenario = Scenario {
@@ -58,6 +60,7 @@ impl Scenario {
             kubernetes,
             chaos,
             shard: shard::Shard::default(),
+            metrics_out,
             warnings,
         };
         scenario

@@ -195,6 +195,30 @@ fn a_bad_scenario_or_an_unreachable_target_cannot_run() {
         assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
         assert!(stderr.contains(says), "{flag} {value}: {stderr}");
     }
+
+    // A receiver surge cannot push to, or whose credentials would be
+    // written down: exit 2 before anything is sent, the secret unsaid.
+    for (value, says) in [
+        ("graphite=http://127.0.0.1:9/", "expected prometheus=URL"),
+        ("prometheus", "expected an http(s) URL"),
+        ("prometheus=127.0.0.1:9090", "expected an http(s) URL"),
+        (
+            "prometheus=http://ops:hunter2@127.0.0.1:9/api/v1/write",
+            "credentials in the URL",
+        ),
+    ] {
+        let out = surge(&[
+            "run",
+            "scenarios/demo.toml",
+            "--metrics-out",
+            value,
+            "--no-progress",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
+        assert!(stderr.contains(says), "{value}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
 }
 
 /// A run started as a user starts it, in a bundle folder of its own.
