@@ -251,6 +251,54 @@ async fn prometheus_receives_the_bundles_counts_per_request_replica_and_class() 
         .await;
         assert_eq!(count as u64, stats.count, "{}", stats.name);
     }
+    dashboard_queries_run(
+        &prometheus.url,
+        &r.run_id,
+        &[
+            "sum(rate(surge_arrivals_total",
+            "sum by (request) (rate(surge_requests_total",
+            "sum by (replica) (rate(surge_requests_total",
+            "histogram_quantile(0.95, sum by (request) (rate(surge_request_duration_seconds{",
+            "histogram_quantile(0.99, sum by (replica) (rate(surge_request_duration_seconds{",
+            "max by (request, quantile) (surge_request_duration_quantile_seconds",
+            "sum(surge_users_busy",
+        ],
+    )
+    .await;
+}
+
+/// Every query of the Grafana dashboard in the repo, for `run_id`: each
+/// is PromQL this Prometheus runs, and those beginning with any of
+/// `with_data` find series.
+async fn dashboard_queries_run(prometheus: &str, run_id: &str, with_data: &[&str]) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/surge.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    for a in dashboard["annotations"]["list"].as_array().unwrap() {
+        queries.push(a["expr"].as_str().unwrap().to_owned());
+    }
+    assert!(queries.len() >= 20, "{queries:?}");
+    let mut found = 0;
+    for query in &queries {
+        let query = query
+            .replace("$run_id", run_id)
+            .replace("$__rate_interval", "1m");
+        let answer = promql(prometheus, &query).await;
+        assert_eq!(answer["status"], "success", "{query}: {answer}");
+        if with_data.iter().any(|m| query.starts_with(m)) {
+            let series = answer["data"]["result"].as_array().map_or(0, Vec::len);
+            assert!(series > 0, "{query} found nothing: {answer}");
+            found += 1;
+        }
+    }
+    assert!(found >= with_data.len(), "{found} queries with data");
 }
 
 /// A PromQL query's one value.
@@ -293,9 +341,14 @@ async fn classic_buckets_sessions_and_upload_verdicts_reach_a_prometheus_without
         "uploads",
         &uploads(&cluster.url, &replica_urls(&cluster), "600ms"),
     );
+    // Long enough for two pushes: a dashboard's rates need two samples.
     let request = RunRequest {
         scenario: path,
         out_dir: dir.path().join("runs"),
+        load: LoadOverride {
+            duration: Some(Duration::from_secs(7)),
+            ..Default::default()
+        },
         metrics_out: vec![MetricsTarget::Prometheus(format!(
             "{}/api/v1/write",
             prometheus.url
@@ -402,6 +455,17 @@ async fn classic_buckets_sessions_and_upload_verdicts_reach_a_prometheus_without
             stats.name
         );
     }
+    dashboard_queries_run(
+        &prometheus.url,
+        &r.run_id,
+        &[
+            "histogram_quantile(0.95, sum by (le, request) (rate(surge_request_duration_seconds_bucket",
+            "sum by (verdict) (surge_upload_reads_total",
+            "sum(rate(surge_sessions_total",
+            "sum by (replica, way) (rate(surge_read_backs_total",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
