@@ -553,7 +553,7 @@ pub fn file_safe(name: &str) -> String {
 /// never slows the load, and what it missed is counted here.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetricsOutReport {
-    /// `prometheus` (Remote-Write 1.0).
+    /// `prometheus` (Remote-Write 1.0) or `otlp` (OTLP/HTTP).
     pub kind: String,
     /// The receiver, without credentials.
     pub target: String,
@@ -569,7 +569,8 @@ pub struct MetricsOutReport {
     /// The last failure, said without its body.
     pub last_error: Option<String>,
     /// How latency went out: `native` histograms, or `classic` buckets and
-    /// why (empty before any latency was sent).
+    /// why (Remote-Write); `exponential` (OTLP); empty before any latency
+    /// was sent.
     #[serde(default)]
     pub histograms: String,
 }

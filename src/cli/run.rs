@@ -76,10 +76,12 @@ pub struct RunArgs {
     /// and the peak pods against it (with --hpa).
     #[arg(long)]
     pub forecast: Option<PathBuf>,
-    /// Push the run's counts while it goes, and once at its end, to a
-    /// Prometheus Remote-Write receiver: `prometheus=URL` (e.g.
-    /// `prometheus=http://prometheus:9090/api/v1/write`); repeatable. A slow
-    /// or failing receiver never slows the load: what it missed is counted.
+    /// Push what the run has measured while it goes, and once at its end:
+    /// `prometheus=URL` to a Remote-Write receiver (e.g.
+    /// `prometheus=http://prometheus:9090/api/v1/write`), `otlp=URL` to an
+    /// OTLP/HTTP one (e.g. `otlp=http://collector:4318/v1/metrics`);
+    /// repeatable, joined with the scenario's `[metrics_out]`. A slow or
+    /// failing receiver never slows the load: what it missed is counted.
     #[arg(long = "metrics-out", value_name = "KIND=URL")]
     pub metrics_out: Vec<String>,
     #[command(flatten)]

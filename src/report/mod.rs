@@ -23,6 +23,7 @@ mod html;
 mod json;
 mod junit;
 mod markdown;
+pub mod otlp;
 pub mod remote_write;
 mod sections;
 mod staircase;

@@ -1,9 +1,9 @@
-//! `surge run --metrics-out prometheus=URL`: the run's counts pushed while
-//! it goes (every [`PUSH_EVERY`]) and once at its end, as Prometheus
-//! Remote-Write 1.0, to each receiver. The load never waits for a
-//! receiver: the engine hands each snapshot to a bounded queue, a full
-//! queue drops it (counted), and one task per receiver sends what is
-//! queued. The last counts are kept apart, never dropped, and sent first
+//! `surge run --metrics-out prometheus=URL|otlp=URL`: what the run has
+//! measured, pushed while it goes (every [`PUSH_EVERY`]) and once at its
+//! end, to each receiver as Prometheus Remote-Write 1.0 or OTLP/HTTP. The
+//! load never waits for a receiver: the engine hands each snapshot to a
+//! bounded queue, a full queue drops it (counted), and one task per
+//! receiver sends what is queued. The last counts are kept apart, never dropped, and sent first
 //! when the load has ended (they supersede what is still queued: the
 //! counters are cumulative); all receivers are finished together within
 //! [`FINISH_WITHIN`], or at once on a signal, and how each fared goes into
@@ -12,6 +12,7 @@
 use crate::bundle::MetricsOutReport;
 use crate::engine::LiveFeed;
 use crate::measure::live::LiveCounts;
+use crate::report::otlp;
 use crate::report::remote_write::{self, HistogramForm};
 pub use crate::scenario::MetricsTarget;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -71,6 +72,10 @@ impl MetricsOut {
     ) -> (MetricsOut, LiveFeed) {
         let last: Arc<Mutex<Option<LiveCounts>>> = Arc::default();
         let labels = Arc::new(labels);
+        // Cumulative OTLP points count from here.
+        let started_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         let client = reqwest::Client::builder()
             .timeout(PUSH_TIMEOUT)
             .user_agent(concat!("surge/", env!("CARGO_PKG_VERSION")))
@@ -90,7 +95,8 @@ impl MetricsOut {
             let done = Arc::new(AtomicBool::new(false));
             let pusher = Pusher {
                 client: client.clone(),
-                url: url.to_owned(),
+                target: target.clone(),
+                started_ns,
                 last_ms: i64::MIN,
                 report: Arc::clone(&report),
                 native_refused: None,
@@ -203,7 +209,9 @@ async fn push_all(
 /// one before (Prometheus refuses a sample at a time it already holds).
 struct Pusher {
     client: Option<reqwest::Client>,
-    url: String,
+    target: MetricsTarget,
+    /// When the run's cumulative counts began, ns since the epoch (OTLP).
+    started_ns: u64,
     last_ms: i64,
     report: Arc<Mutex<MetricsOutReport>>,
     /// Why the receiver refused native histograms, once it has.
@@ -242,18 +250,26 @@ impl Pusher {
         let at_ms = now_ms.max(self.last_ms.saturating_add(1));
         self.last_ms = at_ms;
         let mut failure = self.send(counts, labels, at_ms).await;
-        if let (Some(Refused::Answered(why)), None, false) =
-            (&failure, &self.native_refused, counts.latency.is_empty())
-        {
+        let prometheus = matches!(self.target, MetricsTarget::Prometheus(_));
+        if let (Some(Refused::Answered(why)), None, false, true) = (
+            &failure,
+            &self.native_refused,
+            counts.latency.is_empty(),
+            prometheus,
+        ) {
             self.native_refused = Some(why.clone());
             failure = self.send(counts, labels, at_ms).await;
         }
-        let histograms = match (&self.native_refused, counts.latency.is_empty()) {
-            (None, false) => Some("native".to_owned()),
-            (Some(why), _) => Some(format!(
-                "classic: the receiver refused native histograms ({why})"
-            )),
-            (None, true) => None,
+        let histograms = if counts.latency.is_empty() && self.native_refused.is_none() {
+            None
+        } else {
+            Some(match (&self.target, &self.native_refused) {
+                (MetricsTarget::Otlp(_), _) => "exponential".to_owned(),
+                (MetricsTarget::Prometheus(_), None) => "native".to_owned(),
+                (MetricsTarget::Prometheus(_), Some(why)) => {
+                    format!("classic: the receiver refused native histograms ({why})")
+                }
+            })
         };
         self.tally(|r| {
             if let Some(histograms) = histograms {
@@ -276,22 +292,37 @@ impl Pusher {
         labels: &[(&str, &str)],
         at_ms: i64,
     ) -> Option<Refused> {
-        let form = self.form(counts);
-        let encoded = remote_write::encode(counts, labels, at_ms, &form);
-        self.tally(|r| r.over_cap = encoded.over_cap as u64);
-        let Some(client) = &self.client else {
+        let Some(client) = self.client.clone() else {
             return Some(Refused::Failed("no HTTP client could be built".into()));
         };
-        let sent = client
-            .post(&self.url)
-            .header("Content-Encoding", "snappy")
-            .header("Content-Type", "application/x-protobuf")
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .body(encoded.body)
-            .send()
-            .await;
-        match sent {
-            Ok(answer) if answer.status().is_success() => None,
+        let (request, over_cap) = match self.target.clone() {
+            MetricsTarget::Prometheus(url) => {
+                let form = self.form(counts);
+                let encoded = remote_write::encode(counts, labels, at_ms, &form);
+                let request = client
+                    .post(url)
+                    .header("Content-Encoding", "snappy")
+                    .header("Content-Type", "application/x-protobuf")
+                    .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                    .body(encoded.body);
+                (request, encoded.over_cap)
+            }
+            MetricsTarget::Otlp(url) => {
+                let at_ns = (at_ms.max(0) as u64).saturating_mul(1_000_000);
+                let encoded = otlp::encode(counts, labels, self.started_ns, at_ns);
+                let request = client
+                    .post(url)
+                    .header("Content-Type", "application/x-protobuf")
+                    .body(encoded.body);
+                (request, encoded.over_cap)
+            }
+        };
+        self.tally(|r| r.over_cap = over_cap as u64);
+        match request.send().await {
+            Ok(answer) if answer.status().is_success() => match &self.target {
+                MetricsTarget::Otlp(_) => partly_refused(answer).await,
+                MetricsTarget::Prometheus(_) => None,
+            },
             // Too many requests: a busy receiver, not a refusal of the form.
             Ok(answer) if answer.status().as_u16() == 429 => {
                 Some(Refused::Failed(format!("answered {}", answer.status())))
@@ -307,6 +338,16 @@ impl Pusher {
             Err(_) => Some(Refused::Failed("the push failed".into())),
         }
     }
+}
+
+/// An OTLP receiver that answered 200 may still have refused some points
+/// (`partial_success`); how many, never its words (they may quote values).
+async fn partly_refused(answer: reqwest::Response) -> Option<Refused> {
+    let body = answer.bytes().await.ok()?;
+    let response =
+        <otlp::ExportMetricsServiceResponse as prost::Message>::decode(body.as_ref()).ok()?;
+    let rejected = response.partial_success?.rejected_data_points;
+    (rejected > 0).then(|| Refused::Answered(format!("the receiver refused {rejected} points")))
 }
 
 /// Why a push did not land.

@@ -12,6 +12,9 @@ use toml::Spanned;
 pub enum MetricsTarget {
     /// A Prometheus Remote-Write 1.0 receiver (`/api/v1/write`).
     Prometheus(String),
+    /// An OTLP/HTTP metrics receiver (`/v1/metrics` of a Collector,
+    /// `/api/v1/otlp/v1/metrics` of Prometheus).
+    Otlp(String),
 }
 
 impl MetricsTarget {
@@ -19,17 +22,19 @@ impl MetricsTarget {
     pub fn kind(&self) -> &'static str {
         match self {
             MetricsTarget::Prometheus(_) => "prometheus",
+            MetricsTarget::Otlp(_) => "otlp",
         }
     }
 
     /// Its URL.
     pub fn url(&self) -> &str {
         match self {
-            MetricsTarget::Prometheus(url) => url,
+            MetricsTarget::Prometheus(url) | MetricsTarget::Otlp(url) => url,
         }
     }
 
-    /// `prometheus=URL` (the `--metrics-out` flag); or what was expected.
+    /// `prometheus=URL` or `otlp=URL` (the `--metrics-out` flag); or what
+    /// was expected.
     pub fn parse(text: &str) -> Result<MetricsTarget, String> {
         let (kind, url) = text.split_once('=').unwrap_or((text, ""));
         Self::of_kind(kind, url)
@@ -41,24 +46,29 @@ impl MetricsTarget {
     fn of_kind(kind: &str, url: &str) -> Result<MetricsTarget, String> {
         let url_ok = reqwest::Url::parse(url)
             .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-        match kind {
-            "prometheus" if url_ok && !super::has_userinfo(url) => {
-                Ok(MetricsTarget::Prometheus(url.to_owned()))
+        let example = match kind {
+            "prometheus" => "a Remote-Write receiver, such as http://prometheus:9090/api/v1/write",
+            "otlp" => "an OTLP/HTTP metrics receiver, such as http://collector:4318/v1/metrics",
+            _ => {
+                return Err(
+                    "expected prometheus=URL (a Remote-Write receiver such as http://prometheus:9090/api/v1/write) or otlp=URL (an OTLP/HTTP receiver such as http://collector:4318/v1/metrics)"
+                        .into(),
+                )
             }
-            "prometheus" if url_ok => Err(
+        };
+        if !url_ok {
+            return Err(format!("expected an http(s) URL of {example}"));
+        }
+        if super::has_userinfo(url) {
+            return Err(
                 "credentials in the URL would be written into the bundle: give the receiver's URL alone"
                     .into(),
-            ),
-            "prometheus" => Err(
-                "expected an http(s) URL of a Remote-Write receiver, such as http://prometheus:9090/api/v1/write"
-                    .into(),
-            ),
-            "otlp" => Err("otlp: not yet; prometheus=URL (Remote-Write 1.0) is".into()),
-            _ => Err(
-                "expected prometheus=URL (a Remote-Write receiver such as http://prometheus:9090/api/v1/write)"
-                    .into(),
-            ),
+            );
         }
+        Ok(match kind {
+            "otlp" => MetricsTarget::Otlp(url.to_owned()),
+            _ => MetricsTarget::Prometheus(url.to_owned()),
+        })
     }
 }
 
@@ -69,21 +79,27 @@ pub struct MetricsOutDef {
     /// Prometheus Remote-Write 1.0 receivers.
     #[serde(default)]
     pub prometheus: Vec<Spanned<String>>,
+    /// OTLP/HTTP metrics receivers.
+    #[serde(default)]
+    pub otlp: Vec<Spanned<String>>,
 }
 
 /// The receivers `[metrics_out]` names; or the place and what was expected.
 pub fn compile(def: &MetricsOutDef) -> Result<Vec<MetricsTarget>, (Option<Range<usize>>, String)> {
     let mut out = Vec::new();
-    for url in &def.prometheus {
-        let target = MetricsTarget::of_kind("prometheus", url.get_ref())
-            .map_err(|e| (Some(url.span()), format!("metrics_out.prometheus: {e}")))?;
-        if out.contains(&target) {
-            return Err((
-                Some(url.span()),
-                "metrics_out.prometheus: this receiver is named twice".into(),
-            ));
+    let named = [("prometheus", &def.prometheus), ("otlp", &def.otlp)];
+    for (kind, urls) in named {
+        for url in urls {
+            let target = MetricsTarget::of_kind(kind, url.get_ref())
+                .map_err(|e| (Some(url.span()), format!("metrics_out.{kind}: {e}")))?;
+            if out.contains(&target) {
+                return Err((
+                    Some(url.span()),
+                    format!("metrics_out.{kind}: this receiver is named twice"),
+                ));
+            }
+            out.push(target);
         }
-        out.push(target);
     }
     Ok(out)
 }
@@ -114,9 +130,15 @@ mod tests {
         assert!(MetricsTarget::parse("prometheus=ftp://x/")
             .unwrap_err()
             .contains("expected an http(s) URL"));
-        assert!(MetricsTarget::parse("otlp=http://x")
+        assert_eq!(
+            MetricsTarget::parse("otlp=http://127.0.0.1:4318/v1/metrics"),
+            Ok(MetricsTarget::Otlp(
+                "http://127.0.0.1:4318/v1/metrics".into()
+            ))
+        );
+        assert!(MetricsTarget::parse("otlp=collector:4318")
             .unwrap_err()
-            .contains("not yet"));
+            .contains("OTLP/HTTP metrics receiver"));
     }
 
     fn with_table(table: &str) -> Result<crate::scenario::Scenario, String> {
