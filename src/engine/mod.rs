@@ -108,6 +108,9 @@ pub async fn run(scenario: Arc<Scenario>, options: RunOptions) -> anyhow::Result
         .progress
         .then(|| tokio::spawn(progress_line(Arc::clone(&recorder), stop.clone())));
     let live_feed = options.live.map(Arc::new);
+    if live_feed.is_some() {
+        recorder.enable_live();
+    }
     let live = live_feed.as_ref().map(|feed| {
         tokio::spawn(feed_live(
             Arc::clone(&shared),

@@ -8,7 +8,7 @@
 use super::Recorder;
 use crate::bundle::{ConsistencyVerdict, ReadBackReplica};
 use hdrhistogram::Histogram;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 /// A status class, as a label: `2xx` … `5xx`, or `none` for a request that
@@ -32,15 +32,15 @@ pub const SCHEMA: i32 = 3;
 
 /// Latency so far as a base-2 exponential histogram in seconds: bucket
 /// `i` holds the values in (2^((i−1)/8), 2^(i/8)] (Prometheus' indexing).
-/// Each HDR value goes to the bucket of its highest equivalent value, the
-/// value HDR's percentiles report, so a percentile read from these buckets
-/// lands in the bucket that holds HDR's.
+/// Each value goes to the bucket of the value HDR reports for it (its
+/// highest equivalent), so a percentile read from these buckets lands in
+/// the bucket that holds HDR's.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Buckets {
     /// Values counted.
     pub count: u64,
-    /// Their sum, seconds (each value at its HDR bucket's middle).
-    pub sum: f64,
+    /// Their sum, µs: an integer, so a sum never seems to shrink.
+    pub sum_us: u128,
     /// Values of zero.
     pub zero: u64,
     /// Count per bucket index, only the buckets that hold values.
@@ -60,28 +60,70 @@ impl Buckets {
         (f64::from(index) / f64::from(1 << SCHEMA)).exp2()
     }
 
-    /// Adds an HDR histogram of microseconds.
-    pub fn add_hdr_us(&mut self, h: &Histogram<u64>) {
-        for v in h.iter_recorded() {
-            let n = v.count_at_value();
-            let us = h.highest_equivalent(v.value_iterated_to());
-            self.count += n;
-            self.sum += h.median_equivalent(v.value_iterated_to()) as f64 / 1e6 * n as f64;
-            if us == 0 {
-                self.zero += n;
-            } else {
-                *self
-                    .positive
-                    .entry(Buckets::index(us as f64 / 1e6))
-                    .or_default() += n;
-            }
+    /// Counts a value of `us` microseconds that HDR reports as `reported_us`.
+    pub fn add(&mut self, us: u64, reported_us: u64) {
+        self.count += 1;
+        self.sum_us += u128::from(us);
+        if reported_us == 0 {
+            self.zero += 1;
+        } else {
+            *self
+                .positive
+                .entry(Buckets::index(reported_us as f64 / 1e6))
+                .or_default() += 1;
         }
+    }
+
+    /// The sum, seconds.
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_us as f64 / 1e6
     }
 
     /// Values at or below the upper bound of bucket `index`.
     pub fn at_or_below(&self, index: i32) -> u64 {
         self.zero + self.positive.range(..=index).map(|(_, n)| n).sum::<u64>()
     }
+}
+
+/// Latency kept for the metrics sent out, as each request completes (only
+/// when a run sends metrics out: the recorder's cells are not walked under
+/// its lock for each push).
+#[derive(Default)]
+pub(crate) struct LiveLatency {
+    /// By (request index, replica label index).
+    pairs: HashMap<(usize, u32), Buckets>,
+    /// By request index: every replica's, for the quantile gauges.
+    per_request: Vec<Option<Box<Histogram<u64>>>>,
+}
+
+impl LiveLatency {
+    /// A completed request of `us` microseconds.
+    pub(crate) fn record(&mut self, request: usize, replica: u32, us: u64) {
+        if self.per_request.len() <= request {
+            self.per_request.resize_with(request + 1, || None);
+        }
+        let h = self.per_request[request].get_or_insert_with(|| Box::new(super::new_hist()));
+        super::record_us(h, us);
+        let reported = h.highest_equivalent(us);
+        let replica = replica.min(MAX_REPLICA_LABELS);
+        self.pairs
+            .entry((request, replica))
+            .or_default()
+            .add(us, reported);
+    }
+}
+
+/// Distinct replicas named in the metrics sent out; the rest are summed
+/// under `other replicas` (a balancer naming replicas by a rotating cookie
+/// would otherwise make a series per value).
+pub const MAX_REPLICA_LABELS: u32 = 64;
+
+/// The label of the replica the recorder knows as `index`.
+fn replica_label(replicas: &[String], index: u32) -> String {
+    if index >= MAX_REPLICA_LABELS {
+        return "other replicas".into();
+    }
+    replicas.get(index as usize).cloned().unwrap_or_default()
 }
 
 /// Sessions so far (see `verify::session`).
@@ -169,6 +211,11 @@ impl LiveCounts {
 }
 
 impl Recorder {
+    /// Keeps latency for the metrics sent out from now on.
+    pub fn enable_live(&self) {
+        self.lock().live.get_or_insert_with(LiveLatency::default);
+    }
+
     /// The counts so far, summed over the stages.
     pub fn counts(&self) -> LiveCounts {
         let state = self.lock();
@@ -180,15 +227,10 @@ impl Recorder {
             chaos: state.chaos.clone(),
             ..LiveCounts::default()
         };
-        let mut per_request: BTreeMap<&str, Histogram<u64>> = BTreeMap::new();
+        let name = |request: usize| self.requests.get(request).cloned().unwrap_or_default();
         for ((_, request, replica), cell) in &state.cells {
-            let request_name = self.requests.get(*request).map_or("", String::as_str);
-            let request = request_name.to_owned();
-            let replica = state
-                .replicas
-                .get(*replica as usize)
-                .cloned()
-                .unwrap_or_default();
+            let request = name(*request);
+            let replica = replica_label(&state.replicas, *replica);
             let mut answered = 0;
             for (status, n) in &cell.statuses {
                 answered += n;
@@ -207,30 +249,21 @@ impl Recorder {
                     .or_default() += unanswered;
             }
             if cell.failed() > 0 {
-                *out.failures
-                    .entry((request.clone(), replica.clone()))
-                    .or_default() += cell.failed();
-            }
-            if !cell.latency.is_empty() {
-                out.latency
-                    .entry((request, replica))
-                    .or_default()
-                    .add_hdr_us(&cell.latency);
-                let merged = per_request
-                    .entry(request_name)
-                    .or_insert_with(super::new_hist);
-                // Both auto-resize: adding cannot fail for want of range.
-                let _ = merged.add(&cell.latency);
+                *out.failures.entry((request, replica)).or_default() += cell.failed();
             }
         }
-        drop(state);
-        out.quantiles = per_request
-            .into_iter()
-            .map(|(request, h)| {
-                let at = |q| h.value_at_quantile(q) as f64 / 1e6;
-                (request.to_owned(), QUANTILES.map(at))
-            })
-            .collect();
+        if let Some(live) = &state.live {
+            for ((request, replica), buckets) in &live.pairs {
+                let key = (name(*request), replica_label(&state.replicas, *replica));
+                out.latency.insert(key, buckets.clone());
+            }
+            for (request, h) in live.per_request.iter().enumerate() {
+                if let Some(h) = h.as_ref().filter(|h| !h.is_empty()) {
+                    let at = |q| h.value_at_quantile(q) as f64 / 1e6;
+                    out.quantiles.insert(name(request), QUANTILES.map(at));
+                }
+            }
+        }
         out
     }
 }
@@ -253,21 +286,43 @@ mod tests {
     }
 
     #[test]
-    fn hdr_values_land_in_the_buckets_of_their_reported_values() {
-        let mut h = Histogram::<u64>::new(3).unwrap();
-        for us in [0, 1_000, 1_000, 250_000, 2_000_000] {
-            h.record(us).unwrap();
+    fn values_land_in_the_buckets_of_their_reported_values() {
+        let mut live = LiveLatency::default();
+        let values = [
+            1_000, 1_000, 250_000, 2_000_000, 1_999_999, 3, 70, 900, 12_345, 40,
+        ];
+        for us in values {
+            live.record(0, 0, us);
         }
-        let mut b = Buckets::default();
-        b.add_hdr_us(&h);
-        assert_eq!((b.count, b.zero), (5, 1));
-        assert_eq!(b.positive.values().sum::<u64>(), 4);
+        let b = &live.pairs[&(0, 0)];
+        assert_eq!((b.count, b.zero), (10, 0));
+        assert_eq!(
+            b.sum_us,
+            values.iter().map(|v| u128::from(*v)).sum::<u128>()
+        );
         assert_eq!(b.positive[&Buckets::index(0.001)], 2);
-        assert_eq!(b.at_or_below(Buckets::index(0.3)), 4);
-        assert!((b.sum - 2.252).abs() < 0.01, "{}", b.sum);
-        // HDR's p95 lies in the bucket where the count passes 95 %.
-        let p95 = h.value_at_quantile(0.95) as f64 / 1e6;
-        let i = Buckets::index(p95);
-        assert!(b.at_or_below(i) as f64 >= 0.95 * 5.0 && (b.at_or_below(i - 1) as f64) < 4.75);
+        assert_eq!(b.at_or_below(Buckets::index(0.3)), 8);
+        // Every quantile HDR reports lies in the bucket where the count passes it.
+        let h = live.per_request[0].as_ref().unwrap();
+        for q in [0.1, 0.5, 0.8, 0.95, 0.99] {
+            let reported = h.value_at_quantile(q) as f64 / 1e6;
+            let i = Buckets::index(reported);
+            let rank = (q * 10.0_f64).ceil() as u64;
+            assert!(
+                b.at_or_below(i) >= rank && b.at_or_below(i - 1) < rank,
+                "q {q}: HDR says {reported} s, bucket {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn replicas_past_the_label_cap_are_summed_as_one() {
+        let mut live = LiveLatency::default();
+        live.record(0, MAX_REPLICA_LABELS, 5);
+        live.record(0, MAX_REPLICA_LABELS + 7, 5);
+        assert_eq!(live.pairs[&(0, MAX_REPLICA_LABELS)].count, 2);
+        let names: Vec<String> = (0..70).map(|i| format!("r{i}")).collect();
+        assert_eq!(replica_label(&names, 3), "r3");
+        assert_eq!(replica_label(&names, 65), "other replicas");
     }
 }

@@ -92,6 +92,8 @@ struct State {
     refused_since_answer: u64,
     /// Chaos events so far, by (action, outcome).
     chaos: BTreeMap<(String, &'static str), u64>,
+    /// Latency for the metrics sent out, when the run sends any.
+    live: Option<live::LiveLatency>,
 }
 
 /// Counts `key` in `counts`, keeping at most `max` distinct keys: the rest
@@ -340,6 +342,9 @@ impl Recorder {
                 .resize_with(s.request + 1, Timeline::default);
         }
         state.request_timelines[s.request].record(second, latency, s.error.is_some());
+        if let Some(live) = state.live.as_mut() {
+            live.record(s.request, replica, latency.max(1));
+        }
     }
 
     /// Counts a step that could not be sent, and why. Not a sample: it is

@@ -413,6 +413,35 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], start_ns: u64, at_ns
             )
         }),
     );
+    let histograms: Vec<ExponentialHistogramDataPoint> = counts
+        .latency
+        .iter()
+        .map(
+            |((request, replica), buckets)| ExponentialHistogramDataPoint {
+                attributes: out.attributes(&[("request", request), ("replica", replica)]),
+                start_time_unix_nano: start_ns,
+                time_unix_nano: at_ns,
+                count: buckets.count,
+                sum: Some(buckets.sum_seconds()),
+                scale: SCHEMA,
+                zero_count: buckets.zero,
+                positive: Some(exponential(buckets)),
+            },
+        )
+        .collect();
+    if !histograms.is_empty() {
+        out.points += histograms.len();
+        out.metrics.push(Metric {
+            name: "surge.request.duration".into(),
+            description: "From when a request was due to its last byte".into(),
+            unit: "s".into(),
+            exponential_histogram: Some(ExponentialHistogram {
+                data_points: histograms,
+                aggregation_temporality: CUMULATIVE,
+            }),
+            ..Metric::default()
+        });
+    }
     out.counter(
         "surge.upload.reads",
         "{read}",
@@ -469,35 +498,6 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], start_ns: u64, at_ns
             })
         }),
     );
-    let histograms: Vec<ExponentialHistogramDataPoint> = counts
-        .latency
-        .iter()
-        .map(
-            |((request, replica), buckets)| ExponentialHistogramDataPoint {
-                attributes: out.attributes(&[("request", request), ("replica", replica)]),
-                start_time_unix_nano: start_ns,
-                time_unix_nano: at_ns,
-                count: buckets.count,
-                sum: Some(buckets.sum),
-                scale: SCHEMA,
-                zero_count: buckets.zero,
-                positive: Some(exponential(buckets)),
-            },
-        )
-        .collect();
-    if !histograms.is_empty() {
-        out.points += histograms.len();
-        out.metrics.push(Metric {
-            name: "surge.request.duration".into(),
-            description: "From when a request was due to its last byte".into(),
-            unit: "s".into(),
-            exponential_histogram: Some(ExponentialHistogram {
-                data_points: histograms,
-                aggregation_temporality: CUMULATIVE,
-            }),
-            ..Metric::default()
-        });
-    }
     let over_cap = cap(&mut out.metrics, MAX_POINTS);
     let request = ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
@@ -569,12 +569,10 @@ mod tests {
 
     #[test]
     fn counts_become_cumulative_sums_and_an_exponential_histogram() {
-        let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
-        for us in [1_000, 1_000, 1_100, 4_000] {
-            h.record(us).unwrap();
-        }
         let mut b = Buckets::default();
-        b.add_hdr_us(&h);
+        for us in [1_000, 1_000, 1_100, 4_000] {
+            b.add(us, us);
+        }
         let counts = LiveCounts {
             requests: BTreeMap::from([(("search".into(), "r1".into(), "2xx"), 4)]),
             latency: BTreeMap::from([(("search".into(), "r1".into()), b)]),

@@ -107,36 +107,24 @@ pub struct Push {
 }
 
 /// How latency goes out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HistogramForm {
     /// One native histogram series per (request, replica).
     Native,
-    /// Classic `_bucket{le}`, `_sum` and `_count` series, at these bucket
-    /// bounds (indices of [`Buckets`], so each count is exact to them).
-    Classic(Vec<i32>),
+    /// Classic `_bucket{le}`, `_sum` and `_count` series at
+    /// [`CLASSIC_BOUNDS`].
+    Classic,
 }
 
-/// Classic bucket bounds for the latencies seen so far (`None` before the
-/// first): bounds √2 apart (every fourth of [`Buckets`]' bounds, so every
-/// classic count is a sum of native buckets) from half the fastest value
-/// to eight times the slowest, or 2 apart when that takes more than 24 —
-/// where the run's requests are, so a percentile read from them is close.
-/// Chosen once: a classic histogram's bounds may never change.
-pub fn classic_bounds(counts: &LiveCounts) -> Option<Vec<i32>> {
-    let indices = counts
-        .latency
-        .values()
-        .flat_map(|b| b.positive.keys().copied());
-    let (low, high) = indices.fold(None, |range: Option<(i32, i32)>, i| {
-        Some(range.map_or((i, i), |(lo, hi)| (lo.min(i), hi.max(i))))
-    })?;
-    // Half the fastest, 8× the slowest; within 2^-17 s (8 µs) and 2^8 s.
-    let low = ((low - 8).div_euclid(4) * 4).max(-136);
-    let high = ((high + 24 + 3).div_euclid(4) * 4).min(64);
-    let step = if (high - low) / 4 + 1 > 24 { 8 } else { 4 };
-    let low = low.div_euclid(step) * step;
-    Some((low..=high).step_by(step as usize).collect())
-}
+/// The classic buckets' bounds, as indices of [`Buckets`]: √2 apart (every
+/// fourth native bound, so each classic count is a sum of native buckets)
+/// from 2^-10 s (about 1 ms) to 64 s. The same for every run and shard:
+/// classic histograms add only where their bounds are the same, and a
+/// bound may never change within a series.
+pub const CLASSIC_BOUNDS: std::ops::RangeInclusive<i32> = -80..=48;
+
+/// Steps between classic bounds, in native buckets.
+const CLASSIC_STEP: usize = 4;
 
 /// A Prometheus label value for a bound: Go's shortest float text.
 fn le(index: i32) -> String {
@@ -165,7 +153,7 @@ fn native(buckets: &Buckets, at: i64) -> Histogram {
     }
     Histogram {
         count_int: Some(buckets.count),
-        sum: buckets.sum,
+        sum: buckets.sum_seconds(),
         schema: SCHEMA,
         zero_threshold: 0.0,
         zero_count_int: Some(buckets.zero),
@@ -175,11 +163,12 @@ fn native(buckets: &Buckets, at: i64) -> Histogram {
     }
 }
 
-/// Series being gathered for one push.
+/// Series being gathered for one push, in families that go whole or not
+/// at all (a classic histogram without its `+Inf` bucket would mislead).
 struct Series<'a> {
     common: &'a [(&'a str, &'a str)],
     at: i64,
-    all: Vec<TimeSeries>,
+    families: Vec<Vec<TimeSeries>>,
 }
 
 impl Series<'_> {
@@ -196,36 +185,76 @@ impl Series<'_> {
         all
     }
 
-    fn sample(&mut self, name: &str, own: &[(&str, &str)], value: f64) {
-        let labels = self.labels(name, own);
-        self.all.push(TimeSeries {
-            labels,
+    fn one(&self, name: &str, own: &[(&str, &str)], value: f64) -> TimeSeries {
+        TimeSeries {
+            labels: self.labels(name, own),
             samples: vec![Sample {
                 value,
                 timestamp: self.at,
             }],
             histograms: Vec::new(),
-        });
+        }
     }
 
-    fn histogram(&mut self, name: &str, own: &[(&str, &str)], buckets: &Buckets) {
-        let labels = self.labels(name, own);
-        self.all.push(TimeSeries {
-            labels,
-            samples: Vec::new(),
-            histograms: vec![native(buckets, self.at)],
-        });
+    fn sample(&mut self, name: &str, own: &[(&str, &str)], value: f64) {
+        let series = self.one(name, own, value);
+        self.families.push(vec![series]);
+    }
+
+    fn latency(&mut self, own: &[(&str, &str); 2], buckets: &Buckets, form: HistogramForm) {
+        let family = match form {
+            HistogramForm::Native => vec![TimeSeries {
+                labels: self.labels("surge_request_duration_seconds", own),
+                samples: Vec::new(),
+                histograms: vec![native(buckets, self.at)],
+            }],
+            HistogramForm::Classic => {
+                let name = "surge_request_duration_seconds_bucket";
+                let mut family: Vec<TimeSeries> = CLASSIC_BOUNDS
+                    .step_by(CLASSIC_STEP)
+                    .map(|bound| {
+                        let le = le(bound);
+                        let n = buckets.at_or_below(bound) as f64;
+                        self.one(name, &[own[0], own[1], ("le", &le)], n)
+                    })
+                    .collect();
+                let n = buckets.count as f64;
+                family.push(self.one(name, &[own[0], own[1], ("le", "+Inf")], n));
+                family.push(self.one("surge_request_duration_seconds_count", own, n));
+                let sum = buckets.sum_seconds();
+                family.push(self.one("surge_request_duration_seconds_sum", own, sum));
+                family
+            }
+        };
+        self.families.push(family);
+    }
+
+    /// The families that fit under [`MAX_SERIES`], first come first; how
+    /// many series were left out.
+    fn capped(self) -> (Vec<TimeSeries>, usize) {
+        let mut kept = Vec::new();
+        let mut over = 0;
+        for family in self.families {
+            if kept.len() + family.len() <= MAX_SERIES {
+                kept.extend(family);
+            } else {
+                over += family.len();
+            }
+        }
+        (kept, over)
     }
 }
 
 /// The counts as one Remote-Write request of samples at `at` (ms since
 /// the epoch), latency as `form` says; `labels` go on every series (the
-/// run id, the scenario, the shard).
-pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], at: i64, form: &HistogramForm) -> Push {
+/// test, the run id, the scenario, the shard). Under the cap, the run's
+/// own figures come first, then requests, latency, the gauges, and the
+/// uploads, read-backs and chaos events.
+pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], at: i64, form: HistogramForm) -> Push {
     let mut out = Series {
         common: labels,
         at,
-        all: Vec::new(),
+        families: Vec::new(),
     };
     out.sample("surge_arrivals_total", &[], counts.arrivals as f64);
     out.sample("surge_dropped_arrivals_total", &[], counts.dropped as f64);
@@ -253,6 +282,16 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], at: i64, form: &Hist
         let own = [("request", request.as_str()), ("replica", replica)];
         out.sample("surge_request_failures_total", &own, *n as f64);
     }
+    for ((request, replica), buckets) in &counts.latency {
+        out.latency(&[("request", request), ("replica", replica)], buckets, form);
+    }
+    for (request, values) in &counts.quantiles {
+        for (q, value) in QUANTILES.iter().zip(values) {
+            let q = q.to_string();
+            let own = [("request", request.as_str()), ("quantile", q.as_str())];
+            out.sample("surge_request_duration_quantile_seconds", &own, *value);
+        }
+    }
     for ((replica, verdict), n) in &counts.uploads {
         let own = [("replica", replica.as_str()), ("verdict", verdict)];
         out.sample("surge_upload_reads_total", &own, *n as f64);
@@ -269,35 +308,7 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], at: i64, form: &Hist
         let own = [("action", action.as_str()), ("outcome", outcome)];
         out.sample("surge_chaos_events_total", &own, *n as f64);
     }
-    for (request, values) in &counts.quantiles {
-        for (q, value) in QUANTILES.iter().zip(values) {
-            let q = q.to_string();
-            let own = [("request", request.as_str()), ("quantile", q.as_str())];
-            out.sample("surge_request_duration_quantile_seconds", &own, *value);
-        }
-    }
-    for ((request, replica), buckets) in &counts.latency {
-        let own = [("request", request.as_str()), ("replica", replica.as_str())];
-        match form {
-            HistogramForm::Native => out.histogram("surge_request_duration_seconds", &own, buckets),
-            HistogramForm::Classic(bounds) => {
-                for &bound in bounds {
-                    let le = le(bound);
-                    let with_le = [own[0], own[1], ("le", le.as_str())];
-                    let n = buckets.at_or_below(bound);
-                    out.sample("surge_request_duration_seconds_bucket", &with_le, n as f64);
-                }
-                let with_le = [own[0], own[1], ("le", "+Inf")];
-                let n = buckets.count as f64;
-                out.sample("surge_request_duration_seconds_bucket", &with_le, n);
-                out.sample("surge_request_duration_seconds_count", &own, n);
-                out.sample("surge_request_duration_seconds_sum", &own, buckets.sum);
-            }
-        }
-    }
-    let mut series = out.all;
-    let over_cap = series.len().saturating_sub(MAX_SERIES);
-    series.truncate(MAX_SERIES);
+    let (series, over_cap) = out.capped();
     let request = WriteRequest { timeseries: series };
     let bytes = prost::Message::encode_to_vec(&request);
     let body = snap::raw::Encoder::new()
@@ -336,7 +347,7 @@ mod tests {
             &counts,
             &[("run_id", "r-1"), ("scenario", "clinic")],
             1_796_000_000_123,
-            &HistogramForm::Native,
+            HistogramForm::Native,
         );
         assert_eq!(push.over_cap, 0);
         let request = decoded(&push);
@@ -388,18 +399,16 @@ mod tests {
             requests,
             ..LiveCounts::default()
         };
-        let push = encode(&counts, &[], 0, &HistogramForm::Native);
+        let push = encode(&counts, &[], 0, HistogramForm::Native);
         assert_eq!(push.over_cap, 11);
         assert_eq!(decoded(&push).timeseries.len(), MAX_SERIES);
     }
 
     fn with_latency(values_us: &[u64]) -> LiveCounts {
-        let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
-        for v in values_us {
-            h.record(*v).unwrap();
-        }
         let mut b = Buckets::default();
-        b.add_hdr_us(&h);
+        for v in values_us {
+            b.add(*v, *v);
+        }
         LiveCounts {
             latency: BTreeMap::from([(("search".to_owned(), "r1".to_owned()), b)]),
             ..LiveCounts::default()
@@ -422,7 +431,7 @@ mod tests {
     fn native_histograms_carry_spans_and_deltas_of_the_buckets() {
         // 1 ms twice, 1.1 ms (the next bucket), 4 ms (gap), 0.
         let counts = with_latency(&[1_000, 1_000, 1_100, 4_000, 0]);
-        let push = encode(&counts, &[], 7, &HistogramForm::Native);
+        let push = encode(&counts, &[], 7, HistogramForm::Native);
         let request = decoded(&push);
         let series = named(&request, "surge_request_duration_seconds");
         let h = &series[0].histograms[0];
@@ -450,32 +459,57 @@ mod tests {
     }
 
     #[test]
-    fn classic_buckets_are_cumulative_at_bounds_chosen_from_the_data() {
-        let counts = with_latency(&[2_000, 3_000, 40_000, 900_000]);
-        let bounds = classic_bounds(&counts).unwrap();
-        // Half of 2 ms to 8 × 0.9 s, √2 apart unless that is over 24.
-        assert!(Buckets::upper_bound(bounds[0]) <= 0.001);
-        assert!(Buckets::upper_bound(*bounds.last().unwrap()) >= 7.2);
-        assert!(
-            bounds.len() <= 24 && bounds.iter().all(|b| b % 4 == 0),
-            "{bounds:?}"
-        );
-        let push = encode(&counts, &[], 0, &HistogramForm::Classic(bounds.clone()));
+    fn classic_buckets_are_cumulative_at_the_fixed_bounds() {
+        let counts = with_latency(&[2_000, 3_000, 40_000, 900_000, 100_000_000]);
+        let push = encode(&counts, &[], 0, HistogramForm::Classic);
         let request = decoded(&push);
         let buckets = named(&request, "surge_request_duration_seconds_bucket");
-        assert_eq!(buckets.len(), bounds.len() + 1);
+        // 1/1024 s to 64 s, √2 apart, and +Inf.
+        assert_eq!(buckets.len(), 33 + 1);
         let at = |le: &str| {
             buckets
                 .iter()
                 .find(|s| s.labels.iter().any(|l| l.name == "le" && l.value == le))
                 .map(|s| s.samples[0].value)
         };
-        assert_eq!(at("+Inf"), Some(4.0));
-        assert_eq!(at("0.0625"), Some(3.0));
+        assert_eq!(at("0.0009765625"), Some(0.0));
         assert_eq!(at("0.00390625"), Some(2.0));
+        assert_eq!(at("0.0625"), Some(3.0));
+        assert_eq!(at("64"), Some(4.0));
+        assert_eq!(at("+Inf"), Some(5.0));
+        // Cumulative: never fewer at a higher bound.
+        let mut by_le: Vec<(f64, f64)> = buckets
+            .iter()
+            .map(|s| {
+                let le = s.labels.iter().find(|l| l.name == "le").unwrap();
+                (le.value.parse::<f64>().unwrap(), s.samples[0].value)
+            })
+            .collect();
+        by_le.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(by_le.windows(2).all(|w| w[0].1 <= w[1].1), "{by_le:?}");
         let count = named(&request, "surge_request_duration_seconds_count");
-        assert_eq!(count[0].samples[0].value, 4.0);
+        assert_eq!(count[0].samples[0].value, 5.0);
+        let sum = named(&request, "surge_request_duration_seconds_sum");
+        assert_eq!(sum[0].samples[0].value, 100.945);
         assert!(named(&request, "surge_request_duration_seconds").is_empty());
-        assert_eq!(classic_bounds(&LiveCounts::default()), None);
+    }
+
+    #[test]
+    fn a_histogram_goes_whole_or_not_at_all_under_the_cap() {
+        // Series enough that the last classic histogram cannot fit whole.
+        let mut counts = with_latency(&[2_000]);
+        counts.requests = (0..MAX_SERIES - 20)
+            .map(|i| ((format!("r{i}"), "x".to_owned(), "2xx"), 1))
+            .collect();
+        counts.chaos = BTreeMap::from([(("kill-pod oldest".to_owned(), "done"), 1)]);
+        let push = encode(&counts, &[], 0, HistogramForm::Classic);
+        let request = decoded(&push);
+        // 6 run series + 1980 requests fit; the 36-series histogram does
+        // not, and is left out whole; the chaos series after it still fits.
+        assert_eq!(push.over_cap, 36);
+        assert!(named(&request, "surge_request_duration_seconds_bucket").is_empty());
+        assert!(named(&request, "surge_request_duration_seconds_count").is_empty());
+        assert_eq!(named(&request, "surge_chaos_events_total").len(), 1);
+        assert_eq!(request.timeseries.len(), 6 + MAX_SERIES - 20 + 1);
     }
 }

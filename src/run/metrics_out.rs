@@ -100,7 +100,6 @@ impl MetricsOut {
                 last_ms: i64::MIN,
                 report: Arc::clone(&report),
                 native_refused: None,
-                classic: None,
             };
             let task = tokio::spawn(push_all(
                 pusher,
@@ -216,8 +215,6 @@ struct Pusher {
     report: Arc<Mutex<MetricsOutReport>>,
     /// Why the receiver refused native histograms, once it has.
     native_refused: Option<String>,
-    /// Classic bucket bounds, once chosen.
-    classic: Option<Vec<i32>>,
 }
 
 impl Pusher {
@@ -225,23 +222,12 @@ impl Pusher {
         change(&mut self.report.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    /// How latency goes out in this push: native histograms until the
-    /// receiver refuses them, then classic buckets at bounds chosen from the
-    /// first latencies (and kept: a classic histogram's bounds never change).
-    fn form(&mut self, counts: &LiveCounts) -> HistogramForm {
-        if self.native_refused.is_none() {
-            return HistogramForm::Native;
-        }
-        if self.classic.is_none() {
-            self.classic = remote_write::classic_bounds(counts);
-        }
-        HistogramForm::Classic(self.classic.clone().unwrap_or_default())
-    }
-
     /// One push, counted. A push of native histograms the receiver refuses
-    /// is sent again at once with classic buckets, and they are used from
-    /// then on (Prometheus without `--enable-feature=native-histograms`
-    /// refuses the whole request).
+    /// as such (Prometheus without `--enable-feature=native-histograms`
+    /// answers 500 "native histograms are disabled" and takes nothing of
+    /// it) is sent again at once with classic buckets, used from then on;
+    /// any other refusal is a failed push, and so is a classic one that
+    /// fails too (then native histograms were not the cause).
     async fn push(&mut self, counts: &LiveCounts, labels: &[(&str, &str)]) {
         let now_ms = counts
             .at
@@ -250,15 +236,12 @@ impl Pusher {
         let at_ms = now_ms.max(self.last_ms.saturating_add(1));
         self.last_ms = at_ms;
         let mut failure = self.send(counts, labels, at_ms).await;
-        let prometheus = matches!(self.target, MetricsTarget::Prometheus(_));
-        if let (Some(Refused::Answered(why)), None, false, true) = (
-            &failure,
-            &self.native_refused,
-            counts.latency.is_empty(),
-            prometheus,
-        ) {
+        if let (Some(Refused::NativeHistograms(why)), None) = (&failure, &self.native_refused) {
             self.native_refused = Some(why.clone());
             failure = self.send(counts, labels, at_ms).await;
+            if failure.is_some() {
+                self.native_refused = None;
+            }
         }
         let histograms = if counts.latency.is_empty() && self.native_refused.is_none() {
             None
@@ -277,7 +260,7 @@ impl Pusher {
             }
             match failure {
                 None => r.pushed += 1,
-                Some(Refused::Answered(why) | Refused::Failed(why)) => {
+                Some(Refused::NativeHistograms(why) | Refused::Failed(why)) => {
                     r.failed += 1;
                     r.last_error = Some(why);
                 }
@@ -297,8 +280,11 @@ impl Pusher {
         };
         let (request, over_cap) = match self.target.clone() {
             MetricsTarget::Prometheus(url) => {
-                let form = self.form(counts);
-                let encoded = remote_write::encode(counts, labels, at_ms, &form);
+                let form = match self.native_refused {
+                    None => HistogramForm::Native,
+                    Some(_) => HistogramForm::Classic,
+                };
+                let encoded = remote_write::encode(counts, labels, at_ms, form);
                 let request = client
                     .post(url)
                     .header("Content-Encoding", "snappy")
@@ -327,7 +313,18 @@ impl Pusher {
             Ok(answer) if answer.status().as_u16() == 429 => {
                 Some(Refused::Failed(format!("answered {}", answer.status())))
             }
-            Ok(answer) => Some(Refused::Answered(format!("answered {}", answer.status()))),
+            Ok(answer) => {
+                let why = format!("answered {}", answer.status());
+                // Read, not kept: a receiver's words may quote what it got.
+                let body = answer.bytes().await.unwrap_or_default();
+                let said = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_lowercase();
+                Some(match self.target {
+                    MetricsTarget::Prometheus(_) if said.contains("native histogram") => {
+                        Refused::NativeHistograms(why)
+                    }
+                    _ => Refused::Failed(why),
+                })
+            }
             Err(e) if e.is_timeout() => Some(Refused::Failed(format!(
                 "no answer within {} s",
                 PUSH_TIMEOUT.as_secs()
@@ -347,13 +344,13 @@ async fn partly_refused(answer: reqwest::Response) -> Option<Refused> {
     let response =
         <otlp::ExportMetricsServiceResponse as prost::Message>::decode(body.as_ref()).ok()?;
     let rejected = response.partial_success?.rejected_data_points;
-    (rejected > 0).then(|| Refused::Answered(format!("the receiver refused {rejected} points")))
+    (rejected > 0).then(|| Refused::Failed(format!("the receiver refused {rejected} points")))
 }
 
 /// Why a push did not land.
 enum Refused {
-    /// The receiver answered it with an error status.
-    Answered(String),
-    /// It never got an answer, or was told to come back later.
+    /// The receiver said it takes no native histograms.
+    NativeHistograms(String),
+    /// It refused the push for another reason, or never answered.
     Failed(String),
 }

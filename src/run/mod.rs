@@ -107,6 +107,14 @@ pub fn prepare_with_fingerprint(request: &RunRequest) -> Result<Prepared, RunErr
         count: request.shard.count,
         why,
     })?;
+    let pushes = !request.metrics_out.is_empty() || !scenario.metrics_out.is_empty();
+    if !request.shard.is_whole() && pushes && request.start_at.is_none() {
+        return Err(RunError::Shard {
+            index: request.shard.index,
+            count: request.shard.count,
+            why: "metrics out needs --start-at: the shards' series share one `test` label made from the test's fingerprint and its start, and without a start every relaunch of this test would share it too".into(),
+        });
+    }
     Ok(Prepared {
         scenario,
         fingerprint,
@@ -411,6 +419,21 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
             .await
             .map_err(RunError::Autoscaler)?;
     let run_id = new_run_id(&request.out_dir, &shard_run_name(&scenario));
+    // What the metrics sent out call the test: the run, or for a shard
+    // what every shard of its test shares (the fingerprint and the start),
+    // so that a dashboard sums the shards of one test and no other.
+    let test_label = match &fingerprint {
+        None => run_id.clone(),
+        Some(fingerprint) => {
+            let start = start_at
+                .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(String::new(), |d| format!("-{}", d.as_millis()));
+            format!(
+                "shards-{}{start}",
+                &fingerprint[..fingerprint.len().min(12)]
+            )
+        }
+    };
     let thresholds = scenario.thresholds.clone();
     let expected = crate::verify::gate::expectations(&scenario);
     let shard = fingerprint.map(|fingerprint| crate::bundle::ShardInfo {
@@ -481,6 +504,7 @@ pub async fn run(request: &RunRequest) -> Result<RunReport, RunError> {
     }
     let pushes = (!receivers.is_empty()).then(|| {
         let mut labels = vec![
+            ("test".to_owned(), test_label),
             ("run_id".to_owned(), run_id.clone()),
             ("scenario".to_owned(), scenario.name.clone()),
         ];
