@@ -63,7 +63,7 @@ run_surge() {
     local out=()
     [ "$how" = with ] && out=(--metrics-out "prometheus=$WRITE")
     rm -rf "$work/reports"
-    taskset -c 1 ./target/release/surge run "$@" --target "$URL" --no-progress \
+    taskset -c 1 /usr/bin/time -v -o "$work/time" ./target/release/surge run "$@" --target "$URL" --no-progress \
         --out "$work/reports" "${out[@]}" >/dev/null 2>"$work/err" || true
     if [ "$how" = with ]; then
         local pushed
@@ -74,27 +74,38 @@ run_surge() {
     fi
 }
 ratio() { python3 -c "print(f'{$1 / $2:.3f}')"; }
+# surge's CPU (user + system) per request completed in the last run, µs.
+cpu_per_request() {
+    local seconds
+    seconds=$(awk -F': ' '/User time|System time/ {t += $2} END {print t}' "$work/time")
+    python3 -c "print(round($seconds * 1e6 / $1, 1))"
+}
 
 echo "## 1. Throughput: closed model, $CONNECTIONS users, ${SECONDS_EACH}s per run"
 echo
-echo "| round | without req/s | with req/s | with / without |"
-echo "|---|---|---|---|"
+echo "| round | without req/s | with req/s | with / without | CPU µs/request without | with | with / without |"
+echo "|---|---|---|---|---|---|---|"
 ratios=()
+cpu_ratios=()
 for round in $(seq "$ROUNDS"); do
     # Alternate which goes first, so drift hits both alike.
     order=(without with)
     [ $((round % 2)) = 0 ] && order=(with without)
-    declare -A rps
+    declare -A rps cpu
     for how in "${order[@]}"; do
         run_surge "$how" bench/trivial.toml --users "$CONNECTIONS" --duration "${SECONDS_EACH}s"
         rps[$how]=$(summary_field 'round(s["overall"]["count"] / s["planned_s"])')
+        cpu[$how]=$(cpu_per_request "$(summary_field 's["overall"]["count"]')")
     done
     r=$(ratio "${rps[with]}" "${rps[without]}")
+    c=$(ratio "${cpu[with]}" "${cpu[without]}")
     ratios+=("$r")
-    echo "| $round | ${rps[without]} | ${rps[with]} | $r |"
+    cpu_ratios+=("$c")
+    echo "| $round | ${rps[without]} | ${rps[with]} | $r | ${cpu[without]} | ${cpu[with]} | $c |"
 done
+median() { printf '%s\n' "$@" | python3 -c "import sys, statistics; print(f'{statistics.median(float(x) for x in sys.stdin):.3f}')"; }
 echo
-echo "median with / without: $(printf '%s\n' "${ratios[@]}" | sort -n | python3 -c "import sys, statistics; print(f'{statistics.median(float(x) for x in sys.stdin):.3f}')")"
+echo "median with / without: throughput $(median "${ratios[@]}"), surge CPU per request $(median "${cpu_ratios[@]}")"
 echo
 
 echo "## 2. Open model: $RATE arrivals/s for ${OPEN_SECONDS}s"
