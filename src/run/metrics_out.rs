@@ -354,3 +354,40 @@ enum Refused {
     /// It refused the push for another reason, or never answered.
     Failed(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn snapshots_a_stuck_receiver_cannot_take_are_dropped_and_counted() {
+        // It takes the connection and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/api/v1/write", silent.local_addr().unwrap());
+        let (out, feed) = MetricsOut::start(
+            &[MetricsTarget::Prometheus(url)],
+            vec![("run_id".into(), "r".into())],
+        );
+        // The first is taken and stuck in its push; four wait; the rest
+        // find the queue full.
+        for _ in 0..10 {
+            (feed.send)(LiveCounts::default(), false);
+            tokio::task::yield_now().await;
+        }
+        (feed.send)(LiveCounts::default(), true);
+        drop(feed);
+        let cut = tokio_util::sync::CancellationToken::new();
+        cut.cancel();
+        let reports = out.finish(cut).await;
+        let report = &reports[0];
+        assert!(
+            (5..=6).contains(&report.dropped),
+            "10 snapshots, one in flight and four queued: {report:?}"
+        );
+        assert_eq!(report.pushed, 0);
+        assert_eq!(
+            report.last_error.as_deref(),
+            Some("the last push was cut short by a signal")
+        );
+    }
+}

@@ -223,3 +223,54 @@ pub async fn by_label(prometheus: &str, query: &str, label: &str) -> BTreeMap<St
     }
     out
 }
+
+/// A receiver on loopback (`http://127.0.0.1:PORT`) that reads each
+/// request whole and answers the first with the bytes of `first`, every
+/// later one with `then` (raw HTTP/1.1 answers).
+pub async fn receiver_answering(
+    first: Vec<u8>,
+    then: Vec<u8>,
+) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        for n in 0.. {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            // The request: headers, then Content-Length bytes of body.
+            let mut got = Vec::new();
+            let mut buffer = [0u8; 8192];
+            let body_at = loop {
+                let Ok(read) = socket.read(&mut buffer).await else {
+                    break None;
+                };
+                if read == 0 {
+                    break None;
+                }
+                got.extend_from_slice(&buffer[..read]);
+                if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break Some(end + 4);
+                }
+            };
+            let Some(body_at) = body_at else { continue };
+            let head = String::from_utf8_lossy(&got[..body_at]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while got.len() < body_at + length {
+                match socket.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => got.extend_from_slice(&buffer[..read]),
+                }
+            }
+            let answer = if n == 0 { &first } else { &then };
+            let _ = socket.write_all(answer).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    (url, task)
+}

@@ -126,3 +126,51 @@ async fn an_otlp_receiver_gets_the_bundles_counts_and_exponential_histograms() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn points_an_otlp_receiver_refuses_make_a_failed_push_said_by_count() {
+    let _engine = engine_lock().await;
+    let cluster = cluster(ClusterOptions {
+        replicas: 1,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    // 200, but three points refused, with words that must not be repeated.
+    let refusal =
+        prost::Message::encode_to_vec(&surge::report::otlp::ExportMetricsServiceResponse {
+            partial_success: Some(surge::report::otlp::ExportMetricsPartialSuccess {
+                rejected_data_points: 3,
+                error_message: "label value Okello Amina too long".into(),
+            }),
+        });
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        refusal.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&refusal);
+    let (base, receiver) = receiver_answering(answer.clone(), answer).await;
+    let request = RunRequest {
+        scenario: scenario(dir.path(), &cluster.url),
+        out_dir: dir.path().join("runs"),
+        metrics_out: vec![MetricsTarget::Otlp(format!("{base}/v1/metrics"))],
+        ..Default::default()
+    };
+    let report = surge::run::run(&request).await.expect("run completes");
+    cluster.shutdown().await;
+    receiver.abort();
+    let pushed = &report.results.metrics_out[0];
+    assert_eq!(pushed.pushed, 0, "{pushed:?}");
+    assert!(pushed.failed >= 2, "{pushed:?}");
+    assert_eq!(
+        pushed.last_error.as_deref(),
+        Some("the receiver refused 3 points"),
+        "{pushed:?}"
+    );
+    let json = std::fs::read_to_string(report.bundle.join("summary.json")).unwrap();
+    assert!(
+        !json.contains("Okello"),
+        "the receiver's words are not kept"
+    );
+}

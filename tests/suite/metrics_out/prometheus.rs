@@ -379,57 +379,6 @@ async fn a_receiver_that_never_answers_never_slows_the_run_and_what_it_missed_is
     assert!(!json.contains("s3cr3t") && !markdown.contains("s3cr3t"));
 }
 
-/// A Remote-Write receiver on loopback that answers the first push with
-/// `first` (status line and body) and every later one 204.
-async fn receiver_answering_first(first: &'static str) -> (String, tokio::task::JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        for n in 0.. {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            // The request: headers, then Content-Length bytes of body.
-            let mut got = Vec::new();
-            let mut buffer = [0u8; 8192];
-            let body_at = loop {
-                let Ok(read) = socket.read(&mut buffer).await else {
-                    break None;
-                };
-                if read == 0 {
-                    break None;
-                }
-                got.extend_from_slice(&buffer[..read]);
-                if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break Some(end + 4);
-                }
-            };
-            let Some(body_at) = body_at else { continue };
-            let head = String::from_utf8_lossy(&got[..body_at]).to_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            while got.len() < body_at + length {
-                match socket.read(&mut buffer).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(read) => got.extend_from_slice(&buffer[..read]),
-                }
-            }
-            let answer = if n == 0 {
-                first.to_owned()
-            } else {
-                "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n".to_owned()
-            };
-            let _ = socket.write_all(answer.as_bytes()).await;
-            let _ = socket.shutdown().await;
-        }
-    });
-    (url, task)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_passing_refusal_is_a_failed_push_and_keeps_native_histograms() {
     let _engine = engine_lock().await;
@@ -440,10 +389,13 @@ async fn a_passing_refusal_is_a_failed_push_and_keeps_native_histograms() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     // A proxy's 503, whose body says nothing of native histograms.
-    let (url, receiver) = receiver_answering_first(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy",
+    let (base, receiver) = receiver_answering(
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy"
+            .to_vec(),
+        b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n".to_vec(),
     )
     .await;
+    let url = format!("{base}/api/v1/write");
     let request = RunRequest {
         scenario: scenario(dir.path(), &cluster.url),
         out_dir: dir.path().join("runs"),
@@ -462,4 +414,79 @@ async fn a_passing_refusal_is_a_failed_push_and_keeps_native_histograms() {
         Some("answered 503 Service Unavailable"),
         "{pushed:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_ended_by_ctrl_c_still_pushes_its_last_counts() {
+    let _engine = engine_lock().await;
+    let prometheus = prometheus(true).await;
+    let cluster = cluster(ClusterOptions {
+        replicas: 1,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(dir.path(), &cluster.url);
+    // As a user runs it, for 60 s, and Ctrl-C after about 3 s: before the
+    // first periodic push, so whatever Prometheus holds came with the last.
+    let out = dir.path().join("runs");
+    let mut child = std::process::Command::new(surge_bin())
+        .args(["run", "--duration", "60s", "--no-progress", "--metrics-out"])
+        .arg(format!("prometheus={}/api/v1/write", prometheus.url))
+        .arg("--out")
+        .arg(&out)
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let ended = tokio::task::spawn_blocking(move || {
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        use std::io::Read;
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (status, stderr)
+    })
+    .await
+    .unwrap();
+    cluster.shutdown().await;
+    let (status, stderr) = ended;
+    // Interrupted: exit 3, with its bundle.
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    let bundle = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("summary.json").exists())
+        .expect("the bundle is written");
+    let r = surge::bundle::read_results(&bundle).unwrap();
+    assert!(r.interrupted.is_some(), "{:?}", r.interrupted);
+    let pushed = &r.metrics_out[0];
+    assert_eq!((pushed.pushed, pushed.failed), (1, 0), "{pushed:?}");
+    // The last push carried the run's last counts: the bundle's arrivals
+    // and requests.
+    let arrivals = value_of(
+        &prometheus.url,
+        &format!("surge_arrivals_total{{run_id=\"{}\"}}", r.run_id),
+    )
+    .await;
+    assert_eq!(arrivals as u64, r.totals.arrivals);
+    assert!(r.totals.arrivals >= 40, "{:?}", r.totals);
+    let requests = value_of(
+        &prometheus.url,
+        &format!("sum(surge_requests_total{{run_id=\"{}\"}})", r.run_id),
+    )
+    .await;
+    let completed: u64 = r.requests.iter().map(|s| s.count).sum();
+    assert_eq!(requests as u64, completed);
 }
