@@ -57,9 +57,15 @@ pub(super) fn compile_request(
         ));
     }
     let body = compile_body(name, def, fixtures)?;
+    // Bytes read back are compared with what was sent, which must be
+    // unique to the request; a search or a status needs no such content.
+    let compares_bytes = def
+        .consistency
+        .as_ref()
+        .is_some_and(|c| matches!(c.compare.as_deref(), None | Some("bytes")));
     let consistency = match &def.consistency {
         None => None,
-        Some(_) if !body.generates() => {
+        Some(_) if compares_bytes && !body.generates() => {
             return Err(format!(
                 "request `{name}`: consistency checks compare generated content: add generate = {{ kind = \"pdf\", size = \"16KiB\" }} to the body or a multipart part, or send a body_template holding ${{uuid}}"
             ))
@@ -280,12 +286,13 @@ pub(super) fn read_rule(
     if let Some(m) = c.method {
         rule.method = m;
     }
-    rule.by_status = match c.compare.as_deref() {
-        None | Some("bytes") => false,
-        Some("status") => true,
+    rule.compare = match c.compare.as_deref() {
+        None | Some("bytes") => Compare::Bytes,
+        Some("status") => Compare::Status,
+        Some("search") => Compare::Search,
         Some(other) => {
             return Err(format!(
-            "request `{name}`: consistency.compare = {other:?}: expected \"bytes\" or \"status\""
+            "request `{name}`: consistency.compare = {other:?}: expected \"bytes\", \"status\" or \"search\""
         ))
         }
     };

@@ -383,11 +383,25 @@ pub struct ReadRule {
     pub method: Method,
     /// Body of the read-back (content type, bytes), for a `POST` probe.
     pub body: Option<(String, std::sync::Arc<[u8]>)>,
-    /// Judge by status only: any 2xx means the replica has it (a cache
-    /// probe, whose answer is not the stored bytes).
-    pub by_status: bool,
+    /// What an answer must hold for the replica to have the write.
+    pub compare: Compare,
     /// Statuses meaning "not there (yet)".
     pub absent: Vec<u16>,
+}
+
+/// How a read-back's answer says the replica has what was written
+/// (`consistency.compare`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compare {
+    /// The stored bytes come back, the same size and SHA-256.
+    #[default]
+    Bytes,
+    /// Any 2xx (a cache probe, whose answer is not the stored bytes; a
+    /// record read by its id, which comes back with server fields added).
+    Status,
+    /// A search (a FHIR searchset Bundle) that finds it: at least one entry;
+    /// an empty result means not there (yet).
+    Search,
 }
 
 impl Default for ReadRule {
@@ -395,7 +409,7 @@ impl Default for ReadRule {
         ReadRule {
             method: Method::Get,
             body: None,
-            by_status: false,
+            compare: Compare::Bytes,
             absent: vec![404, 410],
         }
     }

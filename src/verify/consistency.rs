@@ -10,7 +10,7 @@
 use crate::bundle::{
     ConsistencyVerdict, Percentiles, Problem, ReplicaCounts, Verdict, MAX_PROBLEMS,
 };
-use crate::scenario::ReadRule;
+use crate::scenario::{Compare, ReadRule};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -40,14 +40,35 @@ pub struct Observation {
 
 /// Compares a read-back with the upload.
 pub fn compare(status: u16, body: &[u8], upload: &Upload, rule: &ReadRule) -> Seen {
-    match status {
-        200..=299 if rule.by_status => Seen::Same,
-        200..=299 if body.len() as u64 == upload.size && sha256_hex(body) == upload.sha256 => {
+    match (status, rule.compare) {
+        (200..=299, Compare::Status) => Seen::Same,
+        (200..=299, Compare::Search) => found(body),
+        (200..=299, Compare::Bytes)
+            if body.len() as u64 == upload.size && sha256_hex(body) == upload.sha256 =>
+        {
             Seen::Same
         }
-        200..=299 => Seen::Different,
-        s if rule.absent.contains(&s) => Seen::Missing,
-        other => Seen::Error(format!("status {other}")),
+        (200..=299, Compare::Bytes) => Seen::Different,
+        (s, _) if rule.absent.contains(&s) => Seen::Missing,
+        (other, _) => Seen::Error(format!("status {other}")),
+    }
+}
+
+/// A search's answer: found when its Bundle holds an entry, not (yet) when
+/// it holds none; anything else is no search result.
+fn found(body: &[u8]) -> Seen {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Seen::Error("not a search result (not JSON)".into());
+    };
+    if json["resourceType"] != "Bundle" {
+        return Seen::Error("not a search result (no Bundle)".into());
+    }
+    let entries = json["entry"].as_array().map_or(0, Vec::len);
+    let total = json["total"].as_u64().unwrap_or(0);
+    if entries > 0 || total > 0 {
+        Seen::Same
+    } else {
+        Seen::Missing
     }
 }
 
@@ -340,7 +361,7 @@ mod tests {
             Seen::Error("status 500".into())
         );
         let probe = ReadRule {
-            by_status: true,
+            compare: Compare::Status,
             absent: vec![400, 404],
             ..ReadRule::default()
         };
@@ -354,6 +375,40 @@ mod tests {
             Seen::Missing
         );
         assert!(matches!(compare(500, b"", &u, &probe), Seen::Error(_)));
+    }
+
+    #[test]
+    fn a_search_has_the_write_when_it_finds_it() {
+        let u = upload(b"ignored: a record comes back with server fields");
+        let search = ReadRule {
+            compare: Compare::Search,
+            ..ReadRule::default()
+        };
+        let hit = br#"{"resourceType":"Bundle","type":"searchset","total":1,"entry":[{"resource":{"resourceType":"Patient","id":"7"}}]}"#;
+        let empty = br#"{"resourceType":"Bundle","type":"searchset","total":0}"#;
+        assert_eq!(compare(200, hit, &u, &search), Seen::Same);
+        assert_eq!(compare(200, empty, &u, &search), Seen::Missing);
+        assert_eq!(compare(404, b"", &u, &search), Seen::Missing);
+        assert!(matches!(
+            compare(200, b"<html>", &u, &search),
+            Seen::Error(_)
+        ));
+        assert!(matches!(
+            compare(200, br#"{"resourceType":"OperationOutcome"}"#, &u, &search),
+            Seen::Error(_)
+        ));
+        // Stale: nothing at first, then found.
+        let seen = [
+            Observation {
+                after_ms: 10,
+                seen: compare(200, empty, &u, &search),
+            },
+            Observation {
+                after_ms: 620,
+                seen: compare(200, hit, &u, &search),
+            },
+        ];
+        assert_eq!(judge(&seen), (Verdict::Stale, Some(620)));
     }
 
     #[test]

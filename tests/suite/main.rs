@@ -28,6 +28,7 @@ mod merge_wait;
 mod metrics_out;
 mod nginx;
 mod openfhir;
+mod read_replica;
 mod readback;
 mod reports;
 mod scenarios;

@@ -313,7 +313,8 @@ async fn fhir_read(
         );
     }
     let path = r.resources_dir.join(format!("{resource_type}-{id}.json"));
-    match r.with_connection(|| std::fs::read(&path)).await {
+    let lag = r.options.service.read_replica_lag;
+    match r.with_connection(|| read_replayed(&path, lag)).await {
         Ok(Ok(bytes)) => {
             let mut resp = bytes.into_response();
             resp.headers_mut().insert(
@@ -332,4 +333,23 @@ async fn fhir_read(
         ),
         Err(resp) => resp,
     }
+}
+
+/// A stored resource as the read replica has it: its bytes once the
+/// replica has replayed its commit (`lag` after the file was written, the
+/// commit's time), else not found — as a standby behind by `lag` answers.
+pub(super) fn read_replayed(
+    path: &std::path::Path,
+    lag: std::time::Duration,
+) -> std::io::Result<Vec<u8>> {
+    if !lag.is_zero() {
+        let committed = std::fs::metadata(path)?.modified()?;
+        if committed.elapsed().unwrap_or_default() < lag {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not replayed on the read replica yet",
+            ));
+        }
+    }
+    std::fs::read(path)
 }

@@ -101,6 +101,9 @@ pub(super) async fn fhir_search(
     if let Some(refusal) = refuse_without_bearer(&r, &headers) {
         return refusal;
     }
+    if let Some(id) = q.get("_id") {
+        return search_by_id(&r, id).await;
+    }
     // A page of an earlier search names it in `_getpages` (HAPI keeps searches
     // in the database, so any replica can serve any page).
     let name = q
@@ -137,6 +140,31 @@ pub(super) async fn fhir_search(
         .await;
     match result {
         Ok(body) => fhir(StatusCode::OK, body),
+        Err(resp) => resp,
+    }
+}
+
+/// `GET /fhir/Patient?_id=X`: a searchset holding the stored Patient once
+/// the read replica has replayed it, an empty one before (or never).
+async fn search_by_id(r: &Shared, id: &str) -> Response {
+    let path = r.resources_dir.join(format!("Patient-{id}.json"));
+    let lag = r.options.service.read_replica_lag;
+    let found = r
+        .with_connection(|| {
+            safe_id(id)
+                .then(|| clinic::read_replayed(&path, lag).ok())
+                .flatten()
+                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        })
+        .await;
+    match found {
+        Ok(found) => {
+            let entry: Vec<Value> = found.into_iter().map(|p| json!({"resource": p})).collect();
+            fhir(
+                StatusCode::OK,
+                json!({"resourceType": "Bundle", "type": "searchset", "total": entry.len(), "entry": entry}),
+            )
+        }
         Err(resp) => resp,
     }
 }

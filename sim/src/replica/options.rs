@@ -61,6 +61,13 @@ pub struct ServiceOptions {
     /// Fault: replication flips a byte of every copy (a corrupting volume).
     #[arg(long)]
     pub corrupt_replication: bool,
+    /// FHIR resources are read from a streaming read replica that replays
+    /// each commit this long after it (a standby with
+    /// `recovery_min_apply_delay`): a read or `_id` search sooner finds
+    /// nothing. 0: every read sees every acknowledged write (synchronous
+    /// replication with `synchronous_commit = remote_apply`).
+    #[arg(long, default_value = "0ms", value_parser = crate::duration_flag)]
+    pub read_replica_lag: Duration,
     /// Slow requests whose path starts with PREFIX by FACTOR × the hold time
     /// (e.g. `/fhir/Patient=3`); repeatable. For regression tests.
     #[arg(long, value_parser = parse_slow)]
@@ -108,6 +115,7 @@ impl ServiceOptions {
                 "--replication-delay={}ms",
                 self.replication_delay.as_millis()
             ),
+            format!("--read-replica-lag={}ms", self.read_replica_lag.as_millis()),
         ];
         if self.corrupt_replication {
             args.push("--corrupt-replication".into());

@@ -401,3 +401,40 @@ fn reqwest_keeps_a_content_type_set_before_a_json_or_form_body() {
         assert_eq!(values, [want]);
     }
 }
+
+#[test]
+fn a_bytes_check_needs_generated_content_and_a_search_or_status_does_not() {
+    let create = |compare: &str| {
+        GOOD.replacen(
+            "[requests.open]",
+            &format!(
+                "[requests.create]\nmethod = \"POST\"\npath = \"/fhir/Patient\"\n\
+                 json = {{ resourceType = \"Patient\" }}\n\
+                 consistency = {{ id = \"id\", read = \"/fhir/Patient?_id=${{id}}\"{compare} }}\n\n\
+                 [requests.open]"
+            ),
+            1,
+        )
+        .replacen(
+            "{ request = \"open\" },",
+            "{ request = \"open\" },\n  { request = \"create\" },",
+            1,
+        )
+    };
+    let said = Scenario::from_text(&path(), &create("")).unwrap_err();
+    assert!(said.message.contains("compare generated content"), "{said}");
+    for (compare, rule) in [
+        (", compare = \"search\"", Compare::Search),
+        (", compare = \"status\"", Compare::Status),
+    ] {
+        let s = loads(&create(compare));
+        let spec = s.requests.iter().find(|r| r.name == "create").unwrap();
+        assert_eq!(spec.consistency.as_ref().unwrap().rule.compare, rule);
+    }
+    let said = Scenario::from_text(&path(), &create(", compare = \"rows\"")).unwrap_err();
+    assert!(
+        said.message
+            .contains("expected \"bytes\", \"status\" or \"search\""),
+        "{said}"
+    );
+}
