@@ -220,11 +220,7 @@ impl Readback {
         let book = Arc::clone(&self.book);
         let traffic = Arc::clone(&self.traffic);
         let mut tasks = self.tasks.lock().unwrap();
-        while let Some(finished) = tasks.try_join_next() {
-            if let Ok(checked) = finished {
-                self.keep(checked);
-            }
-        }
+        self.reap(&mut tasks);
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let seen_in_run = || {
@@ -257,16 +253,18 @@ impl Readback {
 
     /// Adds the uploads judged and the read-backs sent so far to `out`.
     pub fn live_counts(&self, out: &mut crate::measure::live::LiveCounts) {
-        {
-            let mut tasks = self.tasks.lock().unwrap();
-            while let Some(finished) = tasks.try_join_next() {
-                if let Ok(checked) = finished {
-                    self.keep(checked);
-                }
-            }
-        }
+        self.reap(&mut self.tasks.lock().unwrap());
         out.uploads = self.done.lock().unwrap().by_replica();
         out.add_read_backs(self.traffic.0.lock().unwrap().replicas.values());
+    }
+
+    /// Folds the checks that have finished into the verdict.
+    fn reap(&self, tasks: &mut tokio::task::JoinSet<Checked>) {
+        while let Some(finished) = tasks.try_join_next() {
+            if let Ok(checked) = finished {
+                self.keep(checked);
+            }
+        }
     }
 
     /// Folds a finished check into the verdict.

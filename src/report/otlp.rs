@@ -244,7 +244,6 @@ struct Gather<'a> {
     start_ns: u64,
     at_ns: u64,
     metrics: Vec<Metric>,
-    points: usize,
 }
 
 impl Gather<'_> {
@@ -256,68 +255,61 @@ impl Gather<'_> {
             .collect()
     }
 
-    fn point(&self, own: &[(&str, &str)], value: f64, cumulative: bool) -> NumberDataPoint {
-        NumberDataPoint {
-            attributes: self.attributes(own),
-            start_time_unix_nano: if cumulative { self.start_ns } else { 0 },
-            time_unix_nano: self.at_ns,
-            as_double: Some(value),
-        }
-    }
-
-    /// A cumulative monotonic sum with a point per `(attributes, value)`.
-    fn counter<'v>(
+    /// A metric of numbers, a point per `(attributes, value)`: a
+    /// cumulative monotonic sum, or a gauge; nothing when it has no point.
+    fn numbers<'v>(
         &mut self,
+        kind: Numbers,
         name: &str,
         unit: &str,
         description: &str,
         points: impl IntoIterator<Item = (Vec<(&'v str, &'v str)>, f64)>,
     ) {
+        let start_time_unix_nano = match kind {
+            Numbers::Counter => self.start_ns,
+            Numbers::Gauge => 0,
+        };
         let data_points: Vec<NumberDataPoint> = points
             .into_iter()
-            .map(|(own, value)| self.point(&own, value, true))
+            .map(|(own, value)| NumberDataPoint {
+                attributes: self.attributes(&own),
+                start_time_unix_nano,
+                time_unix_nano: self.at_ns,
+                as_double: Some(value),
+            })
             .collect();
         if data_points.is_empty() {
             return;
         }
-        self.points += data_points.len();
+        let (sum, gauge) = match kind {
+            Numbers::Counter => (
+                Some(Sum {
+                    data_points,
+                    aggregation_temporality: CUMULATIVE,
+                    is_monotonic: true,
+                }),
+                None,
+            ),
+            Numbers::Gauge => (None, Some(Gauge { data_points })),
+        };
         self.metrics.push(Metric {
             name: name.into(),
             description: description.into(),
             unit: unit.into(),
-            sum: Some(Sum {
-                data_points,
-                aggregation_temporality: CUMULATIVE,
-                is_monotonic: true,
-            }),
+            sum,
+            gauge,
             ..Metric::default()
         });
     }
+}
 
-    /// A gauge with a point per `(attributes, value)`.
-    fn gauge<'v>(
-        &mut self,
-        name: &str,
-        unit: &str,
-        description: &str,
-        points: impl IntoIterator<Item = (Vec<(&'v str, &'v str)>, f64)>,
-    ) {
-        let data_points: Vec<NumberDataPoint> = points
-            .into_iter()
-            .map(|(own, value)| self.point(&own, value, false))
-            .collect();
-        if data_points.is_empty() {
-            return;
-        }
-        self.points += data_points.len();
-        self.metrics.push(Metric {
-            name: name.into(),
-            description: description.into(),
-            unit: unit.into(),
-            gauge: Some(Gauge { data_points }),
-            ..Metric::default()
-        });
-    }
+/// What a metric of numbers is.
+#[derive(Clone, Copy)]
+enum Numbers {
+    /// A cumulative monotonic sum since the run's start.
+    Counter,
+    /// A value now.
+    Gauge,
 }
 
 /// The buckets as an OTLP point's: dense from the first bucket that holds
@@ -346,47 +338,53 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], start_ns: u64, at_ns
         start_ns,
         at_ns,
         metrics: Vec::new(),
-        points: 0,
     };
     let one = |value: u64| [(Vec::new(), value as f64)];
-    out.counter(
+    out.numbers(
+        Numbers::Counter,
         "surge.arrivals",
         "{arrival}",
         "Arrivals scheduled",
         one(counts.arrivals),
     );
-    out.counter(
+    out.numbers(
+        Numbers::Counter,
         "surge.dropped_arrivals",
         "{arrival}",
         "Arrivals dropped for want of a free user",
         one(counts.dropped),
     );
-    out.gauge(
+    out.numbers(
+        Numbers::Gauge,
         "surge.users.busy",
         "{user}",
         "Users in the middle of an iteration",
         one(counts.users_busy),
     );
     let s = counts.sessions;
-    out.counter(
+    out.numbers(
+        Numbers::Counter,
         "surge.sessions",
         "{session}",
         "Sessions accepted",
         one(s.accepted),
     );
-    out.counter(
+    out.numbers(
+        Numbers::Counter,
         "surge.session.switches",
         "{request}",
         "Requests served by another replica than the session's last",
         one(s.switches),
     );
-    out.counter(
+    out.numbers(
+        Numbers::Counter,
         "surge.session.drops",
         "{session}",
         "Sessions dropped",
         one(s.dropped),
     );
-    out.counter(
+    out.numbers(
+        Numbers::Counter,
         "surge.requests",
         "{request}",
         "Requests completed",
@@ -402,7 +400,8 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], start_ns: u64, at_ns
                 (own, *n as f64)
             }),
     );
-    out.counter(
+    out.numbers(
+        Numbers::Counter,
         "surge.request.failures",
         "{request}",
         "Requests that did not meet their expectations",
@@ -430,7 +429,6 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], start_ns: u64, at_ns
         )
         .collect();
     if !histograms.is_empty() {
-        out.points += histograms.len();
         out.metrics.push(Metric {
             name: "surge.request.duration".into(),
             description: "From when a request was due to its last byte".into(),
@@ -442,7 +440,8 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], start_ns: u64, at_ns
             ..Metric::default()
         });
     }
-    out.counter(
+    out.numbers(
+        Numbers::Counter,
         "surge.upload.reads",
         "{read}",
         "Upload and replica pairs judged, by verdict",
@@ -453,7 +452,8 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], start_ns: u64, at_ns
             )
         }),
     );
-    out.counter(
+    out.numbers(
+        Numbers::Counter,
         "surge.read_backs",
         "{request}",
         "Requests sent to read uploads back",
@@ -464,7 +464,8 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], start_ns: u64, at_ns
             )
         }),
     );
-    out.counter(
+    out.numbers(
+        Numbers::Counter,
         "surge.read_back.failures",
         "{request}",
         "Read-backs answered with an error or not at all",
@@ -473,7 +474,8 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], start_ns: u64, at_ns
             .iter()
             .map(|(replica, n)| (vec![("replica", replica.as_str())], *n as f64)),
     );
-    out.counter(
+    out.numbers(
+        Numbers::Counter,
         "surge.chaos.events",
         "{event}",
         "Chaos actions, by outcome",
@@ -485,7 +487,8 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], start_ns: u64, at_ns
         }),
     );
     let quantile_names: Vec<String> = QUANTILES.iter().map(f64::to_string).collect();
-    out.gauge(
+    out.numbers(
+        Numbers::Gauge,
         "surge.request.duration.quantile",
         "s",
         "p50, p95, p99 over the run so far, from HDR histograms",
@@ -519,19 +522,21 @@ pub fn encode(counts: &LiveCounts, labels: &[(&str, &str)], start_ns: u64, at_ns
     }
 }
 
+/// The points a metric carries.
+fn points_in(m: &Metric) -> usize {
+    m.gauge.as_ref().map_or(0, |g| g.data_points.len())
+        + m.sum.as_ref().map_or(0, |s| s.data_points.len())
+        + m.exponential_histogram
+            .as_ref()
+            .map_or(0, |h| h.data_points.len())
+}
+
 /// Keeps the first `max` points, in order; how many were left out.
 fn cap(metrics: &mut Vec<Metric>, max: usize) -> usize {
     let mut room = max;
     let mut over = 0;
     for m in metrics.iter_mut() {
-        let len = |m: &Metric| {
-            m.gauge.as_ref().map_or(0, |g| g.data_points.len())
-                + m.sum.as_ref().map_or(0, |s| s.data_points.len())
-                + m.exponential_histogram
-                    .as_ref()
-                    .map_or(0, |h| h.data_points.len())
-        };
-        let n = len(m);
+        let n = points_in(m);
         let keep = n.min(room);
         over += n - keep;
         room -= keep;
@@ -545,13 +550,7 @@ fn cap(metrics: &mut Vec<Metric>, max: usize) -> usize {
             h.data_points.truncate(keep);
         }
     }
-    metrics.retain(|m| {
-        m.gauge.as_ref().is_some_and(|g| !g.data_points.is_empty())
-            || m.sum.as_ref().is_some_and(|s| !s.data_points.is_empty())
-            || m.exponential_histogram
-                .as_ref()
-                .is_some_and(|h| !h.data_points.is_empty())
-    });
+    metrics.retain(|m| points_in(m) > 0);
     over
 }
 

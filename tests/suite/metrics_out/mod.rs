@@ -274,3 +274,86 @@ pub async fn receiver_answering(
     });
     (url, task)
 }
+
+/// The run's answers by (request, replica, status class), as its bundle
+/// counts them; asserted equal to what `prometheus` holds of
+/// `surge_requests_total` for the run.
+pub async fn assert_requests_as_bundle(
+    prometheus: &str,
+    r: &surge::bundle::RunResults,
+) -> BTreeMap<(String, String, String), u64> {
+    let mut expected: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for cell in &r.cells {
+        for (status, n) in &cell.stats.statuses {
+            let key = (
+                cell.request.clone(),
+                cell.replica.clone(),
+                class(*status).to_owned(),
+            );
+            *expected.entry(key).or_default() += n;
+        }
+    }
+    let query = format!(
+        "sum by (request, replica, class) (surge_requests_total{{run_id=\"{}\"}})",
+        r.run_id
+    );
+    let answer = promql(prometheus, &query).await;
+    let mut got: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for series in answer["data"]["result"].as_array().unwrap() {
+        let m = &series["metric"];
+        let label = |name: &str| m[name].as_str().unwrap().to_owned();
+        let value: f64 = series["value"][1].as_str().unwrap().parse().unwrap();
+        got.insert(
+            (label("request"), label("replica"), label("class")),
+            value as u64,
+        );
+    }
+    assert_eq!(got, expected, "{answer}");
+    expected
+}
+
+/// Each request's latency in `prometheus` as its bundle has it: the p95
+/// gauge is the bundle's p95 exactly; the histogram summed over the
+/// replicas counts the bundle's requests, and its p95 lies in the bucket
+/// that holds the bundle's.
+pub async fn assert_latency_as_bundle(prometheus: &str, r: &surge::bundle::RunResults) {
+    use surge::measure::live::Buckets;
+    for stats in &r.requests {
+        let gauge = value_of(
+            prometheus,
+            &format!(
+                "surge_request_duration_quantile_seconds{{run_id=\"{}\",request=\"{}\",quantile=\"0.95\"}}",
+                r.run_id, stats.name
+            ),
+        )
+        .await;
+        assert!(
+            (gauge * 1000.0 - stats.latency.p95).abs() < 1e-6,
+            "{}: gauge {gauge} s, bundle p95 {} ms",
+            stats.name,
+            stats.latency.p95
+        );
+        let selector = format!(
+            "surge_request_duration_seconds{{run_id=\"{}\",request=\"{}\"}}",
+            r.run_id, stats.name
+        );
+        let p95 = value_of(
+            prometheus,
+            &format!("histogram_quantile(0.95, sum({selector}))"),
+        )
+        .await;
+        let bucket = Buckets::index(stats.latency.p95 / 1000.0);
+        let (low, high) = (
+            Buckets::upper_bound(bucket - 1),
+            Buckets::upper_bound(bucket),
+        );
+        assert!(
+            p95 >= low * (1.0 - 1e-9) && p95 <= high * (1.0 + 1e-9),
+            "{}: the histogram's p95 {p95} s outside ({low}, {high}], HDR's {} ms",
+            stats.name,
+            stats.latency.p95
+        );
+        let count = value_of(prometheus, &format!("histogram_count(sum({selector}))")).await;
+        assert_eq!(count as u64, stats.count, "{}", stats.name);
+    }
+}

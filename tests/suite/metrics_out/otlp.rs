@@ -5,7 +5,6 @@
 
 use super::*;
 use crate::common::*;
-use std::collections::BTreeMap;
 use surge::run::metrics_out::MetricsTarget;
 use surge::run::RunRequest;
 use surge_sim::ClusterOptions;
@@ -40,34 +39,7 @@ async fn an_otlp_receiver_gets_the_bundles_counts_and_exponential_histograms() {
     assert_eq!((pushed.failed, pushed.dropped), (0, 0), "{pushed:?}");
     assert_eq!(pushed.histograms, "exponential", "{pushed:?}");
     // Requests per request, replica and class, as the bundle's.
-    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
-    for cell in &r.cells {
-        for (status, n) in &cell.stats.statuses {
-            let key = format!("{} {} {}", cell.request, cell.replica, class(*status));
-            *expected.entry(key).or_default() += n;
-        }
-    }
-    let answer = promql(
-        &prometheus.url,
-        &format!(
-            "sum by (request, replica, class) (surge_requests_total{{run_id=\"{}\"}})",
-            r.run_id
-        ),
-    )
-    .await;
-    let mut got: BTreeMap<String, u64> = BTreeMap::new();
-    for series in answer["data"]["result"].as_array().unwrap() {
-        let m = &series["metric"];
-        let key = format!(
-            "{} {} {}",
-            m["request"].as_str().unwrap(),
-            m["replica"].as_str().unwrap(),
-            m["class"].as_str().unwrap()
-        );
-        let value: f64 = series["value"][1].as_str().unwrap().parse().unwrap();
-        got.insert(key, value as u64);
-    }
-    assert_eq!(got, expected, "{answer}");
+    let expected = assert_requests_as_bundle(&prometheus.url, r).await;
     assert!(expected.len() >= 2, "both requests answered: {expected:?}");
     let arrivals = value_of(
         &prometheus.url,
@@ -77,43 +49,7 @@ async fn an_otlp_receiver_gets_the_bundles_counts_and_exponential_histograms() {
     assert_eq!(arrivals as u64, r.totals.arrivals);
     // The exponential histograms, as native ones: each request's count is
     // the bundle's, its p95 in the bucket of HDR's; the gauge is HDR's.
-    for stats in &r.requests {
-        let selector = format!(
-            "surge_request_duration_seconds{{run_id=\"{}\",request=\"{}\"}}",
-            r.run_id, stats.name
-        );
-        let count = value_of(
-            &prometheus.url,
-            &format!("histogram_count(sum({selector}))"),
-        )
-        .await;
-        assert_eq!(count as u64, stats.count, "{}", stats.name);
-        let p95 = value_of(
-            &prometheus.url,
-            &format!("histogram_quantile(0.95, sum({selector}))"),
-        )
-        .await;
-        let bucket = surge::measure::live::Buckets::index(stats.latency.p95 / 1000.0);
-        let (low, high) = (
-            surge::measure::live::Buckets::upper_bound(bucket - 1),
-            surge::measure::live::Buckets::upper_bound(bucket),
-        );
-        assert!(
-            p95 >= low * (1.0 - 1e-9) && p95 <= high * (1.0 + 1e-9),
-            "{}: p95 {p95} s outside ({low}, {high}], HDR's {} ms",
-            stats.name,
-            stats.latency.p95
-        );
-        let gauge = value_of(
-            &prometheus.url,
-            &format!(
-                "surge_request_duration_quantile_seconds{{run_id=\"{}\",request=\"{}\",quantile=\"0.95\"}}",
-                r.run_id, stats.name
-            ),
-        )
-        .await;
-        assert!((gauge * 1000.0 - stats.latency.p95).abs() < 1e-6, "{gauge}");
-    }
+    assert_latency_as_bundle(&prometheus.url, r).await;
     dashboard_queries_run(
         &prometheus.url,
         &r.run_id,

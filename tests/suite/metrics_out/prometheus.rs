@@ -40,19 +40,9 @@ async fn prometheus_receives_the_bundles_counts_per_request_replica_and_class() 
     cluster.shutdown().await;
     let r = &report.results;
     assert!(r.passed(), "{:?}", r.checks);
-    // The bundle's counts: every answer by its status class.
-    let mut expected: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-    for cell in &r.cells {
-        for (status, n) in &cell.stats.statuses {
-            *expected
-                .entry((
-                    cell.request.clone(),
-                    cell.replica.clone(),
-                    class(*status).to_owned(),
-                ))
-                .or_default() += n;
-        }
-    }
+    // What Prometheus holds, by PromQL, is the bundle's: every answer by
+    // its request, replica and status class.
+    let expected = assert_requests_as_bundle(&prometheus.url, r).await;
     let replicas: std::collections::BTreeSet<&str> =
         expected.keys().map(|(_, r, _)| r.as_str()).collect();
     assert_eq!(replicas.len(), 2, "both replicas answered: {expected:?}");
@@ -62,26 +52,6 @@ async fn prometheus_receives_the_bundles_counts_per_request_replica_and_class() 
     // One push at 5 s, one at the end (the run is 7 s); none dropped.
     assert!(pushed[0].pushed >= 2, "{pushed:?}");
     assert_eq!((pushed[0].failed, pushed[0].dropped), (0, 0), "{pushed:?}");
-    // What Prometheus holds, by PromQL.
-    let query = format!(
-        "sum by (request, replica, class) (surge_requests_total{{run_id=\"{}\"}})",
-        r.run_id
-    );
-    let answer = promql(&prometheus.url, &query).await;
-    let mut got: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-    for series in answer["data"]["result"].as_array().unwrap() {
-        let m = &series["metric"];
-        let value: f64 = series["value"][1].as_str().unwrap().parse().unwrap();
-        got.insert(
-            (
-                m["request"].as_str().unwrap().to_owned(),
-                m["replica"].as_str().unwrap().to_owned(),
-                m["class"].as_str().unwrap().to_owned(),
-            ),
-            value as u64,
-        );
-    }
-    assert_eq!(got, expected, "{answer}");
     let arrivals = promql(
         &prometheus.url,
         &format!(
@@ -98,54 +68,7 @@ async fn prometheus_receives_the_bundles_counts_per_request_replica_and_class() 
     );
     // Latency: native histograms, taken.
     assert_eq!(pushed[0].histograms, "native", "{pushed:?}");
-    for stats in &r.requests {
-        // The gauge is the bundle's p95 exactly.
-        let gauge = value_of(
-            &prometheus.url,
-            &format!(
-                "surge_request_duration_quantile_seconds{{run_id=\"{}\",request=\"{}\",quantile=\"0.95\"}}",
-                r.run_id, stats.name
-            ),
-        )
-        .await;
-        assert!(
-            (gauge * 1000.0 - stats.latency.p95).abs() < 1e-6,
-            "{}: gauge {gauge} s, bundle p95 {} ms",
-            stats.name,
-            stats.latency.p95
-        );
-        // The native histogram's p95, summed over the replicas, lies in the
-        // bucket that holds HDR's p95.
-        let from_native = value_of(
-            &prometheus.url,
-            &format!(
-                "histogram_quantile(0.95, sum(surge_request_duration_seconds{{run_id=\"{}\",request=\"{}\"}}))",
-                r.run_id, stats.name
-            ),
-        )
-        .await;
-        let bucket = surge::measure::live::Buckets::index(stats.latency.p95 / 1000.0);
-        let (low, high) = (
-            surge::measure::live::Buckets::upper_bound(bucket - 1),
-            surge::measure::live::Buckets::upper_bound(bucket),
-        );
-        assert!(
-            from_native >= low * (1.0 - 1e-9) && from_native <= high * (1.0 + 1e-9),
-            "{}: native p95 {from_native} s outside ({low}, {high}], HDR's {} ms",
-            stats.name,
-            stats.latency.p95
-        );
-        // Its count is the bundle's.
-        let count = value_of(
-            &prometheus.url,
-            &format!(
-                "histogram_count(sum(surge_request_duration_seconds{{run_id=\"{}\",request=\"{}\"}}))",
-                r.run_id, stats.name
-            ),
-        )
-        .await;
-        assert_eq!(count as u64, stats.count, "{}", stats.name);
-    }
+    assert_latency_as_bundle(&prometheus.url, r).await;
     dashboard_queries_run(
         &prometheus.url,
         &r.run_id,
