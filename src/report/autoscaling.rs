@@ -44,7 +44,7 @@ pub(super) fn line(
             rate,
             from_cpu: Some((seconds, per_unit)),
         }) => format!(
-            "; a pod serves {} req/s at the target ({} req/s per unit of the CPU metric over {seconds} s of this run)",
+            "; a pod serves {} req/s at the target ({} req/s per unit of the CPU metric over {seconds} s of this run with its pods settled)",
             number(rate),
             number(per_unit)
         ),
@@ -234,7 +234,7 @@ mod tests {
         }
         let said = line(&t, &rows, 60, &[], None).text.words();
         assert!(
-            said.contains("a pod serves 11.43 req/s at the target (0.23 req/s per unit of the CPU metric over 60 s of this run); load past the ready pods at 30 s needing 3 pods, ready 15 s later"),
+            said.contains("a pod serves 12.50 req/s at the target (0.25 req/s per unit of the CPU metric over 45 s of this run with its pods settled); load past the ready pods at 30 s needing 3 pods, ready 15 s later"),
             "{said}"
         );
     }

@@ -10,6 +10,13 @@
 //! per second a pod completes per unit of CPU (a pod's CPU taken as
 //! proportional to its load: its idle use makes the rate at the target
 //! lower, so a rise is judged early, never late).
+//!
+//! The HPA's CPU figure is an average over the pods it last measured, so
+//! a second counts only once the ready pods have been the same for
+//! [`SETTLED_S`]: just after a scale-up the figure is still the old pods'
+//! (one busy pod's 250% read as four pods' would make a pod seem to serve
+//! a quarter of what it does), just after a scale-down it is the gone
+//! pods' too.
 
 use crate::bundle::{AutoscalingTimeline, LatencySlo, TimelineRow};
 
@@ -92,6 +99,12 @@ impl Rises {
 /// Seconds with a CPU reading the conversion needs.
 pub const MIN_CPU_SECONDS: usize = 20;
 
+/// Seconds the ready pods must have stayed the same before a second's CPU
+/// reading is taken as theirs: the HPA syncs every 15 s over a reading
+/// metrics-server refreshes every 15 s as deployed. The run's first
+/// seconds count as settled (what came before is unknown).
+pub const SETTLED_S: f64 = 30.0;
+
 /// What a pod serves at the HPA's target, requests per second.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ServesPerPod {
@@ -106,8 +119,9 @@ pub struct ServesPerPod {
 /// What a pod serves at `t`'s target: a Pods metric's target; for a CPU
 /// target, that target × the requests per second per pod per unit of CPU
 /// over the run's full seconds (`rows` before `full_s`) whose sample
-/// carried a CPU reading; `None` for another metric, no positive target, or
-/// fewer than [`MIN_CPU_SECONDS`] such seconds.
+/// carried a CPU reading with the same pods ready for [`SETTLED_S`];
+/// `None` for another metric, no positive target, or fewer than
+/// [`MIN_CPU_SECONDS`] such seconds.
 pub fn serves_per_pod(
     t: &AutoscalingTimeline,
     rows: &[TimelineRow],
@@ -124,10 +138,20 @@ pub fn serves_per_pod(
         return None;
     }
     let (mut requests, mut cpu, mut seconds) = (0.0, 0.0, 0usize);
+    // When the ready pods last changed.
+    let mut changed_at = f64::NEG_INFINITY;
+    let mut ready_before = t.samples.first().map(|s| s.ready);
     for sample in &t.samples {
+        if ready_before != Some(sample.ready) {
+            changed_at = sample.at_s;
+            ready_before = Some(sample.ready);
+        }
+        let settled = sample.at_s - changed_at >= SETTLED_S;
         let second = sample.at_s.floor() as u64;
         let (Some(value), Some(row)) = (
-            sample.metric_value.filter(|v| *v > 0.0 && sample.ready > 0),
+            sample
+                .metric_value
+                .filter(|v| *v > 0.0 && sample.ready > 0 && settled),
             // Rows are one per second, in order.
             rows.binary_search_by_key(&second, |r| r.second)
                 .ok()
@@ -370,11 +394,12 @@ mod tests {
         run.extend(vec![(30, 3, 50.0); 15]);
         let (t, rows) = cpu_run(&run);
         let serves = serves_per_pod(&t, &rows, 60).unwrap();
-        // 1200 requests over 5250 %·pods: 0.229 req/s per %, 11.4 at 50%.
+        // The three pods' seconds are not yet settled: 750 requests over
+        // 3000 %·pods, 0.25 req/s per %, 12.5 at 50%.
         let (n, per_unit) = serves.from_cpu.unwrap();
-        assert_eq!(n, 60);
-        assert!((per_unit - 1200.0 / 5250.0).abs() < 1e-12);
-        assert!((serves.rate - 50.0 * 1200.0 / 5250.0).abs() < 1e-9);
+        assert_eq!(n, 45);
+        assert!((per_unit - 750.0 / 3000.0).abs() < 1e-12);
+        assert!((serves.rate - 50.0 * 750.0 / 3000.0).abs() < 1e-9);
         let r = rises(&t, &rows, 60, None).unwrap();
         assert_eq!(r.rises.len(), 1, "{r:?}");
         let rise = &r.rises[0];
@@ -387,6 +412,39 @@ mod tests {
             .unwrap()
             .rises
             .is_empty());
+    }
+
+    #[test]
+    fn a_reading_of_the_pods_before_a_scale_up_is_not_taken_for_the_new_ones() {
+        // One pod at 10/s shows 50% (a pod serves 10/s at the target), the
+        // load goes to 40/s: the one pod reads 200%; four pods are ready at
+        // second 30 while the HPA's figure stays the one pod's 200% for 20 s
+        // more, then 50% on each.
+        let mut run = vec![(10, 1, 50.0); 20];
+        run.extend(vec![(40, 1, 200.0); 10]);
+        run.extend(vec![(40, 4, 200.0); 20]);
+        run.extend(vec![(40, 4, 50.0); 40]);
+        let (t, rows) = cpu_run(&run);
+        let serves = serves_per_pod(&t, &rows, 90).unwrap();
+        // The settled seconds give the truth: 10/s a pod at 50%.
+        assert!((serves.rate - 10.0).abs() < 1e-9, "{serves:?}");
+        let (n, _) = serves.from_cpu.unwrap();
+        assert_eq!(n, 30 + 30);
+        let r = rises(&t, &rows, 90, None).unwrap();
+        assert_eq!(r.rises.len(), 1, "{r:?}");
+        assert_eq!((r.rises[0].needed, r.rises[0].end), (4, End::PodsReady(30)));
+        // Had the stale 200% counted for four pods, a pod would seem to
+        // serve 10 × 1400 / 4000 req/s, and four would never be enough.
+        let stale: f64 = run
+            .iter()
+            .map(|&(requests, _, _)| requests as f64)
+            .sum::<f64>()
+            / run
+                .iter()
+                .map(|&(_, ready, cpu)| ready as f64 * cpu)
+                .sum::<f64>()
+            * 50.0;
+        assert!(stale * 4.0 * 1.1 < 40.0, "{stale}");
     }
 
     #[test]
