@@ -4,6 +4,9 @@
 #   PostgreSQL (private data dir and port) ← pgBouncer (transaction pooling)
 #     ← N HAPI FHIR JPA replicas (JVMs, HikariCP) ← HAProxy (round robin)
 #
+#   with --standby, also: a streaming standby of that PostgreSQL ← a reader
+#     HAPI on it, to which HAProxy sends every read by id and every search
+#
 #   targets/hapi-fhir/cluster.sh up DIR [options]   start, wait until every
 #                                                  replica answers /fhir/metadata
 #   targets/hapi-fhir/cluster.sh down DIR           stop what `up` started (by pid)
@@ -18,7 +21,8 @@
 #                       or a folder per replica (HAPI's filesystem storage:
 #                       an upload is only on the replica that took it)
 #   --port P            HAProxy's port; the others follow it: P+1 PostgreSQL,
-#                       P+2 pgBouncer, P+3+i replica ri (default 18080)
+#                       P+2 pgBouncer, P+3+i replica ri; with --standby,
+#                       P+3+N the standby and P+4+N the reader (default 18080)
 #   --heap SIZE         each JVM's -Xmx (default 512m; 256m runs out on the
 #                       first $validate)
 #   --db-delay MS       every write of a resource waits MS milliseconds inside
@@ -27,6 +31,21 @@
 #                       across a network or under other load does; default 0.
 #                       On a 2-core machine HAPI's own CPU otherwise bounds
 #                       the load before the pools do.
+#   --standby async|sync
+#                       a hot standby (pg_basebackup -R, streaming) and one
+#                       more HAPI, the reader, on it: HAProxy sends GET
+#                       /fhir/{type}/{id} and GET /fhir/{type}?… there, the
+#                       rest to the replicas, as a read datasource on a
+#                       replica does. HAPI reads by id in read-write
+#                       transactions and pages searches through HFJ_SEARCH,
+#                       so the reader is a HAPI of its own: no paging
+#                       provider (searches answer whole, in one read-only
+#                       transaction), no schema update, no scheduled jobs, a
+#                       read-only pool. sync: synchronous_commit=remote_apply
+#                       (a write is replayed on the standby before it is
+#                       acknowledged); async: it is not waited for.
+#   --standby-delay MS  async only: the standby replays each commit MS later
+#                       (recovery_min_apply_delay), so lag is visible; 0..60000
 #   --seed DIR | --no-seed
 #                       load every *.json transaction Bundle in DIR through
 #                       the first replica (default fixtures/fhir/seed: 3,000
@@ -93,7 +112,7 @@ wait_port() { # name port pid-of-process seconds
 up() {
     dir=$1; shift
     local replicas=3 pool=5 bouncer_pool=20 max_conn=30 binary=db port=18080 heap=512m
-    local seed="$here/../../fixtures/fhir/seed" db_delay=0
+    local seed="$here/../../fixtures/fhir/seed" db_delay=0 standby="" standby_delay=0
     while [ $# -gt 0 ]; do
         case $1 in
         --replicas) replicas=$2 ;;
@@ -105,13 +124,15 @@ up() {
         --heap) heap=$2 ;;
         --seed) seed=$2 ;;
         --db-delay) db_delay=$2 ;;
+        --standby) standby=$2 ;;
+        --standby-delay) standby_delay=$2 ;;
         --no-seed) seed=""; shift; continue ;;
         *) die "unknown option $1 (see the head of $0)" ;;
         esac
         [ $# -ge 2 ] || die "$1 needs a value"
         shift 2
     done
-    for n in replicas pool bouncer_pool max_conn port db_delay; do
+    for n in replicas pool bouncer_pool max_conn port db_delay standby_delay; do
         [[ ${!n} =~ ^[0-9]+$ ]] || die "--${n//_/-} must be a whole number, got '${!n}'"
     done
     [ "$replicas" -ge 1 ] && [ "$replicas" -le 8 ] || die "--replicas must be 1..8, got $replicas"
@@ -119,6 +140,11 @@ up() {
     [ "$port" -ge 1024 ] && [ "$port" -le 65000 ] || die "--port must be 1024..65000, got $port"
     [ "$db_delay" -le 1000 ] || die "--db-delay must be 0..1000 ms, got $db_delay"
     case $binary in db | fs) ;; *) die "--binary must be db or fs, got '$binary'" ;; esac
+    case $standby in "" | async | sync) ;; *) die "--standby must be async or sync, got '$standby'" ;; esac
+    [ "$standby_delay" -le 60000 ] || die "--standby-delay must be 0..60000 ms, got $standby_delay"
+    if [ "$standby_delay" -gt 0 ] && [ "$standby" != async ]; then
+        die "--standby-delay needs --standby async (a synchronous standby's delay would hold every commit)"
+    fi
     command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || die "haproxy not found: apt-get install haproxy"
     command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || die "pgbouncer not found: apt-get install pgbouncer"
     local bin; bin=$(pg_bin)
@@ -159,6 +185,45 @@ up() {
     until "${as_db[@]}" "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; do sleep 0.2; done
     "${as_db[@]}" "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U hapi hapi
 
+    # The standby: a base backup of the primary (-R: it starts as a standby
+    # streaming from it, initdb's pg_hba trusting replication on loopback),
+    # named `standby` to the primary, holding back no row a query of its
+    # own still reads (hot_standby_feedback).
+    local standby_port=$((port + 3 + replicas)) reader_port=$((port + 4 + replicas))
+    if [ -n "$standby" ]; then
+        mkdir -m 700 "$dir/pg-standby"
+        [ "$(id -u)" = 0 ] && chown postgres "$dir/pg-standby"
+        "${as_db[@]}" "$bin/pg_basebackup" -h 127.0.0.1 -p "$pg_port" -U hapi -D "$dir/pg-standby" -R -X stream \
+            >"$dir/log/pg_basebackup.log" 2>&1 || die "pg_basebackup failed (see $dir/log/pg_basebackup.log)"
+        "${as_db[@]}" "$bin/postgres" -D "$dir/pg-standby" -p "$standby_port" -k "$dir/run" \
+            -c listen_addresses=127.0.0.1 -c max_connections="$max_conn" \
+            -c cluster_name=standby -c hot_standby_feedback=on \
+            -c "primary_conninfo=host=127.0.0.1 port=$pg_port user=hapi application_name=standby" \
+            -c recovery_min_apply_delay="${standby_delay}ms" >"$dir/log/postgres-standby.log" 2>&1 &
+        echo "postgres-standby $!" >>"$dir/pids"
+        wait_port postgres-standby "$standby_port" $! 60
+        local t=0
+        until [ "$("${as_db[@]}" "$bin/psql" -At -h 127.0.0.1 -p "$pg_port" -U hapi -d hapi \
+            -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'standby' AND state = 'streaming'")" = 1 ]; do
+            [ $t -ge 300 ] && die "the standby is not streaming from the primary within 60 s (see $dir/log/postgres-standby.log)"
+            sleep 0.2; t=$((t + 1))
+        done
+        if [ "$standby" = sync ]; then
+            # From here on a commit returns once the standby has replayed it.
+            "${as_db[@]}" "$bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U hapi -d hapi -v ON_ERROR_STOP=1 \
+                -c "ALTER SYSTEM SET synchronous_standby_names = 'standby'" \
+                -c "ALTER SYSTEM SET synchronous_commit = 'remote_apply'" \
+                -c "SELECT pg_reload_conf()" >"$dir/log/standby-sync.log" 2>&1 \
+                || die "making the standby synchronous failed (see $dir/log/standby-sync.log)"
+            t=0
+            until [ "$("${as_db[@]}" "$bin/psql" -At -h 127.0.0.1 -p "$pg_port" -U hapi -d hapi \
+                -c "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'")" = sync ]; do
+                [ $t -ge 100 ] && die "the primary did not take the standby as synchronous within 20 s"
+                sleep 0.2; t=$((t + 1))
+            done
+        fi
+    fi
+
     # pgBouncer, transaction pooling: the JDBC URL turns server-side prepared
     # statements off (prepareThreshold=0) because pgBouncer 1.18 cannot carry
     # them across server connections.
@@ -198,44 +263,58 @@ EOF
     mkdir -p "$dir/replicas"
     start_replica() {
         mkdir -p "$dir/binaries/r$1"
-        supervise "$1" >>"$dir/log/supervisor.log" 2>&1 </dev/null &
+        supervise "r$1" "${ports[$1]}" \
+            --surge.binary-directory="$dir/binaries/r$1" \
+            --spring.datasource.url="jdbc:postgresql://127.0.0.1:$bouncer_port/hapi?prepareThreshold=0" \
+            >>"$dir/log/supervisor.log" 2>&1 </dev/null &
         echo "r$1 $!" >>"$dir/pids"
     }
-    supervise() {
-        local i=$1 p=${ports[$1]} child="" launched ready_ms backoff=1 ever_ready=""
+    # The reader: HAPI on the standby, straight to it (a standby takes no
+    # writes to pool), its pool read-only.
+    start_reader() {
+        supervise reader "$reader_port" \
+            --surge.reader=true \
+            --spring.datasource.url="jdbc:postgresql://127.0.0.1:$standby_port/hapi" \
+            --spring.datasource.hikari.read-only=true \
+            >>"$dir/log/supervisor.log" 2>&1 </dev/null &
+        echo "reader $!" >>"$dir/pids"
+    }
+    supervise() { # name port java-arguments...
+        local name=$1 p=$2 child="" launched ready_ms backoff=1 ever_ready="" system=()
+        shift 2
+        # HAPI's scheduled jobs (search expiry, reindexing) write.
+        [ "$name" = reader ] && system=(-Dscheduling_disabled=true)
         trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; [ -n "$child" ] && wait "$child"; exit 0' TERM
         while :; do
             launched=$(date +%s%3N)
-            java -Xmx"$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k \
+            java -Xmx"$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k "${system[@]}" \
                 -jar "$jar" \
                 --server.address=127.0.0.1 --server.port="$p" \
-                --surge.replica-name="r$i" \
+                --surge.replica-name="$name" \
                 --surge.binary-storage="$binary" \
-                --surge.binary-directory="$dir/binaries/r$i" \
-                --spring.datasource.url="jdbc:postgresql://127.0.0.1:$bouncer_port/hapi?prepareThreshold=0" \
                 --spring.datasource.username=hapi \
                 --spring.datasource.hikari.maximum-pool-size="$pool" \
-                >>"$dir/log/r$i.log" 2>&1 &
+                "$@" >>"$dir/log/$name.log" 2>&1 &
             child=$!
-            publish "r$i" "pid=$child" "url=http://127.0.0.1:$p"
+            publish "$name" "pid=$child" "url=http://127.0.0.1:$p"
             until curl -sf -o /dev/null --max-time 5 "http://127.0.0.1:$p/fhir/metadata"; do
                 alive "$child" || break
                 sleep 0.2
             done
             if alive "$child"; then
                 ready_ms=$(date +%s%3N)
-                publish "r$i" "pid=$child" "url=http://127.0.0.1:$p" "ready_at_ms=$ready_ms"
-                echo "r$i pid $child ready $((ready_ms - launched)) ms after launch" >>"$dir/log/supervisor.log"
+                publish "$name" "pid=$child" "url=http://127.0.0.1:$p" "ready_at_ms=$ready_ms"
+                echo "$name pid $child ready $((ready_ms - launched)) ms after launch" >>"$dir/log/supervisor.log"
                 ever_ready=1 backoff=1
             fi
             wait "$child" || true
             if [ -z "$ever_ready" ]; then
                 # The first start failed: `up` reports it; no crash loop.
-                echo "r$i pid $child exited before it ever served" >>"$dir/log/supervisor.log"
-                : >"$dir/replicas/.r$i.failed"
+                echo "$name pid $child exited before it ever served" >>"$dir/log/supervisor.log"
+                : >"$dir/replicas/.$name.failed"
                 exit 1
             fi
-            echo "r$i pid $child exited; restarting in ${backoff}s" >>"$dir/log/supervisor.log"
+            echo "$name pid $child exited; restarting in ${backoff}s" >>"$dir/log/supervisor.log"
             sleep "$backoff"
             backoff=$((backoff < 16 ? backoff * 2 : 30))
         done
@@ -252,19 +331,19 @@ EOF
         local state
         state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) && [ -n "$state" ] && [ "$state" != Z ]
     }
-    wait_metadata() {
-        local i=$1 t=0
-        until grep -q '^ready_at_ms=' "$dir/replicas/r$i" 2>/dev/null; do
-            if [ -e "$dir/replicas/.r$i.failed" ]; then
-                tail -20 "$dir/log/r$i.log" >&2
-                die "replica r$i exited while starting (see $dir/log/r$i.log)"
+    wait_metadata() { # name
+        local name=$1 t=0
+        until grep -q '^ready_at_ms=' "$dir/replicas/$name" 2>/dev/null; do
+            if [ -e "$dir/replicas/.$name.failed" ]; then
+                tail -20 "$dir/log/$name.log" >&2
+                die "$name exited while starting (see $dir/log/$name.log)"
             fi
-            [ $t -ge 1500 ] && die "replica r$i did not answer /fhir/metadata within 300 s (see $dir/log/r$i.log)"
+            [ $t -ge 1500 ] && die "$name did not answer /fhir/metadata within 300 s (see $dir/log/$name.log)"
             sleep 0.2; t=$((t + 1))
         done
     }
     start_replica 0
-    wait_metadata 0
+    wait_metadata r0
     if [ -n "$seed" ]; then
         local bundle n=0
         [ -d "$seed" ] || die "--seed $seed is not a folder"
@@ -288,7 +367,19 @@ EOF
             >"$dir/log/db-delay.log" 2>&1 || die "installing --db-delay failed (see $dir/log/db-delay.log)"
     fi
     for ((i = 1; i < replicas; i++)); do start_replica "$i"; done
-    for ((i = 1; i < replicas; i++)); do wait_metadata "$i"; done
+    if [ -n "$standby" ]; then
+        # The reader makes no schema: it starts once the standby has
+        # replayed the one r0 made (after --standby-delay).
+        t=0
+        until "${as_db[@]}" "$bin/psql" -q -h 127.0.0.1 -p "$standby_port" -U hapi -d hapi \
+            -c "SELECT 1 FROM hfj_resource LIMIT 1" >/dev/null 2>&1; do
+            [ $t -ge $((600 + standby_delay / 100)) ] && die "the standby has no HAPI schema $((60 + standby_delay / 1000)) s after r0 made it"
+            sleep 0.1; t=$((t + 1))
+        done
+        start_reader
+    fi
+    for ((i = 1; i < replicas; i++)); do wait_metadata "r$i"; done
+    [ -n "$standby" ] && wait_metadata reader
     # A fresh JVM's first $validate loads the R4 StructureDefinitions (2-5 s
     # here); one per replica now, so a test measures the server, not its
     # first request.
@@ -313,7 +404,20 @@ EOF
         echo "    timeout check 5s"
         echo "frontend fhir"
         echo "    bind 127.0.0.1:$port"
+        if [ -n "$standby" ]; then
+            # Reads by id and searches (the path without its query) go to
+            # the reader; metadata, operations and every write do not.
+            echo "    acl read method GET HEAD"
+            echo "    acl by_id_or_search path_reg ^/fhir/[A-Z][A-Za-z]*(/[A-Za-z0-9.-]{1,64})?\$"
+            echo "    use_backend reader if read by_id_or_search"
+        fi
         echo "    default_backend replicas"
+        if [ -n "$standby" ]; then
+            echo "backend reader"
+            echo "    option httpchk GET /fhir/metadata"
+            echo "    http-response set-header X-Served-By %s"
+            echo "    server reader 127.0.0.1:$reader_port check inter 1s fall 2 rise 2"
+        fi
         echo "backend replicas"
         echo "    balance roundrobin"
         # A request whose connection is refused (its replica just died) goes
@@ -343,16 +447,22 @@ EOF
         echo "BOUNCER_POOL=$bouncer_pool"
         echo "BINARY=$binary"
         echo "DB_DELAY_MS=$db_delay"
+        if [ -n "$standby" ]; then
+            echo "STANDBY=$standby"
+            echo "STANDBY_DELAY_MS=$standby_delay"
+            echo "STANDBY_PORT=$standby_port"
+            echo "READER_PORT=$reader_port"
+        fi
     } >"$dir/cluster.env"
     trap - EXIT
-    echo "cluster up: http://127.0.0.1:$port/fhir (replicas ${ports[*]}, pgBouncer $bouncer_port, PostgreSQL $pg_port)"
+    echo "cluster up: http://127.0.0.1:$port/fhir (replicas ${ports[*]}, pgBouncer $bouncer_port, PostgreSQL $pg_port${standby:+, $standby standby $standby_port, reader $reader_port})"
 }
 
 down() {
     local dir=$1 name pid t file
     [ -f "$dir/pids" ] || die "$dir holds no cluster (no $dir/pids)"
-    # Newest first: HAProxy, the replicas' supervisors (each stops its JVM),
-    # pgBouncer, PostgreSQL.
+    # Newest first: HAProxy, the replicas' and reader's supervisors (each
+    # stops its JVM), pgBouncer, the standby, PostgreSQL.
     tac "$dir/pids" | while read -r name pid; do
         kill -TERM "$pid" 2>/dev/null || continue
         for ((t = 0; t < 150; t++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

@@ -18,10 +18,14 @@
 //!   as `surge plan` predicts;
 //! - a HAPI JVM killed mid-run (`kill -9`) comes back under its supervisor:
 //!   surge measures the recovery as the JVM's own start-up, and only
-//!   requests in flight on it fail.
+//!   requests in flight on it fail;
+//! - read-your-writes through a streaming standby and a reader HAPI on it
+//!   (`standby.rs`): synchronous, every create found at once; asynchronous
+//!   with a replay delay, every create stale on the reader for that delay.
 
 #[path = "../suite/common/mod.rs"]
 mod common;
+mod standby;
 
 use common::*;
 use std::collections::BTreeMap;
@@ -51,7 +55,9 @@ impl RealCluster {
             .position(|a| *a == "--replicas")
             .map(|i| args[i + 1].parse().unwrap())
             .unwrap_or(3);
-        let port = free_port_run(3 + replicas).to_string();
+        // With a standby, two ports more: the standby's and its reader's.
+        let standby = if args.contains(&"--standby") { 2 } else { 0 };
+        let port = free_port_run(3 + replicas + standby).to_string();
         // `timeout` bounds a start that hangs (a Maven download, a JVM).
         let out = Command::new("timeout")
             .arg("900")
@@ -92,6 +98,23 @@ impl RealCluster {
             .split_whitespace()
             .map(|p| format!("http://127.0.0.1:{p}"))
             .collect()
+    }
+
+    /// One statement on the `hapi` database of the PostgreSQL at `port_key`
+    /// (`PG_PORT`, `STANDBY_PORT`): its answer, unaligned, without headers.
+    fn sql(&self, port_key: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p"])
+            .arg(self.port(port_key).to_string())
+            .args(["-U", "hapi", "-d", "hapi", "-At", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
     /// One statement on pgBouncer's admin console; its CSV answer, header first.

@@ -67,7 +67,8 @@ public class FhirServerConfig {
             ConfigurableListableBeanFactory beanFactory,
             FhirContext fhirContext,
             JpaStorageSettings settings,
-            DataSource dataSource) {
+            DataSource dataSource,
+            @Value("${surge.reader:false}") boolean reader) {
         LocalContainerEntityManagerFactoryBean factory =
                 HapiEntityManagerFactoryUtil.newEntityManagerFactory(beanFactory, fhirContext, settings);
         factory.setPersistenceUnitName("HAPI_PU");
@@ -76,8 +77,9 @@ public class FhirServerConfig {
         // HAPI's HibernatePropertiesProvider reads the dialect from here.
         jpa.put("hibernate.dialect", HapiFhirPostgresDialect.class.getName());
         // The first replica creates the schema; the cluster script starts it
-        // alone so that the others find the tables made.
-        jpa.put("hibernate.hbm2ddl.auto", "update");
+        // alone so that the others find the tables made. A reader, on a
+        // standby, cannot change a schema and finds it replayed.
+        jpa.put("hibernate.hbm2ddl.auto", reader ? "none" : "update");
         jpa.put("hibernate.search.enabled", "false");
         jpa.put("hibernate.format_sql", "false");
         jpa.put("hibernate.show_sql", "false");
@@ -138,7 +140,8 @@ public class FhirServerConfig {
             ISearchParamRegistry searchParamRegistry,
             IValidationSupport validationSupport,
             DatabaseBackedPagingProvider pagingProvider,
-            IInterceptorService storageInterceptors) {
+            IInterceptorService storageInterceptors,
+            @Value("${surge.reader:false}") boolean reader) {
         // Binary content is moved out of the resource (to the database's blob
         // table or a folder) by this storage interceptor; HAPI defines it but
         // leaves registering it to the application.
@@ -147,7 +150,12 @@ public class FhirServerConfig {
         RestfulServer server = new RestfulServer(fhirContext);
         server.registerProviders(resourceProviders.createProviders());
         server.registerProvider(systemProvider);
-        server.setPagingProvider(pagingProvider);
+        // A search with a paging provider keeps its results in HFJ_SEARCH, a
+        // write a reader on a standby cannot make; without one, HAPI answers
+        // a search whole in one read-only transaction.
+        if (!reader) {
+            server.setPagingProvider(pagingProvider);
+        }
         // Links (Location, paging `next`) name the address the client used,
         // i.e. the balancer's, so a page can be fetched from any replica.
         server.setServerAddressStrategy(new IncomingRequestAddressStrategy());
