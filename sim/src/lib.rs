@@ -17,6 +17,7 @@ pub mod custom_metrics;
 pub mod data;
 pub mod database;
 pub mod endpoints;
+pub mod failover;
 pub mod replica;
 pub mod sessions;
 pub mod tls;
@@ -118,6 +119,24 @@ impl ClusterOptions {
         for (_, factor) in &s.slow {
             check_range("--slow factor", *factor, 1.0, 1000.0)?;
         }
+        check_range(
+            "--read-replica-lag (ms)",
+            s.read_replica_lag.as_millis(),
+            0,
+            3_600_000,
+        )?;
+        check_range(
+            "--failover-loses (ms)",
+            s.failover_loses.as_millis(),
+            0,
+            3_600_000,
+        )?;
+        check_range(
+            "--failover-down (ms)",
+            s.failover_down.as_millis(),
+            0,
+            3_600_000,
+        )?;
         Ok(())
     }
 }

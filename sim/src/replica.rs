@@ -40,6 +40,8 @@ struct Replica {
     patients: Vec<Patient>,
     /// Where FHIR resources are stored (shared by all replicas).
     resources_dir: PathBuf,
+    /// The database's failover, when its primary dies.
+    failover: crate::failover::Failover,
     /// idgen's sequence.
     next_identifier: AtomicU64,
     /// openFHIR template cache.
@@ -77,6 +79,12 @@ pub async fn router(options: ReplicaOptions) -> anyhow::Result<Router> {
         },
         metrics: PoolMetrics::default(),
         resources_dir: shared_dir.join("fhir"),
+        failover: crate::failover::Failover::new(
+            &shared_dir,
+            &shared_dir.join("fhir"),
+            options.service.failover_loses,
+            options.service.failover_down,
+        ),
         next_identifier: AtomicU64::new(1),
         tokens_issued: AtomicU64::new(0),
         openfhir: openfhir::Cache::new(
@@ -291,6 +299,10 @@ impl Replica {
             let _ = tokio::task::spawn_blocking(move || compute_for(cpu)).await;
         }
         drop(slot);
+        // A commit reaching a dead primary fails, however long ago it began.
+        if let Err(why) = self.failover.check() {
+            return Err(text(StatusCode::SERVICE_UNAVAILABLE, why));
+        }
         let out = work();
         drop(permit);
         self.metrics.usage_count.fetch_add(1, Ordering::Relaxed);

@@ -106,6 +106,10 @@ pub struct ConsistencyVerdict {
     /// The requests sent to read uploads back: load the cluster carried.
     #[serde(default)]
     pub read_backs: super::ReadBackTraffic,
+    /// The writes (requests with a read-back): sent, failed, and the
+    /// audit after the run.
+    #[serde(default)]
+    pub writes: super::Writes,
 }
 
 impl ConsistencyVerdict {

@@ -21,6 +21,7 @@ mod results;
 mod sessions;
 mod shard;
 mod vocabulary;
+mod writes;
 
 /// Adds counts by key (reasons, values) from another part.
 pub fn add_counts(
@@ -47,6 +48,7 @@ pub use results::*;
 pub use sessions::{DropEvent, DropSecond, SessionVerdict, Transition, MAX_EVENTS};
 pub use shard::{Expectations, FeederLedger, MergeInfo, ShardInfo, MAX_LEDGER_ROWS};
 pub use vocabulary::{LatencySlo, LatencyStat, LoadModel};
+pub use writes::{LostWrite, WriteAudit, Writes, MAX_LOST_LISTED};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;

@@ -467,6 +467,7 @@ fn consistency(parts: &[ShardBundle], offsets: &[u64]) -> ConsistencyVerdict {
         }
         v.problems.extend(c.problems.iter().cloned());
         v.read_backs.absorb(&c.read_backs, *offset);
+        v.writes.add(&c.writes, *offset as f64);
         add_counts(&mut v.errors, &c.errors);
     }
     v.problems.truncate(MAX_PROBLEMS);

@@ -203,6 +203,10 @@ fn attachments(o: &mut String, rep: &Report, r: &RunResults) -> anyhow::Result<(
             details(o, &a.problems);
         }
     }
+    lines(o, &a.writes);
+    if !a.lost.rows.is_empty() {
+        details(o, &a.lost);
+    }
     Ok(())
 }
 

@@ -110,6 +110,9 @@ fn findings(out: &mut String, rep: &Report) {
     for l in a.unverifiable.iter().chain(a.any.then_some(&a.summary)) {
         block(out, [l], &[]);
     }
+    if !a.writes.is_empty() {
+        block(out, &a.writes, &[]);
+    }
     if !rep.carried.notes.is_empty() {
         block(out, &rep.carried.notes, &[]);
     }

@@ -110,6 +110,10 @@ pub(super) struct Attachments {
     pub trouble: Vec<Line>,
     /// The problems one by one.
     pub problems: Table,
+    /// The writes: sent, failed and when, and the audit after the run.
+    pub writes: Vec<Line>,
+    /// The acknowledged writes gone after the run, one by one.
+    pub lost: Table,
 }
 
 /// What the cluster carried besides the scenario's own requests.
@@ -475,7 +479,63 @@ fn attachments(r: &RunResults) -> Attachments {
         by_replica,
         trouble: trouble.collect(),
         problems: problems(r),
+        writes: writes(&c.writes),
+        lost: lost(&c.writes),
     }
+}
+
+/// The writes' lines: none when the run sent none.
+fn writes(w: &crate::bundle::Writes) -> Vec<Line> {
+    if w.sent == 0 {
+        return Vec::new();
+    }
+    let mut sent = format!("{} sent, {} failed", w.sent, w.failed);
+    if let (Some(from), Some(to)) = (w.failed_from_s, w.failed_to_s) {
+        sent += &format!(
+            " from {from:.1} s to {to:.1} s of the run ({:.1} s)",
+            w.failed_window_s()
+        );
+    }
+    let mut out = vec![Line::labelled("writes", sent)];
+    if let Some(a) = &w.audit {
+        let mut found = vec![format!("{} present", a.present), format!("{} lost", a.lost)];
+        for (n, what) in [
+            (a.changed, "changed"),
+            (a.unanswered, "unanswered"),
+            (a.not_audited, "not audited"),
+        ] {
+            if n > 0 {
+                found.push(format!("{n} {what}"));
+            }
+        }
+        let mut said = format!(
+            "audit after the run: {} acknowledged writes read again through the balancer: {}",
+            a.acknowledged,
+            found.join(", ")
+        );
+        if let Some(first) = a.lost_writes.first() {
+            said += &format!(
+                "; the first lost: {} {} (acknowledged by {} at {:.1} s)",
+                first.request, first.id, first.replica, first.acknowledged_at_s
+            );
+        }
+        out.push(Line::labelled("writes", said));
+    }
+    out
+}
+
+fn lost(w: &crate::bundle::Writes) -> Table {
+    let listed = w.audit.iter().flat_map(|a| &a.lost_writes);
+    Table::new(["write", "request", "acknowledged by", "at s"])
+        .titled("acknowledged writes lost, one by one")
+        .with_rows(listed.map(|l| {
+            [
+                l.id.clone(),
+                l.request.clone(),
+                l.replica.clone(),
+                format!("{:.1}", l.acknowledged_at_s),
+            ]
+        }))
 }
 
 /// `ok 150, stale 2`: the verdicts counted, in report order, but for those

@@ -86,6 +86,7 @@ fn said(out: &mut String, rep: &Report) {
         lines(out, [&a.summary]);
         items(out, &a.trouble);
     }
+    lines(out, &a.writes);
     lines(out, &rep.carried.notes);
     if let Some(c) = &rep.chaos {
         lines(out, [&c.heading].into_iter().chain(&c.aborted));

@@ -241,6 +241,7 @@ pub(super) fn compile_verify(def: &model::VerifyDef) -> Result<VerifySpec, Locat
         visible_within: def.visible_within.0,
         poll: def.poll.0,
         through_balancer: def.through_balancer,
+        audit: def.audit,
         budget,
     })
 }

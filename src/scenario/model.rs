@@ -65,6 +65,10 @@ pub struct VerifyDef {
     /// Also read through the balancer until every replica seen in the run has answered.
     #[serde(default = "yes")]
     pub through_balancer: bool,
+    /// After the run, read every acknowledged write once more through the
+    /// balancer and count those gone (a failover's lost writes).
+    #[serde(default)]
+    pub audit: bool,
     /// Reports say when read-backs were more than this many times the
     /// scenario's own requests sent (0.01 to 100).
     #[serde(default = "default_read_budget")]
@@ -130,6 +134,7 @@ impl Default for VerifyDef {
             visible_within: default_visible_within(),
             poll: default_poll(),
             through_balancer: true,
+            audit: false,
             budget: default_read_budget(),
         }
     }

@@ -302,6 +302,9 @@ pub struct VerifySpec {
     pub poll: Duration,
     /// Also read through the balancer.
     pub through_balancer: bool,
+    /// Read every acknowledged write once more after the run, through the
+    /// balancer, within `visible_within`, and count those gone.
+    pub audit: bool,
     /// Read-backs at most this many times the scenario's own requests sent,
     /// or the reports say so.
     pub budget: f64,

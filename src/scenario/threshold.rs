@@ -102,6 +102,17 @@ pub enum AutoscalingStat {
     OverSlo,
 }
 
+/// A statistic of the writes (requests with a read-back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStat {
+    /// Acknowledged writes gone after the run (`[verify] audit`): `writes.lost`.
+    Lost,
+    /// Writes that failed: `writes.failed`.
+    Failed,
+    /// From the first failed write sent to the last one ended: `writes.failed_s`.
+    FailedWindow,
+}
+
 /// A statistic of the uploads read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachmentStat {
@@ -137,6 +148,8 @@ pub enum Metric {
     Attachments(AttachmentStat),
     /// The autoscaler's response: `autoscaling.scale_up_s`.
     Autoscaling(AutoscalingStat),
+    /// The writes and the audit after the run: `writes.lost`.
+    Writes(WriteStat),
 }
 
 /// The attachment verdicts a threshold may count, by name.
@@ -174,6 +187,8 @@ impl Metric {
             Metric::Autoscaling(AutoscalingStat::ScaleUp | AutoscalingStat::OverSlo) => {
                 Kind::Latency
             }
+            Metric::Writes(WriteStat::Lost | WriteStat::Failed) => Kind::Count,
+            Metric::Writes(WriteStat::FailedWindow) => Kind::Latency,
         }
     }
 
@@ -204,6 +219,12 @@ impl Metric {
             "attachments" => Metric::Attachments(attachment_stat(stat).ok_or_else(|| {
                 unknown("missing, corrupted, stale, errors, unverified, unverifiable, uploads and visible_p50 … visible_p99, visible_max")
             })?),
+            "writes" => Metric::Writes(match stat {
+                "lost" => WriteStat::Lost,
+                "failed" => WriteStat::Failed,
+                "failed_s" => WriteStat::FailedWindow,
+                _ => return Err(unknown("`lost`, `failed` and `failed_s`")),
+            }),
             "autoscaling" => Metric::Autoscaling(match stat {
                 "scale_up_s" => AutoscalingStat::ScaleUp,
                 "over_slo_s" => AutoscalingStat::OverSlo,
@@ -566,6 +587,9 @@ mod tests {
                 "attachments.visible_p99",
                 Metric::Attachments(AttachmentStat::Visible(LatencyStat::P99)),
             ),
+            ("writes.lost", Metric::Writes(WriteStat::Lost)),
+            ("writes.failed", Metric::Writes(WriteStat::Failed)),
+            ("writes.failed_s", Metric::Writes(WriteStat::FailedWindow)),
         ] {
             assert_eq!(Metric::parse(name, &[]), Ok(metric), "{name}");
         }
@@ -573,6 +597,11 @@ mod tests {
             Metric::parse("attachments.visible_p42", &[]),
             Err(ThresholdError::UnknownStat { .. })
         ));
+        let unknown = Metric::parse("writes.gone", &[]).unwrap_err().to_string();
+        assert!(
+            unknown.contains("`lost`, `failed` and `failed_s`"),
+            "{unknown}"
+        );
     }
 
     #[test]

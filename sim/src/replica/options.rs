@@ -68,6 +68,17 @@ pub struct ServiceOptions {
     /// replication with `synchronous_commit = remote_apply`).
     #[arg(long, default_value = "0ms", value_parser = crate::duration_flag)]
     pub read_replica_lag: Duration,
+    /// The database fails over when a file named `failover` appears in the
+    /// shared folder (its mtime the primary's death): the FHIR resources
+    /// committed this long before it are lost, as an asynchronous standby
+    /// promoted in its place never received them. 0: synchronous
+    /// replication, no acknowledged write is lost.
+    #[arg(long, default_value = "0ms", value_parser = crate::duration_flag)]
+    pub failover_loses: Duration,
+    /// After the primary's death every database request fails this long
+    /// (the standby's promotion).
+    #[arg(long, default_value = "1s", value_parser = crate::duration_flag)]
+    pub failover_down: Duration,
     /// Slow requests whose path starts with PREFIX by FACTOR × the hold time
     /// (e.g. `/fhir/Patient=3`); repeatable. For regression tests.
     #[arg(long, value_parser = parse_slow)]
@@ -116,6 +127,8 @@ impl ServiceOptions {
                 self.replication_delay.as_millis()
             ),
             format!("--read-replica-lag={}ms", self.read_replica_lag.as_millis()),
+            format!("--failover-loses={}ms", self.failover_loses.as_millis()),
+            format!("--failover-down={}ms", self.failover_down.as_millis()),
         ];
         if self.corrupt_replication {
             args.push("--corrupt-replication".into());

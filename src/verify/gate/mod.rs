@@ -11,6 +11,7 @@ use crate::bundle::{CheckResult, Expectations, RunResults, Stats, ThresholdResul
 use crate::bundle::{LatencySlo, LatencyStat};
 use crate::scenario::threshold::{
     AttachmentStat, AutoscalingStat, Kind, Metric, Op, RequestStat, SessionStat, Tally, Threshold,
+    WriteStat,
 };
 use crate::scenario::Scenario;
 
@@ -115,6 +116,7 @@ fn read(t: &Threshold, r: &RunResults, slo: Option<LatencySlo>) -> Reading {
         }
         Metric::Attachments(stat) => attachments(r, *stat),
         Metric::Autoscaling(stat) => autoscaling(r, *stat, slo),
+        Metric::Writes(stat) => writes(r, *stat),
         Metric::Requests(stat) => reading(
             Some(request_stat(&r.overall, *stat)),
             completed,
@@ -151,6 +153,27 @@ fn attachments(r: &RunResults, stat: AttachmentStat) -> Reading {
             c.visible_everywhere,
             "upload became visible everywhere",
         ),
+    }
+}
+
+fn writes(r: &RunResults, stat: WriteStat) -> Reading {
+    let w = &r.consistency.writes;
+    let completed = "write (a request with a read-back) completed";
+    match stat {
+        WriteStat::Lost => match &w.audit {
+            Some(audit) => reading(
+                Some(audit.lost as f64),
+                audit.answered(),
+                "acknowledged write was answered for by the audit after the run",
+            ),
+            None => reading(
+                None,
+                0,
+                "acknowledged write was audited after the run ([verify] audit = true)",
+            ),
+        },
+        WriteStat::Failed => reading(Some(w.failed as f64), w.sent, completed),
+        WriteStat::FailedWindow => reading(Some(w.failed_window_s() * 1000.0), w.sent, completed),
     }
 }
 

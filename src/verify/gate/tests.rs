@@ -409,3 +409,82 @@ fn the_autoscaling_verdict_without_an_autoscaler_or_an_slo_is_nothing_measured()
         "{typo}"
     );
 }
+
+/// The write thresholds: nothing measured without writes or without an
+/// audit; with them, a lost write fails `writes.lost < 1` and a healthy
+/// audit passes it, and the failure window is judged in time.
+#[test]
+fn write_thresholds_judge_the_audit_and_the_failure_window_both_ways() {
+    use crate::bundle::{WriteAudit, Writes};
+    let thresholds = [
+        parse("writes.lost", "< 1").unwrap(),
+        parse("writes.failed", "< 10").unwrap(),
+        parse("writes.failed_s", "< 2s").unwrap(),
+    ];
+    let said = |r: &RunResults| -> Vec<(bool, String)> {
+        judge(&thresholds, r)
+            .into_iter()
+            .map(|v| (v.passed, v.measured_text))
+            .collect()
+    };
+    let none = results();
+    let completed = "nothing measured: no write (a request with a read-back) completed";
+    assert_eq!(
+        said(&none),
+        [
+            (
+                false,
+                "nothing measured: no acknowledged write was audited after the run ([verify] audit = true)".to_owned()
+            ),
+            (false, completed.to_owned()),
+            (false, completed.to_owned()),
+        ]
+    );
+
+    // A failover: 40 writes 0.1 s apart, every other one from 2.0 s to
+    // 3.0 s failed (6, the last ending at 3.05 s); 2 of 35 lost.
+    let mut failover = results();
+    let mut w = Writes::default();
+    for i in 0..40 {
+        let at = i as f64 * 0.1;
+        w.count((2.0..3.1).contains(&at) && i % 2 == 0, at, at + 0.05);
+    }
+    w.audit = Some(WriteAudit {
+        acknowledged: 35,
+        present: 33,
+        lost: 2,
+        ..Default::default()
+    });
+    failover.consistency.writes = w;
+    let judged = judge(&thresholds, &failover);
+    assert_eq!(
+        judged.iter().map(|v| v.passed).collect::<Vec<_>>(),
+        [false, true, true],
+        "{judged:?}"
+    );
+    assert_eq!(judged[0].measured, Some(2.0));
+    assert_eq!(judged[1].measured, Some(6.0));
+    let window = judged[2].measured.unwrap();
+    assert!((window - 1050.0).abs() < 1e-6, "{window}");
+
+    // Synchronous replication: nothing lost; a long outage fails the window.
+    let mut healthy = failover.clone();
+    let audit = healthy.consistency.writes.audit.as_mut().unwrap();
+    (audit.present, audit.lost) = (35, 0);
+    healthy.consistency.writes.failed_to_s = Some(5.0);
+    let judged = judge(&thresholds, &healthy);
+    assert_eq!(
+        judged.iter().map(|v| v.passed).collect::<Vec<_>>(),
+        [true, true, false],
+        "{judged:?}"
+    );
+
+    // An audit that had no answer for any write measured nothing.
+    let mut unanswered = failover.clone();
+    let audit = unanswered.consistency.writes.audit.as_mut().unwrap();
+    (audit.present, audit.lost, audit.unanswered) = (0, 0, 35);
+    assert_eq!(
+        judge(&thresholds, &unanswered)[0].measured_text,
+        "nothing measured: no acknowledged write was answered for by the audit after the run"
+    );
+}

@@ -1,0 +1,165 @@
+//! Acknowledged writes lost in a database failover (issue 28), on the
+//! reference cluster: its database's primary dies when a chaos `exec`
+//! step touches `failover` in the cluster's shared folder; every database
+//! request fails for 1 s (the standby's promotion), and with asynchronous
+//! replication the commits of the last 500 ms before the death are gone
+//! (the standby never received them). The double writes the ids it
+//! dropped to `failover.lost`: the truth surge's audit is held to, id by
+//! id. Both ways: asynchronous loses exactly those; synchronous loses none;
+//! both measure the window in which writes failed.
+
+use crate::common::*;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+use surge::bundle::RunResults;
+use surge_sim::replica::ServiceOptions;
+use surge_sim::ClusterOptions;
+
+/// Three registrars creating Patients for 5 s, each create searched by its
+/// id; the primary dies 2 s in; every acknowledged create audited after.
+fn registrations(base_url: &str, failover: &Path) -> String {
+    format!(
+        r#"[target]
+base_url = "{base_url}"
+replica_header = "X-Served-By"
+timeout = "5s"
+
+[load]
+model = "closed"
+[[load.stages]]
+users = 3
+hold = "5s"
+
+[[personas]]
+name = "registrar"
+steps = [{{ request = "register", think = "50ms" }}]
+
+[requests.register]
+method = "POST"
+path = "/fhir/Patient"
+content_type = "application/fhir+json"
+json = {{ resourceType = "Patient", name = [{{ family = "Okello", given = ["Amina"] }}] }}
+expect = {{ status = [201] }}
+consistency = {{ id = "id", read = "/fhir/Patient?_id=${{id}}", compare = "search" }}
+
+[verify]
+visible_within = "3s"
+poll = "25ms"
+audit = true
+budget = 20
+
+[chaos]
+[[chaos.actions]]
+action = "exec"
+command = "touch {}"
+at = "2s"
+
+[thresholds]
+"writes.lost" = "< 1"
+"writes.failed_s" = "< 3s"
+"#,
+        failover.display()
+    )
+}
+
+/// A run through a failover that loses `loses`; what surge found and the
+/// ids the double dropped.
+async fn through_failover(loses: Duration) -> (RunResults, BTreeSet<String>) {
+    let data = tempfile::tempdir().unwrap();
+    let cluster = cluster(ClusterOptions {
+        data_dir: Some(data.path().to_path_buf()),
+        balancing: surge_sim::balancer::Balancing::RoundRobin,
+        service: ServiceOptions {
+            failover_loses: loses,
+            failover_down: Duration::from_secs(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = data.path().join("shared");
+    let path = scenario_file(
+        dir.path(),
+        "failover",
+        &registrations(&cluster.url, &shared.join("failover")),
+    );
+    let report = run(path, None, None, &dir.path().join("reports")).await;
+    cluster.shutdown().await;
+    eprintln!("{}", surge::report::terminal_summary(&report.results));
+    let dropped = std::fs::read_to_string(shared.join("failover.lost"))
+        .expect("the failover was applied")
+        .lines()
+        .map(|l| {
+            l.strip_prefix("Patient/")
+                .expect("only Patients")
+                .to_owned()
+        })
+        .collect();
+    (report.results, dropped)
+}
+
+/// The writes failed from the death until the promotion: about the 1 s
+/// it took, never much more.
+fn assert_failure_window(r: &RunResults) {
+    let w = &r.consistency.writes;
+    assert!(w.failed > 0, "{w:?}");
+    let window = w.failed_window_s();
+    assert!(
+        (0.8..=2.0).contains(&window),
+        "writes failed for {window:.2} s around a 1 s promotion: {w:?}"
+    );
+    let from = w.failed_from_s.unwrap();
+    assert!(
+        (1.8..=2.5).contains(&from),
+        "the first failed write at {from} s"
+    );
+    assert_eq!(w.sent, r.request("register").unwrap().count);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asynchronous_failover_loses_exactly_the_writes_the_standby_never_received() {
+    let _engine = engine_lock().await;
+    let (r, dropped) = through_failover(Duration::from_millis(500)).await;
+    let audit = r.consistency.writes.audit.as_ref().expect("audited");
+    assert!(!dropped.is_empty(), "3 registrars write in any 500 ms");
+    assert_eq!(audit.lost, dropped.len() as u64, "{audit:?}");
+    let lost: BTreeSet<String> = audit.lost_writes.iter().map(|l| l.id.clone()).collect();
+    assert_eq!(lost, dropped);
+    // Every acknowledged write answered for: present or lost.
+    assert_eq!(audit.acknowledged, r.consistency.uploads);
+    assert_eq!(audit.present + audit.lost, audit.acknowledged, "{audit:?}");
+    // Lost writes were acknowledged in the 500 ms before the death.
+    for l in &audit.lost_writes {
+        assert!(
+            (1.3..=2.3).contains(&l.acknowledged_at_s),
+            "{l:?} acknowledged outside the lost window"
+        );
+    }
+    assert_failure_window(&r);
+    let judged: std::collections::BTreeMap<&str, bool> = r
+        .thresholds
+        .iter()
+        .map(|t| (t.metric.as_str(), t.passed))
+        .collect();
+    assert!(!judged["writes.lost"], "lost writes fail the gate");
+    assert!(judged["writes.failed_s"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synchronous_failover_loses_no_acknowledged_write() {
+    let _engine = engine_lock().await;
+    let (r, dropped) = through_failover(Duration::ZERO).await;
+    let audit = r.consistency.writes.audit.as_ref().expect("audited");
+    assert!(dropped.is_empty());
+    assert!(audit.acknowledged >= 30, "{audit:?}");
+    assert_eq!(audit.acknowledged, r.consistency.uploads);
+    assert_eq!(
+        (audit.present, audit.lost),
+        (audit.acknowledged, 0),
+        "{audit:?}"
+    );
+    assert_failure_window(&r);
+    assert!(r.thresholds_passed(), "{:?}", r.thresholds);
+}
