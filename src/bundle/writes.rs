@@ -1,9 +1,10 @@
 //! The run's writes (requests with a `consistency` read-back): how many
-//! were sent, the window in which they failed, and the audit after the
-//! run that reads every acknowledged one once more and counts those gone.
-//! What a database failover costs a clinic: writes refused while it lasts,
-//! and acknowledged writes lost when asynchronous replication had not
-//! carried them to the standby promoted in its place.
+//! were sent and failed, the longest outage (writes failing one after
+//! another), and the audit after the run that reads every acknowledged one
+//! once more and counts those gone. What a database failover costs a
+//! clinic: writes refused while it lasts, and acknowledged writes lost when
+//! asynchronous replication had not carried them to the standby promoted in
+//! its place. Plain data; the engine fills it.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,46 +18,62 @@ pub struct Writes {
     pub sent: u64,
     /// Of which failed.
     pub failed: u64,
-    /// When the first failed write was sent, seconds of the run.
-    pub failed_from_s: Option<f64>,
-    /// When the last failed write ended, seconds of the run.
-    pub failed_to_s: Option<f64>,
+    /// The longest run of writes that failed one after another, no write
+    /// succeeding in between: the outage a failover causes. Scattered
+    /// refusals (a 409 now and then) are short runs of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage: Option<Outage>,
     /// The audit after the run (`[verify] audit = true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<WriteAudit>,
 }
 
+/// Writes that failed one after another.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outage {
+    /// When its first failed write was sent, seconds of the run.
+    pub from_s: f64,
+    /// When its last failed write ended, seconds of the run.
+    pub to_s: f64,
+    /// Writes that failed in it.
+    pub failed: u64,
+}
+
+impl Outage {
+    /// Its length, seconds.
+    pub fn seconds(&self) -> f64 {
+        (self.to_s - self.from_s).max(0.0)
+    }
+}
+
 impl Writes {
-    /// Seconds from the first failed write's start to the last one's end;
-    /// 0 when none failed.
-    pub fn failed_window_s(&self) -> f64 {
-        match (self.failed_from_s, self.failed_to_s) {
-            (Some(from), Some(to)) => (to - from).max(0.0),
-            _ => 0.0,
-        }
+    /// The longest outage's length, seconds; 0 when no write failed.
+    pub fn outage_s(&self) -> f64 {
+        self.outage.map_or(0.0, |o| o.seconds())
     }
 
-    /// Counts one completed write, sent at `from_s` and ended at `to_s`.
-    pub fn count(&mut self, failed: bool, from_s: f64, to_s: f64) {
-        self.sent += 1;
-        if failed {
-            self.failed += 1;
-            self.failed_from_s = Some(self.failed_from_s.map_or(from_s, |f| f.min(from_s)));
-            self.failed_to_s = Some(self.failed_to_s.map_or(to_s, |t| t.max(to_s)));
-        }
-    }
-
-    /// Adds another shard's writes, whose second 0 is `offset_s` into
-    /// this one's.
+    /// Adds another shard's writes, whose second 0 is `offset_s` into this
+    /// one's. Two shards' outages that overlap are one outage of the test;
+    /// apart, the longer is kept.
     pub fn add(&mut self, other: &Writes, offset_s: f64) {
         self.sent += other.sent;
         self.failed += other.failed;
-        let pick = |a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64| match (a, b) {
-            (Some(a), Some(b)) => Some(f(a, b + offset_s)),
-            (a, b) => a.or(b.map(|b| b + offset_s)),
-        };
-        self.failed_from_s = pick(self.failed_from_s, other.failed_from_s, f64::min);
-        self.failed_to_s = pick(self.failed_to_s, other.failed_to_s, f64::max);
+        if let Some(o) = other.outage {
+            let o = Outage {
+                from_s: o.from_s + offset_s,
+                to_s: o.to_s + offset_s,
+                ..o
+            };
+            self.outage = Some(match self.outage {
+                Some(m) if m.from_s <= o.to_s && o.from_s <= m.to_s => Outage {
+                    from_s: m.from_s.min(o.from_s),
+                    to_s: m.to_s.max(o.to_s),
+                    failed: m.failed + o.failed,
+                },
+                Some(m) if m.seconds() >= o.seconds() => m,
+                _ => o,
+            });
+        }
         if let Some(b) = &other.audit {
             self.audit
                 .get_or_insert_with(WriteAudit::default)
@@ -68,7 +85,7 @@ impl Writes {
 /// Every acknowledged write read once more after the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WriteAudit {
-    /// Writes acknowledged in the run (and read back by the ledger).
+    /// Writes acknowledged in the run (and ledgered for the audit).
     pub acknowledged: u64,
     /// Found after the run.
     pub present: u64,
@@ -79,16 +96,21 @@ pub struct WriteAudit {
     pub changed: u64,
     /// No usable answer until the audit's window closed.
     pub unanswered: u64,
-    /// Not read: past the ledger's cap, or the run was stopped first.
+    /// Not read: past the ledger's cap (the oldest go), past the audit's
+    /// time limit, or the run was stopped first.
     pub not_audited: u64,
-    /// The first [`MAX_LOST_LISTED`] lost writes.
+    /// Reads the audit sent (load after the run, not the run's).
+    #[serde(default)]
+    pub reads: u64,
+    /// The first [`MAX_LOST_LISTED`] lost writes, in the order they were
+    /// acknowledged.
     pub lost_writes: Vec<LostWrite>,
 }
 
 impl WriteAudit {
-    /// Writes the audit had an answer for: what `lost` rests on.
-    pub fn answered(&self) -> u64 {
-        self.present + self.lost + self.changed
+    /// Whether every acknowledged write was answered for.
+    pub fn complete(&self) -> bool {
+        self.unanswered == 0 && self.not_audited == 0
     }
 
     /// Adds another shard's audit, whose second 0 is `offset_s` into this one's.
@@ -99,14 +121,15 @@ impl WriteAudit {
         self.changed += other.changed;
         self.unanswered += other.unanswered;
         self.not_audited += other.not_audited;
-        let room = MAX_LOST_LISTED.saturating_sub(self.lost_writes.len());
+        self.reads += other.reads;
         self.lost_writes
-            .extend(other.lost_writes.iter().take(room).map(|l| LostWrite {
+            .extend(other.lost_writes.iter().map(|l| LostWrite {
                 acknowledged_at_s: l.acknowledged_at_s + offset_s,
                 ..l.clone()
             }));
         self.lost_writes
             .sort_by(|a, b| a.acknowledged_at_s.total_cmp(&b.acknowledged_at_s));
+        self.lost_writes.truncate(MAX_LOST_LISTED);
     }
 }
 
@@ -128,21 +151,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_failure_window_runs_from_the_first_failed_write_sent_to_the_last_ended() {
-        let mut w = Writes::default();
-        w.count(false, 1.0, 1.1);
-        assert_eq!((w.sent, w.failed, w.failed_window_s()), (1, 0, 0.0));
-        w.count(true, 2.0, 2.5);
-        w.count(false, 2.6, 2.7);
-        w.count(true, 3.0, 3.4);
-        assert_eq!((w.sent, w.failed), (4, 2));
-        assert!((w.failed_window_s() - 1.4).abs() < 1e-9);
-        // A shard that began 1 s later failed a write at its 0.5 s.
-        let mut shard = Writes::default();
-        shard.count(true, 0.5, 0.6);
-        w.add(&shard, 1.0);
-        assert_eq!((w.sent, w.failed), (5, 3));
-        assert!((w.failed_window_s() - 1.9).abs() < 1e-9);
-        assert_eq!(w.failed_from_s, Some(1.5));
+    fn shards_outages_that_overlap_are_one_and_apart_the_longer_is_kept() {
+        let shard = |from_s, to_s, failed| Writes {
+            sent: 10,
+            failed,
+            outage: Some(Outage {
+                from_s,
+                to_s,
+                failed,
+            }),
+            audit: None,
+        };
+        let mut test = shard(2.0, 3.0, 4);
+        // Began 1 s later: its 1.5–2.5 s is the test's 2.5–3.5 s.
+        test.add(&shard(1.5, 2.5, 3), 1.0);
+        assert_eq!(
+            test.outage,
+            Some(Outage {
+                from_s: 2.0,
+                to_s: 3.5,
+                failed: 7
+            })
+        );
+        assert_eq!((test.sent, test.failed), (20, 7));
+        test.add(&shard(10.0, 10.5, 1), 0.0);
+        assert!((test.outage_s() - 1.5).abs() < 1e-9, "the longer kept");
+        assert_eq!(Writes::default().outage_s(), 0.0);
+    }
+
+    #[test]
+    fn shards_lost_writes_keep_the_earliest() {
+        let lost = |at: f64| LostWrite {
+            acknowledged_at_s: at,
+            ..Default::default()
+        };
+        let mut a = WriteAudit {
+            lost_writes: (0..MAX_LOST_LISTED)
+                .map(|i| lost(10.0 + i as f64))
+                .collect(),
+            ..Default::default()
+        };
+        let b = WriteAudit {
+            lost_writes: vec![lost(1.0)],
+            ..Default::default()
+        };
+        a.add(&b, 2.0);
+        assert_eq!(a.lost_writes.len(), MAX_LOST_LISTED);
+        assert_eq!(a.lost_writes[0].acknowledged_at_s, 3.0);
     }
 }

@@ -30,6 +30,7 @@ pub mod readback;
 mod render;
 pub mod signals;
 pub mod user;
+pub mod writes;
 
 use crate::bundle::Measurements;
 use crate::measure::{Recorder, RunInfo};

@@ -16,6 +16,7 @@
 
 use super::auth::{self, TokenCache};
 use super::check;
+use super::writes::{Acknowledged, WriteLedger};
 use crate::bundle::{ConsistencyVerdict, ReadBackReplica, ReadBackTraffic};
 use crate::measure::replicas::ReplicaBook;
 use crate::measure::{Recorder, UNKNOWN_REPLICA};
@@ -118,18 +119,9 @@ pub struct Readback {
     /// nobody had met before: once they are many, the run knows every
     /// replica, and an upload needs no reads beyond one per replica.
     quiet: Arc<std::sync::atomic::AtomicUsize>,
-    /// The writes sent and failed, and (with `[verify] audit`) every
-    /// acknowledged one, for the audit after the run.
+    /// The writes sent and failed, and (with `[verify] audit`) the
+    /// acknowledged ones, for the audit after the run.
     writes: Mutex<WriteLedger>,
-}
-
-/// The run's writes as the read-back service keeps them.
-#[derive(Default)]
-struct WriteLedger {
-    writes: crate::bundle::Writes,
-    acknowledged: Vec<audit::Acknowledged>,
-    /// Acknowledged past [`audit::CAP`], not kept.
-    over_cap: u64,
 }
 
 impl Readback {
@@ -172,11 +164,7 @@ impl Readback {
     /// Counts a write (a request with a read-back) that completed: sent at
     /// `from_s` and ended at `to_s`, seconds of the run.
     pub fn wrote(&self, failed: bool, from_s: f64, to_s: f64) {
-        self.writes
-            .lock()
-            .unwrap()
-            .writes
-            .count(failed, from_s, to_s);
+        self.writes.lock().unwrap().count(failed, from_s, to_s);
     }
 
     /// Asks each listed replica once, before the load, what its answers
@@ -233,16 +221,11 @@ impl Readback {
     /// Starts checking an upload on every replica the run meets.
     pub fn check(&self, job: Job) {
         if self.scenario.verify.audit {
-            let mut ledger = self.writes.lock().unwrap();
-            if ledger.acknowledged.len() < audit::CAP {
-                ledger.acknowledged.push(audit::Acknowledged {
-                    upload: job.upload.clone(),
-                    read: job.read.clone(),
-                    rule: job.rule.clone(),
-                });
-            } else {
-                ledger.over_cap += 1;
-            }
+            self.writes.lock().unwrap().acknowledge(Acknowledged {
+                upload: job.upload.clone(),
+                read: job.read.clone(),
+                rule: job.rule.clone(),
+            });
         }
         let scenario = Arc::clone(&self.scenario);
         let tokens = Arc::clone(&self.tokens);
@@ -324,7 +307,8 @@ impl Readback {
         everyone.retain(|r| is_replica(r));
         let (mut verdict, visible) = tally.finish(&everyone);
         let ledger = std::mem::take(&mut *self.writes.lock().unwrap());
-        verdict.writes = ledger.writes;
+        let (writes, acknowledged, dropped) = ledger.finish();
+        verdict.writes = writes;
         if self.scenario.verify.audit {
             let reader = Reader {
                 scenario: &self.scenario,
@@ -335,16 +319,8 @@ impl Readback {
                 started: self.recorder.started(),
             };
             let window = self.scenario.verify.visible_within;
-            verdict.writes.audit = Some(
-                audit::audit(
-                    &reader,
-                    ledger.acknowledged,
-                    ledger.over_cap,
-                    window,
-                    &self.stop,
-                )
-                .await,
-            );
+            verdict.writes.audit =
+                Some(audit::audit(&reader, acknowledged, dropped, window, &self.stop).await);
         }
         verdict.read_backs = self.traffic.report(self.scenario.verify.budget);
         verdict.unverifiable_reasons = std::mem::take(&mut *self.unverifiable.lock().unwrap());

@@ -382,15 +382,16 @@ impl Shared {
         } else {
             authenticated
         };
+        let sent = Instant::now();
         let reply = self
             .exchange_as(index, rb, scheduled, &spec.expect, state, authenticated)
             .await?;
         if spec.consistency.is_some() {
-            // A write: counted, failed or not, for the window writes failed in.
+            // A write: counted, failed or not, for the outage writes met.
             let started = self.recorder.started();
             self.readback.wrote(
                 reply.error.is_some(),
-                scheduled.saturating_duration_since(started).as_secs_f64(),
+                sent.saturating_duration_since(started).as_secs_f64(),
                 started.elapsed().as_secs_f64(),
             );
         }

@@ -470,6 +470,16 @@ fn consistency(parts: &[ShardBundle], offsets: &[u64]) -> ConsistencyVerdict {
         v.writes.add(&c.writes, *offset as f64);
         add_counts(&mut v.errors, &c.errors);
     }
+    if let Some(audit) = v.writes.audit.as_mut() {
+        // A shard that audited nothing leaves its writes unaudited, not absent.
+        for p in parts
+            .iter()
+            .filter(|p| p.results.consistency.writes.audit.is_none())
+        {
+            audit.acknowledged += p.results.consistency.uploads;
+            audit.not_audited += p.results.consistency.uploads;
+        }
+    }
     v.problems.truncate(MAX_PROBLEMS);
     v.replicas = replicas
         .into_iter()

@@ -213,10 +213,10 @@ mod tests {
         t.metric = Some("resource cpu".into());
         t.target = Some(50.0);
         let mut rows = Vec::new();
-        for second in 0..60u64 {
+        for second in 0..80u64 {
             let (requests, ready, cpu) = match second {
-                0..30 => (10, 1, 50.0),
-                30..45 => (30, 1, 100.0),
+                0..50 => (10, 1, 50.0),
+                50..65 => (30, 1, 100.0),
                 _ => (30, 3, 50.0),
             };
             rows.push(TimelineRow {
@@ -232,9 +232,9 @@ mod tests {
                 ..Default::default()
             });
         }
-        let said = line(&t, &rows, 60, &[], None).text.words();
+        let said = line(&t, &rows, 80, &[], None).text.words();
         assert!(
-            said.contains("a pod serves 12.50 req/s at the target (0.25 req/s per unit of the CPU metric over 45 s of this run with its pods settled); load past the ready pods at 30 s needing 3 pods, ready 15 s later"),
+            said.contains("a pod serves 13 req/s at the target (0.26 req/s per unit of the CPU metric over 35 s of this run with its pods settled); load past the ready pods at 51 s needing 3 pods, ready 14 s later"),
             "{said}"
         );
     }

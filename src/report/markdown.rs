@@ -113,6 +113,9 @@ fn findings(out: &mut String, rep: &Report) {
     if !a.writes.is_empty() {
         block(out, &a.writes, &[]);
     }
+    if !a.lost.rows.is_empty() {
+        table(out, &a.lost);
+    }
     if !rep.carried.notes.is_empty() {
         block(out, &rep.carried.notes, &[]);
     }

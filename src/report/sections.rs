@@ -484,42 +484,62 @@ fn attachments(r: &RunResults) -> Attachments {
     }
 }
 
-/// The writes' lines: none when the run sent none.
+/// The writes' lines: none when the run sent none. Lost writes and an
+/// audit that could not answer for every write are alerts.
 fn writes(w: &crate::bundle::Writes) -> Vec<Line> {
     if w.sent == 0 {
         return Vec::new();
     }
     let mut sent = format!("{} sent, {} failed", w.sent, w.failed);
-    if let (Some(from), Some(to)) = (w.failed_from_s, w.failed_to_s) {
+    if let Some(o) = w.outage {
         sent += &format!(
-            " from {from:.1} s to {to:.1} s of the run ({:.1} s)",
-            w.failed_window_s()
+            "; the longest outage: {} writes failed one after another from {:.1} s to {:.1} s of the run ({:.1} s)",
+            o.failed,
+            o.from_s,
+            o.to_s,
+            o.seconds()
         );
     }
     let mut out = vec![Line::labelled("writes", sent)];
-    if let Some(a) = &w.audit {
-        let mut found = vec![format!("{} present", a.present), format!("{} lost", a.lost)];
-        for (n, what) in [
-            (a.changed, "changed"),
-            (a.unanswered, "unanswered"),
-            (a.not_audited, "not audited"),
-        ] {
-            if n > 0 {
-                found.push(format!("{n} {what}"));
-            }
+    let Some(a) = &w.audit else {
+        return out;
+    };
+    let mut found = vec![format!("{} present", a.present), format!("{} lost", a.lost)];
+    for (n, what) in [
+        (a.changed, "changed"),
+        (a.unanswered, "unanswered"),
+        (a.not_audited, "not audited"),
+    ] {
+        if n > 0 {
+            found.push(format!("{n} {what}"));
         }
-        let mut said = format!(
-            "audit after the run: {} acknowledged writes read again through the balancer: {}",
+    }
+    out.push(Line::labelled(
+        "writes",
+        format!(
+            "audit after the run: {} acknowledged writes, read again through the balancer ({} reads after the run): {}",
             a.acknowledged,
+            a.reads,
             found.join(", ")
-        );
-        if let Some(first) = a.lost_writes.first() {
-            said += &format!(
-                "; the first lost: {} {} (acknowledged by {} at {:.1} s)",
-                first.request, first.id, first.replica, first.acknowledged_at_s
-            );
-        }
-        out.push(Line::labelled("writes", said));
+        ),
+    ));
+    if let Some(first) = a.lost_writes.first() {
+        out.push(Line::alert(
+            "writes",
+            format!(
+                "{} acknowledged writes were gone after the run; the first: {} {} (acknowledged by {} at {:.1} s)",
+                a.lost, first.request, first.id, first.replica, first.acknowledged_at_s
+            ),
+        ));
+    }
+    if !a.complete() {
+        out.push(Line::alert(
+            "writes",
+            format!(
+                "{} acknowledged writes were not answered for, so no count of lost writes is complete",
+                a.unanswered + a.not_audited
+            ),
+        ));
     }
     out
 }

@@ -102,7 +102,8 @@ pub const MIN_CPU_SECONDS: usize = 20;
 /// Seconds the ready pods must have stayed the same before a second's CPU
 /// reading is taken as theirs: the HPA syncs every 15 s over a reading
 /// metrics-server refreshes every 15 s as deployed. The run's first
-/// seconds count as settled (what came before is unknown).
+/// seconds are not settled either: the HPA's figure then is from before
+/// the load.
 pub const SETTLED_S: f64 = 30.0;
 
 /// What a pod serves at the HPA's target, requests per second.
@@ -139,7 +140,7 @@ pub fn serves_per_pod(
     }
     let (mut requests, mut cpu, mut seconds) = (0.0, 0.0, 0usize);
     // When the ready pods last changed.
-    let mut changed_at = f64::NEG_INFINITY;
+    let mut changed_at = t.samples.first().map_or(0.0, |s| s.at_s);
     let mut ready_before = t.samples.first().map(|s| s.ready);
     for sample in &t.samples {
         if ready_before != Some(sample.ready) {
@@ -387,28 +388,28 @@ mod tests {
 
     #[test]
     fn a_cpu_target_is_judged_at_the_rate_the_runs_own_cpu_readings_give_it() {
-        // One pod at 10/s shows 50%; the load goes to 30/s at second 30
-        // (the CPU reading, late, at 100%), three pods ready at second 45.
-        let mut run = vec![(10, 1, 50.0); 30];
+        // One pod at 10/s shows 50%; the load goes to 30/s at second 50
+        // (the CPU reading, late, at 100%), three pods ready at second 65.
+        let mut run = vec![(10, 1, 50.0); 50];
         run.extend(vec![(30, 1, 100.0); 15]);
         run.extend(vec![(30, 3, 50.0); 15]);
         let (t, rows) = cpu_run(&run);
-        let serves = serves_per_pod(&t, &rows, 60).unwrap();
-        // The three pods' seconds are not yet settled: 750 requests over
-        // 3000 %·pods, 0.25 req/s per %, 12.5 at 50%.
+        let serves = serves_per_pod(&t, &rows, 80).unwrap();
+        // Neither the run's first 30 s nor the three pods' seconds are
+        // settled: 650 requests over 2500 %·pods, 0.26 req/s per %, 13 at 50%.
         let (n, per_unit) = serves.from_cpu.unwrap();
-        assert_eq!(n, 45);
-        assert!((per_unit - 750.0 / 3000.0).abs() < 1e-12);
-        assert!((serves.rate - 50.0 * 750.0 / 3000.0).abs() < 1e-9);
-        let r = rises(&t, &rows, 60, None).unwrap();
+        assert_eq!(n, 35);
+        assert!((per_unit - 650.0 / 2500.0).abs() < 1e-12);
+        assert!((serves.rate - 50.0 * 650.0 / 2500.0).abs() < 1e-9);
+        let r = rises(&t, &rows, 80, None).unwrap();
         assert_eq!(r.rises.len(), 1, "{r:?}");
         let rise = &r.rises[0];
         assert_eq!((rise.ready_before, rise.needed), (1, 3));
-        assert!((30..=32).contains(&rise.began_s), "{rise:?}");
-        assert_eq!(rise.end, End::PodsReady(45));
+        assert!((50..=52).contains(&rise.began_s), "{rise:?}");
+        assert_eq!(rise.end, End::PodsReady(65));
         // The healthy way: a load the pod serves at its target is no rise.
-        let (steady_t, steady_rows) = cpu_run(&vec![(10, 1, 50.0); 40]);
-        assert!(rises(&steady_t, &steady_rows, 40, None)
+        let (steady_t, steady_rows) = cpu_run(&vec![(10, 1, 50.0); 60]);
+        assert!(rises(&steady_t, &steady_rows, 60, None)
             .unwrap()
             .rises
             .is_empty());
@@ -429,7 +430,7 @@ mod tests {
         // The settled seconds give the truth: 10/s a pod at 50%.
         assert!((serves.rate - 10.0).abs() < 1e-9, "{serves:?}");
         let (n, _) = serves.from_cpu.unwrap();
-        assert_eq!(n, 30 + 30);
+        assert_eq!(n, 30);
         let r = rises(&t, &rows, 90, None).unwrap();
         assert_eq!(r.rises.len(), 1, "{r:?}");
         assert_eq!((r.rises[0].needed, r.rises[0].end), (4, End::PodsReady(30)));

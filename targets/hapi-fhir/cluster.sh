@@ -11,6 +11,10 @@
 #                                                  replica answers /fhir/metadata
 #   targets/hapi-fhir/cluster.sh down DIR           stop what `up` started (by pid)
 #   targets/hapi-fhir/cluster.sh build              build the app (mvn package)
+#   targets/hapi-fhir/cluster.sh kill-primary DIR [--stall MS]
+#                                                  with --patroni: kill the
+#                                                  database's primary node
+#                                                  (patroni.sh says how)
 #
 # Options of `up`:
 #   --replicas N        HAPI replicas (default 3)
@@ -44,6 +48,10 @@
 #                       read-only pool. sync: synchronous_commit=remote_apply
 #                       (a write is replayed on the standby before it is
 #                       acknowledged); async: it is not waited for.
+#   --patroni async|sync
+#                       the database as a Patroni pair over etcd, HAProxy on
+#                       P+1 sending to the primary (see patroni.sh); sync is
+#                       Patroni's synchronous_mode. Not with --standby.
 #   --standby-delay MS  async only: the standby replays each commit MS later
 #                       (recovery_min_apply_delay), so lag is visible; 0..60000
 #   --seed DIR | --no-seed
@@ -112,7 +120,7 @@ wait_port() { # name port pid-of-process seconds
 up() {
     dir=$1; shift
     local replicas=3 pool=5 bouncer_pool=20 max_conn=30 binary=db port=18080 heap=512m
-    local seed="$here/../../fixtures/fhir/seed" db_delay=0 standby="" standby_delay=0
+    local seed="$here/../../fixtures/fhir/seed" db_delay=0 standby="" standby_delay=0 patroni=""
     while [ $# -gt 0 ]; do
         case $1 in
         --replicas) replicas=$2 ;;
@@ -126,6 +134,7 @@ up() {
         --db-delay) db_delay=$2 ;;
         --standby) standby=$2 ;;
         --standby-delay) standby_delay=$2 ;;
+        --patroni) patroni=$2 ;;
         --no-seed) seed=""; shift; continue ;;
         *) die "unknown option $1 (see the head of $0)" ;;
         esac
@@ -142,6 +151,13 @@ up() {
     case $binary in db | fs) ;; *) die "--binary must be db or fs, got '$binary'" ;; esac
     case $standby in "" | async | sync) ;; *) die "--standby must be async or sync, got '$standby'" ;; esac
     [ "$standby_delay" -le 60000 ] || die "--standby-delay must be 0..60000 ms, got $standby_delay"
+    case $patroni in "" | async | sync) ;; *) die "--patroni must be async or sync, got '$patroni'" ;; esac
+    if [ -n "$standby" ] && [ "$binary" = fs ]; then
+        die "--standby reads Binary content from the database's standby: it needs --binary db"
+    fi
+    if [ -n "$patroni" ] && [ -n "$standby" ]; then
+        die "--patroni and --standby are two database tiers: give one"
+    fi
     if [ "$standby_delay" -gt 0 ] && [ "$standby" != async ]; then
         die "--standby-delay needs --standby async (a synchronous standby's delay would hold every commit)"
     fi
@@ -175,52 +191,56 @@ up() {
     mkdir -m 700 "$dir/pg"
     if [ "$(id -u)" = 0 ]; then chown postgres "$dir/log" "$dir/run" "$dir/pg"; fi
 
-    # PostgreSQL: its own data dir, port and socket dir; trust on loopback.
-    "${as_db[@]}" "$bin/initdb" -D "$dir/pg" -U hapi --auth=trust -E UTF8 >"$dir/log/initdb.log" 2>&1 \
-        || die "initdb failed (see $dir/log/initdb.log)"
-    "${as_db[@]}" "$bin/postgres" -D "$dir/pg" -p "$pg_port" -k "$dir/run" \
-        -c listen_addresses=127.0.0.1 -c max_connections="$max_conn" >"$dir/log/postgres.log" 2>&1 &
-    echo "postgres $!" >>"$dir/pids"
-    wait_port postgres "$pg_port" $! 60
-    until "${as_db[@]}" "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; do sleep 0.2; done
-    "${as_db[@]}" "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U hapi hapi
+    if [ -n "$patroni" ]; then
+        patroni_up "$patroni"
+    else
+        # PostgreSQL: its own data dir, port and socket dir; trust on loopback.
+        "${as_db[@]}" "$bin/initdb" -D "$dir/pg" -U hapi --auth=trust -E UTF8 >"$dir/log/initdb.log" 2>&1 \
+            || die "initdb failed (see $dir/log/initdb.log)"
+        "${as_db[@]}" "$bin/postgres" -D "$dir/pg" -p "$pg_port" -k "$dir/run" \
+            -c listen_addresses=127.0.0.1 -c max_connections="$max_conn" >"$dir/log/postgres.log" 2>&1 &
+        echo "postgres $!" >>"$dir/pids"
+        wait_port postgres "$pg_port" $! 60
+        until "${as_db[@]}" "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; do sleep 0.2; done
+        "${as_db[@]}" "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U hapi hapi
 
-    # The standby: a base backup of the primary (-R: it starts as a standby
-    # streaming from it, initdb's pg_hba trusting replication on loopback),
-    # named `standby` to the primary, holding back no row a query of its
-    # own still reads (hot_standby_feedback).
-    local standby_port=$((port + 3 + replicas)) reader_port=$((port + 4 + replicas))
-    if [ -n "$standby" ]; then
-        mkdir -m 700 "$dir/pg-standby"
-        [ "$(id -u)" = 0 ] && chown postgres "$dir/pg-standby"
-        "${as_db[@]}" "$bin/pg_basebackup" -h 127.0.0.1 -p "$pg_port" -U hapi -D "$dir/pg-standby" -R -X stream \
-            >"$dir/log/pg_basebackup.log" 2>&1 || die "pg_basebackup failed (see $dir/log/pg_basebackup.log)"
-        "${as_db[@]}" "$bin/postgres" -D "$dir/pg-standby" -p "$standby_port" -k "$dir/run" \
-            -c listen_addresses=127.0.0.1 -c max_connections="$max_conn" \
-            -c cluster_name=standby -c hot_standby_feedback=on \
-            -c "primary_conninfo=host=127.0.0.1 port=$pg_port user=hapi application_name=standby" \
-            -c recovery_min_apply_delay="${standby_delay}ms" >"$dir/log/postgres-standby.log" 2>&1 &
-        echo "postgres-standby $!" >>"$dir/pids"
-        wait_port postgres-standby "$standby_port" $! 60
-        local t=0
-        until [ "$("${as_db[@]}" "$bin/psql" -At -h 127.0.0.1 -p "$pg_port" -U hapi -d hapi \
-            -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'standby' AND state = 'streaming'")" = 1 ]; do
-            [ $t -ge 300 ] && die "the standby is not streaming from the primary within 60 s (see $dir/log/postgres-standby.log)"
-            sleep 0.2; t=$((t + 1))
-        done
-        if [ "$standby" = sync ]; then
-            # From here on a commit returns once the standby has replayed it.
-            "${as_db[@]}" "$bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U hapi -d hapi -v ON_ERROR_STOP=1 \
-                -c "ALTER SYSTEM SET synchronous_standby_names = 'standby'" \
-                -c "ALTER SYSTEM SET synchronous_commit = 'remote_apply'" \
-                -c "SELECT pg_reload_conf()" >"$dir/log/standby-sync.log" 2>&1 \
-                || die "making the standby synchronous failed (see $dir/log/standby-sync.log)"
-            t=0
+        # The standby: a base backup of the primary (-R: it starts as a standby
+        # streaming from it, initdb's pg_hba trusting replication on loopback),
+        # named `standby` to the primary, holding back no row a query of its
+        # own still reads (hot_standby_feedback).
+        local standby_port=$((port + 3 + replicas)) reader_port=$((port + 4 + replicas))
+        if [ -n "$standby" ]; then
+            mkdir -m 700 "$dir/pg-standby"
+            [ "$(id -u)" = 0 ] && chown postgres "$dir/pg-standby"
+            "${as_db[@]}" "$bin/pg_basebackup" -h 127.0.0.1 -p "$pg_port" -U hapi -D "$dir/pg-standby" -R -X stream \
+                >"$dir/log/pg_basebackup.log" 2>&1 || die "pg_basebackup failed (see $dir/log/pg_basebackup.log)"
+            "${as_db[@]}" "$bin/postgres" -D "$dir/pg-standby" -p "$standby_port" -k "$dir/run" \
+                -c listen_addresses=127.0.0.1 -c max_connections="$max_conn" \
+                -c cluster_name=standby -c hot_standby_feedback=on \
+                -c "primary_conninfo=host=127.0.0.1 port=$pg_port user=hapi application_name=standby" \
+                -c recovery_min_apply_delay="${standby_delay}ms" >"$dir/log/postgres-standby.log" 2>&1 &
+            echo "postgres-standby $!" >>"$dir/pids"
+            wait_port postgres-standby "$standby_port" $! 60
+            local t=0
             until [ "$("${as_db[@]}" "$bin/psql" -At -h 127.0.0.1 -p "$pg_port" -U hapi -d hapi \
-                -c "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'")" = sync ]; do
-                [ $t -ge 100 ] && die "the primary did not take the standby as synchronous within 20 s"
+                -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'standby' AND state = 'streaming'")" = 1 ]; do
+                [ $t -ge 300 ] && die "the standby is not streaming from the primary within 60 s (see $dir/log/postgres-standby.log)"
                 sleep 0.2; t=$((t + 1))
             done
+            if [ "$standby" = sync ]; then
+                # From here on a commit returns once the standby has replayed it.
+                "${as_db[@]}" "$bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U hapi -d hapi -v ON_ERROR_STOP=1 \
+                    -c "ALTER SYSTEM SET synchronous_standby_names = 'standby'" \
+                    -c "ALTER SYSTEM SET synchronous_commit = 'remote_apply'" \
+                    -c "SELECT pg_reload_conf()" >"$dir/log/standby-sync.log" 2>&1 \
+                    || die "making the standby synchronous failed (see $dir/log/standby-sync.log)"
+                t=0
+                until [ "$("${as_db[@]}" "$bin/psql" -At -h 127.0.0.1 -p "$pg_port" -U hapi -d hapi \
+                    -c "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'")" = sync ]; do
+                    [ $t -ge 100 ] && die "the primary did not take the standby as synchronous within 20 s"
+                    sleep 0.2; t=$((t + 1))
+                done
+            fi
         fi
     fi
 
@@ -240,6 +260,8 @@ auth_file = $dir/run/users.txt
 admin_users = hapi
 stats_users = hapi
 pool_mode = transaction
+# After a failover, reconnect within a second, not pgBouncer's default 15 s.
+server_login_retry = 1
 default_pool_size = $bouncer_pool
 # Open the server connections before the load comes, so a client waits only
 # when all of them are busy, not while one is being opened.
@@ -369,11 +391,14 @@ EOF
     for ((i = 1; i < replicas; i++)); do start_replica "$i"; done
     if [ -n "$standby" ]; then
         # The reader makes no schema: it starts once the standby has
-        # replayed the one r0 made (after --standby-delay).
+        # replayed all r0 wrote by now, the whole schema (after
+        # --standby-delay).
+        local lsn
+        lsn=$("${as_db[@]}" "$bin/psql" -At -h 127.0.0.1 -p "$pg_port" -U hapi -d hapi -c "SELECT pg_current_wal_lsn()")
         t=0
-        until "${as_db[@]}" "$bin/psql" -q -h 127.0.0.1 -p "$standby_port" -U hapi -d hapi \
-            -c "SELECT 1 FROM hfj_resource LIMIT 1" >/dev/null 2>&1; do
-            [ $t -ge $((600 + standby_delay / 100)) ] && die "the standby has no HAPI schema $((60 + standby_delay / 1000)) s after r0 made it"
+        until [ "$("${as_db[@]}" "$bin/psql" -At -h 127.0.0.1 -p "$standby_port" -U hapi -d hapi \
+            -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'")" = t ]; do
+            [ $t -ge $((600 + standby_delay / 100)) ] && die "the standby has not replayed the HAPI schema $((60 + standby_delay / 1000)) s after r0 made it"
             sleep 0.1; t=$((t + 1))
         done
         start_reader
@@ -447,6 +472,11 @@ EOF
         echo "BOUNCER_POOL=$bouncer_pool"
         echo "BINARY=$binary"
         echo "DB_DELAY_MS=$db_delay"
+        if [ -n "$patroni" ]; then
+            echo "PATRONI=$patroni"
+            echo "PATRONI_PG_PORTS=\"${pg_ports[*]}\""
+            echo "PATRONI_REST_PORTS=\"${rest_ports[*]}\""
+        fi
         if [ -n "$standby" ]; then
             echo "STANDBY=$standby"
             echo "STANDBY_DELAY_MS=$standby_delay"
@@ -473,13 +503,23 @@ down() {
             pid=$(sed -n 's/^pid=//p' "$file")
             [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
         fi
+        # So is a PostgreSQL whose Patroni had to be killed.
+        file="$dir/patroni/${name#patroni-}/postmaster.pid"
+        if [[ $name == patroni-* ]] && [ -f "$file" ]; then
+            pid=$(head -1 "$file")
+            [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+        fi
     done
     rm -f "$dir/pids"
 }
 
+# shellcheck source=patroni.sh
+. "$here/patroni.sh"
+
 case ${1:-} in
+kill-primary) [ $# -ge 2 ] || die "usage: cluster.sh kill-primary DIR [--stall MS]"; shift; kill_primary "$@" ;;
 up) [ $# -ge 2 ] || die "usage: cluster.sh up DIR [options]"; shift; up "$@" ;;
 down) [ $# -eq 2 ] || die "usage: cluster.sh down DIR"; down "$2" ;;
 build) build ;;
-*) die "usage: cluster.sh up DIR [options] | down DIR | build" ;;
+*) die "usage: cluster.sh up DIR [options] | down DIR | build | kill-primary DIR [--stall MS]" ;;
 esac

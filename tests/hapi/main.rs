@@ -21,10 +21,14 @@
 //!   requests in flight on it fail;
 //! - read-your-writes through a streaming standby and a reader HAPI on it
 //!   (`standby.rs`): synchronous, every create found at once; asynchronous
-//!   with a replay delay, every create stale on the reader for that delay.
+//!   with a replay delay, every create stale on the reader for that delay;
+//! - a Patroni failover (`failover.rs`): asynchronous, the acknowledged
+//!   writes the promoted standby never received are lost, exactly those;
+//!   synchronous, none.
 
 #[path = "../suite/common/mod.rs"]
 mod common;
+mod failover;
 mod standby;
 
 use common::*;
@@ -55,9 +59,16 @@ impl RealCluster {
             .position(|a| *a == "--replicas")
             .map(|i| args[i + 1].parse().unwrap())
             .unwrap_or(3);
-        // With a standby, two ports more: the standby's and its reader's.
-        let standby = if args.contains(&"--standby") { 2 } else { 0 };
-        let port = free_port_run(3 + replicas + standby).to_string();
+        // With a standby, two ports more (the standby's and its reader's);
+        // with Patroni, six (two PostgreSQL, their REST APIs, etcd's two).
+        let database = if args.contains(&"--standby") {
+            2
+        } else if args.contains(&"--patroni") {
+            6
+        } else {
+            0
+        };
+        let port = free_port_run(3 + replicas + database).to_string();
         // `timeout` bounds a start that hangs (a Maven download, a JVM).
         let out = Command::new("timeout")
             .arg("900")

@@ -5,31 +5,29 @@
 //! closes is lost — acknowledged, then gone; one with other bytes changed;
 //! one never answered unanswered. Absent is not final at once: a lagging
 //! read replica may still replay it, so it is read again, with backoff,
-//! until the window closes.
+//! until the window closes. Every write gets its first read however many
+//! there are, but the audit as a whole ends at a time limit (the window and
+//! as long again, at least a minute): a target that hangs cannot hold the
+//! run's end, and what was not read by then is not audited.
+//!
+//! Its reads are counted apart from the run's read-backs: they are load
+//! after the run, not load the run's latency was measured under.
 
 use super::{read, Reader};
 use crate::bundle::{LostWrite, WriteAudit, MAX_LOST_LISTED};
-use crate::scenario::ReadRule;
-use crate::verify::consistency::{Seen, Upload};
+use crate::engine::writes::Acknowledged;
+use crate::verify::consistency::Seen;
 use futures::StreamExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Audits at once, at most.
 const CONCURRENT: usize = 32;
 /// The longest pause between two reads of one write.
 const MAX_PAUSE: Duration = Duration::from_secs(1);
-/// Acknowledged writes kept for the audit, at most (each a few hundred
-/// bytes); the rest are counted as not audited.
-pub(super) const CAP: usize = 200_000;
-
-/// One acknowledged write, as the audit reads it.
-#[derive(Debug, Clone)]
-pub(super) struct Acknowledged {
-    pub upload: Upload,
-    pub read: String,
-    pub rule: ReadRule,
-}
+/// The shortest time the audit is given past its window.
+const MIN_GRACE: Duration = Duration::from_secs(60);
 
 /// What the audit found of one write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,34 +36,38 @@ enum Found {
     Lost,
     Changed,
     Unanswered,
-    /// The run was stopped before an answer.
+    /// Stopped (a signal, the time limit) before an answer settled it.
     NotAudited,
 }
 
 /// Reads every write in `writes` through the balancer until each is found
-/// or `window` (from now) closes; `over_cap` more were acknowledged and not
-/// kept. A signal (`stop`) ends it: what was not settled is not audited.
+/// or `window` (from now) closes; `dropped` more were acknowledged and not
+/// kept. A signal (`stop`) or the time limit ends it.
 pub(super) async fn audit(
     reader: &Reader<'_>,
     writes: Vec<Acknowledged>,
-    over_cap: u64,
+    dropped: u64,
     window: Duration,
     stop: &CancellationToken,
 ) -> WriteAudit {
     let deadline = Instant::now() + window;
+    let limit = deadline + window.max(MIN_GRACE);
     let poll = reader.scenario.verify.poll;
     let mut out = WriteAudit {
-        acknowledged: writes.len() as u64 + over_cap,
-        not_audited: over_cap,
+        acknowledged: writes.len() as u64 + dropped,
+        not_audited: dropped,
         ..Default::default()
     };
     let mut found = futures::stream::iter(writes.into_iter().map(|write| async move {
-        let found = audit_one(reader, &write, deadline, poll, stop).await;
-        (write, found)
+        let settled =
+            tokio::time::timeout_at(limit, audit_one(reader, &write, deadline, poll, stop));
+        let (found, reads) = settled.await.unwrap_or((Found::NotAudited, 0));
+        (write, found, reads)
     }))
     .buffer_unordered(CONCURRENT);
     let mut lost = Vec::new();
-    while let Some((write, what)) = found.next().await {
+    while let Some((write, what, reads)) = found.next().await {
+        out.reads += reads;
         match what {
             Found::Present => out.present += 1,
             Found::Changed => out.changed += 1,
@@ -89,35 +91,27 @@ pub(super) async fn audit(
     out
 }
 
-/// Reads one write until it is found, or `deadline`.
+/// Reads one write until it is found, or `deadline`; with the reads sent.
 async fn audit_one(
     reader: &Reader<'_>,
     write: &Acknowledged,
     deadline: Instant,
     poll: Duration,
     stop: &CancellationToken,
-) -> Found {
+) -> (Found, u64) {
     let scenario = reader.scenario;
     let url = crate::scenario::join_url(&scenario.target.base_url, &write.read);
-    let mut absent = false;
+    let (mut absent, mut reads) = (false, 0);
     let mut pause = poll;
     loop {
-        let (value, seen) = tokio::select! {
+        let (_, seen) = tokio::select! {
             r = read(scenario, reader.tokens, reader.client, &url, &write.upload, &write.rule) => r,
             _ = stop.cancelled() => break,
         };
-        let name = value
-            .map(|v| reader.book.attribute(&v))
-            .unwrap_or_else(|| crate::measure::UNKNOWN_REPLICA.to_owned());
-        reader.traffic.count(
-            &name,
-            false,
-            matches!(seen, Seen::Error(_)),
-            reader.started.elapsed().as_secs(),
-        );
+        reads += 1;
         match seen {
-            Seen::Same => return Found::Present,
-            Seen::Different => return Found::Changed,
+            Seen::Same => return (Found::Present, reads),
+            Seen::Different => return (Found::Changed, reads),
             Seen::Missing => absent = true,
             Seen::Error(_) => {}
         }
@@ -126,11 +120,12 @@ async fn audit_one(
             .checked_duration_since(Instant::now())
             .filter(|l| !l.is_zero())
         else {
-            return if absent {
+            let found = if absent {
                 Found::Lost
             } else {
                 Found::Unanswered
             };
+            return (found, reads);
         };
         tokio::select! {
             _ = tokio::time::sleep(pause.min(left)) => {}
@@ -139,5 +134,5 @@ async fn audit_one(
         pause = (pause * 2).min(MAX_PAUSE);
     }
     // Stopped: a write not yet settled is not judged.
-    Found::NotAudited
+    (Found::NotAudited, reads)
 }

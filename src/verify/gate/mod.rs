@@ -160,11 +160,18 @@ fn writes(r: &RunResults, stat: WriteStat) -> Reading {
     let w = &r.consistency.writes;
     let completed = "write (a request with a read-back) completed";
     match stat {
+        // Lost of every acknowledged write, or not judged: a write the audit
+        // could not read may be the one that was lost.
         WriteStat::Lost => match &w.audit {
-            Some(audit) => reading(
+            Some(audit) if audit.complete() => reading(
                 Some(audit.lost as f64),
-                audit.answered(),
-                "acknowledged write was answered for by the audit after the run",
+                audit.acknowledged,
+                "acknowledged write was audited after the run",
+            ),
+            Some(_) => reading(
+                None,
+                0,
+                "complete audit: some acknowledged writes went unanswered or were not audited (the writes line says how many)",
             ),
             None => reading(
                 None,
@@ -173,7 +180,7 @@ fn writes(r: &RunResults, stat: WriteStat) -> Reading {
             ),
         },
         WriteStat::Failed => reading(Some(w.failed as f64), w.sent, completed),
-        WriteStat::FailedWindow => reading(Some(w.failed_window_s() * 1000.0), w.sent, completed),
+        WriteStat::Outage => reading(Some(w.outage_s() * 1000.0), w.sent, completed),
     }
 }
 

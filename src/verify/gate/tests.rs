@@ -410,16 +410,17 @@ fn the_autoscaling_verdict_without_an_autoscaler_or_an_slo_is_nothing_measured()
     );
 }
 
-/// The write thresholds: nothing measured without writes or without an
-/// audit; with them, a lost write fails `writes.lost < 1` and a healthy
-/// audit passes it, and the failure window is judged in time.
+/// The write thresholds: nothing measured without writes, without an
+/// audit, or with an audit that could not answer for every write; with
+/// them, a lost write fails `writes.lost < 1` and a healthy audit passes
+/// it, and the outage is judged in time.
 #[test]
-fn write_thresholds_judge_the_audit_and_the_failure_window_both_ways() {
-    use crate::bundle::{WriteAudit, Writes};
+fn write_thresholds_judge_the_audit_and_the_outage_both_ways() {
+    use crate::bundle::{Outage, WriteAudit, Writes};
     let thresholds = [
         parse("writes.lost", "< 1").unwrap(),
         parse("writes.failed", "< 10").unwrap(),
-        parse("writes.failed_s", "< 2s").unwrap(),
+        parse("writes.outage_s", "< 2s").unwrap(),
     ];
     let said = |r: &RunResults| -> Vec<(bool, String)> {
         judge(&thresholds, r)
@@ -441,21 +442,24 @@ fn write_thresholds_judge_the_audit_and_the_failure_window_both_ways() {
         ]
     );
 
-    // A failover: 40 writes 0.1 s apart, every other one from 2.0 s to
-    // 3.0 s failed (6, the last ending at 3.05 s); 2 of 35 lost.
+    // A failover: 40 writes, 6 failed one after another from 2.0 to
+    // 3.05 s; 2 of 35 acknowledged lost.
     let mut failover = results();
-    let mut w = Writes::default();
-    for i in 0..40 {
-        let at = i as f64 * 0.1;
-        w.count((2.0..3.1).contains(&at) && i % 2 == 0, at, at + 0.05);
-    }
-    w.audit = Some(WriteAudit {
-        acknowledged: 35,
-        present: 33,
-        lost: 2,
-        ..Default::default()
-    });
-    failover.consistency.writes = w;
+    failover.consistency.writes = Writes {
+        sent: 40,
+        failed: 6,
+        outage: Some(Outage {
+            from_s: 2.0,
+            to_s: 3.05,
+            failed: 6,
+        }),
+        audit: Some(WriteAudit {
+            acknowledged: 35,
+            present: 33,
+            lost: 2,
+            ..Default::default()
+        }),
+    };
     let judged = judge(&thresholds, &failover);
     assert_eq!(
         judged.iter().map(|v| v.passed).collect::<Vec<_>>(),
@@ -467,11 +471,12 @@ fn write_thresholds_judge_the_audit_and_the_failure_window_both_ways() {
     let window = judged[2].measured.unwrap();
     assert!((window - 1050.0).abs() < 1e-6, "{window}");
 
-    // Synchronous replication: nothing lost; a long outage fails the window.
+    // Synchronous replication: nothing lost; a long outage fails.
     let mut healthy = failover.clone();
-    let audit = healthy.consistency.writes.audit.as_mut().unwrap();
+    let w = &mut healthy.consistency.writes;
+    let audit = w.audit.as_mut().unwrap();
     (audit.present, audit.lost) = (35, 0);
-    healthy.consistency.writes.failed_to_s = Some(5.0);
+    w.outage.as_mut().unwrap().to_s = 5.0;
     let judged = judge(&thresholds, &healthy);
     assert_eq!(
         judged.iter().map(|v| v.passed).collect::<Vec<_>>(),
@@ -479,12 +484,26 @@ fn write_thresholds_judge_the_audit_and_the_failure_window_both_ways() {
         "{judged:?}"
     );
 
-    // An audit that had no answer for any write measured nothing.
-    let mut unanswered = failover.clone();
-    let audit = unanswered.consistency.writes.audit.as_mut().unwrap();
-    (audit.present, audit.lost, audit.unanswered) = (0, 0, 35);
-    assert_eq!(
-        judge(&thresholds, &unanswered)[0].measured_text,
-        "nothing measured: no acknowledged write was answered for by the audit after the run"
+    // An audit that could not read every write does not say none was lost,
+    // however many it found present.
+    let mut partial = healthy.clone();
+    let audit = partial.consistency.writes.audit.as_mut().unwrap();
+    (audit.present, audit.unanswered) = (34, 1);
+    let lost = &judge(&thresholds, &partial)[0];
+    assert!(!lost.passed);
+    assert!(
+        lost.measured_text
+            .starts_with("nothing measured: no complete audit"),
+        "{}",
+        lost.measured_text
     );
+    let mut capped = healthy.clone();
+    capped
+        .consistency
+        .writes
+        .audit
+        .as_mut()
+        .unwrap()
+        .not_audited = 3;
+    assert!(!judge(&thresholds, &capped)[0].passed);
 }

@@ -1,0 +1,279 @@
+//! Acknowledged writes lost in a real failover (issue 28): HAPI FHIR on a
+//! Patroni pair (`cluster.sh up --patroni async|sync`: etcd, two
+//! PostgreSQL, HAProxy on Patroni's `/primary`, pgBouncer following).
+//! Registrars create Patients; 8 s in, a chaos `exec` step runs
+//! `cluster.sh kill-primary --stall 1500`: the standby's WAL receiver
+//! stalls for 1.5 s, then the primary's node dies (Patroni, postmaster and
+//! backends, SIGKILL), and Patroni promotes the standby once the leader key
+//! expires. surge audits every acknowledged create after the run.
+//!
+//! The independent truth is the two databases' own rows: after the run the
+//! dead primary's data directory is started on its own, and the Patients
+//! it holds that the promoted primary lacks are the writes the failover
+//! lost. Both ways: asynchronous, surge's lost writes are exactly those,
+//! id by id; synchronous, the stalled commits were never acknowledged, and
+//! nothing acknowledged is lost.
+
+use crate::common::*;
+use crate::{script, surge_run, RealCluster};
+use std::collections::BTreeSet;
+use std::process::{Child, Command};
+use std::time::Duration;
+use surge::bundle::RunResults;
+use surge::run::RunRequest;
+
+/// Patroni and etcd, or (outside CI only) a skip said aloud.
+fn patroni_present() -> bool {
+    let present = program("patroni").is_some() && program("etcd").is_some();
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Patroni and etcd are not installed: .ci/run installs them"
+        );
+        eprintln!("SKIPPED: apt-get install patroni etcd-server (or run .ci/run)");
+    }
+    present
+}
+
+/// Three registrars for 30 s; the primary dies 8 s in.
+fn registrations(cluster: &RealCluster) -> String {
+    let dir = cluster.dir.path().display();
+    format!(
+        r#"[target]
+base_url = "{}"
+replica_header = "X-Served-By"
+timeout = "10s"
+
+[load]
+model = "closed"
+[[load.stages]]
+users = 3
+hold = "30s"
+
+[[personas]]
+name = "registrar"
+steps = [{{ request = "register", think = "100ms" }}]
+
+[requests.register]
+method = "POST"
+path = "/fhir/Patient"
+content_type = "application/fhir+json"
+json = {{ resourceType = "Patient", name = [{{ family = "Okello", given = ["Amina"] }}] }}
+expect = {{ status = [201] }}
+consistency = {{ id = "id", read = "/fhir/Patient?_id=${{id}}", compare = "search" }}
+
+[verify]
+visible_within = "15s"
+poll = "100ms"
+audit = true
+budget = 20
+
+[chaos]
+recover_within = "60s"
+[[chaos.actions]]
+action = "exec"
+command = "{} kill-primary {dir} --stall 1500"
+at = "8s"
+
+[thresholds]
+"writes.lost" = "< 1"
+"writes.outage_s" = "< 60s"
+"#,
+        cluster.url(),
+        script().display()
+    )
+}
+
+/// A PostgreSQL started on a dead node's data directory, on its own (no
+/// Patroni), stopped when dropped.
+struct Standalone {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl RealCluster {
+    /// Starts the killed primary's data directory on a port of its own.
+    fn dead_primary(&self) -> Standalone {
+        let killed = std::fs::read_to_string(self.dir.path().join("killed-primary"))
+            .expect("kill-primary ran");
+        let node = killed.split_whitespace().next().unwrap().to_owned();
+        let data = self.dir.path().join("patroni").join(&node);
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .unwrap()
+            .flatten()
+            .map(|v| v.path().join("bin"))
+            .find(|b| b.join("postgres").exists())
+            .unwrap();
+        let port = free_port_run(1);
+        // A node killed mid-write leaves its pid file; PostgreSQL checks the
+        // pid is gone, which it is.
+        let mut command = Command::new("setpriv");
+        if !running_as_root() {
+            command = Command::new(bin.join("postgres"));
+        } else {
+            command.args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ]);
+            command.arg(bin.join("postgres"));
+        }
+        let child = command
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .arg("-k")
+            .arg(self.dir.path().join("run"))
+            .stdout(std::fs::File::create(self.dir.path().join("log/dead-primary.log")).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let standalone = Standalone { child, port };
+        for _ in 0..300 {
+            let ready = Command::new(bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .status()
+                .unwrap();
+            if ready.success() {
+                return standalone;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the dead primary's data did not start (see log/dead-primary.log)");
+    }
+
+    /// The Patients' ids on the PostgreSQL at `port`.
+    fn patient_ids_at(port: u16) -> BTreeSet<String> {
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-U", "hapi", "-d", "hapi", "-At", "-c"])
+            .arg("SELECT fhir_id FROM hfj_resource WHERE res_type = 'Patient'")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A run through the failover; what surge found, and the Patients the
+/// dead primary holds that the promoted one does not.
+async fn through_failover(mode: &str) -> Option<(RunResults, BTreeSet<String>, usize)> {
+    if !patroni_present() {
+        return None;
+    }
+    let cluster = RealCluster::up(&["--replicas", "1", "--patroni", mode, "--no-seed"])?;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = scenario_file(dir.path(), "hapi-failover", &registrations(&cluster));
+    let r = surge_run(RunRequest {
+        scenario,
+        out_dir: dir.path().join("out"),
+        ..Default::default()
+    })
+    .await;
+    let promoted = RealCluster::patient_ids_at(cluster.port("PG_PORT"));
+    let dead = cluster.dead_primary();
+    let held = RealCluster::patient_ids_at(dead.port);
+    let lost: BTreeSet<String> = held.difference(&promoted).cloned().collect();
+    eprintln!(
+        "the dead primary held {} Patients, the promoted one {}; {} only on the dead one",
+        held.len(),
+        promoted.len(),
+        lost.len()
+    );
+    Some((r, lost, promoted.len()))
+}
+
+/// Writes failed while Patroni promoted the standby (its leader key lives
+/// 10 s), from about the kill (after the 1.5 s stall; synchronous commits
+/// hang from the stall's start) on, and succeeded again after.
+fn assert_outage(r: &RunResults) {
+    let w = &r.consistency.writes;
+    let outage = w.outage.expect("writes failed");
+    let stalled = r.chaos.as_ref().expect("the chaos step ran").events[0].at_s;
+    assert!(
+        (3.0..=40.0).contains(&outage.seconds()),
+        "an outage of {:.1} s around a promotion bounded by a 10 s TTL: {w:?}",
+        outage.seconds()
+    );
+    assert!(
+        (stalled - 0.5..=stalled + 4.0).contains(&outage.from_s),
+        "the outage began at {} s, the stall at {stalled} s",
+        outage.from_s
+    );
+    assert!(
+        outage.to_s < 28.0,
+        "writes succeed again before the run ends: {w:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asynchronous_patroni_failover_loses_exactly_the_writes_the_standby_never_received() {
+    let _turn = engine_lock().await;
+    let Some((r, truth, _)) = through_failover("async").await else {
+        return;
+    };
+    let audit = r.consistency.writes.audit.as_ref().expect("audited");
+    assert!(
+        !truth.is_empty(),
+        "1.5 s of stalled replication lost nothing"
+    );
+    let lost: BTreeSet<String> = audit.lost_writes.iter().map(|l| l.id.clone()).collect();
+    assert_eq!(lost, truth, "{audit:?}");
+    assert_eq!(audit.lost, truth.len() as u64);
+    assert_eq!(audit.present + audit.lost, audit.acknowledged, "{audit:?}");
+    assert_outage(&r);
+    let lost_gate = r
+        .thresholds
+        .iter()
+        .find(|t| t.metric == "writes.lost")
+        .unwrap();
+    assert!(!lost_gate.passed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synchronous_patroni_failover_loses_no_acknowledged_write() {
+    let _turn = engine_lock().await;
+    let Some((r, only_on_dead, promoted)) = through_failover("sync").await else {
+        return;
+    };
+    let audit = r.consistency.writes.audit.as_ref().expect("audited");
+    assert!(audit.acknowledged >= 30, "{audit:?}");
+    assert_eq!(
+        (audit.present, audit.lost),
+        (audit.acknowledged, 0),
+        "{audit:?}"
+    );
+    // What the dead primary committed alone was never acknowledged: every
+    // acknowledged write is on the promoted primary.
+    assert!(
+        promoted as u64 >= audit.acknowledged,
+        "{promoted} < {audit:?}"
+    );
+    eprintln!(
+        "committed on the dead primary alone, never acknowledged: {}",
+        only_on_dead.len()
+    );
+    assert_outage(&r);
+    assert!(r.thresholds_passed(), "{:?}", r.thresholds);
+}
