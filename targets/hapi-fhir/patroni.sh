@@ -7,9 +7,14 @@
 # Everything runs as the database user, on loopback, in DIR; stopped by the
 # pids in DIR/pids. `cluster.sh kill-primary DIR` kills the leader as a node
 # failure would (its Patroni, its postmaster and every backend, SIGKILL);
-# with `--stall MS` the standby's WAL receiver is stopped MS before, as a
-# primary whose link to its standby stalled before it died: asynchronous
-# replication then loses the commits of those MS.
+# with `--stall MS` the standby's link to it is cut MS before, as a primary
+# cut off from its standby before it died: asynchronous replication then
+# loses the commits of those MS, while synchronous commits wait
+# unacknowledged. The standby streams from pg0 through a TCP relay of its
+# own (pg0's connect_address, an HAProxy); the cut kills the relay, so the
+# stream breaks and the standby cannot reconnect. (Stopping the standby's
+# WAL receiver would not do: with SIGSTOP the kernel keeps taking the
+# stream into its socket buffer, and a receiver ended reconnects at once.)
 #
 # Uses from cluster.sh: dir, bin, as_db, port, replicas, max_conn, die,
 # wait_port.
@@ -19,7 +24,7 @@ patroni_ports() {
     local base=$((port + 3 + replicas))
     pg_ports=("$base" $((base + 1)))
     rest_ports=($((base + 2)) $((base + 3)))
-    etcd_port=$((base + 4)) etcd_peer=$((base + 5))
+    etcd_port=$((base + 4)) etcd_peer=$((base + 5)) relay_port=$((base + 6))
 }
 
 patroni_up() { # async|sync
@@ -38,6 +43,24 @@ patroni_up() { # async|sync
     wait_port etcd "$etcd_port" $! 30
     local sync=false
     [ "$mode" = sync ] && sync=true
+    # pg0 is reached by its standby through the relay.
+    local connect=("$relay_port" "${pg_ports[1]}")
+    cat >"$dir/haproxy-relay.cfg" <<EOF
+global
+    maxconn 64
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 30m
+    timeout server 30m
+listen relay
+    bind 127.0.0.1:$relay_port
+    server pg0 127.0.0.1:${pg_ports[0]}
+EOF
+    local haproxy; haproxy=$(command -v haproxy || echo /usr/sbin/haproxy)
+    "$haproxy" -f "$dir/haproxy-relay.cfg" -db >"$dir/log/haproxy-relay.log" 2>&1 &
+    echo "haproxy-relay $!" >>"$dir/pids"
+    wait_port haproxy-relay "$relay_port" $! 30
     for i in 0 1; do
         # ttl 10 s (the leader key's life, so the failover's bound), a loop
         # every second; async may promote a standby up to 16 MB behind.
@@ -56,6 +79,11 @@ bootstrap:
     retry_timeout: 4
     maximum_lag_on_failover: 16777216
     synchronous_mode: $sync
+    # Strict: the primary never drops its synchronous standby to keep
+    # writing (commits wait instead), so that standby stays the one Patroni
+    # may promote. Without it a standby cut off is dropped, commits go on
+    # unreplicated, and no member may be promoted: the cluster stays down.
+    synchronous_mode_strict: $sync
     postgresql:
       use_pg_rewind: false
       parameters:
@@ -70,7 +98,7 @@ bootstrap:
     - host replication all 127.0.0.1/32 trust
 postgresql:
   listen: 127.0.0.1:${pg_ports[$i]}
-  connect_address: 127.0.0.1:${pg_ports[$i]}
+  connect_address: 127.0.0.1:${connect[$i]}
   data_dir: $dir/patroni/pg$i
   bin_dir: $bin
   pgpass: $dir/run/pgpass$i
@@ -88,11 +116,13 @@ EOF
     "${as_db[@]}" patroni "$dir/patroni/pg0.yml" >"$dir/log/patroni-pg0.log" 2>&1 &
     echo "patroni-pg0 $!" >>"$dir/pids"
     patroni_wait "${rest_ports[0]}" primary 60 pg0
-    "${as_db[@]}" "$bin/createdb" -h 127.0.0.1 -p "${pg_ports[0]}" -U hapi hapi
     "${as_db[@]}" patroni "$dir/patroni/pg1.yml" >"$dir/log/patroni-pg1.log" 2>&1 &
     echo "patroni-pg1 $!" >>"$dir/pids"
     patroni_wait "${rest_ports[1]}" replica 120 pg1
     [ "$mode" = sync ] && patroni_wait "${rest_ports[1]}" sync 60 pg1
+    # Only now: a strictly synchronous primary commits nothing without its
+    # standby.
+    "${as_db[@]}" "$bin/createdb" -h 127.0.0.1 -p "${pg_ports[0]}" -U hapi hapi
 
     # HAProxy for the database: TCP to whichever member's Patroni says it
     # is the primary; sessions on a member marked down are cut, so pgBouncer
@@ -114,7 +144,6 @@ listen postgres
     server pg0 127.0.0.1:${pg_ports[0]} check port ${rest_ports[0]}
     server pg1 127.0.0.1:${pg_ports[1]} check port ${rest_ports[1]}
 EOF
-    local haproxy; haproxy=$(command -v haproxy || echo /usr/sbin/haproxy)
     "$haproxy" -f "$dir/haproxy-db.cfg" -db >"$dir/log/haproxy-db.log" 2>&1 &
     echo "haproxy-db $!" >>"$dir/pids"
     wait_port haproxy-db "$pg_port" $! 30
@@ -159,22 +188,18 @@ kill_primary() { # DIR [--stall MS]
         fi
     done
     [ -n "$leader" ] || die "no member answers as the primary"
-    local patroni postmaster receiver=""
+    local patroni postmaster
     patroni=$(awk -v n="patroni-$leader" '$1 == n { print $2 }' "$dir/pids" | tail -1)
     postmaster=$(head -1 "$dir/patroni/$leader/postmaster.pid")
+    local relay=""
     if [ "$stall" -gt 0 ]; then
-        local standby_pm p
-        standby_pm=$(head -1 "$dir/patroni/$other/postmaster.pid")
-        for p in $(children_of "$standby_pm"); do
-            tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q walreceiver && receiver=$p
-        done
-        [ -n "$receiver" ] || die "$other has no WAL receiver to stall"
-        kill -STOP "$receiver"
+        [ "$leader" = pg0 ] || die "only pg0's standby streams through the relay that --stall cuts"
+        relay=$(awk '$1 == "haproxy-relay" { print $2 }' "$dir/pids" | tail -1)
+        kill -KILL "$relay"
         sleep "$(awk -v ms="$stall" 'BEGIN { printf "%.3f", ms / 1000 }')"
     fi
     # The node dies: Patroni, the postmaster and every backend at once.
     kill -KILL "$patroni" "$postmaster" $(children_of "$postmaster") 2>/dev/null || true
-    [ -n "$receiver" ] && kill -CONT "$receiver" 2>/dev/null
     echo "$leader $(date +%s%3N)" >"$dir/killed-primary"
-    echo "killed the primary $leader (Patroni $patroni, postmaster $postmaster)${receiver:+ after stalling $other's WAL receiver $stall ms}"
+    echo "killed the primary $leader (Patroni $patroni, postmaster $postmaster)${relay:+, $stall ms after cutting $other off}"
 }

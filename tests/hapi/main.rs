@@ -60,11 +60,12 @@ impl RealCluster {
             .map(|i| args[i + 1].parse().unwrap())
             .unwrap_or(3);
         // With a standby, two ports more (the standby's and its reader's);
-        // with Patroni, six (two PostgreSQL, their REST APIs, etcd's two).
+        // with Patroni, seven (two PostgreSQL, their REST APIs, etcd's two,
+        // the relay the standby streams through).
         let database = if args.contains(&"--standby") {
             2
         } else if args.contains(&"--patroni") {
-            6
+            7
         } else {
             0
         };
