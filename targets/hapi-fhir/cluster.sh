@@ -11,6 +11,9 @@
 #                                                  replica answers /fhir/metadata
 #   targets/hapi-fhir/cluster.sh down DIR           stop what `up` started (by pid)
 #   targets/hapi-fhir/cluster.sh build              build the app (mvn package)
+#   targets/hapi-fhir/cluster.sh standby DIR sync|async [--standby-delay MS]
+#                                                  with --standby: switch the
+#                                                  running standby (standby.sh)
 #   targets/hapi-fhir/cluster.sh kill-primary DIR [--stall MS]
 #                                                  with --patroni: kill the
 #                                                  database's primary node
@@ -149,17 +152,14 @@ up() {
     [ "$port" -ge 1024 ] && [ "$port" -le 65000 ] || die "--port must be 1024..65000, got $port"
     [ "$db_delay" -le 1000 ] || die "--db-delay must be 0..1000 ms, got $db_delay"
     case $binary in db | fs) ;; *) die "--binary must be db or fs, got '$binary'" ;; esac
-    case $standby in "" | async | sync) ;; *) die "--standby must be async or sync, got '$standby'" ;; esac
-    [ "$standby_delay" -le 60000 ] || die "--standby-delay must be 0..60000 ms, got $standby_delay"
+    [ -z "$standby" ] || standby_check "$standby" "$standby_delay"
+    [ -n "$standby" ] || [ "$standby_delay" = 0 ] || die "--standby-delay needs --standby async"
     case $patroni in "" | async | sync) ;; *) die "--patroni must be async or sync, got '$patroni'" ;; esac
     if [ -n "$standby" ] && [ "$binary" = fs ]; then
         die "--standby reads Binary content from the database's standby: it needs --binary db"
     fi
     if [ -n "$patroni" ] && [ -n "$standby" ]; then
         die "--patroni and --standby are two database tiers: give one"
-    fi
-    if [ "$standby_delay" -gt 0 ] && [ "$standby" != async ]; then
-        die "--standby-delay needs --standby async (a synchronous standby's delay would hold every commit)"
     fi
     command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || die "haproxy not found: apt-get install haproxy"
     command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || die "pgbouncer not found: apt-get install pgbouncer"
@@ -204,43 +204,9 @@ up() {
         until "${as_db[@]}" "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; do sleep 0.2; done
         "${as_db[@]}" "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U hapi hapi
 
-        # The standby: a base backup of the primary (-R: it starts as a standby
-        # streaming from it, initdb's pg_hba trusting replication on loopback),
-        # named `standby` to the primary, holding back no row a query of its
-        # own still reads (hot_standby_feedback).
         local standby_port=$((port + 3 + replicas)) reader_port=$((port + 4 + replicas))
         if [ -n "$standby" ]; then
-            mkdir -m 700 "$dir/pg-standby"
-            [ "$(id -u)" = 0 ] && chown postgres "$dir/pg-standby"
-            "${as_db[@]}" "$bin/pg_basebackup" -h 127.0.0.1 -p "$pg_port" -U hapi -D "$dir/pg-standby" -R -X stream \
-                >"$dir/log/pg_basebackup.log" 2>&1 || die "pg_basebackup failed (see $dir/log/pg_basebackup.log)"
-            "${as_db[@]}" "$bin/postgres" -D "$dir/pg-standby" -p "$standby_port" -k "$dir/run" \
-                -c listen_addresses=127.0.0.1 -c max_connections="$max_conn" \
-                -c cluster_name=standby -c hot_standby_feedback=on \
-                -c "primary_conninfo=host=127.0.0.1 port=$pg_port user=hapi application_name=standby" \
-                -c recovery_min_apply_delay="${standby_delay}ms" >"$dir/log/postgres-standby.log" 2>&1 &
-            echo "postgres-standby $!" >>"$dir/pids"
-            wait_port postgres-standby "$standby_port" $! 60
-            local t=0
-            until [ "$("${as_db[@]}" "$bin/psql" -At -h 127.0.0.1 -p "$pg_port" -U hapi -d hapi \
-                -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'standby' AND state = 'streaming'")" = 1 ]; do
-                [ $t -ge 300 ] && die "the standby is not streaming from the primary within 60 s (see $dir/log/postgres-standby.log)"
-                sleep 0.2; t=$((t + 1))
-            done
-            if [ "$standby" = sync ]; then
-                # From here on a commit returns once the standby has replayed it.
-                "${as_db[@]}" "$bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U hapi -d hapi -v ON_ERROR_STOP=1 \
-                    -c "ALTER SYSTEM SET synchronous_standby_names = 'standby'" \
-                    -c "ALTER SYSTEM SET synchronous_commit = 'remote_apply'" \
-                    -c "SELECT pg_reload_conf()" >"$dir/log/standby-sync.log" 2>&1 \
-                    || die "making the standby synchronous failed (see $dir/log/standby-sync.log)"
-                t=0
-                until [ "$("${as_db[@]}" "$bin/psql" -At -h 127.0.0.1 -p "$pg_port" -U hapi -d hapi \
-                    -c "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'")" = sync ]; do
-                    [ $t -ge 100 ] && die "the primary did not take the standby as synchronous within 20 s"
-                    sleep 0.2; t=$((t + 1))
-                done
-            fi
+            standby_up "$pg_port" "$standby_port" "$max_conn" "$standby" "$standby_delay"
         fi
     fi
 
@@ -515,11 +481,14 @@ down() {
 
 # shellcheck source=patroni.sh
 . "$here/patroni.sh"
+# shellcheck source=standby.sh
+. "$here/standby.sh"
 
 case ${1:-} in
 kill-primary) [ $# -ge 2 ] || die "usage: cluster.sh kill-primary DIR [--stall MS]"; shift; kill_primary "$@" ;;
+standby) [ $# -ge 3 ] || die "usage: cluster.sh standby DIR sync|async [--standby-delay MS]"; shift; standby_switch "$@" ;;
 up) [ $# -ge 2 ] || die "usage: cluster.sh up DIR [options]"; shift; up "$@" ;;
 down) [ $# -eq 2 ] || die "usage: cluster.sh down DIR"; down "$2" ;;
 build) build ;;
-*) die "usage: cluster.sh up DIR [options] | down DIR | build | kill-primary DIR [--stall MS]" ;;
+*) die "usage: cluster.sh up DIR [options] | down DIR | build | kill-primary DIR [--stall MS] | standby DIR sync|async [--standby-delay MS]" ;;
 esac

@@ -20,7 +20,8 @@
 //!   surge measures the recovery as the JVM's own start-up, and only
 //!   requests in flight on it fail;
 //! - read-your-writes through a streaming standby and a reader HAPI on it
-//!   (`standby.rs`): synchronous, every create found at once; asynchronous
+//!   (`standby.rs`, one cluster switched at run time): synchronous, every
+//!   create found at once; asynchronous
 //!   with a replay delay, every create stale on the reader for that delay;
 //! - a Patroni failover (`failover.rs`): asynchronous, the acknowledged
 //!   writes the promoted standby never received are lost, exactly those;
