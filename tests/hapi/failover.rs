@@ -17,6 +17,7 @@
 //! standby that may lack one, every acknowledged write is on the dead
 //! primary's disk, and surge, reading none back, claims nothing.
 
+use crate::common::registrations::{closed, Registrations};
 use crate::common::*;
 use crate::{script, surge_run, RealCluster};
 use std::collections::BTreeSet;
@@ -40,32 +41,8 @@ fn patroni_present() -> bool {
 
 /// Three registrars for 30 s; the primary dies 8 s in.
 fn registrations(cluster: &RealCluster) -> String {
-    let dir = cluster.dir.path().display();
-    format!(
-        r#"[target]
-base_url = "{}"
-replica_header = "X-Served-By"
-timeout = "10s"
-
-[load]
-model = "closed"
-[[load.stages]]
-users = 3
-hold = "30s"
-
-[[personas]]
-name = "registrar"
-steps = [{{ request = "register", think = "100ms" }}]
-
-[requests.register]
-method = "POST"
-path = "/fhir/Patient"
-content_type = "application/fhir+json"
-json = {{ resourceType = "Patient", name = [{{ family = "Okello", given = ["Amina"] }}] }}
-expect = {{ status = [201] }}
-consistency = {{ id = "id", read = "/fhir/Patient?_id=${{id}}", compare = "search" }}
-
-[verify]
+    let rest = format!(
+        r#"[verify]
 visible_within = "15s"
 poll = "100ms"
 audit = true
@@ -75,16 +52,24 @@ budget = 20
 recover_within = "60s"
 [[chaos.actions]]
 action = "exec"
-command = "{} kill-primary {dir} --stall 1500"
+command = "{} kill-primary {} --stall 1500"
 at = "8s"
 
 [thresholds]
 "writes.lost" = "< 1"
 "writes.outage_s" = "< 60s"
 "#,
-        cluster.url(),
-        script().display()
-    )
+        script().display(),
+        cluster.dir.path().display()
+    );
+    Registrations {
+        base_url: &cluster.url(),
+        timeout: "10s",
+        load: &closed(3, "30s"),
+        think: "100ms",
+        rest: &rest,
+    }
+    .scenario()
 }
 
 /// A PostgreSQL started on a dead node's data directory, on its own (no

@@ -12,6 +12,7 @@
 //! (`now() - pg_last_xact_replay_timestamp()`, never below its replay
 //! delay); after it, the Patient rows on both servers.
 
+use crate::common::registrations::{closed, Registrations};
 use crate::common::*;
 use crate::{surge_run, RealCluster};
 use std::process::Command;
@@ -26,31 +27,8 @@ use surge::run::RunRequest;
 fn registrations(cluster: &RealCluster) -> String {
     let writer = &cluster.replica_urls()[0];
     let reader = cluster.reader_url();
-    format!(
-        r#"[target]
-base_url = "{}"
-replica_header = "X-Served-By"
-timeout = "10s"
-
-[load]
-model = "closed"
-[[load.stages]]
-users = 2
-hold = "4s"
-
-[[personas]]
-name = "registrar"
-steps = [{{ request = "register", think = "200ms" }}]
-
-[requests.register]
-method = "POST"
-path = "/fhir/Patient"
-content_type = "application/fhir+json"
-json = {{ resourceType = "Patient", name = [{{ family = "Okello", given = ["Amina"] }}] }}
-expect = {{ status = [201] }}
-consistency = {{ id = "id", read = "/fhir/Patient?_id=${{id}}", compare = "search" }}
-
-[verify]
+    let rest = format!(
+        r#"[verify]
 replicas = ["{writer}", "{reader}"]
 visible_within = "5s"
 poll = "25ms"
@@ -59,9 +37,16 @@ budget = 10
 
 [thresholds]
 "attachments.missing" = "< 1"
-"#,
-        cluster.url()
-    )
+"#
+    );
+    Registrations {
+        base_url: &cluster.url(),
+        timeout: "10s",
+        load: &closed(2, "4s"),
+        think: "200ms",
+        rest: &rest,
+    }
+    .scenario()
 }
 
 impl RealCluster {

@@ -8,6 +8,7 @@
 //! id. Both ways: asynchronous loses exactly those; synchronous loses none;
 //! both measure the outage writes met.
 
+use crate::common::registrations::{closed, Registrations};
 use crate::common::*;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -19,31 +20,8 @@ use surge_sim::ClusterOptions;
 /// Three registrars creating Patients for 5 s, each create searched by its
 /// id; the primary dies 2 s in; every acknowledged create audited after.
 fn registrations(base_url: &str, failover: &Path) -> String {
-    format!(
-        r#"[target]
-base_url = "{base_url}"
-replica_header = "X-Served-By"
-timeout = "5s"
-
-[load]
-model = "closed"
-[[load.stages]]
-users = 3
-hold = "5s"
-
-[[personas]]
-name = "registrar"
-steps = [{{ request = "register", think = "50ms" }}]
-
-[requests.register]
-method = "POST"
-path = "/fhir/Patient"
-content_type = "application/fhir+json"
-json = {{ resourceType = "Patient", name = [{{ family = "Okello", given = ["Amina"] }}] }}
-expect = {{ status = [201] }}
-consistency = {{ id = "id", read = "/fhir/Patient?_id=${{id}}", compare = "search" }}
-
-[verify]
+    let rest = format!(
+        r#"[verify]
 visible_within = "3s"
 poll = "25ms"
 audit = true
@@ -60,7 +38,15 @@ at = "2s"
 "writes.outage_s" = "< 3s"
 "#,
         failover.display()
-    )
+    );
+    Registrations {
+        base_url,
+        timeout: "5s",
+        load: &closed(3, "5s"),
+        think: "50ms",
+        rest: &rest,
+    }
+    .scenario()
 }
 
 /// A run through a failover that loses `loses`; what surge found and the

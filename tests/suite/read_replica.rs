@@ -6,6 +6,7 @@
 //! every create is a stale read on every replica, and the time until
 //! visible is within the lag's bounds.
 
+use crate::common::registrations::{closed, Registrations};
 use crate::common::*;
 use std::time::Duration;
 use surge::bundle::{RunResults, Verdict};
@@ -16,31 +17,8 @@ use surge_sim::ClusterOptions;
 /// read back with a search by its id.
 fn registrations(base_url: &str, replicas: &[String]) -> String {
     let replicas: Vec<String> = replicas.iter().map(|u| format!("\"{u}\"")).collect();
-    format!(
-        r#"[target]
-base_url = "{base_url}"
-replica_header = "X-Served-By"
-timeout = "5s"
-
-[load]
-model = "closed"
-[[load.stages]]
-users = 2
-hold = "3s"
-
-[[personas]]
-name = "registrar"
-steps = [{{ request = "register", think = "200ms" }}]
-
-[requests.register]
-method = "POST"
-path = "/fhir/Patient"
-content_type = "application/fhir+json"
-json = {{ resourceType = "Patient", name = [{{ family = "Okello", given = ["Amina"] }}] }}
-expect = {{ status = [201] }}
-consistency = {{ id = "id", read = "/fhir/Patient?_id=${{id}}", compare = "search" }}
-
-[verify]
+    let rest = format!(
+        r#"[verify]
 replicas = [{}]
 visible_within = "3s"
 poll = "25ms"
@@ -49,7 +27,15 @@ poll = "25ms"
 "attachments.missing" = "< 1"
 "#,
         replicas.join(", ")
-    )
+    );
+    Registrations {
+        base_url,
+        timeout: "5s",
+        load: &closed(2, "3s"),
+        think: "200ms",
+        rest: &rest,
+    }
+    .scenario()
 }
 
 async fn run_with_lag(lag: Duration) -> RunResults {

@@ -4,6 +4,7 @@
 
 pub mod devtools;
 pub mod fake_kube;
+pub mod registrations;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
