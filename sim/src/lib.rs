@@ -131,6 +131,11 @@ impl ClusterOptions {
             0,
             3_600_000,
         )?;
+        check_range("--galera nodes", s.galera.len(), 0, 16)?;
+        let file_store_faults = !s.read_replica_lag.is_zero() || !s.failover_loses.is_zero();
+        if !s.galera.is_empty() && file_store_faults {
+            return Err("--galera keeps the resources in Galera: --read-replica-lag and --failover-loses are the file store's faults; give one or the other".into());
+        }
         check_range(
             "--failover-down (ms)",
             s.failover_down.as_millis(),
@@ -239,7 +244,7 @@ impl Cluster {
                 .with_graceful_shutdown(async move { serve_stop.cancelled().await })
                 .await;
         })];
-        for name in &names {
+        for (i, name) in names.iter().enumerate() {
             let own = |n: &str| data_dir.join(n).join("attachments");
             let attachments = match options.attachments {
                 AttachmentStore::Shared => data_dir.join("attachments"),
@@ -279,7 +284,11 @@ impl Cluster {
                     data_dir.join("sessions").display()
                 ));
             }
-            args.extend(options.service.to_args());
+            // Replica i writes through Galera node i first.
+            let mut service = options.service.clone();
+            let nodes = service.galera.len().max(1);
+            service.galera.rotate_left(i % nodes);
+            args.extend(service.to_args());
             supervisors.push(tokio::spawn(supervise(
                 exe.clone(),
                 args,
@@ -393,5 +402,63 @@ async fn supervise(
             }
         }
         tokio::select! { _ = tokio::time::sleep(restart_delay) => {}, _ = stop.cancelled() => return }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(service: replica::ServiceOptions) -> String {
+        ClusterOptions {
+            service,
+            ..Default::default()
+        }
+        .check()
+        .expect_err("refused")
+    }
+
+    #[test]
+    fn database_faults_out_of_range_or_together_are_refused_by_name() {
+        use replica::ServiceOptions;
+        let hour_and_more = Duration::from_secs(3601);
+        let message = refused(ServiceOptions {
+            failover_loses: hour_and_more,
+            ..Default::default()
+        });
+        assert!(
+            message.starts_with("--failover-loses (ms) 3601000 is out of range"),
+            "{message}"
+        );
+        let message = refused(ServiceOptions {
+            failover_down: hour_and_more,
+            ..Default::default()
+        });
+        assert!(message.starts_with("--failover-down (ms)"), "{message}");
+        let message = refused(ServiceOptions {
+            read_replica_lag: hour_and_more,
+            ..Default::default()
+        });
+        assert!(message.starts_with("--read-replica-lag (ms)"), "{message}");
+        let galera = vec!["mysql://sim@127.0.0.1:13306/clinic".to_owned()];
+        let message = refused(ServiceOptions {
+            galera: galera.clone(),
+            read_replica_lag: Duration::from_millis(600),
+            ..Default::default()
+        });
+        assert!(message.starts_with("--galera keeps"), "{message}");
+        let message = refused(ServiceOptions {
+            galera: vec![galera[0].clone(); 17],
+            ..Default::default()
+        });
+        assert!(message.starts_with("--galera nodes 17 is out of range"), "{message}");
+        let fine = ClusterOptions {
+            service: ServiceOptions {
+                galera,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(fine.check(), Ok(()));
     }
 }

@@ -20,6 +20,7 @@ mod evidence;
 mod external;
 mod failover;
 mod forecast;
+mod galera;
 mod gate;
 mod import;
 mod import_har;

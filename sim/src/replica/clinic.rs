@@ -283,13 +283,9 @@ async fn create(
     let id = uuid::Uuid::new_v4().to_string();
     doc["id"] = json!(id);
     doc["meta"] = json!({"versionId": "1"});
-    let dir = r.resources_dir.clone();
-    let path = dir.join(format!("{resource_type}-{id}.json"));
     let text = doc.to_string();
     let stored = r
-        .with_connection(|| {
-            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &text))
-        })
+        .with_connection_async(|| r.store.put(&resource_type, &id, text))
         .await;
     super::fhir_created(
         stored,
@@ -312,10 +308,11 @@ async fn fhir_read(
             operation_outcome("error", "not-found", "unknown resource"),
         );
     }
-    let path = r.resources_dir.join(format!("{resource_type}-{id}.json"));
-    let lag = r.options.service.read_replica_lag;
-    match r.with_connection(|| read_replayed(&path, lag)).await {
-        Ok(Ok(bytes)) => {
+    match r
+        .with_connection_async(|| r.store.get(&resource_type, &id))
+        .await
+    {
+        Ok(Ok(Some(bytes))) => {
             let mut resp = bytes.into_response();
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -323,13 +320,17 @@ async fn fhir_read(
             );
             resp
         }
-        Ok(Err(_)) => fhir(
+        Ok(Ok(None)) => fhir(
             StatusCode::NOT_FOUND,
             operation_outcome(
                 "error",
                 "not-found",
                 &format!("{resource_type}/{id} is not known"),
             ),
+        ),
+        Ok(Err(e)) => fhir(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            operation_outcome("fatal", "exception", &e),
         ),
         Err(resp) => resp,
     }

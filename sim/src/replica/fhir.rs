@@ -147,18 +147,21 @@ pub(super) async fn fhir_search(
 /// `GET /fhir/Patient?_id=X`: a searchset holding the stored Patient once
 /// the read replica has replayed it, an empty one before (or never).
 async fn search_by_id(r: &Shared, id: &str) -> Response {
-    let path = r.resources_dir.join(format!("Patient-{id}.json"));
-    let lag = r.options.service.read_replica_lag;
     let found = r
-        .with_connection(|| {
-            safe_id(id)
-                .then(|| clinic::read_replayed(&path, lag).ok())
-                .flatten()
-                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .with_connection_async(|| async {
+            if !safe_id(id) {
+                return Ok::<_, super::store::StoreError>(None);
+            }
+            let bytes = r.store.get("Patient", id).await?;
+            Ok(bytes.and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok()))
         })
         .await;
     match found {
-        Ok(found) => {
+        Ok(Err(e)) => fhir(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            operation_outcome("fatal", "exception", &e),
+        ),
+        Ok(Ok(found)) => {
             let entry: Vec<Value> = found.into_iter().map(|p| json!({"resource": p})).collect();
             fhir(
                 StatusCode::OK,
@@ -260,8 +263,8 @@ pub(super) async fn fhir_binary_create(
 
 /// HAPI's answer to a create: 201 with the resource and its Location, or
 /// an OperationOutcome when storing failed (or the pool refused).
-pub(super) fn fhir_created(
-    stored: Result<std::io::Result<()>, Response>,
+pub(super) fn fhir_created<E: std::fmt::Display>(
+    stored: Result<Result<(), E>, Response>,
     resource: Value,
     location: &str,
 ) -> Response {

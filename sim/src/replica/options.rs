@@ -75,6 +75,13 @@ pub struct ServiceOptions {
     /// replication, no acknowledged write is lost.
     #[arg(long, default_value = "0ms", value_parser = crate::duration_flag)]
     pub failover_loses: Duration,
+    /// Keep FHIR resources in a MariaDB Galera cluster: each node's
+    /// mysql://user@host:port/db URL, repeated, this replica's own node
+    /// first (the others are tried in order when it cannot be reached).
+    /// The cluster gives replica i the list turned i places. Reads find
+    /// what the node has applied (its `wsrep_sync_wait` decides).
+    #[arg(long)]
+    pub galera: Vec<String>,
     /// After the primary's death every database request fails this long
     /// (the standby's promotion).
     #[arg(long, default_value = "1s", value_parser = crate::duration_flag)]
@@ -136,6 +143,7 @@ impl ServiceOptions {
         if let Some(limit) = self.db_limit {
             args.push(format!("--db-limit={limit}"));
         }
+        args.extend(self.galera.iter().map(|url| format!("--galera={url}")));
         args.extend(
             self.slow
                 .iter()
