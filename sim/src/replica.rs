@@ -507,10 +507,11 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    /// The replica's service flags on a command line of their own.
     #[derive(Parser)]
-    struct Cli {
+    pub(super) struct Cli {
         #[command(flatten)]
-        service: ServiceOptions,
+        pub(super) service: ServiceOptions,
     }
 
     #[test]

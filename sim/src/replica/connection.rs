@@ -99,14 +99,8 @@ fn compute_for(cpu: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replica::ServiceOptions;
+    use crate::replica::tests::Cli;
     use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        service: ServiceOptions,
-    }
 
     #[test]
     fn cpu_per_request_is_cpu_time_used_and_is_bounded() {
