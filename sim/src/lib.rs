@@ -451,7 +451,10 @@ mod tests {
             galera: vec![galera[0].clone(); 17],
             ..Default::default()
         });
-        assert!(message.starts_with("--galera nodes 17 is out of range"), "{message}");
+        assert!(
+            message.starts_with("--galera nodes 17 is out of range"),
+            "{message}"
+        );
         let fine = ClusterOptions {
             service: ServiceOptions {
                 galera,

@@ -48,7 +48,7 @@ pub use results::*;
 pub use sessions::{DropEvent, DropSecond, SessionVerdict, Transition, MAX_EVENTS};
 pub use shard::{Expectations, FeederLedger, MergeInfo, ShardInfo, MAX_LEDGER_ROWS};
 pub use vocabulary::{LatencySlo, LatencyStat, LoadModel};
-pub use writes::{LostWrite, Outage, WriteAudit, Writes, MAX_LOST_LISTED};
+pub use writes::{LostWrite, Outage, Stall, WriteAudit, Writes, MAX_LOST_LISTED};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;

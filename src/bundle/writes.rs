@@ -23,6 +23,12 @@ pub struct Writes {
     /// refusals (a 409 now and then) are short runs of their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outage: Option<Outage>,
+    /// The longest time no write succeeded while writes were sent: a
+    /// failover whose clients wait (a pool holding them until a primary
+    /// answers) rather than fail shows here, not in the outage. In a
+    /// healthy run it is about the slowest write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall: Option<Stall>,
     /// The audit after the run (`[verify] audit = true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<WriteAudit>,
@@ -46,16 +52,67 @@ impl Outage {
     }
 }
 
+/// A time no write succeeded in while writes were sent: from the last
+/// success before it, or the first write sent after that success when
+/// later, to the next success (or, when the run ended in it, the last
+/// write's end).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stall {
+    /// Its start, seconds of the run.
+    pub from_s: f64,
+    /// Its end, seconds of the run.
+    pub to_s: f64,
+    /// Writes that ended in it: those that failed, and the one whose
+    /// success ended it (writes still waiting are not known until then).
+    pub writes: u64,
+}
+
+impl Stall {
+    /// Its length, seconds.
+    pub fn seconds(&self) -> f64 {
+        (self.to_s - self.from_s).max(0.0)
+    }
+}
+
 impl Writes {
     /// The longest outage's length, seconds; 0 when no write failed.
     pub fn outage_s(&self) -> f64 {
         self.outage.map_or(0.0, |o| o.seconds())
     }
 
+    /// The longest stall's length, seconds; None when no write was sent
+    /// (or shards' stalls shared no time).
+    pub fn stall_s(&self) -> Option<f64> {
+        self.stall.map(|s| s.seconds())
+    }
+
     /// Adds another shard's writes, whose second 0 is `offset_s` into this
     /// one's. Two shards' outages that overlap are one outage of the test;
-    /// apart, the longer is kept.
+    /// apart, the longer is kept. The test stalled only while every shard
+    /// did: its stall is the time the shards' longest stalls share, none
+    /// when they share none.
     pub fn add(&mut self, other: &Writes, offset_s: f64) {
+        if other.sent > 0 {
+            let theirs = other.stall.map(|s| Stall {
+                from_s: s.from_s + offset_s,
+                to_s: s.to_s + offset_s,
+                ..s
+            });
+            self.stall = if self.sent == 0 {
+                theirs
+            } else {
+                match (self.stall, theirs) {
+                    (Some(m), Some(o)) if m.from_s.max(o.from_s) < m.to_s.min(o.to_s) => {
+                        Some(Stall {
+                            from_s: m.from_s.max(o.from_s),
+                            to_s: m.to_s.min(o.to_s),
+                            writes: m.writes + o.writes,
+                        })
+                    }
+                    _ => None,
+                }
+            };
+        }
         self.sent += other.sent;
         self.failed += other.failed;
         if let Some(o) = other.outage {
@@ -160,6 +217,7 @@ mod tests {
                 to_s,
                 failed,
             }),
+            stall: None,
             audit: None,
         };
         let mut test = shard(2.0, 3.0, 4);
@@ -177,6 +235,38 @@ mod tests {
         test.add(&shard(10.0, 10.5, 1), 0.0);
         assert!((test.outage_s() - 1.5).abs() < 1e-9, "the longer kept");
         assert_eq!(Writes::default().outage_s(), 0.0);
+    }
+
+    #[test]
+    fn the_test_stalled_only_while_every_shard_did() {
+        let shard = |sent, stall: Option<(f64, f64)>| Writes {
+            sent,
+            stall: stall.map(|(from_s, to_s)| Stall {
+                from_s,
+                to_s,
+                writes: 3,
+            }),
+            ..Writes::default()
+        };
+        let mut test = Writes::default();
+        test.add(&shard(10, Some((20.0, 30.5))), 0.0);
+        // Began 1 s later: its 19.2–29.0 s is the test's 20.2–30.0 s.
+        test.add(&shard(10, Some((19.2, 29.0))), 1.0);
+        assert_eq!(
+            test.stall,
+            Some(Stall {
+                from_s: 20.2,
+                to_s: 30.0,
+                writes: 6
+            })
+        );
+        // A shard that wrote nothing says nothing of stalls.
+        test.add(&shard(0, None), 0.0);
+        assert!((test.stall_s().unwrap() - 9.8).abs() < 1e-9);
+        // One whose longest stall was elsewhere: no time shared, none.
+        test.add(&shard(10, Some((40.0, 40.3))), 0.0);
+        assert_eq!(test.stall, None);
+        assert_eq!(Writes::default().stall_s(), None);
     }
 
     #[test]

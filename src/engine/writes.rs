@@ -1,10 +1,11 @@
 //! The run's write ledger: every write (a request with a `consistency`
 //! read-back) counted as it completes, the longest run of writes failing one
-//! after another (the outage), and — with `[verify] audit` — the newest
+//! after another (the outage), the longest time no write succeeded while
+//! writes were sent (the stall), and — with `[verify] audit` — the newest
 //! acknowledged writes kept for the audit after the run
 //! (`readback::audit`). Pure bookkeeping, no I/O.
 
-use crate::bundle::{Outage, Writes};
+use crate::bundle::{Outage, Stall, Writes};
 use crate::scenario::ReadRule;
 use crate::verify::consistency::Upload;
 use std::collections::VecDeque;
@@ -34,6 +35,11 @@ pub struct WriteLedger {
     acknowledged: VecDeque<Acknowledged>,
     /// Acknowledged writes dropped past [`AUDIT_CAP`].
     dropped: u64,
+    /// The writes completed since the last success: the earliest sent,
+    /// the latest ended, how many.
+    since_success: Option<Stall>,
+    /// When the last success ended.
+    last_success: Option<f64>,
 }
 
 impl WriteLedger {
@@ -41,8 +47,17 @@ impl WriteLedger {
     /// (seconds of the run). A success ends the outage in progress.
     pub fn count(&mut self, failed: bool, from_s: f64, to_s: f64) {
         self.writes.sent += 1;
+        let since = self.since_success.get_or_insert(Stall {
+            from_s,
+            to_s,
+            writes: 0,
+        });
+        since.from_s = since.from_s.min(from_s);
+        since.to_s = since.to_s.max(to_s);
+        since.writes += 1;
         if !failed {
             self.close();
+            self.settle(Some(to_s));
             return;
         }
         self.writes.failed += 1;
@@ -65,6 +80,39 @@ impl WriteLedger {
         }
     }
 
+    /// Ends the stall in progress: at the success that ended at
+    /// `success_s`, or (None) at the run's end, at the last write's end.
+    /// It began at the last success before it, or at the first write sent
+    /// after that success when later (time no write was sent after a
+    /// success is no stall).
+    fn settle(&mut self, success_s: Option<f64>) {
+        let Some(since) = self.since_success.take() else {
+            return;
+        };
+        let end = success_s.unwrap_or(since.to_s);
+        let from_s = since.from_s.max(self.last_success.unwrap_or(f64::MIN));
+        if success_s.is_some() {
+            self.last_success = Some(end.max(self.last_success.unwrap_or(end)));
+        }
+        // A success reported after a later one (two users racing) ends
+        // nothing new.
+        if end <= from_s {
+            return;
+        }
+        let stall = Stall {
+            from_s,
+            to_s: end,
+            writes: since.writes,
+        };
+        if self
+            .writes
+            .stall_s()
+            .is_none_or(|longest| stall.seconds() > longest)
+        {
+            self.writes.stall = Some(stall);
+        }
+    }
+
     /// Keeps an acknowledged write for the audit.
     pub fn acknowledge(&mut self, write: Acknowledged) {
         if self.acknowledged.len() == AUDIT_CAP {
@@ -78,6 +126,7 @@ impl WriteLedger {
     /// acknowledged writes kept and how many were dropped.
     pub fn finish(mut self) -> (Writes, Vec<Acknowledged>, u64) {
         self.close();
+        self.settle(None);
         (self.writes, self.acknowledged.into(), self.dropped)
     }
 }
@@ -118,6 +167,76 @@ mod tests {
         let mut healthy = WriteLedger::default();
         healthy.count(false, 1.0, 1.1);
         assert_eq!(healthy.finish().0.outage, None);
+    }
+
+    fn stall(l: WriteLedger) -> Option<Stall> {
+        l.finish().0.stall
+    }
+
+    #[test]
+    fn writes_that_wait_through_a_failover_are_a_stall_and_no_outage() {
+        let mut l = WriteLedger::default();
+        l.count(false, 19.80, 19.90);
+        // The primary dies at 20 s; these wait in the pool until the
+        // standby is promoted, and succeed at 30.4–30.5 s.
+        for i in 0..5 {
+            let sent = 20.0 + f64::from(i) * 0.1;
+            l.count(false, sent, 30.4 + f64::from(i) * 0.02);
+        }
+        l.count(false, 30.6, 30.65);
+        let (w, ..) = l.finish();
+        assert_eq!(w.outage, None, "none failed");
+        // From the first waiting write's sending to the first success.
+        let s = w.stall.unwrap();
+        assert_eq!((s.from_s, s.to_s, s.writes), (20.0, 30.4, 1));
+    }
+
+    #[test]
+    fn failing_writes_stall_from_the_last_success_to_the_next() {
+        let mut l = WriteLedger::default();
+        l.count(false, 1.9, 2.0);
+        // Refused one after another for a second, as a promotion does.
+        for i in 0..10 {
+            let sent = 2.01 + f64::from(i) * 0.1;
+            l.count(true, sent, sent + 0.01);
+        }
+        l.count(false, 3.05, 3.1);
+        let s = stall(l).unwrap();
+        assert!(
+            (s.from_s - 2.01).abs() < 1e-9 && (s.to_s - 3.1).abs() < 1e-9,
+            "{s:?}"
+        );
+        assert_eq!(s.writes, 11);
+    }
+
+    #[test]
+    fn a_healthy_run_stalls_no_longer_than_its_slowest_write() {
+        let mut l = WriteLedger::default();
+        l.count(false, 1.0, 1.05);
+        l.count(false, 2.0, 2.30);
+        l.count(false, 3.0, 3.02);
+        let s = stall(l).unwrap();
+        assert!((s.seconds() - 0.30).abs() < 1e-9, "{s:?}");
+        assert_eq!(s.writes, 1);
+        assert_eq!(stall(WriteLedger::default()), None, "no writes, no stall");
+    }
+
+    #[test]
+    fn a_run_that_ends_failing_ends_in_its_stall() {
+        let mut l = WriteLedger::default();
+        l.count(false, 0.0, 0.1);
+        for i in 0..300 {
+            let sent = 1.0 + f64::from(i) * 0.01;
+            l.count(true, sent, sent + 0.002);
+        }
+        let (w, ..) = l.finish();
+        let s = w.stall.unwrap();
+        assert!(
+            (s.from_s - 1.0).abs() < 1e-9 && (s.to_s - 3.992).abs() < 1e-9,
+            "{s:?}"
+        );
+        assert_eq!(s.writes, 300);
+        assert!(s.seconds() >= w.outage.unwrap().seconds());
     }
 
     #[test]

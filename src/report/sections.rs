@@ -500,6 +500,14 @@ fn writes(w: &crate::bundle::Writes) -> Vec<Line> {
             o.seconds()
         );
     }
+    if let Some(s) = w.stall {
+        sent += &format!(
+            "; the longest stall: no write succeeded for {:.1} s, from {:.1} s to {:.1} s of the run",
+            s.seconds(),
+            s.from_s,
+            s.to_s
+        );
+    }
     let mut out = vec![Line::labelled("writes", sent)];
     let Some(a) = &w.audit else {
         return out;

@@ -240,6 +240,13 @@ fn assert_outage_began_at_the_cut(r: &RunResults) -> surge::bundle::Outage {
         "the outage began at {} s, the link cut at {cut} s: {w:?}",
         outage.from_s
     );
+    // Writes that waited are in the stall, beside those that failed: it
+    // holds the outage and begins no later.
+    let stall = w.stall.expect("writes were sent");
+    assert!(
+        stall.seconds() + 1e-9 >= outage.seconds() && stall.from_s <= outage.from_s + 1e-9,
+        "stall {stall:?}, outage {outage:?}"
+    );
     outage
 }
 

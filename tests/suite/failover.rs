@@ -112,6 +112,14 @@ fn assert_outage(r: &RunResults) {
         outage.from_s
     );
     assert_eq!(w.sent, r.request("register").unwrap().count);
+    // No write succeeded from the first refusal to the promotion: the
+    // stall is the outage and the wait for the next success, no more.
+    let stall = w.stall.expect("writes were sent");
+    assert!(
+        stall.seconds() >= outage.seconds() && stall.seconds() <= outage.seconds() + 0.5,
+        "stall {stall:?}, outage {outage:?}"
+    );
+    assert!(stall.from_s <= outage.from_s + 1e-9, "{stall:?} {outage:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -112,6 +112,9 @@ pub enum WriteStat {
     /// The longest run of writes failing one after another, from its first
     /// sent to its last ended: `writes.outage_s`.
     Outage,
+    /// The longest time no write succeeded while writes were sent (waiting
+    /// or failing): `writes.stall_s`.
+    Stall,
 }
 
 /// A statistic of the uploads read back.
@@ -189,7 +192,7 @@ impl Metric {
                 Kind::Latency
             }
             Metric::Writes(WriteStat::Lost | WriteStat::Failed) => Kind::Count,
-            Metric::Writes(WriteStat::Outage) => Kind::Latency,
+            Metric::Writes(WriteStat::Outage | WriteStat::Stall) => Kind::Latency,
         }
     }
 
@@ -224,7 +227,8 @@ impl Metric {
                 "lost" => WriteStat::Lost,
                 "failed" => WriteStat::Failed,
                 "outage_s" => WriteStat::Outage,
-                _ => return Err(unknown("`lost`, `failed` and `outage_s`")),
+                "stall_s" => WriteStat::Stall,
+                _ => return Err(unknown("`lost`, `failed`, `outage_s` and `stall_s`")),
             }),
             "autoscaling" => Metric::Autoscaling(match stat {
                 "scale_up_s" => AutoscalingStat::ScaleUp,

@@ -97,6 +97,7 @@ fn a_subject_is_a_request_or_one_of_the_named_subjects() {
         ("writes.lost", Metric::Writes(WriteStat::Lost)),
         ("writes.failed", Metric::Writes(WriteStat::Failed)),
         ("writes.outage_s", Metric::Writes(WriteStat::Outage)),
+        ("writes.stall_s", Metric::Writes(WriteStat::Stall)),
     ] {
         assert_eq!(Metric::parse(name, &[]), Ok(metric), "{name}");
     }
@@ -106,7 +107,7 @@ fn a_subject_is_a_request_or_one_of_the_named_subjects() {
     ));
     let unknown = Metric::parse("writes.gone", &[]).unwrap_err().to_string();
     assert!(
-        unknown.contains("`lost`, `failed` and `outage_s`"),
+        unknown.contains("`lost`, `failed`, `outage_s` and `stall_s`"),
         "{unknown}"
     );
 }

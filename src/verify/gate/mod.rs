@@ -181,6 +181,17 @@ fn writes(r: &RunResults, stat: WriteStat) -> Reading {
         },
         WriteStat::Failed => reading(Some(w.failed as f64), w.sent, completed),
         WriteStat::Outage => reading(Some(w.outage_s() * 1000.0), w.sent, completed),
+        // Merged shards whose stalls shared no time: no stall of the test
+        // was measured.
+        WriteStat::Stall => match w.stall_s() {
+            Some(s) => reading(Some(s * 1000.0), w.sent, completed),
+            None if w.sent == 0 => reading(None, 0, completed),
+            None => reading(
+                None,
+                0,
+                "stall every shard shared (the shards' longest stalls did not overlap)",
+            ),
+        },
     }
 }
 

@@ -410,6 +410,46 @@ fn the_autoscaling_verdict_without_an_autoscaler_or_an_slo_is_nothing_measured()
     );
 }
 
+/// `writes.stall_s`, both ways: a failover whose writes waited 10.4 s
+/// fails `< 5s`, a healthy run's slowest write passes it; no writes, or
+/// merged shards whose stalls shared no time, is nothing measured.
+#[test]
+fn the_stall_is_judged_in_time_and_never_without_one() {
+    use crate::bundle::{Stall, Writes};
+    let thresholds = [parse("writes.stall_s", "< 5s").unwrap()];
+    let with = |sent, stall: Option<(f64, f64)>| {
+        let mut r = results();
+        r.consistency.writes = Writes {
+            sent,
+            stall: stall.map(|(from_s, to_s)| Stall {
+                from_s,
+                to_s,
+                writes: 1,
+            }),
+            ..Default::default()
+        };
+        judge(&thresholds, &r).remove(0)
+    };
+    let waited = with(80, Some((20.0, 30.4)));
+    assert!(!waited.passed);
+    assert!((waited.measured.unwrap() - 10_400.0).abs() < 1e-6);
+    let healthy = with(80, Some((3.0, 3.3)));
+    assert!(healthy.passed, "{healthy:?}");
+    let none = with(0, None);
+    assert!(!none.passed);
+    assert_eq!(
+        none.measured_text,
+        "nothing measured: no write (a request with a read-back) completed"
+    );
+    let apart = with(80, None);
+    assert!(!apart.passed);
+    assert!(
+        apart.measured_text.contains("stalls did not overlap"),
+        "{}",
+        apart.measured_text
+    );
+}
+
 /// The write thresholds: nothing measured without writes, without an
 /// audit, or with an audit that could not answer for every write; with
 /// them, a lost write fails `writes.lost < 1` and a healthy audit passes
@@ -459,6 +499,7 @@ fn write_thresholds_judge_the_audit_and_the_outage_both_ways() {
             lost: 2,
             ..Default::default()
         }),
+        stall: None,
     };
     let judged = judge(&thresholds, &failover);
     assert_eq!(
