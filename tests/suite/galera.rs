@@ -54,18 +54,14 @@ impl Galera {
         }
         let dir = tempfile::tempdir().unwrap();
         let port = free_port_run(34);
-        let out = Command::new(script())
-            .arg("up")
-            .arg(dir.path())
-            .args(["--port", &port.to_string()])
-            .args(["--sync-wait", &sync_wait.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "galera up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        galera_script(&[
+            "up",
+            &dir.path().display().to_string(),
+            "--port",
+            &port.to_string(),
+            "--sync-wait",
+            &sync_wait.to_string(),
+        ]);
         let urls = (0..3)
             .map(|i| format!("mysql://sim@127.0.0.1:{}/clinic", port + i))
             .collect();
@@ -94,15 +90,16 @@ impl Galera {
         .parse()
         .unwrap()
     }
+}
 
-    fn script(&self, args: &[&str]) {
-        let out = Command::new(script()).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "galera {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+/// `cluster.sh ARGS`, which must succeed.
+fn galera_script(args: &[&str]) {
+    let out = Command::new(script()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "galera {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for Galera {
@@ -290,7 +287,7 @@ async fn a_lagging_node_reads_stale_with_sync_wait_0_and_never_with_sync_wait_1(
     assert!(r.thresholds_passed());
 
     // wsrep_sync_wait = 1, the same pause: r3's reads wait for n2.
-    galera.script(&["sync-wait", &galera.path(), "1"]);
+    galera_script(&["sync-wait", &galera.path(), "1"]);
     let (r, lag) = run_over(&galera, PAUSE).await;
     eprintln!("Galera, sync_wait 1: {lag:?}");
     let c = &r.consistency;

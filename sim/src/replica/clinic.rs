@@ -328,29 +328,7 @@ async fn fhir_read(
                 &format!("{resource_type}/{id} is not known"),
             ),
         ),
-        Ok(Err(e)) => fhir(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            operation_outcome("fatal", "exception", &e),
-        ),
+        Ok(Err(e)) => super::fhir_exception(&e),
         Err(resp) => resp,
     }
-}
-
-/// A stored resource as the read replica has it: its bytes once the
-/// replica has replayed its commit (`lag` after the file was written, the
-/// commit's time), else not found — as a standby behind by `lag` answers.
-pub(super) fn read_replayed(
-    path: &std::path::Path,
-    lag: std::time::Duration,
-) -> std::io::Result<Vec<u8>> {
-    if !lag.is_zero() {
-        let committed = std::fs::metadata(path)?.modified()?;
-        if committed.elapsed().unwrap_or_default() < lag {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "not replayed on the read replica yet",
-            ));
-        }
-    }
-    std::fs::read(path)
 }

@@ -17,6 +17,14 @@ pub(super) fn fhir(status: StatusCode, body: Value) -> Response {
     resp
 }
 
+/// HAPI's answer when the database call itself failed: 500 with the error.
+pub(super) fn fhir_exception(error: &str) -> Response {
+    fhir(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        operation_outcome("fatal", "exception", error),
+    )
+}
+
 pub(super) fn unix_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -157,10 +165,7 @@ async fn search_by_id(r: &Shared, id: &str) -> Response {
         })
         .await;
     match found {
-        Ok(Err(e)) => fhir(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            operation_outcome("fatal", "exception", &e),
-        ),
+        Ok(Err(e)) => fhir_exception(&e),
         Ok(Ok(found)) => {
             let entry: Vec<Value> = found.into_iter().map(|p| json!({"resource": p})).collect();
             fhir(
@@ -276,10 +281,7 @@ pub(super) fn fhir_created<E: std::fmt::Display>(
             }
             resp
         }
-        Ok(Err(e)) => fhir(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            operation_outcome("fatal", "exception", &e.to_string()),
-        ),
+        Ok(Err(e)) => fhir_exception(&e.to_string()),
         Err(resp) => resp,
     }
 }

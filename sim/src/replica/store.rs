@@ -46,12 +46,11 @@ impl Store {
                 Ok(mysql_async::Pool::new(opts))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let store = Store::Galera(pools);
         // A node that just joined may refuse DDL for a moment: a few tries.
         let mut last = String::new();
         for _ in 0..50 {
-            match store.exec(SCHEMA, ()).await {
-                Ok(()) => return Ok(store),
+            match exec(&pools, SCHEMA, ()).await {
+                Ok(()) => return Ok(Store::Galera(pools)),
                 Err(e) => last = e,
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -68,8 +67,9 @@ impl Store {
                     .and_then(|()| std::fs::write(path, body))
                     .map_err(|e| e.to_string())
             }
-            Store::Galera(_) => {
-                self.exec(
+            Store::Galera(pools) => {
+                exec(
+                    pools,
                     "INSERT INTO resources (type, id, body) VALUES (?, ?, ?)",
                     (kind, id, body),
                 )
@@ -83,7 +83,7 @@ impl Store {
     pub async fn get(&self, kind: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Store::Files { dir, lag } => {
-                match super::clinic::read_replayed(&dir.join(format!("{kind}-{id}.json")), *lag) {
+                match read_replayed(&dir.join(format!("{kind}-{id}.json")), *lag) {
                     Ok(bytes) => Ok(Some(bytes)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(e) => Err(e.to_string()),
@@ -91,55 +91,68 @@ impl Store {
             }
             Store::Galera(pools) => {
                 let query = "SELECT body FROM resources WHERE type = ? AND id = ?";
-                let mut last = String::from("no Galera node");
-                // A read may go to the next node when this one cannot be
-                // reached or its connection broke: a read has no effect to
-                // repeat.
-                for pool in pools {
-                    let mut conn = match pool.get_conn().await {
-                        Ok(conn) => conn,
-                        Err(e) => {
-                            last = e.to_string();
-                            continue;
-                        }
-                    };
+                let mut nodes = pools.as_slice();
+                loop {
+                    let (mut conn, after) = connect(nodes).await?;
                     match conn.exec_first::<String, _, _>(query, (kind, id)).await {
                         Ok(found) => return Ok(found.map(String::into_bytes)),
-                        Err(e @ (mysql_async::Error::Io(_) | mysql_async::Error::Driver(_))) => {
-                            last = e.to_string();
+                        // A read may go to the next node when this one's
+                        // connection broke: a read has no effect to repeat.
+                        Err(mysql_async::Error::Io(_) | mysql_async::Error::Driver(_))
+                            if !after.is_empty() =>
+                        {
+                            nodes = after
                         }
                         Err(e) => return Err(e.to_string()),
                     }
                 }
-                Err(last)
             }
         }
     }
+}
 
-    /// Runs a statement on the first node that takes a connection. A write
-    /// whose connection breaks is not sent again: whether it committed is
-    /// unknown, as it is to a real client.
-    async fn exec<P>(&self, statement: &str, params: P) -> Result<(), StoreError>
-    where
-        P: Into<mysql_async::Params> + Send,
-    {
-        let Store::Galera(pools) = self else {
-            return Err("not a database store".into());
-        };
-        let mut last = String::from("no Galera node");
-        for pool in pools {
-            match pool.get_conn().await {
-                Ok(mut conn) => {
-                    return conn
-                        .exec_drop(statement, params)
-                        .await
-                        .map_err(|e| e.to_string())
-                }
-                Err(e) => last = e.to_string(),
-            }
+/// A connection from the first of `nodes` that gives one, and the nodes
+/// after it.
+async fn connect(
+    nodes: &[mysql_async::Pool],
+) -> Result<(mysql_async::Conn, &[mysql_async::Pool]), StoreError> {
+    let mut last = String::from("no Galera node");
+    for (i, pool) in nodes.iter().enumerate() {
+        match pool.get_conn().await {
+            Ok(conn) => return Ok((conn, &nodes[i + 1..])),
+            Err(e) => last = e.to_string(),
         }
-        Err(last)
     }
+    Err(last)
+}
+
+/// Runs a statement on the first node that takes a connection. A write
+/// whose connection breaks is not sent again: whether it committed is
+/// unknown, as it is to a real client.
+async fn exec<P>(nodes: &[mysql_async::Pool], statement: &str, params: P) -> Result<(), StoreError>
+where
+    P: Into<mysql_async::Params> + Send,
+{
+    let (mut conn, _) = connect(nodes).await?;
+    conn.exec_drop(statement, params)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// A stored resource as the read replica has it: its bytes once the
+/// replica has replayed its commit (`lag` after the file was written, the
+/// commit's time), else not found — as a standby behind by `lag` answers.
+fn read_replayed(path: &std::path::Path, lag: std::time::Duration) -> std::io::Result<Vec<u8>> {
+    if !lag.is_zero() {
+        let committed = std::fs::metadata(path)?.modified()?;
+        if committed.elapsed().unwrap_or_default() < lag {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not replayed on the read replica yet",
+            ));
+        }
+    }
+    std::fs::read(path)
 }
 
 /// `url` with any user and password taken out, for messages.
